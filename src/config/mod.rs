@@ -1,0 +1,4 @@
+//! Configuration: the `gateway.toml` file, its validation, and the typed model.
+
+pub mod model;
+pub use model::*;

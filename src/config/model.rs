@@ -1,0 +1,183 @@
+//! The typed configuration the rest of the gateway uses: validated, resolved, no serde.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::HeaderName;
+use ipnet::IpNet;
+use url::Url;
+
+use crate::identity::UserType;
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub clever: CleverConfig,
+    pub session: SessionConfig,
+    /// In file order; never empty.
+    pub upstreams: Vec<Upstream>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Plain-HTTP listeners.
+    pub listen: Vec<SocketAddr>,
+    pub tls_listen: Vec<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Worker threads; `None` = number of cores.
+    pub threads: Option<usize>,
+    /// Index into `Config::upstreams` of the upstream Clever-initiated logins land on.
+    pub landing: usize,
+    /// Peers whose `X-Forwarded-*` headers are kept and appended to.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// Where the client secret comes from. Never inline in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    /// `v2.x`: the role is `/me`'s `type`.
+    V2,
+    /// `v3.x`: roles come from `/users/{id}`.
+    V3,
+}
+
+#[derive(Debug, Clone)]
+pub struct CleverConfig {
+    pub client_id: String,
+    pub client_secret: SecretSource,
+    /// Exact URI registered at Clever; its path is the callback path.
+    pub redirect_uri: Url,
+    /// The version string as written, e.g. `v3.0`, used in API paths.
+    pub api_version: String,
+    pub api_kind: ApiVersion,
+    pub authorize_url: Url,
+    pub token_url: Url,
+    pub api_base: Url,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub cookie_name: String,
+    pub cookie_domain: Option<String>,
+    pub cookie_secure: bool,
+    /// Session lifetime; at most 24h.
+    pub ttl: Duration,
+    pub store: StoreKind,
+    pub redis_url: Option<String>,
+    /// Same-site path (or absolute URL chosen by the operator) to send users to after logout.
+    pub logout_redirect: String,
+}
+
+/// One `[[upstream]]` table.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub url: UpstreamUrl,
+    /// Lower-cased host to match, without port.
+    pub host: Option<String>,
+    /// Normalised: starts with `/`, no trailing `/` unless it is exactly `/`.
+    pub path_prefix: String,
+    /// `None` = every type.
+    pub allow_user_types: Option<Vec<UserType>>,
+    /// `None` = every district.
+    pub allow_districts: Option<Vec<String>>,
+    pub login_district_id: Option<String>,
+    pub public_paths: Vec<PublicPath>,
+    pub strip_path_prefix: bool,
+    pub forward_access_token: bool,
+    pub headers: HeaderNames,
+}
+
+/// A parsed and resolved upstream URL.
+#[derive(Debug, Clone)]
+pub struct UpstreamUrl {
+    /// The URL as configured (for messages).
+    pub original: Url,
+    pub tls: bool,
+    /// Host name for SNI and certificate checks.
+    pub host: String,
+    pub port: u16,
+    /// Resolved once at config time (pingora resolves with a blocking call otherwise).
+    pub addr: SocketAddr,
+    /// Path of the URL (e.g. `/app`), prepended to forwarded paths; `""` when it is `/`.
+    pub base_path: String,
+}
+
+/// An entry of `public_paths`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicPath {
+    /// Entry ending in `/`: every path below it (and the entry itself).
+    Prefix(String),
+    /// Any other entry: that exact path.
+    Exact(String),
+}
+
+/// Identity header names for one upstream, built once at config time.
+#[derive(Debug, Clone)]
+pub struct HeaderNames {
+    pub user_id: HeaderName,
+    pub user_type: HeaderName,
+    pub district_id: HeaderName,
+    /// Off unless named.
+    pub email: Option<HeaderName>,
+    /// Off unless named.
+    pub name: Option<HeaderName>,
+    pub access_token: HeaderName,
+}
+
+impl Default for HeaderNames {
+    fn default() -> Self {
+        HeaderNames {
+            user_id: HeaderName::from_static("x-clever-user-id"),
+            user_type: HeaderName::from_static("x-clever-user-type"),
+            district_id: HeaderName::from_static("x-clever-district-id"),
+            email: None,
+            name: None,
+            access_token: HeaderName::from_static("x-clever-access-token"),
+        }
+    }
+}
+
+impl HeaderNames {
+    /// Every identity header name this upstream may receive from the gateway.
+    pub fn all(&self) -> impl Iterator<Item = &HeaderName> {
+        [
+            Some(&self.user_id),
+            Some(&self.user_type),
+            Some(&self.district_id),
+            self.email.as_ref(),
+            self.name.as_ref(),
+            Some(&self.access_token),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+impl PublicPath {
+    /// Whether the normalised `path` is public under this entry.
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PublicPath::Exact(p) => path == p,
+            PublicPath::Prefix(p) => {
+                path.starts_with(p.as_str()) || path == p.trim_end_matches('/')
+            }
+        }
+    }
+}

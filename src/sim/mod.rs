@@ -1,0 +1,1 @@
+//! A faithful in-repo Clever simulator (OAuth + identity API) for tests and `demo`.
