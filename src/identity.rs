@@ -37,3 +37,150 @@ impl UserType {
         }
     }
 }
+
+/// Who signed in, as Clever told us at login. Cached for the session's life.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub user_id: String,
+    /// Absent for teacher-authorized (Library) logins.
+    pub district_id: Option<String>,
+    /// Every role of this login, sorted in the stable `UserType` order, no duplicates.
+    pub user_types: Vec<UserType>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// `district` or `teacher`, as Clever reports it.
+    pub authorized_by: Option<String>,
+}
+
+impl Identity {
+    /// Sorts and de-duplicates the roles so headers and comparisons are stable.
+    pub fn normalize(mut self) -> Self {
+        self.user_types.sort();
+        self.user_types.dedup();
+        self
+    }
+
+    /// The `X-Clever-User-Type` value: every role, comma-separated, stable order.
+    pub fn user_type_header(&self) -> String {
+        let mut out = String::new();
+        for (i, t) in self.user_types.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(t.as_str());
+        }
+        out
+    }
+}
+
+/// Bytes that RFC 8187's `attr-char` allows unencoded; everything else is percent-encoded.
+const RFC8187_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// Renders a free-text value (name, email) for an HTTP header: printable ASCII as it is,
+/// anything else as RFC 8187 `UTF-8''` followed by the percent-encoded UTF-8 bytes.
+pub fn header_safe_value(value: &str) -> String {
+    let plain = value.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if plain && !value.starts_with("UTF-8''") {
+        value.to_string()
+    } else {
+        format!(
+            "UTF-8''{}",
+            percent_encoding::utf8_percent_encode(value, RFC8187_ENCODE)
+        )
+    }
+}
+
+/// Whether a request header name could carry identity and must be removed before anything
+/// else: the whole `X-Clever-` prefix and every configured identity header name, compared
+/// case-insensitively with `_` and `-` equal (`X_Clever_User_Id` is the same to a CGI app).
+pub fn is_spoofable_identity_header(name: &str, configured: &[String]) -> bool {
+    let canon = canonical_header_name(name);
+    canon.starts_with("x-clever-") || configured.iter().any(|c| *c == canon)
+}
+
+/// Lower-cases a header name and maps `_` to `-`, the form CGI/PHP apps effectively see.
+pub fn canonical_header_name(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'_' => '-',
+            b => b.to_ascii_lowercase() as char,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_type_parse_school_admin_is_staff() {
+        assert_eq!(UserType::parse("school_admin"), Some(UserType::Staff));
+        assert_eq!(UserType::parse("staff"), Some(UserType::Staff));
+        assert_eq!(UserType::parse("admin"), None);
+    }
+
+    #[test]
+    fn user_type_header_multi_role_stable_order() {
+        let id = Identity {
+            user_id: "u".into(),
+            district_id: None,
+            user_types: vec![
+                UserType::DistrictAdmin,
+                UserType::Teacher,
+                UserType::Teacher,
+            ],
+            name: None,
+            email: None,
+            authorized_by: None,
+        }
+        .normalize();
+        assert_eq!(id.user_type_header(), "teacher,district_admin");
+    }
+
+    #[test]
+    fn header_safe_value_ascii_unchanged() {
+        assert_eq!(header_safe_value("Ada Lovelace"), "Ada Lovelace");
+        assert_eq!(header_safe_value("a.b@example.org"), "a.b@example.org");
+    }
+
+    #[test]
+    fn header_safe_value_non_ascii_rfc8187() {
+        assert_eq!(header_safe_value("José"), "UTF-8''Jos%C3%A9");
+    }
+
+    #[test]
+    fn header_safe_value_control_chars_encoded() {
+        let v = header_safe_value("Eve\r\nX-Clever-User-Id: 1");
+        assert!(v.starts_with("UTF-8''"));
+        assert!(!v.contains('\r') && !v.contains('\n'));
+    }
+
+    #[test]
+    fn spoofable_header_variants_detected() {
+        let configured = vec!["x-school-user".to_string()];
+        for name in [
+            "X-Clever-User-Id",
+            "x-clever-user-id",
+            "X_Clever_User_Id",
+            "X-CLEVER_district-id",
+            "x-clever-anything",
+            "X_School_User",
+        ] {
+            assert!(is_spoofable_identity_header(name, &configured), "{name}");
+        }
+        assert!(!is_spoofable_identity_header("X-Cleverness", &configured));
+        assert!(!is_spoofable_identity_header("Accept", &configured));
+    }
+}

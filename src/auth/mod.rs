@@ -1,0 +1,531 @@
+//! The login state machine: starting a login, the callback (state check, code exchange,
+//! identity, new session), Clever-initiated bounces, code replay, logout, and the return-path
+//! policy. It returns `Reply` values and never touches pingora.
+
+pub mod policy;
+pub mod return_path;
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::clever::{CleverClient, CleverError};
+use crate::config::Config;
+use crate::pages::{ErrorPage, Reply};
+use crate::secret::random_token;
+use crate::session::cookies::{CookieJarSpec, GatewayCookies};
+use crate::session::memory::PENDING_LOGIN_TTL;
+use crate::session::{
+    Clock, CodeClaim, PendingLogin, SessionId, SessionRecord, SessionStore, StoreError,
+};
+
+pub use return_path::safe_return_path;
+
+/// Per-request facts the login flows need.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub cookies: &'a GatewayCookies,
+    pub wants_html: bool,
+    pub request_id: &'a str,
+}
+
+/// The query of a callback, once checked.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// Parses a callback query strictly: valid percent-encoding, UTF-8, no repeated parameter.
+pub fn parse_callback_query(query: Option<&str>) -> Result<CallbackParams, &'static str> {
+    let mut p = CallbackParams::default();
+    let Some(q) = query else { return Ok(p) };
+    if !valid_percent_encoding(q) {
+        return Err("the callback query has invalid percent-encoding");
+    }
+    for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+        if v.contains('\u{fffd}') || k.contains('\u{fffd}') {
+            return Err("the callback query is not UTF-8");
+        }
+        let slot = match k.as_ref() {
+            "code" => &mut p.code,
+            "state" => &mut p.state,
+            "error" => &mut p.error,
+            "error_description" => &mut p.error_description,
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err("a callback parameter is repeated");
+        }
+        *slot = Some(v.into_owned());
+    }
+    Ok(p)
+}
+
+/// Whether every `%` is followed by two hex digits.
+pub fn valid_percent_encoding(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+            {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+/// A login-binding cookie value we issued (128 bits, base64url).
+fn valid_binding(v: &str) -> bool {
+    v.len() == 22
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// What is stored about a code: its hash, never the code itself.
+fn code_key(code: &str) -> String {
+    let digest = Sha256::digest(code.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Outcome of looking up the browser's session.
+pub type SessionLookup = Result<Option<(SessionId, Arc<SessionRecord>)>, StoreError>;
+
+/// Login flows over a session store and a Clever client.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    cfg: Arc<Config>,
+    store: Arc<dyn SessionStore>,
+    clever: CleverClient,
+    clock: Arc<dyn Clock>,
+    cookies: CookieJarSpec,
+    callback_path: String,
+}
+
+impl Auth {
+    pub fn new(
+        cfg: Arc<Config>,
+        store: Arc<dyn SessionStore>,
+        clever: CleverClient,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let cookies = CookieJarSpec::from_config(&cfg.session);
+        let callback_path = cfg.clever.redirect_uri.path().to_string();
+        Auth {
+            cfg,
+            store,
+            clever,
+            clock,
+            cookies,
+            callback_path,
+        }
+    }
+
+    pub fn cookies(&self) -> &CookieJarSpec {
+        &self.cookies
+    }
+
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.store
+    }
+
+    /// The path Clever redirects back to (the path of `redirect_uri`).
+    pub fn callback_path(&self) -> &str {
+        &self.callback_path
+    }
+
+    /// The browser's live session, if any of its session cookies names one.
+    pub async fn session(&self, cookies: &GatewayCookies) -> SessionLookup {
+        for value in &cookies.session {
+            if let Some(id) = SessionId::from_cookie(value) {
+                if let Some(rec) = self.store.get(&id).await? {
+                    return Ok(Some((id, rec)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// 302 to Clever with a fresh state bound to this browser; `return_to` must already be a
+    /// safe same-site path (or the operator-configured landing URL).
+    pub async fn start_login(
+        &self,
+        ctx: Ctx<'_>,
+        return_to: &str,
+        district_id: Option<&str>,
+        from_clever: bool,
+    ) -> Reply {
+        let binding = ctx
+            .cookies
+            .login
+            .as_deref()
+            .filter(|b| valid_binding(b))
+            .map(str::to_string)
+            .unwrap_or_else(|| random_token(16));
+        let state = random_token(32);
+        let pending = PendingLogin {
+            binding: binding.clone(),
+            return_to: return_to.to_string(),
+            from_clever,
+            created_at: self.clock.now(),
+        };
+        if let Err(e) = self.store.put_pending(&state, pending).await {
+            return self.store_unavailable(ctx, &e);
+        }
+        tracing::info!(request_id = ctx.request_id, from_clever, "login started");
+        Reply::redirect(&self.clever.authorize_url(&state, district_id))
+            .with_cookie(self.cookies.set_login(&binding, PENDING_LOGIN_TTL))
+    }
+
+    /// Handles Clever's redirect back to `redirect_uri`.
+    pub async fn callback(&self, ctx: Ctx<'_>, query: Option<&str>) -> Reply {
+        let params = match parse_callback_query(query) {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::warn!(request_id = ctx.request_id, why, "bad callback");
+                return self.fail(ctx, 400, "bad_callback", "The sign-in link is malformed.");
+            }
+        };
+        if let Some(err) = &params.error {
+            return self.clever_error_callback(ctx, err, &params).await;
+        }
+        let Some(code) = params.code.as_deref().filter(|c| !c.is_empty()) else {
+            tracing::warn!(request_id = ctx.request_id, "callback without code");
+            return self.fail(ctx, 400, "missing_code", "The sign-in link has no code.");
+        };
+        let key = code_key(code);
+        let Some(state) = params.state.as_deref() else {
+            return self.clever_initiated(ctx).await;
+        };
+        let pending = match self.store.take_pending(state).await {
+            Ok(p) => p,
+            Err(e) => return self.store_unavailable(ctx, &e),
+        };
+        let Some(pending) = pending else {
+            // The state was used already (refresh, back button) or never issued by us.
+            return match self.store.code(&key).await {
+                Ok(Some(claim)) => self.replay(ctx, claim).await,
+                Ok(None) => {
+                    tracing::warn!(request_id = ctx.request_id, "callback with unknown state");
+                    self.fail(
+                        ctx,
+                        400,
+                        "invalid_state",
+                        "This sign-in attempt is not valid or has expired. Please sign in again.",
+                    )
+                }
+                Err(e) => self.store_unavailable(ctx, &e),
+            };
+        };
+        let bound = ctx
+            .cookies
+            .login
+            .as_deref()
+            .is_some_and(|b| bool::from(b.as_bytes().ct_eq(pending.binding.as_bytes())));
+        if !bound {
+            tracing::warn!(
+                request_id = ctx.request_id,
+                "callback state not bound to this browser"
+            );
+            return self.fail(
+                ctx,
+                400,
+                "state_mismatch",
+                "This sign-in was started in another browser or its cookie is missing. Please sign in again.",
+            );
+        }
+        let claim = CodeClaim {
+            binding: pending.binding.clone(),
+            return_to: pending.return_to.clone(),
+            session: None,
+        };
+        match self.store.claim_code(&key, claim.clone()).await {
+            Ok(None) => {}
+            Ok(Some(existing)) => return self.replay(ctx, existing).await,
+            Err(e) => return self.store_unavailable(ctx, &e),
+        }
+        let token = match self.clever.exchange_code(code).await {
+            Ok(t) => t,
+            Err(e) => return self.clever_failed(ctx, &e),
+        };
+        let identity = match self.clever.fetch_identity(&token).await {
+            Ok(i) => i,
+            Err(e) => return self.clever_failed(ctx, &e),
+        };
+        let user_id = identity.user_id.clone();
+        let id = SessionId::generate();
+        let record = SessionRecord::new(identity, token, self.clock.now(), self.cfg.session.ttl);
+        if let Err(e) = self.store.insert(&id, record).await {
+            return self.store_unavailable(ctx, &e);
+        }
+        let done = CodeClaim {
+            session: Some(id.clone()),
+            ..claim
+        };
+        if let Err(e) = self.store.complete_code(&key, done).await {
+            tracing::warn!(request_id = ctx.request_id, error = %e, "could not record exchanged code");
+        }
+        tracing::info!(request_id = ctx.request_id, user_id = %user_id, "login completed");
+        let mut reply = Reply::redirect(&pending.return_to)
+            .with_cookie(self.cookies.set_session(id.expose(), self.cfg.session.ttl));
+        if ctx.cookies.bounce {
+            reply = reply.with_cookie(self.cookies.clear(&self.cookies.bounce));
+        }
+        reply
+    }
+
+    /// A code without our state: Clever's Portal or an Instant Login link. Never exchange it;
+    /// bounce once through authorize with a fresh state. A second one in a row is an error.
+    async fn clever_initiated(&self, ctx: Ctx<'_>) -> Reply {
+        if ctx.cookies.bounce {
+            tracing::warn!(
+                request_id = ctx.request_id,
+                "second Clever-initiated callback in a row; not bouncing again"
+            );
+            return self
+                .page(
+                    ctx,
+                    400,
+                    "bounce_loop",
+                    "Sign-in did not complete",
+                    "Clever sent you back without finishing the sign-in. Please open the app from Clever again.",
+                    None,
+                )
+                .with_cookie(self.cookies.clear(&self.cookies.bounce));
+        }
+        let landing = &self.cfg.upstreams[self.cfg.server.landing];
+        let return_to = match &landing.host {
+            Some(h) => format!(
+                "{}://{}{}",
+                self.cfg.clever.redirect_uri.scheme(),
+                h,
+                landing_root(&landing.path_prefix)
+            ),
+            None => landing_root(&landing.path_prefix),
+        };
+        tracing::info!(
+            request_id = ctx.request_id,
+            "Clever-initiated login; bouncing through authorize"
+        );
+        self.start_login(ctx, &return_to, landing.login_district_id.as_deref(), true)
+            .await
+            .with_cookie(self.cookies.set_bounce())
+    }
+
+    /// A code seen before is never POSTed again: resume the session it made for this browser,
+    /// or start a fresh login.
+    async fn replay(&self, ctx: Ctx<'_>, claim: CodeClaim) -> Reply {
+        tracing::info!(
+            request_id = ctx.request_id,
+            "sign-in code seen before; not exchanging it again"
+        );
+        match self.session(ctx.cookies).await {
+            Ok(Some(_)) => return Reply::redirect(&claim.return_to),
+            Ok(None) => {}
+            Err(e) => return self.store_unavailable(ctx, &e),
+        }
+        let same_browser = ctx
+            .cookies
+            .login
+            .as_deref()
+            .is_some_and(|b| bool::from(b.as_bytes().ct_eq(claim.binding.as_bytes())));
+        if same_browser {
+            if let Some(id) = &claim.session {
+                if let Ok(Some(_)) = self.store.get(id).await {
+                    return Reply::redirect(&claim.return_to)
+                        .with_cookie(self.cookies.set_session(id.expose(), self.cfg.session.ttl));
+                }
+            }
+        }
+        let district = self.district_for_path(&claim.return_to);
+        self.start_login(ctx, &claim.return_to, district, false)
+            .await
+    }
+
+    async fn clever_error_callback(
+        &self,
+        ctx: Ctx<'_>,
+        error: &str,
+        params: &CallbackParams,
+    ) -> Reply {
+        if let Some(state) = &params.state {
+            // Burn the state so it cannot be used later.
+            let _ = self.store.take_pending(state).await;
+        }
+        let code: String = error
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(40)
+            .collect();
+        let desc: String = params
+            .error_description
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        tracing::warn!(request_id = ctx.request_id, error = %code, description = %desc, "Clever returned an error to the callback");
+        let message = format!("Clever did not complete the sign-in ({code}). Please try again.");
+        self.page(
+            ctx,
+            400,
+            "clever_error",
+            "Sign-in was not completed",
+            &message,
+            Some("/_gateway/login?rd=/"),
+        )
+    }
+
+    /// Ends the session server side (a copied cookie stops working) and clears the cookie.
+    pub async fn logout(&self, ctx: Ctx<'_>) -> Reply {
+        for value in &ctx.cookies.session {
+            if let Some(id) = SessionId::from_cookie(value) {
+                if let Err(e) = self.store.remove(&id).await {
+                    return self.store_unavailable(ctx, &e);
+                }
+            }
+        }
+        tracing::info!(request_id = ctx.request_id, "logout");
+        Reply::redirect(&self.cfg.session.logout_redirect)
+            .with_cookie(self.cookies.clear(&self.cookies.session))
+    }
+
+    /// `login_district_id` of the upstream that serves `path` (any host).
+    pub fn district_for_path(&self, path: &str) -> Option<&str> {
+        let p = path.split('?').next().unwrap_or("/");
+        crate::routing::route(&self.cfg, None, p)
+            .and_then(|i| self.cfg.upstreams[i].login_district_id.as_deref())
+    }
+
+    fn clever_failed(&self, ctx: Ctx<'_>, e: &CleverError) -> Reply {
+        tracing::warn!(request_id = ctx.request_id, reason = e.reason(), error = %e, "login failed");
+        let (title, message) = match e {
+            CleverError::InvalidGrant => (
+                "Sign-in link expired",
+                "This sign-in link has expired or was already used. Please sign in again.",
+            ),
+            CleverError::Timeout(_) => (
+                "Clever is not responding",
+                "Clever did not answer in time, so you could not be signed in. Please try again in a moment.",
+            ),
+            CleverError::RateLimited(_) => (
+                "Clever is busy",
+                "Clever is receiving too many requests right now. Please try again in a minute.",
+            ),
+            _ => (
+                "Clever sign-in failed",
+                "Something went wrong while talking to Clever, so you could not be signed in. Please try again.",
+            ),
+        };
+        self.page(
+            ctx,
+            e.status(),
+            e.reason(),
+            title,
+            message,
+            Some("/_gateway/login?rd=/"),
+        )
+    }
+
+    fn store_unavailable(&self, ctx: Ctx<'_>, e: &StoreError) -> Reply {
+        tracing::error!(request_id = ctx.request_id, error = %e, "session store unavailable");
+        self.page(
+            ctx,
+            503,
+            "store_unavailable",
+            "Sign-in is temporarily unavailable",
+            "The gateway cannot reach its session store. Please try again in a moment.",
+            Some("/_gateway/login?rd=/"),
+        )
+    }
+
+    fn fail(&self, ctx: Ctx<'_>, status: u16, reason: &str, message: &str) -> Reply {
+        self.page(
+            ctx,
+            status,
+            reason,
+            "Sign-in could not be completed",
+            message,
+            Some("/_gateway/login?rd=/"),
+        )
+    }
+
+    fn page(
+        &self,
+        ctx: Ctx<'_>,
+        status: u16,
+        reason: &str,
+        title: &str,
+        message: &str,
+        retry: Option<&str>,
+    ) -> Reply {
+        ErrorPage {
+            status,
+            reason,
+            title,
+            message,
+            retry,
+            sign_out: false,
+            request_id: ctx.request_id,
+        }
+        .reply(ctx.wants_html)
+    }
+}
+
+/// `/staff` → `/staff/`, `/` → `/`.
+fn landing_root(prefix: &str) -> String {
+    if prefix.ends_with('/') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_callback_query_ok() {
+        let p = parse_callback_query(Some("code=abc&scope=read%3Auser_id&state=xyz")).unwrap();
+        assert_eq!(p.code.as_deref(), Some("abc"));
+        assert_eq!(p.state.as_deref(), Some("xyz"));
+        assert_eq!(p.error, None);
+    }
+
+    #[test]
+    fn parse_callback_query_bad_encoding_rejected() {
+        assert!(parse_callback_query(Some("code=%zz")).is_err());
+        assert!(parse_callback_query(Some("code=%e")).is_err());
+        assert!(parse_callback_query(Some("code=%ff%fe")).is_err());
+    }
+
+    #[test]
+    fn parse_callback_query_repeated_param_rejected() {
+        assert!(parse_callback_query(Some("code=a&code=b")).is_err());
+        assert!(parse_callback_query(Some("state=a&code=x&state=b")).is_err());
+    }
+
+    #[test]
+    fn code_key_is_hash_not_code() {
+        let k = code_key("secretcode");
+        assert_eq!(k.len(), 64);
+        assert!(!k.contains("secretcode"));
+    }
+
+    #[test]
+    fn landing_root_adds_slash() {
+        assert_eq!(landing_root("/"), "/");
+        assert_eq!(landing_root("/staff"), "/staff/");
+    }
+}

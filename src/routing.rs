@@ -1,0 +1,299 @@
+//! Request routing: which upstream serves (host, path), path normalisation for policy
+//! decisions, public paths, and the path sent upstream. Pure functions only.
+
+use std::borrow::Cow;
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
+
+use crate::config::{Config, Upstream};
+
+/// Why a request path is refused (400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("the path is not absolute")]
+    NotAbsolute,
+    #[error("the path has invalid percent-encoding")]
+    BadEncoding,
+    #[error("the path is not UTF-8 once decoded")]
+    NotUtf8,
+    #[error("the path contains a control character, '#' or '\\'")]
+    ForbiddenChar,
+    #[error("the path still holds an encoded '.', '/', '\\' or '%' after decoding")]
+    DoubleEncoded,
+}
+
+/// A request path made safe to decide on: decoded once, dot segments (including `..;x`)
+/// resolved, empty segments merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormalizedPath {
+    /// Decoded, resolved path, e.g. `/admin/report`.
+    pub decoded: String,
+    /// Whether the raw path differs structurally (dot or empty segments): then the
+    /// re-encoded normalised path is what goes upstream, never the raw one.
+    pub rewritten: bool,
+}
+
+/// Characters re-encoded when a normalised path is sent upstream.
+const PATH_ENCODE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'%')
+    .add(b'\\');
+
+/// Normalises a raw request path (no query) per the spec: decode once, refuse what is still
+/// encoded after that, resolve `.`/`..` segments (also `..;param`), merge `//`.
+pub fn normalize_path(raw: &str) -> Result<NormalizedPath, PathError> {
+    if !raw.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    if raw
+        .bytes()
+        .any(|b| b < 0x20 || b == 0x7f || b == b'#' || b == b'\\')
+    {
+        return Err(PathError::ForbiddenChar);
+    }
+    check_percent_encoding(raw)?;
+    let lower = raw.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") {
+        return Err(PathError::DoubleEncoded);
+    }
+    let decoded = percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| PathError::NotUtf8)?;
+    if decoded.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(PathError::ForbiddenChar);
+    }
+    let dl = decoded.to_ascii_lowercase();
+    if ["%2e", "%2f", "%5c", "%25"].iter().any(|e| dl.contains(e)) {
+        return Err(PathError::DoubleEncoded);
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    let mut rewritten = false;
+    let parts: Vec<&str> = decoded[1..].split('/').collect();
+    let last = parts.len() - 1;
+    for (i, seg) in parts.iter().enumerate() {
+        let bare = seg.split(';').next().unwrap_or("");
+        if bare == "." {
+            rewritten = true;
+        } else if bare == ".." {
+            rewritten = true;
+            segments.pop();
+        } else if seg.is_empty() && i != last {
+            rewritten = true;
+        } else {
+            segments.push(seg);
+        }
+    }
+    // A trailing dot segment means the result is a directory: keep its trailing slash.
+    let trailing_dir = {
+        let bare = parts[last].split(';').next().unwrap_or("");
+        (bare == "." || bare == "..") && !segments.is_empty()
+    };
+    let mut out = String::with_capacity(decoded.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if out.is_empty() || trailing_dir {
+        out.push('/');
+    }
+    Ok(NormalizedPath {
+        decoded: out,
+        rewritten,
+    })
+}
+
+fn check_percent_encoding(raw: &str) -> Result<(), PathError> {
+    let b = raw.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let ok = i + 2 < b.len()
+                && b[i + 1].is_ascii_hexdigit()
+                && b.get(i + 2).is_some_and(|c| c.is_ascii_hexdigit());
+            if !ok {
+                return Err(PathError::BadEncoding);
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` lies under `prefix` on whole segments (`/staff` covers `/staff/x`, not
+/// `/staffing`). `prefix` is normalised (no trailing `/` unless it is `/`).
+pub fn prefix_matches(prefix: &str, path: &str) -> bool {
+    prefix == "/"
+        || (path.starts_with(prefix)
+            && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
+}
+
+/// The upstream for a request: upstreams whose `host` equals the request host (case-insensitive,
+/// port ignored) first, then those without `host`; longest `path_prefix` wins in each group.
+pub fn route(cfg: &Config, host: Option<&str>, path: &str) -> Option<usize> {
+    let host = host.map(strip_port);
+    let best = |want_host: bool| {
+        cfg.upstreams
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| match (&u.host, host) {
+                (Some(h), Some(req)) if want_host => h.eq_ignore_ascii_case(req),
+                (None, _) => !want_host,
+                _ => false,
+            })
+            .filter(|(_, u)| prefix_matches(&u.path_prefix, path))
+            .max_by_key(|(_, u)| u.path_prefix.len())
+            .map(|(i, _)| i)
+    };
+    best(true).or_else(|| best(false))
+}
+
+/// `host[:port]` or `[v6]:port` → the host part.
+pub fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host.rsplit_once(':')
+        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+        .map(|(h, _)| h)
+        .unwrap_or(host)
+}
+
+/// Whether the normalised path is one of the upstream's public paths.
+pub fn is_public(upstream: &Upstream, path: &NormalizedPath) -> bool {
+    upstream
+        .public_paths
+        .iter()
+        .any(|p| p.matches(&path.decoded))
+}
+
+/// The path-and-query sent upstream: the raw path unless normalisation changed its
+/// structure, the route prefix removed with `strip_path_prefix`, the URL's base path in front.
+pub fn upstream_path<'a>(
+    upstream: &Upstream,
+    raw_path: &'a str,
+    norm: &NormalizedPath,
+    query: Option<&str>,
+) -> Cow<'a, str> {
+    let path: Cow<'a, str> = if norm.rewritten {
+        Cow::Owned(utf8_percent_encode(&norm.decoded, PATH_ENCODE).to_string())
+    } else {
+        Cow::Borrowed(raw_path)
+    };
+    let mut path = path;
+    if upstream.strip_path_prefix && upstream.path_prefix != "/" {
+        // The prefix matched on the decoded path; strip the same number of segments.
+        let n = upstream.path_prefix.matches('/').count();
+        let rest = skip_segments(&path, n).to_string();
+        path = Cow::Owned(if rest.is_empty() { "/".into() } else { rest });
+    }
+    let base = &upstream.url.base_path;
+    if base.is_empty() && query.is_none() {
+        return path;
+    }
+    let mut out = String::with_capacity(base.len() + path.len() + 1);
+    out.push_str(base);
+    if !(base.ends_with('/') && path.starts_with('/')) {
+        out.push_str(&path);
+    } else {
+        out.push_str(&path[1..]);
+    }
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    Cow::Owned(out)
+}
+
+/// Drops the first `n` segments of an absolute path (`/a/b/c`, 1 → `/b/c`).
+fn skip_segments(path: &str, n: usize) -> &str {
+    let mut idx = 0;
+    for _ in 0..n {
+        match path[idx + 1..].find('/') {
+            Some(p) => idx = idx + 1 + p,
+            None => return "",
+        }
+    }
+    &path[idx..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(p: &str) -> String {
+        normalize_path(p).unwrap().decoded
+    }
+
+    #[test]
+    fn prefix_matches_whole_segments_only() {
+        assert!(prefix_matches("/staff", "/staff"));
+        assert!(prefix_matches("/staff", "/staff/x"));
+        assert!(!prefix_matches("/staff", "/staffing"));
+        assert!(prefix_matches("/", "/anything"));
+    }
+
+    #[test]
+    fn normalize_resolves_dot_segments() {
+        assert_eq!(norm("/public/../admin"), "/admin");
+        assert_eq!(norm("/a/./b"), "/a/b");
+        assert_eq!(norm("/../../etc"), "/etc");
+        assert_eq!(norm("/a/b/.."), "/a/");
+        assert_eq!(norm("/"), "/");
+    }
+
+    #[test]
+    fn normalize_encoded_dots_decoded_once_then_resolved() {
+        assert_eq!(norm("/public/%2e%2e/admin"), "/admin");
+        assert_eq!(norm("/static/..;/admin"), "/admin");
+    }
+
+    #[test]
+    fn normalize_merges_empty_segments() {
+        let n = normalize_path("//admin//x").unwrap();
+        assert_eq!(n.decoded, "/admin/x");
+        assert!(n.rewritten);
+        assert!(!normalize_path("/admin/x/").unwrap().rewritten);
+    }
+
+    #[test]
+    fn normalize_rejects_double_encoding_and_encoded_slashes() {
+        for p in ["/%252e%252e/admin", "/a%2fb", "/a%5Cb", "/a%2525"] {
+            assert_eq!(normalize_path(p), Err(PathError::DoubleEncoded), "{p}");
+        }
+    }
+
+    #[test]
+    fn normalize_rejects_bad_encoding_and_controls() {
+        assert_eq!(normalize_path("/a%zz"), Err(PathError::BadEncoding));
+        assert_eq!(normalize_path("/a%2"), Err(PathError::BadEncoding));
+        assert_eq!(normalize_path("/a%0a"), Err(PathError::ForbiddenChar));
+        assert_eq!(normalize_path("/a\\b"), Err(PathError::ForbiddenChar));
+        assert_eq!(normalize_path("/a#b"), Err(PathError::ForbiddenChar));
+        assert_eq!(normalize_path("/%ff"), Err(PathError::NotUtf8));
+        assert_eq!(normalize_path("a"), Err(PathError::NotAbsolute));
+    }
+
+    #[test]
+    fn strip_port_handles_v4_v6_and_names() {
+        assert_eq!(strip_port("a.example.org:8080"), "a.example.org");
+        assert_eq!(strip_port("a.example.org"), "a.example.org");
+        assert_eq!(strip_port("[::1]:80"), "::1");
+    }
+
+    #[test]
+    fn skip_segments_counts_segments() {
+        assert_eq!(skip_segments("/a/b/c", 1), "/b/c");
+        assert_eq!(skip_segments("/a", 1), "");
+        assert_eq!(skip_segments("/a/", 1), "/");
+    }
+}

@@ -1,0 +1,250 @@
+//! The gateway's cookies: names, reading them from requests, removing them from what goes
+//! upstream, and the `Set-Cookie` values (HttpOnly, SameSite=Lax, Secure unless disabled).
+
+use std::time::Duration;
+
+use cookie::{Cookie, SameSite};
+
+use crate::config::SessionConfig;
+
+/// At most this many same-named session cookies are considered (parent and host domains).
+const MAX_SESSION_CANDIDATES: usize = 3;
+
+/// Names and attributes of the three cookies the gateway sets.
+#[derive(Debug, Clone)]
+pub struct CookieJarSpec {
+    /// The session cookie (`session.cookie_name`).
+    pub session: String,
+    /// Binds pending logins (states) to this browser; 10 minutes.
+    pub login: String,
+    /// Marks a Clever-initiated bounce in progress, to stop loops.
+    pub bounce: String,
+    pub secure: bool,
+    pub domain: Option<String>,
+}
+
+/// The gateway's cookies as found in one request.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GatewayCookies {
+    /// Values of cookies named like the session cookie, in header order.
+    pub session: Vec<String>,
+    pub login: Option<String>,
+    pub bounce: bool,
+}
+
+impl CookieJarSpec {
+    pub fn from_config(cfg: &SessionConfig) -> Self {
+        CookieJarSpec {
+            session: cfg.cookie_name.clone(),
+            login: format!("{}_login", cfg.cookie_name),
+            bounce: format!("{}_bounce", cfg.cookie_name),
+            secure: cfg.cookie_secure,
+            domain: cfg.cookie_domain.clone(),
+        }
+    }
+
+    fn is_ours(&self, name: &[u8]) -> bool {
+        name == self.session.as_bytes()
+            || name == self.login.as_bytes()
+            || name == self.bounce.as_bytes()
+    }
+
+    /// Reads the gateway's cookies from every `Cookie` header value. Undecodable input is
+    /// simply "no cookie".
+    pub fn read<'a>(&self, headers: impl Iterator<Item = &'a [u8]>) -> GatewayCookies {
+        let mut found = GatewayCookies::default();
+        for raw in headers {
+            let Ok(text) = std::str::from_utf8(raw) else {
+                continue;
+            };
+            for c in Cookie::split_parse(text).flatten() {
+                let name = c.name();
+                if name == self.session {
+                    if found.session.len() < MAX_SESSION_CANDIDATES {
+                        found.session.push(c.value().to_string());
+                    }
+                } else if name == self.login {
+                    found.login.get_or_insert_with(|| c.value().to_string());
+                } else if name == self.bounce {
+                    found.bounce = true;
+                }
+            }
+        }
+        found
+    }
+
+    /// The `Cookie` header value to send upstream: the app's own cookies, byte for byte,
+    /// without the gateway's. `None` when nothing is left.
+    pub fn strip(&self, raw: &[u8]) -> Option<Vec<u8>> {
+        let mut out: Vec<u8> = Vec::with_capacity(raw.len());
+        for piece in raw.split(|&b| b == b';') {
+            let piece = trim_ascii(piece);
+            if piece.is_empty() {
+                continue;
+            }
+            let name = match piece.iter().position(|&b| b == b'=') {
+                Some(i) => trim_ascii(&piece[..i]),
+                None => piece,
+            };
+            if self.is_ours(name) {
+                continue;
+            }
+            if !out.is_empty() {
+                out.extend_from_slice(b"; ");
+            }
+            out.extend_from_slice(piece);
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
+    fn build<'c>(&self, name: &'c str, value: String) -> cookie::CookieBuilder<'c> {
+        let mut b = Cookie::build((name, value))
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure);
+        if let Some(d) = &self.domain {
+            b = b.domain(d.clone());
+        }
+        b
+    }
+
+    /// `Set-Cookie` for a new session.
+    pub fn set_session(&self, id: &str, ttl: Duration) -> String {
+        self.build(&self.session, id.to_string())
+            .max_age(cookie::time::Duration::seconds(ttl.as_secs() as i64))
+            .build()
+            .to_string()
+    }
+
+    /// `Set-Cookie` for the login-binding cookie.
+    pub fn set_login(&self, value: &str, ttl: Duration) -> String {
+        self.build(&self.login, value.to_string())
+            .max_age(cookie::time::Duration::seconds(ttl.as_secs() as i64))
+            .build()
+            .to_string()
+    }
+
+    /// `Set-Cookie` marking a Clever-initiated bounce in progress.
+    pub fn set_bounce(&self) -> String {
+        self.build(&self.bounce, "1".to_string())
+            .max_age(cookie::time::Duration::seconds(300))
+            .build()
+            .to_string()
+    }
+
+    /// `Set-Cookie` that deletes cookie `name` (same path and domain it was set with).
+    pub fn clear(&self, name: &str) -> String {
+        self.build(name, String::new())
+            .max_age(cookie::time::Duration::ZERO)
+            .expires(cookie::time::OffsetDateTime::UNIX_EPOCH)
+            .build()
+            .to_string()
+    }
+}
+
+fn trim_ascii(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if first.is_ascii_whitespace() {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if last.is_ascii_whitespace() {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> CookieJarSpec {
+        CookieJarSpec {
+            session: "clever_gateway".into(),
+            login: "clever_gateway_login".into(),
+            bounce: "clever_gateway_bounce".into(),
+            secure: true,
+            domain: None,
+        }
+    }
+
+    #[test]
+    fn strip_removes_gateway_cookies_keeps_app_cookies() {
+        let out = spec()
+            .strip(b"PHPSESSID=abc; clever_gateway=SECRET; theme=dark; clever_gateway_login=x")
+            .unwrap();
+        assert_eq!(out, b"PHPSESSID=abc; theme=dark");
+    }
+
+    #[test]
+    fn strip_only_gateway_cookies_none() {
+        assert_eq!(
+            spec().strip(b"clever_gateway=a;clever_gateway_bounce=1"),
+            None
+        );
+    }
+
+    #[test]
+    fn strip_keeps_malformed_foreign_pieces_and_similar_names() {
+        let out = spec()
+            .strip(b"flag; clever_gateway2=keep;  clever_gateway = drop ;x=\xff")
+            .unwrap();
+        assert_eq!(out, b"flag; clever_gateway2=keep; x=\xff");
+    }
+
+    #[test]
+    fn read_finds_session_login_and_bounce() {
+        let s = spec();
+        let got = s.read(
+            [
+                b"a=1; clever_gateway=one".as_slice(),
+                b"clever_gateway_login=L; clever_gateway_bounce=1; clever_gateway=two",
+            ]
+            .into_iter(),
+        );
+        assert_eq!(got.session, vec!["one".to_string(), "two".to_string()]);
+        assert_eq!(got.login.as_deref(), Some("L"));
+        assert!(got.bounce);
+    }
+
+    #[test]
+    fn read_non_utf8_or_garbage_is_no_cookie() {
+        let s = spec();
+        let got = s.read([b"\xff\xfe=\x00; ;;; =".as_slice()].into_iter());
+        assert_eq!(got, GatewayCookies::default());
+    }
+
+    #[test]
+    fn set_session_has_security_attributes() {
+        let v = spec().set_session("ID", Duration::from_secs(7200));
+        assert!(v.contains("HttpOnly"), "{v}");
+        assert!(v.contains("SameSite=Lax"), "{v}");
+        assert!(v.contains("Secure"), "{v}");
+        assert!(v.contains("Path=/"), "{v}");
+        assert!(v.contains("Max-Age=7200"), "{v}");
+    }
+
+    #[test]
+    fn set_session_insecure_and_domain() {
+        let mut s = spec();
+        s.secure = false;
+        s.domain = Some(".example-district.org".into());
+        let v = s.set_session("ID", Duration::from_secs(60));
+        assert!(!v.contains("Secure"), "{v}");
+        assert!(v.contains("Domain=example-district.org"), "{v}");
+    }
+
+    #[test]
+    fn clear_expires_cookie() {
+        let v = spec().clear("clever_gateway");
+        assert!(v.starts_with("clever_gateway=;"), "{v}");
+        assert!(v.contains("Max-Age=0"), "{v}");
+    }
+}
