@@ -10,3 +10,7 @@ pub mod routing;
 pub mod secret;
 pub mod session;
 pub mod sim;
+pub mod gateway;
+pub mod proxy;
+pub mod server;
+pub mod demo;

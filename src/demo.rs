@@ -1,0 +1,137 @@
+//! `clever-gateway demo`: the Clever simulator, a sample app and the gateway on loopback, so a
+//! person can sign in as any kind of user from a browser without a Clever account.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use crate::config;
+use crate::demo_app::SampleApp;
+use crate::secret::Secret;
+use crate::sim::{SimConfig, SimHandle};
+
+/// Addresses of the demo's helper servers.
+#[derive(Debug, Clone)]
+pub struct DemoServices {
+    pub sim_base: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub app: SocketAddr,
+}
+
+/// Picks the gateway port: `wanted` if free, else any free loopback port.
+pub fn pick_port(wanted: u16) -> std::io::Result<u16> {
+    match TcpListener::bind(("127.0.0.1", wanted)) {
+        Ok(l) => Ok(l.local_addr()?.port()),
+        Err(_) => Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port()),
+    }
+}
+
+/// Starts the simulator and the sample app on their own runtime thread.
+pub fn start_services(gateway_port: u16) -> anyhow::Result<DemoServices> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("demo-services".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(anyhow::anyhow!("runtime: {e}")));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let redirect = format!("http://127.0.0.1:{gateway_port}/oauth/clever/callback");
+                let sim_cfg = SimConfig::new(vec![redirect]);
+                let started = async {
+                    let sim = SimHandle::start("127.0.0.1:0".parse()?, sim_cfg).await?;
+                    let app = SampleApp::start("127.0.0.1:0".parse()?).await?;
+                    anyhow::Ok((sim, app))
+                };
+                match started.await {
+                    Ok((sim, app)) => {
+                        let _ = tx.send(Ok(DemoServices {
+                            sim_base: sim.base_url(),
+                            client_id: sim.client_id().to_string(),
+                            client_secret: sim.client_secret().to_string(),
+                            app: app.addr,
+                        }));
+                        // Serve for as long as the process lives.
+                        std::future::pending::<()>().await;
+                        drop((sim, app));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
+        })?;
+    rx.recv()?
+}
+
+/// The demo's gateway.toml, parsed by the real loader.
+pub fn demo_config_text(port: u16, s: &DemoServices) -> String {
+    format!(
+        r#"# clever-gateway demo configuration (generated)
+[server]
+listen = ["127.0.0.1:{port}"]
+threads = 2
+
+[clever]
+client_id = "{client_id}"
+client_secret_env = "CLEVER_GATEWAY_DEMO_SECRET"
+redirect_uri = "http://127.0.0.1:{port}/oauth/clever/callback"
+authorize_url = "{sim}/oauth/authorize"
+token_url = "{sim}/oauth/tokens"
+api_base = "{sim}"
+
+[session]
+cookie_secure = false   # plain HTTP on loopback, for the demo only
+
+[[upstream]]
+name = "sample-app"
+url = "http://{app}"
+public_paths = ["/public/"]
+[upstream.headers]
+email = "X-Clever-Email"
+name = "X-Clever-Name"
+
+[[upstream]]
+name = "staff-only"
+url = "http://{app}"
+path_prefix = "/staff"
+allow_user_types = ["teacher", "staff", "district_admin"]
+"#,
+        client_id = s.client_id,
+        sim = s.sim_base,
+        app = s.app,
+    )
+}
+
+/// Runs the demo until interrupted.
+pub fn run(port: u16) -> anyhow::Result<()> {
+    let port = pick_port(port)?;
+    let services = start_services(port)?;
+    let text = demo_config_text(port, &services);
+    let cfg = config::parse_str(&text, "<demo>").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let server = crate::server::build_server(
+        Arc::new(cfg),
+        Secret::new(services.client_secret.clone()),
+    )?;
+    println!();
+    println!("  clever-gateway demo is running.");
+    println!();
+    println!("  Open  http://127.0.0.1:{port}/          and sign in as any demo user");
+    println!("        http://127.0.0.1:{port}/staff/    teachers, staff and admins only (students get 403)");
+    println!("        http://127.0.0.1:{port}/_gateway/me       your identity as JSON");
+    println!("        http://127.0.0.1:{port}/_gateway/logout   sign out");
+    println!();
+    println!("  Clever simulator: {}   sample app: http://{}", services.sim_base, services.app);
+    println!("  Press Ctrl-C to stop.");
+    println!();
+    crate::server::run(server);
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! Header hygiene on the way upstream: scrub spoofable identity headers, remove the gateway's
+//! cookies, set `X-Forwarded-*` and `X-Request-Id`, and inject the identity headers.
+
+use std::net::IpAddr;
+
+use http::header::COOKIE;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use ipnet::IpNet;
+
+use crate::config::Upstream;
+use crate::identity::{header_safe_value, is_spoofable_identity_header};
+use crate::session::cookies::CookieJarSpec;
+use crate::session::SessionRecord;
+
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The header edits to apply, decided without pingora so they can be tested on a `HeaderMap`.
+#[derive(Debug, Default)]
+pub struct Edits {
+    pub remove: Vec<HeaderName>,
+    pub set: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Names of incoming headers that could carry identity (all of `X-Clever-*` and every
+/// configured identity header name, `_`/`-` and case folded). `configured` holds canonical
+/// names (see `identity::canonical_header_name`).
+pub fn spoofable(headers: &HeaderMap, configured: &[String]) -> Vec<HeaderName> {
+    let mut out: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        if is_spoofable_identity_header(name.as_str(), configured) && !out.contains(name) {
+            out.push(name.clone());
+        }
+    }
+    out
+}
+
+/// The single `Cookie` header to send upstream without the gateway's cookies (`None`: drop it).
+pub fn upstream_cookie(headers: &HeaderMap, jar: &CookieJarSpec) -> Option<HeaderValue> {
+    let mut joined: Vec<u8> = Vec::new();
+    for v in headers.get_all(COOKIE) {
+        if let Some(kept) = jar.strip(v.as_bytes()) {
+            if !joined.is_empty() {
+                joined.extend_from_slice(b"; ");
+            }
+            joined.extend_from_slice(&kept);
+        }
+    }
+    if joined.is_empty() {
+        None
+    } else {
+        HeaderValue::from_bytes(&joined).ok()
+    }
+}
+
+/// Inputs to the forwarding headers.
+#[derive(Debug, Clone, Copy)]
+pub struct ForwardFacts<'a> {
+    pub client_ip: Option<IpAddr>,
+    pub tls: bool,
+    pub host: Option<&'a str>,
+    pub request_id: &'a str,
+}
+
+/// `X-Forwarded-For/-Proto/-Host` and `X-Request-Id`. A client's values are replaced unless it
+/// is a trusted proxy, whose chain is kept and appended to.
+pub fn forwarding(headers: &HeaderMap, facts: ForwardFacts<'_>, trusted: &[IpNet]) -> Edits {
+    let mut e = Edits::default();
+    let from_trusted = facts
+        .client_ip
+        .is_some_and(|ip| trusted.iter().any(|n| n.contains(&ip)));
+    let client = facts.client_ip.map(|ip| ip.to_string());
+    let prior_xff = from_trusted
+        .then(|| {
+            headers
+                .get_all(&X_FORWARDED_FOR)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .filter(|s| !s.is_empty());
+    let xff = match (prior_xff, client) {
+        (Some(p), Some(c)) => Some(format!("{p}, {c}")),
+        (Some(p), None) => Some(p),
+        (None, c) => c,
+    };
+    e.remove.push(X_FORWARDED_FOR);
+    if let Some(v) = xff.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        e.set.push((X_FORWARDED_FOR, v));
+    }
+    let keep = |name: &HeaderName| {
+        from_trusted
+            .then(|| headers.get(name).cloned())
+            .flatten()
+    };
+    let proto = keep(&X_FORWARDED_PROTO).unwrap_or_else(|| {
+        HeaderValue::from_static(if facts.tls { "https" } else { "http" })
+    });
+    e.remove.push(X_FORWARDED_PROTO);
+    e.set.push((X_FORWARDED_PROTO, proto));
+    e.remove.push(X_FORWARDED_HOST);
+    let fhost = keep(&X_FORWARDED_HOST)
+        .or_else(|| facts.host.and_then(|h| HeaderValue::from_str(h).ok()));
+    if let Some(h) = fhost {
+        e.set.push((X_FORWARDED_HOST, h));
+    }
+    e.remove.push(X_REQUEST_ID);
+    if let Ok(v) = HeaderValue::from_str(facts.request_id) {
+        e.set.push((X_REQUEST_ID, v));
+    }
+    e
+}
+
+/// The identity headers for one upstream (names pre-built at config time).
+pub fn identity(upstream: &Upstream, rec: &SessionRecord) -> Edits {
+    let mut e = Edits::default();
+    let names = &upstream.headers;
+    let id = &rec.identity;
+    let mut put = |name: &HeaderName, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            e.set.push((name.clone(), v));
+        }
+    };
+    put(&names.user_id, &id.user_id);
+    put(&names.user_type, &rec.user_type_header);
+    if let Some(d) = id.district_id.as_deref().filter(|d| !d.is_empty()) {
+        put(&names.district_id, d);
+    }
+    if let (Some(h), Some(v)) = (&names.email, &id.email) {
+        put(h, &header_safe_value(v));
+    }
+    if let (Some(h), Some(v)) = (&names.name, &id.name) {
+        put(h, &header_safe_value(v));
+    }
+    if upstream.forward_access_token {
+        put(&names.access_token, rec.access_token.expose());
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::policy::tests::upstream;
+    use crate::identity::{Identity, UserType};
+    use crate::secret::Secret;
+    use std::time::{Duration, SystemTime};
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        m
+    }
+
+    fn rec(email: Option<&str>, name: Option<&str>) -> SessionRecord {
+        SessionRecord::new(
+            Identity {
+                user_id: "5fc43758db087d0be186c29d".into(),
+                district_id: Some("5d0a9e5d0958b300014e49d2".into()),
+                user_types: vec![UserType::Teacher, UserType::DistrictAdmin],
+                name: name.map(String::from),
+                email: email.map(String::from),
+                authorized_by: None,
+            },
+            Secret::new("ilTOKEN"),
+            SystemTime::now(),
+            Duration::from_secs(60),
+        )
+    }
+
+    #[test]
+    fn spoofable_finds_every_variant_once() {
+        let h = map(&[
+            ("x-clever-user-id", "1"),
+            ("x-clever-user-id", "2"),
+            ("x_clever_user_type", "admin"),
+            ("x-my-user", "eve"),
+            ("accept", "*/*"),
+        ]);
+        let got = spoofable(&h, &["x-my-user".to_string()]);
+        let names: Vec<&str> = got.iter().map(|n| n.as_str()).collect();
+        assert_eq!(names, vec!["x-clever-user-id", "x_clever_user_type", "x-my-user"]);
+    }
+
+    #[test]
+    fn forwarding_replaces_untrusted_values() {
+        let h = map(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-proto", "https")]);
+        let e = forwarding(
+            &h,
+            ForwardFacts {
+                client_ip: Some("192.0.2.7".parse().unwrap()),
+                tls: false,
+                host: Some("apps.example.org"),
+                request_id: "rid",
+            },
+            &[],
+        );
+        let get = |n: &HeaderName| e.set.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(get(&X_FORWARDED_FOR).unwrap(), "192.0.2.7");
+        assert_eq!(get(&X_FORWARDED_PROTO).unwrap(), "http");
+        assert_eq!(get(&X_FORWARDED_HOST).unwrap(), "apps.example.org");
+        assert_eq!(get(&X_REQUEST_ID).unwrap(), "rid");
+    }
+
+    #[test]
+    fn forwarding_trusted_proxy_chain_appended() {
+        let h = map(&[("x-forwarded-for", "203.0.113.9"), ("x-forwarded-proto", "https")]);
+        let e = forwarding(
+            &h,
+            ForwardFacts {
+                client_ip: Some("10.1.2.3".parse().unwrap()),
+                tls: false,
+                host: Some("h"),
+                request_id: "rid",
+            },
+            &["10.0.0.0/8".parse().unwrap()],
+        );
+        let get = |n: &HeaderName| e.set.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(get(&X_FORWARDED_FOR).unwrap(), "203.0.113.9, 10.1.2.3");
+        assert_eq!(get(&X_FORWARDED_PROTO).unwrap(), "https");
+    }
+
+    #[test]
+    fn identity_headers_default_names_and_roles() {
+        let u = upstream(None, None);
+        let e = identity(&u, &rec(Some("a@b.org"), Some("Ada")));
+        let names: Vec<&str> = e.set.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["x-clever-user-id", "x-clever-user-type", "x-clever-district-id"]
+        );
+        assert_eq!(e.set[1].1, "teacher,district_admin");
+    }
+
+    #[test]
+    fn identity_headers_email_name_only_when_configured_and_encoded() {
+        let mut u = upstream(None, None);
+        u.headers.email = Some(HeaderName::from_static("x-clever-email"));
+        u.headers.name = Some(HeaderName::from_static("x-clever-name"));
+        let e = identity(&u, &rec(Some("a@b.org"), Some("José Ñúñez")));
+        let get = |n: &str| e.set.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(get("x-clever-email").unwrap(), "a@b.org");
+        assert_eq!(
+            get("x-clever-name").unwrap(),
+            "UTF-8''Jos%C3%A9%20%C3%91%C3%BA%C3%B1ez"
+        );
+        assert!(get("x-clever-access-token").is_none());
+    }
+
+    #[test]
+    fn identity_access_token_only_with_forward_access_token() {
+        let mut u = upstream(None, None);
+        u.forward_access_token = true;
+        let e = identity(&u, &rec(None, None));
+        assert!(e
+            .set
+            .iter()
+            .any(|(k, v)| k == "x-clever-access-token" && v == "ilTOKEN"));
+    }
+
+    #[test]
+    fn upstream_cookie_merges_and_strips() {
+        let jar = CookieJarSpec {
+            session: "clever_gateway".into(),
+            login: "clever_gateway_login".into(),
+            bounce: "clever_gateway_bounce".into(),
+            secure: true,
+            domain: None,
+        };
+        let h = map(&[("cookie", "a=1; clever_gateway=S"), ("cookie", "b=2")]);
+        assert_eq!(upstream_cookie(&h, &jar).unwrap(), "a=1; b=2");
+        let h = map(&[("cookie", "clever_gateway=S")]);
+        assert!(upstream_cookie(&h, &jar).is_none());
+    }
+}

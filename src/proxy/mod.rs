@@ -1,0 +1,304 @@
+//! The pingora glue: the `ProxyHttp` implementation. It gathers request facts, calls the
+//! plain decision code in `gateway`, and writes replies or forwards with rewritten headers.
+//! The only module that sees pingora's `Session`.
+
+pub mod headers;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::header::{ACCEPT, COOKIE, HOST};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{ErrorSource, ErrorType};
+
+use crate::gateway::{wants_html, Decision, Forward, Gateway, RequestFacts};
+use crate::pages::{ErrorPage, Reply};
+use crate::secret::random_token;
+use headers::{Edits, ForwardFacts};
+
+/// How long to wait for an upstream to accept a connection, and to answer.
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Per-request state shared across the phases.
+#[derive(Debug, Default)]
+pub struct RequestCtx {
+    request_id: String,
+    started: Option<Instant>,
+    forward: Option<Forward>,
+    wants_html: bool,
+}
+
+/// The gateway as a pingora proxy service.
+pub struct GatewayProxy {
+    pub gateway: Arc<Gateway>,
+}
+
+fn sec_fetch_mode(req: &RequestHeader) -> Option<&str> {
+    req.headers
+        .get("sec-fetch-mode")
+        .and_then(|v| v.to_str().ok())
+}
+
+fn request_host(req: &RequestHeader) -> Option<&str> {
+    req.uri
+        .host()
+        .or_else(|| req.headers.get(HOST).and_then(|v| v.to_str().ok()))
+}
+
+fn apply(req: &mut RequestHeader, edits: Edits) -> pingora::Result<()> {
+    for name in edits.remove {
+        req.remove_header(&name);
+    }
+    for (name, value) in edits.set {
+        req.insert_header(name, value)?;
+    }
+    Ok(())
+}
+
+/// Writes a gateway reply (the response is complete once this returns).
+async fn write_reply(session: &mut Session, reply: Reply, request_id: &str) -> pingora::Result<()> {
+    let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 2))?;
+    for (k, v) in reply.headers {
+        resp.append_header(k, v)?;
+    }
+    resp.insert_header("x-request-id", request_id)?;
+    resp.insert_header(http::header::CONTENT_LENGTH, reply.body.len().to_string())?;
+    let head = session.req_header().method == http::Method::HEAD;
+    // Gateway answers never read the request body: do not reuse the connection.
+    session.set_keepalive(None);
+    if head || reply.body.is_empty() {
+        session.write_response_header(Box::new(resp), true).await?;
+    } else {
+        session.write_response_header(Box::new(resp), false).await?;
+        session.write_response_body(Some(reply.body), true).await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ProxyHttp for GatewayProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            request_id: random_token(12),
+            started: Some(Instant::now()),
+            ..Default::default()
+        }
+    }
+
+    /// Scrubs spoofable identity headers first, then decides: answer it ourselves (login,
+    /// gateway endpoints, 401/403/404/400) or forward it.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<bool> {
+        let gw = &self.gateway;
+        let req = session.req_header_mut();
+        for name in headers::spoofable(&req.headers, &gw.identity_header_names) {
+            req.remove_header(&name);
+        }
+        let req = session.req_header();
+        ctx.wants_html = wants_html(
+            sec_fetch_mode(req),
+            req.headers.get(ACCEPT).and_then(|v| v.to_str().ok()),
+        );
+        let cookies = gw
+            .auth
+            .cookies()
+            .read(req.headers.get_all(COOKIE).iter().map(|v| v.as_bytes()));
+        let facts = RequestFacts {
+            method: req.method.as_str(),
+            host: request_host(req),
+            path: req.uri.path(),
+            query: req.uri.query(),
+            cookies,
+            wants_html: ctx.wants_html,
+            request_id: &ctx.request_id,
+        };
+        match gw.decide(&facts).await {
+            Decision::Reply(reply) => {
+                write_reply(session, reply, &ctx.request_id).await?;
+                // The response is already written.
+                Ok(true)
+            }
+            Decision::Forward(f) => {
+                ctx.forward = Some(f);
+                Ok(false)
+            }
+        }
+    }
+
+    /// The upstream chosen by `request_filter`, at the address resolved at config time.
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Box<HttpPeer>> {
+        let Some(f) = &ctx.forward else {
+            return Err(Error::explain(ErrorType::InternalError, "no upstream chosen"));
+        };
+        let u = &self.gateway.cfg.upstreams[f.upstream].url;
+        let mut peer = HttpPeer::new(u.addr, u.tls, u.host.clone());
+        peer.options.connection_timeout = Some(UPSTREAM_CONNECT_TIMEOUT);
+        peer.options.total_connection_timeout = Some(UPSTREAM_CONNECT_TIMEOUT * 2);
+        peer.options.read_timeout = Some(UPSTREAM_READ_TIMEOUT);
+        Ok(Box::new(peer))
+    }
+
+    /// Rewrites what goes upstream: scrub again, strip the gateway's cookies, set
+    /// `X-Forwarded-*`/`X-Request-Id`, add identity headers, rewrite the path.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        let gw = &self.gateway;
+        let Some(f) = &ctx.forward else {
+            return Err(Error::explain(ErrorType::InternalError, "no upstream chosen"));
+        };
+        let upstream = &gw.cfg.upstreams[f.upstream];
+        for name in headers::spoofable(&upstream_request.headers, &gw.identity_header_names) {
+            upstream_request.remove_header(&name);
+        }
+        let cookie = headers::upstream_cookie(&upstream_request.headers, gw.auth.cookies());
+        upstream_request.remove_header(&COOKIE);
+        if let Some(c) = cookie {
+            upstream_request.insert_header(COOKIE, c)?;
+        }
+        let tls = session
+            .digest()
+            .and_then(|d| d.ssl_digest.as_ref())
+            .is_some();
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let host = request_host(upstream_request).map(str::to_string);
+        let fwd = headers::forwarding(
+            &upstream_request.headers,
+            ForwardFacts {
+                client_ip,
+                tls,
+                host: host.as_deref(),
+                request_id: &ctx.request_id,
+            },
+            &gw.cfg.server.trusted_proxies,
+        );
+        apply(upstream_request, fwd)?;
+        if let Some(rec) = &f.session {
+            apply(upstream_request, headers::identity(upstream, rec))?;
+        }
+        if let Some(p) = &f.upstream_path {
+            let uri: http::Uri = p
+                .parse()
+                .map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
+            upstream_request.set_uri(uri);
+        }
+        Ok(())
+    }
+
+    /// Adds the request id to every response, for support conversations.
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    /// The gateway's own error page instead of pingora's: 502 when the upstream fails,
+    /// 504 when it times out, 400 for a broken request.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(c) => *c,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+                if matches!(e.esource(), ErrorSource::Upstream) {
+                    504
+                } else {
+                    408
+                }
+            }
+            _ => match e.esource() {
+                ErrorSource::Upstream => 502,
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                ErrorSource::Internal | ErrorSource::Unset => 500,
+            },
+        };
+        let upstream = ctx
+            .forward
+            .as_ref()
+            .map(|f| self.gateway.cfg.upstreams[f.upstream].name.as_str())
+            .unwrap_or("-");
+        tracing::warn!(request_id = %ctx.request_id, upstream, status = code, error = e.etype().as_str(), "request failed");
+        if code > 0 && session.response_written().is_none() {
+            let (title, message) = match code {
+                502 => ("The application is not responding", "The gateway could not get an answer from the application. Please try again in a moment."),
+                504 => ("The application is taking too long", "The application did not answer in time. Please try again in a moment."),
+                400 | 408 => ("Bad request", "The request could not be read."),
+                _ => ("Something went wrong", "The gateway could not complete this request."),
+            };
+            let reply = ErrorPage {
+                status: code,
+                reason: "proxy_error",
+                title,
+                message,
+                retry: None,
+                sign_out: false,
+                request_id: &ctx.request_id,
+            }
+            .reply(ctx.wants_html);
+            if let Err(err) = write_reply(session, reply, &ctx.request_id).await {
+                tracing::debug!(error = %err, "could not write error page");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// One access-log line per request; never a query string, cookie or token.
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        let req = session.req_header();
+        let upstream = ctx
+            .forward
+            .as_ref()
+            .map(|f| self.gateway.cfg.upstreams[f.upstream].name.as_str())
+            .unwrap_or("-");
+        let user_id = ctx
+            .forward
+            .as_ref()
+            .and_then(|f| f.session.as_ref())
+            .map(|s| s.identity.user_id.as_str())
+            .unwrap_or("-");
+        let ms = ctx
+            .started
+            .map(|s| s.elapsed().as_secs_f64() * 1000.0)
+            .unwrap_or(0.0);
+        tracing::info!(
+            target: "access",
+            request_id = %ctx.request_id,
+            upstream,
+            method = %req.method,
+            path = %req.uri.path(),
+            status,
+            duration_ms = format_args!("{ms:.2}"),
+            user_id,
+            error = e.map(|e| e.etype().as_str()),
+            "request"
+        );
+    }
+}
+
+/// Bytes alias kept for callers building replies.
+pub type Body = Bytes;

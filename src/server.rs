@@ -1,0 +1,130 @@
+//! Builds and runs the pingora server from a validated configuration: session store, Clever
+//! client, listeners, and the process settings pingora would otherwise default unsafely.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server};
+
+use crate::auth::Auth;
+use crate::clever::CleverClient;
+use crate::config::{Config, StoreKind};
+use crate::gateway::Gateway;
+use crate::proxy::GatewayProxy;
+use crate::secret::Secret;
+use crate::session::memory::MemoryLimits;
+use crate::session::{Clock, MemoryStore, SessionStore, SystemClock};
+
+/// Seconds SIGTERM waits for in-flight requests (pingora's own default is 300 s).
+const GRACE_PERIOD_SECS: u64 = 10;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the session store \"redis\" is not available in this version; use store = \"memory\"")]
+    RedisUnsupported,
+    #[error("cannot build the HTTP client for Clever: {0}")]
+    Client(String),
+    #[error("cannot set up TLS on {addr}: {msg}")]
+    Tls { addr: SocketAddr, msg: String },
+}
+
+/// Builds the request logic (store, Clever client, login flows) for a configuration.
+pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartError> {
+    if cfg.session.store == StoreKind::Redis {
+        return Err(StartError::RedisUnsupported);
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(
+        cfg.session.ttl,
+        clock.clone(),
+        MemoryLimits::default(),
+    ));
+    let clever = CleverClient::new(cfg.clever.clone(), secret)
+        .map_err(|e| StartError::Client(e.to_string()))?;
+    let auth = Auth::new(cfg.clone(), store, clever, clock);
+    Ok(Gateway::new(cfg, auth))
+}
+
+/// Fails early and clearly when a listen address is taken (pingora would panic in a
+/// service thread and leave the process running).
+pub fn check_listen_addrs(cfg: &Config) -> Result<(), StartError> {
+    for addr in cfg.server.listen.iter().chain(&cfg.server.tls_listen) {
+        TcpListener::bind(addr).map_err(|source| StartError::Listen {
+            addr: *addr,
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Builds the pingora server with the gateway service on every configured listener.
+pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartError> {
+    check_listen_addrs(&cfg)?;
+    let gateway = build_gateway(cfg.clone(), secret)?;
+    let threads = cfg.server.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let run_dir = std::env::temp_dir();
+    let pid = std::process::id();
+    let conf = ServerConf {
+        threads,
+        grace_period_seconds: Some(GRACE_PERIOD_SECS),
+        graceful_shutdown_timeout_seconds: Some(5),
+        pid_file: run_dir
+            .join(format!("clever-gateway-{pid}.pid"))
+            .to_string_lossy()
+            .into_owned(),
+        upgrade_sock: run_dir
+            .join(format!("clever-gateway-{pid}-upgrade.sock"))
+            .to_string_lossy()
+            .into_owned(),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let mut svc = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        GatewayProxy {
+            gateway: Arc::new(gateway),
+        },
+        "clever-gateway",
+    );
+    for addr in &cfg.server.listen {
+        svc.add_tcp(&addr.to_string());
+    }
+    if let (Some(cert), Some(key)) = (&cfg.server.tls_cert, &cfg.server.tls_key) {
+        for addr in &cfg.server.tls_listen {
+            svc.add_tls(
+                &addr.to_string(),
+                &cert.to_string_lossy(),
+                &key.to_string_lossy(),
+            )
+            .map_err(|e| StartError::Tls {
+                addr: *addr,
+                msg: e.to_string(),
+            })?;
+        }
+    }
+    server.add_service(svc);
+    for addr in &cfg.server.listen {
+        tracing::info!(%addr, "listening (http)");
+    }
+    for addr in &cfg.server.tls_listen {
+        tracing::info!(%addr, "listening (https)");
+    }
+    Ok(server)
+}
+
+/// Runs until SIGTERM/SIGINT (graceful) and returns.
+pub fn run(server: Server) {
+    server.run(RunArgs::default());
+}

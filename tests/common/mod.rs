@@ -1,0 +1,344 @@
+//! Test harness: the Clever simulator in-process, a recording upstream, and the real
+//! `clever-gateway` binary started on an ephemeral port with a generated gateway.toml.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+use clever_gateway::sim::{SimConfig, SimHandle};
+
+pub const SECRET_ENV: &str = "CLEVER_GATEWAY_TEST_SECRET";
+
+/// Demo users from the simulator, by role (ids are fixed in `sim::demo_users`).
+pub fn user_with_roles(roles: &[&str]) -> String {
+    clever_gateway::sim::demo_users()
+        .into_iter()
+        .find(|u| {
+            let mut r: Vec<&str> = u.roles.iter().map(|t| t.as_str()).collect();
+            r.sort();
+            let mut want = roles.to_vec();
+            want.sort();
+            r == want
+        })
+        .map(|u| u.id)
+        .expect("demo user with these roles")
+}
+
+/// One request as the upstream received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .collect()
+    }
+}
+
+/// A test upstream that records every request and answers 200 "upstream ok".
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Upstream {
+    pub async fn start() -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let rec = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let rec = rec.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let rec = rec.clone();
+                        async move {
+                            rec.lock().unwrap().push(Seen {
+                                method: req.method().to_string(),
+                                uri: req.uri().to_string(),
+                                headers: req
+                                    .headers()
+                                    .iter()
+                                    .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+                                    .collect(),
+                            });
+                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+                                b"upstream ok",
+                            ))))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Upstream { addr, seen }
+    }
+
+    pub fn requests(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn last(&self) -> Seen {
+        self.requests().last().cloned().expect("upstream saw a request")
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real gateway binary, running with a generated config.
+pub struct Gateway {
+    pub port: u16,
+    pub child: Child,
+    pub log_path: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log_path) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Everything a gateway test needs.
+pub struct Env {
+    pub sim: SimHandle,
+    pub app: Upstream,
+    pub gw: Gateway,
+}
+
+/// The simulator with auto-login of `user`, and its config for the gateway's port.
+pub async fn sim_for(port: u16, user: Option<&str>) -> SimHandle {
+    let cfg = SimConfig::new(vec![format!(
+        "http://127.0.0.1:{port}/oauth/clever/callback"
+    )]);
+    let sim = SimHandle::start("127.0.0.1:0".parse().unwrap(), cfg)
+        .await
+        .unwrap();
+    sim.set_auto_login(user);
+    sim
+}
+
+/// `[clever]` and `[session]` tables pointing at the simulator; `extra_session` lines are
+/// added to `[session]`.
+pub fn base_config(port: u16, sim: &SimHandle, extra_session: &str) -> String {
+    format!(
+        r#"[server]
+listen = ["127.0.0.1:{port}"]
+threads = 2
+
+[clever]
+client_id = "{cid}"
+client_secret_env = "{SECRET_ENV}"
+redirect_uri = "http://127.0.0.1:{port}/oauth/clever/callback"
+authorize_url = "{base}/oauth/authorize"
+token_url = "{base}/oauth/tokens"
+api_base = "{base}"
+timeout = "2s"
+
+[session]
+cookie_secure = false
+{extra_session}
+"#,
+        cid = sim.client_id(),
+        base = sim.base_url(),
+    )
+}
+
+/// Starts the gateway binary with `config` and waits until it answers.
+pub async fn start_gateway(port: u16, config: &str, secret: &str) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("gateway.toml");
+    std::fs::write(&cfg_path, config).unwrap();
+    let log_path = dir.path().join("gateway.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_clever-gateway"))
+        .args(["run", "--config"])
+        .arg(&cfg_path)
+        .env(SECRET_ENV, secret)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn clever-gateway");
+    let mut gw = Gateway {
+        port,
+        child,
+        log_path,
+        dir,
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = client.get(gw.url("/_gateway/healthz")).send().await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        assert!(gw.is_running(), "gateway exited early:\n{}", gw.logs());
+        assert!(Instant::now() < deadline, "gateway did not start:\n{}", gw.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw
+}
+
+/// Simulator + recording upstream + gateway with one upstream table built from `upstream_extra`
+/// (lines added to the `[[upstream]]` table) and `tail` (more tables).
+pub async fn env_with(user: Option<&str>, upstream_extra: &str, tail: &str) -> Env {
+    let port = free_port();
+    let sim = sim_for(port, user).await;
+    let app = Upstream::start().await;
+    let cfg = format!(
+        "{}\n[[upstream]]\nname = \"app\"\nurl = \"http://{}\"\n{}\n{}",
+        base_config(port, &sim, ""),
+        app.addr,
+        upstream_extra,
+        tail
+    );
+    let gw = start_gateway(port, &cfg, sim.client_secret()).await;
+    Env { sim, app, gw }
+}
+
+/// A browser-like client: keeps cookies, does not follow redirects, asks for HTML.
+pub fn browser() -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::ACCEPT,
+        "text/html,application/xhtml+xml".parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(h)
+        .build()
+        .unwrap()
+}
+
+/// Follows redirects by hand (at most 10), returning the final response and every URL visited.
+pub async fn follow(client: &reqwest::Client, url: &str) -> (reqwest::Response, Vec<String>) {
+    let mut visited = vec![url.to_string()];
+    let mut resp = client.get(url).send().await.unwrap();
+    for _ in 0..10 {
+        if !resp.status().is_redirection() {
+            break;
+        }
+        let loc = resp.headers()["location"].to_str().unwrap().to_string();
+        let next = resp.url().join(&loc).unwrap().to_string();
+        visited.push(next.clone());
+        resp = client.get(&next).send().await.unwrap();
+    }
+    (resp, visited)
+}
+
+/// Signs the browser in through the simulator by visiting `path` on the gateway.
+pub async fn sign_in(env: &Env, client: &reqwest::Client, path: &str) -> reqwest::Response {
+    let (resp, visited) = follow(client, &env.gw.url(path)).await;
+    assert!(
+        visited.iter().any(|u| u.contains("/oauth/clever/callback")),
+        "login went through the callback: {visited:?}"
+    );
+    resp
+}
+
+/// The session cookie value the client holds for the gateway, read from a Set-Cookie.
+pub fn set_cookie_value(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v[name.len() + 1..].split(';').next().unwrap_or("").to_string())
+}
+
+/// Sends raw bytes to the gateway and returns what it answered (until close or 3 s).
+pub async fn raw(port: u16, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The status code of a raw HTTP/1.1 answer (0 when there was none).
+pub fn raw_status(answer: &str) -> u16 {
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The `Cookie` header for a signed-in session of `client`, made by a fresh login.
+pub async fn session_cookie(env: &Env, client: &reqwest::Client) -> String {
+    let start = client
+        .get(env.gw.url("/_gateway/login?rd=/"))
+        .send()
+        .await
+        .unwrap();
+    let auth = start.headers()["location"].to_str().unwrap().to_string();
+    let a = client.get(&auth).send().await.unwrap();
+    let cb = a.headers()["location"].to_str().unwrap().to_string();
+    let done = client.get(&cb).send().await.unwrap();
+    format!(
+        "clever_gateway={}",
+        set_cookie_value(&done, "clever_gateway").expect("session cookie")
+    )
+}

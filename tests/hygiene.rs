@@ -1,0 +1,340 @@
+//! Routing, header hygiene, policy and hostile input through the real gateway binary.
+
+mod common;
+
+use common::*;
+
+#[tokio::test]
+async fn spoofed_identity_headers_never_reach_upstream() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(
+        Some(&teacher),
+        "public_paths = [\"/public/\"]\n[upstream.headers]\nuser_id = \"X-School-User\"",
+        "",
+    )
+    .await;
+    let c = browser();
+    let cookie = session_cookie(&env, &c).await;
+    for (path, cookie) in [("/public/x", None), ("/private", Some(cookie.as_str()))] {
+        let mut req = format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Clever-User-Id: evil1\r\nx-clever-user-id: evil2\r\nX_Clever_User_Id: evil3\r\nX-CLEVER-USER-TYPE: district_admin\r\nX_clever-District_ID: evil4\r\nX-Clever-Anything: evil5\r\nX-School-User: evil6\r\nX_School_User: evil7\r\nx-clever-user-id: evil8\r\n"
+        );
+        if let Some(c) = cookie {
+            req.push_str(&format!("Cookie: {c}\r\n"));
+        }
+        req.push_str("Connection: close\r\n\r\n");
+        let answer = raw(env.gw.port, req.as_bytes()).await;
+        assert_eq!(raw_status(&answer), 200, "{answer}");
+        let seen = env.app.last();
+        for (k, v) in &seen.headers {
+            let v = String::from_utf8_lossy(v);
+            assert!(!v.contains("evil"), "{path}: spoofed {k}: {v} reached the upstream");
+        }
+        if cookie.is_some() {
+            assert_eq!(seen.header("x-school-user").unwrap(), teacher);
+            assert_eq!(seen.all("x-school-user").len(), 1);
+            assert_eq!(seen.header("x-clever-user-type").unwrap(), "teacher");
+        } else {
+            assert!(seen.header("x-school-user").is_none());
+            assert!(seen.header("x-clever-user-type").is_none());
+        }
+    }
+}
+
+#[tokio::test]
+async fn gateway_cookies_removed_app_cookies_kept() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    let c = browser();
+    let cookie = session_cookie(&env, &c).await;
+    let r = reqwest::Client::new()
+        .get(env.gw.url("/app"))
+        .header("cookie", format!("PHPSESSID=abc; {cookie}; theme=dark; clever_gateway_login=zzz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = env.app.last();
+    assert_eq!(seen.header("cookie").unwrap(), "PHPSESSID=abc; theme=dark");
+    assert_eq!(seen.header("x-clever-user-id").unwrap(), teacher);
+}
+
+#[tokio::test]
+async fn forwarded_headers_replaced_for_untrusted_clients() {
+    let env = env_with(None, "public_paths = [\"/public/\"]", "").await;
+    let r = reqwest::Client::new()
+        .get(env.gw.url("/public/a"))
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-proto", "https")
+        .header("x-request-id", "spoofed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let seen = env.app.last();
+    assert_eq!(seen.header("x-forwarded-for").unwrap(), "127.0.0.1");
+    assert_eq!(seen.header("x-forwarded-proto").unwrap(), "http");
+    assert_eq!(
+        seen.header("x-forwarded-host").unwrap(),
+        format!("127.0.0.1:{}", env.gw.port)
+    );
+    assert_eq!(seen.header("x-request-id").unwrap(), rid);
+    assert_ne!(rid, "spoofed");
+}
+
+#[tokio::test]
+async fn student_refused_on_teacher_only_upstream_and_upstream_sees_nothing() {
+    let student = user_with_roles(&["student"]);
+    let env = env_with(Some(&student), "allow_user_types = [\"teacher\"]", "").await;
+    let c = browser();
+    let (r, _) = follow(&c, &env.gw.url("/gradebook")).await;
+    assert_eq!(r.status(), 403);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("Sign out") && body.contains("/_gateway/logout"), "{body}");
+    assert_eq!(env.app.count(), 0);
+}
+
+#[tokio::test]
+async fn multi_role_user_passes_and_header_lists_all_roles() {
+    let both = user_with_roles(&["teacher", "district_admin"]);
+    let env = env_with(Some(&both), "allow_user_types = [\"district_admin\"]", "").await;
+    let r = sign_in(&env, &browser(), "/").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        env.app.last().header("x-clever-user-type").unwrap(),
+        "teacher,district_admin"
+    );
+}
+
+#[tokio::test]
+async fn district_policy_refuses_other_district() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "allow_districts = [\"000000000000000000000000\"]", "").await;
+    let (r, _) = follow(&browser(), &env.gw.url("/")).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(env.app.count(), 0);
+}
+
+#[tokio::test]
+async fn email_and_name_only_when_configured_non_ascii_encoded() {
+    let user = clever_gateway::sim::demo_users()
+        .into_iter()
+        .find(|u| !u.first.is_ascii() || !u.last.is_ascii())
+        .expect("a demo user with a non-ASCII name");
+    let env = env_with(
+        Some(&user.id),
+        "[upstream.headers]\nemail = \"X-Clever-Email\"\nname = \"X-Clever-Name\"",
+        "",
+    )
+    .await;
+    sign_in(&env, &browser(), "/").await;
+    let seen = env.app.last();
+    let name = seen.header("x-clever-name").unwrap();
+    assert!(name.starts_with("UTF-8''"), "{name}");
+    assert!(name.is_ascii());
+    let decoded = percent_encoding::percent_decode_str(&name[7..]).decode_utf8().unwrap();
+    assert!(decoded.contains(&user.first));
+}
+
+#[tokio::test]
+async fn routing_longest_prefix_whole_segments_and_404() {
+    let port = free_port();
+    let teacher = user_with_roles(&["teacher"]);
+    let sim = sim_for(port, Some(&teacher)).await;
+    let a = Upstream::start().await;
+    let b = Upstream::start().await;
+    let cfg = format!(
+        "{}\n[[upstream]]\nname = \"staff\"\nurl = \"http://{}\"\npath_prefix = \"/staff\"\npublic_paths = [\"/staff/\"]\nstrip_path_prefix = true\n\n[[upstream]]\nname = \"other-host\"\nurl = \"http://{}\"\nhost = \"other.example\"\npublic_paths = [\"/\"]\n",
+        base_config(port, &sim, ""),
+        a.addr,
+        b.addr
+    );
+    let gw = start_gateway(port, &cfg, sim.client_secret()).await;
+    let c = reqwest::Client::new();
+    let r = c.get(gw.url("/staff/x?y=1")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(a.last().uri, "/x?y=1", "prefix stripped");
+    let r = c.get(gw.url("/staffing")).send().await.unwrap();
+    assert_eq!(r.status(), 404, "/staff does not match /staffing");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("request id") || body.contains("request_id"));
+    let r = c
+        .get(gw.url("/anything"))
+        .header("host", "OTHER.example:8443")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(b.count(), 1, "host match, case-insensitive, port ignored");
+}
+
+#[tokio::test]
+async fn public_path_tricks_do_not_bypass_login() {
+    let env = env_with(None, "public_paths = [\"/public/\", \"/favicon.ico\"]", "").await;
+    let c = reqwest::Client::new();
+    let ok = c.get(env.gw.url("/public/style.css")).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let before = env.app.count();
+    for path in [
+        "/public/../admin",
+        "/public/%2e%2e/admin",
+        "/public/..;/admin",
+        "/favicon.ico/../admin",
+        "/public%2f..%2fadmin",
+        "/public/%252e%252e/admin",
+    ] {
+        let answer = raw(
+            env.gw.port,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await;
+        let status = raw_status(&answer);
+        assert!(status == 400 || status == 401, "{path}: {status}");
+    }
+    assert_eq!(env.app.count(), before, "no trick reached the upstream");
+}
+
+#[tokio::test]
+async fn login_rd_open_redirect_shapes_stay_on_site() {
+    let env = env_with(None, "", "").await;
+    let c = browser();
+    for rd in [
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example",
+        "/%2F%2Fevil.example",
+        "/%09/evil.example",
+        "javascript:alert(1)",
+        "/%5Cevil.example",
+    ] {
+        let q: String = url::form_urlencoded::byte_serialize(rd.as_bytes()).collect();
+        let r = c
+            .get(env.gw.url(&format!("/_gateway/login?rd={q}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{rd}");
+    }
+    let r = c.get(env.gw.url("/_gateway/login?rd=%2Fok%3Fa%3D1")).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+}
+
+#[tokio::test]
+async fn request_target_open_redirect_falls_back_to_root() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    // A request for `//evil.example/x` must not come back as Location: //evil.example/x.
+    let answer = raw(
+        env.gw.port,
+        b"GET //evil.example/x HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(raw_status(&answer), 302, "{answer}");
+    let c = browser();
+    let (_, visited) = follow(&c, &env.gw.url("//evil.example/x")).await;
+    assert!(visited.iter().all(|u| !u.starts_with("http://evil.example")), "{visited:?}");
+}
+
+#[tokio::test]
+async fn hostile_input_gets_4xx_and_gateway_keeps_serving() {
+    let env = env_with(None, "public_paths = [\"/public/\"]", "").await;
+    let port = env.gw.port;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "malformed cookie",
+            b"GET /x HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\nCookie: clever_gateway=%%%; =;;; \xff\xfe\r\nConnection: close\r\n\r\n".to_vec(),
+        ),
+        (
+            "oversized cookie",
+            format!("GET /x HTTP/1.1\r\nHost: x\r\nCookie: clever_gateway={}\r\nConnection: close\r\n\r\n", "A".repeat(70_000)).into_bytes(),
+        ),
+        (
+            "bad callback encoding",
+            b"GET /oauth/clever/callback?code=%zz&state=a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        ),
+        (
+            "CL and TE",
+            b"POST /public/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n".to_vec(),
+        ),
+        (
+            "unknown gateway page",
+            b"GET /_gateway/nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        ),
+        (
+            "repeated callback params",
+            b"GET /oauth/clever/callback?code=a&code=b&state=s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        ),
+        (
+            "non-UTF-8 path",
+            b"GET /%ff%fe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        ),
+    ];
+    for (name, req) in cases {
+        let answer = raw(port, &req).await;
+        let status = raw_status(&answer);
+        if name == "malformed cookie" {
+            assert_eq!(status, 401, "{name}: an undecodable cookie is 'not signed in'");
+        } else {
+            assert!((400..500).contains(&status), "{name}: got {status}: {answer:.300}");
+        }
+        assert!(!answer.contains("Server: Pingora") || name == "oversized cookie" || name == "CL and TE", "{name}: {answer:.300}");
+    }
+    let ok = reqwest::get(env.gw.url("/public/ok")).await.unwrap();
+    assert_eq!(ok.status(), 200, "still serving");
+    assert_eq!(
+        env.app.requests().iter().filter(|s| s.uri.starts_with("/public/x")).count(),
+        0,
+        "the smuggling shape never reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn bad_upstream_gives_502_page() {
+    let dead = free_port();
+    let port = free_port();
+    let sim = sim_for(port, None).await;
+    let cfg = format!(
+        "{}\n[[upstream]]\nname = \"dead\"\nurl = \"http://127.0.0.1:{dead}\"\npublic_paths = [\"/\"]\n",
+        base_config(port, &sim, "")
+    );
+    let gw = start_gateway(port, &cfg, sim.client_secret()).await;
+    let r = browser().get(gw.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("request id") && !body.contains("Pingora"), "{body}");
+}
+
+#[tokio::test]
+async fn logs_never_contain_secret_token_code_or_session_id() {
+    let teacher = user_with_roles(&["teacher"]);
+    // forward_access_token lets the test learn the token the gateway holds.
+    let env = env_with(Some(&teacher), "forward_access_token = true", "").await;
+    let c = browser();
+    let r = c.get(env.gw.url("/x")).send().await.unwrap();
+    let auth = r.headers()["location"].to_str().unwrap().to_string();
+    let a = c.get(&auth).send().await.unwrap();
+    let cb = a.headers()["location"].to_str().unwrap().to_string();
+    let code = url::Url::parse(&cb)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let done = c.get(&cb).send().await.unwrap();
+    let sid = set_cookie_value(&done, "clever_gateway").unwrap();
+    c.get(env.gw.url("/y")).send().await.unwrap();
+    let token = env.app.last().header("x-clever-access-token").expect("token forwarded");
+    assert!(token.len() > 8);
+    c.get(env.gw.url("/_gateway/logout")).send().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let logs = env.gw.logs();
+    assert!(logs.contains("login completed"), "logs are captured:\n{logs}");
+    assert!(!logs.contains(env.sim.client_secret()), "client secret in logs");
+    assert!(!logs.contains(&code), "code in logs");
+    assert!(!logs.contains(&sid), "session id in logs");
+    assert!(!logs.contains(&token), "access token in logs");
+    assert!(!logs.contains("Bearer"), "token header in logs");
+}

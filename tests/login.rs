@@ -1,0 +1,370 @@
+//! Login end to end through the real gateway binary and the Clever simulator.
+
+mod common;
+
+use std::time::Duration;
+
+use clever_gateway::sim::{Endpoint, Fault};
+use common::*;
+
+#[tokio::test]
+async fn login_navigation_redirects_to_authorize_with_required_params() {
+    let env = env_with(None, "login_district_id = \"5d0a9e5d0958b300014e49d2\"", "").await;
+    let r = browser().get(env.gw.url("/grades?term=2")).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(loc.as_str().starts_with(&env.sim.authorize_url()));
+    let q: std::collections::HashMap<_, _> = loc.query_pairs().into_owned().collect();
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["client_id"], env.sim.client_id());
+    assert_eq!(q["redirect_uri"], env.gw.url("/oauth/clever/callback"));
+    assert_eq!(q["district_id"], "5d0a9e5d0958b300014e49d2");
+    assert!(q["state"].len() >= 22, "state has >= 128 bits");
+    let login_cookie = set_cookie_value(&r, "clever_gateway_login").expect("state cookie");
+    assert!(!login_cookie.is_empty());
+    let sc = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(sc.contains("HttpOnly") && sc.contains("SameSite=Lax"), "{sc}");
+    assert_eq!(env.app.count(), 0, "nothing reached the upstream");
+}
+
+#[tokio::test]
+async fn login_api_request_gets_401_json_not_redirect() {
+    let env = env_with(None, "", "").await;
+    let r = reqwest::Client::new()
+        .get(env.gw.url("/api/grades"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        r#"Clever realm="clever-gateway""#
+    );
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "unauthenticated");
+    assert_eq!(v["login_url"], "/_gateway/login?rd=%2Fapi%2Fgrades");
+}
+
+#[tokio::test]
+async fn login_full_flow_returns_to_saved_path_with_identity_headers() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    let c = browser();
+    let resp = sign_in(&env, &c, "/grades?term=2").await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "upstream ok");
+    let seen = env.app.last();
+    assert_eq!(seen.uri, "/grades?term=2");
+    assert_eq!(seen.header("x-clever-user-id").unwrap(), teacher);
+    assert_eq!(seen.header("x-clever-user-type").unwrap(), "teacher");
+    assert!(seen.header("x-clever-district-id").is_some());
+    assert!(seen.header("x-request-id").is_some());
+    assert_eq!(env.sim.calls(Endpoint::Tokens), 1);
+}
+
+#[tokio::test]
+async fn login_session_cookie_is_new_256_bit_httponly_lax() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    let c = browser();
+    let (r, _) = follow(&c, &env.gw.url("/")).await;
+    assert_eq!(r.status(), 200);
+    // Redo the callback step by hand to see its Set-Cookie.
+    let start = c.get(env.gw.url("/_gateway/login?rd=/x")).send().await.unwrap();
+    let auth = start.headers()["location"].to_str().unwrap().to_string();
+    let cb = c.get(&auth).send().await.unwrap();
+    let cb_url = cb.headers()["location"].to_str().unwrap().to_string();
+    let done = c.get(&cb_url).send().await.unwrap();
+    assert_eq!(done.status(), 302);
+    assert_eq!(done.headers()["location"], "/x");
+    let sc = done
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("clever_gateway="))
+        .unwrap();
+    let value = sc["clever_gateway=".len()..].split(';').next().unwrap();
+    assert_eq!(value.len(), 43, "256-bit base64url id");
+    assert!(sc.contains("HttpOnly") && sc.contains("SameSite=Lax") && sc.contains("Path=/"));
+    assert!(!sc.contains("Secure"), "cookie_secure = false in this test");
+}
+
+#[tokio::test]
+async fn login_many_tabs_at_once_all_succeed() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    let c = browser();
+    // Five tabs start a login before any finishes.
+    let mut callbacks = Vec::new();
+    for i in 0..5 {
+        let r = c.get(env.gw.url(&format!("/tab{i}"))).send().await.unwrap();
+        assert_eq!(r.status(), 302);
+        let auth = r.headers()["location"].to_str().unwrap().to_string();
+        let a = c.get(&auth).send().await.unwrap();
+        callbacks.push(a.headers()["location"].to_str().unwrap().to_string());
+    }
+    for (i, cb) in callbacks.iter().enumerate() {
+        let r = c.get(cb).send().await.unwrap();
+        assert_eq!(r.status(), 302, "tab {i}");
+        assert_eq!(r.headers()["location"], format!("/tab{i}").as_str());
+    }
+    assert_eq!(env.sim.calls(Endpoint::Tokens), 5);
+}
+
+#[tokio::test]
+async fn signed_in_requests_make_zero_clever_calls() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    let c = browser();
+    sign_in(&env, &c, "/").await;
+    let before = env.sim.total_calls();
+    for i in 0..25 {
+        let r = c.get(env.gw.url(&format!("/page/{i}"))).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(env.sim.total_calls(), before, "25 signed-in requests, 0 Clever calls");
+    assert_eq!(env.app.count(), 26);
+}
+
+#[tokio::test]
+async fn forged_state_creates_no_session() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    let c = browser();
+    let code = env.sim.issue_code(&teacher, &env.gw.url("/oauth/clever/callback"));
+    let r = c
+        .get(env.gw.url(&format!("/oauth/clever/callback?code={code}&state=forged")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(set_cookie_value(&r, "clever_gateway").is_none());
+    assert_eq!(env.sim.calls(Endpoint::Tokens), 0, "forged state: code never exchanged");
+    let me = c.get(env.gw.url("/_gateway/me")).send().await.unwrap();
+    assert_eq!(me.status(), 401);
+}
+
+#[tokio::test]
+async fn state_from_another_browser_is_refused() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    let victim = browser();
+    let attacker = browser();
+    // The attacker starts a login and hands the callback URL to the victim (login CSRF).
+    let r = attacker.get(env.gw.url("/")).send().await.unwrap();
+    let auth = r.headers()["location"].to_str().unwrap().to_string();
+    let a = attacker.get(&auth).send().await.unwrap();
+    let cb = a.headers()["location"].to_str().unwrap().to_string();
+    let v = victim.get(&cb).send().await.unwrap();
+    assert_eq!(v.status(), 400);
+    assert!(set_cookie_value(&v, "clever_gateway").is_none());
+    assert_eq!(env.sim.calls(Endpoint::Tokens), 0);
+}
+
+#[tokio::test]
+async fn clever_initiated_login_bounces_without_exchanging_first_code() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    let c = browser();
+    let (resp, visited) = follow(&c, &env.sim.instant_login_url(&teacher)).await;
+    assert_eq!(resp.status(), 200, "visited {visited:?}");
+    // Exactly one exchange: the bounced code, not the Portal's.
+    assert_eq!(env.sim.calls(Endpoint::Tokens), 1);
+    assert_eq!(env.sim.calls(Endpoint::Authorize), 1, "one bounce through authorize");
+    assert_eq!(env.app.last().uri, "/", "landed on the landing upstream's root");
+    assert_eq!(env.app.last().header("x-clever-user-id").unwrap(), teacher);
+}
+
+#[tokio::test]
+async fn clever_initiated_twice_in_a_row_shows_error_not_loop() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    let c = browser();
+    let first = c.get(env.sim.instant_login_url(&teacher)).send().await.unwrap();
+    let cb1 = first.headers()["location"].to_str().unwrap().to_string();
+    let bounce = c.get(&cb1).send().await.unwrap();
+    assert_eq!(bounce.status(), 302, "first stateless callback bounces");
+    // The bounce never comes back; a second stateless callback arrives.
+    let second = c.get(env.sim.instant_login_url(&teacher)).send().await.unwrap();
+    let cb2 = second.headers()["location"].to_str().unwrap().to_string();
+    let r = c.get(&cb2).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("open the app from Clever again"), "{body}");
+    assert_eq!(env.sim.calls(Endpoint::Tokens), 0);
+}
+
+#[tokio::test]
+async fn replayed_callback_is_not_posted_again_and_resumes_session() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    let c = browser();
+    let r = c.get(env.gw.url("/report")).send().await.unwrap();
+    let auth = r.headers()["location"].to_str().unwrap().to_string();
+    let a = c.get(&auth).send().await.unwrap();
+    let cb = a.headers()["location"].to_str().unwrap().to_string();
+    let first = c.get(&cb).send().await.unwrap();
+    assert_eq!(first.status(), 302);
+    // Refresh / back button: the same callback URL again.
+    let again = c.get(&cb).send().await.unwrap();
+    assert_eq!(again.status(), 302);
+    assert_eq!(again.headers()["location"], "/report");
+    assert_eq!(env.sim.calls(Endpoint::Tokens), 1, "code never POSTed twice");
+}
+
+#[tokio::test]
+async fn replayed_callback_in_other_browser_starts_fresh_login() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    let c = browser();
+    let r = c.get(env.gw.url("/report")).send().await.unwrap();
+    let auth = r.headers()["location"].to_str().unwrap().to_string();
+    let a = c.get(&auth).send().await.unwrap();
+    let cb = a.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(c.get(&cb).send().await.unwrap().status(), 302);
+    let other = browser();
+    let r = other.get(&cb).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with(&env.sim.authorize_url()));
+    assert!(set_cookie_value(&r, "clever_gateway").is_none());
+    assert_eq!(env.sim.calls(Endpoint::Tokens), 1);
+}
+
+#[tokio::test]
+async fn logout_revokes_copied_cookie() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    let c = browser();
+    sign_in(&env, &c, "/").await;
+    let me = c.get(env.gw.url("/_gateway/me")).send().await.unwrap();
+    assert_eq!(me.status(), 200);
+    let v: serde_json::Value = me.json().await.unwrap();
+    assert_eq!(v["user_id"], teacher.as_str());
+    assert!(v.get("access_token").is_none());
+    // Copy the cookie out of the jar by asking the gateway what it set.
+    let cookie_header = {
+        let start = c.get(env.gw.url("/_gateway/login?rd=/")).send().await.unwrap();
+        let auth = start.headers()["location"].to_str().unwrap().to_string();
+        let a = c.get(&auth).send().await.unwrap();
+        let cb = a.headers()["location"].to_str().unwrap().to_string();
+        let done = c.get(&cb).send().await.unwrap();
+        format!("clever_gateway={}", set_cookie_value(&done, "clever_gateway").unwrap())
+    };
+    let thief = reqwest::Client::new();
+    let ok = thief
+        .get(env.gw.url("/_gateway/me"))
+        .header("cookie", &cookie_header)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "copied cookie works before logout");
+    let out = c.get(env.gw.url("/_gateway/logout")).send().await.unwrap();
+    assert_eq!(out.status(), 302);
+    assert_eq!(out.headers()["location"], "/");
+    let after = thief
+        .get(env.gw.url("/_gateway/me"))
+        .header("cookie", &cookie_header)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 401, "copied cookie revoked server side");
+}
+
+#[tokio::test]
+async fn session_expires_after_ttl() {
+    let teacher = user_with_roles(&["teacher"]);
+    let port = free_port();
+    let sim = sim_for(port, Some(&teacher)).await;
+    let app = Upstream::start().await;
+    let cfg = format!(
+        "{}\n[[upstream]]\nname = \"app\"\nurl = \"http://{}\"\n",
+        base_config(port, &sim, "ttl = \"2s\""),
+        app.addr
+    );
+    let gw = start_gateway(port, &cfg, sim.client_secret()).await;
+    let env = Env { sim, app, gw };
+    let c = browser();
+    sign_in(&env, &c, "/").await;
+    assert_eq!(c.get(env.gw.url("/_gateway/me")).send().await.unwrap().status(), 200);
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    assert_eq!(c.get(env.gw.url("/_gateway/me")).send().await.unwrap().status(), 401);
+    let r = c.get(env.gw.url("/x")).send().await.unwrap();
+    assert_eq!(r.status(), 302, "expired session goes back to login");
+}
+
+#[tokio::test]
+async fn clever_down_at_login_gives_5xx_page_while_signed_in_users_keep_working() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    let signed_in = browser();
+    sign_in(&env, &signed_in, "/").await;
+    env.sim.set_fault(Endpoint::Tokens, Some(Fault::Status(503)));
+    let newcomer = browser();
+    let (r, _) = follow(&newcomer, &env.gw.url("/")).await;
+    assert_eq!(r.status(), 502);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("Try again"), "{body}");
+    assert!(body.contains("request id"), "{body}");
+    let ok = signed_in.get(env.gw.url("/still")).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn clever_slow_at_login_gives_504() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    env.sim
+        .set_fault(Endpoint::Me, Some(Fault::Delay(Duration::from_secs(4))));
+    let (r, _) = follow(&browser(), &env.gw.url("/")).await;
+    assert_eq!(r.status(), 504);
+}
+
+#[tokio::test]
+async fn clever_error_callback_gives_page_with_retry() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    env.sim.set_fault(Endpoint::Authorize, Some(Fault::AccessDenied));
+    let (r, _) = follow(&browser(), &env.gw.url("/")).await;
+    assert_eq!(r.status(), 400);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("access_denied") && body.contains("Try again"), "{body}");
+}
+
+#[tokio::test]
+async fn expired_code_gives_400_page() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    let c = browser();
+    let r = c.get(env.gw.url("/")).send().await.unwrap();
+    let auth = r.headers()["location"].to_str().unwrap().to_string();
+    let a = c.get(&auth).send().await.unwrap();
+    let cb = a.headers()["location"].to_str().unwrap().to_string();
+    env.sim.advance_clock(Duration::from_secs(61));
+    let r = c.get(&cb).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("expired"));
+}
+
+#[tokio::test]
+async fn v2_api_type_from_me() {
+    let staff = user_with_roles(&["staff"]);
+    let port = free_port();
+    let sim = sim_for(port, Some(&staff)).await;
+    let app = Upstream::start().await;
+    let cfg = format!(
+        "{}\n[[upstream]]\nname = \"app\"\nurl = \"http://{}\"\nallow_user_types = [\"school_admin\"]\n",
+        base_config(port, &sim, "").replace("timeout = \"2s\"", "timeout = \"2s\"\napi_version = \"v2.1\""),
+        app.addr
+    );
+    let gw = start_gateway(port, &cfg, sim.client_secret()).await;
+    let env = Env { sim, app, gw };
+    let r = sign_in(&env, &browser(), "/").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(env.app.last().header("x-clever-user-type").unwrap(), "staff");
+    assert_eq!(env.sim.calls(Endpoint::Users), 0, "v2 takes the type from /me");
+}
