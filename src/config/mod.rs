@@ -230,6 +230,7 @@ pub fn describe_routes(cfg: &Config) -> String {
 mod tests {
     use super::*;
 
+    const EXAMPLE: &str = include_str!("../../gateway.toml");
     const MINIMAL: &str = "[clever]\nclient_id = \"id\"\nclient_secret_env = \"S\"\n\
                            redirect_uri = \"https://gw.example.org/cb\"\n\n\
                            [[upstream]]\nname = \"app\"\nurl = \"http://127.0.0.1:9000\"\n";
@@ -248,6 +249,61 @@ mod tests {
         let line = before.matches('\n').count() + 1;
         let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
         (line, col)
+    }
+
+    #[test]
+    fn example_gateway_toml_parses() {
+        let cfg = match parse_str(EXAMPLE, "gateway.toml") {
+            Ok(c) => c,
+            Err(e) => panic!("gateway.toml is invalid:\n{e}"),
+        };
+        assert_eq!(cfg.upstreams.len(), 1);
+        assert_eq!(cfg.upstreams[0].name, "gradebook");
+        assert_eq!(
+            cfg.clever.client_secret,
+            SecretSource::Env("CLEVER_CLIENT_SECRET".into())
+        );
+    }
+
+    #[test]
+    fn example_gateway_toml_commented_keys_are_known_keys() {
+        // Every commented-out `# key = value` line of the example names a key of the table it
+        // sits in, so the example cannot drift from the contract.
+        let mut checked = 0;
+        for line in EXAMPLE.lines() {
+            let Some(rest) = line.strip_prefix("# ") else {
+                continue;
+            };
+            let key = rest.split([' ', '=']).next().unwrap_or("");
+            if !rest.contains(" = ")
+                || key.is_empty()
+                || !key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            {
+                continue;
+            }
+            // Find which table this line sits in.
+            let upto = &EXAMPLE[..EXAMPLE.find(line).unwrap()];
+            let table = upto
+                .lines()
+                .filter_map(|l| l.trim_start_matches("# ").strip_prefix('['))
+                .next_back()
+                .unwrap_or("");
+            let section = match table.trim_matches(['[', ']']) {
+                "server" => &file::SERVER,
+                "clever" => &file::CLEVER,
+                "session" => &file::SESSION,
+                "upstream" => &file::UPSTREAM,
+                "upstream.headers" => &file::HEADERS,
+                other => panic!("unexpected table {other:?} before {line:?}"),
+            };
+            assert!(
+                section.keys.iter().any(|(k, _)| *k == key),
+                "example key {key:?} is not in [{}]",
+                section.title
+            );
+            checked += 1;
+        }
+        assert!(checked >= 30, "only {checked} example keys found");
     }
 
     #[test]
@@ -427,11 +483,11 @@ allow_user_types = []
     }
 
     #[test]
-    fn parse_never_panics_on_truncated_minimal() {
+    fn parse_never_panics_on_truncated_example() {
         let mut cut = 0;
-        while cut <= MINIMAL.len() {
-            if MINIMAL.is_char_boundary(cut) {
-                let _ = parse_str(&MINIMAL[..cut], "gateway.toml");
+        while cut <= EXAMPLE.len() {
+            if EXAMPLE.is_char_boundary(cut) {
+                let _ = parse_str(&EXAMPLE[..cut], "gateway.toml");
             }
             cut += 7;
         }
