@@ -1,4 +1,622 @@
-//! Configuration: the `gateway.toml` file, its validation, and the typed model.
+//! Configuration: loading `gateway.toml`, reporting every problem in it with `file:line:col`,
+//! reading the client secret, and describing the routes for `clever-gateway check`.
+//!
+//! Layers: [`file`] mirrors the file (serde, spans), [`validate`] turns it into the typed
+//! [`model`] the rest of the gateway uses.
 
+mod file;
 pub mod model;
+mod validate;
+
 pub use model::*;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One thing wrong with a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub file: String,
+    /// 1-based; 0 only when the problem concerns the whole file (it cannot be read).
+    pub line: usize,
+    /// 1-based, counted in characters; 0 together with `line`.
+    pub col: usize,
+    /// `what is wrong: what is allowed`, on one line.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.col, self.message
+            )
+        }
+    }
+}
+
+/// Every problem found in a config file, in file order. Displays one problem per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", lines(.problems))]
+pub struct ConfigErrors {
+    pub problems: Vec<ConfigProblem>,
+}
+
+fn lines(problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Why the client secret could not be read. Names the variable or file, never the value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable {var} is not set")]
+    EnvUnset { var: String },
+    #[error("environment variable {var} is not valid UTF-8")]
+    EnvNotUnicode { var: String },
+    #[error("environment variable {var} is empty")]
+    EnvEmpty { var: String },
+    #[error("cannot read secret file {}: {source}", .path.display())]
+    FileUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("secret file {} is not valid UTF-8", .path.display())]
+    FileNotUnicode { path: PathBuf },
+    #[error("secret file {} is empty", .path.display())]
+    FileEmpty { path: PathBuf },
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ConfigErrors {
+        problems: vec![ConfigProblem {
+            file: name.clone(),
+            line: 0,
+            col: 0,
+            message: format!("cannot read the config file: {e}"),
+        }],
+    })?;
+    match std::str::from_utf8(&bytes) {
+        Ok(src) => parse_str(src, &name),
+        Err(e) => {
+            // Point at the first bad byte: the text before it is valid.
+            let valid = std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default();
+            let mut sink = file::Sink::new(&name, valid);
+            sink.at(
+                valid.len()..valid.len(),
+                "the file is not valid UTF-8: expected UTF-8 text",
+            );
+            Err(ConfigErrors {
+                problems: sink.problems,
+            })
+        }
+    }
+}
+
+/// Parses and validates config text; `file_name` is used in messages.
+pub fn parse_str(src: &str, file_name: &str) -> Result<Config, ConfigErrors> {
+    let mut sink = file::Sink::new(file_name, src);
+    let config =
+        file::parse(src, &mut sink).and_then(|parsed| validate::validate(parsed, &mut sink));
+    match config {
+        Some(config) if sink.problems.is_empty() => Ok(config),
+        _ => {
+            let mut problems = sink.problems;
+            if problems.is_empty() {
+                // Not expected: every `None` above comes with a problem. Never report success.
+                problems.push(ConfigProblem {
+                    file: file_name.to_owned(),
+                    line: 1,
+                    col: 1,
+                    message: "the configuration is invalid".to_owned(),
+                });
+            }
+            problems.sort_by_key(|p| (p.line, p.col));
+            Err(ConfigErrors { problems })
+        }
+    }
+}
+
+/// Reads the client secret from its variable or file, trimming trailing newlines.
+pub fn read_secret(src: &SecretSource) -> Result<String, SecretError> {
+    match src {
+        SecretSource::Env(var) => {
+            let value = std::env::var(var).map_err(|e| match e {
+                std::env::VarError::NotPresent => SecretError::EnvUnset { var: var.clone() },
+                std::env::VarError::NotUnicode(_) => {
+                    SecretError::EnvNotUnicode { var: var.clone() }
+                }
+            })?;
+            let value = trim_newlines(value);
+            if value.is_empty() {
+                return Err(SecretError::EnvEmpty { var: var.clone() });
+            }
+            Ok(value)
+        }
+        SecretSource::File(path) => {
+            let bytes = std::fs::read(path).map_err(|source| SecretError::FileUnreadable {
+                path: path.clone(),
+                source,
+            })?;
+            let value = String::from_utf8(bytes)
+                .map_err(|_| SecretError::FileNotUnicode { path: path.clone() })?;
+            let value = trim_newlines(value);
+            if value.is_empty() {
+                return Err(SecretError::FileEmpty { path: path.clone() });
+            }
+            Ok(value)
+        }
+    }
+}
+
+fn trim_newlines(mut s: String) -> String {
+    let keep = s.trim_end_matches(['\n', '\r']).len();
+    s.truncate(keep);
+    s
+}
+
+/// A table of the routes for `clever-gateway check`: one row per upstream, in file order.
+pub fn describe_routes(cfg: &Config) -> String {
+    let header = ["UPSTREAM", "HOST", "PATH_PREFIX", "URL", "PUBLIC", "POLICY"].map(String::from);
+    let mut rows = vec![header];
+    for (i, up) in cfg.upstreams.iter().enumerate() {
+        let name = if i == cfg.server.landing {
+            format!("{} (landing)", up.name)
+        } else {
+            up.name.clone()
+        };
+        let public = if up.public_paths.is_empty() {
+            "-".to_owned()
+        } else {
+            up.public_paths
+                .iter()
+                .map(|p| match p {
+                    PublicPath::Prefix(p) => format!("{p}*"),
+                    PublicPath::Exact(p) => p.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let types = match &up.allow_user_types {
+            None => "any".to_owned(),
+            Some(t) => t.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
+        };
+        let districts = match &up.allow_districts {
+            None => "any".to_owned(),
+            Some(d) => d.join(","),
+        };
+        rows.push([
+            name,
+            up.host.clone().unwrap_or_else(|| "*".to_owned()),
+            up.path_prefix.clone(),
+            format!("{} ({})", up.url.original, up.url.addr),
+            public,
+            format!("types={types} districts={districts}"),
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../gateway.toml");
+    const MINIMAL: &str = "[clever]\nclient_id = \"id\"\nclient_secret_env = \"S\"\n\
+                           redirect_uri = \"https://gw.example.org/cb\"\n\n\
+                           [[upstream]]\nname = \"app\"\nurl = \"http://127.0.0.1:9000\"\n";
+
+    fn problems(src: &str) -> Vec<ConfigProblem> {
+        match parse_str(src, "gw.toml") {
+            Ok(_) => panic!("expected problems in:\n{src}"),
+            Err(e) => e.problems,
+        }
+    }
+
+    /// 1-based (line, col) of the first occurrence of `needle`.
+    fn pos(src: &str, needle: &str) -> (usize, usize) {
+        let at = src.find(needle).expect("needle in source");
+        let before = &src[..at];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        (line, col)
+    }
+
+    #[test]
+    fn example_gateway_toml_parses() {
+        let cfg = match parse_str(EXAMPLE, "gateway.toml") {
+            Ok(c) => c,
+            Err(e) => panic!("gateway.toml is invalid:\n{e}"),
+        };
+        assert_eq!(cfg.upstreams.len(), 1);
+        assert_eq!(cfg.upstreams[0].name, "gradebook");
+        assert_eq!(
+            cfg.clever.client_secret,
+            SecretSource::Env("CLEVER_CLIENT_SECRET".into())
+        );
+    }
+
+    #[test]
+    fn example_gateway_toml_commented_keys_are_known_keys() {
+        // Every commented-out `# key = value` line of the example names a key of the table it
+        // sits in, so the example cannot drift from the contract.
+        let mut checked = 0;
+        for line in EXAMPLE.lines() {
+            let Some(rest) = line.strip_prefix("# ") else {
+                continue;
+            };
+            let key = rest.split([' ', '=']).next().unwrap_or("");
+            if !rest.contains(" = ")
+                || key.is_empty()
+                || !key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            {
+                continue;
+            }
+            // Find which table this line sits in.
+            let upto = &EXAMPLE[..EXAMPLE.find(line).unwrap()];
+            let table = upto
+                .lines()
+                .filter_map(|l| l.trim_start_matches("# ").strip_prefix('['))
+                .next_back()
+                .unwrap_or("");
+            let section = match table.trim_matches(['[', ']']) {
+                "server" => &file::SERVER,
+                "clever" => &file::CLEVER,
+                "session" => &file::SESSION,
+                "upstream" => &file::UPSTREAM,
+                "upstream.headers" => &file::HEADERS,
+                other => panic!("unexpected table {other:?} before {line:?}"),
+            };
+            assert!(
+                section.keys.iter().any(|(k, _)| *k == key),
+                "example key {key:?} is not in [{}]",
+                section.title
+            );
+            checked += 1;
+        }
+        assert!(checked >= 30, "only {checked} example keys found");
+    }
+
+    #[test]
+    fn minimal_file_parses() {
+        parse_str(MINIMAL, "gw.toml").unwrap();
+    }
+
+    #[test]
+    fn typo_key_public_path_is_rejected_with_position() {
+        let src = format!("{MINIMAL}public_path = [\"/static/\"]\n");
+        let p = problems(&src);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert_eq!((p[0].line, p[0].col), pos(&src, "public_path ="));
+        assert_eq!((p[0].line, p[0].col), (9, 1));
+        let m = &p[0].message;
+        assert!(
+            m.contains("unknown key \"public_path\" in [[upstream]]"),
+            "{m}"
+        );
+        assert!(m.contains("did you mean \"public_paths\""), "{m}");
+        assert!(
+            m.contains("allowed keys are name, url, host, path_prefix"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn unknown_table_is_rejected_listing_tables() {
+        let src = format!("[sever]\nlisten = []\n{MINIMAL}");
+        let p = problems(&src);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert_eq!((p[0].line, p[0].col), (1, 2));
+        assert!(p[0]
+            .message
+            .contains("at the top level (did you mean \"server\"?)"));
+        assert!(p[0].message.contains("server, clever, session, upstream"));
+    }
+
+    #[test]
+    fn unknown_key_in_headers_is_rejected() {
+        let src = format!("{MINIMAL}[upstream.headers]\n  userid = \"X-Id\"\n");
+        let p = problems(&src);
+        assert_eq!(p.len(), 1);
+        assert_eq!((p[0].line, p[0].col), (10, 3));
+        assert!(p[0].message.contains("in [upstream.headers]"));
+        assert!(p[0]
+            .message
+            .contains("user_id, user_type, district_id, email, name, access_token"));
+    }
+
+    #[test]
+    fn upstream_written_as_single_table_is_type_error() {
+        let src = MINIMAL.replace("[[upstream]]", "[upstream]");
+        let p = problems(&src);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].message.contains("[[upstream]]"), "{}", p[0].message);
+        assert!(p[0].message.contains("found a table"));
+    }
+
+    #[test]
+    fn server_as_array_of_tables_is_type_error() {
+        let src = format!("[[server]]\nthreads = 2\n{MINIMAL}");
+        let p = problems(&src);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].message.contains("wrong type for [server]"));
+    }
+
+    #[test]
+    fn wrong_types_are_all_reported_with_positions() {
+        let src = format!(
+            "[server]\nlisten = \"0.0.0.0:8080\"\nthreads = 1.5\ntrusted_proxies = [\"10.0.0.0/8\", 7]\n{MINIMAL}"
+        );
+        let p = problems(&src);
+        assert_eq!(p.len(), 3, "{p:#?}");
+        assert_eq!((p[0].line, p[0].col), (2, 10));
+        assert!(p[0]
+            .message
+            .contains("expected an array of strings, found a string"));
+        assert_eq!((p[1].line, p[1].col), (3, 11));
+        assert!(p[1].message.contains("found a float"));
+        assert_eq!((p[2].line, p[2].col), (4, 34));
+    }
+
+    #[test]
+    fn several_problems_in_one_file_are_all_reported_in_order() {
+        let src = "\
+[server]
+threads = 0
+colour = \"blue\"
+
+[clever]
+client_id = \"id\"
+client_secret = \"inline\"
+redirect_uri = \"not a url\"
+
+[session]
+ttl = \"48h\"
+
+[[upstream]]
+name = \"app\"
+url = \"http://127.0.0.1:9000\"
+public_path = [\"/x\"]
+allow_user_types = []
+";
+        let p = problems(src);
+        let at: Vec<(usize, usize)> = p.iter().map(|p| (p.line, p.col)).collect();
+        assert_eq!(
+            at,
+            vec![
+                pos(src, "0\n"),
+                pos(src, "colour"),
+                pos(src, "client_secret ="),
+                pos(src, "\"not a url\""),
+                pos(src, "\"48h\""),
+                pos(src, "public_path ="),
+                pos(src, "[]\n"),
+            ],
+            "{p:#?}"
+        );
+        // The inline secret names the fix, and is not also called missing.
+        assert!(p[2].message.contains("never inline"));
+        assert!(!p.iter().any(|p| p.message.contains("no client secret")));
+        assert!(!p.iter().any(|p| p.message.contains("inline\"")));
+    }
+
+    #[test]
+    fn wrong_type_is_not_also_reported_missing() {
+        let src = MINIMAL.replace("client_id = \"id\"", "client_id = 42");
+        let p = problems(&src);
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].message.contains("wrong type for clever.client_id"));
+    }
+
+    #[test]
+    fn syntax_error_is_reported_with_position() {
+        let src = format!("{MINIMAL}path_prefix = \"/x\n");
+        let p = problems(&src);
+        assert!(!p.is_empty());
+        assert!(p[0].message.starts_with("invalid TOML"), "{}", p[0].message);
+        assert_eq!(p[0].line, 9);
+    }
+
+    #[test]
+    fn duplicate_key_is_reported() {
+        let src = format!("{MINIMAL}name = \"again\"\n");
+        let p = problems(&src);
+        assert_eq!(p[0].line, 9, "{p:#?}");
+    }
+
+    #[test]
+    fn positions_count_characters_not_bytes() {
+        let src = format!("# é è\n[server]\nthreads = \"ü\"\n{MINIMAL}");
+        let p = problems(&src);
+        assert_eq!((p[0].line, p[0].col), (3, 11));
+    }
+
+    #[test]
+    fn errors_display_one_problem_per_line() {
+        let src = "[server]\nthreads = 0\nlisten = [\"x\"]\n";
+        let e = parse_str(src, "gw.toml").unwrap_err();
+        let text = e.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), e.problems.len());
+        assert!(e.problems.len() >= 4, "{text}");
+        assert!(lines[0].starts_with("gw.toml:1:1: "), "{text}");
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with("gw.toml:2:11: server.threads is 0: ")));
+        assert!(lines.iter().all(|l| l.starts_with("gw.toml:")));
+    }
+
+    #[test]
+    fn empty_file_reports_missing_tables() {
+        let p = problems("");
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(p.iter().all(|p| (p.line, p.col) == (1, 1)));
+    }
+
+    #[test]
+    fn parse_never_panics_on_truncated_example() {
+        let mut cut = 0;
+        while cut <= EXAMPLE.len() {
+            if EXAMPLE.is_char_boundary(cut) {
+                let _ = parse_str(&EXAMPLE[..cut], "gateway.toml");
+            }
+            cut += 7;
+        }
+    }
+
+    #[test]
+    fn parse_never_panics_on_odd_input() {
+        let odd = [
+            "\u{feff}[server]",
+            "[server]\nthreads = 1979-05-27",
+            "[[upstream]]\n[[upstream]]\n[[upstream.headers]]",
+            "upstream = [1, 2]",
+            "upstream = [{}, {name = 3}]",
+            "[clever]\ntimeout = \"18446744073709551616s\"",
+            "[clever]\ntimeout = \"99999999999999999999999h\"",
+            "[server]\nlisten = [[1]]",
+            "a.b.c.d = 1",
+            "\"\\u0000\" = 1",
+            "[session]\nttl = \"\"",
+            "[[upstream]]\nurl = \"http://[::1\"",
+            "[[upstream]]\nurl = \"http://\u{1F600}.invalid\"",
+        ];
+        for src in odd {
+            assert!(parse_str(src, "x").is_err(), "{src:?}");
+        }
+    }
+
+    #[test]
+    fn load_reads_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(&path, MINIMAL).unwrap();
+        let cfg = load(&path).unwrap();
+        assert_eq!(cfg.upstreams[0].name, "app");
+    }
+
+    #[test]
+    fn load_missing_file_names_it() {
+        let e = load(Path::new("/nonexistent/gw.toml")).unwrap_err();
+        assert_eq!(e.problems.len(), 1);
+        assert!(e
+            .to_string()
+            .starts_with("/nonexistent/gw.toml: cannot read the config file"));
+    }
+
+    #[test]
+    fn load_non_utf8_points_at_bad_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gw.toml");
+        std::fs::write(&path, b"[server]\nthreads = \"\xff\"\n").unwrap();
+        let e = load(&path).unwrap_err();
+        assert_eq!((e.problems[0].line, e.problems[0].col), (2, 12));
+        assert!(e.problems[0].message.contains("UTF-8"));
+    }
+
+    #[test]
+    fn read_secret_env_trims_newline() {
+        let var = "CLEVER_GATEWAY_TEST_SECRET_ENV_OK";
+        std::env::set_var(var, "s3cret\n");
+        assert_eq!(
+            read_secret(&SecretSource::Env(var.into())).unwrap(),
+            "s3cret"
+        );
+    }
+
+    #[test]
+    fn read_secret_env_unset_names_variable() {
+        let var = "CLEVER_GATEWAY_TEST_SECRET_ENV_UNSET";
+        let e = read_secret(&SecretSource::Env(var.into())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("environment variable {var} is not set")
+        );
+    }
+
+    #[test]
+    fn read_secret_env_empty_is_error() {
+        let var = "CLEVER_GATEWAY_TEST_SECRET_ENV_EMPTY";
+        std::env::set_var(var, "\n");
+        assert!(matches!(
+            read_secret(&SecretSource::Env(var.into())),
+            Err(SecretError::EnvEmpty { .. })
+        ));
+    }
+
+    #[test]
+    fn read_secret_file_trims_trailing_newline_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, " a b \r\n").unwrap();
+        assert_eq!(read_secret(&SecretSource::File(path)).unwrap(), " a b ");
+    }
+
+    #[test]
+    fn read_secret_file_missing_names_file() {
+        let e = read_secret(&SecretSource::File("/nonexistent/secret".into())).unwrap_err();
+        assert!(e
+            .to_string()
+            .starts_with("cannot read secret file /nonexistent/secret: "));
+    }
+
+    #[test]
+    fn read_secret_error_never_prints_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, b"top\xffsecret").unwrap();
+        let e = read_secret(&SecretSource::File(path)).unwrap_err();
+        assert!(!e.to_string().contains("secret\u{fffd}") && !format!("{e:?}").contains("top"));
+    }
+
+    #[test]
+    fn describe_routes_lists_each_upstream() {
+        let src = format!(
+            "{MINIMAL}public_paths = [\"/static/\", \"/favicon.ico\"]\nallow_user_types = [\"teacher\"]\n\
+             [[upstream]]\nname = \"hr\"\nurl = \"http://127.0.0.1:9001/hr\"\nhost = \"HR.example.org\"\n\
+             path_prefix = \"/staff/\"\nallow_districts = [\"d1\"]\n"
+        );
+        let cfg = parse_str(&src, "gw.toml").unwrap();
+        let table = describe_routes(&cfg);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert!(lines[0].starts_with("UPSTREAM"));
+        assert!(lines[1].starts_with("app (landing)"));
+        assert!(lines[1].contains(" * "));
+        assert!(lines[1].contains("http://127.0.0.1:9000/"));
+        assert!(lines[1].contains("/static/* /favicon.ico"));
+        assert!(lines[1].contains("types=teacher districts=any"));
+        assert!(lines[2].contains("hr.example.org"));
+        assert!(lines[2].contains("/staff "));
+        assert!(lines[2].contains("types=any districts=d1"));
+    }
+}

@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
     /// Worker threads; `None` = number of cores.
     pub threads: Option<usize>,
+    /// Separate listener for metrics and health (`None` = served only under `/_gateway/`).
+    pub admin_listen: Option<SocketAddr>,
     /// Index into `Config::upstreams` of the upstream Clever-initiated logins land on.
     pub landing: usize,
     /// Peers whose `X-Forwarded-*` headers are kept and appended to.

@@ -1,0 +1,604 @@
+//! The `gateway.toml` file as written: serde structs mirroring it, the shape check that finds
+//! every unknown key and wrong type at once, and the mapping from byte spans to `line:col`.
+//!
+//! Serde stops at its first error, so the document is first parsed into toml's spanned tree and
+//! walked against [`ROOT`]: each unknown key or mistyped value is reported and pruned, which lets
+//! the serde pass that follows succeed and validation report its own problems in the same run.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::ConfigProblem;
+
+/// A value with the byte span it was read from.
+pub(crate) type Sp<T> = Spanned<T>;
+
+/// The whole file. Every field is optional here; validation says what is missing.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    pub server: Option<Sp<ServerFile>>,
+    pub clever: Option<Sp<CleverFile>>,
+    pub session: Option<Sp<SessionFile>>,
+    pub upstream: Option<Sp<Vec<Sp<UpstreamFile>>>>,
+}
+
+/// `[server]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerFile {
+    pub listen: Option<Sp<Vec<Sp<String>>>>,
+    pub tls_listen: Option<Sp<Vec<Sp<String>>>>,
+    pub tls_cert: Option<Sp<String>>,
+    pub tls_key: Option<Sp<String>>,
+    pub threads: Option<Sp<i64>>,
+    pub admin_listen: Option<Sp<String>>,
+    pub landing: Option<Sp<String>>,
+    pub trusted_proxies: Option<Sp<Vec<Sp<String>>>>,
+}
+
+/// `[clever]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CleverFile {
+    pub client_id: Option<Sp<String>>,
+    pub client_secret_env: Option<Sp<String>>,
+    pub client_secret_file: Option<Sp<String>>,
+    pub redirect_uri: Option<Sp<String>>,
+    pub api_version: Option<Sp<String>>,
+    pub authorize_url: Option<Sp<String>>,
+    pub token_url: Option<Sp<String>>,
+    pub api_base: Option<Sp<String>>,
+    pub timeout: Option<Sp<String>>,
+}
+
+/// `[session]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SessionFile {
+    pub cookie_name: Option<Sp<String>>,
+    pub cookie_domain: Option<Sp<String>>,
+    pub cookie_secure: Option<Sp<bool>>,
+    pub ttl: Option<Sp<String>>,
+    pub store: Option<Sp<String>>,
+    pub redis_url: Option<Sp<String>>,
+    pub logout_redirect: Option<Sp<String>>,
+}
+
+/// One `[[upstream]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpstreamFile {
+    pub name: Option<Sp<String>>,
+    pub url: Option<Sp<String>>,
+    pub host: Option<Sp<String>>,
+    pub path_prefix: Option<Sp<String>>,
+    pub allow_user_types: Option<Sp<Vec<Sp<String>>>>,
+    pub allow_districts: Option<Sp<Vec<Sp<String>>>>,
+    pub login_district_id: Option<Sp<String>>,
+    pub public_paths: Option<Sp<Vec<Sp<String>>>>,
+    pub strip_path_prefix: Option<Sp<bool>>,
+    pub forward_access_token: Option<Sp<bool>>,
+    pub headers: Option<Sp<HeadersFile>>,
+}
+
+/// `[upstream.headers]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HeadersFile {
+    pub user_id: Option<Sp<String>>,
+    pub user_type: Option<Sp<String>>,
+    pub district_id: Option<Sp<String>>,
+    pub email: Option<Sp<String>>,
+    pub name: Option<Sp<String>>,
+    pub access_token: Option<Sp<String>>,
+}
+
+/// The type a key must have.
+#[derive(Clone, Copy)]
+pub(crate) enum Kind {
+    Str,
+    Bool,
+    Int,
+    StrList,
+    Table(&'static Section),
+    Tables(&'static Section),
+}
+
+impl Kind {
+    fn expected(self) -> String {
+        match self {
+            Kind::Str => "a string".to_owned(),
+            Kind::Bool => "true or false".to_owned(),
+            Kind::Int => "an integer".to_owned(),
+            Kind::StrList => "an array of strings".to_owned(),
+            Kind::Table(s) => format!("a table ([{}])", s.title),
+            Kind::Tables(s) => format!("an array of tables ([[{}]], one per entry)", s.title),
+        }
+    }
+}
+
+/// The keys one table may hold. Must list exactly the fields of its serde struct (a test checks).
+pub(crate) struct Section {
+    /// How the table is written in messages: `server`, `upstream`, `upstream.headers`.
+    pub title: &'static str,
+    pub keys: &'static [(&'static str, Kind)],
+}
+
+/// The document root.
+pub(crate) static ROOT: Section = Section {
+    title: "",
+    keys: &[
+        ("server", Kind::Table(&SERVER)),
+        ("clever", Kind::Table(&CLEVER)),
+        ("session", Kind::Table(&SESSION)),
+        ("upstream", Kind::Tables(&UPSTREAM)),
+    ],
+};
+
+pub(crate) static SERVER: Section = Section {
+    title: "server",
+    keys: &[
+        ("listen", Kind::StrList),
+        ("tls_listen", Kind::StrList),
+        ("tls_cert", Kind::Str),
+        ("tls_key", Kind::Str),
+        ("threads", Kind::Int),
+        ("admin_listen", Kind::Str),
+        ("landing", Kind::Str),
+        ("trusted_proxies", Kind::StrList),
+    ],
+};
+
+pub(crate) static CLEVER: Section = Section {
+    title: "clever",
+    keys: &[
+        ("client_id", Kind::Str),
+        ("client_secret_env", Kind::Str),
+        ("client_secret_file", Kind::Str),
+        ("redirect_uri", Kind::Str),
+        ("api_version", Kind::Str),
+        ("authorize_url", Kind::Str),
+        ("token_url", Kind::Str),
+        ("api_base", Kind::Str),
+        ("timeout", Kind::Str),
+    ],
+};
+
+pub(crate) static SESSION: Section = Section {
+    title: "session",
+    keys: &[
+        ("cookie_name", Kind::Str),
+        ("cookie_domain", Kind::Str),
+        ("cookie_secure", Kind::Bool),
+        ("ttl", Kind::Str),
+        ("store", Kind::Str),
+        ("redis_url", Kind::Str),
+        ("logout_redirect", Kind::Str),
+    ],
+};
+
+pub(crate) static UPSTREAM: Section = Section {
+    title: "upstream",
+    keys: &[
+        ("name", Kind::Str),
+        ("url", Kind::Str),
+        ("host", Kind::Str),
+        ("path_prefix", Kind::Str),
+        ("allow_user_types", Kind::StrList),
+        ("allow_districts", Kind::StrList),
+        ("login_district_id", Kind::Str),
+        ("public_paths", Kind::StrList),
+        ("strip_path_prefix", Kind::Bool),
+        ("forward_access_token", Kind::Bool),
+        ("headers", Kind::Table(&HEADERS)),
+    ],
+};
+
+pub(crate) static HEADERS: Section = Section {
+    title: "upstream.headers",
+    keys: &[
+        ("user_id", Kind::Str),
+        ("user_type", Kind::Str),
+        ("district_id", Kind::Str),
+        ("email", Kind::Str),
+        ("name", Kind::Str),
+        ("access_token", Kind::Str),
+    ],
+};
+
+/// Maps byte offsets in the source to 1-based `line:col` (columns count characters).
+pub(crate) struct Locator<'a> {
+    src: &'a str,
+    line_starts: Vec<usize>,
+}
+
+impl<'a> Locator<'a> {
+    pub fn new(src: &'a str) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
+        Locator { src, line_starts }
+    }
+
+    /// 1-based line and column of a byte offset; offsets past the end map to the end.
+    pub fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.src.len());
+        let line = match self.line_starts.binary_search(&offset) {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        };
+        let start = self.line_starts.get(line).copied().unwrap_or(0);
+        let col = match self.src.get(start..offset) {
+            Some(text) => text.chars().count(),
+            None => offset.saturating_sub(start),
+        };
+        (line + 1, col + 1)
+    }
+}
+
+/// Collects problems for one file, turning spans into positions.
+pub(crate) struct Sink<'a> {
+    file: &'a str,
+    locator: Locator<'a>,
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl<'a> Sink<'a> {
+    pub fn new(file: &'a str, src: &'a str) -> Self {
+        Sink {
+            file,
+            locator: Locator::new(src),
+            problems: Vec::new(),
+        }
+    }
+
+    /// Records a problem at the start of `span`.
+    pub fn at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let (line, col) = self.locator.position(span.start);
+        // One problem, one line: a message never spans lines.
+        let message = message.into().replace(['\n', '\r'], " ");
+        self.problems.push(ConfigProblem {
+            file: self.file.to_owned(),
+            line,
+            col,
+            message,
+        });
+    }
+}
+
+/// The file after parsing and the shape check.
+pub(crate) struct Parsed {
+    pub file: FileConfig,
+    /// Dotted paths (`server.threads`, `upstream[0].url`, `clever`) of keys that were present
+    /// but pruned (wrong type, unknown), so validation does not also call them missing.
+    pub invalid: HashSet<String>,
+}
+
+/// Parses the document, reports syntax errors, unknown keys and wrong types into `sink`, and
+/// deserializes what is left. `None` when the document could not be read as TOML at all.
+pub(crate) fn parse(src: &str, sink: &mut Sink<'_>) -> Option<Parsed> {
+    let (root, errors) = DeTable::parse_recoverable(src);
+    if !errors.is_empty() {
+        for e in errors {
+            let span = e.span().unwrap_or(0..0);
+            sink.at(span, format!("invalid TOML: {}", e.message()));
+        }
+        return None;
+    }
+    let span = root.span();
+    let mut table = root.into_inner();
+    let mut invalid = HashSet::new();
+    check_table(&ROOT, &mut table, "", sink, &mut invalid);
+    let root = Spanned::new(span, table);
+    match FileConfig::deserialize(toml::de::Deserializer::from(root)) {
+        Ok(file) => Some(Parsed { file, invalid }),
+        Err(e) => {
+            // Not expected after the shape check; reported rather than trusted.
+            sink.at(e.span().unwrap_or(0..0), e.message().to_owned());
+            None
+        }
+    }
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// Checks one table against `section`, recursing into sub-tables; prunes bad entries.
+fn check_table(
+    section: &Section,
+    table: &mut DeTable<'_>,
+    path: &str,
+    sink: &mut Sink<'_>,
+    invalid: &mut HashSet<String>,
+) {
+    let mut drop: Vec<String> = Vec::new();
+    for (key, value) in table.iter_mut() {
+        let name: &str = key.get_ref();
+        let key_path = join(path, name);
+        let Some(&(_, kind)) = section.keys.iter().find(|(k, _)| *k == name) else {
+            sink.at(key.span(), unknown_key_message(section, name));
+            // An inline secret is still a secret the user meant to give: not "missing" too.
+            invalid.insert(key_path);
+            drop.push(name.to_owned());
+            continue;
+        };
+        if !check_value(kind, value, &key_path, section, name, sink, invalid) {
+            invalid.insert(key_path);
+            drop.push(name.to_owned());
+        }
+    }
+    for name in &drop {
+        table.remove(name.as_str());
+    }
+}
+
+/// Checks one value; `false` when it has the wrong type and must be pruned.
+fn check_value(
+    kind: Kind,
+    value: &mut Spanned<DeValue<'_>>,
+    path: &str,
+    section: &Section,
+    name: &str,
+    sink: &mut Sink<'_>,
+    invalid: &mut HashSet<String>,
+) -> bool {
+    let span = value.span();
+    let shown = display_path(section, name);
+    let wrong = |sink: &mut Sink<'_>, found: &DeValue<'_>, span: Range<usize>| {
+        sink.at(
+            span,
+            format!(
+                "wrong type for {shown}: expected {}, found {}",
+                kind.expected(),
+                describe(found)
+            ),
+        );
+    };
+    match (kind, value.get_mut()) {
+        (Kind::Str, DeValue::String(_)) | (Kind::Bool, DeValue::Boolean(_)) => true,
+        (Kind::Int, DeValue::Integer(i)) => {
+            if i64::from_str_radix(i.as_str(), i.radix()).is_ok() {
+                true
+            } else {
+                sink.at(
+                    span,
+                    format!("{shown} is too large: expected a small integer"),
+                );
+                false
+            }
+        }
+        (Kind::StrList, DeValue::Array(items)) => {
+            let mut ok = true;
+            for item in items.iter() {
+                if !item.get_ref().is_str() {
+                    sink.at(
+                        item.span(),
+                        format!(
+                            "wrong type in {shown}: expected a string, found {}",
+                            describe(item.get_ref())
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            ok
+        }
+        (Kind::Table(sub), DeValue::Table(t)) => {
+            check_table(sub, t, path, sink, invalid);
+            true
+        }
+        (Kind::Tables(sub), DeValue::Array(items)) => {
+            if let Some(bad) = items.iter().find(|i| !i.get_ref().is_table()) {
+                let (bad_span, found) = (bad.span(), describe(bad.get_ref()));
+                sink.at(
+                    bad_span,
+                    format!(
+                        "wrong type in {shown}: expected {}, found {found}",
+                        kind.expected()
+                    ),
+                );
+                return false;
+            }
+            for (i, item) in items.iter_mut().enumerate() {
+                if let DeValue::Table(t) = item.get_mut() {
+                    check_table(sub, t, &format!("{path}[{i}]"), sink, invalid);
+                }
+            }
+            true
+        }
+        (_, found) => {
+            wrong(sink, found, span);
+            false
+        }
+    }
+}
+
+/// `server.threads`, `upstream.headers.email`, `[clever]`.
+fn display_path(section: &Section, key: &str) -> String {
+    if section.title.is_empty() {
+        format!("[{key}]")
+    } else {
+        format!("{}.{key}", section.title)
+    }
+}
+
+fn describe(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(a) if a.iter().all(|i| i.get_ref().is_table()) && !a.is_empty() => {
+            "an array of tables"
+        }
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+fn unknown_key_message(section: &Section, key: &str) -> String {
+    if section.title == "clever" && key == "client_secret" {
+        return "the client secret is never inline: use client_secret_env or client_secret_file"
+            .to_owned();
+    }
+    let allowed: Vec<&str> = section.keys.iter().map(|(k, _)| *k).collect();
+    let place = if section.title.is_empty() {
+        "at the top level".to_owned()
+    } else if section.title == "upstream" {
+        "in [[upstream]]".to_owned()
+    } else {
+        format!("in [{}]", section.title)
+    };
+    let hint = allowed
+        .iter()
+        .filter(|k| edit_distance(k, key) <= 2)
+        .min_by_key(|k| edit_distance(k, key))
+        .map(|k| format!(" (did you mean {k:?}?)"))
+        .unwrap_or_default();
+    format!(
+        "unknown key {} {place}{hint}: allowed keys are {}",
+        quote(key),
+        allowed.join(", ")
+    )
+}
+
+/// Levenshtein distance over characters, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = Vec::with_capacity(b.len() + 1);
+        cur.push(i + 1);
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev.last().copied().unwrap_or(0)
+}
+
+/// A user-supplied string for a message: quoted, escaped, and cut if long.
+pub(crate) fn quote(s: &str) -> String {
+    const MAX: usize = 80;
+    if s.chars().count() > MAX {
+        let cut: String = s.chars().take(MAX).collect();
+        format!("{cut:?}…")
+    } else {
+        format!("{s:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::de::{self, Deserializer, Visitor};
+
+    /// Captures the field names serde passes to `deserialize_struct`.
+    struct FieldNames(Vec<&'static str>);
+
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("stop")
+        }
+    }
+    impl std::error::Error for Stop {}
+    impl de::Error for Stop {
+        fn custom<T: std::fmt::Display>(_: T) -> Self {
+            Stop
+        }
+    }
+
+    impl<'de> Deserializer<'de> for &mut FieldNames {
+        type Error = Stop;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0.extend_from_slice(fields);
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    fn fields<T: for<'de> Deserialize<'de>>() -> Vec<&'static str> {
+        let mut names = FieldNames(Vec::new());
+        let _ = T::deserialize(&mut names);
+        names.0.sort_unstable();
+        names.0
+    }
+
+    fn keys(section: &Section) -> Vec<&'static str> {
+        let mut k: Vec<&str> = section.keys.iter().map(|(k, _)| *k).collect();
+        k.sort_unstable();
+        k
+    }
+
+    #[test]
+    fn schema_every_section_matches_its_serde_struct() {
+        assert_eq!(keys(&ROOT), fields::<FileConfig>());
+        assert_eq!(keys(&SERVER), fields::<ServerFile>());
+        assert_eq!(keys(&CLEVER), fields::<CleverFile>());
+        assert_eq!(keys(&SESSION), fields::<SessionFile>());
+        assert_eq!(keys(&UPSTREAM), fields::<UpstreamFile>());
+        assert_eq!(keys(&HEADERS), fields::<HeadersFile>());
+    }
+
+    #[test]
+    fn locator_multibyte_line_counts_characters() {
+        let src = "a = 1\né = \"x\"\n";
+        let loc = Locator::new(src);
+        assert_eq!(loc.position(0), (1, 1));
+        assert_eq!(loc.position(6), (2, 1));
+        let quote_at = src.find('"').unwrap();
+        assert_eq!(loc.position(quote_at), (2, 5));
+    }
+
+    #[test]
+    fn locator_offset_past_end_clamps() {
+        let loc = Locator::new("ab\ncd");
+        assert_eq!(loc.position(999), (2, 3));
+        assert_eq!(Locator::new("").position(5), (1, 1));
+    }
+
+    #[test]
+    fn locator_offset_inside_character_does_not_panic() {
+        let loc = Locator::new("é");
+        let _ = loc.position(1);
+    }
+
+    #[test]
+    fn edit_distance_typo_is_small() {
+        assert_eq!(edit_distance("public_path", "public_paths"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
+
+    #[test]
+    fn quote_long_value_is_cut() {
+        let q = quote(&"x".repeat(500));
+        assert!(q.len() < 100, "{q}");
+        assert_eq!(quote("a\nb"), "\"a\\nb\"");
+    }
+}
