@@ -219,3 +219,164 @@ pub(crate) fn userinfo(shared: &Shared, headers: &HeaderMap) -> Reply {
     info.insert("schools".into(), schools.into());
     Reply::json(StatusCode::OK, &Value::Object(info))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::{json, Value};
+
+    use crate::sim::testutil::*;
+    use crate::sim::DEMO_DISTRICT;
+
+    async fn get_json(sim: &crate::sim::SimHandle, path: &str, token: &str) -> Value {
+        let resp = api_get(sim, path, token).await;
+        assert_eq!(resp.status(), 200, "{path}");
+        resp.json().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn me_v3_has_clever_shape() {
+        let sim = start().await;
+        let token = token_for(&sim, TEACHER).await;
+        let body = get_json(&sim, "/v3.0/me", &token).await;
+        assert_eq!(
+            body,
+            json!({
+                "type": "user",
+                "data": {"id": TEACHER, "district": DEMO_DISTRICT, "type": "user", "authorized_by": "district"},
+                "links": [
+                    {"rel": "self", "uri": "/me"},
+                    {"rel": "canonical", "uri": format!("/v3.0/users/{TEACHER}")},
+                    {"rel": "district", "uri": format!("/v3.0/districts/{DEMO_DISTRICT}")},
+                ],
+            })
+        );
+        let v31 = get_json(&sim, "/v3.1/me", &token).await;
+        assert_eq!(v31["links"][1]["uri"], format!("/v3.1/users/{TEACHER}"));
+    }
+
+    #[tokio::test]
+    async fn me_teacher_authorized_omits_district() {
+        let sim = start().await;
+        let token = token_for(&sim, LIBRARY).await;
+        let body = get_json(&sim, "/v3.0/me", &token).await;
+        assert_eq!(body["data"]["authorized_by"], "teacher");
+        assert!(body["data"].get("district").is_none());
+        assert_eq!(body["links"].as_array().unwrap().len(), 2);
+        let user = get_json(&sim, &format!("/v3.0/users/{LIBRARY}"), &token).await;
+        assert!(user["data"].get("district").is_none());
+    }
+
+    #[tokio::test]
+    async fn me_v2_staff_type_school_admin() {
+        let sim = start().await;
+        let token = token_for(&sim, STAFF).await;
+        for v in ["v2.0", "v2.1"] {
+            let body = get_json(&sim, &format!("/{v}/me"), &token).await;
+            assert_eq!(body["type"], "school_admin");
+            assert_eq!(body["data"]["type"], "school_admin");
+            assert_eq!(body["data"]["id"], STAFF);
+        }
+    }
+
+    #[tokio::test]
+    async fn users_multi_role_has_each_role_key() {
+        let sim = start().await;
+        let token = token_for(&sim, MULTI).await;
+        let body = get_json(&sim, &format!("/v3.0/users/{MULTI}"), &token).await;
+        let roles = body["data"]["roles"].as_object().unwrap();
+        let mut keys: Vec<&str> = roles.keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(keys, ["district_admin", "teacher"]);
+        assert!(roles["teacher"]["credentials"]["district_username"].is_string());
+        assert_eq!(body["data"]["district"], DEMO_DISTRICT);
+        // v3.1 answers the same.
+        let v31 = get_json(&sim, &format!("/v3.1/users/{MULTI}"), &token).await;
+        assert_eq!(v31["data"]["roles"], body["data"]["roles"]);
+    }
+
+    #[tokio::test]
+    async fn users_name_utf8_and_null_email() {
+        let sim = start().await;
+        let token = token_for(&sim, STUDENT).await;
+        let body = get_json(&sim, &format!("/v3.0/users/{STUDENT}"), &token).await;
+        assert_eq!(
+            body["data"]["name"],
+            json!({"first": "José", "middle": "Luis", "last": "Ñúñez"})
+        );
+        assert_eq!(body["data"]["roles"]["student"]["grade"], "5");
+        let token = token_for(&sim, CONTACT).await;
+        let body = get_json(&sim, &format!("/v3.0/users/{CONTACT}"), &token).await;
+        assert!(body["data"]["email"].is_null());
+        assert!(body["data"]["roles"]["contact"].is_object());
+    }
+
+    #[tokio::test]
+    async fn users_other_user_404_empty() {
+        let sim = start().await;
+        let token = token_for(&sim, TEACHER).await;
+        for id in [STUDENT, "nope"] {
+            let resp = api_get(&sim, &format!("/v3.0/users/{id}"), &token).await;
+            assert_eq!(resp.status(), 404);
+            assert!(resp.bytes().await.unwrap().is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn userinfo_has_oidc_fields() {
+        let sim = start().await;
+        let token = token_for(&sim, STUDENT).await;
+        let body = get_json(&sim, "/userinfo", &token).await;
+        assert_eq!(body["sub"], STUDENT);
+        assert_eq!(body["user_id"], STUDENT);
+        assert_eq!(body["user_type"], "student");
+        assert_eq!(body["district_id"], DEMO_DISTRICT);
+        assert_eq!(body["email"], "jose.nunez@students.example-district.org");
+        assert_eq!(body["name"], "José Ñúñez");
+        assert_eq!(body["given_name"], "José");
+        assert_eq!(body["family_name"], "Ñúñez");
+        assert!(body["schools"].is_array());
+    }
+
+    #[tokio::test]
+    async fn api_bad_or_missing_token_401() {
+        let sim = start().await;
+        for path in [
+            "/v3.0/me",
+            "/v2.1/me",
+            &format!("/v3.0/users/{TEACHER}"),
+            "/userinfo",
+        ] {
+            let resp = api_get(&sim, path, "ilnotatoken").await;
+            assert_eq!(resp.status(), 401, "{path}");
+            let body: Value = resp.json().await.unwrap();
+            assert!(body["error"].is_string());
+            let resp = client()
+                .get(format!("{}{path}", sim.api_base()))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 401, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn api_token_expires_after_24h() {
+        let sim = start().await;
+        let token = token_for(&sim, TEACHER).await;
+        sim.advance_clock(Duration::from_secs(23 * 3600));
+        assert_eq!(api_get(&sim, "/v3.0/me", &token).await.status(), 200);
+        sim.advance_clock(Duration::from_secs(3600));
+        assert_eq!(api_get(&sim, "/v3.0/me", &token).await.status(), 401);
+    }
+
+    #[tokio::test]
+    async fn api_unknown_path_404() {
+        let sim = start().await;
+        let token = token_for(&sim, TEACHER).await;
+        for path in ["/v3.0/districts/x", "/v2.1/users/x", "/v9/me", "/nope"] {
+            assert_eq!(api_get(&sim, path, &token).await.status(), 404, "{path}");
+        }
+    }
+}

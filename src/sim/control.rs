@@ -113,3 +113,157 @@ fn advance(shared: &Shared, q: &Params) -> Result<Value, Reply> {
     shared.advance_clock(by);
     Ok(json!({"advanced_ms": u64::try_from(by.as_millis()).unwrap_or(u64::MAX)}))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::Value;
+
+    use crate::sim::testutil::*;
+    use crate::sim::{Endpoint, Fault, SimHandle};
+
+    async fn post(sim: &SimHandle, path_and_query: &str) -> reqwest::Response {
+        client()
+            .post(format!("{}{path_and_query}", sim.base_url()))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn calls(sim: &SimHandle) -> Value {
+        let resp = client()
+            .get(format!("{}/_sim/calls", sim.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn control_fault_sets_and_clears() {
+        let sim = start().await;
+        let cases = [
+            ("tokens", "500", Some(Fault::Status(500))),
+            ("me", "502", Some(Fault::Status(502))),
+            (
+                "users",
+                "delay:2s",
+                Some(Fault::Delay(Duration::from_secs(2))),
+            ),
+            (
+                "userinfo",
+                "delay:2000ms",
+                Some(Fault::Delay(Duration::from_secs(2))),
+            ),
+            ("tokens", "429", Some(Fault::RateLimited)),
+            ("me", "html", Some(Fault::Html)),
+            ("users", "truncated", Some(Fault::Truncated)),
+            ("authorize", "access_denied", Some(Fault::AccessDenied)),
+            ("authorize", "none", None),
+        ];
+        for (endpoint, fault, expected) in cases {
+            let resp = post(
+                &sim,
+                &format!("/_sim/fault?endpoint={endpoint}&fault={fault}"),
+            )
+            .await;
+            assert_eq!(resp.status(), 200, "{endpoint} {fault}");
+            let e: Endpoint = endpoint.parse().unwrap();
+            assert_eq!(sim.shared.fault(e), expected, "{endpoint} {fault}");
+        }
+    }
+
+    #[tokio::test]
+    async fn control_fault_takes_effect_over_http() {
+        let sim = start().await;
+        post(&sim, "/_sim/fault?endpoint=tokens&fault=503").await;
+        assert_eq!(exchange(&sim, "x", REDIRECT).await.status(), 503);
+        post(&sim, "/_sim/fault?endpoint=tokens&fault=none").await;
+        assert_eq!(exchange(&sim, "x", REDIRECT).await.status(), 400);
+    }
+
+    #[tokio::test]
+    async fn control_bad_requests_rejected() {
+        let sim = start().await;
+        for q in [
+            "/_sim/fault?endpoint=nope&fault=500",
+            "/_sim/fault?endpoint=tokens&fault=200",
+            "/_sim/fault?endpoint=tokens&fault=delay:soon",
+            "/_sim/fault?endpoint=tokens&fault=access_denied",
+            "/_sim/fault?endpoint=tokens",
+            "/_sim/fault?endpoint=%FF&fault=%ZZ",
+            "/_sim/auto-login?user=nobody",
+            "/_sim/advance?by=later",
+        ] {
+            assert_eq!(post(&sim, q).await.status(), 400, "{q}");
+        }
+        let get = client()
+            .get(format!(
+                "{}/_sim/fault?endpoint=tokens&fault=500",
+                sim.base_url()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(get.status(), 405);
+        assert_eq!(post(&sim, "/_sim/nope").await.status(), 404);
+    }
+
+    #[tokio::test]
+    async fn control_calls_reports_counts_and_is_not_counted() {
+        let sim = start().await;
+        let token = token_for(&sim, TEACHER).await;
+        api_get(&sim, "/v3.0/me", &token).await;
+        api_get(&sim, "/v3.0/me", &token).await;
+        let counts = calls(&sim).await;
+        assert_eq!(counts["tokens"], 1);
+        assert_eq!(counts["me"], 2);
+        assert_eq!(counts["authorize"], 0);
+        assert_eq!(counts["users"], 0);
+        assert_eq!(counts["userinfo"], 0);
+        assert_eq!(counts["total"], 3);
+        assert_eq!(sim.total_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn control_reset_clears_faults_and_counters() {
+        let sim = start_with(|c| c.auto_login = Some(TEACHER.into())).await;
+        sim.set_fault(Endpoint::Me, Some(Fault::Html));
+        sim.set_auto_login(None);
+        exchange(&sim, "x", REDIRECT).await;
+        assert_eq!(post(&sim, "/_sim/reset").await.status(), 200);
+        assert_eq!(sim.shared.fault(Endpoint::Me), None);
+        assert_eq!(sim.total_calls(), 0);
+        assert_eq!(sim.calls(Endpoint::Tokens), 0);
+        assert_eq!(sim.shared.auto_login().as_deref(), Some(TEACHER));
+    }
+
+    #[tokio::test]
+    async fn control_auto_login_and_advance() {
+        let sim = start().await;
+        assert_eq!(
+            post(&sim, &format!("/_sim/auto-login?user={STAFF}"))
+                .await
+                .status(),
+            200
+        );
+        let resp = client()
+            .get(authorize_url(&sim, REDIRECT, &[]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 302);
+        let (_, q) = location(&resp);
+        assert_eq!(post(&sim, "/_sim/advance?by=61s").await.status(), 200);
+        assert_eq!(exchange(&sim, &q["code"], REDIRECT).await.status(), 400);
+        assert_eq!(post(&sim, "/_sim/auto-login?user=none").await.status(), 200);
+        let resp = client()
+            .get(authorize_url(&sim, REDIRECT, &[]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+}

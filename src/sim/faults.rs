@@ -259,3 +259,131 @@ mod tests {
         assert!(serde_json::from_str::<serde_json::Value>(&text).is_err());
     }
 }
+
+#[cfg(test)]
+mod server_tests {
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    use super::{Endpoint, Fault};
+    use crate::sim::testutil::*;
+
+    #[tokio::test]
+    async fn fault_status_answers_json_error() {
+        let sim = start().await;
+        let token = token_for(&sim, TEACHER).await;
+        for code in [500u16, 502, 503] {
+            sim.set_fault(Endpoint::Me, Some(Fault::Status(code)));
+            let resp = api_get(&sim, "/v3.0/me", &token).await;
+            assert_eq!(resp.status().as_u16(), code);
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert!(body["error"].is_string());
+        }
+        sim.set_fault(Endpoint::Me, None);
+        assert_eq!(api_get(&sim, "/v3.0/me", &token).await.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn fault_status_on_tokens_keeps_the_code() {
+        let sim = start().await;
+        let code = sim.issue_code(TEACHER, REDIRECT);
+        sim.set_fault(Endpoint::Tokens, Some(Fault::Status(503)));
+        assert_eq!(exchange(&sim, &code, REDIRECT).await.status(), 503);
+        sim.set_fault(Endpoint::Tokens, None);
+        assert_eq!(exchange(&sim, &code, REDIRECT).await.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn fault_delay_then_normal_answer() {
+        let sim = start().await;
+        let token = token_for(&sim, TEACHER).await;
+        sim.set_fault(
+            Endpoint::UserInfo,
+            Some(Fault::Delay(Duration::from_millis(300))),
+        );
+        let started = Instant::now();
+        let resp = api_get(&sim, "/userinfo", &token).await;
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(resp.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn fault_rate_limited_429_with_headers_and_empty_body() {
+        let sim = start().await;
+        let token = token_for(&sim, TEACHER).await;
+        sim.set_fault(Endpoint::Users, Some(Fault::RateLimited));
+        let resp = api_get(&sim, &format!("/v3.0/users/{TEACHER}"), &token).await;
+        assert_eq!(resp.status(), 429);
+        let h = resp.headers();
+        assert_eq!(h["x-ratelimit-limit"], "1200");
+        assert_eq!(h["x-ratelimit-remaining"], "0");
+        assert!(h.contains_key("x-ratelimit-bucket"));
+        let reset: u64 = h["x-ratelimit-reset"].to_str().unwrap().parse().unwrap();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(reset > now && reset <= now + 120, "{reset} vs {now}");
+        assert!(resp.bytes().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn fault_html_200_not_json() {
+        let sim = start().await;
+        sim.set_fault(Endpoint::Tokens, Some(Fault::Html));
+        let resp = exchange(&sim, "whatever", REDIRECT).await;
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let text = resp.text().await.unwrap();
+        assert!(serde_json::from_str::<serde_json::Value>(&text).is_err());
+    }
+
+    #[tokio::test]
+    async fn fault_truncated_200_invalid_json() {
+        let sim = start().await;
+        let token = token_for(&sim, STUDENT).await;
+        sim.set_fault(Endpoint::Users, Some(Fault::Truncated));
+        let resp = api_get(&sim, &format!("/v3.0/users/{STUDENT}"), &token).await;
+        assert_eq!(resp.status(), 200);
+        let text = resp.text().await.unwrap();
+        assert!(text.starts_with("{\"data\""));
+        assert!(serde_json::from_str::<serde_json::Value>(&text).is_err());
+    }
+
+    #[tokio::test]
+    async fn fault_access_denied_redirects_with_error_and_state() {
+        let sim = start_with(|c| c.auto_login = Some(TEACHER.into())).await;
+        sim.set_fault(Endpoint::Authorize, Some(Fault::AccessDenied));
+        let resp = client()
+            .get(authorize_url(&sim, REDIRECT, &[("state", "st")]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 302);
+        let (base, q) = location(&resp);
+        assert_eq!(base, REDIRECT);
+        assert_eq!(q["error"], "access_denied");
+        assert!(!q["error_description"].is_empty());
+        assert_eq!(q["state"], "st");
+        assert!(!q.contains_key("code"));
+        // An invalid request still gets the 400 page, not a redirect.
+        let resp = client()
+            .get(authorize_url(&sim, "http://evil.example/", &[]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+    }
+
+    #[tokio::test]
+    async fn fault_requests_counted_before_fault() {
+        let sim = start().await;
+        sim.set_fault(Endpoint::Tokens, Some(Fault::Status(500)));
+        for _ in 0..3 {
+            exchange(&sim, "x", REDIRECT).await;
+        }
+        assert_eq!(sim.calls(Endpoint::Tokens), 3);
+    }
+}

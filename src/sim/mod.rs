@@ -207,3 +207,103 @@ impl SimHandle {
 
 #[cfg(test)]
 pub(crate) mod testutil;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::testutil::*;
+    use super::*;
+
+    #[tokio::test]
+    async fn sim_config_new_has_clever_shaped_credentials() {
+        let cfg = SimConfig::new(vec![REDIRECT.into()]);
+        assert_eq!(cfg.client_id.len(), 20);
+        assert_eq!(cfg.client_secret.len(), 40);
+        assert!(cfg
+            .client_id
+            .chars()
+            .chain(cfg.client_secret.chars())
+            .all(|c| c.is_ascii_hexdigit()));
+        assert!(cfg.auto_login.is_none());
+        assert!(cfg.token_type_in_response);
+        assert!(!format!("{cfg:?}").contains(&cfg.client_secret));
+    }
+
+    #[tokio::test]
+    async fn sim_urls_point_at_bound_port() {
+        let sim = start().await;
+        assert_ne!(sim.addr.port(), 0);
+        let base = format!("http://127.0.0.1:{}", sim.addr.port());
+        assert_eq!(sim.base_url(), base);
+        assert_eq!(sim.authorize_url(), format!("{base}/oauth/authorize"));
+        assert_eq!(sim.token_url(), format!("{base}/oauth/tokens"));
+        assert_eq!(sim.api_base(), base);
+    }
+
+    #[tokio::test]
+    async fn calls_count_each_endpoint_and_total() {
+        let sim = start_with(|c| c.auto_login = Some(MULTI.into())).await;
+        client()
+            .get(authorize_url(&sim, REDIRECT, &[]))
+            .send()
+            .await
+            .unwrap();
+        let token = token_for(&sim, MULTI).await;
+        api_get(&sim, "/v3.0/me", &token).await;
+        api_get(&sim, &format!("/v3.0/users/{MULTI}"), &token).await;
+        api_get(&sim, "/userinfo", &token).await;
+        api_get(&sim, "/userinfo", &token).await;
+        for (e, n) in [
+            (Endpoint::Authorize, 1),
+            (Endpoint::Tokens, 1),
+            (Endpoint::Me, 1),
+            (Endpoint::Users, 1),
+            (Endpoint::UserInfo, 2),
+        ] {
+            assert_eq!(sim.calls(e), n, "{e}");
+        }
+        assert_eq!(sim.total_calls(), 6);
+        // Instant Login links and unknown paths count towards the total only.
+        client()
+            .get(sim.instant_login_url(STUDENT))
+            .send()
+            .await
+            .unwrap();
+        client()
+            .get(format!("{}/favicon.ico", sim.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sim.total_calls(), 8);
+        assert_eq!(sim.calls(Endpoint::Authorize), 1);
+    }
+
+    #[tokio::test]
+    async fn shutdown_stops_the_server() {
+        let sim = start().await;
+        let url = sim.base_url();
+        // A kept-alive connection must be closed too.
+        let c = client();
+        assert!(c.get(&url).send().await.is_ok());
+        sim.shutdown();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(c.get(&url).send().await.is_err());
+        assert!(client().get(&url).send().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn index_lists_instant_login_links() {
+        let sim = start().await;
+        let html = client()
+            .get(sim.base_url())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains("/oauth/instant-login?client_id="));
+        assert!(html.contains("José Ñúñez"));
+    }
+}
