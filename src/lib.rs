@@ -2,5 +2,6 @@
 //! forwards trusted identity headers to unmodified school web apps.
 
 pub mod config;
+pub mod demo_app;
 pub mod identity;
 pub mod sim;
