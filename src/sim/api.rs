@@ -67,6 +67,11 @@ fn school_of(district: &str) -> String {
     }
 }
 
+/// The first six characters of an id, for made-up SIS ids.
+fn short_id(id: &str) -> String {
+    id.chars().take(6).collect()
+}
+
 /// `GET /{version}/me`.
 pub(crate) fn me(shared: &Shared, headers: &HeaderMap, version: Version) -> Reply {
     let user = match authenticate(shared, headers) {
@@ -146,7 +151,11 @@ fn roles(shared: &Shared, user: &SimUser) -> Value {
     for role in &user.roles {
         let value = match role {
             UserType::Student => {
-                let mut v = json!({"credentials": credentials, "grade": "5", "sis_id": format!("S{}", &user.id[..6.min(user.id.len())])});
+                let mut v = json!({
+                    "credentials": credentials,
+                    "grade": "5",
+                    "sis_id": format!("S{}", short_id(&user.id)),
+                });
                 if let Some(s) = &school {
                     v["school"] = s.clone().into();
                     v["schools"] = json!([s]);
@@ -154,7 +163,10 @@ fn roles(shared: &Shared, user: &SimUser) -> Value {
                 v
             }
             UserType::Teacher => {
-                let mut v = json!({"credentials": credentials, "sis_id": format!("T{}", &user.id[..6.min(user.id.len())])});
+                let mut v = json!({
+                    "credentials": credentials,
+                    "sis_id": format!("T{}", short_id(&user.id)),
+                });
                 if let Some(s) = &school {
                     v["school"] = s.clone().into();
                     v["schools"] = json!([s]);
