@@ -306,4 +306,37 @@ mod tests {
         assert!(html.contains("/oauth/instant-login?client_id="));
         assert!(html.contains("José Ñúñez"));
     }
+    #[tokio::test]
+    async fn sim_survives_garbage_requests() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let sim = start_with(|c| c.auto_login = Some(STUDENT.into())).await;
+        let mut long_header = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
+        long_header.extend(std::iter::repeat_n(b'a', 1 << 20));
+        long_header.extend(b"\r\n\r\n");
+        let requests: Vec<Vec<u8>> = vec![
+            b"GARBAGE\r\n\r\n".to_vec(),
+            b"GET /oauth/authorize?%%%%&&==&\x7f HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            b"GET /v3.0/users/%FF HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\r\n\r\n"
+                .to_vec(),
+            b"POST /oauth/tokens HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\
+              Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                .to_vec(),
+            b"POST /oauth/tokens HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n"
+                .to_vec(),
+            long_header,
+        ];
+        for raw in requests {
+            let mut stream = tokio::net::TcpStream::connect(sim.addr).await.unwrap();
+            let _ = stream.write_all(&raw).await;
+            let mut buf = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_millis(300), stream.read_to_end(&mut buf))
+                .await;
+        }
+        let resp = client()
+            .get(authorize_url(&sim, REDIRECT, &[]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 302);
+    }
 }
