@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod clever;
 pub mod config;
+pub mod demo_app;
 pub mod identity;
 pub mod pages;
 pub mod routing;

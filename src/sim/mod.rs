@@ -1,1 +1,342 @@
 //! A faithful in-repo Clever simulator (OAuth + identity API) for tests and `demo`.
+//!
+//! One hyper server answers both `clever.com` paths (`/oauth/authorize`, `/oauth/tokens`,
+//! `/oauth/instant-login`) and `api.clever.com` paths (`/v3.0/me`, `/v3.0/users/{id}`,
+//! `/userinfo`, …), plus a control surface under `/_sim/` (see the `control` module). Behaviour follows
+//! `spec/clever.md`; where the simulator has to choose, the choice is documented on the handler.
+
+mod api;
+mod control;
+mod faults;
+mod oauth;
+mod router;
+pub(crate) mod server;
+mod state;
+mod users;
+pub(crate) mod web;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use faults::{Endpoint, Fault};
+pub use oauth::SCOPE;
+pub use users::{demo_users, SimUser, DEMO_DISTRICT, DEMO_DISTRICT_2};
+
+use state::{hex_id, Shared};
+
+/// How the simulated Clever application is registered, and who can sign in.
+#[derive(Clone)]
+pub struct SimConfig {
+    /// 20 hex characters.
+    pub client_id: String,
+    /// 40 hex characters.
+    pub client_secret: String,
+    /// Registered redirect URIs; the first is the primary one (Clever-initiated logins go there).
+    pub redirect_uris: Vec<String>,
+    pub users: Vec<SimUser>,
+    /// A user id signed in at `/oauth/authorize` without showing the sign-in page.
+    pub auto_login: Option<String>,
+    /// Whether the token response carries `"token_type":"bearer"` (Clever's is not guaranteed).
+    pub token_type_in_response: bool,
+}
+
+impl SimConfig {
+    /// Random client id and secret, [`demo_users`], no auto-login, `token_type` present.
+    pub fn new(redirect_uris: Vec<String>) -> Self {
+        SimConfig {
+            client_id: hex_id(20),
+            client_secret: hex_id(40),
+            redirect_uris,
+            users: demo_users(),
+            auto_login: None,
+            token_type_in_response: true,
+        }
+    }
+}
+
+impl fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("redirect_uris", &self.redirect_uris)
+            .field("users", &self.users.len())
+            .field("auto_login", &self.auto_login)
+            .field("token_type_in_response", &self.token_type_in_response)
+            .finish()
+    }
+}
+
+/// A running simulator. Dropping it (or [`SimHandle::shutdown`]) stops the server and closes
+/// its connections.
+pub struct SimHandle {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    _server: server::Server,
+}
+
+impl fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The path and query of an Instant Login link for `user` (with the user's district, if any).
+pub(crate) fn instant_login_path(client_id: &str, user: &SimUser) -> String {
+    let mut params = vec![("client_id", client_id)];
+    if let Some(d) = &user.district {
+        params.push(("district_id", d));
+    }
+    params.push(("user", &user.id));
+    web::with_query("/oauth/instant-login", &params)
+}
+
+impl SimHandle {
+    /// Binds `addr` (port 0 is fine) and serves on the current tokio runtime.
+    pub async fn start(addr: SocketAddr, cfg: SimConfig) -> std::io::Result<SimHandle> {
+        let shared = Arc::new(Shared::new(cfg));
+        let for_server = Arc::clone(&shared);
+        let server = server::spawn(addr, move |req| {
+            router::handle(Arc::clone(&for_server), req)
+        })
+        .await?;
+        Ok(SimHandle {
+            addr: server.addr,
+            shared,
+            _server: server,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` (or whatever address was bound).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn authorize_url(&self) -> String {
+        format!("{}/oauth/authorize", self.base_url())
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("{}/oauth/tokens", self.base_url())
+    }
+
+    /// The API base: `/v3.0/me` etc. are served by the same server.
+    pub fn api_base(&self) -> String {
+        self.base_url()
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.shared.client_id
+    }
+
+    pub fn client_secret(&self) -> &str {
+        &self.shared.client_secret
+    }
+
+    /// The registered redirect URIs (the first is the primary one).
+    pub fn redirect_uris(&self) -> &[String] {
+        &self.shared.redirect_uris
+    }
+
+    /// The users this simulator knows.
+    pub fn users(&self) -> &[SimUser] {
+        &self.shared.users
+    }
+
+    /// Signs this user in at `/oauth/authorize` without a page (`None`: show the page).
+    pub fn set_auto_login(&self, user_id: Option<&str>) {
+        self.shared.set_auto_login(user_id);
+    }
+
+    /// Injects `fault` into `endpoint` until replaced or cleared with `None`.
+    pub fn set_fault(&self, endpoint: Endpoint, fault: Option<Fault>) {
+        self.shared.set_fault(endpoint, fault);
+    }
+
+    /// Requests that reached `endpoint` (counted before any fault is applied).
+    pub fn calls(&self, endpoint: Endpoint) -> u64 {
+        self.shared.calls(endpoint)
+    }
+
+    /// Every request the simulator received except the `/_sim/` control surface (so it also
+    /// counts Instant Login links and unknown paths).
+    pub fn total_calls(&self) -> u64 {
+        self.shared.total_calls()
+    }
+
+    /// Clears faults and counters and restores the configured auto-login user.
+    pub fn reset(&self) {
+        self.shared.reset();
+    }
+
+    /// A URL that, when fetched, logs `user_id` in and 302s to the PRIMARY redirect URI with
+    /// `code` and `scope` and no `state` (a Clever-initiated login).
+    pub fn instant_login_url(&self, user_id: &str) -> String {
+        let path = match self.shared.user(user_id) {
+            Some(user) => instant_login_path(&self.shared.client_id, user),
+            // Unknown user: the link still points at the simulator, which answers 400.
+            None => web::with_query(
+                "/oauth/instant-login",
+                &[("client_id", &self.shared.client_id), ("user", user_id)],
+            ),
+        };
+        format!("{}{}", self.base_url(), path)
+    }
+
+    /// Issues a code for `user_id` bound to this client and `redirect_uri` (not checked against
+    /// the registered URIs, so tests can exercise mismatches).
+    pub fn issue_code(&self, user_id: &str, redirect_uri: &str) -> String {
+        self.shared
+            .issue_code(&self.shared.client_id, redirect_uri, user_id)
+    }
+
+    /// Moves the simulator's clock forward (codes expire 60 s after issue, tokens after 24 h).
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.advance_clock(by);
+    }
+
+    /// Stops the server and closes its connections (same as dropping the handle).
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::testutil::*;
+    use super::*;
+
+    #[tokio::test]
+    async fn sim_config_new_has_clever_shaped_credentials() {
+        let cfg = SimConfig::new(vec![REDIRECT.into()]);
+        assert_eq!(cfg.client_id.len(), 20);
+        assert_eq!(cfg.client_secret.len(), 40);
+        assert!(cfg
+            .client_id
+            .chars()
+            .chain(cfg.client_secret.chars())
+            .all(|c| c.is_ascii_hexdigit()));
+        assert!(cfg.auto_login.is_none());
+        assert!(cfg.token_type_in_response);
+        assert!(!format!("{cfg:?}").contains(&cfg.client_secret));
+    }
+
+    #[tokio::test]
+    async fn sim_urls_point_at_bound_port() {
+        let sim = start().await;
+        assert_ne!(sim.addr.port(), 0);
+        let base = format!("http://127.0.0.1:{}", sim.addr.port());
+        assert_eq!(sim.base_url(), base);
+        assert_eq!(sim.authorize_url(), format!("{base}/oauth/authorize"));
+        assert_eq!(sim.token_url(), format!("{base}/oauth/tokens"));
+        assert_eq!(sim.api_base(), base);
+    }
+
+    #[tokio::test]
+    async fn calls_count_each_endpoint_and_total() {
+        let sim = start_with(|c| c.auto_login = Some(MULTI.into())).await;
+        client()
+            .get(authorize_url(&sim, REDIRECT, &[]))
+            .send()
+            .await
+            .unwrap();
+        let token = token_for(&sim, MULTI).await;
+        api_get(&sim, "/v3.0/me", &token).await;
+        api_get(&sim, &format!("/v3.0/users/{MULTI}"), &token).await;
+        api_get(&sim, "/userinfo", &token).await;
+        api_get(&sim, "/userinfo", &token).await;
+        for (e, n) in [
+            (Endpoint::Authorize, 1),
+            (Endpoint::Tokens, 1),
+            (Endpoint::Me, 1),
+            (Endpoint::Users, 1),
+            (Endpoint::UserInfo, 2),
+        ] {
+            assert_eq!(sim.calls(e), n, "{e}");
+        }
+        assert_eq!(sim.total_calls(), 6);
+        // Instant Login links and unknown paths count towards the total only.
+        client()
+            .get(sim.instant_login_url(STUDENT))
+            .send()
+            .await
+            .unwrap();
+        client()
+            .get(format!("{}/favicon.ico", sim.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sim.total_calls(), 8);
+        assert_eq!(sim.calls(Endpoint::Authorize), 1);
+    }
+
+    #[tokio::test]
+    async fn shutdown_stops_the_server() {
+        let sim = start().await;
+        let url = sim.base_url();
+        // A kept-alive connection must be closed too.
+        let c = client();
+        assert!(c.get(&url).send().await.is_ok());
+        sim.shutdown();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(c.get(&url).send().await.is_err());
+        assert!(client().get(&url).send().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn index_lists_instant_login_links() {
+        let sim = start().await;
+        let html = client()
+            .get(sim.base_url())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains("/oauth/instant-login?client_id="));
+        assert!(html.contains("José Ñúñez"));
+    }
+    #[tokio::test]
+    async fn sim_survives_garbage_requests() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let sim = start_with(|c| c.auto_login = Some(STUDENT.into())).await;
+        let mut long_header = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
+        long_header.extend(std::iter::repeat_n(b'a', 1 << 20));
+        long_header.extend(b"\r\n\r\n");
+        let requests: Vec<Vec<u8>> = vec![
+            b"GARBAGE\r\n\r\n".to_vec(),
+            b"GET /oauth/authorize?%%%%&&==&\x7f HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            b"GET /v3.0/users/%FF HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\r\n\r\n"
+                .to_vec(),
+            b"POST /oauth/tokens HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\
+              Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                .to_vec(),
+            b"POST /oauth/tokens HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n"
+                .to_vec(),
+            long_header,
+        ];
+        for raw in requests {
+            let mut stream = tokio::net::TcpStream::connect(sim.addr).await.unwrap();
+            let _ = stream.write_all(&raw).await;
+            let mut buf = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_millis(300), stream.read_to_end(&mut buf))
+                .await;
+        }
+        let resp = client()
+            .get(authorize_url(&sim, REDIRECT, &[]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 302);
+    }
+}
