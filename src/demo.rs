@@ -117,10 +117,8 @@ pub fn run(port: u16) -> anyhow::Result<()> {
     let services = start_services(port)?;
     let text = demo_config_text(port, &services);
     let cfg = config::parse_str(&text, "<demo>").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let server = crate::server::build_server(
-        Arc::new(cfg),
-        Secret::new(services.client_secret.clone()),
-    )?;
+    let server =
+        crate::server::build_server(Arc::new(cfg), Secret::new(services.client_secret.clone()))?;
     println!();
     println!("  clever-gateway demo is running.");
     println!();
@@ -129,7 +127,10 @@ pub fn run(port: u16) -> anyhow::Result<()> {
     println!("        http://127.0.0.1:{port}/_gateway/me       your identity as JSON");
     println!("        http://127.0.0.1:{port}/_gateway/logout   sign out");
     println!();
-    println!("  Clever simulator: {}   sample app: http://{}", services.sim_base, services.app);
+    println!(
+        "  Clever simulator: {}   sample app: http://{}",
+        services.sim_base, services.app
+    );
     println!("  Press Ctrl-C to stop.");
     println!();
     crate::server::run(server);

@@ -54,6 +54,52 @@ pub struct Gateway {
     pub identity_header_names: Vec<String>,
 }
 
+/// Why a request's framing is refused (request smuggling shapes), if it is: both
+/// `Content-Length` and `Transfer-Encoding`, several different `Content-Length`s, or a
+/// transfer coding other than `chunked`.
+pub fn framing_error(headers: &http::HeaderMap) -> Option<&'static str> {
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    let cls: Vec<&[u8]> = headers
+        .get_all(CONTENT_LENGTH)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let te = headers.get_all(TRANSFER_ENCODING).iter().count();
+    if !cls.is_empty() && te > 0 {
+        return Some("both Content-Length and Transfer-Encoding");
+    }
+    if cls.windows(2).any(|w| w[0] != w[1]) {
+        return Some("conflicting Content-Length headers");
+    }
+    if cls
+        .iter()
+        .any(|v| v.is_empty() || !v.iter().all(u8::is_ascii_digit))
+    {
+        return Some("invalid Content-Length");
+    }
+    let chunked_only = headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .all(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    if te > 1 || !chunked_only {
+        return Some("unsupported Transfer-Encoding");
+    }
+    None
+}
+
+/// Whether raw HTTP/1 request-header bytes carry a `Content-Length` line. Pingora drops
+/// `Content-Length` when `Transfer-Encoding` is present (RFC 9112 §6.3), so the smuggling
+/// shape CL+TE can only be seen in the raw bytes.
+pub fn raw_has_content_length(raw: &[u8]) -> bool {
+    raw.split(|&b| b == b'\n').skip(1).any(|line| {
+        line.iter().position(|&b| b == b':').is_some_and(|colon| {
+            line[..colon]
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"content-length")
+        })
+    })
+}
+
 /// Whether the request comes from a browser navigation rather than XHR/fetch/API.
 pub fn wants_html(sec_fetch_mode: Option<&str>, accept: Option<&str>) -> bool {
     match sec_fetch_mode {
@@ -96,7 +142,13 @@ impl Gateway {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(request_id = req.request_id, why = %e, "bad request path");
-                return Decision::Reply(self.error(ctx, 400, "bad_path", "Bad request", &format!("The address is not valid: {e}.")));
+                return Decision::Reply(self.error(
+                    ctx,
+                    400,
+                    "bad_path",
+                    "Bad request",
+                    &format!("The address is not valid: {e}."),
+                ));
             }
         };
         let Some(up) = routing::route(&self.cfg, req.host, &norm.decoded) else {
@@ -172,7 +224,10 @@ impl Gateway {
         let return_to = safe_return_path(&target).unwrap_or_else(|| "/".to_string());
         if req.wants_html {
             let district = self.cfg.upstreams[up].login_district_id.as_deref();
-            return self.auth.start_login(ctx, &return_to, district, false).await;
+            return self
+                .auth
+                .start_login(ctx, &return_to, district, false)
+                .await;
         }
         let login_url = format!(
             "/_gateway/login?rd={}",
@@ -237,12 +292,24 @@ impl Gateway {
         let mut rd: Option<String> = None;
         if let Some(q) = req.query {
             if !crate::auth::valid_percent_encoding(q) {
-                return self.error(ctx, 400, "bad_request", "Bad request", "The login link is malformed.");
+                return self.error(
+                    ctx,
+                    400,
+                    "bad_request",
+                    "Bad request",
+                    "The login link is malformed.",
+                );
             }
             for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
                 if k == "rd" {
                     if rd.is_some() {
-                        return self.error(ctx, 400, "bad_request", "Bad request", "The login link repeats rd.");
+                        return self.error(
+                            ctx,
+                            400,
+                            "bad_request",
+                            "Bad request",
+                            "The login link repeats rd.",
+                        );
                     }
                     rd = Some(v.into_owned());
                 }
@@ -253,7 +320,10 @@ impl Gateway {
             Some(rd) => match safe_return_path(&rd) {
                 Some(p) => p,
                 None => {
-                    tracing::warn!(request_id = req.request_id, "login rd refused: not a same-site path");
+                    tracing::warn!(
+                        request_id = req.request_id,
+                        "login rd refused: not a same-site path"
+                    );
                     return self.error(
                         ctx,
                         400,
@@ -265,16 +335,25 @@ impl Gateway {
             },
         };
         let district = self.auth.district_for_path(&return_to);
-        self.auth.start_login(ctx, &return_to, district, false).await
+        self.auth
+            .start_login(ctx, &return_to, district, false)
+            .await
     }
 
     /// The path sent upstream when it differs from the request's raw path.
-    fn upstream_path(&self, up: usize, req: &RequestFacts<'_>, norm: &NormalizedPath) -> Option<String> {
+    fn upstream_path(
+        &self,
+        up: usize,
+        req: &RequestFacts<'_>,
+        norm: &NormalizedPath,
+    ) -> Option<String> {
         let u = &self.cfg.upstreams[up];
         let p = routing::upstream_path(u, req.path, norm, req.query);
         let unchanged = match req.query {
             None => p == req.path,
-            Some(q) => p.len() == req.path.len() + 1 + q.len() && p.starts_with(req.path) && p.ends_with(q),
+            Some(q) => {
+                p.len() == req.path.len() + 1 + q.len() && p.starts_with(req.path) && p.ends_with(q)
+            }
         };
         (!unchanged).then(|| p.into_owned())
     }
@@ -296,6 +375,56 @@ impl Gateway {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn framing_error_smuggling_shapes_refused() {
+        for bad in [
+            vec![("content-length", "5"), ("transfer-encoding", "chunked")],
+            vec![("content-length", "5"), ("content-length", "6")],
+            vec![("content-length", "5x")],
+            vec![("transfer-encoding", "gzip, chunked")],
+            vec![
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "chunked"),
+            ],
+        ] {
+            assert!(framing_error(&headers(&bad)).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn raw_has_content_length_finds_header_lines_only() {
+        assert!(raw_has_content_length(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ));
+        assert!(raw_has_content_length(
+            b"POST / HTTP/1.1\r\ncontent-length : 5\r\n\r\n"
+        ));
+        assert!(!raw_has_content_length(
+            b"POST /content-length: HTTP/1.1\r\nX-Content-Length: 5\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn framing_error_normal_requests_pass() {
+        assert_eq!(framing_error(&headers(&[])), None);
+        assert_eq!(framing_error(&headers(&[("content-length", "5")])), None);
+        assert_eq!(
+            framing_error(&headers(&[("transfer-encoding", "Chunked")])),
+            None
+        );
+    }
 
     #[test]
     fn wants_html_navigation_detection() {

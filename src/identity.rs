@@ -107,7 +107,7 @@ pub fn header_safe_value(value: &str) -> String {
 /// case-insensitively with `_` and `-` equal (`X_Clever_User_Id` is the same to a CGI app).
 pub fn is_spoofable_identity_header(name: &str, configured: &[String]) -> bool {
     let canon = canonical_header_name(name);
-    canon.starts_with("x-clever-") || configured.iter().any(|c| *c == canon)
+    canon.starts_with("x-clever-") || configured.contains(&canon)
 }
 
 /// Lower-cases a header name and maps `_` to `-`, the form CGI/PHP apps effectively see.

@@ -10,7 +10,11 @@ use clever_gateway::config;
 use clever_gateway::secret::Secret;
 
 #[derive(Parser, Debug)]
-#[command(name = "clever-gateway", version, about = "Clever sign-in in front of school web apps")]
+#[command(
+    name = "clever-gateway",
+    version,
+    about = "Clever sign-in in front of school web apps"
+)]
 struct Cli {
     /// Path to gateway.toml (`run` is the default command when only this is given).
     #[arg(long, short = 'c', global = true)]
@@ -82,7 +86,10 @@ fn with_config(path: Option<PathBuf>, f: fn(PathBuf, config::Config) -> ExitCode
             if !errors.to_string().ends_with('\n') {
                 eprintln!();
             }
-            eprintln!("clever-gateway: {} has errors; nothing started", path.display());
+            eprintln!(
+                "clever-gateway: {} has errors; nothing started",
+                path.display()
+            );
             ExitCode::from(2)
         }
     }

@@ -27,7 +27,9 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("the session store \"redis\" is not available in this version; use store = \"memory\"")]
+    #[error(
+        "the session store \"redis\" is not available in this version; use store = \"memory\""
+    )]
     RedisUnsupported,
     #[error("cannot build the HTTP client for Clever: {0}")]
     Client(String),

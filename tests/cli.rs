@@ -35,7 +35,10 @@ fn check_good_config_prints_routes_exit_0() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert!(stdout.contains("gradebook"), "{stdout}");
-    assert!(stderr.contains("CLEVER_GATEWAY_CLI_TEST_SECRET_UNSET"), "check warns: {stderr}");
+    assert!(
+        stderr.contains("CLEVER_GATEWAY_CLI_TEST_SECRET_UNSET"),
+        "check warns: {stderr}"
+    );
 }
 
 #[test]
@@ -45,14 +48,20 @@ fn run_missing_secret_exit_2_names_variable() {
     let out = bin().args(["run", "--config"]).arg(&p).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("CLEVER_GATEWAY_CLI_TEST_SECRET_UNSET"), "{stderr}");
+    assert!(
+        stderr.contains("CLEVER_GATEWAY_CLI_TEST_SECRET_UNSET"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn bad_config_every_problem_with_file_line_col_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let bad = GOOD
-        .replace("name = \"gradebook\"", "name = \"gradebook\"\npublic_path = [\"/x\"]")
+        .replace(
+            "name = \"gradebook\"",
+            "name = \"gradebook\"\npublic_path = [\"/x\"]",
+        )
         .replace("[clever]", "[clever]\nclient_secret = \"inline\"");
     let p = write(&dir, &bad);
     for cmd in ["check", "run"] {
@@ -61,11 +70,15 @@ fn bad_config_every_problem_with_file_line_col_exit_2() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let file = p.display().to_string();
         assert!(
-            stderr.lines().any(|l| l.starts_with(&file) && l.contains("public_path")),
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&file) && l.contains("public_path")),
             "{cmd}: unknown key with location: {stderr}"
         );
         assert!(
-            stderr.lines().any(|l| l.starts_with(&file) && l.contains("client_secret")),
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&file) && l.contains("client_secret")),
             "{cmd}: inline secret refused: {stderr}"
         );
         let line_col = stderr

@@ -28,7 +28,10 @@ async fn spoofed_identity_headers_never_reach_upstream() {
         let seen = env.app.last();
         for (k, v) in &seen.headers {
             let v = String::from_utf8_lossy(v);
-            assert!(!v.contains("evil"), "{path}: spoofed {k}: {v} reached the upstream");
+            assert!(
+                !v.contains("evil"),
+                "{path}: spoofed {k}: {v} reached the upstream"
+            );
         }
         if cookie.is_some() {
             assert_eq!(seen.header("x-school-user").unwrap(), teacher);
@@ -49,7 +52,10 @@ async fn gateway_cookies_removed_app_cookies_kept() {
     let cookie = session_cookie(&env, &c).await;
     let r = reqwest::Client::new()
         .get(env.gw.url("/app"))
-        .header("cookie", format!("PHPSESSID=abc; {cookie}; theme=dark; clever_gateway_login=zzz"))
+        .header(
+            "cookie",
+            format!("PHPSESSID=abc; {cookie}; theme=dark; clever_gateway_login=zzz"),
+        )
         .send()
         .await
         .unwrap();
@@ -92,7 +98,10 @@ async fn student_refused_on_teacher_only_upstream_and_upstream_sees_nothing() {
     let (r, _) = follow(&c, &env.gw.url("/gradebook")).await;
     assert_eq!(r.status(), 403);
     let body = r.text().await.unwrap();
-    assert!(body.contains("Sign out") && body.contains("/_gateway/logout"), "{body}");
+    assert!(
+        body.contains("Sign out") && body.contains("/_gateway/logout"),
+        "{body}"
+    );
     assert_eq!(env.app.count(), 0);
 }
 
@@ -111,7 +120,12 @@ async fn multi_role_user_passes_and_header_lists_all_roles() {
 #[tokio::test]
 async fn district_policy_refuses_other_district() {
     let teacher = user_with_roles(&["teacher"]);
-    let env = env_with(Some(&teacher), "allow_districts = [\"000000000000000000000000\"]", "").await;
+    let env = env_with(
+        Some(&teacher),
+        "allow_districts = [\"000000000000000000000000\"]",
+        "",
+    )
+    .await;
     let (r, _) = follow(&browser(), &env.gw.url("/")).await;
     assert_eq!(r.status(), 403);
     assert_eq!(env.app.count(), 0);
@@ -134,7 +148,9 @@ async fn email_and_name_only_when_configured_non_ascii_encoded() {
     let name = seen.header("x-clever-name").unwrap();
     assert!(name.starts_with("UTF-8''"), "{name}");
     assert!(name.is_ascii());
-    let decoded = percent_encoding::percent_decode_str(&name[7..]).decode_utf8().unwrap();
+    let decoded = percent_encoding::percent_decode_str(&name[7..])
+        .decode_utf8()
+        .unwrap();
     assert!(decoded.contains(&user.first));
 }
 
@@ -217,7 +233,11 @@ async fn login_rd_open_redirect_shapes_stay_on_site() {
             .unwrap();
         assert_eq!(r.status(), 400, "{rd}");
     }
-    let r = c.get(env.gw.url("/_gateway/login?rd=%2Fok%3Fa%3D1")).send().await.unwrap();
+    let r = c
+        .get(env.gw.url("/_gateway/login?rd=%2Fok%3Fa%3D1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 302);
 }
 
@@ -234,7 +254,12 @@ async fn request_target_open_redirect_falls_back_to_root() {
     assert_eq!(raw_status(&answer), 302, "{answer}");
     let c = browser();
     let (_, visited) = follow(&c, &env.gw.url("//evil.example/x")).await;
-    assert!(visited.iter().all(|u| !u.starts_with("http://evil.example")), "{visited:?}");
+    assert!(
+        visited
+            .iter()
+            .all(|u| !u.starts_with("http://evil.example")),
+        "{visited:?}"
+    );
 }
 
 #[tokio::test]
@@ -275,16 +300,31 @@ async fn hostile_input_gets_4xx_and_gateway_keeps_serving() {
         let answer = raw(port, &req).await;
         let status = raw_status(&answer);
         if name == "malformed cookie" {
-            assert_eq!(status, 401, "{name}: an undecodable cookie is 'not signed in'");
+            assert_eq!(
+                status, 401,
+                "{name}: an undecodable cookie is 'not signed in'"
+            );
         } else {
-            assert!((400..500).contains(&status), "{name}: got {status}: {answer:.300}");
+            assert!(
+                (400..500).contains(&status),
+                "{name}: got {status}: {answer:.300}"
+            );
         }
-        assert!(!answer.contains("Server: Pingora") || name == "oversized cookie" || name == "CL and TE", "{name}: {answer:.300}");
+        assert!(
+            !answer.contains("Server: Pingora")
+                || name == "oversized cookie"
+                || name == "CL and TE",
+            "{name}: {answer:.300}"
+        );
     }
     let ok = reqwest::get(env.gw.url("/public/ok")).await.unwrap();
     assert_eq!(ok.status(), 200, "still serving");
     assert_eq!(
-        env.app.requests().iter().filter(|s| s.uri.starts_with("/public/x")).count(),
+        env.app
+            .requests()
+            .iter()
+            .filter(|s| s.uri.starts_with("/public/x"))
+            .count(),
         0,
         "the smuggling shape never reached the upstream"
     );
@@ -303,7 +343,10 @@ async fn bad_upstream_gives_502_page() {
     let r = browser().get(gw.url("/")).send().await.unwrap();
     assert_eq!(r.status(), 502);
     let body = r.text().await.unwrap();
-    assert!(body.contains("request id") && !body.contains("Pingora"), "{body}");
+    assert!(
+        body.contains("request id") && !body.contains("Pingora"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -326,13 +369,23 @@ async fn logs_never_contain_secret_token_code_or_session_id() {
     let done = c.get(&cb).send().await.unwrap();
     let sid = set_cookie_value(&done, "clever_gateway").unwrap();
     c.get(env.gw.url("/y")).send().await.unwrap();
-    let token = env.app.last().header("x-clever-access-token").expect("token forwarded");
+    let token = env
+        .app
+        .last()
+        .header("x-clever-access-token")
+        .expect("token forwarded");
     assert!(token.len() > 8);
     c.get(env.gw.url("/_gateway/logout")).send().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let logs = env.gw.logs();
-    assert!(logs.contains("login completed"), "logs are captured:\n{logs}");
-    assert!(!logs.contains(env.sim.client_secret()), "client secret in logs");
+    assert!(
+        logs.contains("login completed"),
+        "logs are captured:\n{logs}"
+    );
+    assert!(
+        !logs.contains(env.sim.client_secret()),
+        "client secret in logs"
+    );
     assert!(!logs.contains(&code), "code in logs");
     assert!(!logs.contains(&sid), "session id in logs");
     assert!(!logs.contains(&token), "access token in logs");

@@ -10,7 +10,11 @@ use common::*;
 #[tokio::test]
 async fn login_navigation_redirects_to_authorize_with_required_params() {
     let env = env_with(None, "login_district_id = \"5d0a9e5d0958b300014e49d2\"", "").await;
-    let r = browser().get(env.gw.url("/grades?term=2")).send().await.unwrap();
+    let r = browser()
+        .get(env.gw.url("/grades?term=2"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 302);
     let loc = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
     assert!(loc.as_str().starts_with(&env.sim.authorize_url()));
@@ -23,7 +27,10 @@ async fn login_navigation_redirects_to_authorize_with_required_params() {
     let login_cookie = set_cookie_value(&r, "clever_gateway_login").expect("state cookie");
     assert!(!login_cookie.is_empty());
     let sc = r.headers()["set-cookie"].to_str().unwrap();
-    assert!(sc.contains("HttpOnly") && sc.contains("SameSite=Lax"), "{sc}");
+    assert!(
+        sc.contains("HttpOnly") && sc.contains("SameSite=Lax"),
+        "{sc}"
+    );
     assert_eq!(env.app.count(), 0, "nothing reached the upstream");
 }
 
@@ -71,7 +78,11 @@ async fn login_session_cookie_is_new_256_bit_httponly_lax() {
     let (r, _) = follow(&c, &env.gw.url("/")).await;
     assert_eq!(r.status(), 200);
     // Redo the callback step by hand to see its Set-Cookie.
-    let start = c.get(env.gw.url("/_gateway/login?rd=/x")).send().await.unwrap();
+    let start = c
+        .get(env.gw.url("/_gateway/login?rd=/x"))
+        .send()
+        .await
+        .unwrap();
     let auth = start.headers()["location"].to_str().unwrap().to_string();
     let cb = c.get(&auth).send().await.unwrap();
     let cb_url = cb.headers()["location"].to_str().unwrap().to_string();
@@ -121,10 +132,18 @@ async fn signed_in_requests_make_zero_clever_calls() {
     sign_in(&env, &c, "/").await;
     let before = env.sim.total_calls();
     for i in 0..25 {
-        let r = c.get(env.gw.url(&format!("/page/{i}"))).send().await.unwrap();
+        let r = c
+            .get(env.gw.url(&format!("/page/{i}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
     }
-    assert_eq!(env.sim.total_calls(), before, "25 signed-in requests, 0 Clever calls");
+    assert_eq!(
+        env.sim.total_calls(),
+        before,
+        "25 signed-in requests, 0 Clever calls"
+    );
     assert_eq!(env.app.count(), 26);
 }
 
@@ -133,15 +152,24 @@ async fn forged_state_creates_no_session() {
     let teacher = user_with_roles(&["teacher"]);
     let env = env_with(Some(&teacher), "", "").await;
     let c = browser();
-    let code = env.sim.issue_code(&teacher, &env.gw.url("/oauth/clever/callback"));
+    let code = env
+        .sim
+        .issue_code(&teacher, &env.gw.url("/oauth/clever/callback"));
     let r = c
-        .get(env.gw.url(&format!("/oauth/clever/callback?code={code}&state=forged")))
+        .get(
+            env.gw
+                .url(&format!("/oauth/clever/callback?code={code}&state=forged")),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
     assert!(set_cookie_value(&r, "clever_gateway").is_none());
-    assert_eq!(env.sim.calls(Endpoint::Tokens), 0, "forged state: code never exchanged");
+    assert_eq!(
+        env.sim.calls(Endpoint::Tokens),
+        0,
+        "forged state: code never exchanged"
+    );
     let me = c.get(env.gw.url("/_gateway/me")).send().await.unwrap();
     assert_eq!(me.status(), 401);
 }
@@ -172,8 +200,16 @@ async fn clever_initiated_login_bounces_without_exchanging_first_code() {
     assert_eq!(resp.status(), 200, "visited {visited:?}");
     // Exactly one exchange: the bounced code, not the Portal's.
     assert_eq!(env.sim.calls(Endpoint::Tokens), 1);
-    assert_eq!(env.sim.calls(Endpoint::Authorize), 1, "one bounce through authorize");
-    assert_eq!(env.app.last().uri, "/", "landed on the landing upstream's root");
+    assert_eq!(
+        env.sim.calls(Endpoint::Authorize),
+        1,
+        "one bounce through authorize"
+    );
+    assert_eq!(
+        env.app.last().uri,
+        "/",
+        "landed on the landing upstream's root"
+    );
     assert_eq!(env.app.last().header("x-clever-user-id").unwrap(), teacher);
 }
 
@@ -182,12 +218,20 @@ async fn clever_initiated_twice_in_a_row_shows_error_not_loop() {
     let teacher = user_with_roles(&["teacher"]);
     let env = env_with(Some(&teacher), "", "").await;
     let c = browser();
-    let first = c.get(env.sim.instant_login_url(&teacher)).send().await.unwrap();
+    let first = c
+        .get(env.sim.instant_login_url(&teacher))
+        .send()
+        .await
+        .unwrap();
     let cb1 = first.headers()["location"].to_str().unwrap().to_string();
     let bounce = c.get(&cb1).send().await.unwrap();
     assert_eq!(bounce.status(), 302, "first stateless callback bounces");
     // The bounce never comes back; a second stateless callback arrives.
-    let second = c.get(env.sim.instant_login_url(&teacher)).send().await.unwrap();
+    let second = c
+        .get(env.sim.instant_login_url(&teacher))
+        .send()
+        .await
+        .unwrap();
     let cb2 = second.headers()["location"].to_str().unwrap().to_string();
     let r = c.get(&cb2).send().await.unwrap();
     assert_eq!(r.status(), 400);
@@ -211,7 +255,11 @@ async fn replayed_callback_is_not_posted_again_and_resumes_session() {
     let again = c.get(&cb).send().await.unwrap();
     assert_eq!(again.status(), 302);
     assert_eq!(again.headers()["location"], "/report");
-    assert_eq!(env.sim.calls(Endpoint::Tokens), 1, "code never POSTed twice");
+    assert_eq!(
+        env.sim.calls(Endpoint::Tokens),
+        1,
+        "code never POSTed twice"
+    );
 }
 
 #[tokio::test]
@@ -248,12 +296,19 @@ async fn logout_revokes_copied_cookie() {
     assert!(v.get("access_token").is_none());
     // Copy the cookie out of the jar by asking the gateway what it set.
     let cookie_header = {
-        let start = c.get(env.gw.url("/_gateway/login?rd=/")).send().await.unwrap();
+        let start = c
+            .get(env.gw.url("/_gateway/login?rd=/"))
+            .send()
+            .await
+            .unwrap();
         let auth = start.headers()["location"].to_str().unwrap().to_string();
         let a = c.get(&auth).send().await.unwrap();
         let cb = a.headers()["location"].to_str().unwrap().to_string();
         let done = c.get(&cb).send().await.unwrap();
-        format!("clever_gateway={}", set_cookie_value(&done, "clever_gateway").unwrap())
+        format!(
+            "clever_gateway={}",
+            set_cookie_value(&done, "clever_gateway").unwrap()
+        )
     };
     let thief = reqwest::Client::new();
     let ok = thief
@@ -290,9 +345,23 @@ async fn session_expires_after_ttl() {
     let env = Env { sim, app, gw };
     let c = browser();
     sign_in(&env, &c, "/").await;
-    assert_eq!(c.get(env.gw.url("/_gateway/me")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        c.get(env.gw.url("/_gateway/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     tokio::time::sleep(Duration::from_millis(2300)).await;
-    assert_eq!(c.get(env.gw.url("/_gateway/me")).send().await.unwrap().status(), 401);
+    assert_eq!(
+        c.get(env.gw.url("/_gateway/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     let r = c.get(env.gw.url("/x")).send().await.unwrap();
     assert_eq!(r.status(), 302, "expired session goes back to login");
 }
@@ -303,7 +372,8 @@ async fn clever_down_at_login_gives_5xx_page_while_signed_in_users_keep_working(
     let env = env_with(Some(&teacher), "", "").await;
     let signed_in = browser();
     sign_in(&env, &signed_in, "/").await;
-    env.sim.set_fault(Endpoint::Tokens, Some(Fault::Status(503)));
+    env.sim
+        .set_fault(Endpoint::Tokens, Some(Fault::Status(503)));
     let newcomer = browser();
     let (r, _) = follow(&newcomer, &env.gw.url("/")).await;
     assert_eq!(r.status(), 502);
@@ -328,11 +398,15 @@ async fn clever_slow_at_login_gives_504() {
 async fn clever_error_callback_gives_page_with_retry() {
     let teacher = user_with_roles(&["teacher"]);
     let env = env_with(Some(&teacher), "", "").await;
-    env.sim.set_fault(Endpoint::Authorize, Some(Fault::AccessDenied));
+    env.sim
+        .set_fault(Endpoint::Authorize, Some(Fault::AccessDenied));
     let (r, _) = follow(&browser(), &env.gw.url("/")).await;
     assert_eq!(r.status(), 400);
     let body = r.text().await.unwrap();
-    assert!(body.contains("access_denied") && body.contains("Try again"), "{body}");
+    assert!(
+        body.contains("access_denied") && body.contains("Try again"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -365,6 +439,13 @@ async fn v2_api_type_from_me() {
     let env = Env { sim, app, gw };
     let r = sign_in(&env, &browser(), "/").await;
     assert_eq!(r.status(), 200);
-    assert_eq!(env.app.last().header("x-clever-user-type").unwrap(), "staff");
-    assert_eq!(env.sim.calls(Endpoint::Users), 0, "v2 takes the type from /me");
+    assert_eq!(
+        env.app.last().header("x-clever-user-type").unwrap(),
+        "staff"
+    );
+    assert_eq!(
+        env.sim.calls(Endpoint::Users),
+        0,
+        "v2 takes the type from /me"
+    );
 }

@@ -91,19 +91,14 @@ pub fn forwarding(headers: &HeaderMap, facts: ForwardFacts<'_>, trusted: &[IpNet
     if let Some(v) = xff.and_then(|v| HeaderValue::from_str(&v).ok()) {
         e.set.push((X_FORWARDED_FOR, v));
     }
-    let keep = |name: &HeaderName| {
-        from_trusted
-            .then(|| headers.get(name).cloned())
-            .flatten()
-    };
-    let proto = keep(&X_FORWARDED_PROTO).unwrap_or_else(|| {
-        HeaderValue::from_static(if facts.tls { "https" } else { "http" })
-    });
+    let keep = |name: &HeaderName| from_trusted.then(|| headers.get(name).cloned()).flatten();
+    let proto = keep(&X_FORWARDED_PROTO)
+        .unwrap_or_else(|| HeaderValue::from_static(if facts.tls { "https" } else { "http" }));
     e.remove.push(X_FORWARDED_PROTO);
     e.set.push((X_FORWARDED_PROTO, proto));
     e.remove.push(X_FORWARDED_HOST);
-    let fhost = keep(&X_FORWARDED_HOST)
-        .or_else(|| facts.host.and_then(|h| HeaderValue::from_str(h).ok()));
+    let fhost =
+        keep(&X_FORWARDED_HOST).or_else(|| facts.host.and_then(|h| HeaderValue::from_str(h).ok()));
     if let Some(h) = fhost {
         e.set.push((X_FORWARDED_HOST, h));
     }
@@ -187,12 +182,18 @@ mod tests {
         ]);
         let got = spoofable(&h, &["x-my-user".to_string()]);
         let names: Vec<&str> = got.iter().map(|n| n.as_str()).collect();
-        assert_eq!(names, vec!["x-clever-user-id", "x_clever_user_type", "x-my-user"]);
+        assert_eq!(
+            names,
+            vec!["x-clever-user-id", "x_clever_user_type", "x-my-user"]
+        );
     }
 
     #[test]
     fn forwarding_replaces_untrusted_values() {
-        let h = map(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-proto", "https")]);
+        let h = map(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+        ]);
         let e = forwarding(
             &h,
             ForwardFacts {
@@ -212,7 +213,10 @@ mod tests {
 
     #[test]
     fn forwarding_trusted_proxy_chain_appended() {
-        let h = map(&[("x-forwarded-for", "203.0.113.9"), ("x-forwarded-proto", "https")]);
+        let h = map(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+        ]);
         let e = forwarding(
             &h,
             ForwardFacts {
@@ -235,7 +239,11 @@ mod tests {
         let names: Vec<&str> = e.set.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             names,
-            vec!["x-clever-user-id", "x-clever-user-type", "x-clever-district-id"]
+            vec![
+                "x-clever-user-id",
+                "x-clever-user-type",
+                "x-clever-district-id"
+            ]
         );
         assert_eq!(e.set[1].1, "teacher,district_admin");
     }

@@ -16,7 +16,9 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{ErrorSource, ErrorType};
 
-use crate::gateway::{wants_html, Decision, Forward, Gateway, RequestFacts};
+use crate::gateway::{
+    framing_error, raw_has_content_length, wants_html, Decision, Forward, Gateway, RequestFacts,
+};
 use crate::pages::{ErrorPage, Reply};
 use crate::secret::random_token;
 use headers::{Edits, ForwardFacts};
@@ -95,13 +97,42 @@ impl ProxyHttp for GatewayProxy {
 
     /// Scrubs spoofable identity headers first, then decides: answer it ourselves (login,
     /// gateway endpoints, 401/403/404/400) or forward it.
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<bool> {
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
         let gw = &self.gateway;
         let req = session.req_header_mut();
         for name in headers::spoofable(&req.headers, &gw.identity_header_names) {
             req.remove_header(&name);
         }
         let req = session.req_header();
+        let cl_and_te = req.headers.contains_key(http::header::TRANSFER_ENCODING)
+            && session
+                .as_http1()
+                .is_some_and(|h1| raw_has_content_length(&h1.get_headers_raw_bytes()));
+        let framing = if cl_and_te {
+            Some("both Content-Length and Transfer-Encoding")
+        } else {
+            framing_error(&req.headers)
+        };
+        if let Some(why) = framing {
+            tracing::warn!(request_id = %ctx.request_id, why, "request refused: ambiguous framing");
+            let reply = ErrorPage {
+                status: 400,
+                reason: "bad_request",
+                title: "Bad request",
+                message: "The request's length headers are not valid.",
+                retry: None,
+                sign_out: false,
+                request_id: &ctx.request_id,
+            }
+            .reply(false);
+            write_reply(session, reply, &ctx.request_id).await?;
+            // The response is already written.
+            return Ok(true);
+        }
         ctx.wants_html = wants_html(
             sec_fetch_mode(req),
             req.headers.get(ACCEPT).and_then(|v| v.to_str().ok()),
@@ -133,9 +164,16 @@ impl ProxyHttp for GatewayProxy {
     }
 
     /// The upstream chosen by `request_filter`, at the address resolved at config time.
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> pingora::Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<Box<HttpPeer>> {
         let Some(f) = &ctx.forward else {
-            return Err(Error::explain(ErrorType::InternalError, "no upstream chosen"));
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "no upstream chosen",
+            ));
         };
         let u = &self.gateway.cfg.upstreams[f.upstream].url;
         let mut peer = HttpPeer::new(u.addr, u.tls, u.host.clone());
@@ -155,7 +193,10 @@ impl ProxyHttp for GatewayProxy {
     ) -> pingora::Result<()> {
         let gw = &self.gateway;
         let Some(f) = &ctx.forward else {
-            return Err(Error::explain(ErrorType::InternalError, "no upstream chosen"));
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "no upstream chosen",
+            ));
         };
         let upstream = &gw.cfg.upstreams[f.upstream];
         for name in headers::spoofable(&upstream_request.headers, &gw.identity_header_names) {
@@ -211,7 +252,12 @@ impl ProxyHttp for GatewayProxy {
 
     /// The gateway's own error page instead of pingora's: 502 when the upstream fails,
     /// 504 when it times out, 400 for a broken request.
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         let code = match e.etype() {
             ErrorType::HTTPStatus(c) => *c,
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {

@@ -73,7 +73,9 @@ impl Upstream {
         let rec = seen.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let rec = rec.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -107,7 +109,10 @@ impl Upstream {
     }
 
     pub fn last(&self) -> Seen {
-        self.requests().last().cloned().expect("upstream saw a request")
+        self.requests()
+            .last()
+            .cloned()
+            .expect("upstream saw a request")
     }
 
     pub fn count(&self) -> usize {
@@ -233,7 +238,11 @@ pub async fn start_gateway(port: u16, config: &str, secret: &str) -> Gateway {
             }
         }
         assert!(gw.is_running(), "gateway exited early:\n{}", gw.logs());
-        assert!(Instant::now() < deadline, "gateway did not start:\n{}", gw.logs());
+        assert!(
+            Instant::now() < deadline,
+            "gateway did not start:\n{}",
+            gw.logs()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     gw
@@ -304,13 +313,21 @@ pub fn set_cookie_value(resp: &reqwest::Response, name: &str) -> Option<String> 
         .iter()
         .filter_map(|v| v.to_str().ok())
         .find(|v| v.starts_with(&format!("{name}=")))
-        .map(|v| v[name.len() + 1..].split(';').next().unwrap_or("").to_string())
+        .map(|v| {
+            v[name.len() + 1..]
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
 }
 
 /// Sends raw bytes to the gateway and returns what it answered (until close or 3 s).
 pub async fn raw(port: u16, request: &[u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
     s.write_all(request).await.unwrap();
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf)).await;
