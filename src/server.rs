@@ -31,6 +31,8 @@ pub enum StartError {
         "the session store \"redis\" is not available in this version; use store = \"memory\""
     )]
     RedisUnsupported,
+    #[error("admin_listen is not served in this version: /_gateway/healthz and /_gateway/readyz answer on every listener; remove admin_listen")]
+    AdminListenUnsupported,
     #[error("cannot build the HTTP client for Clever: {0}")]
     Client(String),
     #[error("cannot set up TLS on {addr}: {msg}")]
@@ -68,6 +70,9 @@ pub fn check_listen_addrs(cfg: &Config) -> Result<(), StartError> {
 
 /// Builds the pingora server with the gateway service on every configured listener.
 pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartError> {
+    if cfg.server.admin_listen.is_some() {
+        return Err(StartError::AdminListenUnsupported);
+    }
     check_listen_addrs(&cfg)?;
     let gateway = build_gateway(cfg.clone(), secret)?;
     let threads = cfg.server.threads.unwrap_or_else(|| {

@@ -309,6 +309,18 @@ impl ProxyHttp for GatewayProxy {
         }
     }
 
+    /// What pingora puts in its own error logs: method, path and host only, never the query
+    /// (a callback's query holds the sign-in code).
+    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        format!(
+            "{} {}, request_id: {}",
+            req.method,
+            req.uri.path(),
+            ctx.request_id
+        )
+    }
+
     /// One access-log line per request; never a query string, cookie or token.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session
