@@ -425,12 +425,7 @@ fn clever(ctx: &mut Ctx<'_, '_>, table: Option<&Sp<CleverFile>>) -> Option<Cleve
     };
 
     let redirect_uri = match &c.redirect_uri {
-        Some(u) => http_url(
-            ctx,
-            u,
-            "clever.redirect_uri",
-            "https://apps.example-district.org/oauth/clever/callback",
-        ),
+        Some(u) => redirect_uri(ctx, u),
         None => {
             ctx.missing(
                 "clever.redirect_uri",
@@ -508,6 +503,43 @@ fn clever(ctx: &mut Ctx<'_, '_>, table: Option<&Sp<CleverFile>>) -> Option<Cleve
         api_base: api_base?,
         timeout: timeout?,
     })
+}
+
+/// The callback URL, which must stay byte for byte what was written: Clever compares the
+/// `redirect_uri` sent at authorize and at token exchange with the registered URI exactly, and
+/// the gateway sends `Url::as_str`, so a URL that parsing would normalise is refused.
+fn redirect_uri(ctx: &mut Ctx<'_, '_>, v: &Sp<String>) -> Option<Url> {
+    let url = http_url(
+        ctx,
+        v,
+        "clever.redirect_uri",
+        "https://apps.example-district.org/oauth/clever/callback",
+    )?;
+    let text = v.get_ref();
+    if url.query().is_some() {
+        ctx.err(
+            v.span(),
+            format!(
+                "clever.redirect_uri {} has a query (?…): expected scheme, host, port and path \
+                 only (Clever adds its own code and state parameters to this URL)",
+                quote(text)
+            ),
+        );
+        return None;
+    }
+    if url.as_str() != text {
+        let sent = quote(url.as_str());
+        ctx.err(
+            v.span(),
+            format!(
+                "clever.redirect_uri {} would be sent as {sent}: redirect_uri must be written \
+                 exactly as it will be sent to Clever: {sent} (register that exact URI at Clever)",
+                quote(text)
+            ),
+        );
+        return None;
+    }
+    Some(url)
 }
 
 /// `v2.<n>` or `v3.<n>`.
@@ -1696,6 +1728,74 @@ mod tests {
     #[test]
     fn clever_redirect_uri_http_is_accepted() {
         ok(&with_redirect("http://localhost:8080/cb"));
+    }
+
+    #[test]
+    fn clever_redirect_uri_is_kept_exactly_as_written() {
+        for exact in [
+            "https://gw.example.org/oauth/callback/",
+            "https://gw.example.org/",
+            "http://127.0.0.1:8080/cb",
+            "https://gw.example.org/a%20b",
+        ] {
+            assert_eq!(
+                ok(&with_redirect(exact)).clever.redirect_uri.as_str(),
+                exact
+            );
+        }
+    }
+
+    #[test]
+    fn clever_redirect_uri_normalised_by_parsing_is_error_at_value() {
+        for (written, sent) in [
+            ("https://gw.example.org", "https://gw.example.org/"),
+            ("https://GW.Example.org/cb", "https://gw.example.org/cb"),
+            ("https://gw.example.org:443/cb", "https://gw.example.org/cb"),
+            ("http://gw.example.org:80/cb", "http://gw.example.org/cb"),
+            ("HTTPS://gw.example.org/cb", "https://gw.example.org/cb"),
+            ("https://gw.example.org/a b", "https://gw.example.org/a%20b"),
+            (
+                "https://gw.example.org/a/../cb",
+                "https://gw.example.org/cb",
+            ),
+            // TOML `\\` is one backslash, which parsing turns into "/".
+            ("https://gw.example.org\\\\cb", "https://gw.example.org/cb"),
+        ] {
+            let src = with_redirect(written);
+            let p = one(
+                &src,
+                &[
+                    "clever.redirect_uri",
+                    &format!("redirect_uri must be written exactly as it will be sent to Clever: {sent:?} (register that exact URI at Clever)"),
+                ],
+            );
+            assert_eq!(
+                (p.line, p.col),
+                (line_of(&src, "redirect_uri ="), 16),
+                "{written}"
+            );
+        }
+    }
+
+    #[test]
+    fn clever_redirect_uri_query_is_error_at_value() {
+        for written in [
+            "https://gw.example.org/cb?app=1",
+            "https://gw.example.org/cb?",
+        ] {
+            let src = with_redirect(written);
+            let p = one(&src, &["clever.redirect_uri", "has a query"]);
+            assert_eq!(
+                (p.line, p.col),
+                (line_of(&src, "redirect_uri ="), 16),
+                "{written}"
+            );
+        }
+    }
+
+    #[test]
+    fn clever_redirect_uri_empty_fragment_is_error() {
+        one(&with_redirect("https://gw.example.org/cb#"), &["fragment"]);
     }
 
     #[test]
