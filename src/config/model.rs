@@ -56,7 +56,8 @@ pub enum ApiVersion {
 pub struct CleverConfig {
     pub client_id: String,
     pub client_secret: SecretSource,
-    /// Exact URI registered at Clever; its path is the callback path.
+    /// Exact URI registered at Clever; its path is the callback path. Validation guarantees
+    /// `as_str()` is the text written in the file, character for character, with no query.
     pub redirect_uri: Url,
     /// The version string as written, e.g. `v3.0`, used in API paths.
     pub api_version: String,

@@ -1,0 +1,499 @@
+//! `[clever]`: client id, where the client secret comes from, the exact redirect_uri, the API
+//! version, Clever's endpoints, and the request timeout.
+
+use std::time::Duration;
+
+use url::Url;
+
+use super::{duration, http_url, path, Ctx};
+use crate::config::file::{quote, CleverFile, Sp};
+use crate::config::model::{ApiVersion, CleverConfig, SecretSource};
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub(super) fn clever(
+    ctx: &mut Ctx<'_, '_>,
+    table: Option<&Sp<CleverFile>>,
+) -> Option<CleverConfig> {
+    let Some(table) = table else {
+        ctx.missing(
+            "clever",
+            0..0,
+            "missing [clever] table: it needs client_id, redirect_uri, and client_secret_env or \
+             client_secret_file",
+        );
+        return None;
+    };
+    let c = table.get_ref();
+    let tspan = table.span();
+
+    let client_id = match &c.client_id {
+        Some(id) if id.get_ref().trim().is_empty() => {
+            ctx.err(
+                id.span(),
+                "clever.client_id is empty: expected the client id of the app registered at Clever",
+            );
+            None
+        }
+        Some(id) => Some(id.get_ref().clone()),
+        None => {
+            ctx.missing(
+                "clever.client_id",
+                tspan.clone(),
+                "[clever] has no client_id: expected the client id of the app registered at Clever",
+            );
+            None
+        }
+    };
+
+    let client_secret = match (&c.client_secret_env, &c.client_secret_file) {
+        (Some(_), Some(file)) => {
+            ctx.err(
+                file.span(),
+                "clever.client_secret_env and clever.client_secret_file are both set: use \
+                 exactly one of them",
+            );
+            None
+        }
+        (Some(env), None) => {
+            let name = env.get_ref();
+            if name.is_empty()
+                || name.contains(['=', '\0'])
+                || name.chars().any(char::is_whitespace)
+            {
+                ctx.err(
+                    env.span(),
+                    format!(
+                        "clever.client_secret_env {} is not an environment variable name: \
+                         expected a name like \"CLEVER_CLIENT_SECRET\"",
+                        quote(name)
+                    ),
+                );
+                None
+            } else {
+                Some(SecretSource::Env(name.clone()))
+            }
+        }
+        (None, Some(file)) => path(ctx, Some(file), "clever.client_secret_file")
+            .flatten()
+            .map(SecretSource::File),
+        (None, None) => {
+            let written = ["client_secret_env", "client_secret_file", "client_secret"]
+                .iter()
+                .any(|k| ctx.invalid.contains(&format!("clever.{k}")));
+            if !written {
+                ctx.err(
+                    tspan.clone(),
+                    "[clever] has no client secret: set client_secret_env (an environment \
+                     variable) or client_secret_file (a file path)",
+                );
+            }
+            None
+        }
+    };
+
+    let redirect_uri = match &c.redirect_uri {
+        Some(u) => redirect_uri(ctx, u),
+        None => {
+            ctx.missing(
+                "clever.redirect_uri",
+                tspan.clone(),
+                "[clever] has no redirect_uri: expected the absolute URL registered at Clever, \
+                 whose path the gateway serves as its callback",
+            );
+            None
+        }
+    };
+
+    let (api_version, api_kind) = match &c.api_version {
+        None => (Some("v3.0".to_owned()), Some(ApiVersion::V3)),
+        Some(v) => match api_kind(v.get_ref()) {
+            Some(kind) => (Some(v.get_ref().clone()), Some(kind)),
+            None => {
+                ctx.err(
+                    v.span(),
+                    format!(
+                        "clever.api_version {} is not a Clever API version: expected v2.x or \
+                         v3.x (v2.0, v2.1, v3.0, v3.1)",
+                        quote(v.get_ref())
+                    ),
+                );
+                (None, None)
+            }
+        },
+    };
+
+    let authorize_url = url_or_default(
+        ctx,
+        &c.authorize_url,
+        "clever.authorize_url",
+        "https://clever.com/oauth/authorize",
+    );
+    let token_url = url_or_default(
+        ctx,
+        &c.token_url,
+        "clever.token_url",
+        "https://clever.com/oauth/tokens",
+    );
+    let api_base = url_or_default(
+        ctx,
+        &c.api_base,
+        "clever.api_base",
+        "https://api.clever.com",
+    );
+
+    let timeout = match &c.timeout {
+        None => Some(DEFAULT_TIMEOUT),
+        Some(t) => duration(ctx, t, "clever.timeout").and_then(|d| {
+            if d.is_zero() || d > MAX_TIMEOUT {
+                ctx.err(
+                    t.span(),
+                    format!(
+                        "clever.timeout {} is out of range: expected more than 0s and at most 60s",
+                        quote(t.get_ref())
+                    ),
+                );
+                None
+            } else {
+                Some(d)
+            }
+        }),
+    };
+
+    Some(CleverConfig {
+        client_id: client_id?,
+        client_secret: client_secret?,
+        redirect_uri: redirect_uri?,
+        api_version: api_version?,
+        api_kind: api_kind?,
+        authorize_url: authorize_url?,
+        token_url: token_url?,
+        api_base: api_base?,
+        timeout: timeout?,
+    })
+}
+
+/// The callback URL, which must stay byte for byte what was written: Clever compares the
+/// `redirect_uri` sent at authorize and at token exchange with the registered URI exactly, and
+/// the gateway sends `Url::as_str`, so a URL that parsing would normalise is refused.
+fn redirect_uri(ctx: &mut Ctx<'_, '_>, v: &Sp<String>) -> Option<Url> {
+    let url = http_url(
+        ctx,
+        v,
+        "clever.redirect_uri",
+        "https://apps.example-district.org/oauth/clever/callback",
+    )?;
+    let text = v.get_ref();
+    if url.query().is_some() {
+        ctx.err(
+            v.span(),
+            format!(
+                "clever.redirect_uri {} has a query (?…): expected scheme, host, port and path \
+                 only (Clever adds its own code and state parameters to this URL)",
+                quote(text)
+            ),
+        );
+        return None;
+    }
+    if url.as_str() != text {
+        let sent = quote(url.as_str());
+        ctx.err(
+            v.span(),
+            format!(
+                "clever.redirect_uri {} would be sent as {sent}: redirect_uri must be written \
+                 exactly as it will be sent to Clever: {sent} (register that exact URI at Clever)",
+                quote(text)
+            ),
+        );
+        return None;
+    }
+    Some(url)
+}
+
+/// `v2.<n>` or `v3.<n>`.
+fn api_kind(v: &str) -> Option<ApiVersion> {
+    let (kind, minor) = if let Some(rest) = v.strip_prefix("v2.") {
+        (ApiVersion::V2, rest)
+    } else if let Some(rest) = v.strip_prefix("v3.") {
+        (ApiVersion::V3, rest)
+    } else {
+        return None;
+    };
+    (!minor.is_empty() && minor.len() <= 3 && minor.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(kind)
+}
+
+fn url_or_default(
+    ctx: &mut Ctx<'_, '_>,
+    v: &Option<Sp<String>>,
+    shown: &str,
+    default: &str,
+) -> Option<Url> {
+    match v {
+        Some(u) => http_url(ctx, u, shown, default),
+        None => Url::parse(default).ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+
+    #[test]
+    fn clever_missing_table_is_error_at_start() {
+        let p = one(UPSTREAM, &["missing [clever]"]);
+        assert_eq!((p.line, p.col), (1, 1));
+    }
+
+    #[test]
+    fn clever_defaults_are_applied() {
+        let c = ok(&doc("", "", "", "")).clever;
+        assert_eq!(c.client_id, "id");
+        assert_eq!(c.client_secret, SecretSource::Env("CLEVER_SECRET".into()));
+        assert_eq!(c.api_version, "v3.0");
+        assert_eq!(c.api_kind, ApiVersion::V3);
+        assert_eq!(
+            c.authorize_url.as_str(),
+            "https://clever.com/oauth/authorize"
+        );
+        assert_eq!(c.token_url.as_str(), "https://clever.com/oauth/tokens");
+        assert_eq!(c.api_base.as_str(), "https://api.clever.com/");
+        assert_eq!(c.timeout, Duration::from_secs(5));
+        assert_eq!(c.redirect_uri.path(), "/oauth/callback");
+    }
+
+    #[test]
+    fn clever_missing_required_keys_are_all_reported() {
+        let src = format!("[clever]\n{UPSTREAM}");
+        let p = problems(&src);
+        assert_eq!(p.len(), 3, "{p:#?}");
+        assert!(p.iter().all(|p| (p.line, p.col) == (1, 1)));
+        assert!(p.iter().any(|p| p.message.contains("client_id")));
+        assert!(p.iter().any(|p| p.message.contains("client secret")));
+        assert!(p.iter().any(|p| p.message.contains("redirect_uri")));
+    }
+
+    #[test]
+    fn clever_empty_client_id_is_error() {
+        let src = CLEVER.replace("client_id = \"id\"", "client_id = \"\"") + UPSTREAM;
+        one(&src, &["client_id is empty"]);
+    }
+
+    #[test]
+    fn clever_inline_client_secret_is_rejected() {
+        let src = doc("", "client_secret = \"hunter2\"", "", "");
+        let p = one(
+            &src,
+            &["the client secret is never inline: use client_secret_env or client_secret_file"],
+        );
+        assert!(!p.message.contains("hunter2"));
+        assert_eq!(p.line, line_of(&src, "client_secret ="));
+    }
+
+    #[test]
+    fn clever_both_secret_sources_is_error() {
+        one(
+            &doc("", "client_secret_file = \"/s\"", "", ""),
+            &["exactly one"],
+        );
+    }
+
+    #[test]
+    fn clever_no_secret_source_is_error() {
+        let src = CLEVER.replace("client_secret_env = \"CLEVER_SECRET\"\n", "") + UPSTREAM;
+        one(&src, &["client_secret_env", "client_secret_file"]);
+    }
+
+    #[test]
+    fn clever_secret_file_is_source() {
+        let src = CLEVER.replace(
+            "client_secret_env = \"CLEVER_SECRET\"",
+            "client_secret_file = \"/run/s\"",
+        ) + UPSTREAM;
+        assert_eq!(
+            ok(&src).clever.client_secret,
+            SecretSource::File("/run/s".into())
+        );
+    }
+
+    #[test]
+    fn clever_secret_env_bad_name_is_error() {
+        let src = CLEVER.replace("\"CLEVER_SECRET\"", "\"A=B\"") + UPSTREAM;
+        one(&src, &["environment variable name"]);
+    }
+
+    fn with_redirect(uri: &str) -> String {
+        CLEVER.replace("https://gw.example.org/oauth/callback", uri) + UPSTREAM
+    }
+
+    #[test]
+    fn clever_redirect_uri_relative_is_error() {
+        one(
+            &with_redirect("/oauth/callback"),
+            &["clever.redirect_uri", "not a valid URL"],
+        );
+    }
+
+    #[test]
+    fn clever_redirect_uri_fragment_is_error() {
+        one(&with_redirect("https://gw.example.org/cb#x"), &["fragment"]);
+    }
+
+    #[test]
+    fn clever_redirect_uri_other_scheme_is_error() {
+        one(
+            &with_redirect("ftp://gw.example.org/cb"),
+            &["scheme \"ftp\"", "http://"],
+        );
+    }
+
+    #[test]
+    fn clever_redirect_uri_http_is_accepted() {
+        ok(&with_redirect("http://localhost:8080/cb"));
+    }
+
+    #[test]
+    fn clever_redirect_uri_is_kept_exactly_as_written() {
+        for exact in [
+            "https://gw.example.org/oauth/callback/",
+            "https://gw.example.org/",
+            "http://127.0.0.1:8080/cb",
+            "https://gw.example.org/a%20b",
+        ] {
+            assert_eq!(
+                ok(&with_redirect(exact)).clever.redirect_uri.as_str(),
+                exact
+            );
+        }
+    }
+
+    #[test]
+    fn clever_redirect_uri_normalised_by_parsing_is_error_at_value() {
+        for (written, sent) in [
+            ("https://gw.example.org", "https://gw.example.org/"),
+            ("https://GW.Example.org/cb", "https://gw.example.org/cb"),
+            ("https://gw.example.org:443/cb", "https://gw.example.org/cb"),
+            ("http://gw.example.org:80/cb", "http://gw.example.org/cb"),
+            ("HTTPS://gw.example.org/cb", "https://gw.example.org/cb"),
+            ("https://gw.example.org/a b", "https://gw.example.org/a%20b"),
+            (
+                "https://gw.example.org/a/../cb",
+                "https://gw.example.org/cb",
+            ),
+            // TOML `\\` is one backslash, which parsing turns into "/".
+            ("https://gw.example.org\\\\cb", "https://gw.example.org/cb"),
+        ] {
+            let src = with_redirect(written);
+            let p = one(
+                &src,
+                &[
+                    "clever.redirect_uri",
+                    &format!("redirect_uri must be written exactly as it will be sent to Clever: {sent:?} (register that exact URI at Clever)"),
+                ],
+            );
+            assert_eq!(
+                (p.line, p.col),
+                (line_of(&src, "redirect_uri ="), 16),
+                "{written}"
+            );
+        }
+    }
+
+    #[test]
+    fn clever_redirect_uri_query_is_error_at_value() {
+        for written in [
+            "https://gw.example.org/cb?app=1",
+            "https://gw.example.org/cb?",
+        ] {
+            let src = with_redirect(written);
+            let p = one(&src, &["clever.redirect_uri", "has a query"]);
+            assert_eq!(
+                (p.line, p.col),
+                (line_of(&src, "redirect_uri ="), 16),
+                "{written}"
+            );
+        }
+    }
+
+    #[test]
+    fn clever_redirect_uri_empty_fragment_is_error() {
+        one(&with_redirect("https://gw.example.org/cb#"), &["fragment"]);
+    }
+
+    #[test]
+    fn clever_api_version_v2_maps_to_v2() {
+        let c = ok(&doc("", "api_version = \"v2.1\"", "", "")).clever;
+        assert_eq!(
+            (c.api_version.as_str(), c.api_kind),
+            ("v2.1", ApiVersion::V2)
+        );
+        let c = ok(&doc("", "api_version = \"v3.1\"", "", "")).clever;
+        assert_eq!(c.api_kind, ApiVersion::V3);
+    }
+
+    #[test]
+    fn clever_api_version_unknown_is_error() {
+        for bad in ["v4.0", "3.0", "v3", "v3.x", "V3.0", ""] {
+            one(
+                &doc("", &format!("api_version = {bad:?}"), "", ""),
+                &["v2.x or v3.x (v2.0, v2.1, v3.0, v3.1)"],
+            );
+        }
+    }
+
+    #[test]
+    fn clever_endpoint_urls_are_overridable() {
+        let c = ok(&doc(
+            "",
+            "authorize_url = \"http://127.0.0.1:7000/oauth/authorize\"\ntoken_url = \"http://127.0.0.1:7000/oauth/tokens\"\napi_base = \"http://127.0.0.1:7000\"",
+            "",
+            "",
+        ))
+        .clever;
+        assert_eq!(c.authorize_url.port(), Some(7000));
+        assert_eq!(c.api_base.host_str(), Some("127.0.0.1"));
+    }
+
+    #[test]
+    fn clever_endpoint_url_bad_is_error() {
+        one(
+            &doc("", "token_url = \"clever.com/oauth/tokens\"", "", ""),
+            &["clever.token_url"],
+        );
+        one(
+            &doc("", "api_base = \"mailto:x@y\"", "", ""),
+            &["clever.api_base"],
+        );
+    }
+
+    #[test]
+    fn clever_timeout_is_parsed() {
+        let c = ok(&doc("", "timeout = \"1500ms\"", "", "")).clever;
+        assert_eq!(c.timeout, Duration::from_millis(1500));
+        ok(&doc("", "timeout = \"60s\"", "", ""));
+    }
+
+    #[test]
+    fn clever_timeout_out_of_range_is_error() {
+        one(&doc("", "timeout = \"0s\"", "", ""), &["at most 60s"]);
+        one(&doc("", "timeout = \"61s\"", "", ""), &["at most 60s"]);
+    }
+
+    #[test]
+    fn clever_timeout_not_a_duration_is_error() {
+        one(
+            &doc("", "timeout = \"soon\"", "", ""),
+            &["expected a duration like \"90s\" or \"2h\""],
+        );
+    }
+
+    #[test]
+    fn api_kind_parses_versions() {
+        assert_eq!(api_kind("v2.0"), Some(ApiVersion::V2));
+        assert_eq!(api_kind("v3.10"), Some(ApiVersion::V3));
+        assert_eq!(api_kind("v3."), None);
+        assert_eq!(api_kind("v1.0"), None);
+    }
+}

@@ -1,0 +1,194 @@
+//! Turns the file mirror into the typed model, collecting every problem (never just the first)
+//! with its place: the entry point, the problem context [`Ctx`], and the checks the tables share
+//! (file paths, http(s) URLs, durations). Each table's rules live in its own module.
+
+mod clever;
+mod headers;
+mod server;
+mod session;
+mod upstream;
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+use super::file::{quote, Parsed, Sink, Sp};
+use super::model::Config;
+use clever::clever;
+use server::server;
+use session::session;
+use upstream::upstreams;
+
+const DURATION_HINT: &str = "expected a duration like \"90s\" or \"2h\"";
+
+/// Builds the model; `None` if anything was reported (the problems are in `sink`).
+pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
+    let mut ctx = Ctx {
+        sink,
+        invalid: &parsed.invalid,
+    };
+    let file = &parsed.file;
+    let (upstreams, names) = upstreams(&mut ctx, file.upstream.as_ref());
+    let server = server(&mut ctx, file.server.as_ref(), &names);
+    let clever = clever(&mut ctx, file.clever.as_ref());
+    let session = session(&mut ctx, file.session.as_ref());
+    if !ctx.sink.problems.is_empty() {
+        return None;
+    }
+    Some(Config {
+        server: server?,
+        clever: clever?,
+        session: session?,
+        upstreams: upstreams?,
+    })
+}
+
+/// The problem collector every table reports into, and the keys the file layer already
+/// reported (present but pruned: wrong type or unknown), so they are not also called missing.
+struct Ctx<'s, 'a> {
+    sink: &'s mut Sink<'a>,
+    invalid: &'s HashSet<String>,
+}
+
+impl Ctx<'_, '_> {
+    fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.sink.at(span, message);
+    }
+
+    /// Reports a missing key, unless it was there with a wrong type (already reported).
+    fn missing(&mut self, path: &str, span: Range<usize>, message: impl Into<String>) {
+        if !self.invalid.contains(path) {
+            self.err(span, message);
+        }
+    }
+
+    /// Whether the key was written at all (even with a wrong type).
+    fn written<T>(&self, path: &str, value: &Option<T>) -> bool {
+        value.is_some() || self.invalid.contains(path)
+    }
+}
+
+/// An optional file path: `Some(None)` when absent, `None` when invalid.
+fn path(ctx: &mut Ctx<'_, '_>, v: Option<&Sp<String>>, shown: &str) -> Option<Option<PathBuf>> {
+    match v {
+        None => Some(None),
+        Some(p) if p.get_ref().trim().is_empty() => {
+            ctx.err(p.span(), format!("{shown} is empty: expected a file path"));
+            None
+        }
+        Some(p) => Some(Some(PathBuf::from(p.get_ref()))),
+    }
+}
+
+/// An absolute http(s) URL with a host and no fragment.
+fn http_url(ctx: &mut Ctx<'_, '_>, v: &Sp<String>, shown: &str, example: &str) -> Option<Url> {
+    let text = v.get_ref();
+    let allowed = format!("expected an absolute http:// or https:// URL such as {example:?}");
+    let url = match Url::parse(text) {
+        Ok(u) => u,
+        Err(e) => {
+            ctx.err(
+                v.span(),
+                format!(
+                    "{shown} {} is not a valid URL ({e}): {allowed}",
+                    quote(text)
+                ),
+            );
+            return None;
+        }
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        ctx.err(
+            v.span(),
+            format!(
+                "{shown} {} has scheme {:?}: {allowed}",
+                quote(text),
+                url.scheme()
+            ),
+        );
+        return None;
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        ctx.err(
+            v.span(),
+            format!("{shown} {} has no host: {allowed}", quote(text)),
+        );
+        return None;
+    }
+    if url.fragment().is_some() {
+        ctx.err(
+            v.span(),
+            format!("{shown} {} has a fragment (#…): remove it", quote(text)),
+        );
+        return None;
+    }
+    Some(url)
+}
+
+fn duration(ctx: &mut Ctx<'_, '_>, v: &Sp<String>, shown: &str) -> Option<Duration> {
+    match humantime::parse_duration(v.get_ref().trim()) {
+        Ok(d) => Some(d),
+        Err(_) => {
+            ctx.err(
+                v.span(),
+                format!(
+                    "{shown} {} is not a duration: {DURATION_HINT}",
+                    quote(v.get_ref())
+                ),
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod testutil {
+    //! The valid skeleton every table's tests start from, and how they look at the result.
+
+    use super::super::{parse_str, ConfigProblem};
+    use super::Config;
+
+    pub(super) const CLEVER: &str =
+        "[clever]\nclient_id = \"id\"\nclient_secret_env = \"CLEVER_SECRET\"\n\
+         redirect_uri = \"https://gw.example.org/oauth/callback\"\n";
+    pub(super) const UPSTREAM: &str =
+        "[[upstream]]\nname = \"app\"\nurl = \"http://127.0.0.1:9000\"\n";
+
+    /// A valid file with `server`, `clever` and `session` keys and upstream keys added.
+    pub(super) fn doc(server: &str, clever: &str, session: &str, upstream: &str) -> String {
+        format!(
+            "[server]\n{server}\n{CLEVER}{clever}\n[session]\n{session}\n{UPSTREAM}{upstream}\n"
+        )
+    }
+
+    pub(super) fn ok(src: &str) -> Config {
+        match parse_str(src, "t.toml") {
+            Ok(c) => c,
+            Err(e) => panic!("expected a valid config, got:\n{e}\n--- file:\n{src}"),
+        }
+    }
+
+    pub(super) fn problems(src: &str) -> Vec<ConfigProblem> {
+        match parse_str(src, "t.toml") {
+            Ok(_) => panic!("expected problems in:\n{src}"),
+            Err(e) => e.problems,
+        }
+    }
+
+    /// Exactly one problem, whose message contains every needle.
+    pub(super) fn one(src: &str, needles: &[&str]) -> ConfigProblem {
+        let p = problems(src);
+        assert_eq!(p.len(), 1, "expected one problem, got {p:#?}");
+        for n in needles {
+            assert!(p[0].message.contains(n), "{:?} lacks {n:?}", p[0].message);
+        }
+        p.into_iter().next().unwrap()
+    }
+
+    pub(super) fn line_of(src: &str, needle: &str) -> usize {
+        src.lines().position(|l| l.contains(needle)).unwrap() + 1
+    }
+}

@@ -1,0 +1,416 @@
+//! `[session]`: the cookie (name, domain, Secure), session lifetime, the store and its Redis URL,
+//! and where logout lands.
+
+use std::time::Duration;
+
+use url::Url;
+
+use super::{duration, Ctx};
+use crate::config::file::{quote, SessionFile, Sp};
+use crate::config::model::{SessionConfig, StoreKind};
+
+const DEFAULT_TTL: Duration = Duration::from_secs(2 * 3600);
+const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+
+pub(super) fn session(
+    ctx: &mut Ctx<'_, '_>,
+    table: Option<&Sp<SessionFile>>,
+) -> Option<SessionConfig> {
+    let default = SessionFile::default();
+    let s = table.map(|t| t.get_ref()).unwrap_or(&default);
+
+    let cookie_secure = s
+        .cookie_secure
+        .as_ref()
+        .map(|b| *b.get_ref())
+        .unwrap_or(true);
+
+    let cookie_name = match &s.cookie_name {
+        None => Some("clever_gateway".to_owned()),
+        Some(n) => {
+            let name = n.get_ref();
+            if name.is_empty() || !name.bytes().all(is_cookie_token) {
+                ctx.err(
+                    n.span(),
+                    format!(
+                        "session.cookie_name {} is not a cookie name: expected letters, digits \
+                         and !#$%&'*+-.^_`|~ only (an RFC 6265 token)",
+                        quote(name)
+                    ),
+                );
+                None
+            } else if name.starts_with("__Host-") && (!cookie_secure || s.cookie_domain.is_some()) {
+                ctx.err(
+                    n.span(),
+                    "session.cookie_name starts with __Host-, which browsers accept only with \
+                     cookie_secure = true and no cookie_domain: change the name or those settings",
+                );
+                None
+            } else if name.starts_with("__Secure-") && !cookie_secure {
+                ctx.err(
+                    n.span(),
+                    "session.cookie_name starts with __Secure-, which browsers accept only with \
+                     cookie_secure = true: change the name or set cookie_secure = true",
+                );
+                None
+            } else {
+                Some(name.clone())
+            }
+        }
+    };
+
+    let cookie_domain = match &s.cookie_domain {
+        None => Some(None),
+        Some(d) => {
+            let text = d.get_ref();
+            if is_cookie_domain(text) {
+                Some(Some(text.to_ascii_lowercase()))
+            } else {
+                ctx.err(
+                    d.span(),
+                    format!(
+                        "session.cookie_domain {} is not a host name: expected a name like \
+                         \"example-district.org\" or \".example-district.org\" (no scheme, port \
+                         or path)",
+                        quote(text)
+                    ),
+                );
+                None
+            }
+        }
+    };
+
+    let ttl = match &s.ttl {
+        None => Some(DEFAULT_TTL),
+        Some(t) => duration(ctx, t, "session.ttl").and_then(|d| {
+            if d.is_zero() {
+                ctx.err(
+                    t.span(),
+                    "session.ttl is zero: expected a session lifetime more than 0s and at most 24h",
+                );
+                None
+            } else if d > MAX_TTL {
+                ctx.err(
+                    t.span(),
+                    format!(
+                        "session.ttl {} is longer than 24h: the cap is 24h because Clever access \
+                         tokens live 24h and a session must not outlive its token",
+                        quote(t.get_ref())
+                    ),
+                );
+                None
+            } else {
+                Some(d)
+            }
+        }),
+    };
+
+    let store = match &s.store {
+        None => Some(StoreKind::Memory),
+        Some(v) => match v.get_ref().as_str() {
+            "memory" => Some(StoreKind::Memory),
+            "redis" => Some(StoreKind::Redis),
+            other => {
+                ctx.err(
+                    v.span(),
+                    format!(
+                        "session.store {} is not a store: expected \"memory\" or \"redis\"",
+                        quote(other)
+                    ),
+                );
+                None
+            }
+        },
+    };
+
+    // The URL may hold a password: never quoted in messages.
+    let redis_url = match (store, &s.redis_url) {
+        (Some(StoreKind::Redis), None) => {
+            let span = s.store.as_ref().map(|v| v.span()).unwrap_or(0..0);
+            ctx.missing(
+                "session.redis_url",
+                span,
+                "session.store is \"redis\" but redis_url is missing: expected a URL starting \
+                 with redis:// or rediss://",
+            );
+            None
+        }
+        (Some(StoreKind::Memory), Some(u)) => {
+            ctx.err(
+                u.span(),
+                "session.redis_url is set but session.store is not \"redis\": set store = \
+                 \"redis\" or remove redis_url",
+            );
+            None
+        }
+        (_, Some(u)) => {
+            let text = u.get_ref();
+            let scheme_ok = text.starts_with("redis://") || text.starts_with("rediss://");
+            if scheme_ok && Url::parse(text).is_ok_and(|p| p.host_str().is_some()) {
+                Some(Some(text.clone()))
+            } else {
+                ctx.err(
+                    u.span(),
+                    "session.redis_url is not a Redis URL: expected redis://host:port/db or \
+                     rediss://host:port/db",
+                );
+                None
+            }
+        }
+        (_, None) => Some(None),
+    };
+
+    let logout_redirect = match &s.logout_redirect {
+        None => Some("/".to_owned()),
+        Some(v) => {
+            let text = v.get_ref();
+            let is_path = text.starts_with('/')
+                && !text.starts_with("//")
+                && !text.contains('\\')
+                && !text.chars().any(char::is_control);
+            let is_url = !text.starts_with('/')
+                && Url::parse(text).is_ok_and(|u| {
+                    matches!(u.scheme(), "http" | "https") && u.host_str().is_some()
+                });
+            if is_path || is_url {
+                Some(text.clone())
+            } else {
+                ctx.err(
+                    v.span(),
+                    format!(
+                        "session.logout_redirect {} is not a path or URL: expected a path \
+                         starting with a single \"/\" or an absolute http(s) URL",
+                        quote(text)
+                    ),
+                );
+                None
+            }
+        }
+    };
+
+    Some(SessionConfig {
+        cookie_name: cookie_name?,
+        cookie_domain: cookie_domain?,
+        cookie_secure,
+        ttl: ttl?,
+        store: store?,
+        redis_url: redis_url?,
+        logout_redirect: logout_redirect?,
+    })
+}
+
+/// RFC 6265 `token`: a visible ASCII character that is not a separator.
+fn is_cookie_token(b: u8) -> bool {
+    (0x21..0x7f).contains(&b) && !b"()<>@,;:\\\"/[]?={}".contains(&b)
+}
+
+/// A host name, optionally with one leading dot.
+fn is_cookie_domain(s: &str) -> bool {
+    let name = s.strip_prefix('.').unwrap_or(s);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+
+    #[test]
+    fn session_defaults_are_applied() {
+        let s = ok(&doc("", "", "", "")).session;
+        assert_eq!(s.cookie_name, "clever_gateway");
+        assert_eq!(s.cookie_domain, None);
+        assert!(s.cookie_secure);
+        assert_eq!(s.ttl, Duration::from_secs(7200));
+        assert_eq!(s.store, StoreKind::Memory);
+        assert_eq!(s.redis_url, None);
+        assert_eq!(s.logout_redirect, "/");
+    }
+
+    #[test]
+    fn session_cookie_name_with_separator_is_error() {
+        one(
+            &doc("", "", "cookie_name = \"my cookie\"", ""),
+            &["RFC 6265"],
+        );
+        one(&doc("", "", "cookie_name = \"a;b\"", ""), &["RFC 6265"]);
+        one(&doc("", "", "cookie_name = \"\"", ""), &["RFC 6265"]);
+    }
+
+    #[test]
+    fn session_cookie_name_token_is_kept() {
+        let s = ok(&doc("", "", "cookie_name = \"__Host-gw.1\"", "")).session;
+        assert_eq!(s.cookie_name, "__Host-gw.1");
+    }
+
+    #[test]
+    fn session_host_prefix_cookie_without_secure_is_error() {
+        one(
+            &doc(
+                "",
+                "",
+                "cookie_name = \"__Host-gw\"\ncookie_secure = false",
+                "",
+            ),
+            &["__Host-"],
+        );
+    }
+
+    #[test]
+    fn session_cookie_domain_with_dot_is_lowercased() {
+        let s = ok(&doc(
+            "",
+            "",
+            "cookie_domain = \".Example-District.org\"",
+            "",
+        ))
+        .session;
+        assert_eq!(s.cookie_domain.as_deref(), Some(".example-district.org"));
+    }
+
+    #[test]
+    fn session_cookie_domain_not_a_host_is_error() {
+        for bad in [
+            "example.org:443",
+            "https://example.org",
+            "",
+            ".",
+            "a..b",
+            "ex ample.org",
+        ] {
+            one(
+                &doc("", "", &format!("cookie_domain = {bad:?}"), ""),
+                &["not a host name"],
+            );
+        }
+    }
+
+    #[test]
+    fn session_cookie_secure_false_is_kept() {
+        assert!(
+            !ok(&doc("", "", "cookie_secure = false", ""))
+                .session
+                .cookie_secure
+        );
+    }
+
+    #[test]
+    fn session_ttl_at_cap_is_accepted() {
+        let s = ok(&doc("", "", "ttl = \"24h\"", "")).session;
+        assert_eq!(s.ttl, Duration::from_secs(86400));
+    }
+
+    #[test]
+    fn session_ttl_over_cap_says_cap_and_why() {
+        one(
+            &doc("", "", "ttl = \"25h\"", ""),
+            &[
+                "longer than 24h",
+                "cap is 24h",
+                "Clever access tokens live 24h",
+            ],
+        );
+    }
+
+    #[test]
+    fn session_ttl_zero_is_error() {
+        one(&doc("", "", "ttl = \"0s\"", ""), &["zero"]);
+    }
+
+    #[test]
+    fn session_ttl_bad_duration_says_example() {
+        one(
+            &doc("", "", "ttl = \"2 hours and a bit\"", ""),
+            &["session.ttl", "expected a duration like \"90s\" or \"2h\""],
+        );
+    }
+
+    #[test]
+    fn session_redis_store_with_url_is_accepted() {
+        let s = ok(&doc(
+            "",
+            "",
+            "store = \"redis\"\nredis_url = \"rediss://r.internal:6380/0\"",
+            "",
+        ))
+        .session;
+        assert_eq!(s.store, StoreKind::Redis);
+        assert_eq!(s.redis_url.as_deref(), Some("rediss://r.internal:6380/0"));
+    }
+
+    #[test]
+    fn session_redis_store_without_url_is_error() {
+        one(
+            &doc("", "", "store = \"redis\"", ""),
+            &["redis_url is missing"],
+        );
+    }
+
+    #[test]
+    fn session_redis_url_without_redis_store_is_error() {
+        one(
+            &doc("", "", "redis_url = \"redis://r:6379\"", ""),
+            &["not \"redis\""],
+        );
+    }
+
+    #[test]
+    fn session_redis_url_bad_scheme_is_error_without_echoing_it() {
+        let p = one(
+            &doc(
+                "",
+                "",
+                "store = \"redis\"\nredis_url = \"http://:pw@r:6379\"",
+                "",
+            ),
+            &["redis://"],
+        );
+        assert!(!p.message.contains("pw"));
+    }
+
+    #[test]
+    fn session_unknown_store_is_error() {
+        one(
+            &doc("", "", "store = \"postgres\"", ""),
+            &["\"memory\" or \"redis\""],
+        );
+    }
+
+    #[test]
+    fn session_logout_redirect_path_or_url_is_accepted() {
+        ok(&doc("", "", "logout_redirect = \"/bye\"", ""));
+        let s = ok(&doc(
+            "",
+            "",
+            "logout_redirect = \"https://www.example.org/\"",
+            "",
+        ))
+        .session;
+        assert_eq!(s.logout_redirect, "https://www.example.org/");
+    }
+
+    #[test]
+    fn session_logout_redirect_protocol_relative_is_error() {
+        for bad in [
+            "//evil.example",
+            "/\\\\evil.example",
+            "bye",
+            "javascript:alert(1)",
+        ] {
+            one(
+                &doc("", "", &format!("logout_redirect = {bad:?}"), ""),
+                &["single \"/\""],
+            );
+        }
+    }
+}

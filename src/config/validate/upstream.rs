@@ -1,0 +1,761 @@
+//! `[[upstream]]`: names, URLs (resolved now), routes (host, path_prefix) unique across upstreams,
+//! who may enter, and public paths. Identity header names are in [`super::headers`].
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::ops::Range;
+
+use url::Host;
+
+use super::headers::headers;
+use super::{http_url, Ctx};
+use crate::config::file::{quote, Sp, UpstreamFile};
+use crate::config::model::{PublicPath, Upstream, UpstreamUrl};
+use crate::identity::UserType;
+
+/// Every name `UserType::parse` accepts, for messages.
+const USER_TYPES: &str = "student, teacher, staff, school_admin, district_admin, contact";
+
+/// Returns the upstreams (when all are valid) and each upstream's name as written (by index).
+pub(super) fn upstreams(
+    ctx: &mut Ctx<'_, '_>,
+    list: Option<&Sp<Vec<Sp<UpstreamFile>>>>,
+) -> (Option<Vec<Upstream>>, Vec<Option<String>>) {
+    const NONE: &str =
+        "no [[upstream]] table: define at least one [[upstream]] with a name and a url";
+    let Some(list) = list else {
+        ctx.missing("upstream", 0..0, NONE);
+        return (None, Vec::new());
+    };
+    if list.get_ref().is_empty() {
+        ctx.err(list.span(), NONE);
+        return (None, Vec::new());
+    }
+
+    let mut out = Vec::new();
+    let mut ok = true;
+    let mut names: Vec<Option<String>> = Vec::new();
+    // (host, path_prefix, name) of each upstream whose route could be read.
+    let mut routes: Vec<(Option<String>, String, Option<String>)> = Vec::new();
+    for (i, up) in list.get_ref().iter().enumerate() {
+        let (upstream, name, route) = upstream(ctx, i, up);
+        // Unique names.
+        if let (Some(n), Some(written)) = (&name, &up.get_ref().name) {
+            if names.iter().flatten().any(|m| m == n) {
+                ctx.err(
+                    written.span(),
+                    format!(
+                        "upstream.name {} is already used by an earlier upstream: each upstream \
+                         needs its own name",
+                        quote(n)
+                    ),
+                );
+                ok = false;
+            }
+        }
+        // Unique (host, path_prefix).
+        if let Some((host, prefix, span)) = route {
+            if let Some((_, _, other)) = routes.iter().find(|(h, p, _)| *h == host && *p == prefix)
+            {
+                let host_text = host
+                    .as_deref()
+                    .map(quote)
+                    .unwrap_or_else(|| "any host".into());
+                ctx.err(
+                    span,
+                    format!(
+                        "upstream path_prefix {} on {host_text} is already routed to {}: \
+                         each (host, path_prefix) pair must be unique",
+                        quote(&prefix),
+                        other
+                            .as_deref()
+                            .map(|n| format!("upstream {}", quote(n)))
+                            .unwrap_or_else(|| "an earlier upstream".to_owned())
+                    ),
+                );
+                ok = false;
+            } else {
+                routes.push((host, prefix, name.clone()));
+            }
+        }
+        names.push(name);
+        match upstream {
+            Some(u) => out.push(u),
+            None => ok = false,
+        }
+    }
+    (ok.then_some(out), names)
+}
+
+type Route = (Option<String>, String, Range<usize>);
+
+/// Validates one upstream; also returns its name and route (host, prefix, span) when readable,
+/// for the checks across upstreams.
+fn upstream(
+    ctx: &mut Ctx<'_, '_>,
+    i: usize,
+    table: &Sp<UpstreamFile>,
+) -> (Option<Upstream>, Option<String>, Option<Route>) {
+    let u = table.get_ref();
+    let tspan = table.span();
+    let key = |k: &str| format!("upstream[{i}].{k}");
+
+    let name = match &u.name {
+        None => {
+            ctx.missing(
+                &key("name"),
+                tspan.clone(),
+                "[[upstream]] has no name: expected a name of letters, digits, \"_\", \".\" or \"-\"",
+            );
+            None
+        }
+        Some(n) => {
+            let text = n.get_ref();
+            if !text.is_empty()
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            {
+                Some(text.clone())
+            } else {
+                ctx.err(
+                    n.span(),
+                    format!(
+                        "upstream.name {} is not a valid name: expected letters, digits, \"_\", \
+                         \".\" or \"-\" (at least one)",
+                        quote(text)
+                    ),
+                );
+                None
+            }
+        }
+    };
+
+    let url = match &u.url {
+        None => {
+            ctx.missing(
+                &key("url"),
+                tspan.clone(),
+                "[[upstream]] has no url: expected the app's address such as \"http://127.0.0.1:9000\"",
+            );
+            None
+        }
+        Some(v) => upstream_url(ctx, v),
+    };
+
+    let host = match &u.host {
+        None => Some(None),
+        Some(h) => match route_host(h.get_ref()) {
+            Ok(host) => Some(Some(host)),
+            Err(why) => {
+                ctx.err(
+                    h.span(),
+                    format!("upstream.host {} {why}", quote(h.get_ref())),
+                );
+                None
+            }
+        },
+    };
+
+    let path_prefix = match &u.path_prefix {
+        None => Some("/".to_owned()),
+        Some(p) => match path_prefix(p.get_ref()) {
+            Ok(prefix) => Some(prefix),
+            Err(why) => {
+                ctx.err(
+                    p.span(),
+                    format!("upstream.path_prefix {} {why}", quote(p.get_ref())),
+                );
+                None
+            }
+        },
+    };
+
+    let allow_user_types = match &u.allow_user_types {
+        None => Some(None),
+        Some(list) if list.get_ref().is_empty() => {
+            ctx.err(
+                list.span(),
+                "upstream.allow_user_types is empty, which would lock everyone out: list at \
+                 least one type, or remove the key to allow every type",
+            );
+            None
+        }
+        Some(list) => {
+            let mut types: Vec<UserType> = Vec::new();
+            let mut ok = true;
+            for item in list.get_ref() {
+                match UserType::parse(item.get_ref()) {
+                    Some(t) if types.contains(&t) => {}
+                    Some(t) => types.push(t),
+                    None => {
+                        ok = false;
+                        ctx.err(
+                            item.span(),
+                            format!(
+                                "upstream.allow_user_types entry {} is not a Clever user type: \
+                                 expected one of {USER_TYPES}",
+                                quote(item.get_ref())
+                            ),
+                        );
+                    }
+                }
+            }
+            ok.then_some(Some(types))
+        }
+    };
+
+    let allow_districts = match &u.allow_districts {
+        None => Some(None),
+        Some(list) if list.get_ref().is_empty() => {
+            ctx.err(
+                list.span(),
+                "upstream.allow_districts is empty, which would lock everyone out: list at least \
+                 one district id, or remove the key to allow every district",
+            );
+            None
+        }
+        Some(list) => {
+            let mut ids: Vec<String> = Vec::new();
+            let mut ok = true;
+            for item in list.get_ref() {
+                let id = item.get_ref();
+                if id.trim().is_empty() {
+                    ok = false;
+                    ctx.err(
+                        item.span(),
+                        "upstream.allow_districts has an empty entry: expected Clever district ids",
+                    );
+                } else if !ids.contains(id) {
+                    ids.push(id.clone());
+                }
+            }
+            ok.then_some(Some(ids))
+        }
+    };
+
+    let login_district_id = match &u.login_district_id {
+        None => Some(None),
+        Some(d) if d.get_ref().trim().is_empty() => {
+            ctx.err(
+                d.span(),
+                "upstream.login_district_id is empty: expected a Clever district id, or remove \
+                 the key",
+            );
+            None
+        }
+        Some(d) => Some(Some(d.get_ref().clone())),
+    };
+
+    let public_paths = match &u.public_paths {
+        None => Some(Vec::new()),
+        Some(list) => {
+            let mut out = Vec::new();
+            let mut ok = true;
+            for item in list.get_ref() {
+                match public_path(item.get_ref()) {
+                    Ok(p) => out.push(p),
+                    Err(why) => {
+                        ok = false;
+                        ctx.err(
+                            item.span(),
+                            format!(
+                                "upstream.public_paths entry {} {why}",
+                                quote(item.get_ref())
+                            ),
+                        );
+                    }
+                }
+            }
+            ok.then_some(out)
+        }
+    };
+
+    let headers = headers(ctx, u.headers.as_ref());
+
+    let route = match (&host, &path_prefix) {
+        (Some(h), Some(p)) => {
+            let span = u
+                .path_prefix
+                .as_ref()
+                .map(|p| p.span())
+                .unwrap_or_else(|| tspan.clone());
+            Some((h.clone(), p.clone(), span))
+        }
+        _ => None,
+    };
+
+    let built = (|| {
+        Some(Upstream {
+            name: name.clone()?,
+            url: url?,
+            host: host?,
+            path_prefix: path_prefix?,
+            allow_user_types: allow_user_types?,
+            allow_districts: allow_districts?,
+            login_district_id: login_district_id?,
+            public_paths: public_paths?,
+            strip_path_prefix: u.strip_path_prefix.as_ref().is_some_and(|b| *b.get_ref()),
+            forward_access_token: u
+                .forward_access_token
+                .as_ref()
+                .is_some_and(|b| *b.get_ref()),
+            headers: headers?,
+        })
+    })();
+    (built, name, route)
+}
+
+fn upstream_url(ctx: &mut Ctx<'_, '_>, v: &Sp<String>) -> Option<UpstreamUrl> {
+    let url = http_url(ctx, v, "upstream.url", "http://127.0.0.1:9000")?;
+    // Nothing below quotes the URL: it may carry a password in its user info.
+    if !url.username().is_empty() || url.password().is_some() {
+        ctx.err(
+            v.span(),
+            "upstream.url has user info (user:password@): not allowed; the gateway forwards \
+             identity headers, not credentials",
+        );
+        return None;
+    }
+    if url.query().is_some() {
+        ctx.err(
+            v.span(),
+            format!(
+                "upstream.url {} has a query (?…): expected scheme, host, port and path only",
+                quote(url.as_str())
+            ),
+        );
+        return None;
+    }
+    let tls = url.scheme() == "https";
+    let port = url
+        .port_or_known_default()
+        .unwrap_or(if tls { 443 } else { 80 });
+    let (host, addr) = match url.host() {
+        Some(Host::Ipv4(ip)) => (ip.to_string(), Ok(SocketAddr::new(ip.into(), port))),
+        Some(Host::Ipv6(ip)) => (ip.to_string(), Ok(SocketAddr::new(ip.into(), port))),
+        Some(Host::Domain(d)) => (d.to_owned(), resolve(d, port)),
+        None => return None,
+    };
+    let addr = match addr {
+        Ok(a) => a,
+        Err(why) => {
+            ctx.err(
+                v.span(),
+                format!(
+                    "upstream.url host {} does not resolve ({why}): expected a resolvable host \
+                     name or an IP address",
+                    quote(&host)
+                ),
+            );
+            return None;
+        }
+    };
+    let base_path = url.path().trim_end_matches('/').to_owned();
+    Some(UpstreamUrl {
+        original: url,
+        tls,
+        host,
+        port,
+        addr,
+        base_path,
+    })
+}
+
+/// Resolves once, now; the first address wins.
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    match (host, port).to_socket_addrs() {
+        Ok(mut addrs) => addrs.next().ok_or_else(|| "no addresses".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `host` to match: lower-cased, no port, no path.
+fn route_host(h: &str) -> Result<String, &'static str> {
+    if h.is_empty() {
+        return Err("is empty: expected a host name such as \"gradebook.example-district.org\", or remove the key to match any host");
+    }
+    if h.contains('/') {
+        return Err("contains \"/\": expected a bare host name (no scheme or path)");
+    }
+    if let Some(inner) = h.strip_prefix('[') {
+        // An IPv6 literal, as it appears in a Host header.
+        return match inner.strip_suffix(']') {
+            Some(ip) if ip.parse::<std::net::Ipv6Addr>().is_ok() => Ok(h.to_ascii_lowercase()),
+            _ => Err(
+                "is not a host: expected a host name or a bracketed IPv6 address, without a port",
+            ),
+        };
+    }
+    if h.contains(':') {
+        return Err("has a port: expected the host name alone (the port is ignored when matching)");
+    }
+    if !h
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+    {
+        return Err("is not a host name: expected letters, digits, \"-\", \".\" (internationalized names in their xn-- form)");
+    }
+    Ok(h.to_ascii_lowercase())
+}
+
+/// `path_prefix`, normalised: no trailing `/` except for `/` itself.
+fn path_prefix(p: &str) -> Result<String, &'static str> {
+    if !p.starts_with('/') {
+        return Err("does not start with \"/\": expected an absolute path such as \"/staff\"");
+    }
+    if p.contains(['?', '#']) || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("has a query, fragment or space: expected a plain path such as \"/staff\"");
+    }
+    if p.split('/').any(|s| s == "." || s == "..") {
+        return Err("has a \".\" or \"..\" segment: expected a normalized path");
+    }
+    let trimmed = p.trim_end_matches('/');
+    if trimmed == "/_gateway" || trimmed.starts_with("/_gateway/") {
+        return Err("is under /_gateway/, which the gateway reserves for its own endpoints: choose another prefix");
+    }
+    Ok(if trimmed.is_empty() {
+        "/".to_owned()
+    } else {
+        trimmed.to_owned()
+    })
+}
+
+fn public_path(p: &str) -> Result<PublicPath, &'static str> {
+    if !p.starts_with('/') {
+        return Err("does not start with \"/\": expected an absolute path such as \"/static/\" or \"/favicon.ico\"");
+    }
+    if p.contains(['?', '#']) {
+        return Err("has \"?\" or \"#\": public paths match the path only, never the query");
+    }
+    if p.contains("..") {
+        return Err("contains \"..\": expected a normalized path");
+    }
+    if p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("contains a space or control character: expected a plain path");
+    }
+    Ok(if p.ends_with('/') {
+        PublicPath::Prefix(p.to_owned())
+    } else {
+        PublicPath::Exact(p.to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+
+    #[test]
+    fn upstream_none_is_error() {
+        one(CLEVER, &["at least one [[upstream]]"]);
+        one(
+            &format!("upstream = []\n{CLEVER}"),
+            &["at least one [[upstream]]"],
+        );
+    }
+
+    #[test]
+    fn upstream_defaults_are_applied() {
+        let c = ok(&doc("", "", "", ""));
+        let u = &c.upstreams[0];
+        assert_eq!(u.name, "app");
+        assert_eq!(u.host, None);
+        assert_eq!(u.path_prefix, "/");
+        assert_eq!(u.allow_user_types, None);
+        assert_eq!(u.allow_districts, None);
+        assert_eq!(u.login_district_id, None);
+        assert!(u.public_paths.is_empty());
+        assert!(!u.strip_path_prefix);
+        assert!(!u.forward_access_token);
+        assert_eq!(u.headers.user_id.as_str(), "x-clever-user-id");
+        assert_eq!(u.headers.email, None);
+        assert_eq!(u.headers.name, None);
+    }
+
+    #[test]
+    fn upstream_url_resolves_now() {
+        let u = &ok(&doc("", "", "", "")).upstreams[0].url;
+        assert!(!u.tls);
+        assert_eq!(u.host, "127.0.0.1");
+        assert_eq!(u.port, 9000);
+        assert_eq!(u.addr, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(u.base_path, "");
+    }
+
+    #[test]
+    fn upstream_url_localhost_name_resolves() {
+        let src = format!("{CLEVER}[[upstream]]\nname = \"a\"\nurl = \"http://localhost:9000\"\n");
+        let u = &ok(&src).upstreams[0].url;
+        assert_eq!(u.host, "localhost");
+        assert!(u.addr.ip().is_loopback());
+    }
+
+    #[test]
+    fn upstream_url_default_ports_and_base_path() {
+        let src = format!(
+            "{CLEVER}[[upstream]]\nname = \"a\"\nurl = \"https://127.0.0.1/app/\"\n\
+             [[upstream]]\nname = \"b\"\nurl = \"http://[::1]/x/y\"\npath_prefix = \"/b\"\n"
+        );
+        let c = ok(&src);
+        let (a, b) = (&c.upstreams[0].url, &c.upstreams[1].url);
+        assert!(a.tls);
+        assert_eq!((a.port, a.base_path.as_str()), (443, "/app"));
+        assert_eq!(
+            (b.port, b.base_path.as_str(), b.host.as_str()),
+            (80, "/x/y", "::1")
+        );
+    }
+
+    fn with_url(url: &str) -> String {
+        format!("{CLEVER}[[upstream]]\nname = \"a\"\nurl = {url:?}\n")
+    }
+
+    #[test]
+    fn upstream_url_unresolvable_is_error_at_url() {
+        let src = with_url("http://no-such-host.invalid:9000");
+        let p = one(&src, &["does not resolve", "\"no-such-host.invalid\""]);
+        assert_eq!((p.line, p.col), (line_of(&src, "url ="), 7));
+    }
+
+    #[test]
+    fn upstream_url_bad_forms_are_errors() {
+        one(&with_url("127.0.0.1:9000"), &["upstream.url"]);
+        one(&with_url("ftp://127.0.0.1/"), &["scheme"]);
+        one(&with_url("http://127.0.0.1/?a=b"), &["query"]);
+        one(&with_url("http://127.0.0.1/#top"), &["fragment"]);
+    }
+
+    #[test]
+    fn upstream_url_with_user_info_is_error_without_echoing_it() {
+        let p = one(&with_url("http://admin:s3cret@127.0.0.1/"), &["user info"]);
+        assert!(!p.message.contains("s3cret"));
+    }
+
+    #[test]
+    fn upstream_missing_name_and_url_are_reported() {
+        let src = format!("{CLEVER}[[upstream]]\nhost = \"a.example\"\n");
+        let p = problems(&src);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        let header = line_of(&src, "[[upstream]]");
+        assert!(p.iter().all(|p| (p.line, p.col) == (header, 1)));
+    }
+
+    #[test]
+    fn upstream_wrong_type_is_not_also_reported_missing() {
+        let src = format!("{CLEVER}[[upstream]]\nname = \"a\"\nurl = \"http://127.0.0.1\"\n[[upstream]]\nname = 5\nurl = [\"x\"]\npath_prefix = \"/b\"\n");
+        let p = problems(&src);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(p.iter().all(|p| p.message.starts_with("wrong type")));
+    }
+
+    #[test]
+    fn upstream_name_bad_characters_is_error() {
+        for bad in ["", "my app", "app/1", "é"] {
+            let src = format!("{CLEVER}[[upstream]]\nname = {bad:?}\nurl = \"http://127.0.0.1\"\n");
+            one(&src, &["letters, digits"]);
+        }
+    }
+
+    #[test]
+    fn upstream_duplicate_name_is_error_at_second() {
+        let src = doc(
+            "",
+            "",
+            "",
+            "[[upstream]]\nname = \"app\"\nurl = \"http://127.0.0.1:9001\"\npath_prefix = \"/b\"",
+        );
+        let p = one(&src, &["already used"]);
+        assert_eq!(
+            p.line,
+            src.lines()
+                .enumerate()
+                .filter(|(_, l)| l.contains("name = \"app\""))
+                .last()
+                .unwrap()
+                .0
+                + 1
+        );
+    }
+
+    #[test]
+    fn upstream_host_is_lowercased() {
+        let c = ok(&doc("", "", "", "host = \"Grades.Example.ORG\""));
+        assert_eq!(c.upstreams[0].host.as_deref(), Some("grades.example.org"));
+    }
+
+    #[test]
+    fn upstream_host_with_port_or_slash_is_error() {
+        one(
+            &doc("", "", "", "host = \"grades.example.org:443\""),
+            &["port"],
+        );
+        one(
+            &doc("", "", "", "host = \"grades.example.org/x\""),
+            &["\"/\""],
+        );
+        one(
+            &doc("", "", "", "host = \"https://grades.example.org\""),
+            &["\"/\""],
+        );
+        one(&doc("", "", "", "host = \"\""), &["empty"]);
+    }
+
+    #[test]
+    fn upstream_path_prefix_trailing_slash_is_removed() {
+        let c = ok(&doc("", "", "", "path_prefix = \"/staff/\""));
+        assert_eq!(c.upstreams[0].path_prefix, "/staff");
+        let c = ok(&doc("", "", "", "path_prefix = \"/\""));
+        assert_eq!(c.upstreams[0].path_prefix, "/");
+    }
+
+    #[test]
+    fn upstream_path_prefix_without_slash_is_error() {
+        one(
+            &doc("", "", "", "path_prefix = \"staff\""),
+            &["start with \"/\""],
+        );
+        one(
+            &doc("", "", "", "path_prefix = \"/_gateway/x\""),
+            &["reserves"],
+        );
+    }
+
+    #[test]
+    fn upstream_same_host_and_prefix_is_error() {
+        let second =
+            "[[upstream]]\nname = \"b\"\nurl = \"http://127.0.0.1:9001\"\npath_prefix = \"/x/\"";
+        let src = doc("", "", "", &format!("path_prefix = \"/x\"\n{second}"));
+        let p = one(&src, &["already routed to upstream \"app\""]);
+        assert_eq!(p.line, line_of(&src, "path_prefix = \"/x/\""));
+    }
+
+    #[test]
+    fn upstream_same_prefix_on_other_host_is_accepted() {
+        let second =
+            "[[upstream]]\nname = \"b\"\nurl = \"http://127.0.0.1:9001\"\nhost = \"b.example\"";
+        let c = ok(&doc("", "", "", second));
+        assert_eq!(c.upstreams.len(), 2);
+    }
+
+    #[test]
+    fn upstream_allow_user_types_parse_with_alias() {
+        let c = ok(&doc(
+            "",
+            "",
+            "",
+            r#"allow_user_types = ["teacher", "school_admin", "staff"]"#,
+        ));
+        assert_eq!(
+            c.upstreams[0].allow_user_types,
+            Some(vec![UserType::Teacher, UserType::Staff])
+        );
+    }
+
+    #[test]
+    fn upstream_allow_user_types_unknown_lists_allowed() {
+        let src = doc("", "", "", r#"allow_user_types = ["teacher", "admin"]"#);
+        let p = one(
+            &src,
+            &[
+                "\"admin\"",
+                "student, teacher, staff, school_admin, district_admin, contact",
+            ],
+        );
+        assert_eq!(p.col, 32);
+    }
+
+    #[test]
+    fn upstream_allow_user_types_empty_is_lockout_error() {
+        one(
+            &doc("", "", "", "allow_user_types = []"),
+            &["lock everyone out"],
+        );
+    }
+
+    #[test]
+    fn upstream_allow_districts_are_kept() {
+        let c = ok(&doc("", "", "", r#"allow_districts = ["d1", "d2"]"#));
+        assert_eq!(
+            c.upstreams[0].allow_districts,
+            Some(vec!["d1".into(), "d2".into()])
+        );
+    }
+
+    #[test]
+    fn upstream_allow_districts_empty_is_error() {
+        one(
+            &doc("", "", "", "allow_districts = []"),
+            &["lock everyone out"],
+        );
+        one(
+            &doc("", "", "", r#"allow_districts = [""]"#),
+            &["empty entry"],
+        );
+    }
+
+    #[test]
+    fn upstream_login_district_id_is_kept() {
+        let c = ok(&doc("", "", "", r#"login_district_id = "d1""#));
+        assert_eq!(c.upstreams[0].login_district_id.as_deref(), Some("d1"));
+        one(&doc("", "", "", r#"login_district_id = """#), &["empty"]);
+    }
+
+    #[test]
+    fn upstream_public_paths_prefix_and_exact() {
+        let c = ok(&doc(
+            "",
+            "",
+            "",
+            r#"public_paths = ["/static/", "/favicon.ico"]"#,
+        ));
+        assert_eq!(
+            c.upstreams[0].public_paths,
+            vec![
+                PublicPath::Prefix("/static/".into()),
+                PublicPath::Exact("/favicon.ico".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn upstream_public_paths_bad_entries_are_each_reported() {
+        let src = doc(
+            "",
+            "",
+            "",
+            r#"public_paths = ["static/", "/a?b", "/x#y", "/a/../b"]"#,
+        );
+        let p = problems(&src);
+        assert_eq!(p.len(), 4, "{p:#?}");
+        assert!(p[0].message.contains("start with \"/\""));
+        assert!(p[1].message.contains("\"?\""));
+        assert!(p[2].message.contains("\"#\""));
+        assert!(p[3].message.contains("\"..\""));
+    }
+
+    #[test]
+    fn upstream_booleans_are_kept() {
+        let c = ok(&doc(
+            "",
+            "",
+            "",
+            "strip_path_prefix = true\nforward_access_token = true",
+        ));
+        assert!(c.upstreams[0].strip_path_prefix);
+        assert!(c.upstreams[0].forward_access_token);
+    }
+
+    #[test]
+    fn upstream_boolean_as_string_is_type_error() {
+        one(
+            &doc("", "", "", "strip_path_prefix = \"yes\""),
+            &["upstream.strip_path_prefix", "true or false"],
+        );
+    }
+
+    #[test]
+    fn route_host_bracketed_ipv6_is_accepted() {
+        assert_eq!(route_host("[::1]"), Ok("[::1]".to_owned()));
+        assert!(route_host("[::1]:80").is_err());
+    }
+}
