@@ -290,6 +290,100 @@ mod tests {
         assert_eq!(strip_port("[::1]:80"), "::1");
     }
 
+    fn config(upstreams: &str) -> Config {
+        let text = format!(
+            "[clever]\nclient_id = \"4c63c1cf623dce82caac\"\nclient_secret_env = \"X\"\nredirect_uri = \"https://gw.example.org/cb\"\n{upstreams}"
+        );
+        crate::config::parse_str(&text, "t.toml").unwrap()
+    }
+
+    fn up(name: &str, extra: &str) -> String {
+        format!("[[upstream]]\nname = \"{name}\"\nurl = \"http://127.0.0.1:9000/base\"\n{extra}\n")
+    }
+
+    fn routed(cfg: &Config, host: Option<&str>, path: &str) -> Option<String> {
+        route(cfg, host, path).map(|i| cfg.upstreams[i].name.clone())
+    }
+
+    #[test]
+    fn route_longest_prefix_wins_on_whole_segments() {
+        let cfg = config(&format!(
+            "{}{}{}",
+            up("root", ""),
+            up("staff", "path_prefix = \"/staff\""),
+            up("staff-hr", "path_prefix = \"/staff/hr\"")
+        ));
+        assert_eq!(
+            routed(&cfg, None, "/staff/hr/x").as_deref(),
+            Some("staff-hr")
+        );
+        assert_eq!(routed(&cfg, None, "/staff/x").as_deref(), Some("staff"));
+        assert_eq!(routed(&cfg, None, "/staff").as_deref(), Some("staff"));
+        assert_eq!(routed(&cfg, None, "/staffing").as_deref(), Some("root"));
+    }
+
+    #[test]
+    fn route_host_upstreams_first_then_any_host() {
+        let cfg = config(&format!(
+            "{}{}",
+            up("any", "path_prefix = \"/app\""),
+            up("hr", "host = \"hr.example.org\"")
+        ));
+        assert_eq!(
+            routed(&cfg, Some("HR.example.org:8443"), "/app").as_deref(),
+            Some("hr")
+        );
+        assert_eq!(
+            routed(&cfg, Some("other.example.org"), "/app").as_deref(),
+            Some("any")
+        );
+        assert_eq!(routed(&cfg, Some("other.example.org"), "/"), None);
+        assert_eq!(routed(&cfg, None, "/x"), None);
+    }
+
+    #[test]
+    fn upstream_path_strip_prefix_and_base_path() {
+        let cfg = config(&up(
+            "lib",
+            "path_prefix = \"/library\"\nstrip_path_prefix = true",
+        ));
+        let u = &cfg.upstreams[0];
+        let n = normalize_path("/library/books/1").unwrap();
+        assert_eq!(
+            upstream_path(u, "/library/books/1", &n, Some("q=1")),
+            "/base/books/1?q=1"
+        );
+        let n = normalize_path("/library").unwrap();
+        assert_eq!(upstream_path(u, "/library", &n, None), "/base/");
+    }
+
+    #[test]
+    fn upstream_path_rewritten_path_is_normalized_and_reencoded() {
+        let cfg = config(&up("root", ""));
+        let u = &cfg.upstreams[0];
+        let n = normalize_path("/a/../b%20c//d").unwrap();
+        assert_eq!(
+            upstream_path(u, "/a/../b%20c//d", &n, None),
+            "/base/b%20c/d"
+        );
+    }
+
+    #[test]
+    fn is_public_matches_normalized_path_only() {
+        let cfg = config(&up(
+            "root",
+            "public_paths = [\"/static/\", \"/favicon.ico\"]",
+        ));
+        let u = &cfg.upstreams[0];
+        let public = |p: &str| is_public(u, &normalize_path(p).unwrap());
+        assert!(public("/static/app.css"));
+        assert!(public("/static"));
+        assert!(public("/favicon.ico"));
+        assert!(!public("/favicon.ico/x"));
+        assert!(!public("/static/../admin"));
+        assert!(!public("/staticky"));
+    }
+
     #[test]
     fn skip_segments_counts_segments() {
         assert_eq!(skip_segments("/a/b/c", 1), "/b/c");

@@ -292,6 +292,14 @@ async fn hostile_input_gets_4xx_and_gateway_keeps_serving() {
             b"GET /oauth/clever/callback?code=a&code=b&state=s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
         ),
         (
+            "fragment in target",
+            b"GET /x#frag HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        ),
+        (
+            "control character in target",
+            b"GET /x\x01y HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+        ),
+        (
             "non-UTF-8 path",
             b"GET /%ff%fe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
         ),

@@ -494,6 +494,158 @@ fn landing_root(prefix: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Secret;
+    use crate::session::memory::MemoryLimits;
+    use crate::session::{ManualClock, MemoryStore};
+    use crate::sim::{demo_users, Endpoint, SimConfig, SimHandle};
+    use std::time::Duration;
+
+    const REDIRECT: &str = "https://gw.example.org/oauth/clever/callback";
+
+    /// The login flows over an in-process simulator, a memory store and a manual clock.
+    async fn setup() -> (SimHandle, Auth, Arc<ManualClock>) {
+        let sim = SimHandle::start(
+            "127.0.0.1:0".parse().unwrap(),
+            SimConfig::new(vec![REDIRECT.to_string()]),
+        )
+        .await
+        .unwrap();
+        let teacher = demo_users()
+            .into_iter()
+            .find(|u| u.roles == vec![crate::identity::UserType::Teacher])
+            .unwrap();
+        sim.set_auto_login(Some(&teacher.id));
+        let text = format!(
+            "[clever]\nclient_id = \"{}\"\nclient_secret_env = \"X\"\nredirect_uri = \"{REDIRECT}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\napi_base = \"{}\"\n[session]\nttl = \"1h\"\n[[upstream]]\nname = \"app\"\nurl = \"http://127.0.0.1:9\"\n",
+            sim.client_id(),
+            sim.authorize_url(),
+            sim.token_url(),
+            sim.api_base()
+        );
+        let cfg = Arc::new(crate::config::parse_str(&text, "t.toml").unwrap());
+        let clock = Arc::new(ManualClock::new());
+        let store = Arc::new(MemoryStore::new(
+            cfg.session.ttl,
+            clock.clone(),
+            MemoryLimits::default(),
+        ));
+        let clever =
+            CleverClient::new(cfg.clever.clone(), Secret::new(sim.client_secret())).unwrap();
+        let auth = Auth::new(cfg, store, clever, clock.clone());
+        (sim, auth, clock)
+    }
+
+    /// Starts a login and lets the simulator answer; returns (binding cookie, callback query).
+    async fn to_callback(auth: &Auth) -> (String, String) {
+        let cookies = GatewayCookies::default();
+        let ctx = Ctx {
+            cookies: &cookies,
+            wants_html: true,
+            request_id: "t",
+        };
+        let start = auth.start_login(ctx, "/back", None, false).await;
+        assert_eq!(start.status, 302);
+        let binding = start
+            .header("set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .split_once('=')
+            .unwrap()
+            .1
+            .to_string();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = client
+            .get(start.header("location").unwrap())
+            .send()
+            .await
+            .unwrap();
+        let cb = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+        (binding, cb.query().unwrap().to_string())
+    }
+
+    fn with_login(binding: &str) -> GatewayCookies {
+        GatewayCookies {
+            login: Some(binding.to_string()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn callback_valid_state_creates_session_and_returns() {
+        let (sim, auth, _) = setup().await;
+        let (binding, query) = to_callback(&auth).await;
+        let cookies = with_login(&binding);
+        let ctx = Ctx {
+            cookies: &cookies,
+            wants_html: true,
+            request_id: "t",
+        };
+        let r = auth.callback(ctx, Some(&query)).await;
+        assert_eq!(r.status, 302);
+        assert_eq!(r.header("location"), Some("/back"));
+        let sid = r.header("set-cookie").unwrap().split(';').next().unwrap();
+        let sid = sid.split_once('=').unwrap().1.to_string();
+        let jar = GatewayCookies {
+            session: vec![sid],
+            ..Default::default()
+        };
+        let (_, rec) = auth.session(&jar).await.unwrap().expect("session");
+        assert_eq!(
+            rec.identity.user_types,
+            vec![crate::identity::UserType::Teacher]
+        );
+        assert_eq!(sim.calls(Endpoint::Tokens), 1);
+    }
+
+    #[tokio::test]
+    async fn callback_after_pending_login_expired_on_clock_refused() {
+        let (sim, auth, clock) = setup().await;
+        let (binding, query) = to_callback(&auth).await;
+        clock.advance(PENDING_LOGIN_TTL + Duration::from_secs(1));
+        let cookies = with_login(&binding);
+        let ctx = Ctx {
+            cookies: &cookies,
+            wants_html: false,
+            request_id: "t",
+        };
+        let r = auth.callback(ctx, Some(&query)).await;
+        assert_eq!(r.status, 400);
+        assert_eq!(
+            sim.calls(Endpoint::Tokens),
+            0,
+            "expired state: code not exchanged"
+        );
+    }
+
+    #[tokio::test]
+    async fn session_expires_on_injected_clock() {
+        let (_sim, auth, clock) = setup().await;
+        let (binding, query) = to_callback(&auth).await;
+        let cookies = with_login(&binding);
+        let ctx = Ctx {
+            cookies: &cookies,
+            wants_html: true,
+            request_id: "t",
+        };
+        let r = auth.callback(ctx, Some(&query)).await;
+        let sid = r.header("set-cookie").unwrap().split(';').next().unwrap();
+        let jar = GatewayCookies {
+            session: vec![sid.split_once('=').unwrap().1.to_string()],
+            ..Default::default()
+        };
+        clock.advance(Duration::from_secs(3599));
+        assert!(auth.session(&jar).await.unwrap().is_some());
+        clock.advance(Duration::from_secs(1));
+        assert!(
+            auth.session(&jar).await.unwrap().is_none(),
+            "ttl = 1h on the clock"
+        );
+    }
 
     #[test]
     fn parse_callback_query_ok() {
