@@ -54,6 +54,67 @@ pub struct Gateway {
     pub identity_header_names: Vec<String>,
 }
 
+/// The most header bytes (names and values) a request may carry; pingora itself allows 1 MiB.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// A request refused before any decision, with its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: &'static str,
+    pub why: &'static str,
+}
+
+/// Checks what must hold before the gateway looks at a request at all: a request target of
+/// visible ASCII without `#`, headers within `MAX_HEADER_BYTES`, unambiguous framing.
+/// `cl_and_te`: the raw request carried both `Content-Length` and `Transfer-Encoding`.
+pub fn refuse_request(
+    raw_target: &[u8],
+    headers: &http::HeaderMap,
+    cl_and_te: bool,
+) -> Option<Refusal> {
+    let bad = |status, reason, why| {
+        Some(Refusal {
+            status,
+            reason,
+            why,
+        })
+    };
+    if raw_target
+        .iter()
+        .any(|&b| !b.is_ascii_graphic() || b == b'#')
+    {
+        return bad(
+            400,
+            "bad_target",
+            "The address has a fragment, a control character or a non-ASCII byte.",
+        );
+    }
+    let size: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return bad(
+            431,
+            "headers_too_large",
+            "The request headers (often cookies) are too large.",
+        );
+    }
+    if cl_and_te {
+        return bad(
+            400,
+            "bad_framing",
+            "The request has both Content-Length and Transfer-Encoding.",
+        );
+    }
+    framing_error(headers).map(|_| Refusal {
+        status: 400,
+        reason: "bad_framing",
+        why: "The request's length headers are not valid.",
+    })
+}
+
 /// Why a request's framing is refused (request smuggling shapes), if it is: both
 /// `Content-Length` and `Transfer-Encoding`, several different `Content-Length`s, or a
 /// transfer coding other than `chunked`.
@@ -401,6 +462,39 @@ mod tests {
         ] {
             assert!(framing_error(&headers(&bad)).is_some(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn refuse_request_target_fragment_controls_non_ascii() {
+        let h = headers(&[]);
+        for t in [&b"/x#f"[..], b"/x\x01", b"/caf\xc3\xa9", b"/a b"] {
+            assert_eq!(
+                refuse_request(t, &h, false).map(|r| r.status),
+                Some(400),
+                "{t:?}"
+            );
+        }
+        assert_eq!(refuse_request(b"/ok?a=%20", &h, false), None);
+    }
+
+    #[test]
+    fn refuse_request_oversized_headers_431() {
+        let big = "a".repeat(MAX_HEADER_BYTES);
+        let h = headers(&[("cookie", big.as_str())]);
+        assert_eq!(refuse_request(b"/", &h, false).map(|r| r.status), Some(431));
+        let ok = "a".repeat(MAX_HEADER_BYTES - 100);
+        assert_eq!(
+            refuse_request(b"/", &headers(&[("cookie", ok.as_str())]), false),
+            None
+        );
+    }
+
+    #[test]
+    fn refuse_request_cl_and_te_400() {
+        assert_eq!(
+            refuse_request(b"/", &headers(&[]), true).map(|r| r.status),
+            Some(400)
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{ErrorSource, ErrorType};
 
 use crate::gateway::{
-    framing_error, raw_has_content_length, wants_html, Decision, Forward, Gateway, RequestFacts,
+    raw_has_content_length, refuse_request, wants_html, Decision, Forward, Gateway, RequestFacts,
 };
 use crate::pages::{ErrorPage, Reply};
 use crate::secret::random_token;
@@ -112,18 +112,13 @@ impl ProxyHttp for GatewayProxy {
             && session
                 .as_http1()
                 .is_some_and(|h1| raw_has_content_length(&h1.get_headers_raw_bytes()));
-        let framing = if cl_and_te {
-            Some("both Content-Length and Transfer-Encoding")
-        } else {
-            framing_error(&req.headers)
-        };
-        if let Some(why) = framing {
-            tracing::warn!(request_id = %ctx.request_id, why, "request refused: ambiguous framing");
+        if let Some(refusal) = refuse_request(req.raw_path(), &req.headers, cl_and_te) {
+            tracing::warn!(request_id = %ctx.request_id, why = refusal.why, "request refused");
             let reply = ErrorPage {
-                status: 400,
-                reason: "bad_request",
+                status: refusal.status,
+                reason: refusal.reason,
                 title: "Bad request",
-                message: "The request's length headers are not valid.",
+                message: refusal.why,
                 retry: None,
                 sign_out: false,
                 request_id: &ctx.request_id,
