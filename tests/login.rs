@@ -449,3 +449,31 @@ async fn v2_api_type_from_me() {
         "v2 takes the type from /me"
     );
 }
+
+#[tokio::test]
+async fn clever_faults_map_to_documented_statuses() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    for (endpoint, fault, status) in [
+        (Endpoint::Tokens, Fault::RateLimited, 503),
+        (Endpoint::Tokens, Fault::Status(500), 502),
+        (Endpoint::Me, Fault::Html, 502),
+        (Endpoint::Users, Fault::Truncated, 502),
+        (Endpoint::Users, Fault::Status(404), 502),
+    ] {
+        env.sim.set_fault(endpoint, Some(fault));
+        let (r, _) = follow(&browser(), &env.gw.url("/")).await;
+        assert_eq!(r.status(), status, "{endpoint:?} {fault:?}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("Try again"), "{endpoint:?} {fault:?}: {body}");
+        let api = reqwest::Client::new()
+            .get(env.gw.url("/_gateway/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(api.status(), 200, "gateway healthy after {fault:?}");
+        env.sim.set_fault(endpoint, None);
+    }
+    let (r, _) = follow(&browser(), &env.gw.url("/")).await;
+    assert_eq!(r.status(), 200, "logins work again once Clever recovers");
+}
