@@ -363,10 +363,7 @@ async fn logs_never_contain_secret_token_code_or_session_id() {
     // forward_access_token lets the test learn the token the gateway holds.
     let env = env_with(Some(&teacher), "forward_access_token = true", "").await;
     let c = browser();
-    let r = c.get(env.gw.url("/x")).send().await.unwrap();
-    let auth = r.headers()["location"].to_str().unwrap().to_string();
-    let a = c.get(&auth).send().await.unwrap();
-    let cb = a.headers()["location"].to_str().unwrap().to_string();
+    let cb = callback_for(&c, &env.gw.url("/x")).await;
     let code = url::Url::parse(&cb)
         .unwrap()
         .query_pairs()

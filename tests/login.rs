@@ -78,14 +78,7 @@ async fn login_session_cookie_is_new_256_bit_httponly_lax() {
     let (r, _) = follow(&c, &env.gw.url("/")).await;
     assert_eq!(r.status(), 200);
     // Redo the callback step by hand to see its Set-Cookie.
-    let start = c
-        .get(env.gw.url("/_gateway/login?rd=/x"))
-        .send()
-        .await
-        .unwrap();
-    let auth = start.headers()["location"].to_str().unwrap().to_string();
-    let cb = c.get(&auth).send().await.unwrap();
-    let cb_url = cb.headers()["location"].to_str().unwrap().to_string();
+    let cb_url = callback_for(&c, &env.gw.url("/_gateway/login?rd=/x")).await;
     let done = c.get(&cb_url).send().await.unwrap();
     assert_eq!(done.status(), 302);
     assert_eq!(done.headers()["location"], "/x");
@@ -112,9 +105,8 @@ async fn login_many_tabs_at_once_all_succeed() {
     for i in 0..5 {
         let r = c.get(env.gw.url(&format!("/tab{i}"))).send().await.unwrap();
         assert_eq!(r.status(), 302);
-        let auth = r.headers()["location"].to_str().unwrap().to_string();
-        let a = c.get(&auth).send().await.unwrap();
-        callbacks.push(a.headers()["location"].to_str().unwrap().to_string());
+        let a = c.get(location(&r)).send().await.unwrap();
+        callbacks.push(location(&a));
     }
     for (i, cb) in callbacks.iter().enumerate() {
         let r = c.get(cb).send().await.unwrap();
@@ -181,10 +173,7 @@ async fn state_from_another_browser_is_refused() {
     let victim = browser();
     let attacker = browser();
     // The attacker starts a login and hands the callback URL to the victim (login CSRF).
-    let r = attacker.get(env.gw.url("/")).send().await.unwrap();
-    let auth = r.headers()["location"].to_str().unwrap().to_string();
-    let a = attacker.get(&auth).send().await.unwrap();
-    let cb = a.headers()["location"].to_str().unwrap().to_string();
+    let cb = callback_for(&attacker, &env.gw.url("/")).await;
     let v = victim.get(&cb).send().await.unwrap();
     assert_eq!(v.status(), 400);
     assert!(set_cookie_value(&v, "clever_gateway").is_none());
@@ -223,7 +212,7 @@ async fn clever_initiated_twice_in_a_row_shows_error_not_loop() {
         .send()
         .await
         .unwrap();
-    let cb1 = first.headers()["location"].to_str().unwrap().to_string();
+    let cb1 = location(&first);
     let bounce = c.get(&cb1).send().await.unwrap();
     assert_eq!(bounce.status(), 302, "first stateless callback bounces");
     // The bounce never comes back; a second stateless callback arrives.
@@ -232,7 +221,7 @@ async fn clever_initiated_twice_in_a_row_shows_error_not_loop() {
         .send()
         .await
         .unwrap();
-    let cb2 = second.headers()["location"].to_str().unwrap().to_string();
+    let cb2 = location(&second);
     let r = c.get(&cb2).send().await.unwrap();
     assert_eq!(r.status(), 400);
     let body = r.text().await.unwrap();
@@ -245,10 +234,7 @@ async fn replayed_callback_is_not_posted_again_and_resumes_session() {
     let teacher = user_with_roles(&["teacher"]);
     let env = env_with(Some(&teacher), "", "").await;
     let c = browser();
-    let r = c.get(env.gw.url("/report")).send().await.unwrap();
-    let auth = r.headers()["location"].to_str().unwrap().to_string();
-    let a = c.get(&auth).send().await.unwrap();
-    let cb = a.headers()["location"].to_str().unwrap().to_string();
+    let cb = callback_for(&c, &env.gw.url("/report")).await;
     let first = c.get(&cb).send().await.unwrap();
     assert_eq!(first.status(), 302);
     // Refresh / back button: the same callback URL again.
@@ -267,10 +253,7 @@ async fn replayed_callback_in_other_browser_starts_fresh_login() {
     let teacher = user_with_roles(&["teacher"]);
     let env = env_with(Some(&teacher), "", "").await;
     let c = browser();
-    let r = c.get(env.gw.url("/report")).send().await.unwrap();
-    let auth = r.headers()["location"].to_str().unwrap().to_string();
-    let a = c.get(&auth).send().await.unwrap();
-    let cb = a.headers()["location"].to_str().unwrap().to_string();
+    let cb = callback_for(&c, &env.gw.url("/report")).await;
     assert_eq!(c.get(&cb).send().await.unwrap().status(), 302);
     let other = browser();
     let r = other.get(&cb).send().await.unwrap();
@@ -295,21 +278,7 @@ async fn logout_revokes_copied_cookie() {
     assert_eq!(v["user_id"], teacher.as_str());
     assert!(v.get("access_token").is_none());
     // Copy the cookie out of the jar by asking the gateway what it set.
-    let cookie_header = {
-        let start = c
-            .get(env.gw.url("/_gateway/login?rd=/"))
-            .send()
-            .await
-            .unwrap();
-        let auth = start.headers()["location"].to_str().unwrap().to_string();
-        let a = c.get(&auth).send().await.unwrap();
-        let cb = a.headers()["location"].to_str().unwrap().to_string();
-        let done = c.get(&cb).send().await.unwrap();
-        format!(
-            "clever_gateway={}",
-            set_cookie_value(&done, "clever_gateway").unwrap()
-        )
-    };
+    let cookie_header = session_cookie(&env, &c).await;
     let thief = reqwest::Client::new();
     let ok = thief
         .get(env.gw.url("/_gateway/me"))
@@ -414,10 +383,7 @@ async fn expired_code_gives_400_page() {
     let teacher = user_with_roles(&["teacher"]);
     let env = env_with(Some(&teacher), "", "").await;
     let c = browser();
-    let r = c.get(env.gw.url("/")).send().await.unwrap();
-    let auth = r.headers()["location"].to_str().unwrap().to_string();
-    let a = c.get(&auth).send().await.unwrap();
-    let cb = a.headers()["location"].to_str().unwrap().to_string();
+    let cb = callback_for(&c, &env.gw.url("/")).await;
     env.sim.advance_clock(Duration::from_secs(61));
     let r = c.get(&cb).send().await.unwrap();
     assert_eq!(r.status(), 400);

@@ -545,16 +545,7 @@ mod tests {
         };
         let start = auth.start_login(ctx, "/back", None, false).await;
         assert_eq!(start.status, 302);
-        let binding = start
-            .header("set-cookie")
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .split_once('=')
-            .unwrap()
-            .1
-            .to_string();
+        let binding = first_cookie_value(&start);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -568,6 +559,29 @@ mod tests {
         (binding, cb.query().unwrap().to_string())
     }
 
+    /// The value of the first `Set-Cookie` of a reply.
+    fn first_cookie_value(r: &Reply) -> String {
+        let pair = r.header("set-cookie").unwrap().split(';').next().unwrap();
+        pair.split_once('=').unwrap().1.to_string()
+    }
+
+    /// Runs the callback in the browser that started the login; the reply and the session
+    /// cookie jar it leaves.
+    async fn finish(auth: &Auth, binding: &str, query: &str) -> (Reply, GatewayCookies) {
+        let cookies = with_login(binding);
+        let ctx = Ctx {
+            cookies: &cookies,
+            wants_html: true,
+            request_id: "t",
+        };
+        let r = auth.callback(ctx, Some(query)).await;
+        let jar = GatewayCookies {
+            session: vec![first_cookie_value(&r)],
+            ..Default::default()
+        };
+        (r, jar)
+    }
+
     fn with_login(binding: &str) -> GatewayCookies {
         GatewayCookies {
             login: Some(binding.to_string()),
@@ -579,21 +593,9 @@ mod tests {
     async fn callback_valid_state_creates_session_and_returns() {
         let (sim, auth, _) = setup().await;
         let (binding, query) = to_callback(&auth).await;
-        let cookies = with_login(&binding);
-        let ctx = Ctx {
-            cookies: &cookies,
-            wants_html: true,
-            request_id: "t",
-        };
-        let r = auth.callback(ctx, Some(&query)).await;
+        let (r, jar) = finish(&auth, &binding, &query).await;
         assert_eq!(r.status, 302);
         assert_eq!(r.header("location"), Some("/back"));
-        let sid = r.header("set-cookie").unwrap().split(';').next().unwrap();
-        let sid = sid.split_once('=').unwrap().1.to_string();
-        let jar = GatewayCookies {
-            session: vec![sid],
-            ..Default::default()
-        };
         let (_, rec) = auth.session(&jar).await.unwrap().expect("session");
         assert_eq!(
             rec.identity.user_types,
@@ -626,18 +628,7 @@ mod tests {
     async fn session_expires_on_injected_clock() {
         let (_sim, auth, clock) = setup().await;
         let (binding, query) = to_callback(&auth).await;
-        let cookies = with_login(&binding);
-        let ctx = Ctx {
-            cookies: &cookies,
-            wants_html: true,
-            request_id: "t",
-        };
-        let r = auth.callback(ctx, Some(&query)).await;
-        let sid = r.header("set-cookie").unwrap().split(';').next().unwrap();
-        let jar = GatewayCookies {
-            session: vec![sid.split_once('=').unwrap().1.to_string()],
-            ..Default::default()
-        };
+        let (_, jar) = finish(&auth, &binding, &query).await;
         clock.advance(Duration::from_secs(3599));
         assert!(auth.session(&jar).await.unwrap().is_some());
         clock.advance(Duration::from_secs(1));

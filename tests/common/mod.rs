@@ -296,6 +296,20 @@ pub async fn follow(client: &reqwest::Client, url: &str) -> (reqwest::Response, 
     (resp, visited)
 }
 
+/// The `Location` of a redirect.
+pub fn location(resp: &reqwest::Response) -> String {
+    resp.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// Visits `url` (which must send the browser to Clever) and lets the simulator answer:
+/// returns the callback URL Clever sends the browser back to.
+pub async fn callback_for(client: &reqwest::Client, url: &str) -> String {
+    let r = client.get(url).send().await.unwrap();
+    assert_eq!(r.status(), 302, "{url} redirects to Clever");
+    let a = client.get(location(&r)).send().await.unwrap();
+    location(&a)
+}
+
 /// Signs the browser in through the simulator by visiting `path` on the gateway.
 pub async fn sign_in(env: &Env, client: &reqwest::Client, path: &str) -> reqwest::Response {
     let (resp, visited) = follow(client, &env.gw.url(path)).await;
@@ -345,14 +359,7 @@ pub fn raw_status(answer: &str) -> u16 {
 
 /// The `Cookie` header for a signed-in session of `client`, made by a fresh login.
 pub async fn session_cookie(env: &Env, client: &reqwest::Client) -> String {
-    let start = client
-        .get(env.gw.url("/_gateway/login?rd=/"))
-        .send()
-        .await
-        .unwrap();
-    let auth = start.headers()["location"].to_str().unwrap().to_string();
-    let a = client.get(&auth).send().await.unwrap();
-    let cb = a.headers()["location"].to_str().unwrap().to_string();
+    let cb = callback_for(client, &env.gw.url("/_gateway/login?rd=/")).await;
     let done = client.get(&cb).send().await.unwrap();
     format!(
         "clever_gateway={}",
