@@ -1,7 +1,7 @@
 //! A faithful in-repo Clever simulator (OAuth + identity API) for tests and `demo`.
 //!
 //! One hyper server answers both `clever.com` paths (`/oauth/authorize`, `/oauth/tokens`,
-//! `/oauth/instant-login`) and `api.clever.com` paths (`/v3.0/me`, `/v3.0/users/{id}`,
+//! `/oauth/instant-login`, `/oauth/logout`) and `api.clever.com` paths (`/v3.0/me`, `/v3.0/users/{id}`,
 //! `/userinfo`, …), plus a control surface under `/_sim/` (see the `control` module). Behaviour follows
 //! `spec/clever.md`; where the simulator has to choose, the choice is documented on the handler.
 
@@ -11,6 +11,7 @@ mod faults;
 mod oauth;
 mod router;
 pub(crate) mod server;
+mod session;
 mod state;
 mod users;
 pub(crate) mod web;
