@@ -37,7 +37,8 @@ pub struct SimConfig {
     /// Registered redirect URIs; the first is the primary one (Clever-initiated logins go there).
     pub redirect_uris: Vec<String>,
     pub users: Vec<SimUser>,
-    /// A user id signed in at `/oauth/authorize` without showing the sign-in page.
+    /// A user id signed in at `/oauth/authorize` without showing the sign-in page. When set it
+    /// wins over the browser's simulator session (`clever_sim_session`).
     pub auto_login: Option<String>,
     /// Whether the token response carries `"token_type":"bearer"` (Clever's is not guaranteed).
     pub token_type_in_response: bool,
@@ -148,7 +149,8 @@ impl SimHandle {
         &self.shared.users
     }
 
-    /// Signs this user in at `/oauth/authorize` without a page (`None`: show the page).
+    /// Signs this user in at `/oauth/authorize` without a page (`None`: the browser's simulator
+    /// session decides, else the page is shown).
     pub fn set_auto_login(&self, user_id: Option<&str>) {
         self.shared.set_auto_login(user_id);
     }
@@ -169,7 +171,8 @@ impl SimHandle {
         self.shared.total_calls()
     }
 
-    /// Clears faults and counters and restores the configured auto-login user.
+    /// Clears faults and counters and restores the configured auto-login user (browser
+    /// sessions are kept).
     pub fn reset(&self) {
         self.shared.reset();
     }
