@@ -90,6 +90,9 @@ api_base = "{sim}"
 
 [session]
 cookie_secure = false   # plain HTTP on loopback, for the demo only
+# Signing out of the demo also signs out of "Clever" (the simulator), so the next sign-in shows
+# its picker again and a person can choose another user.
+logout_redirect = "{sim}/oauth/logout?return=http://127.0.0.1:{port}/"
 
 [[upstream]]
 name = "sample-app"
@@ -125,7 +128,7 @@ pub fn run(port: u16) -> anyhow::Result<()> {
     println!("  Open  http://127.0.0.1:{port}/          and sign in as any demo user");
     println!("        http://127.0.0.1:{port}/staff/    teachers, staff and admins only (students get 403)");
     println!("        http://127.0.0.1:{port}/_gateway/me       your identity as JSON");
-    println!("        http://127.0.0.1:{port}/_gateway/logout   sign out");
+    println!("        http://127.0.0.1:{port}/_gateway/logout   sign out (of the simulator too)");
     println!();
     println!(
         "  Clever simulator: {}   sample app: http://{}",
@@ -135,4 +138,25 @@ pub fn run(port: u16) -> anyhow::Result<()> {
     println!();
     crate::server::run(server);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_config_is_valid_and_logout_signs_out_of_the_simulator() {
+        let services = DemoServices {
+            sim_base: "http://127.0.0.1:41000".into(),
+            client_id: "0123456789abcdef0123".into(),
+            client_secret: "0123456789abcdef0123456789abcdef01234567".into(),
+            app: "127.0.0.1:41001".parse().unwrap(),
+        };
+        let cfg = config::parse_str(&demo_config_text(8080, &services), "<demo>")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            cfg.session.logout_redirect,
+            "http://127.0.0.1:41000/oauth/logout?return=http://127.0.0.1:8080/"
+        );
+    }
 }

@@ -458,3 +458,151 @@ async fn demo_student_refused_on_staff_route() {
         .unwrap();
     assert_eq!(me["user_id"], student.id.as_str(), "{me}");
 }
+
+/// The Instant Login link for `user` on the simulator's home page (`GET {sim}/`), absolute.
+async fn instant_login_link(demo: &Demo, client: &reqwest::Client, user: &SimUser) -> String {
+    let home = client.get(format!("{}/", demo.sim)).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    let html = home.text().await.unwrap();
+    let (head, _) = elements(&html, "a")
+        .into_iter()
+        .find(|(_, label)| html_escape::decode_html_entities(label) == user.full_name())
+        .unwrap_or_else(|| panic!("a link for {} on the simulator home page:\n{html}", user.id));
+    let href = attr(&attrs(head), "href")
+        .expect("href on the Instant Login link")
+        .to_string();
+    let link = url::Url::parse(&format!("{}/", demo.sim))
+        .unwrap()
+        .join(&href)
+        .unwrap()
+        .to_string();
+    assert!(
+        link.starts_with(&format!("{}/oauth/instant-login?", demo.sim)),
+        "{link}"
+    );
+    link
+}
+
+/// The simulator's `GET /_sim/calls` counters.
+async fn sim_calls(demo: &Demo) -> serde_json::Value {
+    let resp = reqwest::get(format!("{}/_sim/calls", demo.sim))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn demo_instant_login_lands_signed_in_on_app() {
+    let demo = Demo::start().await;
+    let teacher = demo_user(&[UserType::Teacher]);
+    let client = browser();
+
+    let link = instant_login_link(&demo, &client, &teacher).await;
+    // Simulator → gateway callback (no state) → bounce to the simulator's authorize, which
+    // answers at once for the signed-in browser → callback with state → the app.
+    let (resp, visited) = follow(&client, &link).await;
+    let callback = demo.url("/oauth/clever/callback");
+    let authorize = format!("{}/oauth/authorize?", demo.sim);
+    let callbacks = visited
+        .iter()
+        .filter(|u| u.starts_with(&format!("{callback}?")))
+        .count();
+    assert_eq!(
+        callbacks, 2,
+        "Portal code, then the bounced one: {visited:?}"
+    );
+    assert!(
+        visited.iter().any(|u| u.starts_with(&authorize)),
+        "the gateway bounced through authorize: {visited:?}"
+    );
+    assert_eq!(
+        visited.last().map(String::as_str),
+        Some(demo.url("/").as_str()),
+        "ends on the app, not the picker: {visited:?}"
+    );
+    assert_eq!(resp.status(), 200, "{visited:?}\n{}", demo.output());
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("Sample school app"), "{html}");
+    assert!(html.contains(&teacher.id), "app shows the user id: {html}");
+    assert!(!html.contains("sign in as"), "{html}");
+
+    let calls = sim_calls(&demo).await;
+    assert_eq!(calls["tokens"], 1, "exactly one code exchanged: {calls}");
+    assert_eq!(calls["authorize"], 1, "one bounce: {calls}");
+
+    let me: serde_json::Value = client
+        .get(demo.url("/_gateway/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user_id"], teacher.id.as_str(), "{me}");
+}
+
+#[tokio::test]
+async fn demo_logout_then_pick_another_user() {
+    let demo = Demo::start().await;
+    let teacher = demo_user(&[UserType::Teacher]);
+    let student = demo_user(&[UserType::Student]);
+    let client = browser();
+
+    let (resp, _) = sign_in_via_picker(&demo, &client, "/", &teacher).await;
+    assert_eq!(resp.status(), 200, "{}", demo.output());
+    assert!(resp.text().await.unwrap().contains(&teacher.id));
+
+    // Sign out of the demo: the gateway ends its session and sends the browser on to the
+    // simulator, which ends its own.
+    let (out, visited) = follow(&client, &demo.url("/_gateway/logout")).await;
+    assert!(
+        visited
+            .last()
+            .is_some_and(|u| u.starts_with(&format!("{}/oauth/logout?", demo.sim))),
+        "{visited:?}"
+    );
+    assert_eq!(out.status(), 200);
+    let html = out.text().await.unwrap();
+    assert!(
+        html.contains("Signed out of the Clever simulator"),
+        "{html}"
+    );
+    let again = elements(&html, "a")
+        .into_iter()
+        .find(|(_, label)| *label == "Sign in again")
+        .unwrap_or_else(|| panic!("a Sign in again link:\n{html}"));
+    assert_eq!(
+        attr(&attrs(again.0), "href"),
+        Some(demo.url("/").as_str()),
+        "{html}"
+    );
+    let me = client.get(demo.url("/_gateway/me")).send().await.unwrap();
+    assert_ne!(me.status(), 200, "signed out of the gateway");
+
+    // The next visit shows the picker again, not an automatic sign-in as the teacher.
+    let (picker, visited) = follow(&client, &demo.url("/")).await;
+    let page_url = visited.last().unwrap().clone();
+    assert!(
+        page_url.starts_with(&format!("{}/oauth/authorize?", demo.sim)),
+        "{visited:?}"
+    );
+    assert_eq!(picker.status(), 200);
+    let html = picker.text().await.unwrap();
+    assert!(
+        html_escape::decode_html_entities(&html).contains("sign in as"),
+        "{html}"
+    );
+
+    // And another user can be picked.
+    let (resp, visited) = follow(&client, &pick_url(&page_url, &html, &student)).await;
+    assert_eq!(
+        visited.last().map(String::as_str),
+        Some(demo.url("/").as_str()),
+        "{visited:?}"
+    );
+    assert_eq!(resp.status(), 200);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains(&student.id), "{html}");
+    assert!(!html.contains(&teacher.id), "{html}");
+}

@@ -1,7 +1,7 @@
 //! A faithful in-repo Clever simulator (OAuth + identity API) for tests and `demo`.
 //!
 //! One hyper server answers both `clever.com` paths (`/oauth/authorize`, `/oauth/tokens`,
-//! `/oauth/instant-login`) and `api.clever.com` paths (`/v3.0/me`, `/v3.0/users/{id}`,
+//! `/oauth/instant-login`, `/oauth/logout`) and `api.clever.com` paths (`/v3.0/me`, `/v3.0/users/{id}`,
 //! `/userinfo`, …), plus a control surface under `/_sim/` (see the `control` module). Behaviour follows
 //! `spec/clever.md`; where the simulator has to choose, the choice is documented on the handler.
 
@@ -11,6 +11,7 @@ mod faults;
 mod oauth;
 mod router;
 pub(crate) mod server;
+mod session;
 mod state;
 mod users;
 pub(crate) mod web;
@@ -36,7 +37,8 @@ pub struct SimConfig {
     /// Registered redirect URIs; the first is the primary one (Clever-initiated logins go there).
     pub redirect_uris: Vec<String>,
     pub users: Vec<SimUser>,
-    /// A user id signed in at `/oauth/authorize` without showing the sign-in page.
+    /// A user id signed in at `/oauth/authorize` without showing the sign-in page. When set it
+    /// wins over the browser's simulator session (`clever_sim_session`).
     pub auto_login: Option<String>,
     /// Whether the token response carries `"token_type":"bearer"` (Clever's is not guaranteed).
     pub token_type_in_response: bool,
@@ -147,7 +149,8 @@ impl SimHandle {
         &self.shared.users
     }
 
-    /// Signs this user in at `/oauth/authorize` without a page (`None`: show the page).
+    /// Signs this user in at `/oauth/authorize` without a page (`None`: the browser's simulator
+    /// session decides, else the page is shown).
     pub fn set_auto_login(&self, user_id: Option<&str>) {
         self.shared.set_auto_login(user_id);
     }
@@ -168,7 +171,8 @@ impl SimHandle {
         self.shared.total_calls()
     }
 
-    /// Clears faults and counters and restores the configured auto-login user.
+    /// Clears faults and counters and restores the configured auto-login user (browser
+    /// sessions are kept).
     pub fn reset(&self) {
         self.shared.reset();
     }

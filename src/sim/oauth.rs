@@ -1,13 +1,19 @@
 //! Clever's OAuth side: `/oauth/authorize` (auto-login or a sign-in page), the page's
 //! `/oauth/authorize/pick`, Clever-initiated `/oauth/instant-login`, and `/oauth/tokens`.
 //!
-//! `district_id` on authorize: the auto-login user is used only if they belong to that district;
-//! otherwise the sign-in page lists only that district's users (with a notice saying why).
-//! Picking a user outside the requested district is a 400 page.
+//! Who `/oauth/authorize` signs in without a page: the auto-login user when one is set (it
+//! always wins), else the user of the browser session (`clever_sim_session`, see the `session`
+//! module) that picking a user or an Instant Login link started. With neither, it shows the
+//! sign-in page.
+//!
+//! `district_id` on authorize: the auto-login (or session) user is used only if they belong to
+//! that district; otherwise the sign-in page lists only that district's users (with a notice
+//! saying why). Picking a user outside the requested district is a 400 page.
 
 use http::{HeaderMap, StatusCode};
 use subtle::ConstantTimeEq;
 
+use super::session;
 use super::state::{RedeemError, Shared};
 use super::users::SimUser;
 use super::web::{
@@ -100,7 +106,12 @@ impl AuthRequest {
 }
 
 /// `GET /oauth/authorize`.
-pub(crate) fn authorize(shared: &Shared, q: &Params, access_denied: bool) -> Reply {
+pub(crate) fn authorize(
+    shared: &Shared,
+    headers: &HeaderMap,
+    q: &Params,
+    access_denied: bool,
+) -> Reply {
     let req = match validate(shared, q) {
         Ok(r) => r,
         Err(page) => return page,
@@ -109,7 +120,17 @@ pub(crate) fn authorize(shared: &Shared, q: &Params, access_denied: bool) -> Rep
         return req.denied();
     }
     let notice = match shared.auto_login() {
-        None => None,
+        // The browser session: Clever answers at once for a browser that is signed in.
+        None => match session::current_user(shared, headers) {
+            None => None,
+            Some(user) if req.allows(&user) => return req.login(shared, &user),
+            Some(user) => Some(format!(
+                "You are signed in to the simulator as {}, who is not in district {}; pick a \
+                 user from that district.",
+                user.full_name(),
+                req.district_id.as_deref().unwrap_or("")
+            )),
+        },
         Some(id) => match shared.user(&id) {
             Some(user) if req.allows(user) => return req.login(shared, user),
             Some(user) => Some(format!(
@@ -123,8 +144,9 @@ pub(crate) fn authorize(shared: &Shared, q: &Params, access_denied: bool) -> Rep
     sign_in_page(shared, &req, notice.as_deref())
 }
 
-/// `GET /oauth/authorize/pick`: the sign-in page's form submission.
-pub(crate) fn pick(shared: &Shared, q: &Params, access_denied: bool) -> Reply {
+/// `GET /oauth/authorize/pick`: the sign-in page's form submission. Signing in starts the
+/// browser session.
+pub(crate) fn pick(shared: &Shared, headers: &HeaderMap, q: &Params, access_denied: bool) -> Reply {
     let req = match validate(shared, q) {
         Ok(r) => r,
         Err(page) => return page,
@@ -144,12 +166,13 @@ pub(crate) fn pick(shared: &Shared, q: &Params, access_denied: bool) -> Reply {
     if !req.allows(user) {
         return bad("That user is not in the requested district.");
     }
-    req.login(shared, user)
+    session::sign_in(shared, headers, &user.id, req.login(shared, user))
 }
 
 /// `GET /oauth/instant-login?client_id=…[&district_id=…]&user=ID`: a Clever-initiated login,
-/// sent to the primary redirect URI with `code` and `scope` and never a `state`.
-pub(crate) fn instant_login(shared: &Shared, q: &Params) -> Reply {
+/// sent to the primary redirect URI with `code` and `scope` and never a `state`. It starts the
+/// browser session, so the app's bounce through `/oauth/authorize` is answered at once.
+pub(crate) fn instant_login(shared: &Shared, headers: &HeaderMap, q: &Params) -> Reply {
     let bad = |msg: &str| error_page(StatusCode::BAD_REQUEST, "Invalid Instant Login link", msg);
     match q.single("client_id") {
         Ok(Some(id)) if id == shared.client_id => {}
@@ -179,7 +202,8 @@ pub(crate) fn instant_login(shared: &Shared, q: &Params) -> Reply {
         );
     };
     let code = shared.issue_code(&shared.client_id, primary, &user.id);
-    Reply::redirect(with_query(primary, &[("code", &code), ("scope", SCOPE)]))
+    let reply = Reply::redirect(with_query(primary, &[("code", &code), ("scope", SCOPE)]));
+    session::sign_in(shared, headers, &user.id, reply)
 }
 
 fn sign_in_page(shared: &Shared, req: &AuthRequest, notice: Option<&str>) -> Reply {

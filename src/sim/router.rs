@@ -12,6 +12,7 @@ use super::api::{self, Version};
 use super::control;
 use super::faults::{self, Endpoint, Fault};
 use super::oauth;
+use super::session;
 use super::state::Shared;
 use super::web::{page, read_body, Params, Reply};
 
@@ -21,6 +22,7 @@ enum Route {
     Authorize,
     Pick,
     InstantLogin,
+    Logout,
     Tokens,
     Me(Version),
     Users(Version, String),
@@ -35,6 +37,7 @@ impl Route {
             "/oauth/authorize" => return Route::Authorize,
             "/oauth/authorize/pick" => return Route::Pick,
             "/oauth/instant-login" => return Route::InstantLogin,
+            "/oauth/logout" => return Route::Logout,
             "/oauth/tokens" => return Route::Tokens,
             "/userinfo" => return Route::UserInfo,
             _ => {}
@@ -62,7 +65,7 @@ impl Route {
             Route::Me(_) => Endpoint::Me,
             Route::Users(..) => Endpoint::Users,
             Route::UserInfo => Endpoint::UserInfo,
-            Route::Index | Route::InstantLogin | Route::NotFound => return None,
+            Route::Index | Route::InstantLogin | Route::Logout | Route::NotFound => return None,
         })
     }
 }
@@ -124,9 +127,10 @@ async fn answer(shared: &Shared, route: Route, req: Request<Incoming>, denied: b
     let q = Params::from_query(parts.uri.query());
     match route {
         Route::Index => index(shared),
-        Route::Authorize => oauth::authorize(shared, &q, denied),
-        Route::Pick => oauth::pick(shared, &q, denied),
-        Route::InstantLogin => oauth::instant_login(shared, &q),
+        Route::Authorize => oauth::authorize(shared, &parts.headers, &q, denied),
+        Route::Pick => oauth::pick(shared, &parts.headers, &q, denied),
+        Route::InstantLogin => oauth::instant_login(shared, &parts.headers, &q),
+        Route::Logout => session::logout(shared, &parts.headers, &q),
         Route::Me(v) => api::me(shared, &parts.headers, v),
         Route::Users(v, id) => api::user(shared, &parts.headers, v, &id),
         Route::UserInfo => api::userinfo(shared, &parts.headers),
@@ -154,6 +158,9 @@ fn index(shared: &Shared) -> Reply {
          <code>api.clever.com</code>. Each name below is a Clever Portal / Instant Login link \
          (a login Clever starts, with no <code>state</code>).</p>\
          <table><tr><th>user</th><th>roles</th><th>district</th></tr>{rows}</table>\
+         <p>Signing in (a link above, or a user on the sign-in page) keeps this browser signed \
+         in to the simulator, as Clever does: <a href=\"/oauth/logout\">sign out of the \
+         simulator</a> to pick another user.</p>\
          <p class=\"muted\">Control surface: <code>POST /_sim/fault?endpoint=tokens&amp;fault=500</code>, \
          <code>POST /_sim/reset</code>, <code>GET /_sim/calls</code>.</p>"
     );
@@ -166,6 +173,7 @@ mod tests {
 
     #[test]
     fn route_parse_maps_paths() {
+        assert_eq!(Route::parse("/oauth/logout"), Route::Logout);
         assert_eq!(Route::parse("/v3.0/me"), Route::Me(Version::V3_0));
         assert_eq!(Route::parse("/v2.1/me"), Route::Me(Version::V2_1));
         assert_eq!(

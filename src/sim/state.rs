@@ -19,6 +19,8 @@ pub(crate) const CODE_TTL: Duration = Duration::from_secs(60);
 pub(crate) const TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// Used codes are remembered this long (so a replay says "invalid code", not "unknown").
 const CODE_MEMORY: Duration = Duration::from_secs(60 * 60);
+/// How long a browser session at the simulator lasts (Clever user sessions last 2 h).
+pub(crate) const SESSION_TTL: Duration = Duration::from_secs(2 * 60 * 60);
 
 #[derive(Debug)]
 struct CodeRecord {
@@ -35,12 +37,20 @@ struct TokenRecord {
     expires: Instant,
 }
 
+/// A browser signed in at the simulator (the `clever_sim_session` cookie's token).
+#[derive(Debug)]
+struct SessionRecord {
+    user_id: String,
+    expires: Instant,
+}
+
 #[derive(Debug, Default)]
 struct Mutable {
     auto_login: Option<String>,
     faults: HashMap<Endpoint, Fault>,
     codes: HashMap<String, CodeRecord>,
     tokens: HashMap<String, TokenRecord>,
+    sessions: HashMap<String, SessionRecord>,
     clock_offset: Duration,
 }
 
@@ -164,8 +174,8 @@ impl Shared {
         };
     }
 
-    /// Clears faults and counters and restores the configured auto-login user. Codes, tokens
-    /// and the clock are kept.
+    /// Clears faults and counters and restores the configured auto-login user. Codes, tokens,
+    /// browser sessions and the clock are kept.
     pub fn reset(&self) {
         let mut m = self.lock();
         m.faults.clear();
@@ -255,5 +265,43 @@ impl Shared {
             t.user_id.clone()
         };
         self.user(&user_id).cloned()
+    }
+
+    // --- browser sessions ---
+
+    /// Starts a browser session for `user_id`, valid [`SESSION_TTL`]; returns its token (the
+    /// cookie value). The token says nothing about the user.
+    pub fn start_session(&self, user_id: &str) -> String {
+        let token = random_hex(32);
+        let now = self.now();
+        let mut m = self.lock();
+        m.sessions.retain(|_, s| s.expires > now);
+        m.sessions.insert(
+            token.clone(),
+            SessionRecord {
+                user_id: user_id.to_string(),
+                expires: now + SESSION_TTL,
+            },
+        );
+        token
+    }
+
+    /// The user of a live browser session.
+    pub fn session_user(&self, token: &str) -> Option<SimUser> {
+        let now = self.now();
+        let user_id = {
+            let m = self.lock();
+            let s = m.sessions.get(token)?;
+            if s.expires <= now {
+                return None;
+            }
+            s.user_id.clone()
+        };
+        self.user(&user_id).cloned()
+    }
+
+    /// Ends a browser session (unknown tokens are ignored).
+    pub fn end_session(&self, token: &str) {
+        self.lock().sessions.remove(token);
     }
 }

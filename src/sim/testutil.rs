@@ -35,6 +35,38 @@ pub(crate) fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// A browser-like client: keeps cookies (so it holds the simulator's session), does not follow
+/// redirects.
+pub(crate) fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `/oauth/authorize/pick` URL that chooses `user` on the sign-in page.
+pub(crate) fn pick_url(
+    sim: &SimHandle,
+    redirect_uri: &str,
+    user: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let mut params = extra.to_vec();
+    params.push(("user", user));
+    authorize_url(sim, redirect_uri, &params).replace("/oauth/authorize?", "/oauth/authorize/pick?")
+}
+
+/// The user a code was issued for, found by exchanging it and asking `/v3.0/me`.
+pub(crate) async fn code_user(sim: &SimHandle, code: &str, redirect_uri: &str) -> String {
+    let resp = exchange(sim, code, redirect_uri).await;
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap();
+    let me: serde_json::Value = api_get(sim, "/v3.0/me", token).await.json().await.unwrap();
+    me["data"]["id"].as_str().unwrap().to_string()
+}
+
 /// The redirect target of `resp` split into (URL without query, decoded query parameters).
 pub(crate) fn location(resp: &reqwest::Response) -> (String, HashMap<String, String>) {
     let loc = resp
