@@ -17,7 +17,9 @@ use super::web::{page, Params, Reply};
 pub(crate) const COOKIE: &str = "clever_sim_session";
 
 /// Attributes of the session cookie (a browser-session cookie: no `Max-Age`).
-const ATTRIBUTES: &str = "Path=/; HttpOnly; SameSite=Lax";
+// Path=/oauth/: browsers ignore ports, so on 127.0.0.1 a Path=/ cookie would also reach the
+// gateway and the demo app; every simulator page that reads it lives under /oauth/.
+const ATTRIBUTES: &str = "Path=/oauth/; HttpOnly; SameSite=Lax";
 
 /// Every `clever_sim_session` value in the request's `Cookie` headers, in order.
 fn tokens(headers: &HeaderMap) -> Vec<String> {
@@ -201,7 +203,7 @@ mod http_tests {
             !value.contains(STAFF),
             "the cookie is a token, not the user id: {sc}"
         );
-        for attr in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        for attr in ["HttpOnly", "SameSite=Lax", "Path=/oauth/"] {
             assert!(sc.split("; ").any(|a| a == attr), "{attr} in {sc}");
         }
         let (_, q) = location(&picked);
@@ -294,7 +296,7 @@ mod http_tests {
         let cleared = session_set_cookie(&out).expect("the cookie is cleared");
         assert!(cleared.starts_with("clever_sim_session=;"), "{cleared}");
         assert!(cleared.contains("Max-Age=0"), "{cleared}");
-        assert!(cleared.contains("Path=/"), "{cleared}");
+        assert!(cleared.contains("Path=/oauth/"), "{cleared}");
         let html = out.text().await.unwrap();
         assert!(
             html.contains("<h1>Signed out of the Clever simulator</h1>"),
