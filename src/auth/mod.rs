@@ -178,8 +178,23 @@ impl Auth {
             from_clever,
             created_at: self.clock.now(),
         };
-        if let Err(e) = self.store.put_pending(&state, pending).await {
-            return self.store_unavailable(ctx, &e);
+        match self.store.put_pending(&state, pending).await {
+            Ok(()) => {}
+            Err(StoreError::TooManyPending) => {
+                tracing::warn!(
+                    request_id = ctx.request_id,
+                    "too many sign-ins in progress for one browser"
+                );
+                return self.page(
+                    ctx,
+                    429,
+                    "too_many_logins",
+                    "Too many sign-ins at once",
+                    "This browser has started too many sign-ins in the last few minutes. Close extra tabs, wait a few minutes, and try again.",
+                    None,
+                );
+            }
+            Err(e) => return self.store_unavailable(ctx, &e),
         }
         tracing::info!(request_id = ctx.request_id, from_clever, "login started");
         Reply::redirect(&self.clever.authorize_url(&state, district_id))

@@ -1,12 +1,13 @@
 //! The in-process session store: moka caches for sessions, pending logins and exchanged codes.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use moka::future::Cache;
 
-use super::store::{CodeClaim, PendingLogin, SessionStore, StoreError};
+use super::store::{CodeClaim, PendingLogin, SessionStore, StoreError, MAX_PENDING_PER_BROWSER};
 use super::{Clock, SessionId, SessionRecord};
 
 /// How long a login may stay pending (the state cookie lives as long).
@@ -19,6 +20,8 @@ pub const CODE_MEMORY_TTL: Duration = Duration::from_secs(300);
 pub struct MemoryStore {
     sessions: Cache<SessionId, Arc<SessionRecord>>,
     pending: Cache<String, PendingLogin>,
+    /// Logins started per browser binding in the last `PENDING_LOGIN_TTL`.
+    pending_per_browser: Cache<String, Arc<AtomicU32>>,
     codes: Cache<String, CodeClaim>,
     clock: Arc<dyn Clock>,
 }
@@ -61,6 +64,10 @@ impl MemoryStore {
                 .max_capacity(limits.max_pending_logins)
                 .time_to_live(PENDING_LOGIN_TTL)
                 .build(),
+            pending_per_browser: Cache::builder()
+                .max_capacity(limits.max_pending_logins)
+                .time_to_live(PENDING_LOGIN_TTL)
+                .build(),
             codes: Cache::builder()
                 .max_capacity(limits.max_codes)
                 .time_to_live(CODE_MEMORY_TTL)
@@ -99,12 +106,27 @@ impl SessionStore for MemoryStore {
     }
 
     async fn put_pending(&self, state: &str, login: PendingLogin) -> Result<(), StoreError> {
+        let started = self
+            .pending_per_browser
+            .get_with(login.binding.clone(), async { Arc::new(AtomicU32::new(0)) })
+            .await;
+        let admitted = started.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+            (v < MAX_PENDING_PER_BROWSER).then_some(v + 1)
+        });
+        if admitted.is_err() {
+            return Err(StoreError::TooManyPending);
+        }
         self.pending.insert(state.to_string(), login).await;
         Ok(())
     }
 
     async fn take_pending(&self, state: &str) -> Result<Option<PendingLogin>, StoreError> {
         let found = self.pending.remove(state).await;
+        if let Some(p) = &found {
+            if let Some(n) = self.pending_per_browser.get(&p.binding).await {
+                let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
+            }
+        }
         Ok(found.filter(|p| {
             self.clock
                 .now()
@@ -235,6 +257,29 @@ mod tests {
         s.put_pending("st", p).await.unwrap();
         clock.advance(PENDING_LOGIN_TTL);
         assert_eq!(s.take_pending("st").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn put_pending_capped_per_browser_not_globally() {
+        let clock = Arc::new(ManualClock::new());
+        let s = store(clock.clone());
+        let p = |b: &str| PendingLogin {
+            binding: b.into(),
+            return_to: "/".into(),
+            from_clever: false,
+            created_at: clock.now(),
+        };
+        for i in 0..MAX_PENDING_PER_BROWSER {
+            s.put_pending(&format!("a{i}"), p("A")).await.unwrap();
+        }
+        assert!(matches!(
+            s.put_pending("one-too-many", p("A")).await,
+            Err(StoreError::TooManyPending)
+        ));
+        s.put_pending("b0", p("B")).await.unwrap();
+        assert!(s.take_pending("a0").await.unwrap().is_some());
+        // A finished login frees its place.
+        s.put_pending("a-next", p("A")).await.unwrap();
     }
 
     #[tokio::test]

@@ -32,7 +32,12 @@ pub struct CodeClaim {
 pub enum StoreError {
     #[error("session store unavailable: {0}")]
     Unavailable(String),
+    #[error("too many sign-ins in progress for one browser")]
+    TooManyPending,
 }
+
+/// At most this many logins may be pending for one browser (login-binding cookie) at once.
+pub const MAX_PENDING_PER_BROWSER: u32 = 32;
 
 /// Sessions, pending logins and exchanged codes. Implementations are shared by all requests.
 #[async_trait]
@@ -43,6 +48,7 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// Deletes the session server side, so a copied cookie stops working.
     async fn remove(&self, id: &SessionId) -> Result<(), StoreError>;
 
+    /// Records a pending login; `TooManyPending` past `MAX_PENDING_PER_BROWSER` for its binding.
     async fn put_pending(&self, state: &str, login: PendingLogin) -> Result<(), StoreError>;
     /// Removes and returns the pending login for `state` (single use).
     async fn take_pending(&self, state: &str) -> Result<Option<PendingLogin>, StoreError>;
