@@ -282,8 +282,9 @@ impl Gateway {
             Some(q) => format!("{}?{}", req.path, q),
             None => req.path.to_string(),
         };
-        let return_to = safe_return_path(&target).unwrap_or_else(|| "/".to_string());
+        let path = safe_return_path(&target).unwrap_or_else(|| "/".to_string());
         if req.wants_html {
+            let return_to = self.auth.return_target(req.host, &path);
             let district = self.cfg.upstreams[up].login_district_id.as_deref();
             return self
                 .auth
@@ -292,7 +293,7 @@ impl Gateway {
         }
         let login_url = format!(
             "/_gateway/login?rd={}",
-            url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect::<String>()
+            url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>()
         );
         Reply::json(
             401,
@@ -395,7 +396,8 @@ impl Gateway {
                 }
             },
         };
-        let district = self.auth.district_for_path(&return_to);
+        let return_to = self.auth.return_target(req.host, &return_to);
+        let district = self.auth.district_for(&return_to);
         self.auth
             .start_login(ctx, &return_to, district, false)
             .await

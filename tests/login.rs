@@ -443,3 +443,39 @@ async fn clever_faults_map_to_documented_statuses() {
     let (r, _) = follow(&browser(), &env.gw.url("/")).await;
     assert_eq!(r.status(), 200, "logins work again once Clever recovers");
 }
+
+#[tokio::test]
+async fn login_on_another_configured_host_returns_to_that_host() {
+    let teacher = user_with_roles(&["teacher"]);
+    let other = Upstream::start().await;
+    let env = env_with(
+        Some(&teacher),
+        "",
+        &format!(
+            "[[upstream]]\nname = \"gradebook\"\nurl = \"http://{}\"\nhost = \"gradebook.example-district.org\"\n",
+            other.addr
+        ),
+    )
+    .await;
+    for (host, expected) in [
+        (
+            "gradebook.example-district.org",
+            "http://gradebook.example-district.org/grades?t=1",
+        ),
+        // A host no upstream names never becomes an absolute return URL.
+        ("evil.example", "/grades?t=1"),
+    ] {
+        let c = browser();
+        let r = c
+            .get(env.gw.url("/grades?t=1"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302, "{host}");
+        let a = c.get(location(&r)).send().await.unwrap();
+        let done = c.get(location(&a)).send().await.unwrap();
+        assert_eq!(done.status(), 302, "{host}");
+        assert_eq!(location(&done), expected, "{host}");
+    }
+}

@@ -361,7 +361,7 @@ impl Auth {
                 }
             }
         }
-        let district = self.district_for_path(&claim.return_to);
+        let district = self.district_for(&claim.return_to);
         self.start_login(ctx, &claim.return_to, district, false)
             .await
     }
@@ -415,10 +415,50 @@ impl Auth {
             .with_cookie(self.cookies.clear(&self.cookies.session))
     }
 
-    /// `login_district_id` of the upstream that serves `path` (any host).
-    pub fn district_for_path(&self, path: &str) -> Option<&str> {
-        let p = path.split('?').next().unwrap_or("/");
-        crate::routing::route(&self.cfg, None, p)
+    /// Where to send the browser after login: the same-site `path` on the host it asked for.
+    /// A host other than the callback's is kept, as an absolute URL, only when an upstream is
+    /// configured for it (`host`); for any other host the path alone is used.
+    pub fn return_target(&self, host: Option<&str>, path: &str) -> String {
+        let Some(h) = host else {
+            return path.to_string();
+        };
+        let bare = crate::routing::strip_port(h);
+        let callback_host = self.cfg.clever.redirect_uri.host_str().unwrap_or("");
+        let port_ok = h.len() == bare.len()
+            || h[bare.len()..]
+                .strip_prefix(':')
+                .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        let name_ok = !bare.is_empty()
+            && bare
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        let configured = self.cfg.upstreams.iter().any(|u| {
+            u.host
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(bare))
+        });
+        if bare.eq_ignore_ascii_case(callback_host) || !(port_ok && name_ok && configured) {
+            return path.to_string();
+        }
+        format!(
+            "{}://{}{}",
+            self.cfg.clever.redirect_uri.scheme(),
+            h.to_ascii_lowercase(),
+            path
+        )
+    }
+
+    /// `login_district_id` of the upstream that serves a return target (a path on the
+    /// callback's host, or an absolute URL made by `return_target`).
+    pub fn district_for(&self, return_to: &str) -> Option<&str> {
+        let (host, path) = match url::Url::parse(return_to) {
+            Ok(u) => (u.host_str().map(str::to_string), u.path().to_string()),
+            Err(_) => (
+                self.cfg.clever.redirect_uri.host_str().map(str::to_string),
+                return_to.split('?').next().unwrap_or("/").to_string(),
+            ),
+        };
+        crate::routing::route(&self.cfg, host.as_deref(), &path)
             .and_then(|i| self.cfg.upstreams[i].login_district_id.as_deref())
     }
 
@@ -679,6 +719,16 @@ mod tests {
         let k = code_key("secretcode");
         assert_eq!(k.len(), 64);
         assert!(!k.contains("secretcode"));
+    }
+
+    #[tokio::test]
+    async fn return_target_keeps_configured_other_host_only() {
+        let (_sim, auth, _) = setup().await;
+        // The callback host: a path is enough.
+        assert_eq!(auth.return_target(Some("gw.example.org"), "/x"), "/x");
+        // A host no upstream is configured for: never an absolute URL to it.
+        assert_eq!(auth.return_target(Some("evil.example"), "/x"), "/x");
+        assert_eq!(auth.return_target(None, "/x"), "/x");
     }
 
     #[test]
