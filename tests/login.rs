@@ -358,7 +358,7 @@ async fn clever_slow_at_login_gives_504() {
     let teacher = user_with_roles(&["teacher"]);
     let env = env_with(Some(&teacher), "", "").await;
     env.sim
-        .set_fault(Endpoint::Me, Some(Fault::Delay(Duration::from_secs(4))));
+        .set_fault(Endpoint::Me, Some(Fault::Delay(Duration::from_secs(6))));
     let (r, _) = follow(&browser(), &env.gw.url("/")).await;
     assert_eq!(r.status(), 504);
 }
@@ -398,7 +398,7 @@ async fn v2_api_type_from_me() {
     let app = Upstream::start().await;
     let cfg = format!(
         "{}\n[[upstream]]\nname = \"app\"\nurl = \"http://{}\"\nallow_user_types = [\"school_admin\"]\n",
-        base_config(port, &sim, "").replace("timeout = \"2s\"", "timeout = \"2s\"\napi_version = \"v2.1\""),
+        base_config(port, &sim, "").replace("timeout = \"4s\"", "timeout = \"4s\"\napi_version = \"v2.1\""),
         app.addr
     );
     let gw = start_gateway(port, &cfg, sim.client_secret()).await;

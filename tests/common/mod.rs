@@ -196,7 +196,7 @@ redirect_uri = "http://127.0.0.1:{port}/oauth/clever/callback"
 authorize_url = "{base}/oauth/authorize"
 token_url = "{base}/oauth/tokens"
 api_base = "{base}"
-timeout = "2s"
+timeout = "4s"
 
 [session]
 cookie_secure = false
