@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod demo_app;
 pub mod gateway;
+pub mod https;
 pub mod identity;
 pub mod pages;
 pub mod proxy;
