@@ -16,3 +16,4 @@ pub mod secret;
 pub mod server;
 pub mod session;
 pub mod sim;
+pub mod tls;

@@ -15,6 +15,7 @@ use crate::proxy::GatewayProxy;
 use crate::secret::Secret;
 use crate::session::memory::MemoryLimits;
 use crate::session::{Clock, MemoryStore, SessionStore, SystemClock};
+use crate::tls::{ListenerTls, TlsFileError};
 
 /// Seconds SIGTERM waits for in-flight requests (pingora's own default is 300 s).
 const GRACE_PERIOD_SECS: u64 = 10;
@@ -37,6 +38,8 @@ pub enum StartError {
     Client(String),
     #[error("cannot set up TLS on {addr}: {msg}")]
     Tls { addr: SocketAddr, msg: String },
+    #[error("{0}")]
+    TlsFile(#[from] TlsFileError),
 }
 
 /// Builds the request logic (store, Clever client, login flows) for a configuration.
@@ -74,6 +77,7 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
         return Err(StartError::AdminListenUnsupported);
     }
     check_listen_addrs(&cfg)?;
+    let listener_tls = load_listener_tls(&cfg)?;
     let gateway = build_gateway(cfg.clone(), secret)?;
     let threads = cfg.server.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -108,17 +112,13 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
     for addr in &cfg.server.listen {
         svc.add_tcp(&addr.to_string());
     }
-    if let (Some(cert), Some(key)) = (&cfg.server.tls_cert, &cfg.server.tls_key) {
+    if let Some(tls) = &listener_tls {
         for addr in &cfg.server.tls_listen {
-            svc.add_tls(
-                &addr.to_string(),
-                &cert.to_string_lossy(),
-                &key.to_string_lossy(),
-            )
-            .map_err(|e| StartError::Tls {
+            let settings = tls.settings().map_err(|e| StartError::Tls {
                 addr: *addr,
                 msg: e.to_string(),
             })?;
+            svc.add_tls_with_settings(&addr.to_string(), None, settings);
         }
     }
     server.add_service(svc);
@@ -129,6 +129,17 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
         tracing::info!(%addr, "listening (https)");
     }
     Ok(server)
+}
+
+/// The TLS listeners' certificate and key, read and checked now (a bad file is a start error
+/// naming it, not a panic in pingora's service thread). `None` without TLS listeners.
+pub fn load_listener_tls(cfg: &Config) -> Result<Option<ListenerTls>, StartError> {
+    match (&cfg.server.tls_cert, &cfg.server.tls_key) {
+        (Some(cert), Some(key)) if !cfg.server.tls_listen.is_empty() => {
+            Ok(Some(ListenerTls::load(cert, key)?))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Runs until SIGTERM/SIGINT (graceful) and returns.
