@@ -4,6 +4,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
+use pingora::protocols::tls::CaType;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 
@@ -40,6 +41,8 @@ pub enum StartError {
     Tls { addr: SocketAddr, msg: String },
     #[error("{0}")]
     TlsFile(#[from] TlsFileError),
+    #[error("cannot load the system's CA certificates, which verify HTTPS upstreams: {0} (check SSL_CERT_FILE and SSL_CERT_DIR)")]
+    SystemRoots(String),
 }
 
 /// Builds the request logic (store, Clever client, login flows) for a configuration.
@@ -78,6 +81,7 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
     }
     check_listen_addrs(&cfg)?;
     let listener_tls = load_listener_tls(&cfg)?;
+    let upstream_ca = load_upstream_tls(&cfg)?;
     let gateway = build_gateway(cfg.clone(), secret)?;
     let threads = cfg.server.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -106,6 +110,7 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
         &server.configuration,
         GatewayProxy {
             gateway: Arc::new(gateway),
+            upstream_ca,
         },
         "clever-gateway",
     );
@@ -140,6 +145,37 @@ pub fn load_listener_tls(cfg: &Config) -> Result<Option<ListenerTls>, StartError
         }
         _ => Ok(None),
     }
+}
+
+/// Per upstream (by index): its `tls_ca`, read now. Also loads the system roots the way
+/// pingora will (it panics if they cannot be read), warns when HTTPS upstreams would be
+/// verified against none, and warns about every upstream with `tls_verify = false`.
+pub fn load_upstream_tls(cfg: &Config) -> Result<Vec<Option<Arc<CaType>>>, StartError> {
+    let roots = crate::tls::system_roots().map_err(StartError::SystemRoots)?;
+    let mut cas = Vec::with_capacity(cfg.upstreams.len());
+    for u in &cfg.upstreams {
+        let ca = match &u.tls_ca {
+            Some(path) if u.url.tls => Some(crate::tls::load_upstream_ca(&u.name, path)?),
+            _ => None,
+        };
+        if u.url.tls && !u.tls_verify {
+            tracing::warn!(
+                upstream = %u.name,
+                url = %u.url.original,
+                "tls_verify = false: this upstream's certificate is NOT verified; anyone who can \
+                 intercept the connection can read the identity headers sent to it"
+            );
+        } else if u.url.tls && ca.is_none() && roots == 0 {
+            tracing::warn!(
+                upstream = %u.name,
+                "no system CA certificates were found (install ca-certificates, or set \
+                 SSL_CERT_FILE or this upstream's tls_ca): its certificate cannot be verified \
+                 and every request to it will fail"
+            );
+        }
+        cas.push(ca);
+    }
+    Ok(cas)
 }
 
 /// Runs until SIGTERM/SIGINT (graceful) and returns.

@@ -1,14 +1,24 @@
 //! TLS material for pingora, read and checked when the server is built so that a bad file stops
 //! the start with a message naming it (pingora itself panics in a service thread on a bad
 //! certificate file): the listeners' certificate chain and key, served with HTTP/2 and
-//! HTTP/1.1 by ALPN.
+//! HTTP/1.1 by ALPN; each upstream's `tls_ca`; and the system roots that pingora's rustls
+//! connector verifies HTTPS upstreams with.
+//!
+//! Upstream verification, as pingora 0.9's rustls connector does it: with `verify_cert` (the
+//! default) the certificate must chain to the connector's roots and be valid for the host name
+//! of the upstream URL (its SNI); the roots are the system's (`rustls-native-certs`: the
+//! OpenSSL-style bundle found by `openssl-probe`, such as `/etc/ssl/certs/ca-certificates.crt`,
+//! or `SSL_CERT_FILE` / `SSL_CERT_DIR` when set), not a compiled-in webpki list. A per-peer CA
+//! (`tls_ca`) replaces those roots for that upstream. `verify_cert = false` skips every check.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pingora::listeners::tls::TlsSettings;
+use pingora::protocols::tls::CaType;
 use pingora::tls::sign::{CertifiedKey, SingleCertAndKey};
-use pingora::tls::{CertificateDer, CryptoProvider, PrivateKeyDer, RusTlsError};
+use pingora::tls::{CertificateDer, CryptoProvider, PrivateKeyDer, RootCertStore, RusTlsError};
+use pingora::utils::tls::WrappedX509;
 use rustls_pki_types::pem::{self, PemObject};
 
 /// A TLS file that cannot be used. Names the config key and the file; never shows key material.
@@ -102,6 +112,41 @@ impl ListenerTls {
         settings.enable_h2();
         Ok(settings)
     }
+}
+
+/// Reads an upstream's `tls_ca`: one or more PEM certificates that its certificate must chain
+/// to, in pingora's per-peer CA form. `upstream` names it in messages.
+pub fn load_upstream_ca(upstream: &str, path: &Path) -> Result<Arc<CaType>, TlsFileError> {
+    let key = format!("upstream {upstream:?} tls_ca");
+    let certs = read_certs(&key, path)?;
+    let mut out: Vec<WrappedX509> = Vec::with_capacity(certs.len());
+    for (i, der) in certs.into_iter().enumerate() {
+        let why = |what: String| TlsFileError::Invalid {
+            key: key.clone(),
+            path: path.to_owned(),
+            why: format!("certificate {} {what}", i + 1),
+        };
+        // The checks pingora's connector makes on every connection, made once here.
+        RootCertStore::empty()
+            .add(der.clone())
+            .map_err(|e| why(format!("cannot be a trust anchor ({e})")))?;
+        let wrapped = WrappedX509::try_new(der.to_vec(), |raw| {
+            x509_parser::parse_x509_certificate(raw).map(|(_, c)| c)
+        })
+        .map_err(|e| why(format!("is not a valid X.509 certificate ({e})")))?;
+        out.push(wrapped);
+    }
+    Ok(Arc::from(out.into_boxed_slice()))
+}
+
+/// Loads the system roots the way pingora's connector does when the proxy service is built
+/// (it panics if that fails, e.g. `SSL_CERT_FILE` names a missing file), and returns how many
+/// there are.
+pub fn system_roots() -> Result<usize, String> {
+    pingora::tls::install_default_crypto_provider();
+    let mut store = RootCertStore::empty();
+    pingora::tls::load_platform_certs_incl_env_into_store(&mut store).map_err(|e| e.to_string())?;
+    Ok(store.len())
 }
 
 /// The process's rustls provider: the one pingora installs (`ring`) unless one was installed

@@ -12,8 +12,9 @@ use bytes::Bytes;
 use http::header::{ACCEPT, COOKIE, HOST};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
+use pingora::protocols::tls::CaType;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::upstreams::peer::HttpPeer;
+use pingora::upstreams::peer::{HttpPeer, PeerOptions};
 use pingora::{ErrorSource, ErrorType};
 
 use crate::config::ServerConfig;
@@ -41,6 +42,8 @@ pub struct RequestCtx {
 /// The gateway as a pingora proxy service.
 pub struct GatewayProxy {
     pub gateway: Arc<Gateway>,
+    /// Per upstream (by index): the CA its certificate must chain to (`tls_ca`), read at start.
+    pub upstream_ca: Vec<Option<Arc<CaType>>>,
 }
 
 fn sec_fetch_mode(req: &RequestHeader) -> Option<&str> {
@@ -56,6 +59,14 @@ fn request_host(req: &RequestHeader) -> Option<&str> {
         Some(a) => Some(https::authority_host(a.as_str())),
         None => req.headers.get(HOST).and_then(|v| v.to_str().ok()),
     }
+}
+
+/// Certificate checks for an `https://` upstream: both on unless `tls_verify = false`, against
+/// its `tls_ca` when set (else the system roots).
+fn upstream_tls(options: &mut PeerOptions, verify: bool, ca: Option<Arc<CaType>>) {
+    options.verify_cert = verify;
+    options.verify_hostname = verify;
+    options.ca = ca;
 }
 
 /// `redirect_to_https`: the answer for a request that came in on a plain `listen` socket
@@ -218,8 +229,13 @@ impl ProxyHttp for GatewayProxy {
                 "no upstream chosen",
             ));
         };
-        let u = &self.gateway.cfg.upstreams[f.upstream].url;
+        let up = &self.gateway.cfg.upstreams[f.upstream];
+        let u = &up.url;
         let mut peer = HttpPeer::new(u.addr, u.tls, u.host.clone());
+        if u.tls {
+            let ca = self.upstream_ca.get(f.upstream).cloned().flatten();
+            upstream_tls(&mut peer.options, up.tls_verify, ca);
+        }
         peer.options.connection_timeout = Some(UPSTREAM_CONNECT_TIMEOUT);
         peer.options.total_connection_timeout = Some(UPSTREAM_CONNECT_TIMEOUT * 2);
         peer.options.read_timeout = Some(UPSTREAM_READ_TIMEOUT);
