@@ -145,7 +145,8 @@ pub fn load_upstream_ca(upstream: &str, path: &Path) -> Result<Arc<CaType>, TlsF
 pub fn system_roots() -> Result<usize, String> {
     pingora::tls::install_default_crypto_provider();
     let mut store = RootCertStore::empty();
-    pingora::tls::load_platform_certs_incl_env_into_store(&mut store).map_err(|e| e.to_string())?;
+    pingora::tls::load_platform_certs_incl_env_into_store(&mut store)
+        .map_err(|e| e.to_string().trim().to_owned())?;
     Ok(store.len())
 }
 

@@ -487,14 +487,26 @@ async fn tls_upstream_tls_ca_verifies_self_signed_certificate_and_host() {
 /// Runs `clever-gateway run` on `config` and returns its exit code and stderr; it must exit
 /// within 20 s.
 fn run_to_exit(config: &str) -> (Option<i32>, String) {
+    run_to_exit_with_env(config, &[])
+}
+
+/// `run_to_exit` with environment variables set (`Some`) or removed (`None`).
+fn run_to_exit_with_env(config: &str, env: &[(&str, Option<&str>)]) -> (Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("gateway.toml");
     std::fs::write(&cfg, config).unwrap();
     let err = dir.path().join("stderr");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clever-gateway"))
-        .args(["run", "--config"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clever-gateway"));
+    cmd.args(["run", "--config"])
         .arg(&cfg)
-        .env(SECRET_ENV, "s3cret")
+        .env(SECRET_ENV, "s3cret");
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::from(std::fs::File::create(&err).unwrap()))
         .spawn()
@@ -606,6 +618,29 @@ fn tls_unusable_files_stop_the_start_with_exit_2_naming_them() {
             assert!(!stderr.contains(secret_line), "key material in:\n{stderr}");
         }
     }
+}
+
+#[test]
+fn tls_unreadable_system_roots_stop_the_start_with_exit_2_not_a_panic() {
+    // pingora's connector loads the system roots when the proxy is built and panics if that
+    // fails; the gateway loads them first and stops with a message instead.
+    let pki = Pki::new();
+    let config = tls_config(&pki.chain, &pki.key, "tls_verify = false");
+    let missing = pki.dir.path().join("no-bundle.pem");
+    let (code, stderr) = run_to_exit_with_env(
+        &config,
+        &[
+            ("SSL_CERT_FILE", Some(missing.to_str().unwrap())),
+            ("SSL_CERT_DIR", None),
+        ],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("clever-gateway: cannot load the system's CA certificates"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(missing.to_str().unwrap()), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
