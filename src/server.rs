@@ -4,6 +4,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
+use pingora::protocols::tls::CaType;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 
@@ -15,6 +16,7 @@ use crate::proxy::GatewayProxy;
 use crate::secret::Secret;
 use crate::session::memory::MemoryLimits;
 use crate::session::{Clock, MemoryStore, SessionStore, SystemClock};
+use crate::tls::{ListenerTls, TlsFileError};
 
 /// Seconds SIGTERM waits for in-flight requests (pingora's own default is 300 s).
 const GRACE_PERIOD_SECS: u64 = 10;
@@ -37,6 +39,10 @@ pub enum StartError {
     Client(String),
     #[error("cannot set up TLS on {addr}: {msg}")]
     Tls { addr: SocketAddr, msg: String },
+    #[error("{0}")]
+    TlsFile(#[from] TlsFileError),
+    #[error("cannot load the system's CA certificates, which verify HTTPS upstreams: {0} (check SSL_CERT_FILE and SSL_CERT_DIR)")]
+    SystemRoots(String),
 }
 
 /// Builds the request logic (store, Clever client, login flows) for a configuration.
@@ -74,6 +80,8 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
         return Err(StartError::AdminListenUnsupported);
     }
     check_listen_addrs(&cfg)?;
+    let listener_tls = load_listener_tls(&cfg)?;
+    let upstream_ca = load_upstream_tls(&cfg)?;
     let gateway = build_gateway(cfg.clone(), secret)?;
     let threads = cfg.server.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -102,23 +110,20 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
         &server.configuration,
         GatewayProxy {
             gateway: Arc::new(gateway),
+            upstream_ca,
         },
         "clever-gateway",
     );
     for addr in &cfg.server.listen {
         svc.add_tcp(&addr.to_string());
     }
-    if let (Some(cert), Some(key)) = (&cfg.server.tls_cert, &cfg.server.tls_key) {
+    if let Some(tls) = &listener_tls {
         for addr in &cfg.server.tls_listen {
-            svc.add_tls(
-                &addr.to_string(),
-                &cert.to_string_lossy(),
-                &key.to_string_lossy(),
-            )
-            .map_err(|e| StartError::Tls {
+            let settings = tls.settings().map_err(|e| StartError::Tls {
                 addr: *addr,
                 msg: e.to_string(),
             })?;
+            svc.add_tls_with_settings(&addr.to_string(), None, settings);
         }
     }
     server.add_service(svc);
@@ -129,6 +134,48 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
         tracing::info!(%addr, "listening (https)");
     }
     Ok(server)
+}
+
+/// The TLS listeners' certificate and key, read and checked now (a bad file is a start error
+/// naming it, not a panic in pingora's service thread). `None` without TLS listeners.
+pub fn load_listener_tls(cfg: &Config) -> Result<Option<ListenerTls>, StartError> {
+    match (&cfg.server.tls_cert, &cfg.server.tls_key) {
+        (Some(cert), Some(key)) if !cfg.server.tls_listen.is_empty() => {
+            Ok(Some(ListenerTls::load(cert, key)?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Per upstream (by index): its `tls_ca`, read now. Also loads the system roots the way
+/// pingora will (it panics if they cannot be read), warns when HTTPS upstreams would be
+/// verified against none, and warns about every upstream with `tls_verify = false`.
+pub fn load_upstream_tls(cfg: &Config) -> Result<Vec<Option<Arc<CaType>>>, StartError> {
+    let roots = crate::tls::system_roots().map_err(StartError::SystemRoots)?;
+    let mut cas = Vec::with_capacity(cfg.upstreams.len());
+    for u in &cfg.upstreams {
+        let ca = match &u.tls_ca {
+            Some(path) if u.url.tls => Some(crate::tls::load_upstream_ca(&u.name, path)?),
+            _ => None,
+        };
+        if u.url.tls && !u.tls_verify {
+            tracing::warn!(
+                upstream = %u.name,
+                url = %u.url.original,
+                "tls_verify = false: this upstream's certificate is NOT verified; anyone who can \
+                 intercept the connection can read the identity headers sent to it"
+            );
+        } else if u.url.tls && ca.is_none() && roots == 0 {
+            tracing::warn!(
+                upstream = %u.name,
+                "no system CA certificates were found (install ca-certificates, or set \
+                 SSL_CERT_FILE or this upstream's tls_ca): its certificate cannot be verified \
+                 and every request to it will fail"
+            );
+        }
+        cas.push(ca);
+    }
+    Ok(cas)
 }
 
 /// Runs until SIGTERM/SIGINT (graceful) and returns.

@@ -63,6 +63,8 @@ pub(crate) mod tests {
                 addr: "127.0.0.1:9000".parse().unwrap(),
                 base_path: String::new(),
             },
+            tls_verify: true,
+            tls_ca: None,
             host: None,
             path_prefix: "/".into(),
             allow_user_types: types,

@@ -35,6 +35,7 @@ pub(crate) struct ServerFile {
     pub tls_listen: Option<Sp<Vec<Sp<String>>>>,
     pub tls_cert: Option<Sp<String>>,
     pub tls_key: Option<Sp<String>>,
+    pub redirect_to_https: Option<Sp<bool>>,
     pub threads: Option<Sp<i64>>,
     pub admin_listen: Option<Sp<String>>,
     pub landing: Option<Sp<String>>,
@@ -83,6 +84,8 @@ pub(crate) struct UpstreamFile {
     pub public_paths: Option<Sp<Vec<Sp<String>>>>,
     pub strip_path_prefix: Option<Sp<bool>>,
     pub forward_access_token: Option<Sp<bool>>,
+    pub tls_verify: Option<Sp<bool>>,
+    pub tls_ca: Option<Sp<String>>,
     pub headers: Option<Sp<HeadersFile>>,
 }
 
@@ -147,6 +150,7 @@ pub(crate) static SERVER: Section = Section {
         ("tls_listen", Kind::StrList),
         ("tls_cert", Kind::Str),
         ("tls_key", Kind::Str),
+        ("redirect_to_https", Kind::Bool),
         ("threads", Kind::Int),
         ("admin_listen", Kind::Str),
         ("landing", Kind::Str),
@@ -195,6 +199,8 @@ pub(crate) static UPSTREAM: Section = Section {
         ("public_paths", Kind::StrList),
         ("strip_path_prefix", Kind::Bool),
         ("forward_access_token", Kind::Bool),
+        ("tls_verify", Kind::Bool),
+        ("tls_ca", Kind::Str),
         ("headers", Kind::Table(&HEADERS)),
     ],
 };

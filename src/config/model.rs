@@ -27,6 +27,9 @@ pub struct ServerConfig {
     pub tls_listen: Vec<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// Answer requests on the plain `listen` sockets with 308 to HTTPS (health endpoints
+    /// excepted). Validation guarantees `tls_listen` is not empty when this is set.
+    pub redirect_to_https: bool,
     /// Worker threads; `None` = number of cores.
     pub threads: Option<usize>,
     /// Separate listener for metrics and health (`None` = served only under `/_gateway/`).
@@ -92,6 +95,11 @@ pub struct SessionConfig {
 pub struct Upstream {
     pub name: String,
     pub url: UpstreamUrl,
+    /// Verify an `https://` upstream's certificate and host name (always true for `http://`).
+    pub tls_verify: bool,
+    /// PEM file of the CA certificates that an `https://` upstream's certificate must chain to,
+    /// instead of the system's roots.
+    pub tls_ca: Option<PathBuf>,
     /// Lower-cased host to match, without port.
     pub host: Option<String>,
     /// Normalised: starts with `/`, no trailing `/` unless it is exactly `/`.

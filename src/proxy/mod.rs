@@ -12,13 +12,16 @@ use bytes::Bytes;
 use http::header::{ACCEPT, COOKIE, HOST};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
+use pingora::protocols::tls::CaType;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::upstreams::peer::HttpPeer;
+use pingora::upstreams::peer::{HttpPeer, PeerOptions};
 use pingora::{ErrorSource, ErrorType};
 
+use crate::config::ServerConfig;
 use crate::gateway::{
     raw_has_content_length, refuse_request, wants_html, Decision, Forward, Gateway, RequestFacts,
 };
+use crate::https;
 use crate::pages::{ErrorPage, Reply};
 use crate::secret::random_token;
 use headers::{Edits, ForwardFacts};
@@ -39,6 +42,8 @@ pub struct RequestCtx {
 /// The gateway as a pingora proxy service.
 pub struct GatewayProxy {
     pub gateway: Arc<Gateway>,
+    /// Per upstream (by index): the CA its certificate must chain to (`tls_ca`), read at start.
+    pub upstream_ca: Vec<Option<Arc<CaType>>>,
 }
 
 fn sec_fetch_mode(req: &RequestHeader) -> Option<&str> {
@@ -47,10 +52,56 @@ fn sec_fetch_mode(req: &RequestHeader) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
+/// `host[:port]` the request was sent to: the URI's authority (HTTP/2 `:authority`, or an
+/// HTTP/1 absolute-form target), else the HTTP/1 `Host` header.
 fn request_host(req: &RequestHeader) -> Option<&str> {
-    req.uri
-        .host()
-        .or_else(|| req.headers.get(HOST).and_then(|v| v.to_str().ok()))
+    match req.uri.authority() {
+        Some(a) => Some(https::authority_host(a.as_str())),
+        None => req.headers.get(HOST).and_then(|v| v.to_str().ok()),
+    }
+}
+
+/// Certificate checks for an `https://` upstream: both on unless `tls_verify = false`, against
+/// its `tls_ca` when set (else the system roots).
+fn upstream_tls(options: &mut PeerOptions, verify: bool, ca: Option<Arc<CaType>>) {
+    options.verify_cert = verify;
+    options.verify_hostname = verify;
+    options.ca = ca;
+}
+
+/// `redirect_to_https`: the answer for a request that came in on a plain `listen` socket
+/// (`None`: carry on). A connection whose local address is unknown counts as plain.
+fn plain_http_redirect(
+    server: &ServerConfig,
+    session: &Session,
+    wants_html: bool,
+    request_id: &str,
+) -> Option<Reply> {
+    let https_port = server.tls_listen.first()?.port();
+    if !server.redirect_to_https || is_tls(session) {
+        return None;
+    }
+    let local = session.server_addr().and_then(|a| a.as_inet());
+    if local.is_some_and(|a| !https::on_listener(*a, &server.listen)) {
+        return None;
+    }
+    let req = session.req_header();
+    let target = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    https::https_redirect(
+        request_host(req),
+        req.uri.path(),
+        target,
+        https_port,
+        wants_html,
+        request_id,
+    )
+}
+
+fn is_tls(session: &Session) -> bool {
+    session
+        .digest()
+        .and_then(|d| d.ssl_digest.as_ref())
+        .is_some()
 }
 
 fn apply(req: &mut RequestHeader, edits: Edits) -> pingora::Result<()> {
@@ -132,6 +183,14 @@ impl ProxyHttp for GatewayProxy {
             sec_fetch_mode(req),
             req.headers.get(ACCEPT).and_then(|v| v.to_str().ok()),
         );
+        if let Some(reply) =
+            plain_http_redirect(&gw.cfg.server, session, ctx.wants_html, &ctx.request_id)
+        {
+            write_reply(session, reply, &ctx.request_id).await?;
+            // The response is already written.
+            return Ok(true);
+        }
+        let req = session.req_header();
         let cookies = gw
             .auth
             .cookies()
@@ -170,8 +229,13 @@ impl ProxyHttp for GatewayProxy {
                 "no upstream chosen",
             ));
         };
-        let u = &self.gateway.cfg.upstreams[f.upstream].url;
+        let up = &self.gateway.cfg.upstreams[f.upstream];
+        let u = &up.url;
         let mut peer = HttpPeer::new(u.addr, u.tls, u.host.clone());
+        if u.tls {
+            let ca = self.upstream_ca.get(f.upstream).cloned().flatten();
+            upstream_tls(&mut peer.options, up.tls_verify, ca);
+        }
         peer.options.connection_timeout = Some(UPSTREAM_CONNECT_TIMEOUT);
         peer.options.total_connection_timeout = Some(UPSTREAM_CONNECT_TIMEOUT * 2);
         peer.options.read_timeout = Some(UPSTREAM_READ_TIMEOUT);
@@ -202,10 +266,7 @@ impl ProxyHttp for GatewayProxy {
         if let Some(c) = cookie {
             upstream_request.insert_header(COOKIE, c)?;
         }
-        let tls = session
-            .digest()
-            .and_then(|d| d.ssl_digest.as_ref())
-            .is_some();
+        let tls = is_tls(session);
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())

@@ -242,6 +242,26 @@ mod tests {
     }
 
     #[test]
+    fn login_bounce_and_clear_follow_secure_like_the_session() {
+        let s = spec();
+        for v in [
+            s.set_login("L", Duration::from_secs(600)),
+            s.set_bounce(),
+            s.clear("clever_gateway"),
+        ] {
+            assert!(v.contains("; Secure"), "{v}");
+        }
+        let mut plain = spec();
+        plain.secure = false;
+        for v in [
+            plain.set_login("L", Duration::from_secs(600)),
+            plain.set_bounce(),
+        ] {
+            assert!(!v.contains("Secure"), "{v}");
+        }
+    }
+
+    #[test]
     fn clear_expires_cookie() {
         let v = spec().clear("clever_gateway");
         assert!(v.starts_with("clever_gateway=;"), "{v}");

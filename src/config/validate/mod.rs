@@ -6,6 +6,7 @@ mod clever;
 mod headers;
 mod server;
 mod session;
+mod tls;
 mod upstream;
 
 use std::collections::HashSet;
@@ -35,6 +36,7 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
     let server = server(&mut ctx, file.server.as_ref(), &names);
     let clever = clever(&mut ctx, file.clever.as_ref());
     let session = session(&mut ctx, file.session.as_ref());
+    tls::secure_cookies_with_tls(&mut ctx, file.session.as_ref(), server.as_ref());
     if !ctx.sink.problems.is_empty() {
         return None;
     }

@@ -87,6 +87,8 @@ pub(super) fn server(
         }
     }
 
+    let redirect_to_https = redirect_to_https(ctx, s, tls_wanted);
+
     let threads = s.threads.as_ref().and_then(|t| {
         let n = *t.get_ref();
         match usize::try_from(n) {
@@ -211,11 +213,29 @@ pub(super) fn server(
         tls_listen: tls_listen?,
         tls_cert: tls_cert?,
         tls_key: tls_key?,
+        redirect_to_https: redirect_to_https?,
         threads,
         admin_listen: admin_listen?,
         landing: landing?,
         trusted_proxies: trusted_proxies?,
     })
+}
+
+/// `redirect_to_https`: only with an HTTPS listener to send browsers to.
+fn redirect_to_https(ctx: &mut Ctx<'_, '_>, s: &ServerFile, tls_wanted: bool) -> Option<bool> {
+    let Some(v) = &s.redirect_to_https else {
+        return Some(false);
+    };
+    if *v.get_ref() && !tls_wanted {
+        ctx.err(
+            v.span(),
+            "server.redirect_to_https is true but server.tls_listen is empty: the redirect sends \
+             browsers to the gateway's HTTPS listener, so set tls_listen (with tls_cert and \
+             tls_key) or remove redirect_to_https",
+        );
+        return None;
+    }
+    Some(*v.get_ref())
 }
 
 fn socket_addr(ctx: &mut Ctx<'_, '_>, v: &Sp<String>, shown: &str) -> Option<SocketAddr> {
@@ -319,6 +339,42 @@ mod tests {
         assert!(c.server.listen.is_empty());
         assert_eq!(c.server.tls_cert, Some(PathBuf::from("/c.pem")));
         assert_eq!(c.server.tls_key, Some(PathBuf::from("/k.pem")));
+    }
+
+    const TLS: &str =
+        "tls_listen = [\"0.0.0.0:8443\"]\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"";
+
+    #[test]
+    fn server_redirect_to_https_defaults_to_false() {
+        assert!(!ok(&doc(TLS, "", "", "")).server.redirect_to_https);
+    }
+
+    #[test]
+    fn server_redirect_to_https_with_tls_listen_is_kept() {
+        let c = ok(&doc(
+            &format!("{TLS}\nredirect_to_https = true"),
+            "",
+            "",
+            "",
+        ));
+        assert!(c.server.redirect_to_https);
+    }
+
+    #[test]
+    fn server_redirect_to_https_without_tls_listen_is_error_at_value() {
+        let src = doc("redirect_to_https = true", "", "", "");
+        let p = one(
+            &src,
+            &[
+                "server.redirect_to_https",
+                "tls_listen is empty",
+                "set tls_listen",
+            ],
+        );
+        assert_eq!(p.line, line_of(&src, "redirect_to_https"));
+        assert_eq!(p.col, "redirect_to_https = ".len() + 1);
+        // false needs nothing.
+        ok(&doc("redirect_to_https = false", "", "", ""));
     }
 
     #[test]

@@ -3,11 +3,12 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::Range;
+use std::path::PathBuf;
 
 use url::Host;
 
 use super::headers::headers;
-use super::{http_url, Ctx};
+use super::{http_url, path, Ctx};
 use crate::config::file::{quote, Sp, UpstreamFile};
 use crate::config::model::{PublicPath, Upstream, UpstreamUrl};
 use crate::identity::UserType;
@@ -141,6 +142,8 @@ fn upstream(
         }
         Some(v) => upstream_url(ctx, v),
     };
+
+    let (tls_verify, tls_ca) = upstream_tls(ctx, u, url.as_ref());
 
     let host = match &u.host {
         None => Some(None),
@@ -288,6 +291,8 @@ fn upstream(
         Some(Upstream {
             name: name.clone()?,
             url: url?,
+            tls_verify: tls_verify?,
+            tls_ca: tls_ca?,
             host: host?,
             path_prefix: path_prefix?,
             allow_user_types: allow_user_types?,
@@ -303,6 +308,45 @@ fn upstream(
         })
     })();
     (built, name, route)
+}
+
+/// `tls_verify` and `tls_ca`: both only for `https://` upstreams, and a CA to verify with
+/// contradicts turning verification off. `None` where invalid.
+fn upstream_tls(
+    ctx: &mut Ctx<'_, '_>,
+    u: &UpstreamFile,
+    url: Option<&UpstreamUrl>,
+) -> (Option<bool>, Option<Option<PathBuf>>) {
+    let mut verify = Some(u.tls_verify.as_ref().is_none_or(|v| *v.get_ref()));
+    let mut ca = path(ctx, u.tls_ca.as_ref(), "upstream.tls_ca");
+    if url.is_some_and(|url| !url.tls) {
+        if let Some(v) = &u.tls_verify {
+            ctx.err(
+                v.span(),
+                "upstream.tls_verify is set but upstream.url is http://: certificate \
+                 verification applies only to https:// upstreams, so remove tls_verify or use \
+                 an https:// url",
+            );
+            verify = None;
+        }
+        if let Some(v) = &u.tls_ca {
+            ctx.err(
+                v.span(),
+                "upstream.tls_ca is set but upstream.url is http://: a CA applies only to \
+                 https:// upstreams, so remove tls_ca or use an https:// url",
+            );
+            ca = None;
+        }
+    } else if let (Some(v), Some(false)) = (&u.tls_ca, verify) {
+        ctx.err(
+            v.span(),
+            "upstream.tls_ca is set together with tls_verify = false, which turns verification \
+             off so the CA would never be used: keep tls_ca and remove tls_verify = false (the \
+             app's certificate is then verified against that CA)",
+        );
+        ca = None;
+    }
+    (verify, ca)
 }
 
 fn upstream_url(ctx: &mut Ctx<'_, '_>, v: &Sp<String>) -> Option<UpstreamUrl> {
@@ -731,6 +775,60 @@ mod tests {
         assert!(p[1].message.contains("\"?\""));
         assert!(p[2].message.contains("\"#\""));
         assert!(p[3].message.contains("\"..\""));
+    }
+
+    /// A valid file whose one upstream is `https://127.0.0.1:9443`, with `extra` lines added.
+    fn https_doc(extra: &str) -> String {
+        format!(
+            "{CLEVER}\n[[upstream]]\nname = \"app\"\nurl = \"https://127.0.0.1:9443\"\n{extra}\n"
+        )
+    }
+
+    #[test]
+    fn upstream_tls_verify_defaults_to_true_without_ca() {
+        let u = &ok(&https_doc("")).upstreams[0];
+        assert!(u.url.tls);
+        assert!(u.tls_verify);
+        assert_eq!(u.tls_ca, None);
+        assert!(ok(&doc("", "", "", "")).upstreams[0].tls_verify);
+    }
+
+    #[test]
+    fn upstream_tls_verify_false_and_tls_ca_are_kept() {
+        assert!(!ok(&https_doc("tls_verify = false")).upstreams[0].tls_verify);
+        let u = &ok(&https_doc("tls_ca = \"/etc/ssl/app-ca.pem\"")).upstreams[0];
+        assert!(u.tls_verify);
+        assert_eq!(u.tls_ca, Some(PathBuf::from("/etc/ssl/app-ca.pem")));
+    }
+
+    #[test]
+    fn upstream_tls_keys_on_http_url_are_errors_at_their_values() {
+        let src = doc("", "", "", "tls_verify = false\ntls_ca = \"/ca.pem\"");
+        let p = problems(&src);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(p[0]
+            .message
+            .contains("upstream.tls_verify is set but upstream.url is http://"));
+        assert_eq!(p[0].line, line_of(&src, "tls_verify"));
+        assert!(p[1]
+            .message
+            .contains("upstream.tls_ca is set but upstream.url is http://"));
+        assert_eq!(p[1].line, line_of(&src, "tls_ca"));
+    }
+
+    #[test]
+    fn upstream_tls_ca_with_verify_false_is_error() {
+        one(
+            &https_doc("tls_verify = false\ntls_ca = \"/ca.pem\""),
+            &["upstream.tls_ca", "tls_verify = false", "never be used"],
+        );
+        // tls_verify = true said out loud is fine with a CA.
+        ok(&https_doc("tls_verify = true\ntls_ca = \"/ca.pem\""));
+    }
+
+    #[test]
+    fn upstream_tls_ca_empty_is_error() {
+        one(&https_doc("tls_ca = \"\""), &["upstream.tls_ca is empty"]);
     }
 
     #[test]
