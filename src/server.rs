@@ -11,6 +11,7 @@ use crate::auth::Auth;
 use crate::clever::CleverClient;
 use crate::config::{Config, StoreKind};
 use crate::gateway::Gateway;
+use crate::metrics::Metrics;
 use crate::proxy::GatewayProxy;
 use crate::secret::Secret;
 use crate::session::memory::MemoryLimits;
@@ -33,6 +34,8 @@ pub enum StartError {
     RedisUnsupported,
     #[error("admin_listen is not served in this version: /_gateway/healthz and /_gateway/readyz answer on every listener; remove admin_listen")]
     AdminListenUnsupported,
+    #[error("cannot set up metrics: {0}")]
+    Metrics(String),
     #[error("cannot build the HTTP client for Clever: {0}")]
     Client(String),
     #[error("cannot set up TLS on {addr}: {msg}")]
@@ -50,9 +53,10 @@ pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartE
         clock.clone(),
         MemoryLimits::default(),
     ));
-    let clever = CleverClient::new(cfg.clever.clone(), secret)
+    let metrics = Arc::new(Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?);
+    let clever = CleverClient::new(cfg.clever.clone(), secret, metrics.clone())
         .map_err(|e| StartError::Client(e.to_string()))?;
-    let auth = Auth::new(cfg.clone(), store, clever, clock);
+    let auth = Auth::new(cfg.clone(), store, clever, clock, metrics);
     Ok(Gateway::new(cfg, auth))
 }
 
