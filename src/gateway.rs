@@ -337,7 +337,8 @@ impl Gateway {
             },
             "healthz" => self.healthz(),
             "readyz" => self.readyz().await,
-            "metrics" => self.metrics_text().await,
+            // With an admin listener, metrics stay off the public listeners.
+            "metrics" if self.cfg.server.admin_listen.is_none() => self.metrics_text().await,
             _ => self.error(
                 ctx,
                 404,
@@ -376,6 +377,18 @@ impl Gateway {
                 tracing::error!(error = %e, "metrics: cannot render");
                 Reply::text(500, "metrics unavailable\n")
             }
+        }
+    }
+
+    /// What the admin listener answers: health, readiness and metrics (under `/_gateway/`
+    /// as on the public listeners, or at the root as probes and Prometheus expect by
+    /// default); 404 for everything else.
+    pub async fn admin(&self, path: &str) -> Reply {
+        match path.strip_prefix("/_gateway").unwrap_or(path) {
+            "/healthz" => self.healthz(),
+            "/readyz" => self.readyz().await,
+            "/metrics" => self.metrics_text().await,
+            _ => Reply::text(404, "not found\n"),
         }
     }
 
@@ -722,6 +735,42 @@ allow_user_types = ["teacher"]
         let r = reply(&gw, "/_gateway/metrics").await;
         assert_eq!(r.status, 200);
         assert!(body(&r).contains("clever_gateway_logins_total"));
+    }
+
+    #[tokio::test]
+    async fn metrics_with_admin_listen_404_on_public_listener() {
+        let (gw, _) = gateway(r#"admin_listen = "127.0.0.1:9091""#, true);
+        assert_eq!(reply(&gw, "/_gateway/metrics").await.status, 404);
+        assert_eq!(reply(&gw, "/_gateway/healthz").await.status, 200);
+        assert_eq!(reply(&gw, "/_gateway/readyz").await.status, 200);
+    }
+
+    #[tokio::test]
+    async fn admin_serves_three_paths_and_404_elsewhere() {
+        let (gw, _) = gateway(r#"admin_listen = "127.0.0.1:9091""#, true);
+        for p in [
+            "/_gateway/healthz",
+            "/healthz",
+            "/_gateway/readyz",
+            "/readyz",
+        ] {
+            assert_eq!(gw.admin(p).await.status, 200, "{p}");
+        }
+        for p in ["/_gateway/metrics", "/metrics"] {
+            let r = gw.admin(p).await;
+            assert_eq!(r.status, 200, "{p}");
+            assert!(body(&r).contains("# TYPE clever_gateway_logins_total counter"));
+        }
+        for p in [
+            "/",
+            "/_gateway/me",
+            "/_gateway/login",
+            "/_gatewaymetrics",
+            "/metrics/",
+            "/oauth/clever/callback",
+        ] {
+            assert_eq!(gw.admin(p).await.status, 404, "{p}");
+        }
     }
 
     #[tokio::test]

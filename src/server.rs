@@ -12,6 +12,7 @@ use crate::clever::CleverClient;
 use crate::config::{Config, StoreKind};
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
+use crate::proxy::admin::AdminApp;
 use crate::proxy::GatewayProxy;
 use crate::secret::Secret;
 use crate::session::memory::MemoryLimits;
@@ -32,8 +33,6 @@ pub enum StartError {
         "the session store \"redis\" is not available in this version; use store = \"memory\""
     )]
     RedisUnsupported,
-    #[error("admin_listen is not served in this version: /_gateway/healthz and /_gateway/readyz answer on every listener; remove admin_listen")]
-    AdminListenUnsupported,
     #[error("cannot set up metrics: {0}")]
     Metrics(String),
     #[error("cannot build the HTTP client for Clever: {0}")]
@@ -63,7 +62,8 @@ pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartE
 /// Fails early and clearly when a listen address is taken (pingora would panic in a
 /// service thread and leave the process running).
 pub fn check_listen_addrs(cfg: &Config) -> Result<(), StartError> {
-    for addr in cfg.server.listen.iter().chain(&cfg.server.tls_listen) {
+    let tls_and_admin = cfg.server.tls_listen.iter().chain(&cfg.server.admin_listen);
+    for addr in cfg.server.listen.iter().chain(tls_and_admin) {
         TcpListener::bind(addr).map_err(|source| StartError::Listen {
             addr: *addr,
             source,
@@ -74,11 +74,8 @@ pub fn check_listen_addrs(cfg: &Config) -> Result<(), StartError> {
 
 /// Builds the pingora server with the gateway service on every configured listener.
 pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartError> {
-    if cfg.server.admin_listen.is_some() {
-        return Err(StartError::AdminListenUnsupported);
-    }
     check_listen_addrs(&cfg)?;
-    let gateway = build_gateway(cfg.clone(), secret)?;
+    let gateway = Arc::new(build_gateway(cfg.clone(), secret)?);
     let threads = cfg.server.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -105,7 +102,7 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
     let mut svc = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         GatewayProxy {
-            gateway: Arc::new(gateway),
+            gateway: gateway.clone(),
         },
         "clever-gateway",
     );
@@ -126,6 +123,10 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
         }
     }
     server.add_service(svc);
+    if let Some(addr) = cfg.server.admin_listen {
+        server.add_service(admin_service(&addr, gateway));
+        tracing::info!(%addr, "listening (admin: healthz, readyz, metrics)");
+    }
     for addr in &cfg.server.listen {
         tracing::info!(%addr, "listening (http)");
     }
@@ -133,6 +134,19 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
         tracing::info!(%addr, "listening (https)");
     }
     Ok(server)
+}
+
+/// The admin listener: health, readiness and metrics from the proxy's own `Gateway`.
+fn admin_service(
+    addr: &SocketAddr,
+    gateway: Arc<Gateway>,
+) -> pingora::services::listening::Service<AdminApp> {
+    let mut svc = pingora::services::listening::Service::new(
+        "clever-gateway admin".to_string(),
+        AdminApp { gateway },
+    );
+    svc.add_tcp(&addr.to_string());
+    svc
 }
 
 /// Runs until SIGTERM/SIGINT (graceful) and returns.

@@ -1,5 +1,5 @@
-//! Metrics through the real gateway binary: what `/_gateway/metrics` counts after logins,
-//! requests and a policy denial.
+//! Metrics, health and readiness through the real gateway binary: what `/_gateway/metrics`
+//! counts after logins, requests and a policy denial, and the separate `admin_listen` port.
 
 mod common;
 
@@ -167,5 +167,106 @@ async fn metrics_clever_503_at_login_counts_failed_clever_error() {
             &[("endpoint", "tokens")]
         ),
         Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn admin_listen_serves_health_ready_metrics_and_404_elsewhere() {
+    let teacher = user_with_roles(&["teacher"]);
+    let port = free_port();
+    let admin = free_port();
+    let sim = sim_for(port, Some(&teacher)).await;
+    let app = Upstream::start().await;
+    let cfg = format!(
+        "{}\n[[upstream]]\nname = \"app\"\nurl = \"http://{}\"\n",
+        base_config(port, &sim, "").replace(
+            "threads = 2\n",
+            &format!("threads = 2\nadmin_listen = \"127.0.0.1:{admin}\"\n")
+        ),
+        app.addr
+    );
+    let gw = start_gateway(port, &cfg, sim.client_secret()).await;
+    let env = Env { sim, app, gw };
+    sign_in(&env, &browser(), "/").await;
+
+    let admin_url = |p: &str| format!("http://127.0.0.1:{admin}{p}");
+    let client = reqwest::Client::new();
+    for p in ["/_gateway/healthz", "/healthz"] {
+        let r = client.get(admin_url(p)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{p}");
+        assert_eq!(r.text().await.unwrap(), "ok\n");
+    }
+    for p in ["/_gateway/readyz", "/readyz"] {
+        let r = client.get(admin_url(p)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{p}");
+        assert_eq!(r.text().await.unwrap(), "ready\n");
+    }
+    for p in ["/_gateway/metrics", "/metrics"] {
+        let text = metrics_until(&admin_url(p), |s| {
+            get(s, LOGINS, &[("outcome", "completed"), ("reason", "none")]) == Some(1.0)
+        })
+        .await;
+        let s = parse(&text);
+        assert_eq!(
+            get(&s, LOGINS, &[("outcome", "completed"), ("reason", "none")]),
+            Some(1.0),
+            "the admin port shows the proxy's own metrics:\n{text}"
+        );
+        assert!(get(&s, "clever_gateway_sessions", &[]).unwrap_or(0.0) >= 1.0);
+    }
+    let head = client.head(admin_url("/metrics")).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    for p in [
+        "/",
+        "/_gateway/me",
+        "/_gateway/login",
+        "/oauth/clever/callback",
+        "/x",
+    ] {
+        let r = client.get(admin_url(p)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "admin {p}");
+    }
+    assert_eq!(env.app.count(), 1, "the admin port never proxies");
+
+    // On the public listener: metrics are off, health and readiness stay for load balancers.
+    let public = client
+        .get(env.gw.url("/_gateway/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404);
+    for p in ["/_gateway/healthz", "/_gateway/readyz"] {
+        let r = client.get(env.gw.url(p)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "public {p}");
+    }
+}
+
+#[tokio::test]
+async fn admin_listen_busy_port_fails_clearly() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = busy.local_addr().unwrap().port();
+    let port = free_port();
+    let sim = sim_for(port, None).await;
+    let cfg = format!(
+        "{}\n[[upstream]]\nname = \"app\"\nurl = \"http://127.0.0.1:9\"\n",
+        base_config(port, &sim, "").replace(
+            "threads = 2\n",
+            &format!("threads = 2\nadmin_listen = \"127.0.0.1:{admin}\"\n")
+        )
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clever-gateway"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .env(SECRET_ENV, sim.client_secret())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{admin}")),
+        "{stderr}"
     );
 }

@@ -2,6 +2,7 @@
 //! plain decision code in `gateway`, and writes replies or forwards with rewritten headers.
 //! The only module that sees pingora's `Session`.
 
+pub mod admin;
 pub mod headers;
 
 use std::sync::Arc;
