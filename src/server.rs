@@ -11,8 +11,6 @@ use crate::auth::Auth;
 use crate::clever::CleverClient;
 use crate::config::{Config, StoreKind};
 use crate::gateway::Gateway;
-use crate::metrics::Metrics;
-use crate::proxy::admin::AdminApp;
 use crate::proxy::GatewayProxy;
 use crate::secret::Secret;
 use crate::session::memory::MemoryLimits;
@@ -52,7 +50,8 @@ pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartE
         clock.clone(),
         MemoryLimits::default(),
     ));
-    let metrics = Arc::new(Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?);
+    let metrics = crate::metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
+    let metrics = Arc::new(metrics);
     let clever = CleverClient::new(cfg.clever.clone(), secret, metrics.clone())
         .map_err(|e| StartError::Client(e.to_string()))?;
     let auth = Auth::new(cfg.clone(), store, clever, clock, metrics);
@@ -70,6 +69,19 @@ pub fn check_listen_addrs(cfg: &Config) -> Result<(), StartError> {
         })?;
     }
     Ok(())
+}
+
+/// The admin listener: health, readiness and metrics from the proxy's own `Gateway`.
+fn admin_service(
+    addr: &SocketAddr,
+    gateway: Arc<Gateway>,
+) -> pingora::services::listening::Service<crate::proxy::admin::AdminApp> {
+    let mut svc = pingora::services::listening::Service::new(
+        "clever-gateway admin".to_string(),
+        crate::proxy::admin::AdminApp { gateway },
+    );
+    svc.add_tcp(&addr.to_string());
+    svc
 }
 
 /// Builds the pingora server with the gateway service on every configured listener.
@@ -123,30 +135,17 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
         }
     }
     server.add_service(svc);
-    if let Some(addr) = cfg.server.admin_listen {
-        server.add_service(admin_service(&addr, gateway));
-        tracing::info!(%addr, "listening (admin: healthz, readyz, metrics)");
-    }
     for addr in &cfg.server.listen {
         tracing::info!(%addr, "listening (http)");
     }
     for addr in &cfg.server.tls_listen {
         tracing::info!(%addr, "listening (https)");
     }
+    if let Some(addr) = cfg.server.admin_listen {
+        server.add_service(admin_service(&addr, gateway));
+        tracing::info!(%addr, "listening (admin: healthz, readyz, metrics)");
+    }
     Ok(server)
-}
-
-/// The admin listener: health, readiness and metrics from the proxy's own `Gateway`.
-fn admin_service(
-    addr: &SocketAddr,
-    gateway: Arc<Gateway>,
-) -> pingora::services::listening::Service<AdminApp> {
-    let mut svc = pingora::services::listening::Service::new(
-        "clever-gateway admin".to_string(),
-        AdminApp { gateway },
-    );
-    svc.add_tcp(&addr.to_string());
-    svc
 }
 
 /// Runs until SIGTERM/SIGINT (graceful) and returns.

@@ -20,7 +20,6 @@ use pingora::{ErrorSource, ErrorType};
 use crate::gateway::{
     raw_has_content_length, refuse_request, wants_html, Decision, Forward, Gateway, RequestFacts,
 };
-use crate::metrics::GATEWAY_UPSTREAM;
 use crate::pages::{ErrorPage, Reply};
 use crate::secret::random_token;
 use headers::{Edits, ForwardFacts};
@@ -34,12 +33,12 @@ const UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct RequestCtx {
     request_id: String,
     started: Option<Instant>,
-    forward: Option<Forward>,
-    wants_html: bool,
     /// When the request was handed to the upstream (before peer selection and connect).
     upstream_started: Option<Instant>,
     /// From `upstream_started` to the upstream's response headers.
     upstream_took: Option<Duration>,
+    forward: Option<Forward>,
+    wants_html: bool,
 }
 
 /// The gateway as a pingora proxy service.
@@ -86,7 +85,7 @@ impl GatewayProxy {
                     metrics.upstream_latency(name, took);
                 }
             }
-            None => metrics.request(GATEWAY_UPSTREAM, status),
+            None => metrics.request(crate::metrics::GATEWAY_UPSTREAM, status),
         }
     }
 }
