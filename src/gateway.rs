@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::auth::{policy, safe_return_path, Auth, Ctx};
 use crate::config::Config;
 use crate::identity::canonical_header_name;
+use crate::metrics::Metrics;
 use crate::pages::{ErrorPage, Reply};
 use crate::routing::{self, NormalizedPath};
 use crate::session::cookies::GatewayCookies;
@@ -52,6 +53,8 @@ pub struct Gateway {
     pub auth: Auth,
     /// Canonical (lower-case, `-`) names of every configured identity header on any upstream.
     pub identity_header_names: Vec<String>,
+    /// The same metrics the login flows and the Clever client record into.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The most header bytes (names and values) a request may carry; pingora itself allows 1 MiB.
@@ -182,6 +185,7 @@ impl Gateway {
         }
         Gateway {
             cfg,
+            metrics: auth.metrics().clone(),
             auth,
             identity_header_names: names,
         }
@@ -251,6 +255,7 @@ impl Gateway {
                     upstream_path,
                 }),
                 Err(denial) => {
+                    self.metrics.policy_denied(&upstream.name, denial.reason());
                     tracing::info!(
                         request_id = req.request_id,
                         upstream = %upstream.name,
@@ -331,14 +336,10 @@ impl Gateway {
                 ),
                 Err(_) => Reply::json(503, &serde_json::json!({"error": "store_unavailable"})),
             },
-            "healthz" => Reply::text(200, "ok\n"),
-            "readyz" => {
-                if self.auth.store().ready().await {
-                    Reply::text(200, "ready\n")
-                } else {
-                    Reply::text(503, "session store unavailable\n")
-                }
-            }
+            "healthz" => self.healthz(),
+            "readyz" => self.readyz().await,
+            // With an admin listener, metrics stay off the public listeners.
+            "metrics" if self.cfg.server.admin_listen.is_none() => self.metrics_text().await,
             _ => self.error(
                 ctx,
                 404,
@@ -346,6 +347,49 @@ impl Gateway {
                 "Page not found",
                 "There is no such gateway page.",
             ),
+        }
+    }
+
+    /// Liveness: the process answers.
+    pub fn healthz(&self) -> Reply {
+        Reply::text(200, "ok\n")
+    }
+
+    /// Readiness: the configuration is loaded (it is, once requests are served) and the
+    /// session store answers; 503 otherwise.
+    pub async fn readyz(&self) -> Reply {
+        if self.auth.store().ready().await {
+            Reply::text(200, "ready\n")
+        } else {
+            Reply::text(503, "not ready: session store unavailable\n")
+        }
+    }
+
+    /// Every metric family in the Prometheus text format, with the live-session gauge read
+    /// from the store just now.
+    pub async fn metrics_text(&self) -> Reply {
+        match self.auth.store().session_count().await {
+            Ok(n) => self.metrics.set_sessions(n),
+            Err(e) => tracing::warn!(error = %e, "metrics: cannot count sessions"),
+        }
+        match self.metrics.render() {
+            Ok(text) => Reply::typed(200, crate::metrics::CONTENT_TYPE, text),
+            Err(e) => {
+                tracing::error!(error = %e, "metrics: cannot render");
+                Reply::text(500, "metrics unavailable\n")
+            }
+        }
+    }
+
+    /// What the admin listener answers: health, readiness and metrics (under `/_gateway/`
+    /// as on the public listeners, or at the root as probes and Prometheus expect by
+    /// default); 404 for everything else.
+    pub async fn admin(&self, path: &str) -> Reply {
+        match path.strip_prefix("/_gateway").unwrap_or(path) {
+            "/healthz" => self.healthz(),
+            "/readyz" => self.readyz().await,
+            "/metrics" => self.metrics_text().await,
+            _ => Reply::text(404, "not found\n"),
         }
     }
 
@@ -529,5 +573,253 @@ mod tests {
         assert!(wants_html(None, Some("text/html,application/xhtml+xml")));
         assert!(!wants_html(None, Some("application/json")));
         assert!(!wants_html(None, None));
+    }
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    //! Health, readiness and metrics answers, and policy denials counted, over a parsed config
+    //! and a memory store (no call to Clever is made).
+    use super::*;
+    use crate::clever::CleverClient;
+    use crate::identity::{Identity, UserType};
+    use crate::metrics::parse_text;
+    use crate::secret::Secret;
+    use crate::session::memory::MemoryLimits;
+    use crate::session::{
+        CodeClaim, ManualClock, MemoryStore, PendingLogin, SessionId, SessionStore, StoreError,
+        SystemClock,
+    };
+    use async_trait::async_trait;
+    use std::time::Duration;
+
+    /// A memory store that can be told to be unreachable (readiness, session count).
+    #[derive(Debug)]
+    struct Flaky {
+        inner: MemoryStore,
+        up: bool,
+    }
+
+    #[async_trait]
+    impl SessionStore for Flaky {
+        async fn get(&self, id: &SessionId) -> Result<Option<Arc<SessionRecord>>, StoreError> {
+            self.inner.get(id).await
+        }
+        async fn insert(&self, id: &SessionId, r: SessionRecord) -> Result<(), StoreError> {
+            self.inner.insert(id, r).await
+        }
+        async fn remove(&self, id: &SessionId) -> Result<(), StoreError> {
+            self.inner.remove(id).await
+        }
+        async fn put_pending(&self, s: &str, l: PendingLogin) -> Result<(), StoreError> {
+            self.inner.put_pending(s, l).await
+        }
+        async fn take_pending(&self, s: &str) -> Result<Option<PendingLogin>, StoreError> {
+            self.inner.take_pending(s).await
+        }
+        async fn claim_code(&self, k: &str, c: CodeClaim) -> Result<Option<CodeClaim>, StoreError> {
+            self.inner.claim_code(k, c).await
+        }
+        async fn code(&self, k: &str) -> Result<Option<CodeClaim>, StoreError> {
+            self.inner.code(k).await
+        }
+        async fn complete_code(&self, k: &str, c: CodeClaim) -> Result<(), StoreError> {
+            self.inner.complete_code(k, c).await
+        }
+        async fn ready(&self) -> bool {
+            self.up
+        }
+        async fn session_count(&self) -> Result<u64, StoreError> {
+            if self.up {
+                self.inner.session_count().await
+            } else {
+                Err(StoreError::Unavailable("down".into()))
+            }
+        }
+    }
+
+    const CONFIG: &str = r#"
+[clever]
+client_id = "c"
+client_secret_env = "X"
+redirect_uri = "https://gw.example.org/oauth/clever/callback"
+[[upstream]]
+name = "app"
+url = "http://127.0.0.1:9"
+[[upstream]]
+name = "staff"
+url = "http://127.0.0.1:9"
+path_prefix = "/staff"
+allow_user_types = ["teacher"]
+"#;
+
+    fn gateway(server: &str, up: bool) -> (Gateway, Arc<Flaky>) {
+        let cfg = Arc::new(
+            crate::config::parse_str(&format!("[server]\n{server}\n{CONFIG}"), "t.toml").unwrap(),
+        );
+        let store = Arc::new(Flaky {
+            inner: MemoryStore::new(
+                Duration::from_secs(3600),
+                Arc::new(ManualClock::new()),
+                MemoryLimits::default(),
+            ),
+            up,
+        });
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let clever =
+            CleverClient::new(cfg.clever.clone(), Secret::new("s"), metrics.clone()).unwrap();
+        let auth = Auth::new(
+            cfg.clone(),
+            store.clone(),
+            clever,
+            Arc::new(SystemClock),
+            metrics,
+        );
+        (Gateway::new(cfg, auth), store)
+    }
+
+    fn facts<'a>(path: &'a str, cookies: GatewayCookies) -> RequestFacts<'a> {
+        RequestFacts {
+            method: "GET",
+            host: Some("gw.example.org"),
+            path,
+            query: None,
+            cookies,
+            wants_html: false,
+            request_id: "t",
+        }
+    }
+
+    async fn reply(gw: &Gateway, path: &str) -> Reply {
+        match gw.decide(&facts(path, GatewayCookies::default())).await {
+            Decision::Reply(r) => r,
+            Decision::Forward(_) => panic!("{path} was forwarded"),
+        }
+    }
+
+    fn body(r: &Reply) -> &str {
+        std::str::from_utf8(&r.body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn readyz_store_up_200_down_503() {
+        let (gw, _) = gateway("", true);
+        let r = reply(&gw, "/_gateway/readyz").await;
+        assert_eq!((r.status, body(&r)), (200, "ready\n"));
+        let (gw, _) = gateway("", false);
+        let r = reply(&gw, "/_gateway/readyz").await;
+        assert_eq!(r.status, 503);
+        assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+        let r = reply(&gw, "/_gateway/healthz").await;
+        assert_eq!(
+            (r.status, body(&r)),
+            (200, "ok\n"),
+            "alive though not ready"
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_public_without_admin_listen() {
+        let (gw, _) = gateway("", true);
+        let r = reply(&gw, "/_gateway/metrics").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("text/plain; version=0.0.4"));
+        assert!(
+            body(&r).contains("clever_gateway_sessions 0"),
+            "{}",
+            body(&r)
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_store_down_still_renders() {
+        let (gw, _) = gateway("", false);
+        let r = reply(&gw, "/_gateway/metrics").await;
+        assert_eq!(r.status, 200);
+        assert!(body(&r).contains("clever_gateway_logins_total"));
+    }
+
+    #[tokio::test]
+    async fn metrics_with_admin_listen_404_on_public_listener() {
+        let (gw, _) = gateway(r#"admin_listen = "127.0.0.1:9091""#, true);
+        assert_eq!(reply(&gw, "/_gateway/metrics").await.status, 404);
+        assert_eq!(reply(&gw, "/_gateway/healthz").await.status, 200);
+        assert_eq!(reply(&gw, "/_gateway/readyz").await.status, 200);
+    }
+
+    #[tokio::test]
+    async fn admin_serves_three_paths_and_404_elsewhere() {
+        let (gw, _) = gateway(r#"admin_listen = "127.0.0.1:9091""#, true);
+        for p in [
+            "/_gateway/healthz",
+            "/healthz",
+            "/_gateway/readyz",
+            "/readyz",
+        ] {
+            assert_eq!(gw.admin(p).await.status, 200, "{p}");
+        }
+        for p in ["/_gateway/metrics", "/metrics"] {
+            let r = gw.admin(p).await;
+            assert_eq!(r.status, 200, "{p}");
+            assert!(body(&r).contains("# TYPE clever_gateway_logins_total counter"));
+        }
+        for p in [
+            "/",
+            "/_gateway/me",
+            "/_gateway/login",
+            "/_gatewaymetrics",
+            "/metrics/",
+            "/oauth/clever/callback",
+        ] {
+            assert_eq!(gw.admin(p).await.status, 404, "{p}");
+        }
+    }
+
+    #[tokio::test]
+    async fn policy_denial_counted_by_upstream_and_reason_and_sessions_gauge() {
+        let (gw, store) = gateway("", true);
+        let id = SessionId::generate();
+        let student = Identity {
+            user_id: "5fc43758db087d0be186c29d".into(),
+            district_id: None,
+            user_types: vec![UserType::Student],
+            name: None,
+            email: None,
+            authorized_by: None,
+        };
+        let rec = SessionRecord::new(
+            student,
+            Secret::new("t"),
+            std::time::SystemTime::now(),
+            Duration::from_secs(60),
+        );
+        store.insert(&id, rec).await.unwrap();
+        let cookies = GatewayCookies {
+            session: vec![id.expose().to_string()],
+            ..Default::default()
+        };
+        match gw.decide(&facts("/staff/x", cookies)).await {
+            Decision::Reply(r) => assert_eq!(r.status, 403),
+            Decision::Forward(_) => panic!("student forwarded to staff"),
+        }
+        let text = body(&reply(&gw, "/_gateway/metrics").await).to_string();
+        let samples = parse_text(&text);
+        let denial = samples
+            .iter()
+            .find(|s| s.name == crate::metrics::names::DENIALS)
+            .expect("denial counted");
+        assert_eq!(
+            denial.labels,
+            vec![
+                ("reason".to_string(), "user_type_not_allowed".to_string()),
+                ("upstream".to_string(), "staff".to_string())
+            ]
+        );
+        assert_eq!(denial.value, 1.0);
+        assert!(text.contains("clever_gateway_sessions 1"), "{text}");
+        assert!(
+            !text.contains("5fc43758db087d0be186c29d"),
+            "no user id in labels"
+        );
     }
 }

@@ -9,6 +9,7 @@ pub mod demo_app;
 pub mod gateway;
 pub mod https;
 pub mod identity;
+pub mod metrics;
 pub mod pages;
 pub mod proxy;
 pub mod routing;

@@ -63,6 +63,11 @@ impl Reply {
         Reply::new(status, Some("text/plain; charset=utf-8"), Bytes::from(body))
     }
 
+    /// A body of any `content_type` (e.g. the Prometheus text format).
+    pub fn typed(status: u16, content_type: &str, body: impl Into<Bytes>) -> Self {
+        Reply::new(status, Some(content_type), body.into())
+    }
+
     pub fn with_cookie(mut self, set_cookie: String) -> Self {
         self.headers.push((SET_COOKIE, set_cookie));
         self

@@ -33,8 +33,8 @@ pub enum StartError {
         "the session store \"redis\" is not available in this version; use store = \"memory\""
     )]
     RedisUnsupported,
-    #[error("admin_listen is not served in this version: /_gateway/healthz and /_gateway/readyz answer on every listener; remove admin_listen")]
-    AdminListenUnsupported,
+    #[error("cannot set up metrics: {0}")]
+    Metrics(String),
     #[error("cannot build the HTTP client for Clever: {0}")]
     Client(String),
     #[error("cannot set up TLS on {addr}: {msg}")]
@@ -56,16 +56,19 @@ pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartE
         clock.clone(),
         MemoryLimits::default(),
     ));
-    let clever = CleverClient::new(cfg.clever.clone(), secret)
+    let metrics = crate::metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
+    let metrics = Arc::new(metrics);
+    let clever = CleverClient::new(cfg.clever.clone(), secret, metrics.clone())
         .map_err(|e| StartError::Client(e.to_string()))?;
-    let auth = Auth::new(cfg.clone(), store, clever, clock);
+    let auth = Auth::new(cfg.clone(), store, clever, clock, metrics);
     Ok(Gateway::new(cfg, auth))
 }
 
 /// Fails early and clearly when a listen address is taken (pingora would panic in a
 /// service thread and leave the process running).
 pub fn check_listen_addrs(cfg: &Config) -> Result<(), StartError> {
-    for addr in cfg.server.listen.iter().chain(&cfg.server.tls_listen) {
+    let tls_and_admin = cfg.server.tls_listen.iter().chain(&cfg.server.admin_listen);
+    for addr in cfg.server.listen.iter().chain(tls_and_admin) {
         TcpListener::bind(addr).map_err(|source| StartError::Listen {
             addr: *addr,
             source,
@@ -74,15 +77,25 @@ pub fn check_listen_addrs(cfg: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
+/// The admin listener: health, readiness and metrics from the proxy's own `Gateway`.
+fn admin_service(
+    addr: &SocketAddr,
+    gateway: Arc<Gateway>,
+) -> pingora::services::listening::Service<crate::proxy::admin::AdminApp> {
+    let mut svc = pingora::services::listening::Service::new(
+        "clever-gateway admin".to_string(),
+        crate::proxy::admin::AdminApp { gateway },
+    );
+    svc.add_tcp(&addr.to_string());
+    svc
+}
+
 /// Builds the pingora server with the gateway service on every configured listener.
 pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartError> {
-    if cfg.server.admin_listen.is_some() {
-        return Err(StartError::AdminListenUnsupported);
-    }
     check_listen_addrs(&cfg)?;
     let listener_tls = load_listener_tls(&cfg)?;
     let upstream_ca = load_upstream_tls(&cfg)?;
-    let gateway = build_gateway(cfg.clone(), secret)?;
+    let gateway = Arc::new(build_gateway(cfg.clone(), secret)?);
     let threads = cfg.server.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -109,7 +122,7 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
     let mut svc = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         GatewayProxy {
-            gateway: Arc::new(gateway),
+            gateway: gateway.clone(),
             upstream_ca,
         },
         "clever-gateway",
@@ -132,6 +145,10 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
     }
     for addr in &cfg.server.tls_listen {
         tracing::info!(%addr, "listening (https)");
+    }
+    if let Some(addr) = cfg.server.admin_listen {
+        server.add_service(admin_service(&addr, gateway));
+        tracing::info!(%addr, "listening (admin: healthz, readyz, metrics)");
     }
     Ok(server)
 }

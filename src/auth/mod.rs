@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 
 use crate::clever::{CleverClient, CleverError};
 use crate::config::Config;
+use crate::metrics::{LoginOutcome, Metrics, NO_REASON};
 use crate::pages::{ErrorPage, Reply};
 use crate::secret::random_token;
 use crate::session::cookies::{CookieJarSpec, GatewayCookies};
@@ -109,6 +110,7 @@ pub struct Auth {
     clock: Arc<dyn Clock>,
     cookies: CookieJarSpec,
     callback_path: String,
+    metrics: Arc<Metrics>,
 }
 
 impl Auth {
@@ -117,6 +119,7 @@ impl Auth {
         store: Arc<dyn SessionStore>,
         clever: CleverClient,
         clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let cookies = CookieJarSpec::from_config(&cfg.session);
         let callback_path = cfg.clever.redirect_uri.path().to_string();
@@ -127,6 +130,7 @@ impl Auth {
             clock,
             cookies,
             callback_path,
+            metrics,
         }
     }
 
@@ -136,6 +140,10 @@ impl Auth {
 
     pub fn store(&self) -> &Arc<dyn SessionStore> {
         &self.store
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The path Clever redirects back to (the path of `redirect_uri`).
@@ -197,6 +205,12 @@ impl Auth {
             Err(e) => return self.store_unavailable(ctx, &e),
         }
         tracing::info!(request_id = ctx.request_id, from_clever, "login started");
+        let who = if from_clever {
+            "clever_initiated"
+        } else {
+            "gateway"
+        };
+        self.metrics.login(LoginOutcome::Started, who);
         Reply::redirect(&self.clever.authorize_url(&state, district_id))
             .with_cookie(self.cookies.set_login(&binding, PENDING_LOGIN_TTL))
     }
@@ -290,6 +304,7 @@ impl Auth {
             tracing::warn!(request_id = ctx.request_id, error = %e, "could not record exchanged code");
         }
         tracing::info!(request_id = ctx.request_id, user_id = %user_id, "login completed");
+        self.metrics.login(LoginOutcome::Completed, NO_REASON);
         let mut reply = Reply::redirect(&pending.return_to)
             .with_cookie(self.cookies.set_session(id.expose(), self.cfg.session.ttl));
         if ctx.cookies.bounce {
@@ -306,6 +321,7 @@ impl Auth {
                 request_id = ctx.request_id,
                 "second Clever-initiated callback in a row; not bouncing again"
             );
+            self.metrics.login(LoginOutcome::Failed, "bounce_loop");
             return self
                 .page(
                     ctx,
@@ -390,6 +406,8 @@ impl Auth {
             .take(200)
             .collect();
         tracing::warn!(request_id = ctx.request_id, error = %code, description = %desc, "Clever returned an error to the callback");
+        // Not "clever_error", which counts Clever's HTTP failures (CleverError::Status).
+        self.metrics.login(LoginOutcome::Failed, "callback_error");
         let message = format!("Clever did not complete the sign-in ({code}). Please try again.");
         self.page(
             ctx,
@@ -406,7 +424,7 @@ impl Auth {
         for value in &ctx.cookies.session {
             if let Some(id) = SessionId::from_cookie(value) {
                 if let Err(e) = self.store.remove(&id).await {
-                    return self.store_unavailable(ctx, &e);
+                    return self.store_unavailable_page(ctx, &e);
                 }
             }
         }
@@ -464,6 +482,7 @@ impl Auth {
 
     fn clever_failed(&self, ctx: Ctx<'_>, e: &CleverError) -> Reply {
         tracing::warn!(request_id = ctx.request_id, reason = e.reason(), error = %e, "login failed");
+        self.metrics.login(LoginOutcome::Failed, e.reason());
         let (title, message) = match e {
             CleverError::InvalidGrant => (
                 "Sign-in link expired",
@@ -492,7 +511,14 @@ impl Auth {
         )
     }
 
+    /// A login (start or callback) that failed on the session store.
     fn store_unavailable(&self, ctx: Ctx<'_>, e: &StoreError) -> Reply {
+        self.metrics
+            .login(LoginOutcome::Failed, "store_unavailable");
+        self.store_unavailable_page(ctx, e)
+    }
+
+    fn store_unavailable_page(&self, ctx: Ctx<'_>, e: &StoreError) -> Reply {
         tracing::error!(request_id = ctx.request_id, error = %e, "session store unavailable");
         self.page(
             ctx,
@@ -504,7 +530,9 @@ impl Auth {
         )
     }
 
-    fn fail(&self, ctx: Ctx<'_>, status: u16, reason: &str, message: &str) -> Reply {
+    /// A callback refused before any call to Clever; counted as a failed login.
+    fn fail(&self, ctx: Ctx<'_>, status: u16, reason: &'static str, message: &str) -> Reply {
+        self.metrics.login(LoginOutcome::Failed, reason);
         self.page(
             ctx,
             status,
@@ -584,9 +612,14 @@ mod tests {
             clock.clone(),
             MemoryLimits::default(),
         ));
-        let clever =
-            CleverClient::new(cfg.clever.clone(), Secret::new(sim.client_secret())).unwrap();
-        let auth = Auth::new(cfg, store, clever, clock.clone());
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let clever = CleverClient::new(
+            cfg.clever.clone(),
+            Secret::new(sim.client_secret()),
+            metrics.clone(),
+        )
+        .unwrap();
+        let auth = Auth::new(cfg, store, clever, clock.clone(), metrics);
         (sim, auth, clock)
     }
 
@@ -657,6 +690,74 @@ mod tests {
             vec![crate::identity::UserType::Teacher]
         );
         assert_eq!(sim.calls(Endpoint::Tokens), 1);
+    }
+
+    /// The value of `clever_gateway_logins_total{outcome,reason}` in `auth`'s metrics.
+    fn logins(auth: &Auth, outcome: &str, reason: &str) -> f64 {
+        crate::metrics::parse_text(&auth.metrics().render().unwrap())
+            .into_iter()
+            .find(|s| {
+                s.name == crate::metrics::names::LOGINS
+                    && s.labels
+                        == vec![
+                            ("outcome".to_string(), outcome.to_string()),
+                            ("reason".to_string(), reason.to_string()),
+                        ]
+            })
+            .map_or(0.0, |s| s.value)
+    }
+
+    #[tokio::test]
+    async fn callback_success_counts_started_and_completed() {
+        let (_sim, auth, _) = setup().await;
+        let (binding, query) = to_callback(&auth).await;
+        finish(&auth, &binding, &query).await;
+        assert_eq!(logins(&auth, "started", "gateway"), 1.0);
+        assert_eq!(logins(&auth, "completed", "none"), 1.0);
+        let text = auth.metrics().render().unwrap();
+        assert!(text.contains(r#"endpoint="tokens""#), "{text}");
+        assert!(text.contains(r#"endpoint="users""#), "{text}");
+    }
+
+    #[tokio::test]
+    async fn callback_from_other_browser_counts_state_mismatch() {
+        let (_sim, auth, _) = setup().await;
+        let (_, query) = to_callback(&auth).await;
+        let other = with_login("AAAAAAAAAAAAAAAAAAAAAA");
+        let ctx = Ctx {
+            cookies: &other,
+            wants_html: false,
+            request_id: "t",
+        };
+        assert_eq!(auth.callback(ctx, Some(&query)).await.status, 400);
+        assert_eq!(logins(&auth, "failed", "state_mismatch"), 1.0);
+        assert_eq!(logins(&auth, "completed", "none"), 0.0);
+    }
+
+    #[tokio::test]
+    async fn callback_clever_503_counts_clever_error_at_tokens() {
+        let (sim, auth, _) = setup().await;
+        let (binding, query) = to_callback(&auth).await;
+        sim.set_fault(Endpoint::Tokens, Some(crate::sim::Fault::Status(503)));
+        let cookies = with_login(&binding);
+        let ctx = Ctx {
+            cookies: &cookies,
+            wants_html: false,
+            request_id: "t",
+        };
+        assert_eq!(auth.callback(ctx, Some(&query)).await.status, 502);
+        assert_eq!(logins(&auth, "failed", "clever_error"), 1.0);
+        let errors = crate::metrics::parse_text(&auth.metrics().render().unwrap())
+            .into_iter()
+            .find(|s| s.name == crate::metrics::names::CLEVER_ERRORS)
+            .expect("a Clever error counted");
+        assert_eq!(
+            errors.labels,
+            vec![
+                ("endpoint".to_string(), "tokens".to_string()),
+                ("reason".to_string(), "clever_error".to_string())
+            ]
+        );
     }
 
     #[tokio::test]

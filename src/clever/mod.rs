@@ -3,6 +3,7 @@
 
 mod parse;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{ACCEPT, AUTHORIZATION};
@@ -10,6 +11,7 @@ use url::Url;
 
 use crate::config::{ApiVersion, CleverConfig};
 use crate::identity::Identity;
+use crate::metrics::Metrics;
 use crate::secret::Secret;
 
 pub use parse::{parse_me, parse_token_response, parse_user, MeResponse};
@@ -78,6 +80,19 @@ impl CleverError {
             CleverError::BadResponse(..) => "clever_bad_response",
         }
     }
+
+    /// The Clever call that failed.
+    pub fn endpoint(&self) -> Endpoint {
+        match self {
+            CleverError::InvalidGrant | CleverError::InvalidClient => Endpoint::Tokens,
+            CleverError::Timeout(ep)
+            | CleverError::Connect(ep, _)
+            | CleverError::Status(ep, _)
+            | CleverError::RateLimited(ep)
+            | CleverError::TokenRejected(ep)
+            | CleverError::BadResponse(ep, _) => *ep,
+        }
+    }
 }
 
 /// Calls Clever with the configured endpoints and credentials.
@@ -86,20 +101,30 @@ pub struct CleverClient {
     http: reqwest::Client,
     cfg: CleverConfig,
     secret: Secret,
+    metrics: Arc<Metrics>,
 }
 
 /// Cap on a Clever response body we are willing to read.
 const MAX_BODY: usize = 256 * 1024;
 
 impl CleverClient {
-    pub fn new(cfg: CleverConfig, secret: Secret) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        cfg: CleverConfig,
+        secret: Secret,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("clever-gateway/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(CleverClient { http, cfg, secret })
+        Ok(CleverClient {
+            http,
+            cfg,
+            secret,
+            metrics,
+        })
     }
 
     pub fn config(&self) -> &CleverConfig {
@@ -126,6 +151,10 @@ impl CleverClient {
     /// Exchanges a code for an SSO access token: HTTP Basic, form body, exact redirect_uri.
     /// Never retried: a code is single-use.
     pub async fn exchange_code(&self, code: &str) -> Result<Secret, CleverError> {
+        self.counted(self.exchange_code_once(code).await)
+    }
+
+    async fn exchange_code_once(&self, code: &str) -> Result<Secret, CleverError> {
         let ep = Endpoint::Tokens;
         let form = [
             ("code", code),
@@ -155,6 +184,18 @@ impl CleverClient {
 
     /// The identity behind a token: `/me`, and for v3.x `/users/{id}` for roles, name, email.
     pub async fn fetch_identity(&self, token: &Secret) -> Result<Identity, CleverError> {
+        self.counted(self.fetch_identity_once(token).await)
+    }
+
+    /// Counts a failed call in `clever_gateway_clever_errors_total{endpoint,reason}`.
+    fn counted<T>(&self, result: Result<T, CleverError>) -> Result<T, CleverError> {
+        if let Err(e) = &result {
+            self.metrics.clever_error(e.endpoint().as_str(), e.reason());
+        }
+        result
+    }
+
+    async fn fetch_identity_once(&self, token: &Secret) -> Result<Identity, CleverError> {
         let me_url = self.api_url(&["me"]);
         let me_body = self.get_json(Endpoint::Me, me_url, token).await?;
         let me = parse_me(&me_body).map_err(|e| CleverError::BadResponse(Endpoint::Me, e))?;
@@ -224,6 +265,7 @@ impl CleverClient {
         }
         .await;
         let elapsed: Duration = started.elapsed();
+        self.metrics.clever_call(ep.as_str(), elapsed);
         match &result {
             Ok((status, _)) => tracing::debug!(
                 endpoint = ep.as_str(),

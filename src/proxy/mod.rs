@@ -2,6 +2,7 @@
 //! plain decision code in `gateway`, and writes replies or forwards with rewritten headers.
 //! The only module that sees pingora's `Session`.
 
+pub mod admin;
 pub mod headers;
 
 use std::sync::Arc;
@@ -35,6 +36,10 @@ const UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct RequestCtx {
     request_id: String,
     started: Option<Instant>,
+    /// When the request was handed to the upstream (before peer selection and connect).
+    upstream_started: Option<Instant>,
+    /// From `upstream_started` to the upstream's response headers.
+    upstream_took: Option<Duration>,
     forward: Option<Forward>,
     wants_html: bool,
 }
@@ -112,6 +117,28 @@ fn apply(req: &mut RequestHeader, edits: Edits) -> pingora::Result<()> {
         req.insert_header(name, value)?;
     }
     Ok(())
+}
+
+impl GatewayProxy {
+    /// Counts one finished request and, for a forwarded one that got response headers, the
+    /// upstream's latency. Label values: configured upstream names and fixed classes only.
+    fn record_metrics(&self, session: &Session, ctx: &RequestCtx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        let metrics = &self.gateway.metrics;
+        match &ctx.forward {
+            Some(f) => {
+                let name = &self.gateway.cfg.upstreams[f.upstream].name;
+                metrics.request(name, status);
+                if let Some(took) = ctx.upstream_took {
+                    metrics.upstream_latency(name, took);
+                }
+            }
+            None => metrics.request(crate::metrics::GATEWAY_UPSTREAM, status),
+        }
+    }
 }
 
 /// Writes a gateway reply (the response is complete once this returns).
@@ -295,6 +322,29 @@ impl ProxyHttp for GatewayProxy {
         Ok(())
     }
 
+    /// Starts the upstream latency clock: the last phase before pingora picks the peer and
+    /// connects, so connect time (and a TLS handshake) counts as upstream latency.
+    async fn proxy_upstream_filter(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<bool> {
+        ctx.upstream_started = Some(Instant::now());
+        // Proceed to the upstream (pingora's default answer).
+        Ok(true)
+    }
+
+    /// Stops the upstream latency clock when the upstream's response headers arrive.
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        ctx.upstream_took = ctx.upstream_started.map(|s| s.elapsed());
+        Ok(())
+    }
+
     /// Adds the request id to every response, for support conversations.
     async fn response_filter(
         &self,
@@ -379,6 +429,7 @@ impl ProxyHttp for GatewayProxy {
 
     /// One access-log line per request; never a query string, cookie or token.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        self.record_metrics(session, ctx);
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())

@@ -75,11 +75,6 @@ impl MemoryStore {
             clock,
         }
     }
-
-    /// Live sessions (approximate: moka counts lazily).
-    pub fn session_count(&self) -> u64 {
-        self.sessions.entry_count()
-    }
 }
 
 #[async_trait]
@@ -165,6 +160,13 @@ impl SessionStore for MemoryStore {
     async fn ready(&self) -> bool {
         true
     }
+
+    /// moka counts lazily: pending inserts, removals and expirations are applied first, so
+    /// the count is exact at the time of the call.
+    async fn session_count(&self) -> Result<u64, StoreError> {
+        self.sessions.run_pending_tasks().await;
+        Ok(self.sessions.entry_count())
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +229,22 @@ mod tests {
             .unwrap();
         s.remove(&id).await.unwrap();
         assert!(s.get(&id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn session_count_sees_inserts_and_removals_at_once() {
+        let clock = Arc::new(ManualClock::new());
+        let s = store(clock.clone());
+        assert_eq!(s.session_count().await.unwrap(), 0);
+        let (a, b) = (SessionId::generate(), SessionId::generate());
+        for id in [&a, &b] {
+            s.insert(id, record(&clock, Duration::from_secs(60)))
+                .await
+                .unwrap();
+        }
+        assert_eq!(s.session_count().await.unwrap(), 2);
+        s.remove(&a).await.unwrap();
+        assert_eq!(s.session_count().await.unwrap(), 1);
     }
 
     #[tokio::test]

@@ -67,4 +67,8 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
 
     /// Whether the store can serve requests (readiness).
     async fn ready(&self) -> bool;
+
+    /// How many sessions are live, for the `clever_gateway_sessions` gauge. Read once per
+    /// metrics scrape, so it may cost a round trip but not a scan per request.
+    async fn session_count(&self) -> Result<u64, StoreError>;
 }

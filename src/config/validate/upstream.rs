@@ -111,7 +111,17 @@ fn upstream(
         }
         Some(n) => {
             let text = n.get_ref();
-            if !text.is_empty()
+            if text == crate::metrics::GATEWAY_UPSTREAM {
+                ctx.err(
+                    n.span(),
+                    format!(
+                        "upstream.name {} is reserved: metrics use it for requests the gateway \
+                         answers itself; choose another name",
+                        quote(text)
+                    ),
+                );
+                None
+            } else if !text.is_empty()
                 && text
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
@@ -598,6 +608,13 @@ mod tests {
             let src = format!("{CLEVER}[[upstream]]\nname = {bad:?}\nurl = \"http://127.0.0.1\"\n");
             one(&src, &["letters, digits"]);
         }
+    }
+
+    #[test]
+    fn upstream_name_gateway_label_is_reserved() {
+        let src =
+            format!("{CLEVER}[[upstream]]\nname = \"_gateway\"\nurl = \"http://127.0.0.1\"\n");
+        one(&src, &["reserved"]);
     }
 
     #[test]
