@@ -19,9 +19,9 @@ struct Cli {
     /// Path to gateway.toml (`run` is the default command when only this is given).
     #[arg(long, short = 'c', global = true)]
     config: Option<PathBuf>,
-    /// Log format.
-    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Human)]
-    log_format: LogFormat,
+    /// Log format (overrides `log_format` in the config file; default human).
+    #[arg(long, value_enum, global = true)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -46,41 +46,70 @@ enum LogFormat {
     Json,
 }
 
-fn init_logging(format: LogFormat) {
+impl From<LogFormat> for config::LogFormat {
+    fn from(f: LogFormat) -> Self {
+        match f {
+            LogFormat::Human => config::LogFormat::Human,
+            LogFormat::Json => config::LogFormat::Json,
+        }
+    }
+}
+
+/// Logs go to stderr: human lines (colored only on a terminal) or one JSON object per line with
+/// the event's fields at the top level. Pingora's own `log` records are included.
+fn init_logging(format: config::LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        config::LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        config::LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let log_format = cli.log_format.map(config::LogFormat::from);
     match cli.command {
-        Some(Command::Demo { port }) => match clever_gateway::demo::run(port) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("clever-gateway demo: {e:#}");
-                ExitCode::FAILURE
+        Some(Command::Demo { port }) => {
+            init_logging(log_format.unwrap_or_default());
+            match clever_gateway::demo::run(port) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("clever-gateway demo: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
-        },
-        Some(Command::Check) => with_config(cli.config, check),
-        Some(Command::Run) | None => with_config(cli.config, run),
+        }
+        Some(Command::Check) => with_config(cli.config, log_format, check),
+        Some(Command::Run) | None => with_config(cli.config, log_format, run),
     }
 }
 
-fn with_config(path: Option<PathBuf>, f: fn(PathBuf, config::Config) -> ExitCode) -> ExitCode {
+/// Loads the config, then starts logging in the format the command line or the file asks for
+/// (so config errors are always plain lines on stderr), then runs `f`.
+fn with_config(
+    path: Option<PathBuf>,
+    log_format: Option<config::LogFormat>,
+    f: fn(PathBuf, config::Config) -> ExitCode,
+) -> ExitCode {
     let Some(path) = path else {
         eprintln!("clever-gateway: --config FILE is required (try `clever-gateway demo` for a local try-out)");
         return ExitCode::from(2);
     };
     match config::load(&path) {
-        Ok(cfg) => f(path, cfg),
+        Ok(cfg) => {
+            init_logging(log_format.unwrap_or(cfg.server.log_format));
+            f(path, cfg)
+        }
         Err(errors) => {
             eprint!("{errors}");
             if !errors.to_string().ends_with('\n') {

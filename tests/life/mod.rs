@@ -1,0 +1,147 @@
+//! Process helpers for the logging, shutdown and reload tests: a gateway config with its own
+//! pid file and upgrade socket in a temp dir, the real binary started with extra arguments and
+//! its stderr in a file, and bounded waits.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clever_gateway::sim::SimHandle;
+
+#[path = "../common/mod.rs"]
+pub mod common;
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_clever-gateway"))
+}
+
+/// A gateway.toml on `port` in front of `app` (`url`), public below `/pub/`, with `server`
+/// lines added to `[server]` (pid_file and upgrade_sock in `dir`) and `tail` appended.
+pub fn config(
+    port: u16,
+    sim: &SimHandle,
+    dir: &Path,
+    server: &str,
+    app: &str,
+    tail: &str,
+) -> String {
+    let base = common::base_config(port, sim, "").replacen(
+        "threads = 2\n",
+        &format!(
+            "threads = 2\npid_file = \"{}\"\nupgrade_sock = \"{}\"\n{server}\n",
+            dir.join("gw.pid").display(),
+            dir.join("gw.sock").display()
+        ),
+        1,
+    );
+    format!(
+        "{base}\n[[upstream]]\nname = \"app\"\nurl = \"http://{app}\"\npublic_paths = [\"/pub/\"]\n{tail}\n"
+    )
+}
+
+/// `clever-gateway <args…> --config <cfg>` with the client secret set, stdin closed, stdout
+/// discarded and stderr appended to `log` (a file, never a pipe: a daemon started from here
+/// would keep a pipe open long after this process is gone).
+pub fn spawn(args: &[&str], cfg: &Path, log: &Path, secret: &str) -> Child {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    bin()
+        .args(args)
+        .arg("--config")
+        .arg(cfg)
+        .env(common::SECRET_ENV, secret)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(file))
+        .spawn()
+        .expect("spawn clever-gateway")
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Waits (at most 20 s) until `/_gateway/healthz` answers 200 on `port`.
+pub async fn wait_healthy(port: u16, child: &mut Child, log: &Path) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/_gateway/healthz"))
+            .send()
+            .await
+        {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(
+            matches!(child.try_wait(), Ok(None)),
+            "gateway exited early:\n{}",
+            read(log)
+        );
+        assert!(
+            Instant::now() < deadline,
+            "gateway did not start:\n{}",
+            read(log)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits at most `limit` for `child` to exit; its exit status and how long it took.
+pub async fn wait_exit(
+    child: &mut Child,
+    limit: Duration,
+) -> Option<(std::process::ExitStatus, Duration)> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some((status, start.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// Kills `child` when dropped (a failed assertion must not leave a gateway running).
+pub struct Reaper(pub Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Paths of one test's files.
+pub struct Files {
+    pub dir: tempfile::TempDir,
+    pub cfg: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Files {
+    pub fn new() -> Files {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("gateway.toml");
+        let log = dir.path().join("gateway.log");
+        Files { dir, cfg, log }
+    }
+
+    pub fn write_config(&self, text: &str) {
+        // Write then rename, as an editor or a config manager would: never a half file.
+        let tmp = self.dir.path().join("gateway.toml.tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &self.cfg).unwrap();
+    }
+
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.path().join("gw.pid")
+    }
+}
