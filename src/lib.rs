@@ -8,6 +8,7 @@ pub mod demo;
 pub mod demo_app;
 pub mod gateway;
 pub mod identity;
+pub mod lifecycle;
 pub mod pages;
 pub mod proxy;
 pub mod routing;

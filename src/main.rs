@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use clever_gateway::config;
 use clever_gateway::secret::Secret;
+use clever_gateway::server::RunMode;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -29,7 +30,16 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the gateway.
-    Run,
+    Run {
+        /// Run in the background (the command returns once the gateway is up; for systemd
+        /// Type=forking with PIDFile = server.pid_file).
+        #[arg(long)]
+        daemon: bool,
+        /// Take the listening sockets over from the running gateway, which must then be sent
+        /// SIGQUIT (`clever-gateway reload` does both).
+        #[arg(long)]
+        upgrade: bool,
+    },
     /// Validate the configuration and print the routes.
     Check,
     /// Try it out: Clever simulator + sample app + gateway on loopback.
@@ -90,7 +100,13 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Check) => with_config(cli.config, log_format, check),
-        Some(Command::Run) | None => with_config(cli.config, log_format, run),
+        Some(Command::Run { daemon, upgrade }) => {
+            let mode = RunMode { daemon, upgrade };
+            with_config(cli.config, log_format, |path, cfg| run(path, cfg, mode))
+        }
+        None => with_config(cli.config, log_format, |path, cfg| {
+            run(path, cfg, RunMode::default())
+        }),
     }
 }
 
@@ -99,7 +115,7 @@ fn main() -> ExitCode {
 fn with_config(
     path: Option<PathBuf>,
     log_format: Option<config::LogFormat>,
-    f: fn(PathBuf, config::Config) -> ExitCode,
+    f: impl FnOnce(PathBuf, config::Config) -> ExitCode,
 ) -> ExitCode {
     let Some(path) = path else {
         eprintln!("clever-gateway: --config FILE is required (try `clever-gateway demo` for a local try-out)");
@@ -133,7 +149,7 @@ fn check(path: PathBuf, cfg: config::Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn run(_path: PathBuf, cfg: config::Config) -> ExitCode {
+fn run(_path: PathBuf, cfg: config::Config, mode: RunMode) -> ExitCode {
     let secret = match config::read_secret(&cfg.clever.client_secret) {
         Ok(s) => Secret::new(s),
         Err(e) => {
@@ -141,11 +157,8 @@ fn run(_path: PathBuf, cfg: config::Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match clever_gateway::server::build_server(Arc::new(cfg), secret) {
-        Ok(server) => {
-            clever_gateway::server::run(server);
-            ExitCode::SUCCESS
-        }
+    match clever_gateway::server::serve(Arc::new(cfg), secret, mode) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("clever-gateway: {e}");
             ExitCode::from(2)

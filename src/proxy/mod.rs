@@ -34,6 +34,8 @@ pub struct RequestCtx {
     started: Option<Instant>,
     forward: Option<Forward>,
     wants_html: bool,
+    /// Counts this request until the context is dropped (graceful shutdown waits for it).
+    _in_flight: crate::lifecycle::InFlight,
 }
 
 /// The gateway as a pingora proxy service.

@@ -145,3 +145,44 @@ impl Files {
         self.dir.path().join("gw.pid")
     }
 }
+
+/// A test app that answers `"<name> <path>"`; `/pub/slow/<ms>` answers after `<ms>`
+/// milliseconds (at most 10 s).
+pub async fn start_app(name: &'static str) -> std::net::SocketAddr {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let path = req.uri().path().to_owned();
+                        if let Some(ms) = path.strip_prefix("/pub/slow/") {
+                            let ms = ms.parse::<u64>().unwrap_or(0).min(10_000);
+                            tokio::time::sleep(Duration::from_millis(ms)).await;
+                        }
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            bytes::Bytes::from(format!("{name} {path}")),
+                        )))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Sends `sig` to `pid`.
+pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
+}
