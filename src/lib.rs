@@ -11,6 +11,7 @@ pub mod identity;
 pub mod lifecycle;
 pub mod pages;
 pub mod proxy;
+pub mod reload;
 pub mod routing;
 pub mod secret;
 pub mod server;

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -37,6 +37,20 @@ impl Drop for InFlight {
 /// Requests being handled right now by this process.
 pub fn in_flight() -> usize {
     IN_FLIGHT.load(Ordering::SeqCst)
+}
+
+static DRAINING: AtomicBool = AtomicBool::new(false);
+
+/// From now on every response closes its connection (`Connection: close`): called when the
+/// sockets are being handed to a new process, so that keep-alive clients move over while this
+/// process still answers, instead of finding an idle connection closed under them later.
+pub fn start_draining() {
+    DRAINING.store(true, Ordering::SeqCst);
+}
+
+/// Whether responses should close their connections.
+pub fn draining() -> bool {
+    DRAINING.load(Ordering::SeqCst)
 }
 
 /// After the listeners close, a request whose bytes were already buffered is still read and
@@ -160,13 +174,18 @@ fn own_private_dir(dir: &Path) -> Result<(), PidFileError> {
 
 /// Writes this process's id to `path` (through a temporary file, so a reader never sees half).
 pub fn write_pid_file(path: &Path) -> Result<(), PidFileError> {
+    write_pid(path, std::process::id() as i32)
+}
+
+/// Writes `pid` to `path` through a temporary file.
+pub fn write_pid(path: &Path, pid: i32) -> Result<(), PidFileError> {
     let write_err = |source| PidFileError::Write {
         path: path.to_path_buf(),
         source,
     };
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp).map_err(write_err)?;
-    f.write_all(format!("{}\n", std::process::id()).as_bytes())
+    f.write_all(format!("{pid}\n").as_bytes())
         .map_err(write_err)?;
     drop(f);
     std::fs::rename(&tmp, path).map_err(|e| {

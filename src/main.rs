@@ -1,8 +1,9 @@
-//! The `clever-gateway` command: `run`, `check` and `demo`.
+//! The `clever-gateway` command: `run`, `check`, `reload` and `demo`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -42,6 +43,9 @@ enum Command {
     },
     /// Validate the configuration and print the routes.
     Check,
+    /// Replace the running gateway with one that reads the (changed) configuration, without
+    /// dropping connections. Validates first: a bad file changes nothing (exit 2).
+    Reload,
     /// Try it out: Clever simulator + sample app + gateway on loopback.
     Demo {
         /// Port for the gateway (another free port is used if it is taken).
@@ -100,6 +104,12 @@ fn main() -> ExitCode {
             }
         }
         Some(Command::Check) => with_config(cli.config, log_format, check),
+        Some(Command::Reload) => {
+            let flag = cli.log_format;
+            with_config(cli.config, log_format, move |path, cfg| {
+                reload(path, cfg, flag)
+            })
+        }
         Some(Command::Run { daemon, upgrade }) => {
             let mode = RunMode { daemon, upgrade };
             with_config(cli.config, log_format, |path, cfg| run(path, cfg, mode))
@@ -147,6 +157,55 @@ fn check(path: PathBuf, cfg: config::Config) -> ExitCode {
     println!("{}: ok", path.display());
     print!("{}", config::describe_routes(&cfg));
     ExitCode::SUCCESS
+}
+
+fn reload(path: PathBuf, cfg: config::Config, log_format: Option<LogFormat>) -> ExitCode {
+    // The new process reads the secret from this environment: fail here, not halfway.
+    if let Err(e) = config::read_secret(&cfg.clever.client_secret) {
+        eprintln!("clever-gateway reload: {e}; the running gateway was not touched");
+        return ExitCode::from(2);
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("clever-gateway reload: cannot find this program's path: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut extra_args = Vec::new();
+    if let Some(format) = log_format {
+        extra_args.push("--log-format".into());
+        extra_args.push(
+            match format {
+                LogFormat::Human => "human",
+                LogFormat::Json => "json",
+            }
+            .into(),
+        );
+    }
+    let plan = clever_gateway::reload::Plan {
+        exe,
+        config_path: path,
+        server: cfg.server,
+        extra_args,
+        limits: Default::default(),
+    };
+    match clever_gateway::reload::reload(&plan, |step| eprintln!("clever-gateway reload: {step}")) {
+        Ok(done) => {
+            println!(
+                "reloaded: pid {} serves {} (pid {} finished its requests and exited; took {})",
+                done.new_pid,
+                plan.config_path.display(),
+                done.old_pid,
+                humantime::format_duration(Duration::from_millis(done.took.as_millis() as u64))
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("clever-gateway reload: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn run(_path: PathBuf, cfg: config::Config, mode: RunMode) -> ExitCode {

@@ -2,15 +2,17 @@
 //! client, listeners, and the process settings pingora would otherwise default unsafely.
 
 use std::net::{SocketAddr, TcpListener};
-use std::num::NonZeroU64;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::Stream;
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::{RunArgs, Server, ShutdownWatch};
+use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
 
 use crate::auth::Auth;
 use crate::clever::CleverClient;
@@ -116,13 +118,13 @@ pub fn build_server_with(
     // As a service rather than now: after a --daemon fork, and (with --upgrade) once the old
     // process sends the sockets; the proxy service waits for it.
     let bootstrap = server.bootstrap_as_a_service();
-    let mut svc = pingora::proxy::http_proxy_service_with_name(
+    let proxy = pingora::proxy::http_proxy(
         &server.configuration,
         GatewayProxy {
             gateway: Arc::new(gateway),
         },
-        "clever-gateway",
     );
+    let mut svc = Service::new("clever-gateway".to_owned(), FirstBytes(Arc::new(proxy)));
     for addr in &cfg.server.listen {
         svc.add_tcp(&addr.to_string());
     }
@@ -140,11 +142,13 @@ pub fn build_server_with(
         }
     }
     server.add_service(svc).add_dependency(&bootstrap);
+    let phases = Mutex::new(Some(server.watch_execution_phase()));
     server.add_service(background_service(
         "drain",
         Drain {
             grace: cfg.server.grace_period,
             pid_file: cfg.server.pid_file.clone(),
+            phases,
         },
     ));
     for addr in &cfg.server.listen {
@@ -167,10 +171,10 @@ fn server_conf(cfg: &Config, threads: usize) -> ServerConf {
         graceful_shutdown_timeout_seconds: Some(5),
         pid_file: cfg.server.pid_file.to_string_lossy().into_owned(),
         upgrade_sock: cfg.server.upgrade_sock.to_string_lossy().into_owned(),
-        // --daemon: the starting process exits 0 only once the daemon is about to take (or
-        // bind) the sockets, so systemd (Type=forking) and `reload` know it came up.
-        daemon_wait_for_ready: true,
-        daemon_ready_timeout_seconds: NonZeroU64::new(60),
+        // NOTE: not daemon_wait_for_ready: in pingora 0.9.1 the parent installs its SIGUSR1
+        // handler only after the fork (server/daemon.rs, wait_for_ready_or_exit), so a daemon
+        // that bootstraps quickly kills its parent with SIGUSR1 (seen in tests/reload.rs). The
+        // parent exits right after the fork; `reload` watches the pid file and upgrade socket.
         // The daemon keeps the directory it was started in, so relative paths still work.
         working_directory: std::env::current_dir().ok(),
         ..ServerConf::default()
@@ -180,14 +184,41 @@ fn server_conf(cfg: &Config, threads: usize) -> ServerConf {
 /// Exits the process once a graceful shutdown (SIGTERM, or SIGQUIT after the sockets were
 /// handed to a new process) has closed the listeners and the requests in flight are done, or
 /// when the grace period is over. Pingora alone would always sleep the whole grace period.
+///
+/// On SIGQUIT pingora sends the sockets, then keeps this process accepting for 5 s before
+/// closing the listeners, and closes idle keep-alive connections at that moment, racing any
+/// request a client is sending on one. So from the SIGQUIT on, responses carry
+/// `Connection: close` ([`lifecycle::start_draining`]) and keep-alive clients reconnect early.
 struct Drain {
     grace: Duration,
     pid_file: PathBuf,
+    /// Pingora's execution phases, subscribed before `run` (taken once by `start`).
+    phases: Mutex<Option<tokio::sync::broadcast::Receiver<ExecutionPhase>>>,
 }
 
 #[async_trait]
 impl BackgroundService for Drain {
     async fn start(&self, mut shutdown: ShutdownWatch) {
+        let phases = self.phases.lock().ok().and_then(|mut p| p.take());
+        if let Some(mut phases) = phases {
+            tokio::spawn(async move {
+                use tokio::sync::broadcast::error::RecvError;
+                loop {
+                    match phases.recv().await {
+                        Ok(ExecutionPhase::GracefulUpgradeTransferringFds) => {
+                            tracing::info!(
+                                "handing the sockets to a new process: closing connections \
+                                 after each response from now on"
+                            );
+                            lifecycle::start_draining();
+                            return;
+                        }
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return,
+                    }
+                }
+            });
+        }
         while !*shutdown.borrow() {
             if shutdown.changed().await.is_err() {
                 return;
@@ -210,6 +241,43 @@ impl BackgroundService for Drain {
         }
         lifecycle::remove_pid_file_if_ours(&self.pid_file);
         std::process::exit(0);
+    }
+}
+
+/// How long a new connection may stay silent before its first request (pingora's own
+/// keep-alive timeout is 60 s too).
+const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Hands a new plain-HTTP connection to pingora only once the client has sent something.
+///
+/// When a graceful shutdown starts, pingora drops every connection whose request it is still
+/// waiting for, and closes the listener at the same moment; after a reload's handover that is
+/// the old process, which keeps accepting until then. A client that had just connected to it,
+/// but whose request bytes had not arrived yet, got its connection closed without an answer
+/// (seen under a request loop in tests/reload.rs). A connection that has sent its first bytes
+/// is read before the shutdown is noticed, and answered. TLS streams cannot be peeked: they are
+/// handed over at once, as before.
+struct FirstBytes<A>(Arc<A>);
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for FirstBytes<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let mut first = [0u8; 1];
+        // Reads one byte and puts it back (pingora's rewind buffer); Ok(false) at once when
+        // the stream cannot be peeked.
+        match tokio::time::timeout(FIRST_BYTES_TIMEOUT, stream.try_peek(&mut first)).await {
+            Ok(Ok(_)) => self.0.process_new(stream, shutdown).await,
+            // Closed before sending anything, or silent too long.
+            Ok(Err(_)) | Err(_) => None,
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.0.cleanup().await;
     }
 }
 

@@ -97,6 +97,19 @@ impl ProxyHttp for GatewayProxy {
         }
     }
 
+    /// While the process hands its sockets to a new one (reload), answers with
+    /// `Connection: close` so keep-alive clients reconnect, to whichever process accepts.
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        if crate::lifecycle::draining() {
+            session.set_keepalive(None);
+        }
+        Ok(())
+    }
+
     /// Scrubs spoofable identity headers first, then decides: answer it ourselves (login,
     /// gateway endpoints, 401/403/404/400) or forward it.
     async fn request_filter(

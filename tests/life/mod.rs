@@ -186,3 +186,92 @@ pub async fn start_app(name: &'static str) -> std::net::SocketAddr {
 pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
 }
+
+/// Kills, when dropped, every process whose command line names this config file (the
+/// daemons a test started through `run --daemon` or `reload`, which are not its children), so
+/// a failed assertion never leaves a gateway running.
+pub struct KillOnDrop(pub PathBuf);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let me = std::process::id();
+        let needle = self.0.to_string_lossy().into_owned();
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in procs.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if pid != me && cmdline.contains("clever-gateway") && cmdline.contains(&needle) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie).
+pub fn alive(pid: u32) -> bool {
+    clever_gateway::lifecycle::process_state(pid as i32)
+        == clever_gateway::lifecycle::ProcessState::Running
+}
+
+/// Waits at most `limit` for `pid` (not a child) to be gone; how long it took.
+pub async fn wait_gone(pid: u32, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if !alive(pid) {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// Runs `clever-gateway <args> --config <cfg>` to completion with stdout in a file and stderr
+/// in `err` (never pipes: a daemon it starts keeps them open and logs to `err` from then on).
+/// Exit code, stdout, and what `err` held when it exited.
+pub async fn run_cmd(
+    args: &[&str],
+    cfg: &Path,
+    secret: &str,
+    err: &Path,
+) -> (Option<i32>, String, String) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("out");
+    let mut cmd = bin();
+    cmd.args(args)
+        .arg("--config")
+        .arg(cfg)
+        .env(common::SECRET_ENV, secret)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(err).unwrap());
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    (status.code(), read(&out), read(err))
+}
