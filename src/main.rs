@@ -32,8 +32,8 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Run {
-        /// Run in the background (the command returns once the gateway is up; for systemd
-        /// Type=forking with PIDFile = server.pid_file).
+        /// Run in the background: returns once the config is valid and the listen addresses
+        /// free; the daemon writes server.pid_file (systemd: Type=forking, PIDFile= that).
         #[arg(long)]
         daemon: bool,
         /// Take the listening sockets over from the running gateway, which must then be sent

@@ -83,7 +83,8 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
 /// How `run` was asked to start: pingora's `--daemon` and `--upgrade`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunMode {
-    /// Fork into the background once ready to take the sockets; pingora writes the pid file.
+    /// Fork into the background (after the config and listen addresses are checked); the
+    /// daemon writes the pid file.
     pub daemon: bool,
     /// Take the listening sockets from the running gateway over the upgrade socket (it is sent
     /// SIGQUIT) instead of binding them.
