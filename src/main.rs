@@ -1,13 +1,15 @@
-//! The `clever-gateway` command: `run`, `check` and `demo`.
+//! The `clever-gateway` command: `run`, `check`, `reload` and `demo`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use clever_gateway::config;
 use clever_gateway::secret::Secret;
+use clever_gateway::server::RunMode;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -19,9 +21,9 @@ struct Cli {
     /// Path to gateway.toml (`run` is the default command when only this is given).
     #[arg(long, short = 'c', global = true)]
     config: Option<PathBuf>,
-    /// Log format.
-    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Human)]
-    log_format: LogFormat,
+    /// Log format (overrides `log_format` in the config file; default human).
+    #[arg(long, value_enum, global = true)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -29,9 +31,21 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the gateway.
-    Run,
+    Run {
+        /// Run in the background: returns once the config is valid and the listen addresses
+        /// free; the daemon writes server.pid_file (systemd: Type=forking, PIDFile= that).
+        #[arg(long)]
+        daemon: bool,
+        /// Take the listening sockets over from the running gateway, which must then be sent
+        /// SIGQUIT (`clever-gateway reload` does both).
+        #[arg(long)]
+        upgrade: bool,
+    },
     /// Validate the configuration and print the routes.
     Check,
+    /// Replace the running gateway with one that reads the (changed) configuration, without
+    /// dropping connections. Validates first: a bad file changes nothing (exit 2).
+    Reload,
     /// Try it out: Clever simulator + sample app + gateway on loopback.
     Demo {
         /// Port for the gateway (another free port is used if it is taken).
@@ -46,41 +60,82 @@ enum LogFormat {
     Json,
 }
 
-fn init_logging(format: LogFormat) {
+impl From<LogFormat> for config::LogFormat {
+    fn from(f: LogFormat) -> Self {
+        match f {
+            LogFormat::Human => config::LogFormat::Human,
+            LogFormat::Json => config::LogFormat::Json,
+        }
+    }
+}
+
+/// Logs go to stderr: human lines (colored only on a terminal) or one JSON object per line with
+/// the event's fields at the top level. Pingora's own `log` records are included.
+fn init_logging(format: config::LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        config::LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        config::LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let log_format = cli.log_format.map(config::LogFormat::from);
     match cli.command {
-        Some(Command::Demo { port }) => match clever_gateway::demo::run(port) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("clever-gateway demo: {e:#}");
-                ExitCode::FAILURE
+        Some(Command::Demo { port }) => {
+            init_logging(log_format.unwrap_or_default());
+            match clever_gateway::demo::run(port) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("clever-gateway demo: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
-        },
-        Some(Command::Check) => with_config(cli.config, check),
-        Some(Command::Run) | None => with_config(cli.config, run),
+        }
+        Some(Command::Check) => with_config(cli.config, log_format, check),
+        Some(Command::Reload) => {
+            let flag = cli.log_format;
+            with_config(cli.config, log_format, move |path, cfg| {
+                reload(path, cfg, flag)
+            })
+        }
+        Some(Command::Run { daemon, upgrade }) => {
+            let mode = RunMode { daemon, upgrade };
+            with_config(cli.config, log_format, |path, cfg| run(path, cfg, mode))
+        }
+        None => with_config(cli.config, log_format, |path, cfg| {
+            run(path, cfg, RunMode::default())
+        }),
     }
 }
 
-fn with_config(path: Option<PathBuf>, f: fn(PathBuf, config::Config) -> ExitCode) -> ExitCode {
+/// Loads the config, then starts logging in the format the command line or the file asks for
+/// (so config errors are always plain lines on stderr), then runs `f`.
+fn with_config(
+    path: Option<PathBuf>,
+    log_format: Option<config::LogFormat>,
+    f: impl FnOnce(PathBuf, config::Config) -> ExitCode,
+) -> ExitCode {
     let Some(path) = path else {
         eprintln!("clever-gateway: --config FILE is required (try `clever-gateway demo` for a local try-out)");
         return ExitCode::from(2);
     };
     match config::load(&path) {
-        Ok(cfg) => f(path, cfg),
+        Ok(cfg) => {
+            init_logging(log_format.unwrap_or(cfg.server.log_format));
+            f(path, cfg)
+        }
         Err(errors) => {
             eprint!("{errors}");
             if !errors.to_string().ends_with('\n') {
@@ -104,7 +159,56 @@ fn check(path: PathBuf, cfg: config::Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn run(_path: PathBuf, cfg: config::Config) -> ExitCode {
+fn reload(path: PathBuf, cfg: config::Config, log_format: Option<LogFormat>) -> ExitCode {
+    // The new process reads the secret from this environment: fail here, not halfway.
+    if let Err(e) = config::read_secret(&cfg.clever.client_secret) {
+        eprintln!("clever-gateway reload: {e}; the running gateway was not touched");
+        return ExitCode::from(2);
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("clever-gateway reload: cannot find this program's path: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut extra_args = Vec::new();
+    if let Some(format) = log_format {
+        extra_args.push("--log-format".into());
+        extra_args.push(
+            match format {
+                LogFormat::Human => "human",
+                LogFormat::Json => "json",
+            }
+            .into(),
+        );
+    }
+    let plan = clever_gateway::reload::Plan {
+        exe,
+        config_path: path,
+        server: cfg.server,
+        extra_args,
+        limits: Default::default(),
+    };
+    match clever_gateway::reload::reload(&plan, |step| eprintln!("clever-gateway reload: {step}")) {
+        Ok(done) => {
+            println!(
+                "reloaded: pid {} serves {} (pid {} finished its requests and exited; took {})",
+                done.new_pid,
+                plan.config_path.display(),
+                done.old_pid,
+                humantime::format_duration(Duration::from_millis(done.took.as_millis() as u64))
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("clever-gateway reload: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(_path: PathBuf, cfg: config::Config, mode: RunMode) -> ExitCode {
     let secret = match config::read_secret(&cfg.clever.client_secret) {
         Ok(s) => Secret::new(s),
         Err(e) => {
@@ -112,11 +216,8 @@ fn run(_path: PathBuf, cfg: config::Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match clever_gateway::server::build_server(Arc::new(cfg), secret) {
-        Ok(server) => {
-            clever_gateway::server::run(server);
-            ExitCode::SUCCESS
-        }
+    match clever_gateway::server::serve(Arc::new(cfg), secret, mode) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("clever-gateway: {e}");
             ExitCode::from(2)

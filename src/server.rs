@@ -2,24 +2,29 @@
 //! client, listeners, and the process settings pingora would otherwise default unsafely.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
 use pingora::protocols::tls::CaType;
-use pingora::server::configuration::ServerConf;
-use pingora::server::{RunArgs, Server};
+use pingora::protocols::Stream;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
 
 use crate::auth::Auth;
 use crate::clever::CleverClient;
 use crate::config::{Config, StoreKind};
 use crate::gateway::Gateway;
+use crate::lifecycle::{self, PidFileError};
 use crate::proxy::GatewayProxy;
 use crate::secret::Secret;
 use crate::session::memory::MemoryLimits;
 use crate::session::{Clock, MemoryStore, SessionStore, SystemClock};
 use crate::tls::{ListenerTls, TlsFileError};
-
-/// Seconds SIGTERM waits for in-flight requests (pingora's own default is 300 s).
-const GRACE_PERIOD_SECS: u64 = 10;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +44,8 @@ pub enum StartError {
     Client(String),
     #[error("cannot set up TLS on {addr}: {msg}")]
     Tls { addr: SocketAddr, msg: String },
+    #[error(transparent)]
+    PidFile(#[from] PidFileError),
     #[error("{0}")]
     TlsFile(#[from] TlsFileError),
     #[error("cannot load the system's CA certificates, which verify HTTPS upstreams: {0} (check SSL_CERT_FILE and SSL_CERT_DIR)")]
@@ -77,22 +84,32 @@ pub fn check_listen_addrs(cfg: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// The admin listener: health, readiness and metrics from the proxy's own `Gateway`.
-fn admin_service(
-    addr: &SocketAddr,
-    gateway: Arc<Gateway>,
-) -> pingora::services::listening::Service<crate::proxy::admin::AdminApp> {
-    let mut svc = pingora::services::listening::Service::new(
-        "clever-gateway admin".to_string(),
-        crate::proxy::admin::AdminApp { gateway },
-    );
-    svc.add_tcp(&addr.to_string());
-    svc
-}
-
 /// Builds the pingora server with the gateway service on every configured listener.
 pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartError> {
-    check_listen_addrs(&cfg)?;
+    build_server_with(cfg, secret, RunMode::default())
+}
+
+/// How `run` was asked to start: pingora's `--daemon` and `--upgrade`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunMode {
+    /// Fork into the background (after the config and listen addresses are checked); the
+    /// daemon writes the pid file.
+    pub daemon: bool,
+    /// Take the listening sockets from the running gateway over the upgrade socket (it is sent
+    /// SIGQUIT) instead of binding them.
+    pub upgrade: bool,
+}
+
+/// [`build_server`] for a run mode.
+pub fn build_server_with(
+    cfg: Arc<Config>,
+    secret: Secret,
+    mode: RunMode,
+) -> Result<Server, StartError> {
+    // With --upgrade the addresses are in use by the old process, by design.
+    if !mode.upgrade {
+        check_listen_addrs(&cfg)?;
+    }
     let listener_tls = load_listener_tls(&cfg)?;
     let upstream_ca = load_upstream_tls(&cfg)?;
     let gateway = Arc::new(build_gateway(cfg.clone(), secret)?);
@@ -101,32 +118,23 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    let run_dir = std::env::temp_dir();
-    let pid = std::process::id();
-    let conf = ServerConf {
-        threads,
-        grace_period_seconds: Some(GRACE_PERIOD_SECS),
-        graceful_shutdown_timeout_seconds: Some(5),
-        pid_file: run_dir
-            .join(format!("clever-gateway-{pid}.pid"))
-            .to_string_lossy()
-            .into_owned(),
-        upgrade_sock: run_dir
-            .join(format!("clever-gateway-{pid}-upgrade.sock"))
-            .to_string_lossy()
-            .into_owned(),
-        ..ServerConf::default()
+    let opt = Opt {
+        daemon: mode.daemon,
+        upgrade: mode.upgrade,
+        ..Opt::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
-    server.bootstrap();
-    let mut svc = pingora::proxy::http_proxy_service_with_name(
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(&cfg, threads));
+    // As a service rather than now: after a --daemon fork, and (with --upgrade) once the old
+    // process sends the sockets; the proxy service waits for it.
+    let bootstrap = server.bootstrap_as_a_service();
+    let proxy = pingora::proxy::http_proxy(
         &server.configuration,
         GatewayProxy {
             gateway: gateway.clone(),
             upstream_ca,
         },
-        "clever-gateway",
     );
+    let mut svc = Service::new("clever-gateway".to_owned(), FirstBytes(Arc::new(proxy)));
     for addr in &cfg.server.listen {
         svc.add_tcp(&addr.to_string());
     }
@@ -139,18 +147,43 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
             svc.add_tls_with_settings(&addr.to_string(), None, settings);
         }
     }
-    server.add_service(svc);
+    server.add_service(svc).add_dependency(&bootstrap);
+    if let Some(addr) = cfg.server.admin_listen {
+        // Also after bootstrap: with --upgrade the old process still holds the admin port.
+        server
+            .add_service(admin_service(&addr, gateway))
+            .add_dependency(&bootstrap);
+        tracing::info!(%addr, "listening (admin: healthz, readyz, metrics)");
+    }
+    let phases = Mutex::new(Some(server.watch_execution_phase()));
+    server.add_service(background_service(
+        "drain",
+        Drain {
+            grace: cfg.server.grace_period,
+            pid_file: cfg.server.pid_file.clone(),
+            phases,
+        },
+    ));
     for addr in &cfg.server.listen {
         tracing::info!(%addr, "listening (http)");
     }
     for addr in &cfg.server.tls_listen {
         tracing::info!(%addr, "listening (https)");
     }
-    if let Some(addr) = cfg.server.admin_listen {
-        server.add_service(admin_service(&addr, gateway));
-        tracing::info!(%addr, "listening (admin: healthz, readyz, metrics)");
-    }
     Ok(server)
+}
+
+/// The admin listener: health, readiness and metrics from the proxy's own `Gateway`.
+fn admin_service(
+    addr: &SocketAddr,
+    gateway: Arc<Gateway>,
+) -> Service<crate::proxy::admin::AdminApp> {
+    let mut svc = Service::new(
+        "clever-gateway admin".to_string(),
+        crate::proxy::admin::AdminApp { gateway },
+    );
+    svc.add_tcp(&addr.to_string());
+    svc
 }
 
 /// The TLS listeners' certificate and key, read and checked now (a bad file is a start error
@@ -195,7 +228,142 @@ pub fn load_upstream_tls(cfg: &Config) -> Result<Vec<Option<Arc<CaType>>>, Start
     Ok(cas)
 }
 
+/// Pingora's process settings from the config.
+fn server_conf(cfg: &Config, threads: usize) -> ServerConf {
+    ServerConf {
+        threads,
+        // Pingora sleeps this long after SIGTERM before stopping its runtimes. The drain
+        // service exits first: as soon as nothing is in flight, at `grace_period` at the
+        // latest. Pingora's whole-second sleep, one second longer, is only a backstop.
+        grace_period_seconds: Some(cfg.server.grace_period.as_secs_f64().ceil() as u64 + 1),
+        graceful_shutdown_timeout_seconds: Some(5),
+        pid_file: cfg.server.pid_file.to_string_lossy().into_owned(),
+        upgrade_sock: cfg.server.upgrade_sock.to_string_lossy().into_owned(),
+        // NOTE: not daemon_wait_for_ready: in pingora 0.9.1 the parent installs its SIGUSR1
+        // handler only after the fork (server/daemon.rs, wait_for_ready_or_exit), so a daemon
+        // that bootstraps quickly kills its parent with SIGUSR1 (seen in tests/reload.rs). The
+        // parent exits right after the fork; `reload` watches the pid file and upgrade socket.
+        // The daemon keeps the directory it was started in, so relative paths still work.
+        working_directory: std::env::current_dir().ok(),
+        ..ServerConf::default()
+    }
+}
+
+/// Exits the process once a graceful shutdown (SIGTERM, or SIGQUIT after the sockets were
+/// handed to a new process) has closed the listeners and the requests in flight are done, or
+/// when the grace period is over. Pingora alone would always sleep the whole grace period.
+///
+/// On SIGQUIT pingora sends the sockets, then keeps this process accepting for 5 s before
+/// closing the listeners, and closes idle keep-alive connections at that moment, racing any
+/// request a client is sending on one. So from the SIGQUIT on, responses carry
+/// `Connection: close` ([`lifecycle::start_draining`]) and keep-alive clients reconnect early.
+struct Drain {
+    grace: Duration,
+    pid_file: PathBuf,
+    /// Pingora's execution phases, subscribed before `run` (taken once by `start`).
+    phases: Mutex<Option<tokio::sync::broadcast::Receiver<ExecutionPhase>>>,
+}
+
+#[async_trait]
+impl BackgroundService for Drain {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let phases = self.phases.lock().ok().and_then(|mut p| p.take());
+        if let Some(mut phases) = phases {
+            tokio::spawn(async move {
+                use tokio::sync::broadcast::error::RecvError;
+                loop {
+                    match phases.recv().await {
+                        Ok(ExecutionPhase::GracefulUpgradeTransferringFds) => {
+                            tracing::info!(
+                                "handing the sockets to a new process: closing connections \
+                                 after each response from now on"
+                            );
+                            lifecycle::start_draining();
+                            return;
+                        }
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return,
+                    }
+                }
+            });
+        }
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                return;
+            }
+        }
+        tracing::info!(
+            in_flight = lifecycle::in_flight(),
+            grace_period = ?self.grace,
+            "shutting down: listeners closed, finishing requests in flight"
+        );
+        let d = lifecycle::drain(self.grace, lifecycle::in_flight).await;
+        if d.left == 0 {
+            tracing::info!(elapsed = ?d.elapsed, "shutdown: all requests finished, exiting");
+        } else {
+            tracing::warn!(
+                left = d.left,
+                grace_period = ?self.grace,
+                "shutdown: grace period over, closing the requests still in flight"
+            );
+        }
+        lifecycle::remove_pid_file_if_ours(&self.pid_file);
+        std::process::exit(0);
+    }
+}
+
+/// How long a new connection may stay silent before its first request (pingora's own
+/// keep-alive timeout is 60 s too).
+const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Hands a new plain-HTTP connection to pingora only once the client has sent something.
+///
+/// When a graceful shutdown starts, pingora drops every connection whose request it is still
+/// waiting for, and closes the listener at the same moment; after a reload's handover that is
+/// the old process, which keeps accepting until then. A client that had just connected to it,
+/// but whose request bytes had not arrived yet, got its connection closed without an answer
+/// (seen under a request loop in tests/reload.rs). A connection that has sent its first bytes
+/// is read before the shutdown is noticed, and answered. TLS streams cannot be peeked: they are
+/// handed over at once, as before.
+struct FirstBytes<A>(Arc<A>);
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for FirstBytes<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let mut first = [0u8; 1];
+        // Reads one byte and puts it back (pingora's rewind buffer); Ok(false) at once when
+        // the stream cannot be peeked.
+        match tokio::time::timeout(FIRST_BYTES_TIMEOUT, stream.try_peek(&mut first)).await {
+            Ok(Ok(_)) => self.0.process_new(stream, shutdown).await,
+            // Closed before sending anything, or silent too long.
+            Ok(Err(_)) | Err(_) => None,
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.0.cleanup().await;
+    }
+}
+
 /// Runs until SIGTERM/SIGINT (graceful) and returns.
 pub fn run(server: Server) {
     server.run(RunArgs::default());
+}
+
+/// `clever-gateway run`: prepares the pid file's directory, builds the server, writes the pid
+/// file (pingora writes it after the fork with --daemon), runs, and removes the pid file if it
+/// still names this process.
+pub fn serve(cfg: Arc<Config>, secret: Secret, mode: RunMode) -> Result<(), StartError> {
+    lifecycle::prepare_run_dirs(&cfg.server)?;
+    let server = build_server_with(cfg.clone(), secret, mode)?;
+    if !mode.daemon {
+        lifecycle::write_pid_file(&cfg.server.pid_file)?;
+    }
+    run(server);
+    lifecycle::remove_pid_file_if_ours(&cfg.server.pid_file);
+    Ok(())
 }

@@ -32,12 +32,40 @@ pub struct ServerConfig {
     pub redirect_to_https: bool,
     /// Worker threads; `None` = number of cores.
     pub threads: Option<usize>,
+    /// How long SIGTERM (and the old process of a reload) lets in-flight requests finish.
+    pub grace_period: Duration,
+    /// Log format from the file (`--log-format` overrides it).
+    pub log_format: LogFormat,
+    /// Absolute path of the pid file `reload` reads to find the running gateway.
+    pub pid_file: PathBuf,
+    /// Absolute path of the unix socket a new process (`run --upgrade`) receives the listening
+    /// sockets on.
+    pub upgrade_sock: PathBuf,
     /// Separate listener for metrics and health (`None` = served only under `/_gateway/`).
     pub admin_listen: Option<SocketAddr>,
     /// Index into `Config::upstreams` of the upstream Clever-initiated logins land on.
     pub landing: usize,
     /// Peers whose `X-Forwarded-*` headers are kept and appended to.
     pub trusted_proxies: Vec<IpNet>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+impl ServerConfig {
+    /// Where the pid file and upgrade socket go when the file does not say: a directory of this
+    /// user's under the temp directory (`$TMPDIR/clever-gateway-<uid>`), so `run` and `reload`
+    /// find the same files and other users cannot plant them.
+    pub fn default_run_dir() -> PathBuf {
+        std::env::temp_dir().join(format!("clever-gateway-{}", nix::unistd::getuid()))
+    }
 }
 
 /// Where the client secret comes from. Never inline in the file.

@@ -42,6 +42,8 @@ pub struct RequestCtx {
     upstream_took: Option<Duration>,
     forward: Option<Forward>,
     wants_html: bool,
+    /// Counts this request until the context is dropped (graceful shutdown waits for it).
+    _in_flight: crate::lifecycle::InFlight,
 }
 
 /// The gateway as a pingora proxy service.
@@ -171,6 +173,19 @@ impl ProxyHttp for GatewayProxy {
             started: Some(Instant::now()),
             ..Default::default()
         }
+    }
+
+    /// While the process hands its sockets to a new one (reload), answers with
+    /// `Connection: close` so keep-alive clients reconnect, to whichever process accepts.
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> pingora::Result<()> {
+        if crate::lifecycle::draining() {
+            session.set_keepalive(None);
+        }
+        Ok(())
     }
 
     /// Scrubs spoofable identity headers first, then decides: answer it ourselves (login,
@@ -457,7 +472,8 @@ impl ProxyHttp for GatewayProxy {
             method = %req.method,
             path = %req.uri.path(),
             status,
-            duration_ms = format_args!("{ms:.2}"),
+            // A number (two decimals), so JSON logs can be queried numerically.
+            duration_ms = (ms * 100.0).round() / 100.0,
             user_id,
             error = e.map(|e| e.etype().as_str()),
             "request"

@@ -211,6 +211,20 @@ cookie_secure = false
 pub async fn start_gateway(port: u16, config: &str, secret: &str) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = dir.path().join("gateway.toml");
+    // The pid file and upgrade socket in the test's own directory, not the shared default one.
+    let config = if config.contains("pid_file") {
+        config.to_owned()
+    } else {
+        config.replacen(
+            "[server]\n",
+            &format!(
+                "[server]\npid_file = \"{}\"\nupgrade_sock = \"{}\"\n",
+                dir.path().join("gw.pid").display(),
+                dir.path().join("gw.sock").display()
+            ),
+            1,
+        )
+    };
     std::fs::write(&cfg_path, config).unwrap();
     let log_path = dir.path().join("gateway.log");
     let log = std::fs::File::create(&log_path).unwrap();

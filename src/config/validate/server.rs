@@ -1,14 +1,16 @@
-//! `[server]`: plain, TLS and admin listeners, worker threads, the landing upstream, and the
-//! trusted proxies.
+//! `[server]`: plain, TLS and admin listeners, worker threads, the landing upstream, the
+//! trusted proxies, and the process itself (grace period, log format, pid file, upgrade socket).
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::{path, Ctx};
+use super::{duration, path, Ctx};
 use crate::config::file::{quote, ServerFile, Sp};
-use crate::config::model::ServerConfig;
+use crate::config::model::{LogFormat, ServerConfig};
 
 const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8080);
@@ -105,6 +107,12 @@ pub(super) fn server(
         }
     });
     let threads_ok = s.threads.is_none() || threads.is_some();
+
+    let first_addr = match (&listen, &tls_listen) {
+        (Some(plain), Some(tls)) => plain.first().or(tls.first()).copied(),
+        _ => None,
+    };
+    let process = process(ctx, s, first_addr, tspan.clone());
 
     let admin_listen = match &s.admin_listen {
         Some(a) => socket_addr(ctx, a, "server.admin_listen").map(Some),
@@ -208,6 +216,7 @@ pub(super) fn server(
     if !threads_ok {
         return None;
     }
+    let process = process?;
     Some(ServerConfig {
         listen: listen?,
         tls_listen: tls_listen?,
@@ -215,6 +224,10 @@ pub(super) fn server(
         tls_key: tls_key?,
         redirect_to_https: redirect_to_https?,
         threads,
+        grace_period: process.grace_period,
+        log_format: process.log_format,
+        pid_file: process.pid_file,
+        upgrade_sock: process.upgrade_sock,
         admin_listen: admin_listen?,
         landing: landing?,
         trusted_proxies: trusted_proxies?,
@@ -236,6 +249,178 @@ fn redirect_to_https(ctx: &mut Ctx<'_, '_>, s: &ServerFile, tls_wanted: bool) ->
         return None;
     }
     Some(*v.get_ref())
+}
+
+/// SIGTERM's grace period when the file names none (pingora's own default is 300 s).
+pub(crate) const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
+const MAX_GRACE_PERIOD: Duration = Duration::from_secs(300);
+/// A unix socket path must fit `sun_path`: 108 bytes with the terminating NUL.
+const MAX_SOCK_PATH: usize = 107;
+
+/// The `[server]` keys about the process rather than the listeners.
+struct Process {
+    grace_period: Duration,
+    log_format: LogFormat,
+    pid_file: PathBuf,
+    upgrade_sock: PathBuf,
+}
+
+/// `grace_period`, `log_format`, `pid_file` and `upgrade_sock`. `first_addr` (the first listener)
+/// names the default pid file and upgrade socket; `None` when the listeners are invalid, which is
+/// already reported.
+fn process(
+    ctx: &mut Ctx<'_, '_>,
+    s: &ServerFile,
+    first_addr: Option<SocketAddr>,
+    tspan: Range<usize>,
+) -> Option<Process> {
+    let grace_period = match &s.grace_period {
+        None => Some(DEFAULT_GRACE_PERIOD),
+        Some(g) => duration(ctx, g, "server.grace_period").and_then(|d| {
+            if d > MAX_GRACE_PERIOD {
+                ctx.err(
+                    g.span(),
+                    format!(
+                        "server.grace_period {} is out of range: expected from 0s to 300s",
+                        quote(g.get_ref())
+                    ),
+                );
+                None
+            } else {
+                Some(d)
+            }
+        }),
+    };
+
+    let log_format = match &s.log_format {
+        None => Some(LogFormat::Human),
+        Some(f) => match f.get_ref().as_str() {
+            "human" => Some(LogFormat::Human),
+            "json" => Some(LogFormat::Json),
+            other => {
+                ctx.err(
+                    f.span(),
+                    format!(
+                        "server.log_format {} is not a log format: expected \"human\" or \"json\"",
+                        quote(other)
+                    ),
+                );
+                None
+            }
+        },
+    };
+
+    let default_stem = first_addr.map(run_file_stem);
+    let pid_file = run_path(
+        ctx,
+        s.pid_file.as_ref(),
+        "server.pid_file",
+        default_stem
+            .as_ref()
+            .map(|stem| ServerConfig::default_run_dir().join(format!("{stem}.pid"))),
+    );
+    let upgrade_sock = run_path(
+        ctx,
+        s.upgrade_sock.as_ref(),
+        "server.upgrade_sock",
+        default_stem
+            .as_ref()
+            .map(|stem| ServerConfig::default_run_dir().join(format!("{stem}.sock"))),
+    );
+    if let Some(sock) = &upgrade_sock {
+        let len = sock.as_os_str().len();
+        if len > MAX_SOCK_PATH {
+            let (span, what) = match &s.upgrade_sock {
+                Some(v) => (v.span(), "server.upgrade_sock".to_owned()),
+                None => (
+                    tspan.clone(),
+                    format!(
+                        "the default server.upgrade_sock {} (under the temp directory)",
+                        quote(&sock.to_string_lossy())
+                    ),
+                ),
+            };
+            ctx.err(
+                span,
+                format!(
+                    "{what} is {len} bytes long: a unix socket path holds at most \
+                     {MAX_SOCK_PATH} bytes, so set server.upgrade_sock to a shorter absolute path"
+                ),
+            );
+        }
+    }
+    if let (Some(pid), Some(sock)) = (&pid_file, &upgrade_sock) {
+        if pid == sock {
+            let span = s
+                .upgrade_sock
+                .as_ref()
+                .map(|v| v.span())
+                .unwrap_or_else(|| tspan.clone());
+            ctx.err(
+                span,
+                "server.pid_file and server.upgrade_sock are the same path: give each its own file",
+            );
+        }
+    }
+    Some(Process {
+        grace_period: grace_period?,
+        log_format: log_format?,
+        pid_file: pid_file?,
+        upgrade_sock: upgrade_sock?,
+    })
+}
+
+/// `0.0.0.0_8080`, `--1_8443` (for `[::1]:8443`): a listener as a file name.
+fn run_file_stem(addr: SocketAddr) -> String {
+    format!(
+        "{}_{}",
+        addr.ip().to_string().replace(':', "-"),
+        addr.port()
+    )
+}
+
+/// An absolute path for a file the running gateway and `reload` must agree on; `default` when
+/// absent (`None` when the default is unknown because the listeners are invalid).
+fn run_path(
+    ctx: &mut Ctx<'_, '_>,
+    v: Option<&Sp<String>>,
+    shown: &str,
+    default: Option<PathBuf>,
+) -> Option<PathBuf> {
+    let Some(v) = v else {
+        return default;
+    };
+    let text = v.get_ref();
+    let path = Path::new(text);
+    let problem = if text.trim().is_empty() {
+        Some("is empty")
+    } else if !path.is_absolute() {
+        // `reload` (systemd's ExecReload runs in /) must find the same file as `run`.
+        Some("is relative")
+    } else if text.ends_with('/') || path.file_name().is_none() {
+        Some("names a directory")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => {
+            ctx.err(
+                v.span(),
+                format!(
+                    "{shown} {} {problem}: expected an absolute file path such as \
+                     \"/run/clever-gateway/gateway.{}\"",
+                    quote(text),
+                    if shown.ends_with("sock") {
+                        "sock"
+                    } else {
+                        "pid"
+                    }
+                ),
+            );
+            None
+        }
+        None => Some(path.to_path_buf()),
+    }
 }
 
 fn socket_addr(ctx: &mut Ctx<'_, '_>, v: &Sp<String>, shown: &str) -> Option<SocketAddr> {
@@ -275,7 +460,6 @@ fn socket_addrs(
 mod tests {
     use super::super::testutil::*;
     use super::*;
-    use std::path::PathBuf;
 
     #[test]
     fn server_absent_gets_defaults() {
@@ -430,6 +614,153 @@ mod tests {
             ],
         );
         assert_eq!((p.line, p.col), (2, 11));
+    }
+
+    #[test]
+    fn server_process_keys_absent_get_defaults() {
+        let c = ok(&format!("{CLEVER}{UPSTREAM}")).server;
+        assert_eq!(c.grace_period, Duration::from_secs(10));
+        assert_eq!(c.log_format, LogFormat::Human);
+        let dir = ServerConfig::default_run_dir();
+        assert_eq!(c.pid_file, dir.join("0.0.0.0_8080.pid"));
+        assert_eq!(c.upgrade_sock, dir.join("0.0.0.0_8080.sock"));
+        assert!(c.pid_file.is_absolute());
+    }
+
+    #[test]
+    fn server_default_run_files_are_named_after_first_listener() {
+        let c = ok(&doc(
+            r#"listen = ["[::1]:8443", "127.0.0.1:80"]"#,
+            "",
+            "",
+            "",
+        ))
+        .server;
+        assert!(c.pid_file.ends_with("--1_8443.pid"), "{:?}", c.pid_file);
+        let tls_only = ok(&doc(
+            "listen = []\ntls_listen = [\"127.0.0.2:8443\"]\ntls_cert = \"/c\"\ntls_key = \"/k\"",
+            "",
+            "",
+            "",
+        ))
+        .server;
+        assert!(tls_only.upgrade_sock.ends_with("127.0.0.2_8443.sock"));
+    }
+
+    #[test]
+    fn server_default_run_dir_is_per_user_under_temp_dir() {
+        let dir = ServerConfig::default_run_dir();
+        assert!(dir.starts_with(std::env::temp_dir()));
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(name, format!("clever-gateway-{}", nix::unistd::getuid()));
+    }
+
+    #[test]
+    fn server_grace_period_is_parsed() {
+        let grace = |v: &str| {
+            ok(&doc(&format!("grace_period = \"{v}\""), "", "", ""))
+                .server
+                .grace_period
+        };
+        assert_eq!(grace("0s"), Duration::ZERO);
+        assert_eq!(grace("300s"), Duration::from_secs(300));
+        assert_eq!(grace("1500ms"), Duration::from_millis(1500));
+        assert_eq!(grace("2m"), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn server_grace_period_out_of_range_is_error_at_value() {
+        let src = doc(r#"grace_period = "301s""#, "", "", "");
+        let p = one(&src, &["server.grace_period \"301s\"", "from 0s to 300s"]);
+        assert_eq!((p.line, p.col), (2, 16));
+        one(
+            &doc(r#"grace_period = "6m""#, "", "", ""),
+            &["from 0s to 300s"],
+        );
+    }
+
+    #[test]
+    fn server_grace_period_not_a_duration_or_integer_is_error() {
+        one(
+            &doc(r#"grace_period = "soon""#, "", "", ""),
+            &["expected a duration like \"90s\""],
+        );
+        one(
+            &doc("grace_period = 10", "", "", ""),
+            &["wrong type for server.grace_period", "expected a string"],
+        );
+    }
+
+    #[test]
+    fn server_log_format_json_is_parsed() {
+        let c = ok(&doc(r#"log_format = "json""#, "", "", "")).server;
+        assert_eq!(c.log_format, LogFormat::Json);
+        let c = ok(&doc(r#"log_format = "human""#, "", "", "")).server;
+        assert_eq!(c.log_format, LogFormat::Human);
+    }
+
+    #[test]
+    fn server_log_format_unknown_is_error() {
+        let p = one(
+            &doc(r#"log_format = "JSON""#, "", "", ""),
+            &[
+                "server.log_format \"JSON\"",
+                "expected \"human\" or \"json\"",
+            ],
+        );
+        assert_eq!((p.line, p.col), (2, 14));
+    }
+
+    #[test]
+    fn server_pid_file_and_upgrade_sock_absolute_are_kept() {
+        let c = ok(&doc(
+            "pid_file = \"/run/cg/gw.pid\"\nupgrade_sock = \"/run/cg/gw.sock\"",
+            "",
+            "",
+            "",
+        ))
+        .server;
+        assert_eq!(c.pid_file, PathBuf::from("/run/cg/gw.pid"));
+        assert_eq!(c.upgrade_sock, PathBuf::from("/run/cg/gw.sock"));
+    }
+
+    #[test]
+    fn server_pid_file_relative_empty_or_directory_is_error() {
+        let src = doc(r#"pid_file = "run/gw.pid""#, "", "", "");
+        let p = one(
+            &src,
+            &["server.pid_file \"run/gw.pid\" is relative", "absolute"],
+        );
+        assert_eq!((p.line, p.col), (2, 12));
+        one(&doc(r#"pid_file = " ""#, "", "", ""), &["is empty"]);
+        one(
+            &doc(r#"upgrade_sock = "/run/cg/""#, "", "", ""),
+            &["server.upgrade_sock", "names a directory", "gateway.sock"],
+        );
+    }
+
+    #[test]
+    fn server_upgrade_sock_too_long_for_a_unix_socket_is_error() {
+        let long = format!("/{}.sock", "s".repeat(110));
+        one(
+            &doc(&format!("upgrade_sock = \"{long}\""), "", "", ""),
+            &["server.upgrade_sock is 116 bytes long", "at most 107 bytes"],
+        );
+        let just = format!("/{}", "s".repeat(106));
+        ok(&doc(&format!("upgrade_sock = \"{just}\""), "", "", ""));
+    }
+
+    #[test]
+    fn server_pid_file_same_as_upgrade_sock_is_error() {
+        one(
+            &doc(
+                "pid_file = \"/run/gw\"\nupgrade_sock = \"/run/gw\"",
+                "",
+                "",
+                "",
+            ),
+            &["same path"],
+        );
     }
 
     #[test]

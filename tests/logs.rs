@@ -1,0 +1,134 @@
+//! Log format: `log_format` in the file and `--log-format` on the command line; config errors
+//! stay plain text whatever the format.
+
+mod life;
+
+use life::common::{free_port, sim_for, Upstream};
+use life::{config, read, spawn, wait_healthy, Files, Reaper};
+
+/// Starts a gateway with `server` lines and extra `args`, sends one public request with a
+/// query, stops it, and returns its stderr.
+async fn logs_of(server: &str, args: &[&str]) -> String {
+    let port = free_port();
+    let sim = sim_for(port, None).await;
+    let app = Upstream::start().await;
+    let f = Files::new();
+    f.write_config(&config(
+        port,
+        &sim,
+        f.dir.path(),
+        server,
+        &app.addr.to_string(),
+        "",
+    ));
+    let mut args = args.to_vec();
+    args.insert(0, "run");
+    let mut gw = Reaper(spawn(&args, &f.cfg, &f.log, sim.client_secret()));
+    wait_healthy(port, &mut gw.0, &f.log).await;
+    let r = reqwest::get(format!(
+        "http://127.0.0.1:{port}/pub/page?code=SECRETCODE123"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    // The access line is written after the response: give it a moment.
+    for _ in 0..50 {
+        if read(&f.log).contains("/pub/page") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(gw);
+    read(&f.log)
+}
+
+#[tokio::test]
+async fn log_format_json_in_file_writes_one_json_object_per_line() {
+    let logs = logs_of("log_format = \"json\"", &[]).await;
+    let mut access = None;
+    let mut lines = 0;
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}\n{logs}"));
+        assert!(v.is_object(), "{line}");
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+        if v["target"] == "access" && v["path"] == "/pub/page" {
+            access = Some(v);
+        }
+        lines += 1;
+    }
+    assert!(lines >= 3, "startup lines are JSON too:\n{logs}");
+    let a = access.unwrap_or_else(|| panic!("no access line:\n{logs}"));
+    // Fields are at the top level, not under "fields".
+    assert_eq!(a["message"], "request");
+    assert_eq!(a["method"], "GET");
+    assert_eq!(a["status"], 200);
+    assert_eq!(a["upstream"], "app");
+    assert_eq!(a["user_id"], "-");
+    assert!(
+        a["request_id"].as_str().is_some_and(|s| !s.is_empty()),
+        "{a}"
+    );
+    assert!(a["duration_ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{a}");
+    assert!(
+        !logs.contains("SECRETCODE123"),
+        "query value in logs:\n{logs}"
+    );
+}
+
+#[tokio::test]
+async fn log_format_flag_overrides_file() {
+    let logs = logs_of("log_format = \"json\"", &["--log-format", "human"]).await;
+    let line = logs
+        .lines()
+        .find(|l| l.contains("/pub/page"))
+        .unwrap_or_else(|| panic!("no access line:\n{logs}"));
+    assert!(
+        serde_json::from_str::<serde_json::Value>(line).is_err(),
+        "{line}"
+    );
+    assert!(line.contains("INFO") && line.contains("access"), "{line}");
+    assert!(
+        !line.contains('\u{1b}'),
+        "no color codes when stderr is a file: {line:?}"
+    );
+
+    let logs = logs_of("", &["--log-format", "json"]).await;
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn config_errors_are_plain_lines_even_with_json_log_format() {
+    let f = Files::new();
+    let text = "[server]\nlog_format = \"json\"\ncolour = \"blue\"\n";
+    f.write_config(text);
+    for args in [&["run"][..], &["check"], &["run", "--log-format", "json"]] {
+        let out = life::bin()
+            .args(args)
+            .arg("--config")
+            .arg(&f.cfg)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let file = f.cfg.display().to_string();
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&format!("{file}:3:1: unknown key \"colour\""))),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.lines().all(|l| !l.starts_with('{')),
+            "{args:?}: no JSON: {stderr}"
+        );
+    }
+}
