@@ -230,6 +230,10 @@ impl ProxyHttp for GatewayProxy {
             cookies,
             wants_html: ctx.wants_html,
             request_id: &ctx.request_id,
+            forwarded_uri: req
+                .headers
+                .get(headers::X_FORWARDED_URI)
+                .and_then(|v| v.to_str().ok()),
         };
         match gw.decide(&facts).await {
             Decision::Reply(reply) => {
@@ -312,6 +316,9 @@ impl ProxyHttp for GatewayProxy {
         apply(upstream_request, fwd)?;
         if let Some(rec) = &f.session {
             apply(upstream_request, headers::identity(upstream, rec))?;
+        }
+        if let Some(token) = &f.assertion {
+            upstream_request.insert_header(crate::assertion::X_CLEVER_ASSERTION, token.as_ref())?;
         }
         if let Some(p) = &f.upstream_path {
             let uri: http::Uri = p
