@@ -128,3 +128,24 @@ async fn websocket_anonymous_upgrade_401_never_reaches_app() {
     }
     assert!(echo.upgrades.lock().unwrap().is_empty());
 }
+
+/// Slow (70 s): an upgraded connection that stays silent longer than the 60 s upstream read
+/// timeout of ordinary requests still echoes afterwards. Run with `--ignored`.
+#[tokio::test]
+#[ignore = "slow: waits 70 s"]
+async fn websocket_idle_longer_than_read_timeout_stays_open() {
+    let echo = echo_server().await;
+    let env = env(&echo, &user_with_roles(&["teacher"])).await;
+    let cookie = session_cookie(&env, &browser()).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_request(&env, Some(&cookie)))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(70)).await;
+    ws.send(Message::text("still there")).await.unwrap();
+    let back = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+        .await
+        .expect("echo in time")
+        .expect("connection open")
+        .expect("no error");
+    assert_eq!(back.into_text().unwrap(), "still there");
+}
