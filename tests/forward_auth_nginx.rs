@@ -2,7 +2,7 @@
 //! loopback in front of a recording app, the real gateway binary as the auth server and the
 //! Clever simulator: a signed-in request reaches the app with identity headers, an anonymous
 //! one is redirected to login, and a client's own `X-Clever-User-Id` never reaches the app.
-//! Skipped, with a message, when there is no nginx (`apt-get install nginx-light`).
+//! Skipped, with a message, when there is no nginx (`apt-get install nginx`).
 
 mod common;
 
@@ -100,9 +100,7 @@ async fn start_nginx(bin: &Path, port: u16, server_block: &str) -> Nginx {
 #[tokio::test]
 async fn nginx_auth_request_recipe_end_to_end() {
     let Some(bin) = nginx_binary() else {
-        eprintln!(
-            "SKIP nginx_auth_request_recipe_end_to_end: no nginx (apt-get install nginx-light)"
-        );
+        eprintln!("SKIP nginx_auth_request_recipe_end_to_end: no nginx (apt-get install nginx)");
         return;
     };
     let (nginx_port, gw_port) = (free_port(), free_port());
