@@ -50,6 +50,16 @@ pub enum KeyError {
     Generate,
 }
 
+/// What is wrong with the key files `cfg` names (for `clever-gateway check`, which warns, while
+/// `run` refuses to start); a key that would be generated at start is not checked.
+pub fn check_key_files(cfg: &AssertionConfig) -> Vec<KeyError> {
+    cfg.key_file
+        .iter()
+        .chain(&cfg.previous_key_files)
+        .filter_map(|p| Key::load(p).err())
+        .collect()
+}
+
 /// One EC P-256 key: its id, what signs with it, and its public JWK.
 struct Key {
     kid: String,
