@@ -493,15 +493,31 @@ impl Gateway {
                 .and_then(safe_return_path)
                 .unwrap_or_else(|| "/".to_string());
             let login_url = login_url(&rd);
-            return Reply::json(
-                401,
-                &serde_json::json!({"error": "unauthenticated", "login_url": login_url}),
-            )
-            .with_header(
-                http::header::WWW_AUTHENTICATE,
-                r#"Clever realm="clever-gateway""#.to_string(),
-            )
-            .with_header(X_CLEVER_LOGIN_URL, login_url);
+            // Traefik (and Caddy without handle_response) hand this body to the browser: a
+            // page with a sign-in link for navigations, the usual JSON for everything else.
+            let body = if req.wants_html {
+                ErrorPage {
+                    status: 401,
+                    reason: "unauthenticated",
+                    title: "Sign-in required",
+                    message: "Sign in with Clever to open this app.",
+                    retry: Some(&login_url),
+                    sign_out: false,
+                    request_id: req.request_id,
+                }
+                .reply(true)
+            } else {
+                Reply::json(
+                    401,
+                    &serde_json::json!({"error": "unauthenticated", "login_url": login_url}),
+                )
+            };
+            return body
+                .with_header(
+                    http::header::WWW_AUTHENTICATE,
+                    r#"Clever realm="clever-gateway""#.to_string(),
+                )
+                .with_header(X_CLEVER_LOGIN_URL, login_url);
         };
         let (edits, assertion) = match up {
             None => (
@@ -1056,8 +1072,28 @@ user_id = "X-Remote-User"
             r.header("www-authenticate"),
             Some(r#"Clever realm="clever-gateway""#)
         );
+        assert!(
+            body(&r).contains(&format!("href=\"{want}\"")),
+            "a page with a sign-in link: {}",
+            body(&r)
+        );
+    }
+
+    #[tokio::test]
+    async fn forward_auth_no_session_json_for_non_browsers() {
+        let (gw, _) = gateway("", true);
+        let mut f = facts("/_gateway/auth", GatewayCookies::default());
+        f.forwarded_uri = Some("/x");
+        let Decision::Reply(r) = gw.decide(&f).await else {
+            panic!("forwarded")
+        };
+        assert_eq!(r.status, 401);
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        assert_eq!(v["login_url"], want);
+        assert_eq!(v["login_url"], "/_gateway/login?rd=%2Fx");
+        assert_eq!(
+            r.header("x-clever-login-url"),
+            Some("/_gateway/login?rd=%2Fx")
+        );
     }
 
     #[tokio::test]
