@@ -3,7 +3,8 @@
 //
 // UNTESTED: firebase/php-jwt is a Composer package with no Debian package, so the gateway's CI
 // cannot install it; the Python example (verify_assertion.py) is the tested one. This follows
-// php-jwt's documented API (JWK::parseKeySet, JWT::decode with Key objects).
+// php-jwt's documented API (JWK::parseKeySet, JWT::decode with Key objects); only `php -l`
+// has been run on it.
 //
 //   composer require firebase/php-jwt
 //
