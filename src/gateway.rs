@@ -1205,4 +1205,20 @@ user_id = "X-Remote-User"
         let r = auth(&gw, Some("upstream=nope"), GatewayCookies::default(), None).await;
         assert_eq!(r.status, 400);
     }
+
+    #[tokio::test]
+    async fn jwks_without_assertions_empty_set_one_cache_control() {
+        let (gw, _) = gateway("", true);
+        let r = reply(&gw, "/_gateway/jwks.json").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("application/jwk-set+json"));
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v, serde_json::json!({ "keys": [] }));
+        let cc: Vec<_> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k == http::header::CACHE_CONTROL)
+            .collect();
+        assert_eq!(cc.len(), 1, "{cc:?}");
+    }
 }
