@@ -3,14 +3,15 @@
 
 use std::sync::Arc;
 
+use crate::assertion::{Assertions, X_CLEVER_ASSERTION};
 use crate::auth::{policy, safe_return_path, Auth, Ctx};
-use crate::config::Config;
+use crate::config::{Config, HeaderNames};
 use crate::identity::canonical_header_name;
 use crate::metrics::Metrics;
 use crate::pages::{ErrorPage, Reply};
 use crate::routing::{self, NormalizedPath};
 use crate::session::cookies::GatewayCookies;
-use crate::session::{unix_secs, SessionRecord};
+use crate::session::{unix_secs, SessionId, SessionRecord};
 
 /// The reserved prefix for the gateway's own endpoints, on every host.
 pub const GATEWAY_PREFIX: &str = "/_gateway/";
@@ -27,6 +28,9 @@ pub struct RequestFacts<'a> {
     /// A browser navigation (`Sec-Fetch-Mode: navigate` or `Accept: text/html`).
     pub wants_html: bool,
     pub request_id: &'a str,
+    /// `X-Forwarded-Uri` as a forward-auth proxy sends it: used only as the same-site return
+    /// path of `/_gateway/auth`'s login URL, never to choose an upstream or policy.
+    pub forwarded_uri: Option<&'a str>,
 }
 
 /// What to do with the request.
@@ -44,6 +48,8 @@ pub struct Forward {
     pub session: Option<Arc<SessionRecord>>,
     /// Path and query to send upstream, when it differs from the request's.
     pub upstream_path: Option<String>,
+    /// `X-Clever-Assertion` for an upstream with `assertion = true` (signed-in only).
+    pub assertion: Option<Arc<str>>,
 }
 
 /// The gateway's request-level logic over its configuration and login flows.
@@ -55,6 +61,8 @@ pub struct Gateway {
     pub identity_header_names: Vec<String>,
     /// The same metrics the login flows and the Clever client record into.
     pub metrics: Arc<Metrics>,
+    /// The assertion signer, when `[assertion]` or an upstream's `assertion = true` asks.
+    pub assertions: Option<Arc<Assertions>>,
 }
 
 /// The most header bytes (names and values) a request may carry; pingora itself allows 1 MiB.
@@ -172,6 +180,50 @@ pub fn wants_html(sec_fetch_mode: Option<&str>, accept: Option<&str>) -> bool {
     }
 }
 
+/// The header in a forward-auth 401 that carries the login URL, for the proxy's error page.
+pub const X_CLEVER_LOGIN_URL: http::HeaderName =
+    http::HeaderName::from_static("x-clever-login-url");
+
+/// `/_gateway/login?rd=…` for a same-site return path.
+pub fn login_url(return_path: &str) -> String {
+    format!(
+        "/_gateway/login?rd={}",
+        url::form_urlencoded::byte_serialize(return_path.as_bytes()).collect::<String>()
+    )
+}
+
+/// The upstream `/_gateway/auth` answers for: `Ok(None)` without `upstream=` (default header
+/// names, no policy), `Err` for an unknown, empty or repeated name or a malformed query.
+pub fn forward_auth_upstream(
+    cfg: &Config,
+    query: Option<&str>,
+) -> Result<Option<usize>, &'static str> {
+    let Some(q) = query else {
+        return Ok(None);
+    };
+    if !crate::auth::valid_percent_encoding(q) {
+        return Err("The query string is malformed.");
+    }
+    let mut name: Option<String> = None;
+    for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+        if k == "upstream" {
+            if name.is_some() {
+                return Err("The upstream parameter is repeated.");
+            }
+            name = Some(v.into_owned());
+        }
+    }
+    match name {
+        None => Ok(None),
+        Some(n) => cfg
+            .upstreams
+            .iter()
+            .position(|u| u.name == n)
+            .map(Some)
+            .ok_or("No upstream of that name is configured."),
+    }
+}
+
 impl Gateway {
     pub fn new(cfg: Arc<Config>, auth: Auth) -> Self {
         let mut names: Vec<String> = Vec::new();
@@ -188,6 +240,25 @@ impl Gateway {
             metrics: auth.metrics().clone(),
             auth,
             identity_header_names: names,
+            assertions: None,
+        }
+    }
+
+    /// Signs `X-Clever-Assertion` for the upstreams that ask, and serves the JWKS.
+    pub fn with_assertions(mut self, assertions: Arc<Assertions>) -> Self {
+        self.assertions = Some(assertions);
+        self
+    }
+
+    /// The assertion for upstream `up` and this session, if the upstream asks for one.
+    fn assertion_for(&self, up: usize, sid: &SessionId, rec: &SessionRecord) -> Option<Arc<str>> {
+        let audience = self.cfg.upstreams[up].assertion.as_deref()?;
+        match &self.assertions {
+            Some(a) => a.token(sid, rec, audience),
+            None => {
+                tracing::error!("assertion: upstream asks for one but no signer was set up");
+                None
+            }
         }
     }
 
@@ -232,6 +303,7 @@ impl Gateway {
                 upstream: up,
                 session: None,
                 upstream_path,
+                assertion: None,
             });
         }
         let found = match self.auth.session(&req.cookies).await {
@@ -248,34 +320,14 @@ impl Gateway {
             }
         };
         match found {
-            Some((_, rec)) => match policy::check(upstream, &rec.identity) {
+            Some((sid, rec)) => match policy::check(upstream, &rec.identity) {
                 Ok(()) => Decision::Forward(Forward {
                     upstream: up,
+                    assertion: self.assertion_for(up, &sid, &rec),
                     session: Some(rec),
                     upstream_path,
                 }),
-                Err(denial) => {
-                    self.metrics.policy_denied(&upstream.name, denial.reason());
-                    tracing::info!(
-                        request_id = req.request_id,
-                        upstream = %upstream.name,
-                        user_id = %rec.identity.user_id,
-                        reason = denial.reason(),
-                        "policy denied"
-                    );
-                    Decision::Reply(
-                        ErrorPage {
-                            status: 403,
-                            reason: denial.reason(),
-                            title: "Access denied",
-                            message: denial.message(),
-                            retry: None,
-                            sign_out: true,
-                            request_id: req.request_id,
-                        }
-                        .reply(req.wants_html),
-                    )
-                }
+                Err(denial) => Decision::Reply(self.denied(req, &upstream.name, &rec, denial)),
             },
             None => Decision::Reply(self.anonymous(ctx, req, up).await),
         }
@@ -296,10 +348,7 @@ impl Gateway {
                 .start_login(ctx, &return_to, district, false)
                 .await;
         }
-        let login_url = format!(
-            "/_gateway/login?rd={}",
-            url::form_urlencoded::byte_serialize(path.as_bytes()).collect::<String>()
-        );
+        let login_url = login_url(&path);
         Reply::json(
             401,
             &serde_json::json!({"error": "unauthenticated", "login_url": login_url}),
@@ -314,6 +363,8 @@ impl Gateway {
         match name {
             "login" => self.login_endpoint(ctx, req).await,
             "logout" => self.auth.logout(ctx).await,
+            "auth" => self.forward_auth(ctx, req).await,
+            "jwks.json" => self.jwks(),
             "me" => match self.auth.session(&req.cookies).await {
                 Ok(Some((_, rec))) => {
                     let id = &rec.identity;
@@ -348,6 +399,21 @@ impl Gateway {
                 "There is no such gateway page.",
             ),
         }
+    }
+
+    /// `/_gateway/jwks.json`: the public keys that verify `X-Clever-Assertion` (none when
+    /// assertions are off). Cacheable for a minute: rotation keeps old keys published longer.
+    fn jwks(&self) -> Reply {
+        let keys = match &self.assertions {
+            Some(a) => a.jwks(),
+            None => serde_json::json!({ "keys": [] }),
+        };
+        let mut r = Reply::typed(200, "application/jwk-set+json", keys.to_string());
+        r.headers.retain(|(k, _)| k != http::header::CACHE_CONTROL);
+        r.with_header(
+            http::header::CACHE_CONTROL,
+            "public, max-age=60".to_string(),
+        )
     }
 
     /// Liveness: the process answers.
@@ -391,6 +457,122 @@ impl Gateway {
             "/metrics" => self.metrics_text().await,
             _ => Reply::text(404, "not found\n"),
         }
+    }
+
+    /// `/_gateway/auth?upstream=NAME`: forward-auth for nginx `auth_request`, Traefik
+    /// ForwardAuth and Caddy `forward_auth`. 200 with NAME's identity headers for a valid
+    /// session that passes NAME's policy (no `upstream`: the default header names and no
+    /// policy beyond a valid session); 401 with the login URL in `X-Clever-Login-Url`; 403
+    /// when the policy refuses; 400 for an unknown or repeated `upstream`. The policy comes
+    /// from `upstream` only, never from `X-Forwarded-Uri`/`-Host`; `X-Forwarded-Uri` is used
+    /// only as the login's same-site return path.
+    async fn forward_auth(&self, ctx: Ctx<'_>, req: &RequestFacts<'_>) -> Reply {
+        let up = match forward_auth_upstream(&self.cfg, req.query) {
+            Ok(up) => up,
+            Err(why) => {
+                tracing::warn!(request_id = req.request_id, why, "forward-auth refused");
+                return self.error(ctx, 400, "bad_request", "Bad request", why);
+            }
+        };
+        let found = match self.auth.session(&req.cookies).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(request_id = req.request_id, error = %e, "session store unavailable");
+                return self.error(
+                    ctx,
+                    503,
+                    "store_unavailable",
+                    "Temporarily unavailable",
+                    "The gateway cannot reach its session store. Please try again in a moment.",
+                );
+            }
+        };
+        let Some((sid, rec)) = found else {
+            let rd = req
+                .forwarded_uri
+                .and_then(safe_return_path)
+                .unwrap_or_else(|| "/".to_string());
+            let login_url = login_url(&rd);
+            // Traefik (and Caddy without handle_response) hand this body to the browser: a
+            // page with a sign-in link for navigations, the usual JSON for everything else.
+            let body = if req.wants_html {
+                ErrorPage {
+                    status: 401,
+                    reason: "unauthenticated",
+                    title: "Sign-in required",
+                    message: "Sign in with Clever to open this app.",
+                    retry: Some(&login_url),
+                    sign_out: false,
+                    request_id: req.request_id,
+                }
+                .reply(true)
+            } else {
+                Reply::json(
+                    401,
+                    &serde_json::json!({"error": "unauthenticated", "login_url": login_url}),
+                )
+            };
+            return body
+                .with_header(
+                    http::header::WWW_AUTHENTICATE,
+                    r#"Clever realm="clever-gateway""#.to_string(),
+                )
+                .with_header(X_CLEVER_LOGIN_URL, login_url);
+        };
+        let (edits, assertion) = match up {
+            None => (
+                crate::proxy::headers::identity_with(&HeaderNames::default(), false, &rec),
+                None,
+            ),
+            Some(up) => {
+                let upstream = &self.cfg.upstreams[up];
+                if let Err(denial) = policy::check(upstream, &rec.identity) {
+                    return self.denied(req, &upstream.name, &rec, denial);
+                }
+                (
+                    crate::proxy::headers::identity(upstream, &rec),
+                    self.assertion_for(up, &sid, &rec),
+                )
+            }
+        };
+        let mut reply = Reply::text(200, "ok\n");
+        if let Some(token) = assertion {
+            reply = reply.with_header(X_CLEVER_ASSERTION, token.to_string());
+        }
+        for (name, value) in edits.set {
+            if let Ok(v) = value.to_str() {
+                reply = reply.with_header(name, v.to_string());
+            }
+        }
+        reply
+    }
+
+    /// The 403 for a signed-in user the upstream's policy refuses; counted and logged.
+    fn denied(
+        &self,
+        req: &RequestFacts<'_>,
+        upstream: &str,
+        rec: &SessionRecord,
+        denial: policy::Denial,
+    ) -> Reply {
+        self.metrics.policy_denied(upstream, denial.reason());
+        tracing::info!(
+            request_id = req.request_id,
+            upstream,
+            user_id = %rec.identity.user_id,
+            reason = denial.reason(),
+            "policy denied"
+        );
+        ErrorPage {
+            status: 403,
+            reason: denial.reason(),
+            title: "Access denied",
+            message: denial.message(),
+            retry: None,
+            sign_out: true,
+            request_id: req.request_id,
+        }
+        .reply(req.wants_html)
     }
 
     /// `/_gateway/login?rd=/path`: an explicit login returning to a same-site path.
@@ -651,6 +833,12 @@ name = "staff"
 url = "http://127.0.0.1:9"
 path_prefix = "/staff"
 allow_user_types = ["teacher"]
+[[upstream]]
+name = "legacy"
+url = "http://127.0.0.1:9"
+path_prefix = "/legacy"
+[upstream.headers]
+user_id = "X-Remote-User"
 "#;
 
     fn gateway(server: &str, up: bool) -> (Gateway, Arc<Flaky>) {
@@ -687,6 +875,7 @@ allow_user_types = ["teacher"]
             cookies,
             wants_html: false,
             request_id: "t",
+            forwarded_uri: None,
         }
     }
 
@@ -821,5 +1010,215 @@ allow_user_types = ["teacher"]
             !text.contains("5fc43758db087d0be186c29d"),
             "no user id in labels"
         );
+    }
+
+    /// A signed-in student's cookies, with their session in `store`.
+    async fn student_cookies(store: &Flaky) -> GatewayCookies {
+        let id = SessionId::generate();
+        let student = Identity {
+            user_id: "5fc43758db087d0be186c29d".into(),
+            district_id: Some("5d0a9e5d0958b300014e49d2".into()),
+            user_types: vec![UserType::Student],
+            name: None,
+            email: None,
+            authorized_by: None,
+        };
+        let rec = SessionRecord::new(
+            student,
+            Secret::new("t"),
+            std::time::SystemTime::now(),
+            Duration::from_secs(60),
+        );
+        store.insert(&id, rec).await.unwrap();
+        GatewayCookies {
+            session: vec![id.expose().to_string()],
+            ..Default::default()
+        }
+    }
+
+    async fn auth(
+        gw: &Gateway,
+        query: Option<&str>,
+        cookies: GatewayCookies,
+        forwarded_uri: Option<&str>,
+    ) -> Reply {
+        let mut f = facts("/_gateway/auth", cookies);
+        f.query = query;
+        f.forwarded_uri = forwarded_uri;
+        f.wants_html = true;
+        match gw.decide(&f).await {
+            Decision::Reply(r) => r,
+            Decision::Forward(_) => panic!("forward-auth was forwarded"),
+        }
+    }
+
+    #[tokio::test]
+    async fn forward_auth_no_session_401_with_login_url_from_forwarded_uri() {
+        let (gw, _) = gateway("", true);
+        let r = auth(
+            &gw,
+            Some("upstream=app"),
+            GatewayCookies::default(),
+            Some("/grades?term=2"),
+        )
+        .await;
+        assert_eq!(
+            r.status, 401,
+            "a browser navigation still gets 401, never 302"
+        );
+        let want = "/_gateway/login?rd=%2Fgrades%3Fterm%3D2";
+        assert_eq!(r.header("x-clever-login-url"), Some(want));
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some(r#"Clever realm="clever-gateway""#)
+        );
+        assert!(
+            body(&r).contains(&format!("href=\"{want}\"")),
+            "a page with a sign-in link: {}",
+            body(&r)
+        );
+    }
+
+    #[tokio::test]
+    async fn forward_auth_no_session_json_for_non_browsers() {
+        let (gw, _) = gateway("", true);
+        let mut f = facts("/_gateway/auth", GatewayCookies::default());
+        f.forwarded_uri = Some("/x");
+        let Decision::Reply(r) = gw.decide(&f).await else {
+            panic!("forwarded")
+        };
+        assert_eq!(r.status, 401);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["login_url"], "/_gateway/login?rd=%2Fx");
+        assert_eq!(
+            r.header("x-clever-login-url"),
+            Some("/_gateway/login?rd=%2Fx")
+        );
+    }
+
+    #[tokio::test]
+    async fn forward_auth_foreign_forwarded_uri_returns_to_root() {
+        let (gw, _) = gateway("", true);
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/x",
+            "/%2F%2Fevil.example",
+        ] {
+            let r = auth(&gw, None, GatewayCookies::default(), Some(bad)).await;
+            assert_eq!(r.status, 401);
+            assert_eq!(
+                r.header("x-clever-login-url"),
+                Some("/_gateway/login?rd=%2F"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn forward_auth_without_upstream_default_names_no_policy() {
+        let (gw, store) = gateway("", true);
+        let r = auth(&gw, None, student_cookies(&store).await, None).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("x-clever-user-id"),
+            Some("5fc43758db087d0be186c29d")
+        );
+        assert_eq!(r.header("x-clever-user-type"), Some("student"));
+        assert_eq!(
+            r.header("x-clever-district-id"),
+            Some("5d0a9e5d0958b300014e49d2")
+        );
+        assert_eq!(r.header("x-clever-access-token"), None);
+    }
+
+    #[tokio::test]
+    async fn forward_auth_upstream_header_names_used() {
+        let (gw, store) = gateway("", true);
+        let r = auth(
+            &gw,
+            Some("upstream=legacy"),
+            student_cookies(&store).await,
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-remote-user"), Some("5fc43758db087d0be186c29d"));
+        assert_eq!(r.header("x-clever-user-id"), None);
+    }
+
+    #[tokio::test]
+    async fn forward_auth_policy_refuses_403_counted() {
+        let (gw, store) = gateway("", true);
+        let r = auth(
+            &gw,
+            Some("upstream=staff"),
+            student_cookies(&store).await,
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 403);
+        assert_eq!(r.header("x-clever-user-id"), None);
+        let text = body(&reply(&gw, "/_gateway/metrics").await).to_string();
+        let denied = parse_text(&text)
+            .into_iter()
+            .find(|s| s.name == crate::metrics::names::DENIALS)
+            .expect("denial counted");
+        assert_eq!(denied.value, 1.0);
+        assert!(denied
+            .labels
+            .contains(&("upstream".to_string(), "staff".to_string())));
+    }
+
+    #[tokio::test]
+    async fn forward_auth_forwarded_uri_never_chooses_policy() {
+        let (gw, store) = gateway("", true);
+        let cookies = student_cookies(&store).await;
+        // The student is refused on `staff` whatever the proxy says the URI was...
+        let r = auth(
+            &gw,
+            Some("upstream=staff"),
+            cookies.clone(),
+            Some("/public"),
+        )
+        .await;
+        assert_eq!(r.status, 403);
+        // ...and `app` answers for `app`, not for the `/staff/...` the header names.
+        let r = auth(&gw, Some("upstream=app"), cookies, Some("/staff/x")).await;
+        assert_eq!(r.status, 200);
+    }
+
+    #[tokio::test]
+    async fn forward_auth_unknown_repeated_or_bad_upstream_400() {
+        let (gw, store) = gateway("", true);
+        let cookies = student_cookies(&store).await;
+        for q in [
+            "upstream=nope",
+            "upstream=app&upstream=staff",
+            "upstream=",
+            "upstream=%zz",
+        ] {
+            let r = auth(&gw, Some(q), cookies.clone(), None).await;
+            assert_eq!(r.status, 400, "{q}");
+            assert_eq!(r.header("x-clever-user-id"), None, "{q}");
+        }
+        // An unknown name is refused even without a session (no oracle for names needed).
+        let r = auth(&gw, Some("upstream=nope"), GatewayCookies::default(), None).await;
+        assert_eq!(r.status, 400);
+    }
+
+    #[tokio::test]
+    async fn jwks_without_assertions_empty_set_one_cache_control() {
+        let (gw, _) = gateway("", true);
+        let r = reply(&gw, "/_gateway/jwks.json").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("application/jwk-set+json"));
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v, serde_json::json!({ "keys": [] }));
+        let cc: Vec<_> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k == http::header::CACHE_CONTROL)
+            .collect();
+        assert_eq!(cc.len(), 1, "{cc:?}");
     }
 }

@@ -1,6 +1,7 @@
 //! clever-gateway: a reverse-proxy authentication gateway that signs users in with Clever and
 //! forwards trusted identity headers to unmodified school web apps.
 
+pub mod assertion;
 pub mod auth;
 pub mod clever;
 pub mod config;

@@ -154,6 +154,11 @@ fn check(path: PathBuf, cfg: config::Config) -> ExitCode {
     if let Err(e) = config::read_secret(&cfg.clever.client_secret) {
         eprintln!("warning: {e} (run will refuse to start until it is readable)");
     }
+    if let Some(a) = &cfg.assertion {
+        for e in clever_gateway::assertion::check_key_files(a) {
+            eprintln!("warning: {e} (run will refuse to start until it is readable)");
+        }
+    }
     println!("{}: ok", path.display());
     print!("{}", config::describe_routes(&cfg));
     ExitCode::SUCCESS

@@ -15,6 +15,7 @@ use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 
+use crate::assertion::{Assertions, KeyError};
 use crate::auth::Auth;
 use crate::clever::CleverClient;
 use crate::config::{Config, StoreKind};
@@ -48,6 +49,8 @@ pub enum StartError {
     PidFile(#[from] PidFileError),
     #[error("{0}")]
     TlsFile(#[from] TlsFileError),
+    #[error("{0}")]
+    AssertionKey(#[from] KeyError),
     #[error("cannot load the system's CA certificates, which verify HTTPS upstreams: {0} (check SSL_CERT_FILE and SSL_CERT_DIR)")]
     SystemRoots(String),
 }
@@ -67,8 +70,12 @@ pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartE
     let metrics = Arc::new(metrics);
     let clever = CleverClient::new(cfg.clever.clone(), secret, metrics.clone())
         .map_err(|e| StartError::Client(e.to_string()))?;
-    let auth = Auth::new(cfg.clone(), store, clever, clock, metrics);
-    Ok(Gateway::new(cfg, auth))
+    let auth = Auth::new(cfg.clone(), store, clever, clock.clone(), metrics);
+    let gateway = Gateway::new(cfg.clone(), auth);
+    Ok(match &cfg.assertion {
+        Some(a) => gateway.with_assertions(Arc::new(Assertions::load(a, clock)?)),
+        None => gateway,
+    })
 }
 
 /// Fails early and clearly when a listen address is taken (pingora would panic in a

@@ -127,3 +127,30 @@ fn busy_listen_port_fails_clearly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot listen"), "{stderr}");
 }
+
+#[test]
+fn assertion_key_file_unreadable_check_warns_run_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("missing-assertion-key.pem");
+    let cfg = format!(
+        "{GOOD}assertion = true\n\n[assertion]\nkey_file = \"{}\"\n",
+        key.display()
+    );
+    let p = write(&dir, &cfg);
+    let out = bin().args(["check", "--config"]).arg(&p).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("missing-assertion-key.pem"),
+        "check warns: {stderr}"
+    );
+    let out = bin()
+        .args(["run", "--config"])
+        .arg(&p)
+        .env("CLEVER_GATEWAY_CLI_TEST_SECRET_UNSET", "s")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("missing-assertion-key.pem"), "{stderr}");
+}

@@ -73,6 +73,7 @@ pub(crate) mod tests {
             public_paths: vec![],
             strip_path_prefix: false,
             forward_access_token: false,
+            assertion: None,
             headers: HeaderNames::default(),
         }
     }

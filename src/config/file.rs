@@ -25,6 +25,17 @@ pub(crate) struct FileConfig {
     pub clever: Option<Sp<CleverFile>>,
     pub session: Option<Sp<SessionFile>>,
     pub upstream: Option<Sp<Vec<Sp<UpstreamFile>>>>,
+    pub assertion: Option<Sp<AssertionFile>>,
+}
+
+/// `[assertion]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AssertionFile {
+    pub issuer: Option<Sp<String>>,
+    pub key_file: Option<Sp<String>>,
+    pub previous_key_files: Option<Sp<Vec<Sp<String>>>>,
+    pub overlap: Option<Sp<String>>,
 }
 
 /// `[server]`
@@ -90,6 +101,8 @@ pub(crate) struct UpstreamFile {
     pub forward_access_token: Option<Sp<bool>>,
     pub tls_verify: Option<Sp<bool>>,
     pub tls_ca: Option<Sp<String>>,
+    pub assertion: Option<Sp<bool>>,
+    pub assertion_audience: Option<Sp<String>>,
     pub headers: Option<Sp<HeadersFile>>,
 }
 
@@ -144,6 +157,17 @@ pub(crate) static ROOT: Section = Section {
         ("clever", Kind::Table(&CLEVER)),
         ("session", Kind::Table(&SESSION)),
         ("upstream", Kind::Tables(&UPSTREAM)),
+        ("assertion", Kind::Table(&ASSERTION)),
+    ],
+};
+
+pub(crate) static ASSERTION: Section = Section {
+    title: "assertion",
+    keys: &[
+        ("issuer", Kind::Str),
+        ("key_file", Kind::Str),
+        ("previous_key_files", Kind::StrList),
+        ("overlap", Kind::Str),
     ],
 };
 
@@ -209,6 +233,8 @@ pub(crate) static UPSTREAM: Section = Section {
         ("forward_access_token", Kind::Bool),
         ("tls_verify", Kind::Bool),
         ("tls_ca", Kind::Str),
+        ("assertion", Kind::Bool),
+        ("assertion_audience", Kind::Str),
         ("headers", Kind::Table(&HEADERS)),
     ],
 };
@@ -577,6 +603,7 @@ mod tests {
         assert_eq!(keys(&SESSION), fields::<SessionFile>());
         assert_eq!(keys(&UPSTREAM), fields::<UpstreamFile>());
         assert_eq!(keys(&HEADERS), fields::<HeadersFile>());
+        assert_eq!(keys(&ASSERTION), fields::<AssertionFile>());
     }
 
     #[test]

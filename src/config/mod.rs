@@ -294,6 +294,7 @@ mod tests {
                 "session" => &file::SESSION,
                 "upstream" => &file::UPSTREAM,
                 "upstream.headers" => &file::HEADERS,
+                "assertion" => &file::ASSERTION,
                 other => panic!("unexpected table {other:?} before {line:?}"),
             };
             assert!(

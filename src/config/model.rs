@@ -18,6 +18,22 @@ pub struct Config {
     pub session: SessionConfig,
     /// In file order; never empty.
     pub upstreams: Vec<Upstream>,
+    /// Signed identity assertions: `Some` when `[assertion]` is written or an upstream sets
+    /// `assertion = true`.
+    pub assertion: Option<AssertionConfig>,
+}
+
+/// `[assertion]`: how `X-Clever-Assertion` tokens are signed and their keys published.
+#[derive(Debug, Clone)]
+pub struct AssertionConfig {
+    /// The `iss` claim: `[assertion] issuer`, else the origin of `clever.redirect_uri`.
+    pub issuer: String,
+    /// PEM EC P-256 private key; `None`: a key generated at start.
+    pub key_file: Option<PathBuf>,
+    /// Earlier signing keys, published in the JWKS (not used to sign) for `overlap`.
+    pub previous_key_files: Vec<PathBuf>,
+    /// How long after start the previous keys stay published.
+    pub overlap: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -140,6 +156,9 @@ pub struct Upstream {
     pub public_paths: Vec<PublicPath>,
     pub strip_path_prefix: bool,
     pub forward_access_token: bool,
+    /// `Some(audience)` with `assertion = true`: send `X-Clever-Assertion` with this `aud`
+    /// (`assertion_audience`, else the upstream's name).
+    pub assertion: Option<String>,
     pub headers: HeaderNames,
 }
 

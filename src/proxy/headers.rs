@@ -7,7 +7,7 @@ use http::header::COOKIE;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
-use crate::config::Upstream;
+use crate::config::{HeaderNames, Upstream};
 use crate::identity::{header_safe_value, is_spoofable_identity_header};
 use crate::session::cookies::CookieJarSpec;
 use crate::session::SessionRecord;
@@ -16,6 +16,8 @@ pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The original request URI, as nginx (by recipe), Traefik and Caddy send it to forward-auth.
+pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 
 /// The header edits to apply, decided without pingora so they can be tested on a `HeaderMap`.
 #[derive(Debug, Default)]
@@ -111,8 +113,16 @@ pub fn forwarding(headers: &HeaderMap, facts: ForwardFacts<'_>, trusted: &[IpNet
 
 /// The identity headers for one upstream (names pre-built at config time).
 pub fn identity(upstream: &Upstream, rec: &SessionRecord) -> Edits {
+    identity_with(&upstream.headers, upstream.forward_access_token, rec)
+}
+
+/// The identity headers under `names`; the access token only with `forward_access_token`.
+pub fn identity_with(
+    names: &HeaderNames,
+    forward_access_token: bool,
+    rec: &SessionRecord,
+) -> Edits {
     let mut e = Edits::default();
-    let names = &upstream.headers;
     let id = &rec.identity;
     let mut put = |name: &HeaderName, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
@@ -130,7 +140,7 @@ pub fn identity(upstream: &Upstream, rec: &SessionRecord) -> Edits {
     if let (Some(h), Some(v)) = (&names.name, &id.name) {
         put(h, &header_safe_value(v));
     }
-    if upstream.forward_access_token {
+    if forward_access_token {
         put(&names.access_token, rec.access_token.expose());
     }
     e

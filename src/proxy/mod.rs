@@ -30,6 +30,9 @@ use headers::{Edits, ForwardFacts};
 /// How long to wait for an upstream to accept a connection, and to answer.
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long an upgraded connection (WebSocket) may stay silent in both directions: apps often
+/// send nothing for minutes, and many ping only every few minutes.
+const UPGRADED_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Per-request state shared across the phases.
 #[derive(Debug, Default)]
@@ -245,6 +248,10 @@ impl ProxyHttp for GatewayProxy {
             cookies,
             wants_html: ctx.wants_html,
             request_id: &ctx.request_id,
+            forwarded_uri: req
+                .headers
+                .get(headers::X_FORWARDED_URI)
+                .and_then(|v| v.to_str().ok()),
         };
         match gw.decide(&facts).await {
             Decision::Reply(reply) => {
@@ -262,7 +269,7 @@ impl ProxyHttp for GatewayProxy {
     /// The upstream chosen by `request_filter`, at the address resolved at config time.
     async fn upstream_peer(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<Box<HttpPeer>> {
         let Some(f) = &ctx.forward else {
@@ -280,7 +287,13 @@ impl ProxyHttp for GatewayProxy {
         }
         peer.options.connection_timeout = Some(UPSTREAM_CONNECT_TIMEOUT);
         peer.options.total_connection_timeout = Some(UPSTREAM_CONNECT_TIMEOUT * 2);
-        peer.options.read_timeout = Some(UPSTREAM_READ_TIMEOUT);
+        if session.is_upgrade_req() {
+            // Both directions: pingora reads the client with its own 60 s default too.
+            peer.options.read_timeout = Some(UPGRADED_IDLE_TIMEOUT);
+            session.set_read_timeout(Some(UPGRADED_IDLE_TIMEOUT));
+        } else {
+            peer.options.read_timeout = Some(UPSTREAM_READ_TIMEOUT);
+        }
         Ok(Box::new(peer))
     }
 
@@ -327,6 +340,9 @@ impl ProxyHttp for GatewayProxy {
         apply(upstream_request, fwd)?;
         if let Some(rec) = &f.session {
             apply(upstream_request, headers::identity(upstream, rec))?;
+        }
+        if let Some(token) = &f.assertion {
+            upstream_request.insert_header(crate::assertion::X_CLEVER_ASSERTION, token.as_ref())?;
         }
         if let Some(p) = &f.upstream_path {
             let uri: http::Uri = p

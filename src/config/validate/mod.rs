@@ -2,6 +2,7 @@
 //! with its place: the entry point, the problem context [`Ctx`], and the checks the tables share
 //! (file paths, http(s) URLs, durations). Each table's rules live in its own module.
 
+mod assertion;
 mod clever;
 mod headers;
 mod server;
@@ -37,6 +38,11 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
     let clever = clever(&mut ctx, file.clever.as_ref());
     let session = session(&mut ctx, file.session.as_ref());
     tls::secure_cookies_with_tls(&mut ctx, file.session.as_ref(), server.as_ref());
+    let wanted = upstreams
+        .as_ref()
+        .is_some_and(|u| u.iter().any(|u| u.assertion.is_some()));
+    let assertion =
+        assertion::assertion(&mut ctx, file.assertion.as_ref(), clever.as_ref(), wanted);
     if !ctx.sink.problems.is_empty() {
         return None;
     }
@@ -45,6 +51,7 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
         clever: clever?,
         session: session?,
         upstreams: upstreams?,
+        assertion: assertion?,
     })
 }
 

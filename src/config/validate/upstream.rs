@@ -285,6 +285,28 @@ fn upstream(
 
     let headers = headers(ctx, u.headers.as_ref());
 
+    let assertion_on = u.assertion.as_ref().is_some_and(|b| *b.get_ref());
+    let assertion_audience = match &u.assertion_audience {
+        None => Some(None),
+        Some(a) if !assertion_on => {
+            ctx.err(
+                a.span(),
+                "upstream.assertion_audience is set but assertion is not true: add \
+                 assertion = true to this upstream, or remove assertion_audience",
+            );
+            None
+        }
+        Some(a) if a.get_ref().trim().is_empty() => {
+            ctx.err(
+                a.span(),
+                "upstream.assertion_audience is empty: expected the audience the app checks \
+                 (default: the upstream's name)",
+            );
+            None
+        }
+        Some(a) => Some(Some(a.get_ref().clone())),
+    };
+
     let route = match (&host, &path_prefix) {
         (Some(h), Some(p)) => {
             let span = u
@@ -298,8 +320,11 @@ fn upstream(
     };
 
     let built = (|| {
+        let name = name.clone()?;
+        let audience = assertion_audience?;
         Some(Upstream {
-            name: name.clone()?,
+            assertion: assertion_on.then(|| audience.unwrap_or_else(|| name.clone())),
+            name,
             url: url?,
             tls_verify: tls_verify?,
             tls_ca: tls_ca?,

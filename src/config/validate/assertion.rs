@@ -1,0 +1,139 @@
+//! `[assertion]`: the issuer of signed identity assertions, the signing key file, previous keys
+//! kept published during a rotation, and for how long.
+
+use std::time::Duration;
+
+use super::{duration, http_url, path, Ctx};
+use crate::config::file::{quote, AssertionFile, Sp};
+use crate::config::model::{AssertionConfig, CleverConfig};
+
+/// Previous keys stay published this long after start unless `overlap` says otherwise.
+const DEFAULT_OVERLAP: Duration = Duration::from_secs(3600);
+/// A token lives 5 minutes: an overlap shorter than that would orphan tokens still in use.
+const MIN_OVERLAP: Duration = crate::assertion::TOKEN_TTL;
+
+/// `Some(None)`: assertions are off (no table, no upstream asks); `None`: invalid (reported).
+/// `wanted`: some upstream sets `assertion = true`.
+pub(super) fn assertion(
+    ctx: &mut Ctx<'_, '_>,
+    table: Option<&Sp<AssertionFile>>,
+    clever: Option<&CleverConfig>,
+    wanted: bool,
+) -> Option<Option<AssertionConfig>> {
+    if table.is_none() && !wanted && !ctx.invalid.contains("assertion") {
+        return Some(None);
+    }
+    let default = AssertionFile::default();
+    let a = table.map(|t| t.get_ref()).unwrap_or(&default);
+
+    let issuer = match &a.issuer {
+        Some(v) => http_url(
+            ctx,
+            v,
+            "assertion.issuer",
+            "https://apps.example-district.org",
+        )
+        .map(|_| v.get_ref().clone()),
+        // Invalid [clever] is reported there.
+        None => clever.map(|c| c.redirect_uri.origin().ascii_serialization()),
+    };
+    let key_file = path(ctx, a.key_file.as_ref(), "assertion.key_file");
+    let previous_key_files = match &a.previous_key_files {
+        None => Some(Vec::new()),
+        Some(list) => {
+            let mut out = Vec::new();
+            let mut ok = true;
+            for item in list.get_ref() {
+                match path(ctx, Some(item), "assertion.previous_key_files entry") {
+                    Some(Some(p)) => out.push(p),
+                    _ => ok = false,
+                }
+            }
+            ok.then_some(out)
+        }
+    };
+    let overlap = match &a.overlap {
+        None => Some(DEFAULT_OVERLAP),
+        Some(v) => duration(ctx, v, "assertion.overlap").and_then(|d| {
+            if d < MIN_OVERLAP {
+                ctx.err(
+                    v.span(),
+                    format!(
+                        "assertion.overlap {} is shorter than an assertion's 5 minute life: \
+                         tokens signed with a previous key would stop verifying while still in \
+                         use; expected at least \"5m\" (default \"1h\")",
+                        quote(v.get_ref())
+                    ),
+                );
+                None
+            } else {
+                Some(d)
+            }
+        }),
+    };
+    Some(Some(AssertionConfig {
+        issuer: issuer?,
+        key_file: key_file?,
+        previous_key_files: previous_key_files?,
+        overlap: overlap?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use std::time::Duration;
+
+    fn with(table: &str, upstream: &str) -> String {
+        format!("{}\n[assertion]\n{table}\n", doc("", "", "", upstream))
+    }
+
+    #[test]
+    fn assertion_off_without_table_or_upstream() {
+        assert!(ok(&doc("", "", "", "")).assertion.is_none());
+        assert!(ok(&doc("", "", "", "")).upstreams[0].assertion.is_none());
+    }
+
+    #[test]
+    fn assertion_upstream_on_defaults_issuer_audience_overlap() {
+        let c = ok(&doc("", "", "", "assertion = true"));
+        let a = c.assertion.expect("on");
+        assert_eq!(a.issuer, "https://gw.example.org");
+        assert_eq!(a.key_file, None);
+        assert_eq!(a.overlap, Duration::from_secs(3600));
+        assert_eq!(c.upstreams[0].assertion.as_deref(), Some("app"));
+    }
+
+    #[test]
+    fn assertion_table_keys_read() {
+        let c = ok(&with(
+            "issuer = \"https://sso.example.org\"\nkey_file = \"/k.pem\"\n\
+             previous_key_files = [\"/old.pem\"]\noverlap = \"2h\"",
+            "assertion = true\nassertion_audience = \"urn:gradebook\"",
+        ));
+        let a = c.assertion.unwrap();
+        assert_eq!(a.issuer, "https://sso.example.org");
+        assert_eq!(a.key_file.unwrap().to_str(), Some("/k.pem"));
+        assert_eq!(a.previous_key_files.len(), 1);
+        assert_eq!(a.overlap, Duration::from_secs(7200));
+        assert_eq!(c.upstreams[0].assertion.as_deref(), Some("urn:gradebook"));
+    }
+
+    #[test]
+    fn assertion_audience_without_assertion_is_error() {
+        let src = doc("", "", "", "assertion_audience = \"x\"");
+        let p = one(&src, &["assertion_audience", "assertion = true"]);
+        assert_eq!(p.line, line_of(&src, "assertion_audience"));
+    }
+
+    #[test]
+    fn assertion_short_overlap_bad_issuer_unknown_key_are_errors() {
+        one(&with("overlap = \"1m\"", ""), &["assertion.overlap", "5m"]);
+        one(&with("issuer = \"ftp://x\"", ""), &["assertion.issuer"]);
+        one(&with("key = \"/k.pem\"", ""), &["unknown key", "key_file"]);
+        one(
+            &with("previous_key_files = [\"\"]", ""),
+            &["previous_key_files"],
+        );
+    }
+}
