@@ -471,7 +471,8 @@ impl SessionStore for RedisStore {
     async fn insert(&self, id: &SessionId, record: SessionRecord) -> Result<(), StoreError> {
         let hash = sha256_hex(id.expose());
         let expires_ms = ms(record.expires_at);
-        let ttl_ms = expires_ms.saturating_sub(self.now_ms()).max(1);
+        let now_ms = self.now_ms();
+        let ttl_ms = expires_ms.saturating_sub(now_ms).max(1);
         let json = encode(&StoredSession {
             identity: (*record.identity).clone(),
             access_token: record.access_token.expose().to_string(),
@@ -494,6 +495,12 @@ impl SessionStore for RedisStore {
                 .arg(sessions_index())
                 .arg(expires_ms)
                 .arg(member)
+                .ignore()
+                // Keep the index to live sessions even when nothing scrapes the gauge.
+                .cmd("ZREMRANGEBYSCORE")
+                .arg(sessions_index())
+                .arg("-inf")
+                .arg(now_ms)
                 .ignore()
                 .query_async::<()>(&mut c)
                 .await
@@ -853,6 +860,23 @@ mod tests {
             ms > 3_590_000 && ms <= 3_600_000,
             "TTL = remaining life: {ms}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn expired_sessions_leave_the_index_on_insert() {
+        let Some(server) = RedisServer::start() else {
+            return eprintln!("{SKIPPED}");
+        };
+        let clock = Arc::new(ManualClock::new());
+        let s = store_on(&server, clock.clone());
+        let old = SessionId::generate();
+        s.insert(&old, record(&*clock)).await.unwrap();
+        clock.advance(Duration::from_secs(3600));
+        s.insert(&SessionId::generate(), record(&*clock))
+            .await
+            .unwrap();
+        let card = server.command("ZCARD clever-gateway:sessions").unwrap();
+        assert!(card.contains(":1\r\n"), "{card}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
