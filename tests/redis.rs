@@ -18,11 +18,16 @@ struct Cluster {
     redis: RedisServer,
     config: String,
     port_a: u16,
+    /// Environment of every replica.
+    env: Vec<(String, String)>,
 }
 
 impl Cluster {
     async fn new() -> Option<Cluster> {
-        let redis = RedisServer::start()?;
+        Some(Self::with(RedisServer::start()?).await)
+    }
+
+    async fn with(redis: RedisServer) -> Cluster {
         let port_a = free_port();
         let teacher = user_with_roles(&["teacher"]);
         let sim = sim_for(port_a, Some(&teacher)).await;
@@ -33,13 +38,14 @@ impl Cluster {
             base_config(port_a, &sim, &session),
             app.addr
         );
-        Some(Cluster {
+        Cluster {
             sim,
             _app: app,
             redis,
             config,
             port_a,
-        })
+            env: Vec::new(),
+        }
     }
 
     /// A gateway replica on `port` (replica A on `port_a`).
@@ -48,7 +54,12 @@ impl Cluster {
             &format!("listen = [\"127.0.0.1:{}\"]", self.port_a),
             &format!("listen = [\"127.0.0.1:{port}\"]"),
         );
-        start_gateway(port, &cfg, self.sim.client_secret()).await
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        start_gateway_env(port, &cfg, self.sim.client_secret(), &env).await
     }
 }
 
@@ -205,4 +216,34 @@ async fn redis_outage_l1_keeps_users_new_logins_503_readiness_returns() {
         "{logs}"
     );
     assert!(!logs.contains(&cookie[15..]), "no session id in the logs");
+}
+
+#[tokio::test]
+async fn redis_rediss_url_verified_against_ssl_cert_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let c =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let (cert, key) = (dir.path().join("redis.pem"), dir.path().join("redis.key"));
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+    let Some(redis) = RedisServer::start_tls(&cert, &key) else {
+        return eprintln!("{SKIPPED}");
+    };
+    assert!(redis.url().starts_with("rediss://"));
+    let mut cl = Cluster::with(redis).await;
+    // The gateway trusts the system roots; SSL_CERT_FILE adds this test's certificate.
+    cl.env = vec![("SSL_CERT_FILE".into(), cert.display().to_string())];
+    let a = cl.replica(cl.port_a).await;
+    assert_eq!(
+        status(&a.url("/_gateway/readyz")).await,
+        200,
+        "{}",
+        a.logs()
+    );
+    let cookie = signed_in(&browser(), &a).await;
+    assert_eq!(api_status(&a, &cookie).await, 200);
+    // Without it the certificate is not trusted: not ready, never a plain-text fallback.
+    cl.env.clear();
+    let b = cl.replica(free_port()).await;
+    assert_eq!(status(&b.url("/_gateway/readyz")).await, 503);
 }

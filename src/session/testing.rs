@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     port: u16,
     password: Option<String>,
+    /// Certificate and key files: TLS only (`rediss://`), no plain port.
+    tls: Option<(PathBuf, PathBuf)>,
     child: Option<Child>,
     dir: PathBuf,
 }
@@ -38,6 +40,15 @@ impl RedisServer {
 
     /// As [`RedisServer::start`], requiring `password` (`requirepass`).
     pub fn start_with_password(password: Option<&str>) -> Option<RedisServer> {
+        Self::start_with(password, None)
+    }
+
+    /// A TLS-only server (`rediss://`) with this PEM certificate and key; no client certificates.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Option<RedisServer> {
+        Self::start_with(None, Some((cert.to_path_buf(), key.to_path_buf())))
+    }
+
+    fn start_with(password: Option<&str>, tls: Option<(PathBuf, PathBuf)>) -> Option<RedisServer> {
         if !redis_server_available() {
             return None;
         }
@@ -53,6 +64,7 @@ impl RedisServer {
         let mut server = RedisServer {
             port,
             password: password.map(str::to_string),
+            tls,
             child: None,
             dir,
         };
@@ -60,9 +72,15 @@ impl RedisServer {
         Some(server)
     }
 
-    /// `redis://127.0.0.1:PORT/0` (never with the password: the gateway refuses that).
+    /// `redis://127.0.0.1:PORT/0`, `rediss://` with TLS (never with the password: the gateway
+    /// refuses that).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -81,7 +99,17 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.stop();
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        match &self.tls {
+            None => cmd.args(["--port", &self.port.to_string()]),
+            Some((cert, key)) => cmd
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key)
+                .args(["--tls-auth-clients", "no"]),
+        };
+        cmd.args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
@@ -99,6 +127,7 @@ impl RedisServer {
     }
 
     /// Sends one inline command and returns the raw reply (for tests: `INFO memory`, `DBSIZE`).
+    /// Plain servers only.
     pub fn command(&self, line: &str) -> std::io::Result<String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
         s.set_read_timeout(Some(Duration::from_secs(2)))?;
@@ -115,6 +144,10 @@ impl RedisServer {
     }
 
     fn answers_ping(&self) -> bool {
+        if self.tls.is_some() {
+            // No TLS client here: a listening port is enough.
+            return TcpStream::connect(("127.0.0.1", self.port)).is_ok();
+        }
         // Before AUTH a protected server answers -NOAUTH: it is up all the same.
         self.command("PING")
             .is_ok_and(|r| r.contains("+PONG") || r.contains("NOAUTH"))
