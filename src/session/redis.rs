@@ -863,6 +863,63 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn revocation_lost_with_the_subscription_still_holds_within_1s() {
+        let Some(server) = RedisServer::start() else {
+            return eprintln!("{SKIPPED}");
+        };
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let (a, b) = (
+            store_on(&server, clock.clone()),
+            store_on(&server, clock.clone()),
+        );
+        subscribed(&b).await;
+        let id = SessionId::generate();
+        a.insert(&id, record(&*clock)).await.unwrap();
+        assert!(b.get(&id).await.unwrap().is_some());
+        // B's subscription drops; the revocation message is published while it is gone.
+        server.command("CLIENT KILL TYPE pubsub").unwrap();
+        a.remove(&id).await.unwrap();
+        let took = within(Duration::from_secs(1), async || {
+            b.get(&id).await.unwrap().is_none()
+        })
+        .await;
+        assert!(
+            took.is_some(),
+            "untrusted L1 while unsubscribed, cleared on resubscribe"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slow_redis_bounded_by_op_timeout() {
+        let Some(server) = RedisServer::start() else {
+            return eprintln!("{SKIPPED}");
+        };
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let s = store_on(&server, clock.clone());
+        assert!(s.ready().await);
+        let probe = server.command_on();
+        let sleeper = std::thread::spawn(move || probe("DEBUG SLEEP 2"));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let t = std::time::Instant::now();
+        let r = s.put_pending(
+            "st",
+            PendingLogin {
+                binding: "b".into(),
+                return_to: "/".into(),
+                from_clever: false,
+                created_at: clock.now(),
+            },
+        );
+        assert!(matches!(r.await, Err(StoreError::Unavailable(_))));
+        let took = t.elapsed();
+        assert!(took < OP_TIMEOUT + Duration::from_millis(300), "{took:?}");
+        assert!(!s.ready().await, "not ready while Redis does not answer");
+        let _ = sleeper.join().unwrap();
+        let back = within(Duration::from_secs(5), async || s.ready().await).await;
+        assert!(back.is_some(), "ready once Redis answers again");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn expired_sessions_leave_the_index_on_insert() {
         let Some(server) = RedisServer::start() else {
             return eprintln!("{SKIPPED}");

@@ -111,6 +111,8 @@ impl RedisServer {
         };
         cmd.args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            // DEBUG SLEEP makes a slow Redis in tests.
+            .args(["--enable-debug-command", "local"])
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -129,18 +131,13 @@ impl RedisServer {
     /// Sends one inline command and returns the raw reply (for tests: `INFO memory`, `DBSIZE`).
     /// Plain servers only.
     pub fn command(&self, line: &str) -> std::io::Result<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
-        s.set_read_timeout(Some(Duration::from_secs(2)))?;
-        let mut req = String::new();
-        if let Some(pw) = &self.password {
-            req.push_str(&format!("AUTH {pw}\r\n"));
-        }
-        req.push_str(line);
-        req.push_str("\r\nQUIT\r\n");
-        s.write_all(req.as_bytes())?;
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        Ok(out)
+        send(self.port, self.password.as_deref(), line)
+    }
+
+    /// A `command` sender for this server, to use from another thread.
+    pub fn command_on(&self) -> impl Fn(&str) -> std::io::Result<String> + Send {
+        let (port, password) = (self.port, self.password.clone());
+        move |line| send(port, password.as_deref(), line)
     }
 
     fn answers_ping(&self) -> bool {
@@ -159,4 +156,20 @@ impl Drop for RedisServer {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// One inline command to a plain server on loopback `port`; the raw reply.
+fn send(port: u16, password: Option<&str>, line: &str) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(3)))?;
+    let mut req = String::new();
+    if let Some(pw) = password {
+        req.push_str(&format!("AUTH {pw}\r\n"));
+    }
+    req.push_str(line);
+    req.push_str("\r\nQUIT\r\n");
+    s.write_all(req.as_bytes())?;
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    Ok(out)
 }
