@@ -96,7 +96,7 @@ const DOWN: u8 = 2;
 impl Health {
     fn up(&self) {
         match self.0.swap(UP, Ordering::SeqCst) {
-            DOWN => tracing::warn!("session store: Redis is reachable again"),
+            DOWN => tracing::info!("session store: Redis is reachable again"),
             UNKNOWN => tracing::info!("session store: connected to Redis"),
             _ => {}
         }
@@ -250,42 +250,40 @@ fn encode<T: Serialize>(v: &T) -> Result<String, StoreError> {
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, StoreError> {
-    // The error names the field, never the value.
     serde_json::from_str(s).map_err(|e| {
-        StoreError::Unavailable(format!("unreadable record in Redis: {}", e.classify_name()))
+        StoreError::Unavailable(format!("unreadable record in Redis: {}", json_category(&e)))
     })
 }
 
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
+/// The kind of a JSON error only: never a piece of the record.
+fn json_category(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Io => "io",
+        serde_json::error::Category::Syntax => "syntax",
+        serde_json::error::Category::Data => "data",
+        serde_json::error::Category::Eof => "eof",
+    }
 }
 
-impl ClassifyName for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "io",
-            serde_json::error::Category::Syntax => "syntax",
-            serde_json::error::Category::Data => "data",
-            serde_json::error::Category::Eof => "eof",
-        }
-    }
+/// The category of a client error only: a URL parse error must not echo the URL.
+fn kind_only(e: &redis::RedisError) -> String {
+    format!("{:?}", e.kind())
 }
 
 impl RedisStore {
     /// Builds the store without waiting for Redis: a gateway may start while Redis is down
     /// (it is then not ready) and connects as soon as Redis answers.
     pub fn new(settings: &RedisSettings, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        let mut info = settings
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| StoreError::Unavailable(format!("bad redis_url: {}", e.kind_str())))?;
+        let mut info =
+            settings.url.as_str().into_connection_info().map_err(|e| {
+                StoreError::Unavailable(format!("bad redis_url: {}", kind_only(&e)))
+            })?;
         if let Some(pw) = &settings.password {
             let redis = info.redis_settings().clone().set_password(pw.expose());
             info = info.set_redis_settings(redis);
         }
         let client = redis::Client::open(info)
-            .map_err(|e| StoreError::Unavailable(format!("bad redis_url: {}", e.kind_str())))?;
+            .map_err(|e| StoreError::Unavailable(format!("bad redis_url: {}", kind_only(&e))))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("redis-store")
@@ -301,7 +299,7 @@ impl RedisStore {
         let conn = {
             let _guard = rt.handle().enter();
             ConnectionManager::new_lazy_with_config(client.clone(), config)
-                .map_err(|e| StoreError::Unavailable(format!("redis: {}", e.kind_str())))?
+                .map_err(|e| StoreError::Unavailable(format!("redis: {}", kind_only(&e))))?
         };
         let shared = Arc::new(Shared {
             l1: Cache::builder()
@@ -353,17 +351,6 @@ impl RedisStore {
 
     fn now_ms(&self) -> u64 {
         ms(self.clock.now())
-    }
-}
-
-trait KindStr {
-    fn kind_str(&self) -> String;
-}
-
-impl KindStr for redis::RedisError {
-    /// The category only: a URL parse error must not echo the URL.
-    fn kind_str(&self) -> String {
-        format!("{:?}", self.kind())
     }
 }
 
