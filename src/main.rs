@@ -159,6 +159,13 @@ fn check(path: PathBuf, cfg: config::Config) -> ExitCode {
             eprintln!("warning: {e} (run will refuse to start until it is readable)");
         }
     }
+    if let Some(src) = &cfg.session.redis_password {
+        if let Err(e) = config::read_secret(src) {
+            eprintln!(
+                "warning: Redis password: {e} (run will refuse to start until it is readable)"
+            );
+        }
+    }
     println!("{}: ok", path.display());
     print!("{}", config::describe_routes(&cfg));
     ExitCode::SUCCESS

@@ -24,7 +24,7 @@ use crate::lifecycle::{self, PidFileError};
 use crate::proxy::GatewayProxy;
 use crate::secret::Secret;
 use crate::session::memory::MemoryLimits;
-use crate::session::{Clock, MemoryStore, SessionStore, SystemClock};
+use crate::session::{Clock, MemoryStore, RedisSettings, RedisStore, SessionStore, SystemClock};
 use crate::tls::{ListenerTls, TlsFileError};
 
 /// Why the server could not start.
@@ -35,10 +35,10 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error(
-        "the session store \"redis\" is not available in this version; use store = \"memory\""
-    )]
-    RedisUnsupported,
+    #[error("cannot read the Redis password: {0}")]
+    RedisPassword(crate::config::SecretError),
+    #[error("cannot set up the Redis session store: {0}")]
+    Redis(crate::session::StoreError),
     #[error("cannot set up metrics: {0}")]
     Metrics(String),
     #[error("cannot build the HTTP client for Clever: {0}")]
@@ -57,15 +57,8 @@ pub enum StartError {
 
 /// Builds the request logic (store, Clever client, login flows) for a configuration.
 pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartError> {
-    if cfg.session.store == StoreKind::Redis {
-        return Err(StartError::RedisUnsupported);
-    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(
-        cfg.session.ttl,
-        clock.clone(),
-        MemoryLimits::default(),
-    ));
+    let store = build_store(&cfg, clock.clone())?;
     let metrics = crate::metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
     let metrics = Arc::new(metrics);
     let clever = CleverClient::new(cfg.clever.clone(), secret, metrics.clone())
@@ -75,6 +68,34 @@ pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartE
     Ok(match &cfg.assertion {
         Some(a) => gateway.with_assertions(Arc::new(Assertions::load(a, clock)?)),
         None => gateway,
+    })
+}
+
+/// The configured session store; Redis is not contacted yet (a gateway may start while Redis
+/// is down: it is then not ready).
+fn build_store(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn SessionStore>, StartError> {
+    Ok(match cfg.session.store {
+        StoreKind::Memory => Arc::new(MemoryStore::new(
+            cfg.session.ttl,
+            clock,
+            MemoryLimits::default(),
+        )),
+        StoreKind::Redis => {
+            // rediss:// uses rustls: the process's provider, the one pingora installs.
+            pingora::tls::install_default_crypto_provider();
+            let password = cfg
+                .session
+                .redis_password
+                .as_ref()
+                .map(crate::config::read_secret)
+                .transpose()
+                .map_err(StartError::RedisPassword)?;
+            let settings = RedisSettings {
+                url: cfg.session.redis_url.clone().unwrap_or_default(),
+                password: password.map(Secret::new),
+            };
+            Arc::new(RedisStore::new(&settings, clock).map_err(StartError::Redis)?)
+        }
     })
 }
 

@@ -154,3 +154,37 @@ fn assertion_key_file_unreadable_check_warns_run_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("missing-assertion-key.pem"), "{stderr}");
 }
+
+const REDIS_PASSWORD_UNSET: &str = "\n[session]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:1/0\"\nredis_password_env = \"CLEVER_GATEWAY_CLI_TEST_REDIS_PW_UNSET\"\n";
+
+#[test]
+fn run_redis_password_unset_exit_2_names_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, &format!("{GOOD}{REDIS_PASSWORD_UNSET}"));
+    let out = bin()
+        .args(["run", "--config"])
+        .arg(&p)
+        .env("CLEVER_GATEWAY_CLI_TEST_SECRET_UNSET", "set-for-this-test")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("Redis password")
+            && stderr.contains("CLEVER_GATEWAY_CLI_TEST_REDIS_PW_UNSET"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_redis_password_unset_warns_exit_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, &format!("{GOOD}{REDIS_PASSWORD_UNSET}"));
+    let out = bin().args(["check", "--config"]).arg(&p).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("CLEVER_GATEWAY_CLI_TEST_REDIS_PW_UNSET"),
+        "{stderr}"
+    );
+}

@@ -82,6 +82,8 @@ pub(crate) struct SessionFile {
     pub ttl: Option<Sp<String>>,
     pub store: Option<Sp<String>>,
     pub redis_url: Option<Sp<String>>,
+    pub redis_password_env: Option<Sp<String>>,
+    pub redis_password_file: Option<Sp<String>>,
     pub logout_redirect: Option<Sp<String>>,
 }
 
@@ -214,6 +216,8 @@ pub(crate) static SESSION: Section = Section {
         ("ttl", Kind::Str),
         ("store", Kind::Str),
         ("redis_url", Kind::Str),
+        ("redis_password_env", Kind::Str),
+        ("redis_password_file", Kind::Str),
         ("logout_redirect", Kind::Str),
     ],
 };

@@ -129,7 +129,10 @@ pub struct SessionConfig {
     /// Session lifetime; at most 24h.
     pub ttl: Duration,
     pub store: StoreKind,
+    /// Without a password: validation refuses one written in the URL.
     pub redis_url: Option<String>,
+    /// Where the Redis password comes from (`redis_password_env` / `redis_password_file`).
+    pub redis_password: Option<SecretSource>,
     /// Same-site path (or absolute URL chosen by the operator) to send users to after logout.
     pub logout_redirect: String,
 }

@@ -1,8 +1,12 @@
 //! Sessions: ids, the records kept for them, the clock they expire by, and the stores.
 
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod cookies;
 pub mod memory;
+pub mod redis;
 pub mod store;
+pub mod testing;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::identity::Identity;
 use crate::secret::{random_token, Secret};
 
+pub use self::redis::{RedisSettings, RedisStore};
 pub use memory::MemoryStore;
 pub use store::{CodeClaim, PendingLogin, SessionStore, StoreError};
 

@@ -209,6 +209,16 @@ cookie_secure = false
 
 /// Starts the gateway binary with `config` and waits until it answers.
 pub async fn start_gateway(port: u16, config: &str, secret: &str) -> Gateway {
+    start_gateway_env(port, config, secret, &[]).await
+}
+
+/// As [`start_gateway`], with more environment variables for the process.
+pub async fn start_gateway_env(
+    port: u16,
+    config: &str,
+    secret: &str,
+    env: &[(&str, &str)],
+) -> Gateway {
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = dir.path().join("gateway.toml");
     // The pid file and upgrade socket in the test's own directory, not the shared default one.
@@ -233,6 +243,7 @@ pub async fn start_gateway(port: u16, config: &str, secret: &str) -> Gateway {
         .arg(&cfg_path)
         .env(SECRET_ENV, secret)
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log))
         .spawn()

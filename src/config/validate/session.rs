@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{duration, Ctx};
+use super::{duration, path, Ctx};
 use crate::config::file::{quote, SessionFile, Sp};
-use crate::config::model::{SessionConfig, StoreKind};
+use crate::config::model::{SecretSource, SessionConfig, StoreKind};
 
 const DEFAULT_TTL: Duration = Duration::from_secs(2 * 3600);
 const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -146,7 +146,17 @@ pub(super) fn session(
         (_, Some(u)) => {
             let text = u.get_ref();
             let scheme_ok = text.starts_with("redis://") || text.starts_with("rediss://");
-            if scheme_ok && Url::parse(text).is_ok_and(|p| p.host_str().is_some()) {
+            let parsed = Url::parse(text).ok().filter(|p| p.host_str().is_some());
+            if scheme_ok && parsed.as_ref().is_some_and(|p| p.password().is_some()) {
+                // A password in the URL would sit in a file that is shown, copied and
+                // committed: it comes from redis_password_env or redis_password_file instead.
+                ctx.err(
+                    u.span(),
+                    "session.redis_url holds a password: the Redis password is never inline; \
+                     remove it from the URL and set redis_password_env or redis_password_file",
+                );
+                None
+            } else if scheme_ok && parsed.is_some() {
                 Some(Some(text.clone()))
             } else {
                 ctx.err(
@@ -158,6 +168,48 @@ pub(super) fn session(
             }
         }
         (_, None) => Some(None),
+    };
+
+    let redis_password = match (&s.redis_password_env, &s.redis_password_file) {
+        (Some(_), Some(file)) => {
+            ctx.err(
+                file.span(),
+                "session.redis_password_env and session.redis_password_file are both set: use \
+                 exactly one of them",
+            );
+            None
+        }
+        (Some(v), _) | (_, Some(v)) if store != Some(StoreKind::Redis) => {
+            ctx.err(
+                v.span(),
+                "a Redis password is set but session.store is not \"redis\": set store = \
+                 \"redis\" or remove the password setting",
+            );
+            None
+        }
+        (Some(env), None) => {
+            let name = env.get_ref();
+            if name.is_empty()
+                || name.contains(['=', '\0'])
+                || name.chars().any(char::is_whitespace)
+            {
+                ctx.err(
+                    env.span(),
+                    format!(
+                        "session.redis_password_env {} is not an environment variable name: \
+                         expected a name like \"REDIS_PASSWORD\"",
+                        quote(name)
+                    ),
+                );
+                None
+            } else {
+                Some(Some(SecretSource::Env(name.clone())))
+            }
+        }
+        (None, Some(file)) => {
+            path(ctx, Some(file), "session.redis_password_file").map(|p| p.map(SecretSource::File))
+        }
+        (None, None) => Some(None),
     };
 
     let logout_redirect = match &s.logout_redirect {
@@ -195,6 +247,7 @@ pub(super) fn session(
         ttl: ttl?,
         store: store?,
         redis_url: redis_url?,
+        redis_password: redis_password?,
         logout_redirect: logout_redirect?,
     })
 }
@@ -376,6 +429,77 @@ mod tests {
             &["redis://"],
         );
         assert!(!p.message.contains("pw"));
+    }
+
+    #[test]
+    fn session_redis_url_with_password_is_error_without_echoing_it() {
+        let p = one(
+            &doc(
+                "",
+                "",
+                "store = \"redis\"\nredis_url = \"redis://:hunter2@r:6379/0\"",
+                "",
+            ),
+            &["holds a password", "redis_password_env"],
+        );
+        assert!(!p.message.contains("hunter2"));
+    }
+
+    #[test]
+    fn session_redis_url_with_user_only_is_accepted() {
+        let s = ok(&doc(
+            "",
+            "",
+            "store = \"redis\"\nredis_url = \"redis://gateway@r:6379/0\"",
+            "",
+        ))
+        .session;
+        assert_eq!(s.redis_url.as_deref(), Some("redis://gateway@r:6379/0"));
+    }
+
+    #[test]
+    fn session_redis_password_env_or_file_is_source() {
+        let redis = "store = \"redis\"\nredis_url = \"redis://r:6379\"\n";
+        let s = ok(&doc(
+            "",
+            "",
+            &format!("{redis}redis_password_env = \"REDIS_PW\""),
+            "",
+        ))
+        .session;
+        assert_eq!(s.redis_password, Some(SecretSource::Env("REDIS_PW".into())));
+        let s = ok(&doc(
+            "",
+            "",
+            &format!("{redis}redis_password_file = \"/run/secrets/redis\""),
+            "",
+        ))
+        .session;
+        assert_eq!(
+            s.redis_password,
+            Some(SecretSource::File("/run/secrets/redis".into()))
+        );
+    }
+
+    #[test]
+    fn session_redis_password_both_sources_is_error() {
+        one(
+            &doc(
+                "",
+                "",
+                "store = \"redis\"\nredis_url = \"redis://r:6379\"\nredis_password_env = \"A\"\nredis_password_file = \"/b\"",
+                "",
+            ),
+            &["both set"],
+        );
+    }
+
+    #[test]
+    fn session_redis_password_without_redis_store_is_error() {
+        one(
+            &doc("", "", "redis_password_env = \"REDIS_PW\"", ""),
+            &["not \"redis\""],
+        );
     }
 
     #[test]

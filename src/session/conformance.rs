@@ -1,0 +1,240 @@
+//! The session-store conformance suite: one behaviour per function, run against every store
+//! by [`store_conformance!`] (memory: `memory.rs` tests; Redis: `redis.rs` tests).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::memory::PENDING_LOGIN_TTL;
+use super::store::{CodeClaim, PendingLogin, SessionStore, StoreError, MAX_PENDING_PER_BROWSER};
+use super::{Clock, ManualClock, SessionId, SessionRecord};
+use crate::identity::{Identity, UserType};
+use crate::secret::Secret;
+
+/// A store under test, and whatever must live as long as it (a `redis-server`).
+pub(crate) struct Fixture {
+    pub store: Arc<dyn SessionStore>,
+    pub _keep: Option<Box<dyn std::any::Any + Send>>,
+}
+
+/// One `#[tokio::test]` per behaviour below, for the store `$make` builds from a
+/// `Arc<ManualClock>` (`None`: the store cannot run here; the test says SKIPPED and passes).
+macro_rules! store_conformance {
+    ($make:expr) => {
+        $crate::session::conformance::store_conformance!(@tests $make;
+            get_live_session_found,
+            get_unknown_session_none,
+            get_after_ttl_on_clock_none,
+            insert_keeps_identity_and_access_token,
+            remove_revokes_session,
+            session_count_sees_inserts_and_removals_at_once,
+            take_pending_is_single_use,
+            take_pending_expired_on_clock_none,
+            put_pending_capped_per_browser_not_globally,
+            claim_code_second_claim_sees_first,
+            claim_code_concurrent_exactly_one_owner,
+            complete_code_records_session,
+            ready_when_store_reachable
+        );
+    };
+    (@tests $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let clock = std::sync::Arc::new($crate::session::ManualClock::new());
+                let make = $make;
+                let Some(fixture) = make(clock.clone()) else {
+                    eprintln!("{}", $crate::session::testing::SKIPPED);
+                    return;
+                };
+                $crate::session::conformance::$name(&fixture, &clock).await;
+            }
+        )*
+    };
+}
+pub(crate) use store_conformance;
+
+fn record(clock: &ManualClock, ttl: Duration) -> SessionRecord {
+    let identity = Identity {
+        user_id: "5fc43758db087d0be186c29d".into(),
+        district_id: Some("5d0a9e5d0958b300014e49d2".into()),
+        user_types: vec![UserType::Teacher],
+        name: Some("Ms. Émilie Teacher".into()),
+        email: None,
+        authorized_by: Some("district".into()),
+    };
+    SessionRecord::new(identity, Secret::new("ilTOKEN"), clock.now(), ttl)
+}
+
+fn pending(clock: &ManualClock, binding: &str) -> PendingLogin {
+    PendingLogin {
+        binding: binding.into(),
+        return_to: "/x".into(),
+        from_clever: false,
+        created_at: clock.now(),
+    }
+}
+
+fn claim(binding: &str) -> CodeClaim {
+    CodeClaim {
+        binding: binding.into(),
+        return_to: "/".into(),
+        session: None,
+    }
+}
+
+pub(crate) async fn get_live_session_found(f: &Fixture, clock: &ManualClock) {
+    let id = SessionId::generate();
+    f.store
+        .insert(&id, record(clock, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let got = f.store.get(&id).await.unwrap().expect("session");
+    assert_eq!(got.identity.user_id, "5fc43758db087d0be186c29d");
+}
+
+pub(crate) async fn get_unknown_session_none(f: &Fixture, _clock: &ManualClock) {
+    assert!(f.store.get(&SessionId::generate()).await.unwrap().is_none());
+}
+
+pub(crate) async fn get_after_ttl_on_clock_none(f: &Fixture, clock: &ManualClock) {
+    let id = SessionId::generate();
+    f.store
+        .insert(&id, record(clock, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    clock.advance(Duration::from_secs(59));
+    assert!(f.store.get(&id).await.unwrap().is_some());
+    clock.advance(Duration::from_secs(1));
+    assert!(f.store.get(&id).await.unwrap().is_none());
+}
+
+pub(crate) async fn insert_keeps_identity_and_access_token(f: &Fixture, clock: &ManualClock) {
+    let id = SessionId::generate();
+    let rec = record(clock, Duration::from_secs(60));
+    let (expires, header) = (rec.expires_at, rec.user_type_header.clone());
+    f.store.insert(&id, rec).await.unwrap();
+    let got = f.store.get(&id).await.unwrap().expect("session");
+    assert_eq!(got.access_token.expose(), "ilTOKEN");
+    assert_eq!(got.identity.name.as_deref(), Some("Ms. Émilie Teacher"));
+    assert_eq!(got.identity.user_types, vec![UserType::Teacher]);
+    assert_eq!(got.user_type_header, header);
+    let skew = got
+        .expires_at
+        .duration_since(expires)
+        .unwrap_or_else(|e| e.duration());
+    assert!(skew < Duration::from_millis(1), "expiry kept to the ms");
+}
+
+pub(crate) async fn remove_revokes_session(f: &Fixture, clock: &ManualClock) {
+    let id = SessionId::generate();
+    f.store
+        .insert(&id, record(clock, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(f.store.get(&id).await.unwrap().is_some());
+    f.store.remove(&id).await.unwrap();
+    assert!(f.store.get(&id).await.unwrap().is_none());
+}
+
+pub(crate) async fn session_count_sees_inserts_and_removals_at_once(
+    f: &Fixture,
+    clock: &ManualClock,
+) {
+    assert_eq!(f.store.session_count().await.unwrap(), 0);
+    let (a, b) = (SessionId::generate(), SessionId::generate());
+    for id in [&a, &b] {
+        f.store
+            .insert(id, record(clock, Duration::from_secs(60)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(f.store.session_count().await.unwrap(), 2);
+    f.store.remove(&a).await.unwrap();
+    assert_eq!(f.store.session_count().await.unwrap(), 1);
+}
+
+pub(crate) async fn take_pending_is_single_use(f: &Fixture, clock: &ManualClock) {
+    let p = pending(clock, "b");
+    f.store.put_pending("st", p.clone()).await.unwrap();
+    assert_eq!(f.store.take_pending("st").await.unwrap(), Some(p));
+    assert_eq!(f.store.take_pending("st").await.unwrap(), None);
+}
+
+pub(crate) async fn take_pending_expired_on_clock_none(f: &Fixture, clock: &ManualClock) {
+    f.store
+        .put_pending("st", pending(clock, "b"))
+        .await
+        .unwrap();
+    clock.advance(PENDING_LOGIN_TTL);
+    assert_eq!(f.store.take_pending("st").await.unwrap(), None);
+}
+
+pub(crate) async fn put_pending_capped_per_browser_not_globally(f: &Fixture, clock: &ManualClock) {
+    for i in 0..MAX_PENDING_PER_BROWSER {
+        f.store
+            .put_pending(&format!("a{i}"), pending(clock, "A"))
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        f.store
+            .put_pending("one-too-many", pending(clock, "A"))
+            .await,
+        Err(StoreError::TooManyPending)
+    ));
+    f.store
+        .put_pending("b0", pending(clock, "B"))
+        .await
+        .unwrap();
+    assert!(f.store.take_pending("a0").await.unwrap().is_some());
+    // A finished login frees its place.
+    f.store
+        .put_pending("a-next", pending(clock, "A"))
+        .await
+        .unwrap();
+}
+
+pub(crate) async fn claim_code_second_claim_sees_first(f: &Fixture, _clock: &ManualClock) {
+    let c = claim("b");
+    assert_eq!(f.store.claim_code("k", c.clone()).await.unwrap(), None);
+    assert_eq!(
+        f.store.claim_code("k", claim("other")).await.unwrap(),
+        Some(c)
+    );
+}
+
+pub(crate) async fn claim_code_concurrent_exactly_one_owner(f: &Fixture, _clock: &ManualClock) {
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let s = f.store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.claim_code("same", claim(&format!("b{i}")))
+                .await
+                .unwrap()
+                .is_none()
+        }));
+    }
+    let mut owners = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            owners += 1;
+        }
+    }
+    assert_eq!(owners, 1);
+}
+
+pub(crate) async fn complete_code_records_session(f: &Fixture, _clock: &ManualClock) {
+    assert_eq!(f.store.code("k").await.unwrap(), None);
+    f.store.claim_code("k", claim("b")).await.unwrap();
+    let id = SessionId::generate();
+    let done = CodeClaim {
+        session: Some(id.clone()),
+        ..claim("b")
+    };
+    f.store.complete_code("k", done.clone()).await.unwrap();
+    assert_eq!(f.store.code("k").await.unwrap(), Some(done));
+}
+
+pub(crate) async fn ready_when_store_reachable(f: &Fixture, _clock: &ManualClock) {
+    assert!(f.store.ready().await);
+}

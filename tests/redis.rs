@@ -1,0 +1,249 @@
+//! `store = "redis"` through the real binary: two gateway processes on one `redis-server`
+//! (a load balancer's replicas), restarts, revocation across replicas, and Redis outages.
+//! Skipped, with a message, where `redis-server` is not installed.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use clever_gateway::session::testing::{RedisServer, SKIPPED};
+use clever_gateway::sim::SimHandle;
+use common::*;
+
+/// Simulator, upstream, Redis, and the config every replica shares (its `redirect_uri` is
+/// replica A's address: the one registered at Clever, as a load balancer's would be).
+struct Cluster {
+    sim: SimHandle,
+    _app: Upstream,
+    redis: RedisServer,
+    config: String,
+    port_a: u16,
+    /// Environment of every replica.
+    env: Vec<(String, String)>,
+}
+
+impl Cluster {
+    async fn new() -> Option<Cluster> {
+        Some(Self::with(RedisServer::start()?).await)
+    }
+
+    async fn with(redis: RedisServer) -> Cluster {
+        let port_a = free_port();
+        let teacher = user_with_roles(&["teacher"]);
+        let sim = sim_for(port_a, Some(&teacher)).await;
+        let app = Upstream::start().await;
+        let session = format!("store = \"redis\"\nredis_url = \"{}\"", redis.url());
+        let config = format!(
+            "{}\n[[upstream]]\nname = \"app\"\nurl = \"http://{}\"\n",
+            base_config(port_a, &sim, &session),
+            app.addr
+        );
+        Cluster {
+            sim,
+            _app: app,
+            redis,
+            config,
+            port_a,
+            env: Vec::new(),
+        }
+    }
+
+    /// A gateway replica on `port` (replica A on `port_a`).
+    async fn replica(&self, port: u16) -> Gateway {
+        let cfg = self.config.replace(
+            &format!("listen = [\"127.0.0.1:{}\"]", self.port_a),
+            &format!("listen = [\"127.0.0.1:{port}\"]"),
+        );
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        start_gateway_env(port, &cfg, self.sim.client_secret(), &env).await
+    }
+}
+
+/// Starts a login on `start` and returns Clever's callback URL (pointing at replica A).
+async fn to_callback(c: &reqwest::Client, start: &Gateway) -> String {
+    callback_for(c, &start.url("/_gateway/login?rd=/hello")).await
+}
+
+/// The same URL on another replica's port.
+fn on_port(url: &str, port: u16) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    u.set_port(Some(port)).unwrap();
+    u.to_string()
+}
+
+/// Signs in through replica `gw` and returns the session cookie as a `Cookie` header.
+async fn signed_in(c: &reqwest::Client, gw: &Gateway) -> String {
+    let cb = to_callback(c, gw).await;
+    let done = c.get(on_port(&cb, gw.port)).send().await.unwrap();
+    assert_eq!(done.status(), 302, "callback completes");
+    format!(
+        "clever_gateway={}",
+        set_cookie_value(&done, "clever_gateway").expect("session cookie")
+    )
+}
+
+/// An API request (no redirects, no cookie jar) with the given session cookie: its status.
+async fn api_status(gw: &Gateway, cookie: &str) -> u16 {
+    reqwest::Client::new()
+        .get(gw.url("/api/x"))
+        .header("accept", "application/json")
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn status(url: &str) -> u16 {
+    reqwest::Client::new()
+        .get(url)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn redis_login_started_on_a_completes_on_b() {
+    let Some(cl) = Cluster::new().await else {
+        return eprintln!("{SKIPPED}");
+    };
+    let a = cl.replica(cl.port_a).await;
+    let b = cl.replica(free_port()).await;
+    let c = browser();
+    let cb = to_callback(&c, &a).await;
+    let done = c.get(on_port(&cb, b.port)).send().await.unwrap();
+    assert_eq!(done.status(), 302, "B finished A's login:\n{}", b.logs());
+    assert_eq!(location(&done), "/hello");
+    // One browser session, good on both replicas.
+    assert_eq!(c.get(b.url("/hello")).send().await.unwrap().status(), 200);
+    assert_eq!(c.get(a.url("/hello")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn redis_logout_on_a_refuses_copied_cookie_on_b_within_1s() {
+    let Some(cl) = Cluster::new().await else {
+        return eprintln!("{SKIPPED}");
+    };
+    let a = cl.replica(cl.port_a).await;
+    let b = cl.replica(free_port()).await;
+    let c = browser();
+    let cookie = signed_in(&c, &a).await;
+    // B has the session in its L1 now.
+    assert_eq!(api_status(&b, &cookie).await, 200);
+    let out = c.get(a.url("/_gateway/logout")).send().await.unwrap();
+    assert_eq!(out.status(), 302);
+    let t = Instant::now();
+    loop {
+        if api_status(&b, &cookie).await == 401 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "the copied cookie still works on B after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(api_status(&a, &cookie).await, 401);
+}
+
+#[tokio::test]
+async fn redis_session_survives_gateway_restart() {
+    let Some(cl) = Cluster::new().await else {
+        return eprintln!("{SKIPPED}");
+    };
+    let a = cl.replica(cl.port_a).await;
+    let cookie = signed_in(&browser(), &a).await;
+    assert_eq!(api_status(&a, &cookie).await, 200);
+    drop(a);
+    let again = cl.replica(cl.port_a).await;
+    assert_eq!(api_status(&again, &cookie).await, 200, "{}", again.logs());
+}
+
+#[tokio::test]
+async fn redis_outage_l1_keeps_users_new_logins_503_readiness_returns() {
+    let Some(mut cl) = Cluster::new().await else {
+        return eprintln!("{SKIPPED}");
+    };
+    let a = cl.replica(cl.port_a).await;
+    assert_eq!(status(&a.url("/_gateway/readyz")).await, 200);
+    let cookie = signed_in(&browser(), &a).await;
+    cl.redis.stop();
+    // Signed in a moment ago: still served from this replica's L1.
+    assert_eq!(api_status(&a, &cookie).await, 200, "{}", a.logs());
+    let r = browser()
+        .get(a.url("/_gateway/login?rd=/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503, "new login while Redis is down");
+    assert!(r.text().await.unwrap().contains("temporarily unavailable"));
+    assert_eq!(status(&a.url("/_gateway/readyz")).await, 503);
+    assert_eq!(status(&a.url("/_gateway/healthz")).await, 200, "alive");
+    // Many requests while down: one log line for the change, not one per request.
+    for _ in 0..5 {
+        let _ = status(&a.url("/_gateway/readyz")).await;
+    }
+    cl.redis.restart();
+    let t = Instant::now();
+    while status(&a.url("/_gateway/readyz")).await != 200 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "ready again without a restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = browser()
+        .get(a.url("/_gateway/login?rd=/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "logins work again");
+    let logs = a.logs();
+    assert_eq!(
+        logs.matches("Redis is unreachable").count(),
+        1,
+        "one line per state change:\n{logs}"
+    );
+    assert_eq!(
+        logs.matches("Redis is reachable again").count(),
+        1,
+        "{logs}"
+    );
+    assert!(!logs.contains(&cookie[15..]), "no session id in the logs");
+}
+
+#[tokio::test]
+async fn redis_rediss_url_verified_against_ssl_cert_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let c =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let (cert, key) = (dir.path().join("redis.pem"), dir.path().join("redis.key"));
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+    let Some(redis) = RedisServer::start_tls(&cert, &key) else {
+        return eprintln!("{SKIPPED}");
+    };
+    assert!(redis.url().starts_with("rediss://"));
+    let mut cl = Cluster::with(redis).await;
+    // The gateway trusts the system roots; SSL_CERT_FILE adds this test's certificate.
+    cl.env = vec![("SSL_CERT_FILE".into(), cert.display().to_string())];
+    let a = cl.replica(cl.port_a).await;
+    assert_eq!(
+        status(&a.url("/_gateway/readyz")).await,
+        200,
+        "{}",
+        a.logs()
+    );
+    let cookie = signed_in(&browser(), &a).await;
+    assert_eq!(api_status(&a, &cookie).await, 200);
+    // Without it the certificate is not trusted: not ready, never a plain-text fallback.
+    cl.env.clear();
+    let b = cl.replica(free_port()).await;
+    assert_eq!(status(&b.url("/_gateway/readyz")).await, 503);
+}
