@@ -1,0 +1,264 @@
+//! What happens to one request, decided without pingora: routing, public paths, session
+//! lookup, policy, and the login redirect or 401 for anonymous requests. The gateway's own
+//! endpoints live in `endpoints`, the checks made before any decision in `precheck`.
+
+mod endpoints;
+mod precheck;
+
+pub use endpoints::{forward_auth_upstream, login_url, X_CLEVER_LOGIN_URL};
+pub use precheck::{
+    framing_error, raw_has_content_length, refuse_request, Refusal, MAX_HEADER_BYTES,
+};
+
+use std::sync::Arc;
+
+use crate::assertion::{Assertions, X_CLEVER_ASSERTION};
+use crate::auth::{policy, safe_return_path, Auth, Ctx};
+use crate::config::{Config, HeaderNames};
+use crate::identity::canonical_header_name;
+use crate::metrics::Metrics;
+use crate::pages::{ErrorPage, Reply};
+use crate::routing::{self, NormalizedPath};
+use crate::session::cookies::GatewayCookies;
+use crate::session::{unix_secs, SessionId, SessionRecord};
+
+/// The reserved prefix for the gateway's own endpoints, on every host.
+pub const GATEWAY_PREFIX: &str = "/_gateway/";
+
+/// The facts of a request the decision needs.
+#[derive(Debug, Clone)]
+pub struct RequestFacts<'a> {
+    pub method: &'a str,
+    pub host: Option<&'a str>,
+    /// Raw path of the request target (no query).
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub cookies: GatewayCookies,
+    /// A browser navigation (`Sec-Fetch-Mode: navigate` or `Accept: text/html`).
+    pub wants_html: bool,
+    pub request_id: &'a str,
+    /// `X-Forwarded-Uri` as a forward-auth proxy sends it: used only as the same-site return
+    /// path of `/_gateway/auth`'s login URL, never to choose an upstream or policy.
+    pub forwarded_uri: Option<&'a str>,
+}
+
+/// What to do with the request.
+#[derive(Debug)]
+pub enum Decision {
+    /// Answer it ourselves.
+    Reply(Reply),
+    /// Send it to `upstream`, with identity headers when `session` is set.
+    Forward(Forward),
+}
+
+#[derive(Debug)]
+pub struct Forward {
+    pub upstream: usize,
+    pub session: Option<Arc<SessionRecord>>,
+    /// Path and query to send upstream, when it differs from the request's.
+    pub upstream_path: Option<String>,
+    /// `X-Clever-Assertion` for an upstream with `assertion = true` (signed-in only).
+    pub assertion: Option<Arc<str>>,
+}
+
+/// The gateway's request-level logic over its configuration and login flows.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub cfg: Arc<Config>,
+    pub auth: Auth,
+    /// Canonical (lower-case, `-`) names of every configured identity header on any upstream.
+    pub identity_header_names: Vec<String>,
+    /// The same metrics the login flows and the Clever client record into.
+    pub metrics: Arc<Metrics>,
+    /// The assertion signer, when `[assertion]` or an upstream's `assertion = true` asks.
+    pub assertions: Option<Arc<Assertions>>,
+}
+
+/// Whether the request comes from a browser navigation rather than XHR/fetch/API.
+pub fn wants_html(sec_fetch_mode: Option<&str>, accept: Option<&str>) -> bool {
+    match sec_fetch_mode {
+        Some(m) => m.eq_ignore_ascii_case("navigate"),
+        None => accept.is_some_and(|a| a.to_ascii_lowercase().contains("text/html")),
+    }
+}
+
+impl Gateway {
+    pub fn new(cfg: Arc<Config>, auth: Auth) -> Self {
+        let mut names: Vec<String> = Vec::new();
+        for u in &cfg.upstreams {
+            for h in u.headers.all() {
+                let c = canonical_header_name(h.as_str());
+                if !names.contains(&c) {
+                    names.push(c);
+                }
+            }
+        }
+        Gateway {
+            cfg,
+            metrics: auth.metrics().clone(),
+            auth,
+            identity_header_names: names,
+            assertions: None,
+        }
+    }
+
+    /// Signs `X-Clever-Assertion` for the upstreams that ask, and serves the JWKS.
+    pub fn with_assertions(mut self, assertions: Arc<Assertions>) -> Self {
+        self.assertions = Some(assertions);
+        self
+    }
+
+    /// The assertion for upstream `up` and this session, if the upstream asks for one.
+    fn assertion_for(&self, up: usize, sid: &SessionId, rec: &SessionRecord) -> Option<Arc<str>> {
+        let audience = self.cfg.upstreams[up].assertion.as_deref()?;
+        match &self.assertions {
+            Some(a) => a.token(sid, rec, audience),
+            None => {
+                tracing::error!("assertion: upstream asks for one but no signer was set up");
+                None
+            }
+        }
+    }
+
+    pub async fn decide(&self, req: &RequestFacts<'_>) -> Decision {
+        let ctx = Ctx {
+            cookies: &req.cookies,
+            wants_html: req.wants_html,
+            request_id: req.request_id,
+        };
+        if req.path == self.auth.callback_path() {
+            return Decision::Reply(self.auth.callback(ctx, req.query).await);
+        }
+        if let Some(endpoint) = req.path.strip_prefix(GATEWAY_PREFIX) {
+            return Decision::Reply(self.endpoint(ctx, req, endpoint).await);
+        }
+        let norm = match routing::normalize_path(req.path) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(request_id = req.request_id, why = %e, "bad request path");
+                return Decision::Reply(self.error(
+                    ctx,
+                    400,
+                    "bad_path",
+                    "Bad request",
+                    &format!("The address is not valid: {e}."),
+                ));
+            }
+        };
+        let Some(up) = routing::route(&self.cfg, req.host, &norm.decoded) else {
+            return Decision::Reply(self.error(
+                ctx,
+                404,
+                "not_found",
+                "Page not found",
+                "No application is served at this address.",
+            ));
+        };
+        let upstream = &self.cfg.upstreams[up];
+        let upstream_path = self.upstream_path(up, req, &norm);
+        if routing::is_public(upstream, &norm) {
+            return Decision::Forward(Forward {
+                upstream: up,
+                session: None,
+                upstream_path,
+                assertion: None,
+            });
+        }
+        let found = match self.auth.session(&req.cookies).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(request_id = req.request_id, error = %e, "session store unavailable");
+                return Decision::Reply(self.error(
+                    ctx,
+                    503,
+                    "store_unavailable",
+                    "Temporarily unavailable",
+                    "The gateway cannot reach its session store. Please try again in a moment.",
+                ));
+            }
+        };
+        match found {
+            Some((sid, rec)) => match policy::check(upstream, &rec.identity) {
+                Ok(()) => Decision::Forward(Forward {
+                    upstream: up,
+                    assertion: self.assertion_for(up, &sid, &rec),
+                    session: Some(rec),
+                    upstream_path,
+                }),
+                Err(denial) => Decision::Reply(self.denied(req, &upstream.name, &rec, denial)),
+            },
+            None => Decision::Reply(self.anonymous(ctx, req, up).await),
+        }
+    }
+
+    /// No valid session: browsers go to Clever; everything else gets 401 JSON.
+    async fn anonymous(&self, ctx: Ctx<'_>, req: &RequestFacts<'_>, up: usize) -> Reply {
+        let target = match req.query {
+            Some(q) => format!("{}?{}", req.path, q),
+            None => req.path.to_string(),
+        };
+        let path = safe_return_path(&target).unwrap_or_else(|| "/".to_string());
+        if req.wants_html {
+            let return_to = self.auth.return_target(req.host, &path);
+            let district = self.cfg.upstreams[up].login_district_id.as_deref();
+            return self
+                .auth
+                .start_login(ctx, &return_to, district, false)
+                .await;
+        }
+        let login_url = login_url(&path);
+        Reply::json(
+            401,
+            &serde_json::json!({"error": "unauthenticated", "login_url": login_url}),
+        )
+        .with_header(
+            http::header::WWW_AUTHENTICATE,
+            r#"Clever realm="clever-gateway""#.to_string(),
+        )
+    }
+
+    /// The path sent upstream when it differs from the request's raw path.
+    fn upstream_path(
+        &self,
+        up: usize,
+        req: &RequestFacts<'_>,
+        norm: &NormalizedPath,
+    ) -> Option<String> {
+        let u = &self.cfg.upstreams[up];
+        let p = routing::upstream_path(u, req.path, norm, req.query);
+        let unchanged = match req.query {
+            None => p == req.path,
+            Some(q) => {
+                p.len() == req.path.len() + 1 + q.len() && p.starts_with(req.path) && p.ends_with(q)
+            }
+        };
+        (!unchanged).then(|| p.into_owned())
+    }
+
+    fn error(&self, ctx: Ctx<'_>, status: u16, reason: &str, title: &str, message: &str) -> Reply {
+        ErrorPage {
+            status,
+            reason,
+            title,
+            message,
+            retry: None,
+            sign_out: false,
+            request_id: ctx.request_id,
+        }
+        .reply(ctx.wants_html)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wants_html_navigation_detection() {
+        assert!(wants_html(Some("navigate"), None));
+        assert!(!wants_html(Some("cors"), Some("text/html")));
+        assert!(wants_html(None, Some("text/html,application/xhtml+xml")));
+        assert!(!wants_html(None, Some("application/json")));
+        assert!(!wants_html(None, None));
+    }
+}

@@ -1,0 +1,197 @@
+//! Checks made before the gateway decides anything: a clean request target, bounded headers,
+//! unambiguous framing (request-smuggling shapes).
+
+/// The most header bytes (names and values) a request may carry; pingora itself allows 1 MiB.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// A request refused before any decision, with its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub reason: &'static str,
+    pub why: &'static str,
+}
+
+/// Checks what must hold before the gateway looks at a request at all: a request target of
+/// visible ASCII without `#`, headers within `MAX_HEADER_BYTES`, unambiguous framing.
+/// `cl_and_te`: the raw request carried both `Content-Length` and `Transfer-Encoding`.
+pub fn refuse_request(
+    raw_target: &[u8],
+    headers: &http::HeaderMap,
+    cl_and_te: bool,
+) -> Option<Refusal> {
+    let bad = |status, reason, why| {
+        Some(Refusal {
+            status,
+            reason,
+            why,
+        })
+    };
+    if raw_target
+        .iter()
+        .any(|&b| !b.is_ascii_graphic() || b == b'#')
+    {
+        return bad(
+            400,
+            "bad_target",
+            "The address has a fragment, a control character or a non-ASCII byte.",
+        );
+    }
+    let size: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return bad(
+            431,
+            "headers_too_large",
+            "The request headers (often cookies) are too large.",
+        );
+    }
+    if cl_and_te {
+        return bad(
+            400,
+            "bad_framing",
+            "The request has both Content-Length and Transfer-Encoding.",
+        );
+    }
+    framing_error(headers).map(|_| Refusal {
+        status: 400,
+        reason: "bad_framing",
+        why: "The request's length headers are not valid.",
+    })
+}
+
+/// Why a request's framing is refused (request smuggling shapes), if it is: both
+/// `Content-Length` and `Transfer-Encoding`, several different `Content-Length`s, or a
+/// transfer coding other than `chunked`.
+pub fn framing_error(headers: &http::HeaderMap) -> Option<&'static str> {
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+    let cls: Vec<&[u8]> = headers
+        .get_all(CONTENT_LENGTH)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let te = headers.get_all(TRANSFER_ENCODING).iter().count();
+    if !cls.is_empty() && te > 0 {
+        return Some("both Content-Length and Transfer-Encoding");
+    }
+    if cls.windows(2).any(|w| w[0] != w[1]) {
+        return Some("conflicting Content-Length headers");
+    }
+    if cls
+        .iter()
+        .any(|v| v.is_empty() || !v.iter().all(u8::is_ascii_digit))
+    {
+        return Some("invalid Content-Length");
+    }
+    let chunked_only = headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .all(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    if te > 1 || !chunked_only {
+        return Some("unsupported Transfer-Encoding");
+    }
+    None
+}
+
+/// Whether raw HTTP/1 request-header bytes carry a `Content-Length` line. Pingora drops
+/// `Content-Length` when `Transfer-Encoding` is present (RFC 9112 §6.3), so the smuggling
+/// shape CL+TE can only be seen in the raw bytes.
+pub fn raw_has_content_length(raw: &[u8]) -> bool {
+    raw.split(|&b| b == b'\n').skip(1).any(|line| {
+        line.iter().position(|&b| b == b':').is_some_and(|colon| {
+            line[..colon]
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"content-length")
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn framing_error_smuggling_shapes_refused() {
+        for bad in [
+            vec![("content-length", "5"), ("transfer-encoding", "chunked")],
+            vec![("content-length", "5"), ("content-length", "6")],
+            vec![("content-length", "5x")],
+            vec![("transfer-encoding", "gzip, chunked")],
+            vec![
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "chunked"),
+            ],
+        ] {
+            assert!(framing_error(&headers(&bad)).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn refuse_request_target_fragment_controls_non_ascii() {
+        let h = headers(&[]);
+        for t in [&b"/x#f"[..], b"/x\x01", b"/caf\xc3\xa9", b"/a b"] {
+            assert_eq!(
+                refuse_request(t, &h, false).map(|r| r.status),
+                Some(400),
+                "{t:?}"
+            );
+        }
+        assert_eq!(refuse_request(b"/ok?a=%20", &h, false), None);
+    }
+
+    #[test]
+    fn refuse_request_oversized_headers_431() {
+        let big = "a".repeat(MAX_HEADER_BYTES);
+        let h = headers(&[("cookie", big.as_str())]);
+        assert_eq!(refuse_request(b"/", &h, false).map(|r| r.status), Some(431));
+        let ok = "a".repeat(MAX_HEADER_BYTES - 100);
+        assert_eq!(
+            refuse_request(b"/", &headers(&[("cookie", ok.as_str())]), false),
+            None
+        );
+    }
+
+    #[test]
+    fn refuse_request_cl_and_te_400() {
+        assert_eq!(
+            refuse_request(b"/", &headers(&[]), true).map(|r| r.status),
+            Some(400)
+        );
+    }
+
+    #[test]
+    fn raw_has_content_length_finds_header_lines_only() {
+        assert!(raw_has_content_length(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ));
+        assert!(raw_has_content_length(
+            b"POST / HTTP/1.1\r\ncontent-length : 5\r\n\r\n"
+        ));
+        assert!(!raw_has_content_length(
+            b"POST /content-length: HTTP/1.1\r\nX-Content-Length: 5\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn framing_error_normal_requests_pass() {
+        assert_eq!(framing_error(&headers(&[])), None);
+        assert_eq!(framing_error(&headers(&[("content-length", "5")])), None);
+        assert_eq!(
+            framing_error(&headers(&[("transfer-encoding", "Chunked")])),
+            None
+        );
+    }
+}
