@@ -185,14 +185,13 @@ fn rewrite(gw: &Gateway, up: &mut RequestHeader, rec: &SessionRecord, request_id
     let host = up
         .headers
         .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+        .and_then(|v| v.to_str().ok());
     let fwd = headers::forwarding(
         &up.headers,
         ForwardFacts {
             client_ip: Some("192.0.2.44".parse().unwrap()),
             tls: true,
-            host: host.as_deref(),
+            host,
             request_id,
         },
         &gw.cfg.server.trusted_proxies,
@@ -220,7 +219,7 @@ fn signed_in(gw: &Gateway, req: &RequestHeader) -> RequestHeader {
 /// Everything `request_filter` and `upstream_request_filter` do for a signed-in request,
 /// minus pingora's own work: request id, scrub, refusal checks, `Gateway::decide`, rewrite.
 fn signed_in_decide(gw: &Gateway, req: &RequestHeader) -> RequestHeader {
-    let request_id = random_token(12);
+    let request_id = clever_gateway::proxy::request_id();
     let mut up = req.clone();
     for name in headers::spoofable(&up.headers, &gw.identity_header_names) {
         up.remove_header(&name);
