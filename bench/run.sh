@@ -9,7 +9,8 @@
 #   ROUNDS=3 DURATION=3 bench/run.sh  # quicker
 #
 # Environment: ROUNDS (5), DURATION seconds per run (5), CONNECTIONS (50), WRK_THREADS (1),
-# LOGINS (2000), SKIP_MEMORY=1 to skip the memory benchmark, CARGO_TARGET_DIR (target).
+# LOGINS (2000), SKIP_MEMORY=1 to skip the memory benchmark, GATEWAY_RUST_LOG (info: one
+# access-log line per request, as in production), CARGO_TARGET_DIR (target).
 # Installs nginx and wrk with apt-get when they are missing and it runs as root; starts nothing
 # off loopback; stops every process it started, also on Ctrl-C.
 set -euo pipefail
@@ -21,6 +22,7 @@ DURATION=${DURATION:-5}
 CONNECTIONS=${CONNECTIONS:-50}
 WRK_THREADS=${WRK_THREADS:-1}
 LOGINS=${LOGINS:-2000}
+GATEWAY_RUST_LOG=${GATEWAY_RUST_LOG:-info}
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 
 need=()
@@ -140,7 +142,7 @@ name = "app"
 url = "http://127.0.0.1:$up_port"
 public_paths = ["/public/"]
 EOF
-  CLEVER_GATEWAY_BENCH_SECRET=$client_secret RUST_LOG=info \
+  CLEVER_GATEWAY_BENCH_SECRET=$client_secret RUST_LOG=$GATEWAY_RUST_LOG \
     "$bin/clever-gateway" run --config "$work/gateway$t.toml" 2>"$work/gateway$t.log" >/dev/null &
   gw_pid[$t]=$!
   pids+=($!)
@@ -218,9 +220,9 @@ if [ "${SKIP_MEMORY:-0}" != 1 ]; then
 fi
 
 mkdir -p bench/results
-python3 - "$results" "$ROUNDS" "$DURATION" "$CONNECTIONS" "$WRK_THREADS" "$login_line" "$memory_line" >bench/results/latest.md <<'PY'
+python3 - "$results" "$ROUNDS" "$DURATION" "$CONNECTIONS" "$WRK_THREADS" "$login_line" "$memory_line" "$GATEWAY_RUST_LOG" >bench/results/latest.md <<'PY'
 import platform, os, statistics, subprocess, sys, datetime
-path, rounds, dur, conns, wthreads, login, memory = sys.argv[1:8]
+path, rounds, dur, conns, wthreads, login, memory, gwlog = sys.argv[1:9]
 rows = {}
 order = []
 for line in open(path):
@@ -247,7 +249,7 @@ print(f"- machine: {os.cpu_count()} CPUs ({cpu}), kernel {platform.release()}, l
 print(f"- wrk {wthreads} thread(s), {conns} connections, {rounds} interleaved rounds x {dur} s per target; "
       f"figures are medians over the rounds; upstream and proxies: {nginx_v}, "
       "`return 200` upstream (12-byte body), proxies keep upstream connections alive")
-print("- gateway: release build, `RUST_LOG=info` (one access-log line per request, as nginx's access_log), memory session store\n")
+print(f"- gateway: release build, `RUST_LOG={gwlog}` (info: one access-log line per request to stderr, as nginx's access_log to a file), memory session store\n")
 print("| target | req/s | p50 ms | p99 ms | non-2xx/3xx (all rounds) |")
 print("| --- | ---: | ---: | ---: | ---: |")
 for n in order:
