@@ -161,14 +161,8 @@ fn fixture() -> Fixture {
     Fixture { gw, req, spoofed }
 }
 
-/// What `proxy::apply` does to the upstream request.
 fn apply(req: &mut RequestHeader, edits: Edits) {
-    for name in edits.remove {
-        req.remove_header(&name);
-    }
-    for (name, value) in edits.set {
-        req.insert_header(name, value).unwrap();
-    }
+    clever_gateway::proxy::apply(req, edits).unwrap();
 }
 
 /// The upstream rewrite of `upstream_request_filter` for a signed-in request.
