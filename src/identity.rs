@@ -105,19 +105,33 @@ pub fn header_safe_value(value: &str) -> String {
 /// Whether a request header name could carry identity and must be removed before anything
 /// else: the whole `X-Clever-` prefix and every configured identity header name, compared
 /// case-insensitively with `_` and `-` equal (`X_Clever_User_Id` is the same to a CGI app).
+/// Runs on every request header: compares in place, without building the canonical name.
 pub fn is_spoofable_identity_header(name: &str, configured: &[String]) -> bool {
-    let canon = canonical_header_name(name);
-    canon.starts_with("x-clever-") || configured.contains(&canon)
+    let name = name.as_bytes();
+    const PREFIX: &[u8] = b"x-clever-";
+    (name.len() >= PREFIX.len() && canonical_eq(&name[..PREFIX.len()], PREFIX))
+        || configured.iter().any(|c| canonical_eq(name, c.as_bytes()))
+}
+
+/// Whether `name` equals the canonical name `canon` once lower-cased with `_` as `-`.
+fn canonical_eq(name: &[u8], canon: &[u8]) -> bool {
+    name.len() == canon.len()
+        && name
+            .iter()
+            .zip(canon)
+            .all(|(&n, &c)| canonical_byte(n) == c)
+}
+
+fn canonical_byte(b: u8) -> u8 {
+    match b {
+        b'_' => b'-',
+        b => b.to_ascii_lowercase(),
+    }
 }
 
 /// Lower-cases a header name and maps `_` to `-`, the form CGI/PHP apps effectively see.
 pub fn canonical_header_name(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'_' => '-',
-            b => b.to_ascii_lowercase() as char,
-        })
-        .collect()
+    name.bytes().map(|b| canonical_byte(b) as char).collect()
 }
 
 #[cfg(test)]

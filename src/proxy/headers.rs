@@ -19,6 +19,24 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The original request URI, as nginx (by recipe), Traefik and Caddy send it to forward-auth.
 pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 
+/// The case a header the gateway sets is written in, for the names it sets on every request
+/// (`None`: an operator-chosen name, written as configured).
+pub fn wire_name(name: &HeaderName) -> Option<&'static str> {
+    Some(match name.as_str() {
+        "x-forwarded-for" => "X-Forwarded-For",
+        "x-forwarded-proto" => "X-Forwarded-Proto",
+        "x-forwarded-host" => "X-Forwarded-Host",
+        "x-request-id" => "X-Request-Id",
+        "x-clever-user-id" => "X-Clever-User-Id",
+        "x-clever-user-type" => "X-Clever-User-Type",
+        "x-clever-district-id" => "X-Clever-District-Id",
+        "x-clever-email" => "X-Clever-Email",
+        "x-clever-name" => "X-Clever-Name",
+        "x-clever-access-token" => "X-Clever-Access-Token",
+        _ => return None,
+    })
+}
+
 /// The header edits to apply, decided without pingora so they can be tested on a `HeaderMap`.
 #[derive(Debug, Default)]
 pub struct Edits {
@@ -282,6 +300,24 @@ mod tests {
             .set
             .iter()
             .any(|(k, v)| k == "x-clever-access-token" && v == "ilTOKEN"));
+    }
+
+    #[test]
+    fn wire_name_title_cases_own_names_only() {
+        assert_eq!(wire_name(&X_FORWARDED_FOR), Some("X-Forwarded-For"));
+        assert_eq!(
+            wire_name(&HeaderName::from_static("x-clever-user-type")),
+            Some("X-Clever-User-Type")
+        );
+        assert_eq!(wire_name(&HeaderName::from_static("x-school-user")), None);
+        for n in [
+            X_FORWARDED_FOR,
+            X_FORWARDED_PROTO,
+            X_FORWARDED_HOST,
+            X_REQUEST_ID,
+        ] {
+            assert!(wire_name(&n).unwrap().eq_ignore_ascii_case(n.as_str()));
+        }
     }
 
     #[test]

@@ -24,7 +24,6 @@ use crate::gateway::{
 };
 use crate::https;
 use crate::pages::{ErrorPage, Reply};
-use crate::secret::random_token;
 use headers::{Edits, ForwardFacts};
 
 /// How long to wait for an upstream to accept a connection, and to answer.
@@ -54,6 +53,17 @@ pub struct GatewayProxy {
     pub gateway: Arc<Gateway>,
     /// Per upstream (by index): the CA its certificate must chain to (`tls_ca`), read at start.
     pub upstream_ca: Vec<Option<Arc<CaType>>>,
+}
+
+/// A fresh request id: 96 random bits, base64url (16 characters). It names a request in logs
+/// and is no secret, so it comes from the thread's CSPRNG (seeded from the OS) rather than a
+/// `getrandom` system call per request.
+pub fn request_id() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 12];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn sec_fetch_mode(req: &RequestHeader) -> Option<&str> {
@@ -114,12 +124,20 @@ fn is_tls(session: &Session) -> bool {
         .is_some()
 }
 
-fn apply(req: &mut RequestHeader, edits: Edits) -> pingora::Result<()> {
-    for name in edits.remove {
-        req.remove_header(&name);
+/// Applies header edits to the upstream request. A name that is also set needs no removal
+/// (inserting replaces every value), and the gateway's own names go out in their usual case
+/// from static strings, which spares pingora a copy of the name per insert.
+pub fn apply(req: &mut RequestHeader, edits: Edits) -> pingora::Result<()> {
+    for name in &edits.remove {
+        if !edits.set.iter().any(|(n, _)| n == name) {
+            req.remove_header(name);
+        }
     }
     for (name, value) in edits.set {
-        req.insert_header(name, value)?;
+        match headers::wire_name(&name) {
+            Some(cased) => req.insert_header(cased, value)?,
+            None => req.insert_header(name, value)?,
+        }
     }
     Ok(())
 }
@@ -172,7 +190,7 @@ impl ProxyHttp for GatewayProxy {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
-            request_id: random_token(12),
+            request_id: request_id(),
             started: Some(Instant::now()),
             ..Default::default()
         }
@@ -326,13 +344,12 @@ impl ProxyHttp for GatewayProxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        let host = request_host(upstream_request).map(str::to_string);
         let fwd = headers::forwarding(
             &upstream_request.headers,
             ForwardFacts {
                 client_ip,
                 tls,
-                host: host.as_deref(),
+                host: request_host(upstream_request),
                 request_id: &ctx.request_id,
             },
             &gw.cfg.server.trusted_proxies,
@@ -383,7 +400,7 @@ impl ProxyHttp for GatewayProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        upstream_response.insert_header("x-request-id", ctx.request_id.as_str())?;
+        upstream_response.insert_header("X-Request-Id", ctx.request_id.as_str())?;
         Ok(())
     }
 

@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# Load benchmark on loopback: a static upstream (nginx, 1 worker), bare nginx reverse proxies
+# (1 and 2 workers), the Clever simulator, and the gateway (1 and 2 threads), measured with wrk
+# in interleaved rounds. Prints req/s, p50 and p99 per target (medians over the rounds) and the
+# ratios; writes bench/results/latest.md. Then sign-ins through the full flow (logins/s, the
+# gateway's CPU time per login) and the memory store's RSS per session.
+#
+#   bench/run.sh                      # 5 rounds x 5 s, 50 connections
+#   ROUNDS=3 DURATION=3 bench/run.sh  # quicker
+#
+# Environment: ROUNDS (5), DURATION seconds per run (5), CONNECTIONS (50), WRK_THREADS (1),
+# LOGINS (2000), SKIP_MEMORY=1 to skip the memory benchmark, GATEWAY_RUST_LOG (info: one
+# access-log line per request, as in production), CARGO_TARGET_DIR (target).
+# Installs nginx and wrk with apt-get when they are missing and it runs as root; starts nothing
+# off loopback; stops every process it started, also on Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-5}
+CONNECTIONS=${CONNECTIONS:-50}
+WRK_THREADS=${WRK_THREADS:-1}
+LOGINS=${LOGINS:-2000}
+GATEWAY_RUST_LOG=${GATEWAY_RUST_LOG:-info}
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+
+need=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "== installing ${need[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # policy-rc.d keeps Debian's postinst from starting a system nginx.
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "missing: ${need[*]} (run as root, or install them)" >&2
+    exit 1
+  fi
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+echo "== building (release): clever-gateway, examples sim_server and login_load"
+CARGO_TARGET_DIR=$target_dir cargo build --release --bin clever-gateway \
+  --example sim_server --example login_load >/dev/null
+bin=$target_dir/release
+
+work=$(mktemp -d -t clever-gateway-bench.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_http() { # url [accepted status regex]
+  for _ in $(seq 1 200); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)
+    if [[ $code =~ ${2:-^200$} ]]; then return 0; fi
+    sleep 0.05
+  done
+  echo "no answer from $1" >&2
+  return 1
+}
+
+nginx_conf() { # name port workers server-block
+  cat >"$work/$1.conf" <<EOF
+worker_processes $3;
+daemon off;
+pid $work/$1.pid;
+error_log $work/$1.error.log warn;
+events { worker_connections 4096; }
+http {
+  client_body_temp_path $work/$1.body; proxy_temp_path $work/$1.proxy;
+  fastcgi_temp_path $work/$1.fcgi; uwsgi_temp_path $work/$1.uwsgi; scgi_temp_path $work/$1.scgi;
+  keepalive_requests 1000000;
+  $4
+}
+EOF
+  "$NGINX" -p "$work" -c "$work/$1.conf" -e "$work/$1.error.log" &
+  pids+=($!)
+}
+
+up_port=$(free_port)
+nginx_conf upstream "$up_port" 1 "access_log off;
+  server { listen 127.0.0.1:$up_port; default_type text/plain;
+    location / { return 200 \"upstream ok\\n\"; } }"
+
+declare -A nginx_port
+for w in 1 2; do
+  nginx_port[$w]=$(free_port)
+  nginx_conf "proxy$w" "${nginx_port[$w]}" "$w" "access_log $work/proxy$w.access.log;
+  upstream app { server 127.0.0.1:$up_port; keepalive 64; }
+  server { listen 127.0.0.1:${nginx_port[$w]};
+    location / { proxy_pass http://app; proxy_http_version 1.1;
+      proxy_set_header Connection \"\"; proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme; } }"
+done
+
+declare -A gw_port
+redirects=()
+for t in 1 2; do
+  gw_port[$t]=$(free_port)
+  redirects+=("http://127.0.0.1:${gw_port[$t]}/oauth/clever/callback")
+done
+"$bin/examples/sim_server" "${redirects[@]}" >"$work/sim.out" 2>"$work/sim.err" &
+pids+=($!)
+for _ in $(seq 1 200); do [ -s "$work/sim.out" ] && break; sleep 0.05; done
+read -r sim_base client_id client_secret <"$work/sim.out"
+
+declare -A gw_pid
+for t in 1 2; do
+  port=${gw_port[$t]}
+  cat >"$work/gateway$t.toml" <<EOF
+[server]
+listen = ["127.0.0.1:$port"]
+threads = $t
+
+[clever]
+client_id = "$client_id"
+client_secret_env = "CLEVER_GATEWAY_BENCH_SECRET"
+redirect_uri = "http://127.0.0.1:$port/oauth/clever/callback"
+authorize_url = "$sim_base/oauth/authorize"
+token_url = "$sim_base/oauth/tokens"
+api_base = "$sim_base"
+
+[session]
+cookie_secure = false
+
+[[upstream]]
+name = "app"
+url = "http://127.0.0.1:$up_port"
+public_paths = ["/public/"]
+EOF
+  CLEVER_GATEWAY_BENCH_SECRET=$client_secret RUST_LOG=$GATEWAY_RUST_LOG \
+    "$bin/clever-gateway" run --config "$work/gateway$t.toml" 2>"$work/gateway$t.log" >/dev/null &
+  gw_pid[$t]=$!
+  pids+=($!)
+done
+
+wait_http "http://127.0.0.1:$up_port/"
+for w in 1 2; do wait_http "http://127.0.0.1:${nginx_port[$w]}/"; done
+for t in 1 2; do wait_http "http://127.0.0.1:${gw_port[$t]}/_gateway/healthz"; done
+
+# Sign in through the simulator's auto-login (the gateway, Clever's authorize, the callback).
+declare -A cookie
+for t in 1 2; do
+  jar=$work/jar$t
+  code=$(curl -s -o /dev/null -w '%{http_code}' -L -c "$jar" -b "$jar" \
+    -H 'Accept: text/html' "http://127.0.0.1:${gw_port[$t]}/")
+  [ "$code" = 200 ] || { echo "sign-in through gateway $t failed ($code)" >&2; exit 1; }
+  cookie[$t]="clever_gateway=$(awk '$6 == "clever_gateway" { print $7 }' "$jar" | tail -1)"
+  who=$(curl -s -H "Cookie: ${cookie[$t]}" "http://127.0.0.1:${gw_port[$t]}/_gateway/me")
+  echo "signed in on gateway threads=$t: $who"
+done
+
+# name | url | extra wrk args
+targets=(
+  "upstream direct|http://127.0.0.1:$up_port/app/page|"
+  "nginx proxy (1 worker)|http://127.0.0.1:${nginx_port[1]}/app/page|"
+  "nginx proxy (2 workers)|http://127.0.0.1:${nginx_port[2]}/app/page|"
+)
+for t in 1 2; do
+  base="http://127.0.0.1:${gw_port[$t]}"
+  targets+=(
+    "gateway t$t public path|$base/public/page|"
+    "gateway t$t signed in|$base/app/page|Cookie: ${cookie[$t]}"
+    "gateway t$t anonymous (302)|$base/app/page|Accept: text/html"
+  )
+done
+
+results=$work/results.tsv
+: >"$results"
+echo "== wrk: $ROUNDS rounds x ${#targets[@]} targets x ${DURATION}s, $CONNECTIONS connections, $WRK_THREADS wrk thread(s)"
+for r in $(seq 1 "$ROUNDS"); do
+  for entry in "${targets[@]}"; do
+    IFS='|' read -r name url header <<<"$entry"
+    args=(-t "$WRK_THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency)
+    [ -n "$header" ] && args+=(-H "$header")
+    out=$(wrk "${args[@]}" "$url")
+    python3 - "$r" "$name" "$results" <<'PY' "$out"
+import re, sys
+r, name, path = sys.argv[1:4]
+out = sys.argv[4]
+def ms(v):
+    m = re.match(r"([\d.]+)(us|ms|s|m)", v)
+    n, u = float(m.group(1)), m.group(2)
+    return n * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+p50 = ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
+p99 = ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+err = re.search(r"Socket errors: (.*)", out)
+with open(path, "a") as f:
+    f.write(f"{r}\t{name}\t{rps}\t{p50}\t{p99}\t{bad.group(1) if bad else 0}\t{err.group(1) if err else ''}\n")
+print(f"  round {r}: {name:<30} {rps:>9.0f} req/s  p50 {p50:.3f} ms  p99 {p99:.3f} ms" + (f"  non-2xx/3xx {bad.group(1)}" if bad else ""))
+PY
+  done
+done
+
+echo "== sign-ins: $LOGINS through gateway threads=1 (8 at a time)"
+login_line=$("$bin/examples/login_load" "http://127.0.0.1:${gw_port[1]}" "${gw_pid[1]}" "$LOGINS" 8)
+echo "  $login_line"
+
+memory_line=""
+if [ "${SKIP_MEMORY:-0}" != 1 ]; then
+  echo "== memory store: RSS per session (cargo bench --bench session_memory)"
+  memory_line=$(CARGO_TARGET_DIR=$target_dir cargo bench --bench session_memory 2>/dev/null | grep '^sessions=' || true)
+  echo "$memory_line" | sed 's/^/  /'
+fi
+
+mkdir -p bench/results
+python3 - "$results" "$ROUNDS" "$DURATION" "$CONNECTIONS" "$WRK_THREADS" "$login_line" "$memory_line" "$GATEWAY_RUST_LOG" >bench/results/latest.md <<'PY'
+import platform, os, statistics, subprocess, sys, datetime
+path, rounds, dur, conns, wthreads, login, memory, gwlog = sys.argv[1:9]
+rows = {}
+order = []
+for line in open(path):
+    r, name, rps, p50, p99, bad, err = line.rstrip("\n").split("\t")
+    if name not in rows:
+        rows[name] = []
+        order.append(name)
+    rows[name].append((float(rps), float(p50), float(p99), int(bad), err))
+med = {n: tuple(statistics.median(x[i] for x in v) for i in range(3)) for n, v in rows.items()}
+cpu = "?"
+for l in open("/proc/cpuinfo"):
+    if l.startswith("model name"):
+        cpu = l.split(":", 1)[1].strip()
+        break
+try:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+except Exception:
+    commit = "?"
+nginx_v = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip().replace("nginx version: ", "")
+print("# clever-gateway load benchmark\n")
+print(f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}")
+print(f"- machine: {os.cpu_count()} CPUs ({cpu}), kernel {platform.release()}, loopback only; "
+      "load generator, upstream, proxies and simulator share these CPUs")
+print(f"- wrk {wthreads} thread(s), {conns} connections, {rounds} interleaved rounds x {dur} s per target; "
+      f"figures are medians over the rounds; upstream and proxies: {nginx_v}, "
+      "`return 200` upstream (12-byte body), proxies keep upstream connections alive")
+print(f"- gateway: release build, `RUST_LOG={gwlog}` (info: one access-log line per request to stderr, as nginx's access_log to a file), memory session store\n")
+print("| target | req/s | p50 ms | p99 ms | non-2xx/3xx (all rounds) |")
+print("| --- | ---: | ---: | ---: | ---: |")
+for n in order:
+    rps, p50, p99 = med[n]
+    bad = sum(x[3] for x in rows[n])
+    print(f"| {n} | {rps:.0f} | {p50:.3f} | {p99:.3f} | {bad} |")
+print()
+up = med.get("upstream direct")
+for t, w in (("1", "1 worker"), ("2", "2 workers")):
+    s = med.get(f"gateway t{t} signed in")
+    p = med.get(f"gateway t{t} public path")
+    n = med.get(f"nginx proxy ({w})")
+    if not (s and n):
+        continue
+    print(f"- threads={t}: signed-in / nginx proxy ({w}) req/s = **{s[0]/n[0]:.2f}x** (target >= 1.0); "
+          f"public / nginx = {p[0]/n[0]:.2f}x; signed-in p99 - nginx p99 = {s[2]-n[2]:+.3f} ms (target <= +0.5); "
+          f"signed-in / upstream direct = {s[0]/up[0]:.2f}x")
+print()
+if login:
+    print(f"Sign-ins (full flow through gateway threads=1 and the simulator, 8 concurrent): `{login}`\n")
+if memory:
+    print("Memory store (`cargo bench --bench session_memory`):\n")
+    for l in memory.splitlines():
+        print(f"- `{l}`")
+PY
+echo
+cat bench/results/latest.md
