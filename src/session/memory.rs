@@ -136,10 +136,13 @@ impl SessionStore for MemoryStore {
         code_key: &str,
         claim: CodeClaim,
     ) -> Result<Option<CodeClaim>, StoreError> {
+        // NOTE: `or_insert` is a get-then-insert and lets two concurrent callers both see a
+        // fresh entry; `or_insert_with` coalesces concurrent calls into one evaluation, so
+        // exactly one caller owns the exchange (moka 0.12 docs of `or_insert_with`).
         let entry = self
             .codes
             .entry(code_key.to_string())
-            .or_insert(claim)
+            .or_insert_with(async move { claim })
             .await;
         if entry.is_fresh() {
             Ok(None)
