@@ -96,19 +96,12 @@ async fn header_spoofing_variants_corpus() {
         ("non-ASCII name", "X-Cl\u{e9}ver-User-Id: evil3\r\n".into()),
     ] {
         let answer = raw(env.gw.port, &get("/public/x", &extra)).await;
-        let status = raw_status(&answer);
-        assert!(
-            status == 400
-                || (status == 200
-                    && !env
-                        .app
-                        .last()
-                        .headers
-                        .iter()
-                        .any(|(_, v)| String::from_utf8_lossy(v).contains("evil"))),
-            "{name}: {answer:.300}"
-        );
+        assert_eq!(raw_status(&answer), 400, "{name}: {answer:.300}");
     }
+    assert!(
+        env.app.requests().is_empty(),
+        "a malformed request reached the upstream"
+    );
     // Case, `_`, duplicates and non-ASCII values on a public path: forwarded, scrubbed.
     let mut req = b"GET /public/y HTTP/1.1\r\nHost: x\r\nX-CLEVER-USER-ID: evil4\r\nx_clever_user_id: evil5\r\nX-Clever-User-Id: evil6\r\nX_school-USER: evil7\r\nX-Clever-Email: evil8\xc3\xa9\r\nX-Clever-Name: \xff\xfeevil9\r\n".to_vec();
     req.extend_from_slice(b"Connection: close\r\n\r\n");
