@@ -7,7 +7,7 @@
 #   bench/soak.sh            # 10 minutes
 #   DURATION=60s bench/soak.sh
 #
-# The driver is the #[ignore]d test tests/soak.rs; .ci/run runs it for 45 s (debug build).
+# The driver is the #[ignore]d test tests/soak.rs. Not in .ci/run yet: the RSS check fails today.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${DURATION:-10m}"

@@ -1,11 +1,12 @@
 //! Soak: a bounded mixed load against the real binary — signed-in, anonymous (public and
 //! protected), logins, logouts, bad requests — for `SOAK_DURATION` (default 10m; `bench/soak.sh`
-//! runs it, `.ci/run` runs 45 s). Every request carries a spoofed `X-Clever-User-Id`; the test
+//! runs it). Every request carries a spoofed `X-Clever-User-Id`; the test
 //! upstream checks every request it receives against the identity the driver expects
 //! (`x-soak-expect`: the session's user, or `anon` for none). Pass: 0 spoofed identities, 0 5xx,
 //! 0 unexpected answers, gateway RSS growth < 10% between the end of warm-up and the end.
 //!
-//! `#[ignore]`d so that a plain `cargo test` stays fast:
+//! `#[ignore]`d so that a plain `cargo test` stays fast (and not in `.ci/run` yet: the RSS
+//! check fails today, 13.6% in 45 s and 85% in 10 minutes):
 //! `SOAK_DURATION=60s cargo test --release --test soak -- --ignored --nocapture`.
 
 mod common;
