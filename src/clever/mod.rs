@@ -102,10 +102,18 @@ pub struct CleverClient {
     cfg: CleverConfig,
     secret: Secret,
     metrics: Arc<Metrics>,
+    /// The first backoff between retried GETs (`FIRST_BACKOFF`; shorter in unit tests).
+    backoff: Duration,
 }
 
 /// Cap on a Clever response body we are willing to read.
 const MAX_BODY: usize = 256 * 1024;
+
+/// Most tries of one idempotent GET (`/me`, `/users/{id}`) when Clever answers 5xx or cannot
+/// be reached. The token POST is never retried: a code is single-use.
+const MAX_TRIES: u32 = 5;
+/// The first wait between tries; it doubles after each (1 s, 2 s, 4 s, 8 s).
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 
 impl CleverClient {
     pub fn new(
@@ -124,6 +132,7 @@ impl CleverClient {
             cfg,
             secret,
             metrics,
+            backoff: FIRST_BACKOFF,
         })
     }
 
@@ -225,15 +234,60 @@ impl CleverClient {
         url
     }
 
+    /// One idempotent GET, retried with doubling backoff when Clever answers 5xx or cannot be
+    /// reached, at most `MAX_TRIES` times and only while the whole call (every try and every
+    /// wait) fits in `clever.timeout`: a retry never makes a login wait longer than one call
+    /// may. Timeouts, 429 and 4xx are not retried.
     async fn get_json(
         &self,
         ep: Endpoint,
         url: Url,
         token: &Secret,
     ) -> Result<Vec<u8>, CleverError> {
+        let started = Instant::now();
+        let budget = self.cfg.timeout;
+        let mut backoff = self.backoff;
+        let mut tries = 1;
+        loop {
+            let left = budget.saturating_sub(started.elapsed());
+            let result = self.get_json_once(ep, url.clone(), token, left).await;
+            let retryable = matches!(
+                &result,
+                Err(CleverError::Status(_, s)) if *s >= 500
+            ) || matches!(&result, Err(CleverError::Connect(..)));
+            if !retryable || tries >= MAX_TRIES {
+                return result;
+            }
+            // Retry only if the wait leaves time for a try.
+            if started.elapsed() + backoff >= budget {
+                return result;
+            }
+            tracing::info!(
+                endpoint = ep.as_str(),
+                tries,
+                backoff_ms = backoff.as_millis() as u64,
+                "retrying clever call"
+            );
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+            tries += 1;
+        }
+    }
+
+    async fn get_json_once(
+        &self,
+        ep: Endpoint,
+        url: Url,
+        token: &Secret,
+        left: Duration,
+    ) -> Result<Vec<u8>, CleverError> {
+        if left.is_zero() {
+            return Err(CleverError::Timeout(ep));
+        }
         let req = self
             .http
             .get(url)
+            .timeout(left)
             .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
             .header(ACCEPT, "application/json");
         let (status, body) = self.send(ep, req).await?;
@@ -302,4 +356,130 @@ fn error_code(body: &[u8]) -> Option<String> {
         .get("error")?
         .as_str()
         .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Endpoint as CleverEp;
+    use super::*;
+    use crate::sim::testutil::{start, token_for, REDIRECT, TEACHER};
+    use crate::sim::{Endpoint as SimEp, Fault, SimHandle};
+
+    /// A client of `sim` with `timeout` as the budget and `backoff` as the first wait.
+    fn client_for(sim: &SimHandle, timeout: &str, backoff: Duration) -> CleverClient {
+        let text = format!(
+            "[clever]\nclient_id = \"{}\"\nclient_secret_env = \"X\"\nredirect_uri = \"{REDIRECT}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\napi_base = \"{}\"\ntimeout = \"{timeout}\"\n[session]\nttl = \"1h\"\n[[upstream]]\nname = \"app\"\nurl = \"http://127.0.0.1:9\"\n",
+            sim.client_id(),
+            sim.authorize_url(),
+            sim.token_url(),
+            sim.api_base()
+        );
+        let cfg = crate::config::parse_str(&text, "t.toml").unwrap();
+        let mut c = CleverClient::new(
+            cfg.clever.clone(),
+            Secret::new(sim.client_secret()),
+            Arc::new(Metrics::new().unwrap()),
+        )
+        .unwrap();
+        c.backoff = backoff;
+        c
+    }
+
+    #[tokio::test]
+    async fn a_5xx_me_is_retried_until_it_recovers() {
+        let sim = Arc::new(start().await);
+        let token = Secret::new(token_for(&sim, TEACHER).await);
+        let c = client_for(&sim, "5s", Duration::from_millis(100));
+        sim.set_fault(SimEp::Me, Some(Fault::Status(503)));
+        let before = sim.calls(SimEp::Me);
+        let sim2 = sim.clone();
+        let heal = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            sim2.set_fault(SimEp::Me, None);
+        });
+        let id = c
+            .fetch_identity(&token)
+            .await
+            .expect("identity after retries");
+        heal.await.unwrap();
+        assert_eq!(id.user_id, TEACHER);
+        // Tries at ~0, 100 and 300 ms: the third one succeeds.
+        assert_eq!(sim.calls(SimEp::Me) - before, 3);
+    }
+
+    #[tokio::test]
+    async fn retries_stop_at_five_tries() {
+        let sim = start().await;
+        let token = Secret::new(token_for(&sim, TEACHER).await);
+        let c = client_for(&sim, "10s", Duration::from_millis(10));
+        for code in [500, 502, 503] {
+            sim.set_fault(SimEp::Users, Some(Fault::Status(code)));
+            let before = sim.calls(SimEp::Users);
+            let e = c.fetch_identity(&token).await.unwrap_err();
+            assert!(matches!(e, CleverError::Status(CleverEp::Users, s) if s == code));
+            assert_eq!(e.status(), 502);
+            assert_eq!(sim.calls(SimEp::Users) - before, u64::from(MAX_TRIES));
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_never_wait_past_the_budget() {
+        let sim = start().await;
+        let token = Secret::new(token_for(&sim, TEACHER).await);
+        // Budget 1.5 s, backoff 1 s: tries at 0 and 1 s; the next wait (2 s) would pass it.
+        let c = client_for(&sim, "1500ms", Duration::from_secs(1));
+        sim.set_fault(SimEp::Me, Some(Fault::Status(500)));
+        let before = sim.calls(SimEp::Me);
+        let t = Instant::now();
+        let e = c.fetch_identity(&token).await.unwrap_err();
+        assert!(
+            t.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(e.status(), 502);
+        assert_eq!(sim.calls(SimEp::Me) - before, 2);
+    }
+
+    #[tokio::test]
+    async fn the_token_post_429_and_401_are_never_retried() {
+        let sim = start().await;
+        let c = client_for(&sim, "5s", Duration::from_millis(10));
+        sim.set_fault(SimEp::Tokens, Some(Fault::Status(503)));
+        let code = sim.issue_code(TEACHER, REDIRECT);
+        let e = c.exchange_code(&code).await.unwrap_err();
+        assert_eq!(e.status(), 502);
+        assert_eq!(sim.calls(SimEp::Tokens), 1);
+        sim.set_fault(SimEp::Tokens, None);
+
+        let token = Secret::new(token_for(&sim, TEACHER).await);
+        sim.set_fault(SimEp::Me, Some(Fault::RateLimited));
+        let before = sim.calls(SimEp::Me);
+        let e = c.fetch_identity(&token).await.unwrap_err();
+        assert_eq!(e.status(), 503);
+        assert_eq!(sim.calls(SimEp::Me) - before, 1);
+
+        sim.set_fault(SimEp::Me, None);
+        let before = sim.calls(SimEp::Me);
+        let e = c
+            .fetch_identity(&Secret::new("not-a-token"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, CleverError::TokenRejected(_)));
+        assert_eq!(e.status(), 502);
+        assert_eq!(sim.calls(SimEp::Me) - before, 1);
+    }
+
+    #[tokio::test]
+    async fn a_slow_me_is_a_timeout_and_is_not_retried() {
+        let sim = start().await;
+        let token = Secret::new(token_for(&sim, TEACHER).await);
+        let c = client_for(&sim, "300ms", Duration::from_millis(10));
+        sim.set_fault(SimEp::Me, Some(Fault::Delay(Duration::from_secs(2))));
+        let before = sim.calls(SimEp::Me);
+        let e = c.fetch_identity(&token).await.unwrap_err();
+        assert!(matches!(e, CleverError::Timeout(_)));
+        assert_eq!(e.status(), 504);
+        assert_eq!(sim.calls(SimEp::Me) - before, 1);
+    }
 }
