@@ -4,17 +4,11 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
@@ -368,26 +362,7 @@ async fn tls_upstream(cert_pem: &str, key_pem: &str) -> Upstream {
                 let Ok(tls) = acceptor.accept(stream).await else {
                     return;
                 };
-                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                    let rec = rec.clone();
-                    async move {
-                        rec.lock().unwrap().push(Seen {
-                            method: req.method().to_string(),
-                            uri: req.uri().to_string(),
-                            headers: req
-                                .headers()
-                                .iter()
-                                .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
-                                .collect(),
-                        });
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-                            b"tls upstream ok",
-                        ))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
+                serve_recorded(tls, rec, b"tls upstream ok").await;
             });
         }
     });

@@ -59,6 +59,31 @@ impl Seen {
     }
 }
 
+/// Serves one HTTP/1 connection: records every request into `rec` and answers 200 `body`.
+pub async fn serve_recorded<I>(io: I, rec: Arc<Mutex<Vec<Seen>>>, body: &'static [u8])
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+        let rec = rec.clone();
+        async move {
+            rec.lock().unwrap().push(Seen {
+                method: req.method().to_string(),
+                uri: req.uri().to_string(),
+                headers: req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+                    .collect(),
+            });
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(body))))
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), svc)
+        .await;
+}
+
 /// A test upstream that records every request and answers 200 "upstream ok".
 pub struct Upstream {
     pub addr: SocketAddr,
@@ -76,29 +101,7 @@ impl Upstream {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let rec = rec.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let rec = rec.clone();
-                        async move {
-                            rec.lock().unwrap().push(Seen {
-                                method: req.method().to_string(),
-                                uri: req.uri().to_string(),
-                                headers: req
-                                    .headers()
-                                    .iter()
-                                    .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
-                                    .collect(),
-                            });
-                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-                                b"upstream ok",
-                            ))))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
+                tokio::spawn(serve_recorded(stream, rec.clone(), b"upstream ok"));
             }
         });
         Upstream { addr, seen }
