@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{duration, http_url, path, Ctx};
+use super::{duration, env_var_name, http_url, path, Ctx};
 use crate::config::file::{quote, CleverFile, Sp};
 use crate::config::model::{ApiVersion, CleverConfig, SecretSource};
 
@@ -57,23 +57,8 @@ pub(super) fn clever(
             None
         }
         (Some(env), None) => {
-            let name = env.get_ref();
-            if name.is_empty()
-                || name.contains(['=', '\0'])
-                || name.chars().any(char::is_whitespace)
-            {
-                ctx.err(
-                    env.span(),
-                    format!(
-                        "clever.client_secret_env {} is not an environment variable name: \
-                         expected a name like \"CLEVER_CLIENT_SECRET\"",
-                        quote(name)
-                    ),
-                );
-                None
-            } else {
-                Some(SecretSource::Env(name.clone()))
-            }
+            env_var_name(ctx, env, "clever.client_secret_env", "CLEVER_CLIENT_SECRET")
+                .map(SecretSource::Env)
         }
         (None, Some(file)) => path(ctx, Some(file), "clever.client_secret_file")
             .flatten()

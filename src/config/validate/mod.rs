@@ -93,6 +93,28 @@ fn path(ctx: &mut Ctx<'_, '_>, v: Option<&Sp<String>>, shown: &str) -> Option<Op
 }
 
 /// An absolute http(s) URL with a host and no fragment.
+/// An environment variable name for a secret (`client_secret_env`, `redis_password_env`):
+/// non-empty, no `=`, NUL or whitespace. `example` is shown in the error.
+fn env_var_name(
+    ctx: &mut Ctx<'_, '_>,
+    v: &Sp<String>,
+    shown: &str,
+    example: &str,
+) -> Option<String> {
+    let name = v.get_ref();
+    if name.is_empty() || name.contains(['=', '\0']) || name.chars().any(char::is_whitespace) {
+        ctx.err(
+            v.span(),
+            format!(
+                "{shown} {} is not an environment variable name: expected a name like \"{example}\"",
+                quote(name)
+            ),
+        );
+        return None;
+    }
+    Some(name.clone())
+}
+
 fn http_url(ctx: &mut Ctx<'_, '_>, v: &Sp<String>, shown: &str, example: &str) -> Option<Url> {
     let text = v.get_ref();
     let allowed = format!("expected an absolute http:// or https:// URL such as {example:?}");

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{duration, path, Ctx};
+use super::{duration, env_var_name, path, Ctx};
 use crate::config::file::{quote, SessionFile, Sp};
 use crate::config::model::{SecretSource, SessionConfig, StoreKind};
 
@@ -187,25 +187,8 @@ pub(super) fn session(
             );
             None
         }
-        (Some(env), None) => {
-            let name = env.get_ref();
-            if name.is_empty()
-                || name.contains(['=', '\0'])
-                || name.chars().any(char::is_whitespace)
-            {
-                ctx.err(
-                    env.span(),
-                    format!(
-                        "session.redis_password_env {} is not an environment variable name: \
-                         expected a name like \"REDIS_PASSWORD\"",
-                        quote(name)
-                    ),
-                );
-                None
-            } else {
-                Some(Some(SecretSource::Env(name.clone())))
-            }
-        }
+        (Some(env), None) => env_var_name(ctx, env, "session.redis_password_env", "REDIS_PASSWORD")
+            .map(|n| Some(SecretSource::Env(n))),
         (None, Some(file)) => {
             path(ctx, Some(file), "session.redis_password_file").map(|p| p.map(SecretSource::File))
         }
