@@ -235,6 +235,29 @@ mod tests {
                            redirect_uri = \"https://gw.example.org/cb\"\n\n\
                            [[upstream]]\nname = \"app\"\nurl = \"http://127.0.0.1:9000\"\n";
 
+    #[test]
+    fn secret_env_names_with_whitespace_or_equals_rejected() {
+        let bad_client =
+            MINIMAL.replace("client_secret_env = \"S\"", "client_secret_env = \"A B\"");
+        let p = problems(&bad_client);
+        assert!(
+            p.iter()
+                .any(|p| p.message.contains("clever.client_secret_env")
+                    && p.message.contains("not an environment variable name")),
+            "{p:?}"
+        );
+        let bad_redis = format!(
+            "{MINIMAL}\n[session]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:6379/0\"\nredis_password_env = \"PW=1\"\n"
+        );
+        let p = problems(&bad_redis);
+        assert!(
+            p.iter()
+                .any(|p| p.message.contains("session.redis_password_env")
+                    && p.message.contains("not an environment variable name")),
+            "{p:?}"
+        );
+    }
+
     fn problems(src: &str) -> Vec<ConfigProblem> {
         match parse_str(src, "gw.toml") {
             Ok(_) => panic!("expected problems in:\n{src}"),
