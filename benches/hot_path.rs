@@ -218,7 +218,7 @@ fn signed_in_decide(gw: &Gateway, req: &RequestHeader) -> RequestHeader {
     for name in headers::spoofable(&up.headers, &gw.identity_header_names) {
         up.remove_header(&name);
     }
-    assert!(clever_gateway::gateway::refuse_request(up.raw_path(), &up.headers, false).is_none());
+    assert!(clever_gateway::gateway::refuse_request(up.raw_path(), &up.headers, None).is_none());
     let wants_html = clever_gateway::gateway::wants_html(
         up.headers
             .get("sec-fetch-mode")

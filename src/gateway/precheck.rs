@@ -14,11 +14,13 @@ pub struct Refusal {
 
 /// Checks what must hold before the gateway looks at a request at all: a request target of
 /// visible ASCII without `#`, headers within `MAX_HEADER_BYTES`, unambiguous framing.
-/// `cl_and_te`: the raw request carried both `Content-Length` and `Transfer-Encoding`.
+/// `raw_head`: the HTTP/1 request line and headers as received (pingora drops a fragment from
+/// the target and `Content-Length` beside `Transfer-Encoding`; only these bytes still show
+/// them). `None` for HTTP/2.
 pub fn refuse_request(
     raw_target: &[u8],
     headers: &http::HeaderMap,
-    cl_and_te: bool,
+    raw_head: Option<&[u8]>,
 ) -> Option<Refusal> {
     let bad = |status, reason, why| {
         Some(Refusal {
@@ -30,6 +32,7 @@ pub fn refuse_request(
     if raw_target
         .iter()
         .any(|&b| !b.is_ascii_graphic() || b == b'#')
+        || raw_head.is_some_and(request_line_has_fragment)
     {
         return bad(
             400,
@@ -48,6 +51,8 @@ pub fn refuse_request(
             "The request headers (often cookies) are too large.",
         );
     }
+    let cl_and_te = headers.contains_key(http::header::TRANSFER_ENCODING)
+        && raw_head.is_some_and(raw_has_content_length);
     if cl_and_te {
         return bad(
             400,
@@ -93,6 +98,14 @@ pub fn framing_error(headers: &http::HeaderMap) -> Option<&'static str> {
         return Some("unsupported Transfer-Encoding");
     }
     None
+}
+
+/// Whether the request line of raw HTTP/1 request bytes has a `#` (a fragment, which a client
+/// never sends and pingora silently cuts off: `/public#/../admin` would reach the app as
+/// `/public`).
+fn request_line_has_fragment(raw: &[u8]) -> bool {
+    let line = raw.split(|&b| b == b'\n').next().unwrap_or_default();
+    line.contains(&b'#')
 }
 
 /// Whether raw HTTP/1 request-header bytes carry a `Content-Length` line. Pingora drops
@@ -144,32 +157,50 @@ mod tests {
         let h = headers(&[]);
         for t in [&b"/x#f"[..], b"/x\x01", b"/caf\xc3\xa9", b"/a b"] {
             assert_eq!(
-                refuse_request(t, &h, false).map(|r| r.status),
+                refuse_request(t, &h, None).map(|r| r.status),
                 Some(400),
                 "{t:?}"
             );
         }
-        assert_eq!(refuse_request(b"/ok?a=%20", &h, false), None);
+        assert_eq!(refuse_request(b"/ok?a=%20", &h, None), None);
+    }
+
+    #[test]
+    fn refuse_request_fragment_cut_by_the_parser_still_seen_in_raw_bytes() {
+        let h = headers(&[]);
+        let raw = b"GET /public#/../admin HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(
+            refuse_request(b"/public", &h, Some(raw)).map(|r| r.status),
+            Some(400)
+        );
+        // A `#` in a header value is not the target's.
+        let raw = b"GET /public HTTP/1.1\r\nX-Tag: #1\r\n\r\n";
+        assert_eq!(refuse_request(b"/public", &h, Some(raw)), None);
     }
 
     #[test]
     fn refuse_request_oversized_headers_431() {
         let big = "a".repeat(MAX_HEADER_BYTES);
         let h = headers(&[("cookie", big.as_str())]);
-        assert_eq!(refuse_request(b"/", &h, false).map(|r| r.status), Some(431));
+        assert_eq!(refuse_request(b"/", &h, None).map(|r| r.status), Some(431));
         let ok = "a".repeat(MAX_HEADER_BYTES - 100);
         assert_eq!(
-            refuse_request(b"/", &headers(&[("cookie", ok.as_str())]), false),
+            refuse_request(b"/", &headers(&[("cookie", ok.as_str())]), None),
             None
         );
     }
 
     #[test]
     fn refuse_request_cl_and_te_400() {
+        // Pingora keeps only Transfer-Encoding; the raw bytes still have Content-Length.
+        let te = headers(&[("transfer-encoding", "chunked")]);
+        let raw = b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert_eq!(
-            refuse_request(b"/", &headers(&[]), true).map(|r| r.status),
+            refuse_request(b"/", &te, Some(raw)).map(|r| r.status),
             Some(400)
         );
+        let raw = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(refuse_request(b"/", &te, Some(raw)), None);
     }
 
     #[test]

@@ -19,9 +19,7 @@ use pingora::upstreams::peer::{HttpPeer, PeerOptions};
 use pingora::{ErrorSource, ErrorType};
 
 use crate::config::ServerConfig;
-use crate::gateway::{
-    raw_has_content_length, refuse_request, wants_html, Decision, Forward, Gateway, RequestFacts,
-};
+use crate::gateway::{refuse_request, wants_html, Decision, Forward, Gateway, RequestFacts};
 use crate::https;
 use crate::pages::{ErrorPage, Reply};
 use headers::{Edits, ForwardFacts};
@@ -221,12 +219,9 @@ impl ProxyHttp for GatewayProxy {
         for name in headers::spoofable(&req.headers, &gw.identity_header_names) {
             req.remove_header(&name);
         }
+        let raw_head = session.as_http1().map(|h1| h1.get_headers_raw_bytes());
         let req = session.req_header();
-        let cl_and_te = req.headers.contains_key(http::header::TRANSFER_ENCODING)
-            && session
-                .as_http1()
-                .is_some_and(|h1| raw_has_content_length(&h1.get_headers_raw_bytes()));
-        if let Some(refusal) = refuse_request(req.raw_path(), &req.headers, cl_and_te) {
+        if let Some(refusal) = refuse_request(req.raw_path(), &req.headers, raw_head.as_deref()) {
             tracing::warn!(request_id = %ctx.request_id, why = refusal.why, "request refused");
             let reply = ErrorPage {
                 status: refusal.status,
