@@ -24,7 +24,9 @@ use crate::lifecycle::{self, PidFileError};
 use crate::proxy::GatewayProxy;
 use crate::secret::Secret;
 use crate::session::memory::MemoryLimits;
-use crate::session::{Clock, MemoryStore, RedisSettings, RedisStore, SessionStore, SystemClock};
+use crate::session::{
+    Clock, LoginTimes, MemoryStore, RedisSettings, RedisStore, SessionStore, SystemClock,
+};
 use crate::tls::{ListenerTls, TlsFileError};
 
 /// Why the server could not start.
@@ -78,7 +80,10 @@ fn build_store(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn SessionSto
         StoreKind::Memory => Arc::new(MemoryStore::new(
             cfg.session.ttl,
             clock,
-            MemoryLimits::default(),
+            MemoryLimits {
+                login: LoginTimes::new(cfg.session.login_timeout),
+                ..MemoryLimits::default()
+            },
         )),
         StoreKind::Redis => {
             // rediss:// uses rustls: the process's provider, the one pingora installs.
@@ -93,6 +98,7 @@ fn build_store(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn SessionSto
             let settings = RedisSettings {
                 url: cfg.session.redis_url.clone().unwrap_or_default(),
                 password: password.map(Secret::new),
+                login: LoginTimes::new(cfg.session.login_timeout),
             };
             Arc::new(RedisStore::new(&settings, clock).map_err(StartError::Redis)?)
         }

@@ -35,6 +35,35 @@ async fn login_navigation_redirects_to_authorize_with_required_params() {
 }
 
 #[tokio::test]
+async fn login_state_cookie_lives_as_long_as_login_timeout() {
+    let max_age = |r: &reqwest::Response| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("clever_gateway_login="))
+            .and_then(|v| v.split("; ").find_map(|a| a.strip_prefix("Max-Age=")))
+            .map(str::to_owned)
+    };
+    let env = env_with(None, "", "").await;
+    let r = browser().get(env.gw.url("/")).send().await.unwrap();
+    assert_eq!(max_age(&r).as_deref(), Some("600"), "default 10m");
+
+    let port = free_port();
+    let sim = sim_for(port, None).await;
+    let app = Upstream::start().await;
+    let cfg = format!(
+        "{}\n[[upstream]]\nname = \"app\"\nurl = \"http://{}\"\n",
+        base_config(port, &sim, "login_timeout = \"2m\""),
+        app.addr
+    );
+    let gw = start_gateway(port, &cfg, sim.client_secret()).await;
+    let r = browser().get(gw.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(max_age(&r).as_deref(), Some("120"));
+}
+
+#[tokio::test]
 async fn login_api_request_gets_401_json_not_redirect() {
     let env = env_with(None, "", "").await;
     let r = reqwest::Client::new()

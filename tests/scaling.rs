@@ -16,8 +16,8 @@ use clever_gateway::secret::Secret;
 use clever_gateway::session::memory::MemoryLimits;
 use clever_gateway::session::testing::{RedisServer, SKIPPED};
 use clever_gateway::session::{
-    Clock, MemoryStore, RedisSettings, RedisStore, SessionId, SessionRecord, SessionStore,
-    SystemClock,
+    Clock, LoginTimes, MemoryStore, RedisSettings, RedisStore, SessionId, SessionRecord,
+    SessionStore, SystemClock,
 };
 
 const TTL: Duration = Duration::from_secs(2 * 3600);
@@ -124,6 +124,7 @@ async fn scaling_redis_store_bytes_per_session() {
         &RedisSettings {
             url: server.url(),
             password: None,
+            login: LoginTimes::default(),
         },
         Arc::new(SystemClock),
     )

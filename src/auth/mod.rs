@@ -16,7 +16,6 @@ use crate::metrics::{LoginOutcome, Metrics, NO_REASON};
 use crate::pages::{ErrorPage, Reply};
 use crate::secret::random_token;
 use crate::session::cookies::{CookieJarSpec, GatewayCookies};
-use crate::session::memory::PENDING_LOGIN_TTL;
 use crate::session::{
     Clock, CodeClaim, PendingLogin, SessionId, SessionRecord, SessionStore, StoreError,
 };
@@ -211,8 +210,10 @@ impl Auth {
             "gateway"
         };
         self.metrics.login(LoginOutcome::Started, who);
-        Reply::redirect(&self.clever.authorize_url(&state, district_id))
-            .with_cookie(self.cookies.set_login(&binding, PENDING_LOGIN_TTL))
+        Reply::redirect(&self.clever.authorize_url(&state, district_id)).with_cookie(
+            self.cookies
+                .set_login(&binding, self.cfg.session.login_timeout),
+        )
     }
 
     /// Handles Clever's redirect back to `redirect_uri`.
@@ -764,7 +765,7 @@ mod tests {
     async fn callback_after_pending_login_expired_on_clock_refused() {
         let (sim, auth, clock) = setup().await;
         let (binding, query) = to_callback(&auth).await;
-        clock.advance(PENDING_LOGIN_TTL + Duration::from_secs(1));
+        clock.advance(crate::session::LoginTimes::DEFAULT_TIMEOUT + Duration::from_secs(1));
         let cookies = with_login(&binding);
         let ctx = Ctx {
             cookies: &cookies,

@@ -128,6 +128,8 @@ pub struct SessionConfig {
     pub cookie_secure: bool,
     /// Session lifetime; at most 24h.
     pub ttl: Duration,
+    /// How long a started sign-in may take (state cookie, pending login); 1m to 1h.
+    pub login_timeout: Duration,
     pub store: StoreKind,
     /// Without a password: validation refuses one written in the URL.
     pub redis_url: Option<String>,

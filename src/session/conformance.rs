@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::memory::PENDING_LOGIN_TTL;
-use super::store::{CodeClaim, PendingLogin, SessionStore, StoreError, MAX_PENDING_PER_BROWSER};
+use super::store::{
+    CodeClaim, LoginTimes, PendingLogin, SessionStore, StoreError, MAX_PENDING_PER_BROWSER,
+};
 use super::{Clock, ManualClock, SessionId, SessionRecord};
 use crate::identity::{Identity, UserType};
 use crate::secret::Secret;
@@ -165,7 +166,7 @@ pub(crate) async fn take_pending_expired_on_clock_none(f: &Fixture, clock: &Manu
         .put_pending("st", pending(clock, "b"))
         .await
         .unwrap();
-    clock.advance(PENDING_LOGIN_TTL);
+    clock.advance(LoginTimes::default().pending);
     assert_eq!(f.store.take_pending("st").await.unwrap(), None);
 }
 

@@ -7,22 +7,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use moka::future::Cache;
 
-use super::store::{CodeClaim, PendingLogin, SessionStore, StoreError, MAX_PENDING_PER_BROWSER};
+use super::store::{
+    CodeClaim, LoginTimes, PendingLogin, SessionStore, StoreError, MAX_PENDING_PER_BROWSER,
+};
 use super::{Clock, SessionId, SessionRecord};
-
-/// How long a login may stay pending (the state cookie lives as long).
-pub const PENDING_LOGIN_TTL: Duration = Duration::from_secs(600);
-/// How long exchanged codes are remembered: Clever codes live 60 s; keep them a while longer.
-pub const CODE_MEMORY_TTL: Duration = Duration::from_secs(300);
 
 /// Sessions kept in this process only; lost on restart.
 #[derive(Clone)]
 pub struct MemoryStore {
     sessions: Cache<SessionId, Arc<SessionRecord>>,
     pending: Cache<String, PendingLogin>,
-    /// Logins started per browser binding in the last `PENDING_LOGIN_TTL`.
+    /// Logins started per browser binding in the last `LoginTimes::pending`.
     pending_per_browser: Cache<String, Arc<AtomicU32>>,
     codes: Cache<String, CodeClaim>,
+    times: LoginTimes,
     clock: Arc<dyn Clock>,
 }
 
@@ -34,12 +32,13 @@ impl std::fmt::Debug for MemoryStore {
     }
 }
 
-/// Capacity bounds, so a flood of logins cannot grow memory without limit.
+/// Capacity and time bounds, so a flood of logins cannot grow memory without limit.
 #[derive(Debug, Clone, Copy)]
 pub struct MemoryLimits {
     pub max_sessions: u64,
     pub max_pending_logins: u64,
     pub max_codes: u64,
+    pub login: LoginTimes,
 }
 
 impl Default for MemoryLimits {
@@ -48,6 +47,7 @@ impl Default for MemoryLimits {
             max_sessions: 2_000_000,
             max_pending_logins: 200_000,
             max_codes: 200_000,
+            login: LoginTimes::default(),
         }
     }
 }
@@ -62,16 +62,17 @@ impl MemoryStore {
                 .build(),
             pending: Cache::builder()
                 .max_capacity(limits.max_pending_logins)
-                .time_to_live(PENDING_LOGIN_TTL)
+                .time_to_live(limits.login.pending)
                 .build(),
             pending_per_browser: Cache::builder()
                 .max_capacity(limits.max_pending_logins)
-                .time_to_live(PENDING_LOGIN_TTL)
+                .time_to_live(limits.login.pending)
                 .build(),
             codes: Cache::builder()
                 .max_capacity(limits.max_codes)
-                .time_to_live(CODE_MEMORY_TTL)
+                .time_to_live(limits.login.codes)
                 .build(),
+            times: limits.login,
             clock,
         }
     }
@@ -122,13 +123,8 @@ impl SessionStore for MemoryStore {
                 let _ = n.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| v.checked_sub(1));
             }
         }
-        Ok(found.filter(|p| {
-            self.clock
-                .now()
-                .duration_since(p.created_at)
-                .map(|age| age < PENDING_LOGIN_TTL)
-                .unwrap_or(true)
-        }))
+        let now = self.clock.now();
+        Ok(found.filter(|p| !self.times.pending_expired(p.created_at, now)))
     }
 
     async fn claim_code(

@@ -18,7 +18,7 @@ use crate::secret::{random_token, Secret};
 
 pub use self::redis::{RedisSettings, RedisStore};
 pub use memory::MemoryStore;
-pub use store::{CodeClaim, PendingLogin, SessionStore, StoreError};
+pub use store::{CodeClaim, LoginTimes, PendingLogin, SessionStore, StoreError};
 
 /// A session id: 256 bits from the OS CSPRNG, base64url. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq, Hash)]

@@ -32,8 +32,9 @@ use redis::{IntoConnectionInfo, RedisResult};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::memory::{CODE_MEMORY_TTL, PENDING_LOGIN_TTL};
-use super::store::{CodeClaim, PendingLogin, SessionStore, StoreError, MAX_PENDING_PER_BROWSER};
+use super::store::{
+    CodeClaim, LoginTimes, PendingLogin, SessionStore, StoreError, MAX_PENDING_PER_BROWSER,
+};
 use super::{Clock, SessionId, SessionRecord};
 use crate::identity::Identity;
 use crate::secret::Secret;
@@ -83,6 +84,8 @@ pub struct RedisSettings {
     /// `redis://` or `rediss://` URL, without a password.
     pub url: String,
     pub password: Option<Secret>,
+    /// How long pending logins and exchanged codes are kept (`session.login_timeout`).
+    pub login: LoginTimes,
 }
 
 /// Redis health as last seen, for readiness and the one log line per change.
@@ -161,6 +164,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     shared: Arc<Shared>,
     clock: Arc<dyn Clock>,
+    times: LoginTimes,
     rt: StoreRuntime,
 }
 
@@ -318,6 +322,7 @@ impl RedisStore {
             conn,
             shared,
             clock,
+            times: settings.login,
             rt,
         })
     }
@@ -530,6 +535,7 @@ impl SessionStore for RedisStore {
             created_ns: ns(login.created_at),
         })?;
         let keys = [pending_browser_key(&login.binding), pending_key(state)];
+        let ttl_ms = self.times.pending.as_millis() as u64;
         let admitted: i64 = self
             .run(move |mut c| async move {
                 redis::Script::new(PUT_PENDING)
@@ -537,7 +543,7 @@ impl SessionStore for RedisStore {
                     .key(&keys[1])
                     .arg(json)
                     .arg(MAX_PENDING_PER_BROWSER)
-                    .arg(PENDING_LOGIN_TTL.as_millis() as u64)
+                    .arg(ttl_ms)
                     .invoke_async(&mut c)
                     .await
             })
@@ -572,13 +578,10 @@ impl SessionStore for RedisStore {
             from_clever: p.from_clever,
             created_at: from_ns(p.created_ns),
         };
-        let fresh = self
-            .clock
-            .now()
-            .duration_since(login.created_at)
-            .map(|age| age < PENDING_LOGIN_TTL)
-            .unwrap_or(true);
-        Ok(fresh.then_some(login))
+        let expired = self
+            .times
+            .pending_expired(login.created_at, self.clock.now());
+        Ok((!expired).then_some(login))
     }
 
     async fn claim_code(
@@ -588,12 +591,13 @@ impl SessionStore for RedisStore {
     ) -> Result<Option<CodeClaim>, StoreError> {
         let json = encode(&stored_claim(&claim))?;
         let key = code_key(code_key_);
+        let ttl_ms = self.times.codes.as_millis() as u64;
         let earlier: Option<String> = self
             .run(move |mut c| async move {
                 redis::Script::new(CLAIM_CODE)
                     .key(key)
                     .arg(json)
-                    .arg(CODE_MEMORY_TTL.as_millis() as u64)
+                    .arg(ttl_ms)
                     .invoke_async(&mut c)
                     .await
             })
@@ -612,12 +616,13 @@ impl SessionStore for RedisStore {
     async fn complete_code(&self, code_key_: &str, claim: CodeClaim) -> Result<(), StoreError> {
         let json = encode(&stored_claim(&claim))?;
         let key = code_key(code_key_);
+        let ttl_ms = self.times.codes.as_millis() as u64;
         self.run(move |mut c| async move {
             redis::cmd("SET")
                 .arg(key)
                 .arg(json)
                 .arg("PX")
-                .arg(CODE_MEMORY_TTL.as_millis() as u64)
+                .arg(ttl_ms)
                 .query_async::<()>(&mut c)
                 .await
         })
@@ -688,6 +693,7 @@ mod tests {
         let settings = RedisSettings {
             url: server.url(),
             password: None,
+            login: LoginTimes::default(),
         };
         RedisStore::new(&settings, clock).unwrap()
     }
@@ -935,6 +941,7 @@ mod tests {
             &RedisSettings {
                 url: server.url(),
                 password: Some(Secret::new("s3cret-pw")),
+                login: LoginTimes::default(),
             },
             clock,
         )

@@ -1,7 +1,7 @@
 //! The session store contract every backend (memory now, Redis later) fulfils.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
@@ -34,6 +34,41 @@ pub enum StoreError {
     Unavailable(String),
     #[error("too many sign-ins in progress for one browser")]
     TooManyPending,
+}
+
+/// How long in-flight sign-in state is kept: each pending login (as long as its state
+/// cookie), and each exchanged code (so a refreshed callback is never POSTed twice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginTimes {
+    pub pending: Duration,
+    pub codes: Duration,
+}
+
+impl LoginTimes {
+    /// The default `session.login_timeout`.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+    /// Clever's codes live about a minute; remembering them longer only holds memory.
+    pub const MAX_CODE_MEMORY: Duration = Duration::from_secs(300);
+
+    /// Pending logins live `login_timeout`; codes as long, but at most `MAX_CODE_MEMORY`.
+    pub fn new(login_timeout: Duration) -> Self {
+        LoginTimes {
+            pending: login_timeout,
+            codes: login_timeout.min(Self::MAX_CODE_MEMORY),
+        }
+    }
+
+    /// Whether a pending login created at `created_at` has outlived its time at `now`.
+    pub fn pending_expired(&self, created_at: SystemTime, now: SystemTime) -> bool {
+        now.duration_since(created_at)
+            .is_ok_and(|age| age >= self.pending)
+    }
+}
+
+impl Default for LoginTimes {
+    fn default() -> Self {
+        LoginTimes::new(Self::DEFAULT_TIMEOUT)
+    }
 }
 
 /// At most this many logins may be pending for one browser (login-binding cookie) at once.
@@ -71,4 +106,31 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// How many sessions are live, for the `clever_gateway_sessions` gauge. Read once per
     /// metrics scrape, so it may cost a round trip but not a scan per request.
     async fn session_count(&self) -> Result<u64, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_times_codes_follow_the_login_timeout_up_to_five_minutes() {
+        let t = LoginTimes::new(Duration::from_secs(60));
+        assert_eq!(
+            (t.pending, t.codes),
+            (Duration::from_secs(60), Duration::from_secs(60))
+        );
+        let t = LoginTimes::default();
+        assert_eq!(t.pending, Duration::from_secs(600));
+        assert_eq!(t.codes, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn pending_expires_at_its_time_not_before() {
+        let t = LoginTimes::new(Duration::from_secs(60));
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert!(!t.pending_expired(start, start + Duration::from_secs(59)));
+        assert!(t.pending_expired(start, start + Duration::from_secs(60)));
+        // A clock that went backwards does not expire anything.
+        assert!(!t.pending_expired(start, start - Duration::from_secs(5)));
+    }
 }

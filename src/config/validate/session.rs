@@ -11,6 +11,11 @@ use crate::config::model::{SecretSource, SessionConfig, StoreKind};
 
 const DEFAULT_TTL: Duration = Duration::from_secs(2 * 3600);
 const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Like oauth2-proxy's CSRF cookie: long enough to type a password, short enough that
+/// abandoned sign-ins do not pile up.
+const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
+const MIN_LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_LOGIN_TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub(super) fn session(
     ctx: &mut Ctx<'_, '_>,
@@ -101,6 +106,25 @@ pub(super) fn session(
                 None
             } else {
                 Some(d)
+            }
+        }),
+    };
+
+    let login_timeout = match &s.login_timeout {
+        None => Some(DEFAULT_LOGIN_TIMEOUT),
+        Some(t) => duration(ctx, t, "session.login_timeout").and_then(|d| {
+            if (MIN_LOGIN_TIMEOUT..=MAX_LOGIN_TIMEOUT).contains(&d) {
+                Some(d)
+            } else {
+                ctx.err(
+                    t.span(),
+                    format!(
+                        "session.login_timeout {} is out of range: expected 1m to 1h (how long \
+                         a user may take to sign in at Clever; default 10m)",
+                        quote(t.get_ref())
+                    ),
+                );
+                None
             }
         }),
     };
@@ -228,6 +252,7 @@ pub(super) fn session(
         cookie_domain: cookie_domain?,
         cookie_secure,
         ttl: ttl?,
+        login_timeout: login_timeout?,
         store: store?,
         redis_url: redis_url?,
         redis_password: redis_password?,
@@ -268,9 +293,28 @@ mod tests {
         assert_eq!(s.cookie_domain, None);
         assert!(s.cookie_secure);
         assert_eq!(s.ttl, Duration::from_secs(7200));
+        assert_eq!(s.login_timeout, Duration::from_secs(600));
         assert_eq!(s.store, StoreKind::Memory);
         assert_eq!(s.redis_url, None);
         assert_eq!(s.logout_redirect, "/");
+    }
+
+    #[test]
+    fn session_login_timeout_within_1m_to_1h() {
+        let s = ok(&doc("", "", "login_timeout = \"90s\"", "")).session;
+        assert_eq!(s.login_timeout, Duration::from_secs(90));
+        let s = ok(&doc("", "", "login_timeout = \"1h\"", "")).session;
+        assert_eq!(s.login_timeout, Duration::from_secs(3600));
+        for bad in ["59s", "2h", "0s"] {
+            one(
+                &doc("", "", &format!("login_timeout = \"{bad}\""), ""),
+                &["session.login_timeout", "1m to 1h"],
+            );
+        }
+        one(
+            &doc("", "", "login_timeout = \"soon\"", ""),
+            &["session.login_timeout"],
+        );
     }
 
     #[test]
