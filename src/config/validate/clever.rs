@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{duration, env_var_name, http_url, path, Ctx};
+use super::{duration_in, env_var_name, http_url, path, Ctx};
 use crate::config::file::{quote, CleverFile, Sp};
 use crate::config::model::{ApiVersion, CleverConfig, SecretSource};
 
@@ -128,23 +128,14 @@ pub(super) fn clever(
         "https://api.clever.com",
     );
 
-    let timeout = match &c.timeout {
-        None => Some(DEFAULT_TIMEOUT),
-        Some(t) => duration(ctx, t, "clever.timeout").and_then(|d| {
-            if d.is_zero() || d > MAX_TIMEOUT {
-                ctx.err(
-                    t.span(),
-                    format!(
-                        "clever.timeout {} is out of range: expected more than 0s and at most 60s",
-                        quote(t.get_ref())
-                    ),
-                );
-                None
-            } else {
-                Some(d)
-            }
-        }),
-    };
+    let timeout = duration_in(
+        ctx,
+        c.timeout.as_ref(),
+        "clever.timeout",
+        DEFAULT_TIMEOUT,
+        Duration::from_nanos(1)..=MAX_TIMEOUT,
+        "more than 0s and at most 60s",
+    );
 
     Some(CleverConfig {
         client_id: client_id?,

@@ -175,6 +175,32 @@ fn duration(ctx: &mut Ctx<'_, '_>, v: &Sp<String>, shown: &str) -> Option<Durati
     }
 }
 
+/// An optional duration key: `default` when absent, else parsed and within `range`, reported
+/// as "`shown` `value` is out of range: expected `expected`" when outside it.
+fn duration_in(
+    ctx: &mut Ctx<'_, '_>,
+    v: Option<&Sp<String>>,
+    shown: &str,
+    default: Duration,
+    range: std::ops::RangeInclusive<Duration>,
+    expected: &str,
+) -> Option<Duration> {
+    let Some(v) = v else { return Some(default) };
+    let d = duration(ctx, v, shown)?;
+    if range.contains(&d) {
+        Some(d)
+    } else {
+        ctx.err(
+            v.span(),
+            format!(
+                "{shown} {} is out of range: expected {expected}",
+                quote(v.get_ref())
+            ),
+        );
+        None
+    }
+}
+
 #[cfg(test)]
 mod testutil {
     //! The valid skeleton every table's tests start from, and how they look at the result.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::{duration, path, Ctx};
+use super::{duration_in, path, Ctx};
 use crate::config::file::{quote, ServerFile, Sp};
 use crate::config::model::{LogFormat, ServerConfig};
 
@@ -274,23 +274,14 @@ fn process(
     first_addr: Option<SocketAddr>,
     tspan: Range<usize>,
 ) -> Option<Process> {
-    let grace_period = match &s.grace_period {
-        None => Some(DEFAULT_GRACE_PERIOD),
-        Some(g) => duration(ctx, g, "server.grace_period").and_then(|d| {
-            if d > MAX_GRACE_PERIOD {
-                ctx.err(
-                    g.span(),
-                    format!(
-                        "server.grace_period {} is out of range: expected from 0s to 300s",
-                        quote(g.get_ref())
-                    ),
-                );
-                None
-            } else {
-                Some(d)
-            }
-        }),
-    };
+    let grace_period = duration_in(
+        ctx,
+        s.grace_period.as_ref(),
+        "server.grace_period",
+        DEFAULT_GRACE_PERIOD,
+        Duration::ZERO..=MAX_GRACE_PERIOD,
+        "from 0s to 300s",
+    );
 
     let log_format = match &s.log_format {
         None => Some(LogFormat::Human),

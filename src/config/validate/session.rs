@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{duration, env_var_name, path, Ctx};
+use super::{duration, duration_in, env_var_name, path, Ctx};
 use crate::config::file::{quote, SessionFile, Sp};
 use crate::config::model::{SecretSource, SessionConfig, StoreKind};
 
@@ -110,24 +110,14 @@ pub(super) fn session(
         }),
     };
 
-    let login_timeout = match &s.login_timeout {
-        None => Some(DEFAULT_LOGIN_TIMEOUT),
-        Some(t) => duration(ctx, t, "session.login_timeout").and_then(|d| {
-            if (MIN_LOGIN_TIMEOUT..=MAX_LOGIN_TIMEOUT).contains(&d) {
-                Some(d)
-            } else {
-                ctx.err(
-                    t.span(),
-                    format!(
-                        "session.login_timeout {} is out of range: expected 1m to 1h (how long \
-                         a user may take to sign in at Clever; default 10m)",
-                        quote(t.get_ref())
-                    ),
-                );
-                None
-            }
-        }),
-    };
+    let login_timeout = duration_in(
+        ctx,
+        s.login_timeout.as_ref(),
+        "session.login_timeout",
+        DEFAULT_LOGIN_TIMEOUT,
+        MIN_LOGIN_TIMEOUT..=MAX_LOGIN_TIMEOUT,
+        "1m to 1h (how long a user may take to sign in at Clever; default 10m)",
+    );
 
     let store = match &s.store {
         None => Some(StoreKind::Memory),
