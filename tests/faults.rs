@@ -1,5 +1,5 @@
 //! Fault injection against the real binary: Clever misbehaving (through the simulator's
-//! faults) and upstreams misbehaving (refusing, resetting, hanging). Each fault ends in the
+//! faults) and upstreams misbehaving (refusing, resetting, hanging past their `timeout`). Each fault ends in the
 //! documented status; afterwards the gateway answers `/_gateway/healthz` and a user signed in
 //! before the fault still reaches the upstream.
 
@@ -127,7 +127,7 @@ async fn read_head(s: &mut tokio::net::TcpStream) {
 }
 
 #[tokio::test]
-async fn upstream_faults_end_in_502_or_the_answer_and_the_gateway_stays_healthy() {
+async fn upstream_faults_end_in_502_504_or_the_answer_and_the_gateway_stays_healthy() {
     let teacher = user_with_roles(&["teacher"]);
     let refused = free_port();
     let reset = bad_upstream(|mut s| async move {
@@ -154,8 +154,15 @@ async fn upstream_faults_end_in_502_or_the_answer_and_the_gateway_stays_healthy(
             .await;
     })
     .await;
+    // Never answers: past its upstream's `timeout`, the user gets the 504 page.
+    let hung = bad_upstream(|mut s| async move {
+        read_head(&mut s).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    })
+    .await;
     let tail = format!(
-        "[[upstream]]\nname = \"refused\"\nurl = \"http://127.0.0.1:{refused}\"\nhost = \"refused.example\"\n\
+        "[[upstream]]\nname = \"hung\"\nurl = \"http://{hung}\"\nhost = \"hung.example\"\ntimeout = \"1s\"\n\
+         [[upstream]]\nname = \"refused\"\nurl = \"http://127.0.0.1:{refused}\"\nhost = \"refused.example\"\n\
          [[upstream]]\nname = \"reset\"\nurl = \"http://{reset}\"\nhost = \"reset.example\"\n\
          [[upstream]]\nname = \"early\"\nurl = \"http://{reset_early}\"\nhost = \"early.example\"\n\
          [[upstream]]\nname = \"slow\"\nurl = \"http://{slow}\"\nhost = \"slow.example\"\n"
@@ -184,7 +191,24 @@ async fn upstream_faults_end_in_502_or_the_answer_and_the_gateway_stays_healthy(
         still_healthy(&env, &signed_in, &teacher, host).await;
     }
 
-    // A short hang (2 s, under the 60 s read timeout): the answer arrives, and the gateway
+    let started = Instant::now();
+    let r = signed_in
+        .get(env.gw.url("/x"))
+        .header("host", "hung.example")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504, "hung past its 1s timeout");
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(10),
+        "answered after {waited:?}"
+    );
+    assert!(r.text().await.unwrap().contains("taking too long"));
+    still_healthy(&env, &signed_in, &teacher, "hung.example").await;
+
+    // A short hang (2 s, under the default 60 s timeout): the answer arrives, and the gateway
     // serves others meanwhile.
     let hang = tokio::spawn({
         let c = signed_in.clone();

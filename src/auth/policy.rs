@@ -65,6 +65,7 @@ pub(crate) mod tests {
             },
             tls_verify: true,
             tls_ca: None,
+            timeout: std::time::Duration::from_secs(60),
             host: None,
             path_prefix: "/".into(),
             allow_user_types: types,

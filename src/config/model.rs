@@ -149,6 +149,9 @@ pub struct Upstream {
     /// PEM file of the CA certificates that an `https://` upstream's certificate must chain to,
     /// instead of the system's roots.
     pub tls_ca: Option<PathBuf>,
+    /// How long the app may stay silent while answering (between reads) before the user gets
+    /// the 504 page; 1s to 1h, default 60s.
+    pub timeout: Duration,
     /// Lower-cased host to match, without port.
     pub host: Option<String>,
     /// Normalised: starts with `/`, no trailing `/` unless it is exactly `/`.

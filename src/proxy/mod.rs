@@ -24,9 +24,8 @@ use crate::https;
 use crate::pages::{ErrorPage, Reply};
 use headers::{Edits, ForwardFacts};
 
-/// How long to wait for an upstream to accept a connection, and to answer.
+/// How long to wait for an upstream to accept a connection (for its answer: its `timeout`).
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an upgraded connection (WebSocket) may stay silent in both directions: apps often
 /// send nothing for minutes, and many ping only every few minutes.
 const UPGRADED_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -305,7 +304,7 @@ impl ProxyHttp for GatewayProxy {
             peer.options.read_timeout = Some(UPGRADED_IDLE_TIMEOUT);
             session.set_read_timeout(Some(UPGRADED_IDLE_TIMEOUT));
         } else {
-            peer.options.read_timeout = Some(UPSTREAM_READ_TIMEOUT);
+            peer.options.read_timeout = Some(up.timeout);
         }
         Ok(Box::new(peer))
     }

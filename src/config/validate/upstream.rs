@@ -4,16 +4,22 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::Range;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use url::Host;
 
 use super::headers::headers;
-use super::{http_url, path, Ctx};
+use super::{duration_in, http_url, path, Ctx};
 use crate::config::file::{quote, Sp, UpstreamFile};
 use crate::config::model::{PublicPath, Upstream, UpstreamUrl};
 use crate::identity::UserType;
 
 /// Every name `UserType::parse` accepts, for messages.
+/// Like nginx's proxy_read_timeout: how long the app may be silent while answering.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+const MIN_TIMEOUT: Duration = Duration::from_secs(1);
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
 const USER_TYPES: &str = "student, teacher, staff, school_admin, district_admin, contact";
 
 /// Returns the upstreams (when all are valid) and each upstream's name as written (by index).
@@ -154,6 +160,15 @@ fn upstream(
     };
 
     let (tls_verify, tls_ca) = upstream_tls(ctx, u, url.as_ref());
+
+    let timeout = duration_in(
+        ctx,
+        u.timeout.as_ref(),
+        &key("timeout"),
+        DEFAULT_TIMEOUT,
+        MIN_TIMEOUT..=MAX_TIMEOUT,
+        "1s to 1h (how long the app may stay silent while answering; default 60s)",
+    );
 
     let host = match &u.host {
         None => Some(None),
@@ -328,6 +343,7 @@ fn upstream(
             url: url?,
             tls_verify: tls_verify?,
             tls_ca: tls_ca?,
+            timeout: timeout?,
             host: host?,
             path_prefix: path_prefix?,
             allow_user_types: allow_user_types?,
@@ -824,6 +840,26 @@ mod tests {
         format!(
             "{CLEVER}\n[[upstream]]\nname = \"app\"\nurl = \"https://127.0.0.1:9443\"\n{extra}\n"
         )
+    }
+
+    #[test]
+    fn upstream_timeout_default_60s_range_1s_to_1h() {
+        assert_eq!(
+            ok(&doc("", "", "", "")).upstreams[0].timeout,
+            Duration::from_secs(60)
+        );
+        let u = &ok(&doc("", "", "", "timeout = \"2m\"")).upstreams[0];
+        assert_eq!(u.timeout, Duration::from_secs(120));
+        for bad in ["0s", "500ms", "2h"] {
+            one(
+                &doc("", "", "", &format!("timeout = \"{bad}\"")),
+                &["upstream[0].timeout", "out of range", "1s to 1h"],
+            );
+        }
+        one(
+            &doc("", "", "", "timeout = \"forever\""),
+            &["upstream[0].timeout", "not a duration"],
+        );
     }
 
     #[test]
