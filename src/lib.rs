@@ -10,6 +10,8 @@ pub mod demo_app;
 pub mod gateway;
 pub mod https;
 pub mod identity;
+#[doc(hidden)]
+pub mod invariants;
 pub mod lifecycle;
 pub mod metrics;
 pub mod pages;
