@@ -74,6 +74,7 @@ pub(crate) mod tests {
             strip_path_prefix: false,
             forward_access_token: false,
             assertion: None,
+            confirm_students: false,
             headers: HeaderNames::default(),
         }
     }
