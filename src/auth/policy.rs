@@ -87,6 +87,8 @@ pub(crate) mod tests {
             name: None,
             email: None,
             authorized_by: None,
+            school_ids: Vec::new(),
+            section_ids: Vec::new(),
         }
         .normalize()
     }

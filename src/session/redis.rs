@@ -709,6 +709,8 @@ mod tests {
             name: None,
             email: None,
             authorized_by: None,
+            school_ids: Vec::new(),
+            section_ids: Vec::new(),
         };
         SessionRecord::new(
             identity,
