@@ -264,12 +264,16 @@ impl HeaderNames {
 impl Config {
     /// Whether some upstream sends school ids (so logins keep them).
     pub fn wants_school_ids(&self) -> bool {
-        self.upstreams.iter().any(|u| u.headers.school_ids.is_some())
+        self.upstreams
+            .iter()
+            .any(|u| u.headers.school_ids.is_some())
     }
 
     /// Whether some upstream sends section ids (so logins fetch them).
     pub fn wants_section_ids(&self) -> bool {
-        self.upstreams.iter().any(|u| u.headers.section_ids.is_some())
+        self.upstreams
+            .iter()
+            .any(|u| u.headers.section_ids.is_some())
     }
 }
 

@@ -75,9 +75,7 @@ pub(crate) fn sections_of(user: &SimUser) -> Vec<String> {
         0
     };
     let prefix: String = user.id.chars().take(16).collect();
-    (0..n)
-        .map(|i| format!("{prefix}5ec7{i:04x}"))
-        .collect()
+    (0..n).map(|i| format!("{prefix}5ec7{i:04x}")).collect()
 }
 
 /// `GET /oauth/tokens?owner_type=district` with HTTP Basic client credentials.
@@ -209,7 +207,12 @@ pub(crate) fn user_sections(
 }
 
 /// `GET /v3.x/sections`: every section of the token's (Secure Sync) district.
-pub(crate) fn sections(shared: &Shared, headers: &HeaderMap, q: &Params, version: Version) -> Reply {
+pub(crate) fn sections(
+    shared: &Shared,
+    headers: &HeaderMap,
+    q: &Params,
+    version: Version,
+) -> Reply {
     let district = match roster_district(shared, headers) {
         Ok(d) => d,
         Err(r) => return r,
@@ -245,7 +248,10 @@ fn page(shared: &Shared, q: &Params, path: &str, district: &str, mut ids: Vec<St
     };
     let start = match q.single("starting_after") {
         Ok(None) => 0,
-        Ok(Some(after)) => ids.iter().position(|i| i == after).map_or(ids.len(), |p| p + 1),
+        Ok(Some(after)) => ids
+            .iter()
+            .position(|i| i == after)
+            .map_or(ids.len(), |p| p + 1),
         Err(_) => {
             return Reply::json(
                 StatusCode::BAD_REQUEST,
@@ -360,7 +366,9 @@ mod tests {
         // An SSO token reads its user's district.
         let sso = token_for(&sim, TEACHER).await;
         assert_eq!(
-            get(&sim, &format!("/v3.0/districts/{DEMO_DISTRICT}"), &sso).await.0,
+            get(&sim, &format!("/v3.0/districts/{DEMO_DISTRICT}"), &sso)
+                .await
+                .0,
             200
         );
     }

@@ -246,7 +246,10 @@ mod tests {
             Route::UserSections(Version::V3_0, "a".into())
         );
         assert_eq!(Route::parse("/v2.1/users/a/sections"), Route::NotFound);
-        assert_eq!(Route::parse("/v3.1/sections"), Route::Sections(Version::V3_1));
+        assert_eq!(
+            Route::parse("/v3.1/sections"),
+            Route::Sections(Version::V3_1)
+        );
         assert_eq!(
             Route::parse("/v2.1/districts/d"),
             Route::Districts(Version::V2_1, "d".into())

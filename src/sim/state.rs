@@ -357,10 +357,7 @@ impl Shared {
         let wall = self.wall_now();
         let mut m = self.lock();
         let limit = m.rate_limit;
-        let entry = m
-            .rate_windows
-            .entry(bucket.to_string())
-            .or_insert((now, 0));
+        let entry = m.rate_windows.entry(bucket.to_string()).or_insert((now, 0));
         if now.saturating_duration_since(entry.0) >= RATE_WINDOW {
             *entry = (now, 0);
         }

@@ -90,8 +90,10 @@ pub(super) fn districts(
                 );
                 None
             }
-            (Some(env), None) => env_var_name(ctx, env, "district.token_env", "CLEVER_DISTRICT_TOKEN")
-                .map(SecretSource::Env),
+            (Some(env), None) => {
+                env_var_name(ctx, env, "district.token_env", "CLEVER_DISTRICT_TOKEN")
+                    .map(SecretSource::Env)
+            }
             (None, Some(file)) => path(ctx, Some(file), "district.token_file")
                 .flatten()
                 .map(SecretSource::File),
@@ -149,7 +151,10 @@ pub(super) fn enrichment_sources(
             continue;
         };
         let h = headers.get_ref();
-        for (field, value) in [("school_ids", &h.school_ids), ("section_ids", &h.section_ids)] {
+        for (field, value) in [
+            ("school_ids", &h.school_ids),
+            ("section_ids", &h.section_ids),
+        ] {
             let Some(v) = value else { continue };
             if clever.api_kind == ApiVersion::V2 {
                 ctx.err(

@@ -224,8 +224,14 @@ mod tests {
             h.school_ids.as_ref().map(|h| h.as_str()),
             Some("x-clever-school-ids")
         );
-        assert_eq!(h.section_ids.as_ref().map(|h| h.as_str()), Some("x-sections"));
-        assert!(h.all().any(|n| n == "x-sections"), "scrubbed like the others");
+        assert_eq!(
+            h.section_ids.as_ref().map(|h| h.as_str()),
+            Some("x-sections")
+        );
+        assert!(
+            h.all().any(|n| n == "x-sections"),
+            "scrubbed like the others"
+        );
         one(
             &doc(
                 "",
