@@ -35,6 +35,8 @@ pub struct DistrictRow {
 pub struct OnlineReport {
     /// Checks that passed, one line each.
     pub passed: Vec<String>,
+    /// Worth knowing, not failures.
+    pub notes: Vec<String>,
     pub districts: Vec<DistrictRow>,
     /// Failures, one line each; empty means success.
     pub problems: Vec<String>,
@@ -51,9 +53,7 @@ impl OnlineReport {
         for p in &self.passed {
             out.push_str(&format!("ok    {p}\n"));
         }
-        if self.districts.is_empty() {
-            out.push_str("no district-app tokens: no [[district]] tables and none discovered\n");
-        } else {
+        if !self.districts.is_empty() {
             let header = ["DISTRICT", "NAME", "SOURCE", "TOKEN", "SECURE SYNC"].map(String::from);
             let mut rows = vec![header];
             for d in &self.districts {
@@ -70,6 +70,9 @@ impl OnlineReport {
                 ]);
             }
             out.push_str(&table(&rows));
+        }
+        for n in &self.notes {
+            out.push_str(&format!("note  {n}\n"));
         }
         for p in &self.problems {
             out.push_str(&format!("FAIL  {p}\n"));
@@ -299,6 +302,18 @@ pub async fn check_online(cfg: &Config) -> OnlineReport {
         }
     }
 
+    if checks.is_empty() {
+        report.notes.push(if cfg.clever.discover_district_tokens {
+            "no district-app tokens to check: no [[district]] tables, and Clever listed none \
+             (no district has authorized the application)"
+                .to_string()
+        } else {
+            "no district-app tokens to check: no [[district]] tables and \
+             discover_district_tokens is off"
+                .to_string()
+        });
+    }
+
     for TokenCheck {
         id,
         name,
@@ -347,6 +362,13 @@ pub async fn check_online(cfg: &Config) -> OnlineReport {
             },
         }
         report.districts.push(row);
+    }
+    if cfg.wants_section_ids() && !report.districts.iter().any(|d| d.secure_sync == Some(true)) {
+        report.notes.push(
+            "an upstream sends section_ids, but no district checked here has Secure Sync \
+             access: no user will receive section ids"
+                .to_string(),
+        );
     }
     report
 }
@@ -424,6 +446,7 @@ mod tests {
     fn render_table_and_summary() {
         let r = OnlineReport {
             passed: vec!["redirect_uri https://x/cb".into()],
+            notes: vec![],
             districts: vec![
                 DistrictRow {
                     id: "d1".into(),

@@ -165,6 +165,9 @@ pub fn build_server_with(
     }
     let listener_tls = load_listener_tls(&cfg)?;
     let upstream_ca = load_upstream_tls(&cfg)?;
+    // Discovery gets its own client (and connection pool): it runs on the background
+    // service's runtime, logins on the proxy's.
+    let discovery_secret = secret.clone();
     let gateway = Arc::new(build_gateway(cfg.clone(), secret)?);
     let threads = cfg.server.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -209,10 +212,16 @@ pub fn build_server_with(
         tracing::info!(%addr, "listening (admin: healthz, readyz, metrics)");
     }
     if cfg.clever.discover_district_tokens {
+        let client = CleverClient::new(
+            cfg.clever.clone(),
+            discovery_secret,
+            gateway.metrics.clone(),
+        )
+        .map_err(|e| StartError::Client(e.to_string()))?;
         server.add_service(background_service(
             "district-app tokens",
             Discovery {
-                client: gateway.auth.clever().clone(),
+                client,
                 tokens: gateway.auth.district_tokens().clone(),
                 refresh: cfg.clever.district_tokens_refresh,
             },

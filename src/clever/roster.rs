@@ -164,7 +164,8 @@ impl CleverClient {
         token: &Secret,
     ) -> Result<Vec<String>, SectionsError> {
         let result = self.user_sections_inner(user_id, token).await;
-        if let Err(SectionsError::Clever(e)) = &result {
+        // Every failure is counted, "no_secure_sync" included (bounded, fixed reasons).
+        if let Err(e) = &result {
             self.metrics()
                 .clever_error(Endpoint::Sections.as_str(), e.reason());
         }
