@@ -81,6 +81,10 @@ impl Identity {
     }
 }
 
+/// At most this many school or section ids are kept per user (about 5 KB of header); Clever
+/// lists beyond it are cut after sorting.
+pub const MAX_IDS: usize = 200;
+
 /// A list of ids as one header value: comma-separated, no spaces (`s1,s2`). Ids are checked
 /// when parsed, so the value is always a valid header value.
 pub fn id_list_header(ids: &[String]) -> String {

@@ -118,7 +118,7 @@ pub fn parse_user(body: &[u8]) -> Result<UserDetails, String> {
 
 /// The union of the schools of every role: each role's `school` and `schools`, in any role
 /// (known or not). Sorted and de-duplicated so the header is stable whatever order Clever
-/// lists them in; ids that are not id-like are dropped.
+/// lists them in, at most [`crate::identity::MAX_IDS`]; ids that are not id-like are dropped.
 pub fn role_schools(roles: Option<&Value>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let Some(Value::Object(roles)) = roles else {
@@ -135,6 +135,7 @@ pub fn role_schools(roles: Option<&Value>) -> Vec<String> {
     out.retain(|s| valid_id(s));
     out.sort();
     out.dedup();
+    out.truncate(crate::identity::MAX_IDS);
     out
 }
 
@@ -284,6 +285,18 @@ mod tests {
         let body =
             br#"{"data":{"roles":{"staff":{"schools":["ok1","a\r\nX-Evil: 1","", "b c"]}}}}"#;
         assert_eq!(parse_user(body).unwrap().schools, vec!["ok1"]);
+    }
+
+    #[test]
+    fn user_schools_are_capped() {
+        let many: Vec<String> = (0..300).map(|i| format!("\"s{i:03}\"")).collect();
+        let body = format!(
+            r#"{{"data":{{"roles":{{"staff":{{"schools":[{}]}}}}}}}}"#,
+            many.join(",")
+        );
+        let schools = parse_user(body.as_bytes()).unwrap().schools;
+        assert_eq!(schools.len(), crate::identity::MAX_IDS);
+        assert_eq!(schools[0], "s000");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::secret::Secret;
 /// At most this many pages are read for one user; more is an error (never a partial list).
 pub const MAX_PAGES: usize = 20;
 /// At most this many section ids are kept (about 5 KB of header); the rest are dropped.
-pub const MAX_SECTIONS: usize = 200;
+pub const MAX_SECTIONS: usize = crate::identity::MAX_IDS;
 
 /// Why a user's sections could not be read. `Display` never contains a token.
 #[derive(Debug, thiserror::Error)]
