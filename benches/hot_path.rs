@@ -91,6 +91,8 @@ fn record(i: usize) -> SessionRecord {
             name: Some("Ada Lovelace".into()),
             email: Some("ada.lovelace@example-district.org".into()),
             authorized_by: Some("district".into()),
+            school_ids: Vec::new(),
+            section_ids: Vec::new(),
         },
         Secret::new(random_token(32)),
         SystemTime::now(),

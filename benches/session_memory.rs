@@ -52,6 +52,8 @@ fn record(i: usize) -> SessionRecord {
             name: Some(format!("Student Number{i}")),
             email: Some(format!("student.number{i}@example-district.org")),
             authorized_by: Some("district".into()),
+            school_ids: Vec::new(),
+            section_ids: Vec::new(),
         }
         .normalize(),
         Secret::new(random_token(30)),

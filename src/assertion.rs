@@ -314,6 +314,8 @@ mod tests {
                 name: None,
                 email: None,
                 authorized_by: None,
+                school_ids: Vec::new(),
+                section_ids: Vec::new(),
             },
             Secret::new("t"),
             clock.now(),

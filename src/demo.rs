@@ -87,6 +87,9 @@ redirect_uri = "http://127.0.0.1:{port}/oauth/clever/callback"
 authorize_url = "{sim}/oauth/authorize"
 token_url = "{sim}/oauth/tokens"
 api_base = "{sim}"
+# The simulator's districts authorized the app: list their district-app tokens, so the sample
+# app also receives the user's section ids (the demo district is a Secure Sync customer).
+discover_district_tokens = true
 
 [session]
 cookie_secure = false   # plain HTTP on loopback, for the demo only
@@ -101,6 +104,8 @@ public_paths = ["/public/"]
 [upstream.headers]
 email = "X-Clever-Email"
 name = "X-Clever-Name"
+school_ids = "X-Clever-School-Ids"
+section_ids = "X-Clever-Section-Ids"
 
 [[upstream]]
 name = "staff-only"
@@ -158,5 +163,7 @@ mod tests {
             cfg.session.logout_redirect,
             "http://127.0.0.1:41000/oauth/logout?return=http://127.0.0.1:8080/"
         );
+        assert!(cfg.clever.discover_district_tokens);
+        assert!(cfg.wants_school_ids() && cfg.wants_section_ids());
     }
 }

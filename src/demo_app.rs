@@ -20,6 +20,8 @@ const IDENTITY_HEADERS: &[(&str, &str)] = &[
     ("x-clever-email", "Email"),
     ("x-clever-name", "Name"),
     ("x-clever-access-token", "Access token"),
+    ("x-clever-school-ids", "Schools"),
+    ("x-clever-section-ids", "Sections"),
 ];
 
 const TOKEN_HEADER: &str = "x-clever-access-token";

@@ -50,6 +50,14 @@ pub struct Identity {
     pub email: Option<String>,
     /// `district` or `teacher`, as Clever reports it.
     pub authorized_by: Option<String>,
+    /// The user's schools (from the roles of `/users/{id}`), sorted, no duplicates; kept only
+    /// when some upstream sends them. Absent in records written before it existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub school_ids: Vec<String>,
+    /// The user's sections, read at login with the district's district-app token (Secure Sync
+    /// districts only), sorted, no duplicates; empty when unknown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub section_ids: Vec<String>,
 }
 
 impl Identity {
@@ -71,6 +79,16 @@ impl Identity {
         }
         out
     }
+}
+
+/// At most this many school or section ids are kept per user (about 5 KB of header); Clever
+/// lists beyond it are cut after sorting.
+pub const MAX_IDS: usize = 200;
+
+/// A list of ids as one header value: comma-separated, no spaces (`s1,s2`). Ids are checked
+/// when parsed, so the value is always a valid header value.
+pub fn id_list_header(ids: &[String]) -> String {
+    ids.join(",")
 }
 
 /// Bytes that RFC 8187's `attr-char` allows unencoded; everything else is percent-encoded.
@@ -158,9 +176,30 @@ mod tests {
             name: None,
             email: None,
             authorized_by: None,
+            school_ids: vec![],
+            section_ids: vec![],
         }
         .normalize();
         assert_eq!(id.user_type_header(), "teacher,district_admin");
+    }
+
+    #[test]
+    fn identity_record_without_enrichment_fields_still_reads() {
+        // A session written before school_ids/section_ids existed (Redis, rolling upgrade).
+        let old = r#"{"user_id":"u","district_id":"d","user_types":["teacher"],"name":null,"email":null,"authorized_by":"district"}"#;
+        let id: Identity = serde_json::from_str(old).unwrap();
+        assert!(id.school_ids.is_empty() && id.section_ids.is_empty());
+        // Empty lists are not written, so older gateways read new records too.
+        let back = serde_json::to_string(&id).unwrap();
+        assert!(!back.contains("school_ids") && !back.contains("section_ids"));
+        let with = Identity {
+            school_ids: vec!["s1".into()],
+            section_ids: vec!["c1".into(), "c2".into()],
+            ..id
+        };
+        let round: Identity = serde_json::from_str(&serde_json::to_string(&with).unwrap()).unwrap();
+        assert_eq!(round, with);
+        assert_eq!(id_list_header(&round.section_ids), "c1,c2");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod assertion;
 pub mod auth;
+pub mod check_online;
 pub mod clever;
 pub mod config;
 pub mod demo;

@@ -42,7 +42,13 @@ enum Command {
         upgrade: bool,
     },
     /// Validate the configuration and print the routes.
-    Check,
+    Check {
+        /// Also ask Clever (or the simulator the config points at): are the client id and
+        /// secret accepted, does each district-app token work, does each district have Secure
+        /// Sync, is the redirect URI https? Prints a table; exits 1 on any failure.
+        #[arg(long)]
+        online: bool,
+    },
     /// Replace the running gateway with one that reads the (changed) configuration, without
     /// dropping connections. Validates first: a bad file changes nothing (exit 2).
     Reload,
@@ -103,7 +109,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Some(Command::Check) => with_config(cli.config, log_format, check),
+        Some(Command::Check { online }) => with_config(cli.config, log_format, move |path, cfg| {
+            check(path, cfg, online)
+        }),
         Some(Command::Reload) => {
             let flag = cli.log_format;
             with_config(cli.config, log_format, move |path, cfg| {
@@ -150,9 +158,18 @@ fn with_config(
     }
 }
 
-fn check(path: PathBuf, cfg: config::Config) -> ExitCode {
+fn check(path: PathBuf, cfg: config::Config, online: bool) -> ExitCode {
     if let Err(e) = config::read_secret(&cfg.clever.client_secret) {
         eprintln!("warning: {e} (run will refuse to start until it is readable)");
+    }
+    for d in &cfg.districts {
+        if let Err(e) = config::read_secret(&d.token) {
+            eprintln!(
+                "warning: district-app token of district {} ({}): {e} (run will refuse to start \
+                 until it is readable)",
+                d.id, d.name
+            );
+        }
     }
     if let Some(a) = &cfg.assertion {
         for e in clever_gateway::assertion::check_key_files(a) {
@@ -168,14 +185,48 @@ fn check(path: PathBuf, cfg: config::Config) -> ExitCode {
     }
     println!("{}: ok", path.display());
     print!("{}", config::describe_routes(&cfg));
-    ExitCode::SUCCESS
+    if !online {
+        return ExitCode::SUCCESS;
+    }
+    println!();
+    println!(
+        "online check against {} and {}:",
+        cfg.clever.token_url, cfg.clever.api_base
+    );
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("clever-gateway check: cannot start the online check: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = runtime.block_on(clever_gateway::check_online::check_online(&cfg));
+    print!("{}", report.render());
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn reload(path: PathBuf, cfg: config::Config, log_format: Option<LogFormat>) -> ExitCode {
-    // The new process reads the secret from this environment: fail here, not halfway.
+    // The new process reads the secrets from this environment: fail here, not halfway.
     if let Err(e) = config::read_secret(&cfg.clever.client_secret) {
         eprintln!("clever-gateway reload: {e}; the running gateway was not touched");
         return ExitCode::from(2);
+    }
+    for d in &cfg.districts {
+        if let Err(e) = config::read_secret(&d.token) {
+            eprintln!(
+                "clever-gateway reload: district-app token of district {} ({}): {e}; the running \
+                 gateway was not touched",
+                d.id, d.name
+            );
+            return ExitCode::from(2);
+        }
     }
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,

@@ -17,6 +17,7 @@ use pingora::services::listening::Service;
 
 use crate::assertion::{Assertions, KeyError};
 use crate::auth::Auth;
+use crate::clever::district::{discover_forever, DistrictTokens};
 use crate::clever::CleverClient;
 use crate::config::{Config, StoreKind};
 use crate::gateway::Gateway;
@@ -39,6 +40,12 @@ pub enum StartError {
     },
     #[error("cannot read the Redis password: {0}")]
     RedisPassword(crate::config::SecretError),
+    #[error("cannot read the district-app token of district {id} ({name}): {source}")]
+    DistrictToken {
+        id: String,
+        name: String,
+        source: crate::config::SecretError,
+    },
     #[error("cannot set up the Redis session store: {0}")]
     Redis(crate::session::StoreError),
     #[error("cannot set up metrics: {0}")]
@@ -65,12 +72,30 @@ pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartE
     let metrics = Arc::new(metrics);
     let clever = CleverClient::new(cfg.clever.clone(), secret, metrics.clone())
         .map_err(|e| StartError::Client(e.to_string()))?;
-    let auth = Auth::new(cfg.clone(), store, clever, clock.clone(), metrics);
+    let tokens = Arc::new(read_district_tokens(&cfg)?);
+    let auth =
+        Auth::new(cfg.clone(), store, clever, clock.clone(), metrics).with_district_tokens(tokens);
     let gateway = Gateway::new(cfg.clone(), auth);
     Ok(match &cfg.assertion {
         Some(a) => gateway.with_assertions(Arc::new(Assertions::load(a, clock)?)),
         None => gateway,
     })
+}
+
+/// The `[[district]]` tokens, read now: an unreadable one stops the start naming its district
+/// and its variable or file (never the value).
+fn read_district_tokens(cfg: &Config) -> Result<DistrictTokens, StartError> {
+    let mut tokens = Vec::with_capacity(cfg.districts.len());
+    for d in &cfg.districts {
+        let token =
+            crate::config::read_secret(&d.token).map_err(|source| StartError::DistrictToken {
+                id: d.id.clone(),
+                name: d.name.clone(),
+                source,
+            })?;
+        tokens.push((d.id.clone(), Secret::new(token)));
+    }
+    Ok(DistrictTokens::new(tokens))
 }
 
 /// The configured session store; Redis is not contacted yet (a gateway may start while Redis
@@ -146,6 +171,9 @@ pub fn build_server_with(
     }
     let listener_tls = load_listener_tls(&cfg)?;
     let upstream_ca = load_upstream_tls(&cfg)?;
+    // Discovery gets its own client (and connection pool): it runs on the background
+    // service's runtime, logins on the proxy's.
+    let discovery_secret = secret.clone();
     let gateway = Arc::new(build_gateway(cfg.clone(), secret)?);
     let threads = cfg.server.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -185,9 +213,25 @@ pub fn build_server_with(
     if let Some(addr) = cfg.server.admin_listen {
         // Also after bootstrap: with --upgrade the old process still holds the admin port.
         server
-            .add_service(admin_service(&addr, gateway))
+            .add_service(admin_service(&addr, gateway.clone()))
             .add_dependency(&bootstrap);
         tracing::info!(%addr, "listening (admin: healthz, readyz, metrics)");
+    }
+    if cfg.clever.discover_district_tokens {
+        let client = CleverClient::new(
+            cfg.clever.clone(),
+            discovery_secret,
+            gateway.metrics.clone(),
+        )
+        .map_err(|e| StartError::Client(e.to_string()))?;
+        server.add_service(background_service(
+            "district-app tokens",
+            Discovery {
+                client,
+                tokens: gateway.auth.district_tokens().clone(),
+                refresh: cfg.clever.district_tokens_refresh,
+            },
+        ));
     }
     let phases = Mutex::new(Some(server.watch_execution_phase()));
     server.add_service(background_service(
@@ -343,6 +387,28 @@ impl BackgroundService for Drain {
         }
         lifecycle::remove_pid_file_if_ours(&self.pid_file);
         std::process::exit(0);
+    }
+}
+
+/// `discover_district_tokens`: lists the application's district-app tokens at start and every
+/// `district_tokens_refresh` until shutdown (the loop itself is in `clever::district`).
+struct Discovery {
+    client: CleverClient,
+    tokens: Arc<DistrictTokens>,
+    refresh: Duration,
+}
+
+#[async_trait]
+impl BackgroundService for Discovery {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let stop = async move {
+            while !*shutdown.borrow() {
+                if shutdown.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        discover_forever(self.client.clone(), self.tokens.clone(), self.refresh, stop).await;
     }
 }
 

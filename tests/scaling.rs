@@ -37,6 +37,8 @@ fn record(i: usize, clock: &dyn Clock) -> SessionRecord {
         name: Some(format!("Student Number {i}")),
         email: Some(format!("student{i}@example-district.org")),
         authorized_by: Some("district".into()),
+        school_ids: Vec::new(),
+        section_ids: Vec::new(),
     };
     let token = format!("{i:040x}");
     SessionRecord::new(identity, Secret::new(token), clock.now(), TTL)

@@ -2,6 +2,7 @@
 //! identity, new session), Clever-initiated bounces, code replay, logout, and the return-path
 //! policy. It returns `Reply` values and never touches pingora.
 
+pub mod enrich;
 pub mod policy;
 pub mod return_path;
 
@@ -10,7 +11,8 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::clever::{CleverClient, CleverError};
+use crate::clever::district::DistrictTokens;
+use crate::clever::{CleverClient, CleverError, LoginParams};
 use crate::config::Config;
 use crate::metrics::{LoginOutcome, Metrics, NO_REASON};
 use crate::pages::{ErrorPage, Reply};
@@ -110,6 +112,8 @@ pub struct Auth {
     cookies: CookieJarSpec,
     callback_path: String,
     metrics: Arc<Metrics>,
+    /// School and section ids for the upstreams that send them.
+    enricher: Arc<enrich::Enricher>,
 }
 
 impl Auth {
@@ -122,6 +126,7 @@ impl Auth {
     ) -> Self {
         let cookies = CookieJarSpec::from_config(&cfg.session);
         let callback_path = cfg.clever.redirect_uri.path().to_string();
+        let enricher = Arc::new(enrich::Enricher::new(&cfg, Arc::default()));
         Auth {
             cfg,
             store,
@@ -130,7 +135,24 @@ impl Auth {
             cookies,
             callback_path,
             metrics,
+            enricher,
         }
+    }
+
+    /// Reads section ids with these district-app tokens (none by default).
+    pub fn with_district_tokens(mut self, tokens: Arc<DistrictTokens>) -> Self {
+        self.enricher = Arc::new(enrich::Enricher::new(&self.cfg, tokens));
+        self
+    }
+
+    /// The district-app tokens logins read section ids with.
+    pub fn district_tokens(&self) -> &Arc<DistrictTokens> {
+        self.enricher.tokens()
+    }
+
+    /// The Clever client the login flows use.
+    pub fn clever(&self) -> &CleverClient {
+        &self.clever
     }
 
     pub fn cookies(&self) -> &CookieJarSpec {
@@ -163,12 +185,13 @@ impl Auth {
     }
 
     /// 302 to Clever with a fresh state bound to this browser; `return_to` must already be a
-    /// safe same-site path (or the operator-configured landing URL).
+    /// safe same-site path (or the operator-configured landing URL). `login` carries the
+    /// upstream's `login_district_id` and `confirm_students`.
     pub async fn start_login(
         &self,
         ctx: Ctx<'_>,
         return_to: &str,
-        district_id: Option<&str>,
+        login: LoginParams<'_>,
         from_clever: bool,
     ) -> Reply {
         let binding = ctx
@@ -210,7 +233,7 @@ impl Auth {
             "gateway"
         };
         self.metrics.login(LoginOutcome::Started, who);
-        Reply::redirect(&self.clever.authorize_url(&state, district_id)).with_cookie(
+        Reply::redirect(&self.clever.authorize_url(&state, login)).with_cookie(
             self.cookies
                 .set_login(&binding, self.cfg.session.login_timeout),
         )
@@ -287,10 +310,13 @@ impl Auth {
             Ok(t) => t,
             Err(e) => return self.clever_failed(ctx, &e),
         };
-        let identity = match self.clever.fetch_identity(&token).await {
+        let mut identity = match self.clever.fetch_identity(&token).await {
             Ok(i) => i,
             Err(e) => return self.clever_failed(ctx, &e),
         };
+        self.enricher
+            .enrich(&self.clever, &mut identity, ctx.request_id)
+            .await;
         let user_id = identity.user_id.clone();
         let id = SessionId::generate();
         let record = SessionRecord::new(identity, token, self.clock.now(), self.cfg.session.ttl);
@@ -348,7 +374,13 @@ impl Auth {
             request_id = ctx.request_id,
             "Clever-initiated login; bouncing through authorize"
         );
-        self.start_login(ctx, &return_to, landing.login_district_id.as_deref(), true)
+        // Never confirmed=false here: the user just chose the app in their own Clever session,
+        // and the bounce must stay invisible.
+        let login = LoginParams {
+            district_id: landing.login_district_id.as_deref(),
+            confirm_students: false,
+        };
+        self.start_login(ctx, &return_to, login, true)
             .await
             .with_cookie(self.cookies.set_bounce())
     }
@@ -378,9 +410,8 @@ impl Auth {
                 }
             }
         }
-        let district = self.district_for(&claim.return_to);
-        self.start_login(ctx, &claim.return_to, district, false)
-            .await
+        let login = self.login_params_for(&claim.return_to);
+        self.start_login(ctx, &claim.return_to, login, false).await
     }
 
     async fn clever_error_callback(
@@ -467,9 +498,10 @@ impl Auth {
         )
     }
 
-    /// `login_district_id` of the upstream that serves a return target (a path on the
-    /// callback's host, or an absolute URL made by `return_target`).
-    pub fn district_for(&self, return_to: &str) -> Option<&str> {
+    /// The login parameters (`login_district_id`, `confirm_students`) of the upstream that
+    /// serves a return target (a path on the callback's host, or an absolute URL made by
+    /// `return_target`); the defaults when no upstream serves it.
+    pub fn login_params_for(&self, return_to: &str) -> LoginParams<'_> {
         let (host, path) = match url::Url::parse(return_to) {
             Ok(u) => (u.host_str().map(str::to_string), u.path().to_string()),
             Err(_) => (
@@ -478,7 +510,8 @@ impl Auth {
             ),
         };
         crate::routing::route(&self.cfg, host.as_deref(), &path)
-            .and_then(|i| self.cfg.upstreams[i].login_district_id.as_deref())
+            .map(|i| LoginParams::for_upstream(&self.cfg.upstreams[i]))
+            .unwrap_or_default()
     }
 
     fn clever_failed(&self, ctx: Ctx<'_>, e: &CleverError) -> Reply {
@@ -632,7 +665,9 @@ mod tests {
             wants_html: true,
             request_id: "t",
         };
-        let start = auth.start_login(ctx, "/back", None, false).await;
+        let start = auth
+            .start_login(ctx, "/back", LoginParams::default(), false)
+            .await;
         assert_eq!(start.status, 302);
         let binding = first_cookie_value(&start);
         let client = reqwest::Client::builder()

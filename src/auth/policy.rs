@@ -75,6 +75,7 @@ pub(crate) mod tests {
             strip_path_prefix: false,
             forward_access_token: false,
             assertion: None,
+            confirm_students: false,
             headers: HeaderNames::default(),
         }
     }
@@ -87,6 +88,8 @@ pub(crate) mod tests {
             name: None,
             email: None,
             authorized_by: None,
+            school_ids: Vec::new(),
+            section_ids: Vec::new(),
         }
         .normalize()
     }

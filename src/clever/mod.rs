@@ -1,12 +1,16 @@
-//! The only code that talks to Clever: the authorize URL, the code exchange, and the identity
-//! calls (`/me`, `/users/{id}`), with Clever's answers parsed leniently.
+//! The only code that talks to Clever: the authorize URL, the code exchange, the identity
+//! calls (`/me`, `/users/{id}`), and the calls made with district-app tokens (the token list,
+//! `/districts/{id}`, sections; see [`district`] and [`roster`]), with Clever's answers parsed
+//! leniently.
 
+pub mod district;
 mod parse;
+pub mod roster;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{ACCEPT, AUTHORIZATION};
+use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION};
 use url::Url;
 
 use crate::config::{ApiVersion, CleverConfig};
@@ -14,7 +18,7 @@ use crate::identity::Identity;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
 
-pub use parse::{parse_me, parse_token_response, parse_user, MeResponse};
+pub use parse::{parse_me, parse_token_response, parse_user, role_schools, MeResponse};
 
 /// The Clever call an error came from (for logs and metrics; never includes values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +26,12 @@ pub enum Endpoint {
     Tokens,
     Me,
     Users,
+    /// `GET /oauth/tokens?owner_type=district`: the application's district-app tokens.
+    DistrictTokens,
+    /// `GET /{v}/districts/{id}` with a district-app token.
+    Districts,
+    /// `GET /{v}/users/{id}/sections` and `/{v}/sections` with a district-app token.
+    Sections,
 }
 
 impl Endpoint {
@@ -30,8 +40,19 @@ impl Endpoint {
             Endpoint::Tokens => "tokens",
             Endpoint::Me => "me",
             Endpoint::Users => "users",
+            Endpoint::DistrictTokens => "district_tokens",
+            Endpoint::Districts => "districts",
+            Endpoint::Sections => "sections",
         }
     }
+}
+
+/// One answer from Clever as read: status, headers (for `X-RateLimit-*`) and body (capped).
+#[derive(Debug)]
+pub(crate) struct Raw {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
 }
 
 /// Why a call to Clever failed. `Display` never contains a token, code or secret.
@@ -140,9 +161,14 @@ impl CleverClient {
         &self.cfg
     }
 
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// `authorize_url` with `response_type=code`, `client_id`, the exact `redirect_uri`, `state`,
-    /// and `district_id` when given.
-    pub fn authorize_url(&self, state: &str, district_id: Option<&str>) -> String {
+    /// `district_id` when the login names one, and `confirmed=false` when Clever must
+    /// re-confirm a student (shared devices).
+    pub fn authorize_url(&self, state: &str, login: LoginParams<'_>) -> String {
         let mut url = self.cfg.authorize_url.clone();
         {
             let mut q = url.query_pairs_mut();
@@ -150,8 +176,11 @@ impl CleverClient {
                 .append_pair("client_id", &self.cfg.client_id)
                 .append_pair("redirect_uri", self.cfg.redirect_uri.as_str())
                 .append_pair("state", state);
-            if let Some(d) = district_id {
+            if let Some(d) = login.district_id {
                 q.append_pair("district_id", d);
+            }
+            if login.confirm_students {
+                q.append_pair("confirmed", "false");
             }
         }
         url.to_string()
@@ -224,14 +253,79 @@ impl CleverClient {
     }
 
     fn api_url(&self, segments: &[&str]) -> Url {
-        let mut url = self.cfg.api_base.clone();
-        if let Ok(mut p) = url.path_segments_mut() {
-            p.pop_if_empty().push(&self.cfg.api_version);
-            for s in segments {
-                p.push(s);
+        api_url(&self.cfg.api_base, &self.cfg.api_version, segments)
+    }
+
+    /// An API URL for a call made with a district-app token: the configured version when it is
+    /// v3.x, else `v3.0` (district-app tokens are a v3 feature).
+    pub(crate) fn district_api_url(&self, segments: &[&str]) -> Url {
+        let version = match self.cfg.api_kind {
+            ApiVersion::V3 => self.cfg.api_version.as_str(),
+            ApiVersion::V2 => "v3.0",
+        };
+        api_url(&self.cfg.api_base, version, segments)
+    }
+
+    /// The application's district-app tokens: `GET {token_url}?owner_type=district` with the
+    /// client credentials (HTTP Basic). Also the way `check --online` learns whether Clever
+    /// accepts the client id and secret.
+    pub async fn list_district_tokens(&self) -> Result<Vec<district::ListedToken>, CleverError> {
+        let ep = Endpoint::DistrictTokens;
+        let mut url = self.cfg.token_url.clone();
+        url.query_pairs_mut().append_pair("owner_type", "district");
+        let req = self
+            .http
+            .get(url)
+            .basic_auth(&self.cfg.client_id, Some(self.secret.expose()))
+            .header(ACCEPT, "application/json");
+        let result = async {
+            let raw = self.send_raw(ep, req).await?;
+            match raw.status {
+                200..=299 => district::parse_token_list(&raw.body)
+                    .map_err(|e| CleverError::BadResponse(ep, e)),
+                401 => Err(CleverError::InvalidClient),
+                400 if error_code(&raw.body).as_deref() == Some("invalid_client") => {
+                    Err(CleverError::InvalidClient)
+                }
+                429 => Err(CleverError::RateLimited(ep)),
+                s => Err(CleverError::Status(ep, s)),
             }
         }
-        url
+        .await;
+        self.counted(result)
+    }
+
+    /// `GET /{v}/districts/{id}` with a district-app token: which district the token reads.
+    /// 401: the token is revoked or wrong; 404: the district has not authorized the
+    /// application (or the token is another district's).
+    pub async fn district(
+        &self,
+        district_id: &str,
+        token: &Secret,
+    ) -> Result<district::DistrictInfo, CleverError> {
+        let ep = Endpoint::Districts;
+        let url = self.district_api_url(&["districts", district_id]);
+        let result = async {
+            let body = self.get_json(ep, url, token).await?;
+            district::parse_district(&body).map_err(|e| CleverError::BadResponse(ep, e))
+        }
+        .await;
+        self.counted(result)
+    }
+
+    /// Whether a district-app token may read rosters (Secure Sync): `GET /{v}/sections?limit=1`
+    /// answers 2xx; 401, 403 or 404 mean no access.
+    pub async fn secure_sync_access(&self, token: &Secret) -> Result<bool, CleverError> {
+        let ep = Endpoint::Sections;
+        let mut url = self.district_api_url(&["sections"]);
+        url.query_pairs_mut().append_pair("limit", "1");
+        let result = match self.get_json(ep, url, token).await {
+            Ok(_) => Ok(true),
+            Err(CleverError::TokenRejected(_)) => Ok(false),
+            Err(CleverError::Status(_, 403 | 404)) => Ok(false),
+            Err(e) => Err(e),
+        };
+        self.counted(result)
     }
 
     /// One idempotent GET, retried with doubling backoff when Clever answers 5xx or cannot be
@@ -299,15 +393,45 @@ impl CleverClient {
         }
     }
 
+    /// A GET with a bearer token and at most `left` to answer, as read (status and headers
+    /// included), for callers that look at more than the body (rate limits, paging).
+    pub(crate) async fn get_raw(
+        &self,
+        ep: Endpoint,
+        url: Url,
+        token: &Secret,
+        left: Duration,
+    ) -> Result<Raw, CleverError> {
+        if left.is_zero() {
+            return Err(CleverError::Timeout(ep));
+        }
+        let req = self
+            .http
+            .get(url)
+            .timeout(left)
+            .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
+            .header(ACCEPT, "application/json");
+        self.send_raw(ep, req).await
+    }
+
     async fn send(
         &self,
         ep: Endpoint,
         req: reqwest::RequestBuilder,
     ) -> Result<(u16, Vec<u8>), CleverError> {
+        self.send_raw(ep, req).await.map(|r| (r.status, r.body))
+    }
+
+    async fn send_raw(
+        &self,
+        ep: Endpoint,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Raw, CleverError> {
         let started = Instant::now();
         let result = async {
             let mut resp = req.send().await.map_err(|e| map_reqwest(ep, e))?;
             let status = resp.status().as_u16();
+            let headers = std::mem::take(resp.headers_mut());
             let mut body = Vec::new();
             while let Some(chunk) = resp.chunk().await.map_err(|e| map_reqwest(ep, e))? {
                 if body.len() + chunk.len() > MAX_BODY {
@@ -315,13 +439,17 @@ impl CleverClient {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok((status, body))
+            Ok(Raw {
+                status,
+                headers,
+                body,
+            })
         }
         .await;
         let elapsed: Duration = started.elapsed();
         self.metrics.clever_call(ep.as_str(), elapsed);
         match &result {
-            Ok((status, _)) => tracing::debug!(
+            Ok(Raw { status, .. }) => tracing::debug!(
                 endpoint = ep.as_str(),
                 status,
                 ms = elapsed.as_millis() as u64,
@@ -336,6 +464,38 @@ impl CleverClient {
         }
         result
     }
+}
+
+/// What a login asks Clever for besides the basics: the upstream's `login_district_id` and
+/// `confirm_students`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoginParams<'a> {
+    /// Sent as `district_id` (skips Clever's school picker).
+    pub district_id: Option<&'a str>,
+    /// Sends `confirmed=false`: Clever re-confirms a student's identity (shared devices).
+    pub confirm_students: bool,
+}
+
+impl<'a> LoginParams<'a> {
+    /// The parameters of a login started for `upstream`.
+    pub fn for_upstream(upstream: &'a crate::config::Upstream) -> Self {
+        LoginParams {
+            district_id: upstream.login_district_id.as_deref(),
+            confirm_students: upstream.confirm_students,
+        }
+    }
+}
+
+/// `{api_base}/{version}/{segments…}`, each segment percent-encoded.
+fn api_url(base: &Url, version: &str, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    if let Ok(mut p) = url.path_segments_mut() {
+        p.pop_if_empty().push(version);
+        for s in segments {
+            p.push(s);
+        }
+    }
+    url
 }
 
 fn map_reqwest(ep: Endpoint, e: reqwest::Error) -> CleverError {

@@ -1,4 +1,5 @@
-//! Lenient parsing of Clever's JSON answers: `/oauth/tokens`, `/me`, `/users/{id}`.
+//! Lenient parsing of Clever's JSON answers: `/oauth/tokens`, `/me`, `/users/{id}` (roles,
+//! name, email, schools).
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -23,6 +24,8 @@ pub struct UserDetails {
     pub name: Option<String>,
     pub email: Option<String>,
     pub district: Option<String>,
+    /// Every school of every role (`school` and `schools`), sorted, no duplicates.
+    pub schools: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -46,7 +49,7 @@ pub fn parse_token_response(body: &[u8]) -> Result<Secret, String> {
 
 /// Clever ids are 24 hex chars; accept any short id-like string, refuse anything that could
 /// be unsafe in a header.
-fn valid_id(s: &str) -> bool {
+pub(crate) fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()
@@ -109,7 +112,31 @@ pub fn parse_user(body: &[u8]) -> Result<UserDetails, String> {
         name,
         email,
         district,
+        schools: role_schools(data.get("roles")),
     })
+}
+
+/// The union of the schools of every role: each role's `school` and `schools`, in any role
+/// (known or not). Sorted and de-duplicated so the header is stable whatever order Clever
+/// lists them in, at most [`crate::identity::MAX_IDS`]; ids that are not id-like are dropped.
+pub fn role_schools(roles: Option<&Value>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let Some(Value::Object(roles)) = roles else {
+        return out;
+    };
+    for role in roles.values() {
+        if let Some(s) = str_field(role, "school") {
+            out.push(s.to_string());
+        }
+        if let Some(Value::Array(list)) = role.get("schools") {
+            out.extend(list.iter().filter_map(Value::as_str).map(str::to_string));
+        }
+    }
+    out.retain(|s| valid_id(s));
+    out.sort();
+    out.dedup();
+    out.truncate(crate::identity::MAX_IDS);
+    out
 }
 
 impl MeResponse {
@@ -127,6 +154,8 @@ impl MeResponse {
             name: None,
             email: None,
             authorized_by: self.authorized_by,
+            school_ids: Vec::new(),
+            section_ids: Vec::new(),
         }
         .normalize())
     }
@@ -150,6 +179,8 @@ impl MeResponse {
             name: user.name,
             email: user.email,
             authorized_by: self.authorized_by,
+            school_ids: user.schools,
+            section_ids: Vec::new(),
         }
         .normalize())
     }
@@ -221,6 +252,51 @@ mod tests {
         );
         assert_eq!(id.name.as_deref(), Some("Ada Lovelace"));
         assert_eq!(id.email, None);
+    }
+
+    #[test]
+    fn user_schools_are_the_union_of_every_role_sorted() {
+        let body = br#"{"data":{"id":"x","roles":{"teacher":{"schools":["s2","s1"],"school":"s2"},"student":{"school":"s3","schools":["s3"]},"district_admin":{}}}}"#;
+        let u = parse_user(body).unwrap();
+        assert_eq!(u.schools, vec!["s1", "s2", "s3"]);
+        let me = MeResponse {
+            id: "x".into(),
+            district: None,
+            kind: Some("user".into()),
+            authorized_by: None,
+        };
+        assert_eq!(
+            me.into_v3_identity(u).unwrap().school_ids,
+            vec!["s1", "s2", "s3"]
+        );
+    }
+
+    #[test]
+    fn user_schools_lenient_and_never_unsafe() {
+        for body in [
+            &br#"{"data":{"roles":{}}}"#[..],
+            br#"{"data":{"roles":[]}}"#,
+            br#"{"data":{}}"#,
+            br#"{"data":{"roles":{"teacher":{"schools":"s1"}}}}"#,
+            br#"{"data":{"roles":{"teacher":{"schools":[1,null,{}]}}}}"#,
+        ] {
+            assert!(parse_user(body).unwrap().schools.is_empty());
+        }
+        let body =
+            br#"{"data":{"roles":{"staff":{"schools":["ok1","a\r\nX-Evil: 1","", "b c"]}}}}"#;
+        assert_eq!(parse_user(body).unwrap().schools, vec!["ok1"]);
+    }
+
+    #[test]
+    fn user_schools_are_capped() {
+        let many: Vec<String> = (0..300).map(|i| format!("\"s{i:03}\"")).collect();
+        let body = format!(
+            r#"{{"data":{{"roles":{{"staff":{{"schools":[{}]}}}}}}}}"#,
+            many.join(",")
+        );
+        let schools = parse_user(body.as_bytes()).unwrap().schools;
+        assert_eq!(schools.len(), crate::identity::MAX_IDS);
+        assert_eq!(schools[0], "s000");
     }
 
     #[test]

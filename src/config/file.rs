@@ -26,6 +26,18 @@ pub(crate) struct FileConfig {
     pub session: Option<Sp<SessionFile>>,
     pub upstream: Option<Sp<Vec<Sp<UpstreamFile>>>>,
     pub assertion: Option<Sp<AssertionFile>>,
+    pub district: Option<Sp<Vec<Sp<DistrictFile>>>>,
+}
+
+/// One `[[district]]`: a district-app token credential.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DistrictFile {
+    pub id: Option<Sp<String>>,
+    pub name: Option<Sp<String>>,
+    pub description: Option<Sp<String>>,
+    pub token_env: Option<Sp<String>>,
+    pub token_file: Option<Sp<String>>,
 }
 
 /// `[assertion]`
@@ -70,6 +82,8 @@ pub(crate) struct CleverFile {
     pub token_url: Option<Sp<String>>,
     pub api_base: Option<Sp<String>>,
     pub timeout: Option<Sp<String>>,
+    pub discover_district_tokens: Option<Sp<bool>>,
+    pub district_tokens_refresh: Option<Sp<String>>,
 }
 
 /// `[session]`
@@ -107,6 +121,7 @@ pub(crate) struct UpstreamFile {
     pub timeout: Option<Sp<String>>,
     pub assertion: Option<Sp<bool>>,
     pub assertion_audience: Option<Sp<String>>,
+    pub confirm_students: Option<Sp<bool>>,
     pub headers: Option<Sp<HeadersFile>>,
 }
 
@@ -120,6 +135,8 @@ pub(crate) struct HeadersFile {
     pub email: Option<Sp<String>>,
     pub name: Option<Sp<String>>,
     pub access_token: Option<Sp<String>>,
+    pub school_ids: Option<Sp<String>>,
+    pub section_ids: Option<Sp<String>>,
 }
 
 /// The type a key must have.
@@ -162,6 +179,18 @@ pub(crate) static ROOT: Section = Section {
         ("session", Kind::Table(&SESSION)),
         ("upstream", Kind::Tables(&UPSTREAM)),
         ("assertion", Kind::Table(&ASSERTION)),
+        ("district", Kind::Tables(&DISTRICT)),
+    ],
+};
+
+pub(crate) static DISTRICT: Section = Section {
+    title: "district",
+    keys: &[
+        ("id", Kind::Str),
+        ("name", Kind::Str),
+        ("description", Kind::Str),
+        ("token_env", Kind::Str),
+        ("token_file", Kind::Str),
     ],
 };
 
@@ -206,6 +235,8 @@ pub(crate) static CLEVER: Section = Section {
         ("token_url", Kind::Str),
         ("api_base", Kind::Str),
         ("timeout", Kind::Str),
+        ("discover_district_tokens", Kind::Bool),
+        ("district_tokens_refresh", Kind::Str),
     ],
 };
 
@@ -243,6 +274,7 @@ pub(crate) static UPSTREAM: Section = Section {
         ("timeout", Kind::Str),
         ("assertion", Kind::Bool),
         ("assertion_audience", Kind::Str),
+        ("confirm_students", Kind::Bool),
         ("headers", Kind::Table(&HEADERS)),
     ],
 };
@@ -256,6 +288,8 @@ pub(crate) static HEADERS: Section = Section {
         ("email", Kind::Str),
         ("name", Kind::Str),
         ("access_token", Kind::Str),
+        ("school_ids", Kind::Str),
+        ("section_ids", Kind::Str),
     ],
 };
 
@@ -499,11 +533,14 @@ fn unknown_key_message(section: &Section, key: &str) -> String {
         return "the client secret is never inline: use client_secret_env or client_secret_file"
             .to_owned();
     }
+    if section.title == "district" && matches!(key, "token" | "access_token") {
+        return "a district-app token is never inline: use token_env or token_file".to_owned();
+    }
     let allowed: Vec<&str> = section.keys.iter().map(|(k, _)| *k).collect();
     let place = if section.title.is_empty() {
         "at the top level".to_owned()
-    } else if section.title == "upstream" {
-        "in [[upstream]]".to_owned()
+    } else if matches!(section.title, "upstream" | "district") {
+        format!("in [[{}]]", section.title)
     } else {
         format!("in [{}]", section.title)
     };
@@ -612,6 +649,7 @@ mod tests {
         assert_eq!(keys(&UPSTREAM), fields::<UpstreamFile>());
         assert_eq!(keys(&HEADERS), fields::<HeadersFile>());
         assert_eq!(keys(&ASSERTION), fields::<AssertionFile>());
+        assert_eq!(keys(&DISTRICT), fields::<DistrictFile>());
     }
 
     #[test]

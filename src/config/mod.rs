@@ -1,5 +1,6 @@
 //! Configuration: loading `gateway.toml`, reporting every problem in it with `file:line:col`,
-//! reading the client secret, and describing the routes for `clever-gateway check`.
+//! reading secrets (client secret, district-app tokens), and describing the routes for
+//! `clever-gateway check`.
 //!
 //! Layers: [`file`] mirrors the file (serde, spans), [`validate`] turns it into the typed
 //! [`model`] the rest of the gateway uses.
@@ -127,7 +128,8 @@ pub fn parse_str(src: &str, file_name: &str) -> Result<Config, ConfigErrors> {
     }
 }
 
-/// Reads the client secret from its variable or file, trimming trailing newlines.
+/// Reads a secret (client secret, Redis password, district-app token) from its variable or
+/// file, trimming trailing newlines.
 pub fn read_secret(src: &SecretSource) -> Result<String, SecretError> {
     match src {
         SecretSource::Env(var) => {
@@ -318,6 +320,7 @@ mod tests {
                 "upstream" => &file::UPSTREAM,
                 "upstream.headers" => &file::HEADERS,
                 "assertion" => &file::ASSERTION,
+                "district" => &file::DISTRICT,
                 other => panic!("unexpected table {other:?} before {line:?}"),
             };
             assert!(

@@ -21,6 +21,20 @@ pub struct Config {
     /// Signed identity assertions: `Some` when `[assertion]` is written or an upstream sets
     /// `assertion = true`.
     pub assertion: Option<AssertionConfig>,
+    /// `[[district]]` credentials, in file order; ids are unique.
+    pub districts: Vec<DistrictConfig>,
+}
+
+/// One `[[district]]`: a district-app token credential, kept by the district's hosting team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DistrictConfig {
+    /// The Clever district id the token belongs to.
+    pub id: String,
+    /// A human name, for `check --online` and logs.
+    pub name: String,
+    pub description: Option<String>,
+    /// Where the district-app token comes from. Never inline in the file.
+    pub token: SecretSource,
 }
 
 /// `[assertion]`: how `X-Clever-Assertion` tokens are signed and their keys published.
@@ -113,6 +127,11 @@ pub struct CleverConfig {
     pub token_url: Url,
     pub api_base: Url,
     pub timeout: Duration,
+    /// `discover_district_tokens`: list the application's district-app tokens at Clever at
+    /// start and every `district_tokens_refresh`, and keep them in memory only.
+    pub discover_district_tokens: bool,
+    /// How often discovery lists the tokens again.
+    pub district_tokens_refresh: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,6 +186,9 @@ pub struct Upstream {
     /// `Some(audience)` with `assertion = true`: send `X-Clever-Assertion` with this `aud`
     /// (`assertion_audience`, else the upstream's name).
     pub assertion: Option<String>,
+    /// Logins started for this upstream ask Clever to re-confirm a student's identity
+    /// (`confirmed=false` on the authorize URL), for shared devices.
+    pub confirm_students: bool,
     pub headers: HeaderNames,
 }
 
@@ -205,6 +227,10 @@ pub struct HeaderNames {
     /// Off unless named.
     pub name: Option<HeaderName>,
     pub access_token: HeaderName,
+    /// The user's school ids (from the roles at login). Off unless named.
+    pub school_ids: Option<HeaderName>,
+    /// The user's section ids (fetched with a Secure Sync district's token). Off unless named.
+    pub section_ids: Option<HeaderName>,
 }
 
 impl Default for HeaderNames {
@@ -216,6 +242,8 @@ impl Default for HeaderNames {
             email: None,
             name: None,
             access_token: HeaderName::from_static("x-clever-access-token"),
+            school_ids: None,
+            section_ids: None,
         }
     }
 }
@@ -230,9 +258,27 @@ impl HeaderNames {
             self.email.as_ref(),
             self.name.as_ref(),
             Some(&self.access_token),
+            self.school_ids.as_ref(),
+            self.section_ids.as_ref(),
         ]
         .into_iter()
         .flatten()
+    }
+}
+
+impl Config {
+    /// Whether some upstream sends school ids (so logins keep them).
+    pub fn wants_school_ids(&self) -> bool {
+        self.upstreams
+            .iter()
+            .any(|u| u.headers.school_ids.is_some())
+    }
+
+    /// Whether some upstream sends section ids (so logins fetch them).
+    pub fn wants_section_ids(&self) -> bool {
+        self.upstreams
+            .iter()
+            .any(|u| u.headers.section_ids.is_some())
     }
 }
 

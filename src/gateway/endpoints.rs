@@ -66,6 +66,8 @@ impl Gateway {
                             "name": id.name,
                             "email": id.email,
                             "authorized_by": id.authorized_by,
+                            "school_ids": id.school_ids,
+                            "section_ids": id.section_ids,
                             "expires_at": unix_secs(rec.expires_at),
                         }),
                     )
@@ -312,10 +314,8 @@ impl Gateway {
             },
         };
         let return_to = self.auth.return_target(req.host, &return_to);
-        let district = self.auth.district_for(&return_to);
-        self.auth
-            .start_login(ctx, &return_to, district, false)
-            .await
+        let login = self.auth.login_params_for(&return_to);
+        self.auth.start_login(ctx, &return_to, login, false).await
     }
 }
 
@@ -536,6 +536,8 @@ user_id = "X-Remote-User"
             name: None,
             email: None,
             authorized_by: None,
+            school_ids: Vec::new(),
+            section_ids: Vec::new(),
         };
         let rec = SessionRecord::new(
             student,
@@ -583,6 +585,8 @@ user_id = "X-Remote-User"
             name: None,
             email: None,
             authorized_by: None,
+            school_ids: Vec::new(),
+            section_ids: Vec::new(),
         };
         let rec = SessionRecord::new(
             student,

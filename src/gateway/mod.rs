@@ -200,11 +200,8 @@ impl Gateway {
         let path = safe_return_path(&target).unwrap_or_else(|| "/".to_string());
         if req.wants_html {
             let return_to = self.auth.return_target(req.host, &path);
-            let district = self.cfg.upstreams[up].login_district_id.as_deref();
-            return self
-                .auth
-                .start_login(ctx, &return_to, district, false)
-                .await;
+            let login = crate::clever::LoginParams::for_upstream(&self.cfg.upstreams[up]);
+            return self.auth.start_login(ctx, &return_to, login, false).await;
         }
         let login_url = login_url(&path);
         Reply::json(

@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 use crate::config::{HeaderNames, Upstream};
-use crate::identity::{header_safe_value, is_spoofable_identity_header};
+use crate::identity::{header_safe_value, id_list_header, is_spoofable_identity_header};
 use crate::session::cookies::CookieJarSpec;
 use crate::session::SessionRecord;
 
@@ -33,6 +33,8 @@ pub fn wire_name(name: &HeaderName) -> Option<&'static str> {
         "x-clever-email" => "X-Clever-Email",
         "x-clever-name" => "X-Clever-Name",
         "x-clever-access-token" => "X-Clever-Access-Token",
+        "x-clever-school-ids" => "X-Clever-School-Ids",
+        "x-clever-section-ids" => "X-Clever-Section-Ids",
         _ => return None,
     })
 }
@@ -161,6 +163,15 @@ pub fn identity_with(
     if forward_access_token {
         put(&names.access_token, rec.access_token.expose());
     }
+    // School and section ids: only when named for this upstream and known (never empty).
+    for (name, ids) in [
+        (&names.school_ids, &id.school_ids),
+        (&names.section_ids, &id.section_ids),
+    ] {
+        if let (Some(h), false) = (name, ids.is_empty()) {
+            put(h, &id_list_header(ids));
+        }
+    }
     e
 }
 
@@ -170,6 +181,7 @@ mod tests {
     use crate::auth::policy::tests::upstream;
     use crate::identity::{Identity, UserType};
     use crate::secret::Secret;
+    use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -192,6 +204,8 @@ mod tests {
                 name: name.map(String::from),
                 email: email.map(String::from),
                 authorized_by: None,
+                school_ids: Vec::new(),
+                section_ids: Vec::new(),
             },
             Secret::new("ilTOKEN"),
             SystemTime::now(),
@@ -300,6 +314,32 @@ mod tests {
             .set
             .iter()
             .any(|(k, v)| k == "x-clever-access-token" && v == "ilTOKEN"));
+    }
+
+    #[test]
+    fn identity_school_and_section_ids_only_when_named_and_known() {
+        let mut r = rec(None, None);
+        let id = Arc::make_mut(&mut r.identity);
+        id.school_ids = vec!["s1".into(), "s2".into()];
+        id.section_ids = vec![];
+        let mut u = upstream(None, None);
+        let e = identity(&u, &r);
+        assert!(!e.set.iter().any(|(k, _)| k.as_str().contains("ids")));
+        u.headers.school_ids = Some(HeaderName::from_static("x-clever-school-ids"));
+        u.headers.section_ids = Some(HeaderName::from_static("x-clever-section-ids"));
+        let e = identity(&u, &r);
+        let get = |n: &str| e.set.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(get("x-clever-school-ids").unwrap(), "s1,s2");
+        assert!(
+            get("x-clever-section-ids").is_none(),
+            "no sections: no header"
+        );
+        Arc::make_mut(&mut r.identity).section_ids = vec!["c1".into()];
+        let e = identity(&u, &r);
+        assert!(e
+            .set
+            .iter()
+            .any(|(k, v)| k == "x-clever-section-ids" && v == "c1"));
     }
 
     #[test]

@@ -62,6 +62,8 @@ fn record(clock: &ManualClock, ttl: Duration) -> SessionRecord {
         name: Some("Ms. Émilie Teacher".into()),
         email: None,
         authorized_by: Some("district".into()),
+        school_ids: Vec::new(),
+        section_ids: Vec::new(),
     };
     SessionRecord::new(identity, Secret::new("ilTOKEN"), clock.now(), ttl)
 }

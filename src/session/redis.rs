@@ -715,6 +715,8 @@ mod tests {
             name: None,
             email: None,
             authorized_by: None,
+            school_ids: Vec::new(),
+            section_ids: Vec::new(),
         };
         SessionRecord::new(
             identity,
@@ -742,6 +744,27 @@ mod tests {
         })
         .await;
         assert!(ok.is_some(), "subscribed to revocations");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn school_and_section_ids_reach_another_replica_through_redis() {
+        let Some(server) = RedisServer::start() else {
+            return eprintln!("{SKIPPED}");
+        };
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let (a, b) = (
+            store_on(&server, clock.clone()),
+            store_on(&server, clock.clone()),
+        );
+        let mut rec = record(&*clock);
+        let id_ref = Arc::make_mut(&mut rec.identity);
+        id_ref.school_ids = vec!["5d0a9e5d0958b3005c4e0001".into()];
+        id_ref.section_ids = vec!["s1".into(), "s2".into()];
+        let id = SessionId::generate();
+        a.insert(&id, rec.clone()).await.unwrap();
+        // B has never seen it: read from Redis, decoded from JSON.
+        let got = b.get(&id).await.unwrap().expect("session on B");
+        assert_eq!(got.identity, rec.identity);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,7 +29,7 @@ impl Version {
         })
     }
 
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Version::V2_0 => "v2.0",
             Version::V2_1 => "v2.1",
@@ -65,6 +65,12 @@ fn school_of(district: &str) -> String {
     } else {
         "5c4e00015c4e00015c4e0001".to_string()
     }
+}
+
+/// A second school of a district, where its staff also work.
+fn second_school_of(district: &str) -> String {
+    let first = school_of(district);
+    format!("{}0002", &first[..first.len() - 4])
 }
 
 /// The first six characters of an id, for made-up SIS ids.
@@ -175,7 +181,9 @@ fn roles(shared: &Shared, user: &SimUser) -> Value {
             }
             UserType::Staff => json!({
                 "credentials": credentials,
-                "schools": school.iter().collect::<Vec<_>>(),
+                // Staff work at two schools, listed second one first (Clever's order is not
+                // sorted).
+                "schools": user.district.as_deref().map(|d| vec![second_school_of(d), school_of(d)]).unwrap_or_default(),
                 "title": "Principal",
             }),
             UserType::DistrictAdmin => json!({

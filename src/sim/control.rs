@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `POST /_sim/fault?endpoint=tokens&fault=500` | set a fault (`none` clears); see [`Fault`]'s syntax |
 //! | `POST /_sim/reset` | clear faults and counters, restore the configured auto-login user |
-//! | `GET /_sim/calls` | `{"authorize":n,"tokens":n,"me":n,"users":n,"userinfo":n,"total":n}` |
+//! | `GET /_sim/calls` | `{"authorize":n,"tokens":n,"me":n,"users":n,"userinfo":n,"district_tokens":n,"districts":n,"sections":n,"total":n}` |
 //! | `POST /_sim/auto-login?user=ID` | set the auto-login user (`user=none` clears) |
 //! | `POST /_sim/advance?by=61s` | advance the simulator's clock |
 //!

@@ -22,18 +22,28 @@ pub enum Endpoint {
     Users,
     /// `GET /userinfo`.
     UserInfo,
+    /// `GET /oauth/tokens?owner_type=district`: the application's district-app tokens.
+    DistrictTokens,
+    /// `GET /v{2.x,3.x}/districts/{id}`.
+    Districts,
+    /// `GET /v{3.0,3.1}/users/{id}/sections` and `/v{3.0,3.1}/sections`.
+    Sections,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 5] = [
+    pub const ALL: [Endpoint; 8] = [
         Endpoint::Authorize,
         Endpoint::Tokens,
         Endpoint::Me,
         Endpoint::Users,
         Endpoint::UserInfo,
+        Endpoint::DistrictTokens,
+        Endpoint::Districts,
+        Endpoint::Sections,
     ];
 
-    /// The control-surface name: `authorize`, `tokens`, `me`, `users`, `userinfo`.
+    /// The control-surface name: `authorize`, `tokens`, `me`, `users`, `userinfo`,
+    /// `district_tokens`, `districts`, `sections`.
     pub fn as_str(self) -> &'static str {
         match self {
             Endpoint::Authorize => "authorize",
@@ -41,6 +51,9 @@ impl Endpoint {
             Endpoint::Me => "me",
             Endpoint::Users => "users",
             Endpoint::UserInfo => "userinfo",
+            Endpoint::DistrictTokens => "district_tokens",
+            Endpoint::Districts => "districts",
+            Endpoint::Sections => "sections",
         }
     }
 
@@ -57,7 +70,10 @@ impl FromStr for Endpoint {
             .into_iter()
             .find(|e| e.as_str().eq_ignore_ascii_case(s.trim()))
             .ok_or_else(|| {
-                format!("unknown endpoint {s:?}: use authorize, tokens, me, users or userinfo")
+                format!(
+                    "unknown endpoint {s:?}: use authorize, tokens, me, users, userinfo, \
+                     district_tokens, districts or sections"
+                )
             })
     }
 }
@@ -75,8 +91,11 @@ pub enum Fault {
     Status(u16),
     /// Wait this long, then give the normal answer.
     Delay(Duration),
-    /// 429 with an empty body and `X-RateLimit-*` headers.
+    /// 429 with an empty body and `X-RateLimit-*` headers (reset in 60 s).
     RateLimited,
+    /// The next `n` requests get 429 with `X-RateLimit-Reset` at the next whole second, then
+    /// the fault clears itself: a client that waits for the reset succeeds.
+    RateLimitedTimes(u32),
     /// 200 `text/html` garbage instead of JSON.
     Html,
     /// 200 with the normal answer's JSON cut off half-way (the request is still processed, so a
@@ -93,7 +112,7 @@ const MAX_DELAY: Duration = Duration::from_secs(600);
 impl FromStr for Fault {
     type Err = String;
 
-    /// Control-surface syntax: `500`/`502`/`503`/… (any 400–599), `429`, `delay:2s` or
+    /// Control-surface syntax: `500`/`502`/`503`/… (any 400–599), `429`, `429x3`, `delay:2s` or
     /// `delay:2000ms`, `html`, `truncated`, `access_denied`. (`none` is handled by the caller.)
     fn from_str(s: &str) -> Result<Fault, String> {
         let s = s.trim();
@@ -106,6 +125,12 @@ impl FromStr for Fault {
             }
             return Ok(Fault::Delay(d));
         }
+        if let Some(n) = lower.strip_prefix("429x") {
+            return match n.parse::<u32>() {
+                Ok(n) if n > 0 => Ok(Fault::RateLimitedTimes(n)),
+                _ => Err(format!("bad 429 count {n:?}: use e.g. 429x2")),
+            };
+        }
         match lower.as_str() {
             "429" | "rate_limited" => Ok(Fault::RateLimited),
             "html" => Ok(Fault::Html),
@@ -114,8 +139,8 @@ impl FromStr for Fault {
             _ => match lower.parse::<u16>() {
                 Ok(code) if (400..=599).contains(&code) => Ok(Fault::Status(code)),
                 _ => Err(format!(
-                    "unknown fault {s:?}: use a status 400-599, 429, delay:2s, html, truncated, \
-                     access_denied or none"
+                    "unknown fault {s:?}: use a status 400-599, 429, 429x2, delay:2s, html, \
+                     truncated, access_denied or none"
                 )),
             },
         }
@@ -129,6 +154,7 @@ impl fmt::Display for Fault {
             Fault::Status(code) => write!(f, "{code}"),
             Fault::Delay(d) => write!(f, "delay:{}ms", d.as_millis()),
             Fault::RateLimited => f.write_str("429"),
+            Fault::RateLimitedTimes(n) => write!(f, "429x{n}"),
             Fault::Html => f.write_str("html"),
             Fault::Truncated => f.write_str("truncated"),
             Fault::AccessDenied => f.write_str("access_denied"),
@@ -158,14 +184,50 @@ pub(crate) fn rate_limited_reply(now: SystemTime) -> Reply {
         .checked_add(Duration::from_secs(60))
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs());
-    Reply::new(StatusCode::TOO_MANY_REQUESTS)
-        .header(HeaderName::from_static("x-ratelimit-limit"), "1200")
-        .header(HeaderName::from_static("x-ratelimit-remaining"), "0")
+    rate_limited_until(reset, 1200, "clever-sim")
+}
+
+/// The answer for `Fault::RateLimitedTimes`: 429 whose window resets at the next whole second.
+pub(crate) fn rate_limited_briefly(now: SystemTime) -> Reply {
+    let reset = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() + 1);
+    rate_limited_until(reset, 1200, "clever-sim")
+}
+
+/// 429 with an empty body and the rate-limit headers of a window that resets at `reset`.
+pub(crate) fn rate_limited_until(reset: u64, limit: u32, bucket: &str) -> Reply {
+    with_rate_headers(
+        Reply::new(StatusCode::TOO_MANY_REQUESTS),
+        limit,
+        0,
+        reset,
+        bucket,
+    )
+}
+
+/// Adds Clever's `X-RateLimit-*` headers to an answer.
+pub(crate) fn with_rate_headers(
+    reply: Reply,
+    limit: u32,
+    remaining: u32,
+    reset: u64,
+    bucket: &str,
+) -> Reply {
+    reply
+        .header(
+            HeaderName::from_static("x-ratelimit-limit"),
+            limit.to_string(),
+        )
+        .header(
+            HeaderName::from_static("x-ratelimit-remaining"),
+            remaining.to_string(),
+        )
         .header(
             HeaderName::from_static("x-ratelimit-reset"),
             reset.to_string(),
         )
-        .header(HeaderName::from_static("x-ratelimit-bucket"), "clever-sim")
+        .header(HeaderName::from_static("x-ratelimit-bucket"), bucket)
 }
 
 /// The answer for `Fault::Html`: what a misconfigured proxy in front of Clever might send.
@@ -215,6 +277,9 @@ mod tests {
         assert_eq!("500".parse(), Ok(Fault::Status(500)));
         assert_eq!("503".parse(), Ok(Fault::Status(503)));
         assert_eq!("429".parse(), Ok(Fault::RateLimited));
+        assert_eq!("429x2".parse(), Ok(Fault::RateLimitedTimes(2)));
+        assert!("429x0".parse::<Fault>().is_err());
+        assert!("429xmany".parse::<Fault>().is_err());
         assert_eq!("delay:2s".parse(), Ok(Fault::Delay(Duration::from_secs(2))));
         assert_eq!(
             "delay:2000ms".parse(),
@@ -242,6 +307,7 @@ mod tests {
             Fault::Status(502),
             Fault::Delay(Duration::from_millis(1500)),
             Fault::RateLimited,
+            Fault::RateLimitedTimes(3),
             Fault::Html,
             Fault::Truncated,
             Fault::AccessDenied,

@@ -4,9 +4,14 @@
 //! `/oauth/instant-login`, `/oauth/logout`) and `api.clever.com` paths (`/v3.0/me`, `/v3.0/users/{id}`,
 //! `/userinfo`, …), plus a control surface under `/_sim/` (see the `control` module). Behaviour follows
 //! `spec/clever.md`; where the simulator has to choose, the choice is documented on the handler.
+//!
+//! District-app tokens (see the `districts` module): `GET /oauth/tokens?owner_type=district`,
+//! `/v3.0/districts/{id}`, `/v3.0/users/{id}/sections` and `/v3.0/sections`, paged; every API
+//! answer carries `X-RateLimit-*` headers and a token over its per-minute limit gets 429.
 
 mod api;
 mod control;
+mod districts;
 mod faults;
 mod oauth;
 mod router;
@@ -21,6 +26,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use districts::{demo_districts, SimDistrict};
 pub use faults::{Endpoint, Fault};
 pub use oauth::SCOPE;
 pub use users::{demo_users, SimUser, DEMO_DISTRICT, DEMO_DISTRICT_2};
@@ -42,10 +48,17 @@ pub struct SimConfig {
     pub auto_login: Option<String>,
     /// Whether the token response carries `"token_type":"bearer"` (Clever's is not guaranteed).
     pub token_type_in_response: bool,
+    /// Districts and their district-app tokens ([`demo_districts`] by default).
+    pub districts: Vec<SimDistrict>,
+    /// Items per page of a list without `limit` (Clever's default is 100).
+    pub page_limit: usize,
+    /// API requests per token per minute (Clever's is 1200).
+    pub rate_limit: u32,
 }
 
 impl SimConfig {
-    /// Random client id and secret, [`demo_users`], no auto-login, `token_type` present.
+    /// Random client id and secret, [`demo_users`], [`demo_districts`] (random tokens), no
+    /// auto-login, `token_type` present, Clever's page size and rate limit.
     pub fn new(redirect_uris: Vec<String>) -> Self {
         SimConfig {
             client_id: hex_id(20),
@@ -54,6 +67,9 @@ impl SimConfig {
             users: demo_users(),
             auto_login: None,
             token_type_in_response: true,
+            districts: demo_districts(),
+            page_limit: 100,
+            rate_limit: 1200,
         }
     }
 }
@@ -67,6 +83,9 @@ impl fmt::Debug for SimConfig {
             .field("users", &self.users.len())
             .field("auto_login", &self.auto_login)
             .field("token_type_in_response", &self.token_type_in_response)
+            .field("districts", &self.districts)
+            .field("page_limit", &self.page_limit)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }
@@ -198,6 +217,49 @@ impl SimHandle {
             .issue_code(&self.shared.client_id, redirect_uri, user_id)
     }
 
+    /// The districts and whether each authorized the application (tokens redacted in Debug).
+    pub fn districts(&self) -> Vec<SimDistrict> {
+        self.shared.districts()
+    }
+
+    /// The district-app token of `district_id`, if it authorized the application.
+    pub fn district_token(&self, district_id: &str) -> Option<String> {
+        self.shared
+            .with_district(district_id, |d| d.token.clone())
+            .flatten()
+    }
+
+    /// The district authorizes the application (again): a fresh token replaces any old one,
+    /// which stops working. `None` if the simulator has no such district.
+    pub fn authorize_district(&self, district_id: &str) -> Option<String> {
+        let token = hex_id(40);
+        self.shared
+            .with_district(district_id, |d| d.token = Some(token.clone()))
+            .map(|()| token)
+    }
+
+    /// The district disconnects the application: its token stops working (401) and is no
+    /// longer listed.
+    pub fn revoke_district_token(&self, district_id: &str) {
+        self.shared.with_district(district_id, |d| d.token = None);
+    }
+
+    /// Makes a district a Secure Sync customer (its token may read sections) or not.
+    pub fn set_secure_sync(&self, district_id: &str, on: bool) {
+        self.shared
+            .with_district(district_id, |d| d.secure_sync = on);
+    }
+
+    /// Items per page of list answers without `limit`.
+    pub fn set_page_limit(&self, n: usize) {
+        self.shared.set_page_limit(n);
+    }
+
+    /// API requests per token per minute; past it, 429 until the window resets.
+    pub fn set_rate_limit(&self, n: u32) {
+        self.shared.set_rate_limit(n);
+    }
+
     /// Moves the simulator's clock forward (codes expire 60 s after issue, tokens after 24 h).
     pub fn advance_clock(&self, by: Duration) {
         self.shared.advance_clock(by);
@@ -232,6 +294,11 @@ mod tests {
         assert!(cfg.auto_login.is_none());
         assert!(cfg.token_type_in_response);
         assert!(!format!("{cfg:?}").contains(&cfg.client_secret));
+        for d in &cfg.districts {
+            let token = d.token.as_deref().unwrap();
+            assert_eq!(token.len(), 40);
+            assert!(!format!("{cfg:?}").contains(token));
+        }
     }
 
     #[tokio::test]

@@ -10,11 +10,12 @@ use hyper::body::Incoming;
 
 use super::api::{self, Version};
 use super::control;
+use super::districts;
 use super::faults::{self, Endpoint, Fault};
 use super::oauth;
 use super::session;
 use super::state::Shared;
-use super::web::{page, read_body, Params, Reply};
+use super::web::{bearer_token, page, read_body, Params, Reply};
 
 #[derive(Debug, PartialEq, Eq)]
 enum Route {
@@ -27,6 +28,11 @@ enum Route {
     Me(Version),
     Users(Version, String),
     UserInfo,
+    /// `GET /oauth/tokens?owner_type=…` (the path alone is `Tokens`; see `for_request`).
+    DistrictTokens,
+    Districts(Version, String),
+    UserSections(Version, String),
+    Sections(Version),
     NotFound,
 }
 
@@ -42,20 +48,48 @@ impl Route {
             "/userinfo" => return Route::UserInfo,
             _ => {}
         }
-        let mut parts = path.strip_prefix('/').unwrap_or("").split('/');
-        let (Some(v), Some(resource)) = (parts.next(), parts.next()) else {
+        let parts: Vec<&str> = path.strip_prefix('/').unwrap_or("").split('/').collect();
+        let Some(version) = parts.first().and_then(|v| Version::parse(v)) else {
             return Route::NotFound;
         };
-        let Some(version) = Version::parse(v) else {
-            return Route::NotFound;
-        };
-        match (resource, parts.next(), parts.next()) {
-            ("me", None, _) => Route::Me(version),
-            ("users", Some(id), None) if version.is_v3() && !id.is_empty() => {
+        match parts[1..] {
+            ["me"] => Route::Me(version),
+            ["users", id] if version.is_v3() && !id.is_empty() => {
                 Route::Users(version, id.to_string())
             }
+            ["users", id, "sections"] if version.is_v3() && !id.is_empty() => {
+                Route::UserSections(version, id.to_string())
+            }
+            ["sections"] if version.is_v3() => Route::Sections(version),
+            ["districts", id] if !id.is_empty() => Route::Districts(version, id.to_string()),
             _ => Route::NotFound,
         }
+    }
+
+    /// The route of a request: a GET of `/oauth/tokens` with `owner_type` lists the
+    /// application's tokens; any other request of that path is the code exchange.
+    fn for_request(method: &Method, path: &str, query: Option<&str>) -> Route {
+        let route = Route::parse(path);
+        if route == Route::Tokens
+            && (method == Method::GET || method == Method::HEAD)
+            && Params::from_query(query).has("owner_type")
+        {
+            return Route::DistrictTokens;
+        }
+        route
+    }
+
+    /// Whether the route is Clever's API, answered with rate-limit headers per token.
+    fn rate_limited(&self) -> bool {
+        matches!(
+            self,
+            Route::Me(_)
+                | Route::Users(..)
+                | Route::UserInfo
+                | Route::Districts(..)
+                | Route::UserSections(..)
+                | Route::Sections(_)
+        )
     }
 
     fn endpoint(&self) -> Option<Endpoint> {
@@ -65,6 +99,9 @@ impl Route {
             Route::Me(_) => Endpoint::Me,
             Route::Users(..) => Endpoint::Users,
             Route::UserInfo => Endpoint::UserInfo,
+            Route::DistrictTokens => Endpoint::DistrictTokens,
+            Route::Districts(..) => Endpoint::Districts,
+            Route::UserSections(..) | Route::Sections(_) => Endpoint::Sections,
             Route::Index | Route::InstantLogin | Route::Logout | Route::NotFound => return None,
         })
     }
@@ -77,16 +114,19 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         return control::handle(&shared, req.method(), &path, req.uri().query()).into_response();
     }
     shared.count_total();
-    let route = Route::parse(&path);
+    let route = Route::for_request(req.method(), &path, req.uri().query());
     let endpoint = route.endpoint();
     let fault = endpoint.and_then(|e| {
         shared.count(e);
-        shared.fault(e)
+        shared.use_fault(e)
     });
     match fault {
         Some(Fault::Status(code)) => return faults::status_reply(code).into_response(),
         Some(Fault::RateLimited) => {
             return faults::rate_limited_reply(shared.wall_now()).into_response()
+        }
+        Some(Fault::RateLimitedTimes(_)) => {
+            return faults::rate_limited_briefly(shared.wall_now()).into_response()
         }
         Some(Fault::Html) => return faults::html_reply().into_response(),
         Some(Fault::AccessDenied) if endpoint != Some(Endpoint::Authorize) => {
@@ -95,7 +135,21 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         _ => {}
     }
-    let reply = answer(&shared, route, req, fault == Some(Fault::AccessDenied)).await;
+    // Clever's per-token rate limit, on the API (unknown tokens are refused by the handler).
+    let rate = if route.rate_limited() {
+        bearer_token(req.headers())
+            .and_then(|t| shared.rate_bucket(&t))
+            .map(|bucket| shared.rate_take(&bucket))
+    } else {
+        None
+    };
+    if let Some(r) = rate.as_ref().filter(|r| r.exceeded) {
+        return faults::rate_limited_until(r.reset, r.limit, &r.bucket).into_response();
+    }
+    let mut reply = answer(&shared, route, req, fault == Some(Fault::AccessDenied)).await;
+    if let Some(r) = rate {
+        reply = faults::with_rate_headers(reply, r.limit, r.remaining, r.reset, &r.bucket);
+    }
     if fault == Some(Fault::Truncated) {
         faults::truncate(reply).into_response()
     } else {
@@ -134,6 +188,10 @@ async fn answer(shared: &Shared, route: Route, req: Request<Incoming>, denied: b
         Route::Me(v) => api::me(shared, &parts.headers, v),
         Route::Users(v, id) => api::user(shared, &parts.headers, v, &id),
         Route::UserInfo => api::userinfo(shared, &parts.headers),
+        Route::DistrictTokens => districts::token_list(shared, &parts.headers, &q),
+        Route::Districts(v, id) => districts::district(shared, &parts.headers, v, &id),
+        Route::UserSections(v, id) => districts::user_sections(shared, &parts.headers, &q, v, &id),
+        Route::Sections(v) => districts::sections(shared, &parts.headers, &q, v),
         Route::Tokens | Route::NotFound => Reply::new(StatusCode::NOT_FOUND),
     }
 }
@@ -183,6 +241,32 @@ mod tests {
         assert_eq!(Route::parse("/v2.1/users/abc"), Route::NotFound);
         assert_eq!(Route::parse("/v3.0/users/"), Route::NotFound);
         assert_eq!(Route::parse("/v3.0/users/a/b"), Route::NotFound);
+        assert_eq!(
+            Route::parse("/v3.0/users/a/sections"),
+            Route::UserSections(Version::V3_0, "a".into())
+        );
+        assert_eq!(Route::parse("/v2.1/users/a/sections"), Route::NotFound);
+        assert_eq!(
+            Route::parse("/v3.1/sections"),
+            Route::Sections(Version::V3_1)
+        );
+        assert_eq!(
+            Route::parse("/v2.1/districts/d"),
+            Route::Districts(Version::V2_1, "d".into())
+        );
+        assert_eq!(Route::parse("/v3.0/districts/"), Route::NotFound);
+        assert_eq!(
+            Route::for_request(&Method::GET, "/oauth/tokens", Some("owner_type=district")),
+            Route::DistrictTokens
+        );
+        assert_eq!(
+            Route::for_request(&Method::POST, "/oauth/tokens", Some("owner_type=district")),
+            Route::Tokens
+        );
+        assert_eq!(
+            Route::for_request(&Method::GET, "/oauth/tokens", None),
+            Route::Tokens
+        );
         assert_eq!(Route::parse("/v4.0/me"), Route::NotFound);
         assert_eq!(Route::parse("/v3.0/me/"), Route::NotFound);
         assert_eq!(Route::parse(""), Route::NotFound);

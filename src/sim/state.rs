@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rand::distr::{Alphanumeric, SampleString};
 use rand::RngCore;
 
+use super::districts::SimDistrict;
 use super::faults::{Endpoint, Fault};
 use super::users::SimUser;
 use super::SimConfig;
@@ -21,6 +22,8 @@ pub(crate) const TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 const CODE_MEMORY: Duration = Duration::from_secs(60 * 60);
 /// How long a browser session at the simulator lasts (Clever user sessions last 2 h).
 pub(crate) const SESSION_TTL: Duration = Duration::from_secs(2 * 60 * 60);
+/// Clever's rate-limit window (the limit is per token per minute).
+pub(crate) const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 struct CodeRecord {
@@ -52,6 +55,25 @@ struct Mutable {
     tokens: HashMap<String, TokenRecord>,
     sessions: HashMap<String, SessionRecord>,
     clock_offset: Duration,
+    districts: Vec<SimDistrict>,
+    /// Items per page when a list request has no `limit`.
+    page_limit: usize,
+    /// Requests per token per minute.
+    rate_limit: u32,
+    /// Per rate-limit bucket: when its window started and how many requests it counted.
+    rate_windows: HashMap<String, (Instant, u32)>,
+}
+
+/// A request's place in its rate-limit window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RateState {
+    pub bucket: String,
+    pub limit: u32,
+    pub remaining: u32,
+    /// When the window resets, unix seconds (on the simulator's clock).
+    pub reset: u64,
+    /// This request is over the limit.
+    pub exceeded: bool,
 }
 
 /// Why a code could not be exchanged. All map to `invalid_grant`.
@@ -75,7 +97,7 @@ pub(crate) struct Shared {
     pub token_type_in_response: bool,
     initial_auto_login: Option<String>,
     mutable: Mutex<Mutable>,
-    calls: [AtomicU64; 5],
+    calls: [AtomicU64; Endpoint::ALL.len()],
     total: AtomicU64,
 }
 
@@ -101,6 +123,9 @@ impl Shared {
             initial_auto_login: cfg.auto_login.clone(),
             mutable: Mutex::new(Mutable {
                 auto_login: cfg.auto_login,
+                districts: cfg.districts,
+                page_limit: cfg.page_limit.max(1),
+                rate_limit: cfg.rate_limit.max(1),
                 ..Mutable::default()
             }),
             calls: Default::default(),
@@ -162,8 +187,24 @@ impl Shared {
         self.total.load(Ordering::SeqCst)
     }
 
+    #[cfg(test)]
     pub fn fault(&self, endpoint: Endpoint) -> Option<Fault> {
         self.lock().faults.get(&endpoint).copied()
+    }
+
+    /// The fault to apply to one request of `endpoint`: a counted fault
+    /// ([`Fault::RateLimitedTimes`]) is used up by one, and clears itself at zero.
+    pub fn use_fault(&self, endpoint: Endpoint) -> Option<Fault> {
+        let mut m = self.lock();
+        let fault = m.faults.get(&endpoint).copied();
+        if let Some(Fault::RateLimitedTimes(n)) = fault {
+            if n <= 1 {
+                m.faults.remove(&endpoint);
+            } else {
+                m.faults.insert(endpoint, Fault::RateLimitedTimes(n - 1));
+            }
+        }
+        fault
     }
 
     pub fn set_fault(&self, endpoint: Endpoint, fault: Option<Fault>) {
@@ -265,6 +306,74 @@ impl Shared {
             t.user_id.clone()
         };
         self.user(&user_id).cloned()
+    }
+
+    // --- districts and district-app tokens ---
+
+    pub fn districts(&self) -> Vec<SimDistrict> {
+        self.lock().districts.clone()
+    }
+
+    /// The district a live district-app token belongs to.
+    pub fn district_by_token(&self, token: &str) -> Option<SimDistrict> {
+        self.lock()
+            .districts
+            .iter()
+            .find(|d| d.token.as_deref() == Some(token))
+            .cloned()
+    }
+
+    /// Applies `f` to the district `id`; `None` if there is no such district.
+    pub fn with_district<T>(&self, id: &str, f: impl FnOnce(&mut SimDistrict) -> T) -> Option<T> {
+        self.lock().districts.iter_mut().find(|d| d.id == id).map(f)
+    }
+
+    pub fn page_limit(&self) -> usize {
+        self.lock().page_limit
+    }
+
+    pub fn set_page_limit(&self, n: usize) {
+        self.lock().page_limit = n.max(1);
+    }
+
+    pub fn set_rate_limit(&self, n: u32) {
+        let mut m = self.lock();
+        m.rate_limit = n.max(1);
+        m.rate_windows.clear();
+    }
+
+    /// The rate-limit bucket of a bearer token: `district:<id>` for a district-app token,
+    /// `user:<id>` for an SSO token; `None` for a token the simulator does not know.
+    pub fn rate_bucket(&self, token: &str) -> Option<String> {
+        if let Some(d) = self.district_by_token(token) {
+            return Some(format!("district:{}", d.id));
+        }
+        self.token_user(token).map(|u| format!("user:{}", u.id))
+    }
+
+    /// Counts one request in `bucket`'s window (a minute on the simulator's clock).
+    pub fn rate_take(&self, bucket: &str) -> RateState {
+        let now = self.now();
+        let wall = self.wall_now();
+        let mut m = self.lock();
+        let limit = m.rate_limit;
+        let entry = m.rate_windows.entry(bucket.to_string()).or_insert((now, 0));
+        if now.saturating_duration_since(entry.0) >= RATE_WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        let left = RATE_WINDOW.saturating_sub(now.saturating_duration_since(entry.0));
+        let reset = wall
+            .checked_add(left)
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+        RateState {
+            bucket: bucket.to_string(),
+            limit,
+            remaining: limit.saturating_sub(entry.1),
+            reset,
+            exceeded: entry.1 > limit,
+        }
     }
 
     // --- browser sessions ---

@@ -11,6 +11,10 @@ use crate::config::model::{ApiVersion, CleverConfig, SecretSource};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often discovered district-app tokens are listed again, unless the file says.
+const DEFAULT_TOKENS_REFRESH: Duration = Duration::from_secs(3600);
+const MIN_TOKENS_REFRESH: Duration = Duration::from_secs(1);
+const MAX_TOKENS_REFRESH: Duration = Duration::from_secs(24 * 3600);
 
 pub(super) fn clever(
     ctx: &mut Ctx<'_, '_>,
@@ -137,6 +141,29 @@ pub(super) fn clever(
         "more than 0s and at most 60s",
     );
 
+    let discover = c
+        .discover_district_tokens
+        .as_ref()
+        .is_some_and(|b| *b.get_ref());
+    let refresh = match &c.district_tokens_refresh {
+        Some(r) if !discover => {
+            ctx.err(
+                r.span(),
+                "clever.district_tokens_refresh is set but discover_district_tokens is not true: \
+                 add discover_district_tokens = true, or remove district_tokens_refresh",
+            );
+            None
+        }
+        r => duration_in(
+            ctx,
+            r.as_ref(),
+            "clever.district_tokens_refresh",
+            DEFAULT_TOKENS_REFRESH,
+            MIN_TOKENS_REFRESH..=MAX_TOKENS_REFRESH,
+            "at least 1s and at most 24h (default \"1h\")",
+        ),
+    };
+
     Some(CleverConfig {
         client_id: client_id?,
         client_secret: client_secret?,
@@ -147,6 +174,8 @@ pub(super) fn clever(
         token_url: token_url?,
         api_base: api_base?,
         timeout: timeout?,
+        discover_district_tokens: discover,
+        district_tokens_refresh: refresh?,
     })
 }
 
@@ -463,6 +492,44 @@ mod tests {
             &doc("", "timeout = \"soon\"", "", ""),
             &["expected a duration like \"90s\" or \"2h\""],
         );
+    }
+
+    #[test]
+    fn clever_district_token_discovery_defaults_off_and_hourly() {
+        let c = ok(&doc("", "", "", "")).clever;
+        assert!(!c.discover_district_tokens);
+        assert_eq!(c.district_tokens_refresh, Duration::from_secs(3600));
+        let c = ok(&doc(
+            "",
+            "discover_district_tokens = true\ndistrict_tokens_refresh = \"15m\"",
+            "",
+            "",
+        ))
+        .clever;
+        assert!(c.discover_district_tokens);
+        assert_eq!(c.district_tokens_refresh, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn clever_district_tokens_refresh_without_discovery_is_error() {
+        let src = doc("", "district_tokens_refresh = \"1h\"", "", "");
+        let p = one(&src, &["discover_district_tokens is not true"]);
+        assert_eq!(p.line, line_of(&src, "district_tokens_refresh"));
+    }
+
+    #[test]
+    fn clever_district_tokens_refresh_out_of_range_is_error() {
+        for bad in ["0s", "25h"] {
+            one(
+                &doc(
+                    "",
+                    &format!("discover_district_tokens = true\ndistrict_tokens_refresh = {bad:?}"),
+                    "",
+                    "",
+                ),
+                &["at least 1s and at most 24h"],
+            );
+        }
     }
 
     #[test]

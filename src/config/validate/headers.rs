@@ -55,6 +55,8 @@ pub(super) fn headers(
             &h.access_token,
             Some(&defaults.access_token),
         ),
+        ("school_ids", &h.school_ids, None),
+        ("section_ids", &h.section_ids, None),
     ];
     let mut chosen: Vec<ChosenHeader<'_>> = Vec::new();
     for (field, value, default) in fields {
@@ -137,6 +139,8 @@ pub(super) fn headers(
             "district_id" => names.district_id = c.header,
             "email" => names.email = Some(c.header),
             "name" => names.name = Some(c.header),
+            "school_ids" => names.school_ids = Some(c.header),
+            "section_ids" => names.section_ids = Some(c.header),
             _ => names.access_token = c.header,
         }
     }
@@ -201,6 +205,41 @@ mod tests {
                 "[upstream.headers]\nname = \"X-Clever-User-Type\"",
             ),
             &["same header as user_type"],
+        );
+    }
+
+    #[test]
+    fn upstream_headers_school_and_section_ids_off_unless_named() {
+        let c = ok(&doc("", "", "", ""));
+        assert_eq!(c.upstreams[0].headers.school_ids, None);
+        assert_eq!(c.upstreams[0].headers.section_ids, None);
+        let c = ok(&doc(
+            "",
+            "discover_district_tokens = true",
+            "",
+            "[upstream.headers]\nschool_ids = \"X-Clever-School-Ids\"\nsection_ids = \"X-Sections\"",
+        ));
+        let h = &c.upstreams[0].headers;
+        assert_eq!(
+            h.school_ids.as_ref().map(|h| h.as_str()),
+            Some("x-clever-school-ids")
+        );
+        assert_eq!(
+            h.section_ids.as_ref().map(|h| h.as_str()),
+            Some("x-sections")
+        );
+        assert!(
+            h.all().any(|n| n == "x-sections"),
+            "scrubbed like the others"
+        );
+        one(
+            &doc(
+                "",
+                "",
+                "",
+                "[upstream.headers]\nschool_ids = \"X_Clever_User_Id\"",
+            ),
+            &["same header as user_id"],
         );
     }
 

@@ -4,6 +4,7 @@
 
 mod assertion;
 mod clever;
+mod district;
 mod headers;
 mod server;
 mod session;
@@ -43,6 +44,13 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
         .is_some_and(|u| u.iter().any(|u| u.assertion.is_some()));
     let assertion =
         assertion::assertion(&mut ctx, file.assertion.as_ref(), clever.as_ref(), wanted);
+    let districts = district::districts(&mut ctx, file.district.as_ref());
+    district::enrichment_sources(
+        &mut ctx,
+        file.upstream.as_ref(),
+        clever.as_ref(),
+        districts.as_deref(),
+    );
     if !ctx.sink.problems.is_empty() {
         return None;
     }
@@ -52,6 +60,7 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
         session: session?,
         upstreams: upstreams?,
         assertion: assertion?,
+        districts: districts?,
     })
 }
 

@@ -351,6 +351,7 @@ fn upstream(
             login_district_id: login_district_id?,
             public_paths: public_paths?,
             strip_path_prefix: u.strip_path_prefix.as_ref().is_some_and(|b| *b.get_ref()),
+            confirm_students: u.confirm_students.as_ref().is_some_and(|b| *b.get_ref()),
             forward_access_token: u
                 .forward_access_token
                 .as_ref()
@@ -800,6 +801,17 @@ mod tests {
         let c = ok(&doc("", "", "", r#"login_district_id = "d1""#));
         assert_eq!(c.upstreams[0].login_district_id.as_deref(), Some("d1"));
         one(&doc("", "", "", r#"login_district_id = """#), &["empty"]);
+    }
+
+    #[test]
+    fn upstream_confirm_students_defaults_false() {
+        assert!(!ok(&doc("", "", "", "")).upstreams[0].confirm_students);
+        let c = ok(&doc("", "", "", "confirm_students = true"));
+        assert!(c.upstreams[0].confirm_students);
+        one(
+            &doc("", "", "", "confirm_students = \"yes\""),
+            &["wrong type for upstream.confirm_students"],
+        );
     }
 
     #[test]

@@ -1,0 +1,314 @@
+//! `[[district]]`: district-app token credentials (district id, name, optional description, and
+//! the token from `token_env` or `token_file`, never inline), ids unique; and the checks that tie
+//! the enrichment headers (`school_ids`, `section_ids`) to what can provide them.
+
+use super::{env_var_name, path, Ctx};
+use crate::config::file::{quote, DistrictFile, Sp, UpstreamFile};
+use crate::config::model::{ApiVersion, CleverConfig, DistrictConfig, SecretSource};
+
+const ID_HINT: &str = "expected a Clever district id such as \"5d0a9e5d0958b300014e49d2\"";
+
+/// The `[[district]]` tables; `None` when any is invalid (reported).
+pub(super) fn districts(
+    ctx: &mut Ctx<'_, '_>,
+    list: Option<&Sp<Vec<Sp<DistrictFile>>>>,
+) -> Option<Vec<DistrictConfig>> {
+    let Some(list) = list else {
+        return Some(Vec::new());
+    };
+    let mut out: Vec<DistrictConfig> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    let mut ok = true;
+    for (i, table) in list.get_ref().iter().enumerate() {
+        let d = table.get_ref();
+        let tspan = table.span();
+        let key = |k: &str| format!("district[{i}].{k}");
+
+        let id = match &d.id {
+            None => {
+                ctx.missing(
+                    &key("id"),
+                    tspan.clone(),
+                    format!("[[district]] has no id: {ID_HINT}"),
+                );
+                None
+            }
+            Some(v) if !district_id_ok(v.get_ref()) => {
+                ctx.err(
+                    v.span(),
+                    format!(
+                        "district.id {} is not a district id: {ID_HINT} (letters, digits, \"-\" \
+                         and \"_\", at most 64)",
+                        quote(v.get_ref())
+                    ),
+                );
+                None
+            }
+            Some(v) if seen.contains(v.get_ref()) => {
+                ctx.err(
+                    v.span(),
+                    format!(
+                        "district.id {} is already used by an earlier [[district]]: each district \
+                         is listed once, with one token",
+                        quote(v.get_ref())
+                    ),
+                );
+                None
+            }
+            Some(v) => {
+                seen.push(v.get_ref().clone());
+                Some(v.get_ref().clone())
+            }
+        };
+
+        let name = match &d.name {
+            None => {
+                ctx.missing(
+                    &key("name"),
+                    tspan.clone(),
+                    "[[district]] has no name: expected the district's name, shown by \
+                     `check --online` and in logs",
+                );
+                None
+            }
+            Some(v) if v.get_ref().trim().is_empty() => {
+                ctx.err(
+                    v.span(),
+                    "district.name is empty: expected the district's name",
+                );
+                None
+            }
+            Some(v) => Some(v.get_ref().clone()),
+        };
+
+        let token = match (&d.token_env, &d.token_file) {
+            (Some(_), Some(file)) => {
+                ctx.err(
+                    file.span(),
+                    "district.token_env and district.token_file are both set: use exactly one \
+                     of them",
+                );
+                None
+            }
+            (Some(env), None) => {
+                env_var_name(ctx, env, "district.token_env", "CLEVER_DISTRICT_TOKEN")
+                    .map(SecretSource::Env)
+            }
+            (None, Some(file)) => path(ctx, Some(file), "district.token_file")
+                .flatten()
+                .map(SecretSource::File),
+            (None, None) => {
+                let written = ["token_env", "token_file", "token", "access_token"]
+                    .iter()
+                    .any(|k| ctx.invalid.contains(&key(k)));
+                if !written {
+                    ctx.err(
+                        tspan.clone(),
+                        "[[district]] has no token: set token_env (an environment variable) or \
+                         token_file (a file path) holding the district-app token",
+                    );
+                }
+                None
+            }
+        };
+
+        match (id, name, token) {
+            (Some(id), Some(name), Some(token)) => out.push(DistrictConfig {
+                id,
+                name,
+                description: d.description.as_ref().map(|v| v.get_ref().clone()),
+                token,
+            }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// Clever ids are 24 hex characters; anything id-like is accepted, nothing that could be unsafe
+/// in a URL path, a log line or a header.
+fn district_id_ok(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `school_ids` and `section_ids` headers need v3.x (roles and sections come from `/users`);
+/// `section_ids` also needs a district-app token from somewhere.
+pub(super) fn enrichment_sources(
+    ctx: &mut Ctx<'_, '_>,
+    upstreams: Option<&Sp<Vec<Sp<UpstreamFile>>>>,
+    clever: Option<&CleverConfig>,
+    districts: Option<&[DistrictConfig]>,
+) {
+    let (Some(list), Some(clever)) = (upstreams, clever) else {
+        return;
+    };
+    for up in list.get_ref() {
+        let Some(headers) = &up.get_ref().headers else {
+            continue;
+        };
+        let h = headers.get_ref();
+        for (field, value) in [
+            ("school_ids", &h.school_ids),
+            ("section_ids", &h.section_ids),
+        ] {
+            let Some(v) = value else { continue };
+            if clever.api_kind == ApiVersion::V2 {
+                ctx.err(
+                    v.span(),
+                    format!(
+                        "upstream.headers.{field} needs Clever's v3 API (roles and sections come \
+                         from /v3.0/users): set clever.api_version to v3.0 or v3.1, or remove \
+                         {field}"
+                    ),
+                );
+            } else if field == "section_ids"
+                && !clever.discover_district_tokens
+                && districts.is_some_and(<[DistrictConfig]>::is_empty)
+            {
+                ctx.err(
+                    v.span(),
+                    "upstream.headers.section_ids needs a district-app token to read sections \
+                     with: add a [[district]] table with token_env or token_file, or set \
+                     clever.discover_district_tokens = true",
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use crate::config::model::SecretSource;
+
+    const D1: &str = "5d0a9e5d0958b300014e49d2";
+    const D2: &str = "53ee4b8a44abc88c1c00119b";
+
+    fn district(id: &str, rest: &str) -> String {
+        format!("\n[[district]]\nid = \"{id}\"\nname = \"Demo USD\"\n{rest}\n")
+    }
+
+    #[test]
+    fn district_tables_are_read_in_order() {
+        let src = doc("", "", "", "")
+            + &district(D1, "description = \"main\"\ntoken_env = \"TOKEN_A\"")
+            + &district(D2, "token_file = \"/run/credentials/gw/d2\"");
+        let c = ok(&src);
+        assert_eq!(c.districts.len(), 2);
+        assert_eq!(c.districts[0].id, D1);
+        assert_eq!(c.districts[0].name, "Demo USD");
+        assert_eq!(c.districts[0].description.as_deref(), Some("main"));
+        assert_eq!(c.districts[0].token, SecretSource::Env("TOKEN_A".into()));
+        assert_eq!(
+            c.districts[1].token,
+            SecretSource::File("/run/credentials/gw/d2".into())
+        );
+        assert!(ok(&doc("", "", "", "")).districts.is_empty());
+    }
+
+    #[test]
+    fn district_inline_token_is_rejected_without_echoing_it() {
+        let src = doc("", "", "", "") + &district(D1, "token = \"0123456789abcdef\"");
+        let p = one(
+            &src,
+            &["a district-app token is never inline: use token_env or token_file"],
+        );
+        assert!(!p.message.contains("0123456789abcdef"));
+        assert_eq!(p.line, line_of(&src, "token = "));
+    }
+
+    #[test]
+    fn district_without_token_or_with_both_is_error() {
+        one(
+            &(doc("", "", "", "") + &district(D1, "")),
+            &["has no token", "token_env", "token_file"],
+        );
+        let src = doc("", "", "", "") + &district(D1, "token_env = \"A\"\ntoken_file = \"/f\"");
+        let p = one(&src, &["exactly one"]);
+        assert_eq!(p.line, line_of(&src, "token_file"));
+    }
+
+    #[test]
+    fn district_duplicate_id_is_error_at_the_second() {
+        let src = doc("", "", "", "")
+            + &district(D1, "token_env = \"A\"")
+            + &district(D1, "token_env = \"B\"");
+        let p = one(&src, &["already used by an earlier [[district]]"]);
+        let second = src.match_indices("\nid = ").nth(1).unwrap().0 + 1;
+        assert_eq!(p.line, src[..second].matches('\n').count() + 1);
+    }
+
+    #[test]
+    fn district_missing_id_and_name_and_bad_id_are_errors() {
+        let src = doc("", "", "", "") + "\n[[district]]\ntoken_env = \"A\"\n";
+        let p = problems(&src);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(p.iter().any(|p| p.message.contains("has no id")));
+        assert!(p.iter().any(|p| p.message.contains("has no name")));
+        one(
+            &(doc("", "", "", "") + &district("a b/c", "token_env = \"A\"")),
+            &["is not a district id"],
+        );
+    }
+
+    #[test]
+    fn district_unknown_key_is_rejected_listing_keys() {
+        let src = doc("", "", "", "") + &district(D1, "token_env = \"A\"\nscopes = []");
+        one(
+            &src,
+            &[
+                "unknown key \"scopes\" in [[district]]",
+                "id, name, description, token_env, token_file",
+            ],
+        );
+    }
+
+    #[test]
+    fn district_bad_env_name_is_error() {
+        one(
+            &(doc("", "", "", "") + &district(D1, "token_env = \"A B\"")),
+            &["district.token_env", "not an environment variable name"],
+        );
+    }
+
+    #[test]
+    fn section_ids_without_any_token_source_is_error() {
+        let src = doc(
+            "",
+            "",
+            "",
+            "[upstream.headers]\nsection_ids = \"X-Clever-Section-Ids\"",
+        );
+        let p = one(&src, &["needs a district-app token", "[[district]]"]);
+        assert_eq!(p.line, line_of(&src, "section_ids"));
+        ok(&doc(
+            "",
+            "discover_district_tokens = true",
+            "",
+            "[upstream.headers]\nsection_ids = \"X-Clever-Section-Ids\"",
+        ));
+        ok(&(doc(
+            "",
+            "",
+            "",
+            "[upstream.headers]\nsection_ids = \"X-Clever-Section-Ids\"",
+        ) + &district(D1, "token_env = \"A\"")));
+    }
+
+    #[test]
+    fn enrichment_headers_need_v3() {
+        one(
+            &doc(
+                "",
+                "api_version = \"v2.1\"",
+                "",
+                "[upstream.headers]\nschool_ids = \"X-Clever-School-Ids\"",
+            ),
+            &["upstream.headers.school_ids needs Clever's v3 API"],
+        );
+    }
+}
