@@ -76,40 +76,7 @@ proptest! {
 
 #[test]
 fn return_path_seed_corpus() {
-    for s in [
-        "/\\evil.example",
-        "/\\\\evil.example",
-        "/\\t/evil.example",
-        "/\t/evil.example",
-        "//evil.example",
-        "///evil.example",
-        "/%09/evil.example",
-        "/%0a/evil.example",
-        "/%0d/evil.example",
-        "/%20/evil.example",
-        "/%2F%2Fevil.example",
-        "/%252F%252Fevil.example",
-        "/%25252F%25252Fevil.example",
-        "/%5Cevil.example",
-        "/%5C%5Cevil.example",
-        "/%e3%80%80/evil.example",
-        "https://evil.example",
-        "https://gw.example.org.evil.example/",
-        "https://gw.example.org@evil.example/",
-        "//gw.example.org.evil.example",
-        "/@evil.example",
-        "/:@evil.example",
-        "https:evil.example",
-        "javascript:alert(1)",
-        "/ /evil.example",
-        "/\u{3000}/evil.example",
-        "/\u{ff0f}evil.example",
-        "/.%2e/.%2e//evil.example",
-        "/a/../../evil.example",
-        "/..//evil.example",
-        "/%2e%2e//evil.example",
-        "/.//evil.example",
-    ] {
+    for s in seeds::RETURN_PATH.iter().copied() {
         check_return_path(s);
     }
 }
@@ -172,27 +139,7 @@ proptest! {
 
 #[test]
 fn spoofable_seed_corpus() {
-    let names: Vec<String> = [
-        "X-Clever-User-Id",
-        "x-clever-user-id",
-        "X_Clever_User_Id",
-        "X-CLEVER-USER-TYPE",
-        "X_clever-District_ID",
-        "X-Clever-Anything",
-        "x_clever_",
-        "X-Clever",
-        "X-Cleverly",
-        "X-School-User",
-        "X_School_User",
-        "x_SCHOOL-user",
-        "Remote_User",
-        "X-Role",
-        "X-Roles",
-        "X-Forwarded-For",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let names: Vec<String> = seeds::SPOOFABLE.iter().map(|s| s.to_string()).collect();
     check_spoofable(&names);
 }
 
@@ -255,27 +202,11 @@ proptest! {
 fn cookie_seed_corpus() {
     let many = "a=b;".repeat(5000);
     let many_ours = "clever_gateway=x;".repeat(5000);
-    for raw in [
-        ";",
-        "=",
-        ";;;;",
-        "====",
-        "=;=;=",
-        " ; = ; ",
-        "clever_gateway",
-        "clever_gateway=",
-        " clever_gateway =x",
-        "\tclever_gateway\t=\tx",
-        "a=b; clever_gateway=s; c=d",
-        "clever_gateway=s;clever_gateway_login=l;clever_gateway_bounce=1",
-        "\u{a0}clever_gateway=s",
-        "clever_gateway\u{a0}=s",
-        "\u{3000}clever_gateway=s",
-        "clever_gateway=\u{a0}",
-        "\"clever_gateway\"=s",
-        many.as_str(),
-        many_ours.as_str(),
-    ] {
+    for raw in seeds::COOKIES
+        .iter()
+        .copied()
+        .chain([many.as_str(), many_ours.as_str()])
+    {
         check_strip(raw.as_bytes());
         let _ = jar().read(std::iter::once(raw.as_bytes()));
     }
@@ -336,38 +267,7 @@ proptest! {
 #[test]
 fn normalize_path_seed_corpus() {
     let cfg = public_config();
-    for raw in [
-        "/public/../admin",
-        "/public/..;x/admin",
-        "/public/%2e%2e/admin",
-        "/public/%2E%2E/admin",
-        "/public/.%2e/admin",
-        "/public/%252e%252e/admin",
-        "/public/..%2fadmin",
-        "/public/..%5cadmin",
-        "/public/..\\admin",
-        "//public/../admin",
-        "/public//../admin",
-        "/public/./../admin",
-        "/public;x/../admin",
-        "/public/x;/../../admin",
-        "/public#/../admin",
-        "/public/%23/../admin",
-        "/public/..",
-        "/public/.",
-        "/public",
-        "/publicx/a",
-        "/x/..;/public/a",
-        "/x/../public/a",
-        "/public/\u{e9}/a",
-        "/public/%c0%ae%c0%ae/admin",
-        "/public/%ff/a",
-        "/",
-        "",
-        "..",
-        "/..",
-        "/../..",
-    ] {
+    for raw in seeds::NORMALIZE_PATH.iter().copied() {
         check_normalize(&cfg, raw);
     }
 }
@@ -413,24 +313,7 @@ proptest! {
 
 #[test]
 fn callback_seed_corpus() {
-    for q in [
-        "%",
-        "%%",
-        "%2",
-        "code=%",
-        "code=%g0",
-        "code=%0g",
-        "code=a%",
-        "code=%ff",
-        "code=%c3",
-        "code=a&code=b",
-        "state=%e9",
-        "code=%\u{e9}9",
-        "code=%1\u{e9}",
-        "&&&",
-        "===",
-        "code=a&state=b&error=c&error_description=d",
-    ] {
+    for q in seeds::CALLBACK_QUERY.iter().copied() {
         check_callback(q);
     }
 }
@@ -506,20 +389,33 @@ fn config_seed_corpus() {
         parse_str(VALID, "gateway.toml").is_ok(),
         "the reference gateway.toml is valid"
     );
-    for src in [
-        "",
-        "[",
-        "[[upstream]]",
-        "[[upstream]]\n[[upstream]]\n",
-        "[clever]\nclient_id = 1\n",
-        "[session]\nttl = \"-1s\"\n",
-        "[session]\nttl = \"99999999999999999999y\"\n",
-        "[upstream]\nname = \"x\"\n",
-        "a = \"\\u{d800}\"",
-        "x = 1e999999",
-        "[[upstream]]\nname = \"a\"\nurl = \"http://[::1\"\n",
-        "[[upstream]]\nname = \"a\"\nurl = \"http://a\"\npath_prefix = \"\"\npublic_paths = [\"\", \"*\", \"//\"]\n",
-    ] {
+    for src in seeds::CONFIG.iter().copied() {
         let _ = parse_str(src, "seed.toml");
+    }
+}
+
+/// Writes the seed corpora as files for the libFuzzer targets (`fuzz/seeds/<target>/`):
+/// `cargo test --test properties -- --ignored write_fuzz_seed_files`.
+#[test]
+#[ignore = "writes fuzz/seeds/; run by hand when a seed list changes"]
+fn write_fuzz_seed_files() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let spoofable_lines = seeds::SPOOFABLE.join("\n");
+    for (target, list) in [
+        ("return_path", seeds::RETURN_PATH.to_vec()),
+        ("spoofable", vec![spoofable_lines.as_str()]),
+        ("cookies", seeds::COOKIES.to_vec()),
+        ("normalize_path", seeds::NORMALIZE_PATH.to_vec()),
+        ("callback_query", seeds::CALLBACK_QUERY.to_vec()),
+        (
+            "config",
+            [VALID].iter().chain(seeds::CONFIG).copied().collect(),
+        ),
+    ] {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, seed) in list.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{i:02}")), seed).unwrap();
+        }
     }
 }
