@@ -20,6 +20,8 @@ pub enum PathError {
     ForbiddenChar,
     #[error("the path still holds an encoded '.', '/', '\\' or '%' after decoding")]
     DoubleEncoded,
+    #[error("the path has a segment of only dots and spaces, such as '...' or '.. '")]
+    DotLookalike,
 }
 
 /// A request path made safe to decide on: decoded once, dot segments (including `..;x`)
@@ -82,6 +84,8 @@ pub fn normalize_path(raw: &str) -> Result<NormalizedPath, PathError> {
         let bare = seg.split(';').next().unwrap_or("");
         if bare == "." {
             rewritten = true;
+        } else if is_dot_lookalike(bare) {
+            return Err(PathError::DotLookalike);
         } else if bare == ".." {
             rewritten = true;
             segments.pop();
@@ -108,6 +112,17 @@ pub fn normalize_path(raw: &str) -> Result<NormalizedPath, PathError> {
         decoded: out,
         rewritten,
     })
+}
+
+/// A segment that is not `.` or `..` but that some servers read as one: Windows (IIS, and any
+/// app that maps paths to files there) drops trailing dots and spaces from a name, so `.. `,
+/// `..%20` and `...` can climb out of a public directory after the gateway has let them in.
+/// No real page has such a name: refused.
+fn is_dot_lookalike(segment: &str) -> bool {
+    segment.len() >= 2
+        && segment != ".."
+        && segment.starts_with('.')
+        && segment.bytes().all(|b| b == b'.' || b == b' ')
 }
 
 fn check_percent_encoding(raw: &str) -> Result<(), PathError> {
@@ -269,6 +284,29 @@ mod tests {
     fn normalize_rejects_double_encoding_and_encoded_slashes() {
         for p in ["/%252e%252e/admin", "/a%2fb", "/a%5Cb", "/a%2525"] {
             assert_eq!(normalize_path(p), Err(PathError::DoubleEncoded), "{p}");
+        }
+    }
+
+    #[test]
+    fn normalize_rejects_segments_windows_reads_as_dot_dot() {
+        for p in [
+            "/public/..%20/admin",
+            "/public/.. /admin",
+            "/public/.../admin",
+            "/public/....",
+            "/public/.%20/x",
+            "/public/..%20;x/admin",
+        ] {
+            assert_eq!(normalize_path(p), Err(PathError::DotLookalike), "{p}");
+        }
+        // Names that merely contain or start with dots are pages like any other.
+        for p in [
+            "/public/.well-known/x",
+            "/public/a..b",
+            "/public/..x",
+            "/public/v1.2",
+        ] {
+            assert!(normalize_path(p).is_ok(), "{p}");
         }
     }
 

@@ -170,6 +170,8 @@ async fn public_path_tricks_corpus() {
         "/public;x/../admin",
         "/public/%2e%2e;x/admin",
         "/public/..",
+        "/public/..%20/admin",
+        "/public/.../admin",
         "/public#/../admin",
         "/public/%23/../../admin",
         "//public/../admin",
