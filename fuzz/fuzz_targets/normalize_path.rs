@@ -1,0 +1,10 @@
+//! Request path normalisation: total, resolved output, a public path stays public upstream.
+#![no_main]
+use std::sync::LazyLock;
+
+use clever_gateway::config::Config;
+use libfuzzer_sys::fuzz_target;
+
+static CFG: LazyLock<Config> = LazyLock::new(clever_gateway::invariants::public_config);
+
+fuzz_target!(|data: &str| clever_gateway::invariants::check_normalize(&CFG, data));
