@@ -91,6 +91,34 @@ async fn rig(
     }
 }
 
+/// A teacher's gateway with district D1's token from a `[[district]]` table (env
+/// `CG_TEST_D1_TOKEN`), `clever_extra` in `[clever]` and both enrichment headers; `prepare`
+/// sets the simulator up first.
+async fn d1_rig(prepare: impl FnOnce(&SimHandle), clever_extra: &str, rust_log: &str) -> Rig {
+    rig(
+        TEACHER,
+        |sim| {
+            prepare(sim);
+            vec![(
+                "CG_TEST_D1_TOKEN".into(),
+                sim.district_token(D1).expect("D1 token"),
+            )]
+        },
+        |port, sim, app| {
+            config(
+                port,
+                sim,
+                app,
+                clever_extra,
+                HEADERS,
+                &district(D1, "Demo", "CG_TEST_D1_TOKEN"),
+            )
+        },
+        rust_log,
+    )
+    .await
+}
+
 /// Waits (up to 15 s) until the gateway's log contains `needle`; returns the log.
 async fn wait_for_log(gw: &Gateway, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -238,25 +266,9 @@ async fn district_without_secure_sync_gets_no_section_header_and_one_log_line() 
 
 #[tokio::test]
 async fn rate_limited_section_fetch_waits_for_the_reset_then_succeeds() {
-    let rig = rig(
-        TEACHER,
-        |sim| {
-            sim.set_fault(Endpoint::Sections, Some(Fault::RateLimitedTimes(2)));
-            vec![(
-                "CG_TEST_D1_TOKEN".into(),
-                sim.district_token(D1).expect("D1 token"),
-            )]
-        },
-        |port, sim, app| {
-            config(
-                port,
-                sim,
-                app,
-                "",
-                HEADERS,
-                &district(D1, "Demo", "CG_TEST_D1_TOKEN"),
-            )
-        },
+    let rig = d1_rig(
+        |sim| sim.set_fault(Endpoint::Sections, Some(Fault::RateLimitedTimes(2))),
+        "",
         "info",
     )
     .await;
@@ -277,26 +289,10 @@ async fn rate_limited_section_fetch_waits_for_the_reset_then_succeeds() {
 
 #[tokio::test]
 async fn rate_limit_past_the_budget_gives_up_without_failing_the_login() {
-    let rig = rig(
-        TEACHER,
-        |sim| {
-            // 429 with a reset a minute away: longer than clever.timeout (4 s).
-            sim.set_fault(Endpoint::Sections, Some(Fault::RateLimited));
-            vec![(
-                "CG_TEST_D1_TOKEN".into(),
-                sim.district_token(D1).expect("D1 token"),
-            )]
-        },
-        |port, sim, app| {
-            config(
-                port,
-                sim,
-                app,
-                "",
-                HEADERS,
-                &district(D1, "Demo", "CG_TEST_D1_TOKEN"),
-            )
-        },
+    let rig = d1_rig(
+        // 429 with a reset a minute away: longer than clever.timeout (4 s).
+        |sim| sim.set_fault(Endpoint::Sections, Some(Fault::RateLimited)),
+        "",
         "info",
     )
     .await;
@@ -479,27 +475,7 @@ async fn spoofed_school_and_section_headers_from_the_client_never_arrive() {
 
 #[tokio::test]
 async fn district_tokens_never_appear_in_logs_pages_or_check_output() {
-    let rig = rig(
-        TEACHER,
-        |sim| {
-            vec![(
-                "CG_TEST_D1_TOKEN".into(),
-                sim.district_token(D1).expect("D1 token"),
-            )]
-        },
-        |port, sim, app| {
-            config(
-                port,
-                sim,
-                app,
-                DISCOVER,
-                HEADERS,
-                &district(D1, "Demo", "CG_TEST_D1_TOKEN"),
-            )
-        },
-        "debug",
-    )
-    .await;
+    let rig = d1_rig(|_| {}, DISCOVER, "debug").await;
     wait_for_log(&rig.gw, "district-app tokens discovered").await;
     let c = browser();
     sign_in(&rig, &c, "/").await;
