@@ -62,17 +62,25 @@ fn record(i: usize) -> SessionRecord {
     )
 }
 
-fn child(n: usize) {
-    let rt = tokio::runtime::Builder::new_current_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    rt.block_on(async {
-        let store = MemoryStore::new(
-            Duration::from_secs(7200),
-            Arc::new(SystemClock),
-            MemoryLimits::default(),
-        );
+        .unwrap()
+}
+
+/// The gateway's memory store with its default limits and a 2 h session lifetime.
+fn store() -> MemoryStore {
+    MemoryStore::new(
+        Duration::from_secs(7200),
+        Arc::new(SystemClock),
+        MemoryLimits::default(),
+    )
+}
+
+fn child(n: usize) {
+    runtime().block_on(async {
+        let store = store();
         // Warm the store up (moka's first allocations), then measure from here.
         let warm = SessionId::generate();
         store.insert(&warm, record(0)).await.unwrap();
@@ -103,16 +111,8 @@ fn child(n: usize) {
 
 /// Abandoned sign-ins: what one anonymous navigation to a protected page leaves behind.
 fn pending_child(n: usize) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let store = MemoryStore::new(
-            Duration::from_secs(7200),
-            Arc::new(SystemClock),
-            MemoryLimits::default(),
-        );
+    runtime().block_on(async {
+        let store = store();
         let login = |binding: String| PendingLogin {
             binding,
             return_to: "/gradebook/classes/2024-fall?term=1".into(),
