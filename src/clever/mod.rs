@@ -375,15 +375,7 @@ impl CleverClient {
         token: &Secret,
         left: Duration,
     ) -> Result<Vec<u8>, CleverError> {
-        if left.is_zero() {
-            return Err(CleverError::Timeout(ep));
-        }
-        let req = self
-            .http
-            .get(url)
-            .timeout(left)
-            .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
-            .header(ACCEPT, "application/json");
+        let req = self.bearer_get(ep, url, token, left)?;
         let (status, body) = self.send(ep, req).await?;
         match status {
             200..=299 => Ok(body),
@@ -402,16 +394,27 @@ impl CleverClient {
         token: &Secret,
         left: Duration,
     ) -> Result<Raw, CleverError> {
+        let req = self.bearer_get(ep, url, token, left)?;
+        self.send_raw(ep, req).await
+    }
+
+    /// A JSON GET with a bearer token, bounded by `left` (none left: a timeout already).
+    fn bearer_get(
+        &self,
+        ep: Endpoint,
+        url: Url,
+        token: &Secret,
+        left: Duration,
+    ) -> Result<reqwest::RequestBuilder, CleverError> {
         if left.is_zero() {
             return Err(CleverError::Timeout(ep));
         }
-        let req = self
+        Ok(self
             .http
             .get(url)
             .timeout(left)
             .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
-            .header(ACCEPT, "application/json");
-        self.send_raw(ep, req).await
+            .header(ACCEPT, "application/json"))
     }
 
     async fn send(

@@ -10,12 +10,11 @@
 
 use http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
-use subtle::ConstantTimeEq;
 
 use super::api::Version;
 use super::state::Shared;
 use super::users::{SimUser, DEMO_DISTRICT, DEMO_DISTRICT_2};
-use super::web::{basic_credentials, bearer_token, Params, Reply};
+use super::web::{bearer_token, Params, Reply};
 use crate::identity::UserType;
 
 /// A district the simulated Clever knows.
@@ -80,17 +79,8 @@ pub(crate) fn sections_of(user: &SimUser) -> Vec<String> {
 
 /// `GET /oauth/tokens?owner_type=district` with HTTP Basic client credentials.
 pub(crate) fn token_list(shared: &Shared, headers: &HeaderMap, q: &Params) -> Reply {
-    let authorized = basic_credentials(headers).is_some_and(|(id, secret)| {
-        id == shared.client_id
-            && bool::from(secret.as_bytes().ct_eq(shared.client_secret.as_bytes()))
-    });
-    if !authorized {
-        return Reply::oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "invalid client credentials",
-        )
-        .header(http::header::WWW_AUTHENTICATE, "Basic realm=\"clever\"");
+    if let Some(refused) = super::oauth::client_refused(shared, headers) {
+        return refused;
     }
     match q.single("owner_type") {
         Ok(Some("district")) => {}

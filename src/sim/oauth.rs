@@ -281,17 +281,8 @@ pub(crate) fn tokens(
         Err(BodyError::Broken) => return invalid_request("could not read the request body"),
     };
 
-    let authorized = basic_credentials(headers).is_some_and(|(id, secret)| {
-        id == shared.client_id
-            && bool::from(secret.as_bytes().ct_eq(shared.client_secret.as_bytes()))
-    });
-    if !authorized {
-        return Reply::oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "invalid client credentials",
-        )
-        .header(http::header::WWW_AUTHENTICATE, "Basic realm=\"clever\"");
+    if let Some(refused) = client_refused(shared, headers) {
+        return refused;
     }
 
     let fields = match media_type(headers).as_deref() {
@@ -358,6 +349,23 @@ fn json_fields(body: &[u8]) -> Option<Params> {
             })
             .collect(),
     ))
+}
+
+/// The 401 `invalid_client` answer unless the request carries the application's client id and
+/// secret as HTTP Basic credentials (compared in constant time).
+pub(crate) fn client_refused(shared: &Shared, headers: &HeaderMap) -> Option<Reply> {
+    let authorized = basic_credentials(headers).is_some_and(|(id, secret)| {
+        id == shared.client_id
+            && bool::from(secret.as_bytes().ct_eq(shared.client_secret.as_bytes()))
+    });
+    (!authorized).then(|| {
+        Reply::oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "invalid client credentials",
+        )
+        .header(http::header::WWW_AUTHENTICATE, "Basic realm=\"clever\"")
+    })
 }
 
 #[cfg(test)]
