@@ -38,6 +38,10 @@ use clever_gateway::secret::{random_token, Secret};
 use clever_gateway::session::memory::MemoryLimits;
 use clever_gateway::session::{MemoryStore, SessionId, SessionRecord, SessionStore, SystemClock};
 
+/// The gateway binary's allocator (src/main.rs), so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const CONFIG: &str = r#"
 [server]
 listen = ["127.0.0.1:8080"]

@@ -14,6 +14,10 @@ use clever_gateway::secret::{random_token, Secret};
 use clever_gateway::session::memory::MemoryLimits;
 use clever_gateway::session::{MemoryStore, SessionId, SessionRecord, SessionStore, SystemClock};
 
+/// The gateway binary's allocator (src/main.rs), so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const CHILD_ENV: &str = "SESSION_MEMORY_CHILD";
 const SIZES: [usize; 2] = [100_000, 1_000_000];
 

@@ -11,6 +11,11 @@ use clever_gateway::config;
 use clever_gateway::secret::Secret;
 use clever_gateway::server::RunMode;
 
+/// jemalloc instead of glibc's allocator: fewer instructions per allocation on the request
+/// path and no per-chunk header on the session store's small objects (see Cargo.toml).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "clever-gateway",
