@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 use crate::config::{HeaderNames, Upstream};
-use crate::identity::{header_safe_value, is_spoofable_identity_header};
+use crate::identity::{is_spoofable_identity_header, IdentityHeader};
 use crate::session::cookies::CookieJarSpec;
 use crate::session::SessionRecord;
 
@@ -135,31 +135,32 @@ pub fn identity(upstream: &Upstream, rec: &SessionRecord) -> Edits {
 }
 
 /// The identity headers under `names`; the access token only with `forward_access_token`.
+/// The values were rendered when the session was created (`SessionRecord::headers`).
 pub fn identity_with(
     names: &HeaderNames,
     forward_access_token: bool,
     rec: &SessionRecord,
 ) -> Edits {
-    let mut e = Edits::default();
-    let id = &rec.identity;
-    let mut put = |name: &HeaderName, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
+    let mut e = Edits {
+        remove: Vec::new(),
+        set: Vec::with_capacity(IdentityHeader::COUNT + 1),
+    };
+    let mut put = |name: &HeaderName, which: IdentityHeader| {
+        if let Some(v) = rec.headers.get(which) {
             e.set.push((name.clone(), v));
         }
     };
-    put(&names.user_id, &id.user_id);
-    put(&names.user_type, &rec.user_type_header);
-    if let Some(d) = id.district_id.as_deref().filter(|d| !d.is_empty()) {
-        put(&names.district_id, d);
+    put(&names.user_id, IdentityHeader::UserId);
+    put(&names.user_type, IdentityHeader::UserType);
+    put(&names.district_id, IdentityHeader::DistrictId);
+    if let Some(h) = &names.email {
+        put(h, IdentityHeader::Email);
     }
-    if let (Some(h), Some(v)) = (&names.email, &id.email) {
-        put(h, &header_safe_value(v));
-    }
-    if let (Some(h), Some(v)) = (&names.name, &id.name) {
-        put(h, &header_safe_value(v));
+    if let Some(h) = &names.name {
+        put(h, IdentityHeader::Name);
     }
     if forward_access_token {
-        put(&names.access_token, rec.access_token.expose());
+        put(&names.access_token, IdentityHeader::AccessToken);
     }
     e
 }
@@ -300,6 +301,95 @@ mod tests {
             .set
             .iter()
             .any(|(k, v)| k == "x-clever-access-token" && v == "ilTOKEN"));
+    }
+
+    /// The rendering `identity_with` did per request before the values were rendered once per
+    /// session: the pre-rendered values must be exactly these.
+    fn rendered_per_request(names: &HeaderNames, rec: &SessionRecord) -> Vec<(String, Vec<u8>)> {
+        use crate::identity::header_safe_value;
+        let id = &rec.identity;
+        let mut out = Vec::new();
+        let mut put = |name: &HeaderName, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                out.push((name.to_string(), v.as_bytes().to_vec()));
+            }
+        };
+        put(&names.user_id, &id.user_id);
+        put(&names.user_type, &id.user_type_header());
+        if let Some(d) = id.district_id.as_deref().filter(|d| !d.is_empty()) {
+            put(&names.district_id, d);
+        }
+        if let (Some(h), Some(v)) = (&names.email, &id.email) {
+            put(h, &header_safe_value(v));
+        }
+        if let (Some(h), Some(v)) = (&names.name, &id.name) {
+            put(h, &header_safe_value(v));
+        }
+        out
+    }
+
+    #[test]
+    fn identity_prerendered_values_equal_per_request_rendering() {
+        let names = HeaderNames {
+            email: Some(HeaderName::from_static("x-clever-email")),
+            name: Some(HeaderName::from_static("x-clever-name")),
+            ..HeaderNames::default()
+        };
+        let odd = [
+            "",
+            "plain",
+            "José Ñúñez",
+            "UTF-8''looks-encoded",
+            "tab\there",
+            "Eve\r\nX-Clever-User-Id: 1",
+            "del\u{7f}",
+            "日本語",
+            " spaced ",
+        ];
+        for (i, text) in odd.iter().enumerate() {
+            let types = match i % 4 {
+                0 => vec![],
+                1 => vec![UserType::Teacher],
+                2 => vec![
+                    UserType::DistrictAdmin,
+                    UserType::Teacher,
+                    UserType::Teacher,
+                ],
+                _ => vec![UserType::Student, UserType::Contact],
+            };
+            let identity = Identity {
+                user_id: text.to_string(),
+                district_id: [None, Some(String::new()), Some(text.to_string())][i % 3].clone(),
+                user_types: types,
+                name: (i % 2 == 0).then(|| text.to_string()),
+                email: Some(format!("{text}@example.org")),
+                authorized_by: None,
+            };
+            let r = SessionRecord::new(
+                identity,
+                Secret::new("t"),
+                SystemTime::now(),
+                Duration::from_secs(60),
+            );
+            let got: Vec<(String, Vec<u8>)> = identity_with(&names, false, &r)
+                .set
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect();
+            assert_eq!(got, rendered_per_request(&names, &r), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn identity_prerendered_values_share_the_session_buffer() {
+        let r = rec(Some("a@b.org"), Some("Ada"));
+        let a = r.headers.get(IdentityHeader::UserId).unwrap();
+        let b = r.headers.get(IdentityHeader::UserId).unwrap();
+        assert_eq!(
+            a.as_bytes().as_ptr(),
+            b.as_bytes().as_ptr(),
+            "no copy per request"
+        );
     }
 
     #[test]
