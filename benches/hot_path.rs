@@ -175,11 +175,11 @@ fn rewrite(gw: &Gateway, up: &mut RequestHeader, rec: &SessionRecord, request_id
     for name in headers::spoofable(&up.headers, &gw.identity_header_names) {
         up.remove_header(&name);
     }
-    let cookie = headers::upstream_cookie(&up.headers, gw.auth.cookies());
-    up.remove_header(&COOKIE);
-    if let Some(c) = cookie {
-        up.insert_header(COOKIE, c).unwrap();
-    }
+    clever_gateway::proxy::apply_cookie(
+        up,
+        headers::upstream_cookie(&up.headers, gw.auth.cookies()),
+    )
+    .unwrap();
     let host = up
         .headers
         .get(http::header::HOST)

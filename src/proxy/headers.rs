@@ -1,8 +1,10 @@
 //! Header hygiene on the way upstream: scrub spoofable identity headers, remove the gateway's
 //! cookies, set `X-Forwarded-*` and `X-Request-Id`, and inject the identity headers.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
+use bytes::Bytes;
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
@@ -57,11 +59,42 @@ pub fn spoofable(headers: &HeaderMap, configured: &[String]) -> Vec<HeaderName> 
     out
 }
 
-/// The single `Cookie` header to send upstream without the gateway's cookies (`None`: drop it).
-pub fn upstream_cookie(headers: &HeaderMap, jar: &CookieJarSpec) -> Option<HeaderValue> {
+/// What to do with the `Cookie` header on the way upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamCookie {
+    /// Leave it as it is: one `Cookie` header (or none) with nothing of the gateway's in it.
+    Keep,
+    /// Remove it: only the gateway's cookies were in it.
+    Remove,
+    /// Replace every `Cookie` header with this one value, without the gateway's cookies.
+    Set(HeaderValue),
+}
+
+/// The single `Cookie` header to send upstream, without the gateway's cookies. Costs no
+/// allocation when there is nothing to remove from a single header (public paths, apps'
+/// own requests without a gateway cookie).
+pub fn upstream_cookie(headers: &HeaderMap, jar: &CookieJarSpec) -> UpstreamCookie {
+    let mut values = headers.get_all(COOKIE).iter();
+    let (Some(first), None) = (values.next(), values.next()) else {
+        return merged_cookie(headers, jar);
+    };
+    let raw = first.as_bytes();
+    match jar.strip_cow(raw) {
+        Cow::Borrowed(kept) if kept.len() == raw.len() && !kept.is_empty() => UpstreamCookie::Keep,
+        kept if kept.is_empty() => UpstreamCookie::Remove,
+        kept => match HeaderValue::from_maybe_shared(Bytes::from(kept.into_owned())) {
+            Ok(v) => UpstreamCookie::Set(v),
+            Err(_) => UpstreamCookie::Remove,
+        },
+    }
+}
+
+/// Several `Cookie` headers (HTTP/2 sends one per cookie) joined into one, or none.
+fn merged_cookie(headers: &HeaderMap, jar: &CookieJarSpec) -> UpstreamCookie {
     let mut joined: Vec<u8> = Vec::new();
     for v in headers.get_all(COOKIE) {
-        if let Some(kept) = jar.strip(v.as_bytes()) {
+        let kept = jar.strip_cow(v.as_bytes());
+        if !kept.is_empty() {
             if !joined.is_empty() {
                 joined.extend_from_slice(b"; ");
             }
@@ -69,9 +102,15 @@ pub fn upstream_cookie(headers: &HeaderMap, jar: &CookieJarSpec) -> Option<Heade
         }
     }
     if joined.is_empty() {
-        None
-    } else {
-        HeaderValue::from_bytes(&joined).ok()
+        return if headers.contains_key(COOKIE) {
+            UpstreamCookie::Remove
+        } else {
+            UpstreamCookie::Keep
+        };
+    }
+    match HeaderValue::from_maybe_shared(Bytes::from(joined)) {
+        Ok(v) => UpstreamCookie::Set(v),
+        Err(_) => UpstreamCookie::Remove,
     }
 }
 
@@ -419,9 +458,48 @@ mod tests {
             secure: true,
             domain: None,
         };
+        let set = |v: &str| UpstreamCookie::Set(HeaderValue::from_str(v).unwrap());
         let h = map(&[("cookie", "a=1; clever_gateway=S"), ("cookie", "b=2")]);
-        assert_eq!(upstream_cookie(&h, &jar).unwrap(), "a=1; b=2");
+        assert_eq!(upstream_cookie(&h, &jar), set("a=1; b=2"));
         let h = map(&[("cookie", "clever_gateway=S")]);
-        assert!(upstream_cookie(&h, &jar).is_none());
+        assert_eq!(upstream_cookie(&h, &jar), UpstreamCookie::Remove);
+        let h = map(&[("cookie", "a=1; clever_gateway=S; b=2")]);
+        assert_eq!(upstream_cookie(&h, &jar), set("a=1; b=2"));
+        let h = map(&[("cookie", "a=1;b=2")]);
+        assert_eq!(
+            upstream_cookie(&h, &jar),
+            set("a=1; b=2"),
+            "re-spaced as before"
+        );
+        let h = map(&[
+            ("cookie", "clever_gateway=S"),
+            ("cookie", "clever_gateway_login=L"),
+        ]);
+        assert_eq!(upstream_cookie(&h, &jar), UpstreamCookie::Remove);
+        let h = map(&[("cookie", "")]);
+        assert_eq!(upstream_cookie(&h, &jar), UpstreamCookie::Remove);
+    }
+
+    #[test]
+    fn upstream_cookie_without_gateway_cookies_kept_as_is() {
+        let jar = CookieJarSpec {
+            session: "clever_gateway".into(),
+            login: "clever_gateway_login".into(),
+            bounce: "clever_gateway_bounce".into(),
+            secure: true,
+            domain: None,
+        };
+        for raw in [
+            "a=1",
+            "a=1; b=2",
+            "PHPSESSID=x; theme=dark; clever_gateway2=y",
+        ] {
+            let h = map(&[("cookie", raw)]);
+            assert_eq!(upstream_cookie(&h, &jar), UpstreamCookie::Keep, "{raw}");
+        }
+        assert_eq!(
+            upstream_cookie(&HeaderMap::new(), &jar),
+            UpstreamCookie::Keep
+        );
     }
 }

@@ -142,6 +142,22 @@ pub fn apply(req: &mut RequestHeader, edits: Edits) -> pingora::Result<()> {
     Ok(())
 }
 
+/// Applies `upstream_cookie`'s answer to the upstream request.
+pub fn apply_cookie(
+    req: &mut RequestHeader,
+    cookie: headers::UpstreamCookie,
+) -> pingora::Result<()> {
+    match cookie {
+        headers::UpstreamCookie::Keep => {}
+        headers::UpstreamCookie::Remove => {
+            req.remove_header(&COOKIE);
+        }
+        // Inserting replaces every `Cookie` header.
+        headers::UpstreamCookie::Set(v) => req.insert_header(COOKIE, v)?,
+    }
+    Ok(())
+}
+
 impl GatewayProxy {
     /// Counts one finished request and, for a forwarded one that got response headers, the
     /// upstream's latency. Label values: configured upstream names and fixed classes only.
@@ -334,11 +350,10 @@ impl ProxyHttp for GatewayProxy {
         for name in headers::spoofable(&upstream_request.headers, &gw.identity_header_names) {
             upstream_request.remove_header(&name);
         }
-        let cookie = headers::upstream_cookie(&upstream_request.headers, gw.auth.cookies());
-        upstream_request.remove_header(&COOKIE);
-        if let Some(c) = cookie {
-            upstream_request.insert_header(COOKIE, c)?;
-        }
+        apply_cookie(
+            upstream_request,
+            headers::upstream_cookie(&upstream_request.headers, gw.auth.cookies()),
+        )?;
         let tls = is_tls(session);
         let client_ip = session
             .client_addr()
