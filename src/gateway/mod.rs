@@ -222,9 +222,13 @@ impl Gateway {
         &self,
         up: usize,
         req: &RequestFacts<'_>,
-        norm: &NormalizedPath,
+        norm: &NormalizedPath<'_>,
     ) -> Option<String> {
         let u = &self.cfg.upstreams[up];
+        if !norm.rewritten && u.url.base_path.is_empty() && !routing::strips_prefix(u) {
+            // The raw path and query go upstream as they are.
+            return None;
+        }
         let p = routing::upstream_path(u, req.path, norm, req.query);
         let unchanged = match req.query {
             None => p == req.path,
