@@ -170,7 +170,12 @@ fn apply(req: &mut RequestHeader, edits: Edits) {
 }
 
 /// The upstream rewrite of `upstream_request_filter` for a signed-in request.
-fn rewrite(gw: &Gateway, up: &mut RequestHeader, rec: &SessionRecord, request_id: &str) {
+fn rewrite(
+    gw: &Gateway,
+    up: &mut RequestHeader,
+    rec: &SessionRecord,
+    request_id: &http::HeaderValue,
+) {
     let upstream = &gw.cfg.upstreams[0];
     for name in headers::spoofable(&up.headers, &gw.identity_header_names) {
         up.remove_header(&name);
@@ -210,7 +215,12 @@ fn signed_in(gw: &Gateway, req: &RequestHeader) -> RequestHeader {
         .read(up.headers.get_all(COOKIE).iter().map(|v| v.as_bytes()));
     let (_, rec) = ready(gw.auth.session(&cookies)).unwrap().expect("session");
     policy::check(&gw.cfg.upstreams[0], &rec.identity).expect("allowed");
-    rewrite(gw, &mut up, &rec, "bench-request-id");
+    rewrite(
+        gw,
+        &mut up,
+        &rec,
+        &http::HeaderValue::from_static("bench-request-id"),
+    );
     up
 }
 
@@ -253,7 +263,7 @@ fn signed_in_decide(gw: &Gateway, req: &RequestHeader) -> RequestHeader {
         panic!("not forwarded");
     };
     let rec = f.session.expect("signed in");
-    rewrite(gw, &mut up, &rec, &request_id);
+    rewrite(gw, &mut up, &rec, request_id.header_value());
     up
 }
 

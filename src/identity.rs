@@ -278,13 +278,16 @@ pub fn header_safe_value(value: &str) -> String {
     }
 }
 
+/// Every request header under this prefix (canonical form) is removed before anything else.
+pub const SPOOFABLE_PREFIX: &str = "x-clever-";
+
 /// Whether a request header name could carry identity and must be removed before anything
 /// else: the whole `X-Clever-` prefix and every configured identity header name, compared
 /// case-insensitively with `_` and `-` equal (`X_Clever_User_Id` is the same to a CGI app).
 /// Runs on every request header: compares in place, without building the canonical name.
 pub fn is_spoofable_identity_header(name: &str, configured: &[String]) -> bool {
     let name = name.as_bytes();
-    const PREFIX: &[u8] = b"x-clever-";
+    const PREFIX: &[u8] = SPOOFABLE_PREFIX.as_bytes();
     (name.len() >= PREFIX.len() && canonical_eq(&name[..PREFIX.len()], PREFIX))
         || configured.iter().any(|c| canonical_eq(name, c.as_bytes()))
 }

@@ -120,52 +120,88 @@ pub struct ForwardFacts<'a> {
     pub client_ip: Option<IpAddr>,
     pub tls: bool,
     pub host: Option<&'a str>,
-    pub request_id: &'a str,
+    /// The request id, as the header value it is sent as.
+    pub request_id: &'a HeaderValue,
 }
 
 /// `X-Forwarded-For/-Proto/-Host` and `X-Request-Id`. A client's values are replaced unless it
-/// is a trusted proxy, whose chain is kept and appended to.
+/// is a trusted proxy, whose chain is kept and appended to. `remove` lists only what is not
+/// also set (setting replaces).
 pub fn forwarding(headers: &HeaderMap, facts: ForwardFacts<'_>, trusted: &[IpNet]) -> Edits {
-    let mut e = Edits::default();
+    let mut e = Edits {
+        remove: Vec::new(),
+        set: Vec::with_capacity(4),
+    };
     let from_trusted = facts
         .client_ip
         .is_some_and(|ip| trusted.iter().any(|n| n.contains(&ip)));
-    let client = facts.client_ip.map(|ip| ip.to_string());
-    let prior_xff = from_trusted
-        .then(|| {
+    let xff = if from_trusted {
+        let client = facts.client_ip.map(|ip| ip.to_string());
+        let prior_xff = Some(
             headers
                 .get_all(&X_FORWARDED_FOR)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .collect::<Vec<_>>()
-                .join(", ")
-        })
+                .join(", "),
+        )
         .filter(|s| !s.is_empty());
-    let xff = match (prior_xff, client) {
-        (Some(p), Some(c)) => Some(format!("{p}, {c}")),
-        (Some(p), None) => Some(p),
-        (None, c) => c,
+        let xff = match (prior_xff, client) {
+            (Some(p), Some(c)) => Some(format!("{p}, {c}")),
+            (Some(p), None) => Some(p),
+            (None, c) => c,
+        };
+        xff.and_then(|v| HeaderValue::from_str(&v).ok())
+    } else {
+        facts.client_ip.map(ip_value)
     };
-    e.remove.push(X_FORWARDED_FOR);
-    if let Some(v) = xff.and_then(|v| HeaderValue::from_str(&v).ok()) {
-        e.set.push((X_FORWARDED_FOR, v));
+    match xff {
+        Some(v) => e.set.push((X_FORWARDED_FOR, v)),
+        None => e.remove.push(X_FORWARDED_FOR),
     }
     let keep = |name: &HeaderName| from_trusted.then(|| headers.get(name).cloned()).flatten();
     let proto = keep(&X_FORWARDED_PROTO)
         .unwrap_or_else(|| HeaderValue::from_static(if facts.tls { "https" } else { "http" }));
-    e.remove.push(X_FORWARDED_PROTO);
     e.set.push((X_FORWARDED_PROTO, proto));
-    e.remove.push(X_FORWARDED_HOST);
     let fhost =
         keep(&X_FORWARDED_HOST).or_else(|| facts.host.and_then(|h| HeaderValue::from_str(h).ok()));
-    if let Some(h) = fhost {
-        e.set.push((X_FORWARDED_HOST, h));
+    match fhost {
+        Some(h) => e.set.push((X_FORWARDED_HOST, h)),
+        None => e.remove.push(X_FORWARDED_HOST),
     }
-    e.remove.push(X_REQUEST_ID);
-    if let Ok(v) = HeaderValue::from_str(facts.request_id) {
-        e.set.push((X_REQUEST_ID, v));
-    }
+    e.set.push((X_REQUEST_ID, facts.request_id.clone()));
     e
+}
+
+/// An IP address as `Display` writes it, as a header value; IPv4 without the formatting
+/// machinery (it is on every forwarded request).
+pub fn ip_value(ip: IpAddr) -> HeaderValue {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut buf = [0u8; 15];
+            let mut n = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                if octet >= 100 {
+                    buf[n] = b'0' + octet / 100;
+                    n += 1;
+                }
+                if octet >= 10 {
+                    buf[n] = b'0' + octet / 10 % 10;
+                    n += 1;
+                }
+                buf[n] = b'0' + octet % 10;
+                n += 1;
+            }
+            HeaderValue::from_bytes(&buf[..n]).unwrap_or_else(|_| HeaderValue::from_static(""))
+        }
+        IpAddr::V6(_) => {
+            HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+        }
+    }
 }
 
 /// The identity headers for one upstream (names pre-built at config time).
@@ -268,7 +304,7 @@ mod tests {
                 client_ip: Some("192.0.2.7".parse().unwrap()),
                 tls: false,
                 host: Some("apps.example.org"),
-                request_id: "rid",
+                request_id: &HeaderValue::from_static("rid"),
             },
             &[],
         );
@@ -277,6 +313,47 @@ mod tests {
         assert_eq!(get(&X_FORWARDED_PROTO).unwrap(), "http");
         assert_eq!(get(&X_FORWARDED_HOST).unwrap(), "apps.example.org");
         assert_eq!(get(&X_REQUEST_ID).unwrap(), "rid");
+    }
+
+    #[test]
+    fn forwarding_without_client_ip_or_host_removes_them() {
+        let h = map(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-host", "evil")]);
+        let e = forwarding(
+            &h,
+            ForwardFacts {
+                client_ip: None,
+                tls: true,
+                host: None,
+                request_id: &HeaderValue::from_static("rid"),
+            },
+            &[],
+        );
+        assert_eq!(e.remove, vec![X_FORWARDED_FOR, X_FORWARDED_HOST]);
+        let names: Vec<&str> = e.set.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, vec!["x-forwarded-proto", "x-request-id"]);
+    }
+
+    #[test]
+    fn ip_value_writes_what_display_writes() {
+        let mut ips: Vec<IpAddr> = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.0.1",
+            "192.0.2.44",
+            "100.9.10.99",
+            "::1",
+            "::ffff:192.0.2.1",
+            "2001:db8::8a2e:370:7334",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        for o in 0..=255u8 {
+            ips.push(IpAddr::from([o, 255 - o, o / 3, o.wrapping_mul(7)]));
+        }
+        for ip in ips {
+            assert_eq!(ip_value(ip), ip.to_string().as_str(), "{ip}");
+        }
     }
 
     #[test]
@@ -291,7 +368,7 @@ mod tests {
                 client_ip: Some("10.1.2.3".parse().unwrap()),
                 tls: false,
                 host: Some("h"),
-                request_id: "rid",
+                request_id: &HeaderValue::from_static("rid"),
             },
             &["10.0.0.0/8".parse().unwrap()],
         );

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{ACCEPT, COOKIE, HOST};
+use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::protocols::tls::CaType;
@@ -36,7 +37,7 @@ const UPGRADED_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Per-request state shared across the phases.
 #[derive(Debug, Default)]
 pub struct RequestCtx {
-    request_id: String,
+    request_id: RequestId,
     started: Option<Instant>,
     /// When the request was handed to the upstream (before peer selection and connect).
     upstream_started: Option<Instant>,
@@ -55,15 +56,68 @@ pub struct GatewayProxy {
     pub upstream_ca: Vec<Option<Arc<CaType>>>,
 }
 
-/// A fresh request id: 96 random bits, base64url (16 characters). It names a request in logs
-/// and is no secret, so it comes from the thread's CSPRNG (seeded from the OS) rather than a
-/// `getrandom` system call per request.
-pub fn request_id() -> String {
-    use base64::Engine;
-    use rand::RngCore;
-    let mut bytes = [0u8; 12];
-    rand::rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+/// A request id: 96 random bits, base64url (16 characters). It names a request in logs and is
+/// no secret, so it comes from the thread's CSPRNG (seeded from the OS) rather than a
+/// `getrandom` system call per request. Kept as the header value it is sent as (upstream and
+/// in the response): each of those is a reference count, not a copy.
+#[derive(Clone)]
+pub struct RequestId(HeaderValue);
+
+impl RequestId {
+    /// A fresh id.
+    pub fn new() -> Self {
+        use base64::Engine;
+        use rand::RngCore;
+        let mut bytes = [0u8; 12];
+        rand::rng().fill_bytes(&mut bytes);
+        let mut text = [0u8; 16];
+        let ok = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode_slice(bytes, &mut text)
+            .is_ok();
+        // One allocation holds the text and its reference count (`Bytes::from_owner`).
+        match HeaderValue::from_maybe_shared(Bytes::from_owner(text)) {
+            Ok(v) if ok => RequestId(v),
+            _ => RequestId::default(),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.0
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        RequestId(HeaderValue::from_static(""))
+    }
+}
+
+impl std::ops::Deref for RequestId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// A fresh request id (see `RequestId`).
+pub fn request_id() -> RequestId {
+    RequestId::new()
 }
 
 fn sec_fetch_mode(req: &RequestHeader) -> Option<&str> {
@@ -365,7 +419,7 @@ impl ProxyHttp for GatewayProxy {
                 client_ip,
                 tls,
                 host: request_host(upstream_request),
-                request_id: &ctx.request_id,
+                request_id: ctx.request_id.header_value(),
             },
             &gw.cfg.server.trusted_proxies,
         );
@@ -415,7 +469,7 @@ impl ProxyHttp for GatewayProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        upstream_response.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        upstream_response.insert_header("X-Request-Id", ctx.request_id.header_value().clone())?;
         Ok(())
     }
 
