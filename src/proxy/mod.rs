@@ -234,8 +234,29 @@ impl GatewayProxy {
     }
 }
 
-/// Writes a gateway reply (the response is complete once this returns).
-async fn write_reply(session: &mut Session, reply: Reply, request_id: &str) -> pingora::Result<()> {
+/// Whether the connection may carry another request after one of the gateway's own replies:
+/// the request had no body (nothing unread is left behind it: a body means `Content-Length`
+/// other than `0`, or `Transfer-Encoding`) and asked for no protocol upgrade. Pingora still
+/// closes it when the client or a drain (`early_request_filter`) says so.
+pub fn reply_keeps_connection(req: &RequestHeader) -> bool {
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING, UPGRADE};
+    let no_body = !req.headers.contains_key(TRANSFER_ENCODING)
+        && req
+            .headers
+            .get_all(CONTENT_LENGTH)
+            .iter()
+            .all(|v| v.as_bytes() == b"0");
+    no_body && !req.headers.contains_key(UPGRADE)
+}
+
+/// Writes a gateway reply (the response is complete once this returns). `keep_alive`: the
+/// connection may serve another request (see `reply_keeps_connection`); otherwise it closes.
+async fn write_reply(
+    session: &mut Session,
+    reply: Reply,
+    request_id: &str,
+    keep_alive: bool,
+) -> pingora::Result<()> {
     let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 2))?;
     for (k, v) in reply.headers {
         resp.append_header(k, v)?;
@@ -243,8 +264,10 @@ async fn write_reply(session: &mut Session, reply: Reply, request_id: &str) -> p
     resp.insert_header("x-request-id", request_id)?;
     resp.insert_header(http::header::CONTENT_LENGTH, reply.body.len().to_string())?;
     let head = session.req_header().method == http::Method::HEAD;
-    // Gateway answers never read the request body: do not reuse the connection.
-    session.set_keepalive(None);
+    if !keep_alive {
+        // The request body, if any, stays unread (or the request was refused): close.
+        session.set_keepalive(None);
+    }
     if head || reply.body.is_empty() {
         session.write_response_header(Box::new(resp), true).await?;
     } else {
@@ -308,7 +331,7 @@ impl ProxyHttp for GatewayProxy {
                 request_id: &ctx.request_id,
             }
             .reply(false);
-            write_reply(session, reply, &ctx.request_id).await?;
+            write_reply(session, reply, &ctx.request_id, false).await?;
             // The response is already written.
             return Ok(true);
         }
@@ -319,7 +342,8 @@ impl ProxyHttp for GatewayProxy {
         if let Some(reply) =
             plain_http_redirect(&gw.cfg.server, session, ctx.wants_html, &ctx.request_id)
         {
-            write_reply(session, reply, &ctx.request_id).await?;
+            let keep_alive = reply_keeps_connection(session.req_header());
+            write_reply(session, reply, &ctx.request_id, keep_alive).await?;
             // The response is already written.
             return Ok(true);
         }
@@ -343,7 +367,8 @@ impl ProxyHttp for GatewayProxy {
         };
         match gw.decide(&facts).await {
             Decision::Reply(reply) => {
-                write_reply(session, reply, &ctx.request_id).await?;
+                let keep_alive = reply_keeps_connection(session.req_header());
+                write_reply(session, reply, &ctx.request_id, keep_alive).await?;
                 // The response is already written.
                 Ok(true)
             }
@@ -522,7 +547,7 @@ impl ProxyHttp for GatewayProxy {
                 request_id: &ctx.request_id,
             }
             .reply(ctx.wants_html);
-            if let Err(err) = write_reply(session, reply, &ctx.request_id).await {
+            if let Err(err) = write_reply(session, reply, &ctx.request_id, false).await {
                 tracing::debug!(error = %err, "could not write error page");
             }
         }
@@ -585,3 +610,44 @@ impl ProxyHttp for GatewayProxy {
 
 /// Bytes alias kept for callers building replies.
 pub type Body = Bytes;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/app", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn reply_keeps_connection_only_without_body_or_upgrade() {
+        assert!(reply_keeps_connection(&req(&[("Host", "x")])));
+        assert!(reply_keeps_connection(&req(&[("Content-Length", "0")])));
+        for refused in [
+            vec![("Content-Length", "5")],
+            vec![("Content-Length", "0"), ("Content-Length", "1")],
+            vec![("Transfer-Encoding", "chunked")],
+            vec![("Content-Length", "00")],
+            vec![("Upgrade", "websocket"), ("Connection", "Upgrade")],
+        ] {
+            assert!(!reply_keeps_connection(&req(&refused)), "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn request_id_is_16_base64url_characters_and_fresh() {
+        let a = request_id();
+        let b = request_id();
+        assert_eq!(a.len(), 16);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert_ne!(a.as_str(), b.as_str());
+        assert_eq!(a.header_value(), a.as_str());
+        assert_eq!(format!("{a}"), a.as_str());
+    }
+}
