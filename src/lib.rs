@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod https;
 pub mod identity;
 pub mod lifecycle;
+pub mod logfmt;
 pub mod metrics;
 pub mod pages;
 pub mod proxy;

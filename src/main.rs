@@ -84,7 +84,10 @@ fn init_logging(format: config::LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        config::LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        config::LogFormat::Human => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .event_format(clever_gateway::logfmt::HumanFormat::default())
+            .init(),
         config::LogFormat::Json => builder
             .json()
             .flatten_event(true)

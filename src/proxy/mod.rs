@@ -593,6 +593,7 @@ impl ProxyHttp for GatewayProxy {
             .map(|s| s.elapsed().as_secs_f64() * 1000.0)
             .unwrap_or(0.0);
         tracing::info!(
+            // crate::logfmt::ACCESS_TARGET: the human format writes this line itself.
             target: "access",
             request_id = %ctx.request_id,
             upstream,
