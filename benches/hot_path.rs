@@ -38,6 +38,10 @@ use clever_gateway::secret::{random_token, Secret};
 use clever_gateway::session::memory::MemoryLimits;
 use clever_gateway::session::{MemoryStore, SessionId, SessionRecord, SessionStore, SystemClock};
 
+/// The gateway binary's allocator (src/main.rs), so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const CONFIG: &str = r#"
 [server]
 listen = ["127.0.0.1:8080"]
@@ -168,16 +172,21 @@ fn apply(req: &mut RequestHeader, edits: Edits) {
 }
 
 /// The upstream rewrite of `upstream_request_filter` for a signed-in request.
-fn rewrite(gw: &Gateway, up: &mut RequestHeader, rec: &SessionRecord, request_id: &str) {
+fn rewrite(
+    gw: &Gateway,
+    up: &mut RequestHeader,
+    rec: &SessionRecord,
+    request_id: &http::HeaderValue,
+) {
     let upstream = &gw.cfg.upstreams[0];
     for name in headers::spoofable(&up.headers, &gw.identity_header_names) {
         up.remove_header(&name);
     }
-    let cookie = headers::upstream_cookie(&up.headers, gw.auth.cookies());
-    up.remove_header(&COOKIE);
-    if let Some(c) = cookie {
-        up.insert_header(COOKIE, c).unwrap();
-    }
+    clever_gateway::proxy::apply_cookie(
+        up,
+        headers::upstream_cookie(&up.headers, gw.auth.cookies()),
+    )
+    .unwrap();
     let host = up
         .headers
         .get(http::header::HOST)
@@ -208,7 +217,12 @@ fn signed_in(gw: &Gateway, req: &RequestHeader) -> RequestHeader {
         .read(up.headers.get_all(COOKIE).iter().map(|v| v.as_bytes()));
     let (_, rec) = ready(gw.auth.session(&cookies)).unwrap().expect("session");
     policy::check(&gw.cfg.upstreams[0], &rec.identity).expect("allowed");
-    rewrite(gw, &mut up, &rec, "bench-request-id");
+    rewrite(
+        gw,
+        &mut up,
+        &rec,
+        &http::HeaderValue::from_static("bench-request-id"),
+    );
     up
 }
 
@@ -251,7 +265,7 @@ fn signed_in_decide(gw: &Gateway, req: &RequestHeader) -> RequestHeader {
         panic!("not forwarded");
     };
     let rec = f.session.expect("signed in");
-    rewrite(gw, &mut up, &rec, &request_id);
+    rewrite(gw, &mut up, &rec, request_id.header_value());
     up
 }
 

@@ -11,6 +11,11 @@ use clever_gateway::config;
 use clever_gateway::secret::Secret;
 use clever_gateway::server::RunMode;
 
+/// jemalloc instead of glibc's allocator: fewer instructions per allocation on the request
+/// path and no per-chunk header on the session store's small objects (see Cargo.toml).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "clever-gateway",
@@ -85,7 +90,10 @@ fn init_logging(format: config::LogFormat) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        config::LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        config::LogFormat::Human => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .event_format(clever_gateway::logfmt::HumanFormat::default())
+            .init(),
         config::LogFormat::Json => builder
             .json()
             .flatten_event(true)

@@ -25,11 +25,11 @@ pub enum PathError {
 }
 
 /// A request path made safe to decide on: decoded once, dot segments (including `..;x`)
-/// resolved, empty segments merged.
+/// resolved, empty segments merged. Borrows the raw path when that already is all of this.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NormalizedPath {
+pub struct NormalizedPath<'a> {
     /// Decoded, resolved path, e.g. `/admin/report`.
-    pub decoded: String,
+    pub decoded: Cow<'a, str>,
     /// Whether the raw path differs structurally (dot or empty segments): then the
     /// re-encoded normalised path is what goes upstream, never the raw one.
     pub rewritten: bool,
@@ -51,7 +51,38 @@ const PATH_ENCODE: &AsciiSet = &CONTROLS
 
 /// Normalises a raw request path (no query) per the spec: decode once, refuse what is still
 /// encoded after that, resolve `.`/`..` segments (also `..;param`), merge `//`.
-pub fn normalize_path(raw: &str) -> Result<NormalizedPath, PathError> {
+pub fn normalize_path(raw: &str) -> Result<NormalizedPath<'_>, PathError> {
+    if is_normal(raw) {
+        return Ok(NormalizedPath {
+            decoded: Cow::Borrowed(raw),
+            rewritten: false,
+        });
+    }
+    normalize_slow(raw)
+}
+
+/// Whether `raw` is its own normalised form: absolute, visible ASCII without `%`, `#` or `\`
+/// (nothing to decode or refuse), no `.` or `..` segment (`;params` included) nor one of only
+/// dots (refused by the slow path), and no empty segment but the last. Most paths are; they are decided on without a copy.
+fn is_normal(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    if b.iter()
+        .any(|&c| !c.is_ascii_graphic() || c == b'%' || c == b'#' || c == b'\\')
+    {
+        return false;
+    }
+    let segments = raw[1..].split('/');
+    let last = raw[1..].matches('/').count();
+    segments.enumerate().all(|(i, seg)| {
+        let bare = seg.split(';').next().unwrap_or("");
+        bare != "." && bare != ".." && !is_dot_lookalike(bare) && (i == last || !seg.is_empty())
+    })
+}
+
+fn normalize_slow(raw: &str) -> Result<NormalizedPath<'_>, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
@@ -109,7 +140,7 @@ pub fn normalize_path(raw: &str) -> Result<NormalizedPath, PathError> {
         out.push('/');
     }
     Ok(NormalizedPath {
-        decoded: out,
+        decoded: Cow::Owned(out),
         rewritten,
     })
 }
@@ -184,7 +215,7 @@ pub fn strip_port(host: &str) -> &str {
 }
 
 /// Whether the normalised path is one of the upstream's public paths.
-pub fn is_public(upstream: &Upstream, path: &NormalizedPath) -> bool {
+pub fn is_public(upstream: &Upstream, path: &NormalizedPath<'_>) -> bool {
     upstream
         .public_paths
         .iter()
@@ -196,7 +227,7 @@ pub fn is_public(upstream: &Upstream, path: &NormalizedPath) -> bool {
 pub fn upstream_path<'a>(
     upstream: &Upstream,
     raw_path: &'a str,
-    norm: &NormalizedPath,
+    norm: &NormalizedPath<'_>,
     query: Option<&str>,
 ) -> Cow<'a, str> {
     let path: Cow<'a, str> = if norm.rewritten {
@@ -205,7 +236,7 @@ pub fn upstream_path<'a>(
         Cow::Borrowed(raw_path)
     };
     let mut path = path;
-    if upstream.strip_path_prefix && upstream.path_prefix != "/" {
+    if strips_prefix(upstream) {
         // The prefix matched on the decoded path; strip the same number of segments.
         let n = upstream.path_prefix.matches('/').count();
         let rest = skip_segments(&path, n).to_string();
@@ -229,6 +260,11 @@ pub fn upstream_path<'a>(
     Cow::Owned(out)
 }
 
+/// Whether the upstream's route prefix is removed from the path sent to it.
+pub fn strips_prefix(upstream: &Upstream) -> bool {
+    upstream.strip_path_prefix && upstream.path_prefix != "/"
+}
+
 /// Drops the first `n` segments of an absolute path (`/a/b/c`, 1 → `/b/c`).
 fn skip_segments(path: &str, n: usize) -> &str {
     let mut idx = 0;
@@ -246,7 +282,7 @@ mod tests {
     use super::*;
 
     fn norm(p: &str) -> String {
-        normalize_path(p).unwrap().decoded
+        normalize_path(p).unwrap().decoded.into_owned()
     }
 
     #[test]
@@ -270,6 +306,76 @@ mod tests {
     fn normalize_encoded_dots_decoded_once_then_resolved() {
         assert_eq!(norm("/public/%2e%2e/admin"), "/admin");
         assert_eq!(norm("/static/..;/admin"), "/admin");
+    }
+
+    #[test]
+    fn normalize_plain_paths_borrowed_unchanged() {
+        for p in [
+            "/",
+            "/a",
+            "/a/b/",
+            "/grades/2026/term1",
+            "/a;x/b",
+            "/a.b/..c/.d",
+            "/~u/x-y_z",
+        ] {
+            let n = normalize_path(p).unwrap();
+            assert!(matches!(n.decoded, Cow::Borrowed(_)), "{p}");
+            assert_eq!(n.decoded, p);
+            assert!(!n.rewritten);
+        }
+    }
+
+    #[test]
+    fn normalize_fast_path_agrees_with_full_normalisation() {
+        for p in [
+            "/",
+            "//",
+            "/a",
+            "/a/",
+            "/a//b",
+            "/./a",
+            "/a/.",
+            "/a/..",
+            "/a/..;x/b",
+            "/a/.;/b",
+            "/a;b",
+            "/.a",
+            "/..a",
+            "/a.",
+            "/a/b/c/",
+            "/a b",
+            "/a%20b",
+            "/é",
+            "/a\\b",
+            "a",
+            "",
+        ] {
+            let slow = normalize_slow(p).map(|n| (n.decoded.into_owned(), n.rewritten));
+            let fast = normalize_path(p).map(|n| (n.decoded.into_owned(), n.rewritten));
+            assert_eq!(fast, slow, "{p:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn normalize_fast_path_agrees_on_generated_paths(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(String::new()),
+                    proptest::strategy::Just(".".to_string()),
+                    proptest::strategy::Just("..".to_string()),
+                    proptest::strategy::Just("..;x".to_string()),
+                    "[a-z.;%2eE~ -]{1,4}",
+                ],
+                0..6,
+            ),
+        ) {
+            let p = format!("/{}", pieces.join("/"));
+            let slow = normalize_slow(&p).map(|n| (n.decoded.into_owned(), n.rewritten));
+            let fast = normalize_path(&p).map(|n| (n.decoded.into_owned(), n.rewritten));
+            proptest::prop_assert_eq!(fast, slow, "{:?}", p);
+        }
     }
 
     #[test]

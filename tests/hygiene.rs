@@ -262,6 +262,80 @@ async fn request_target_open_redirect_falls_back_to_root() {
     );
 }
 
+/// Reads one HTTP/1.1 answer with a `Content-Length` body from `s`.
+async fn read_answer(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let len = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                return text;
+            }
+        }
+        let n = tokio::time::timeout(std::time::Duration::from_secs(3), s.read(&mut chunk))
+            .await
+            .expect("answer in time")
+            .unwrap();
+        assert!(n > 0, "connection closed mid-answer: {text:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[tokio::test]
+async fn gateway_answers_keep_the_connection_when_no_body_is_left_unread() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = env_with(None, "", "").await;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", env.gw.port))
+        .await
+        .unwrap();
+    // Anonymous browser navigations: 302 to Clever, twice on one connection.
+    for _ in 0..2 {
+        s.write_all(b"GET /app HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_answer(&mut s).await;
+        assert_eq!(raw_status(&answer), 302, "{answer}");
+        assert!(
+            !answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+    }
+    // An API client's 401, still on the same connection.
+    s.write_all(b"GET /app HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(raw_status(&read_answer(&mut s).await), 401);
+
+    // A request whose body the gateway does not read: answered, then the connection closes,
+    // so the body can never be taken for a next request.
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", env.gw.port))
+        .await
+        .unwrap();
+    s.write_all(
+        b"POST /app HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\nContent-Length: 44\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(3), s.read_to_end(&mut buf))
+        .await
+        .expect("the gateway closes the connection")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf);
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{answer}");
+    assert_eq!(raw_status(&answer), 302, "{answer}");
+}
+
 #[tokio::test]
 async fn hostile_input_gets_4xx_and_gateway_keeps_serving() {
     let env = env_with(None, "public_paths = [\"/public/\"]", "").await;

@@ -198,6 +198,48 @@ proptest! {
     }
 }
 
+/// `strip_cow` hands back the header itself exactly when `strip` would return it unchanged,
+/// and otherwise what `strip` returns.
+fn check_strip_cow(text: &str) {
+    let raw = text.as_bytes();
+    let cow = jar().strip_cow(raw);
+    let unchanged = jar().strip(raw).as_deref() == Some(raw);
+    assert_eq!(
+        matches!(cow, std::borrow::Cow::Borrowed(b) if b.len() == raw.len() && !b.is_empty()),
+        unchanged,
+        "{text:?}"
+    );
+    assert_eq!(&*cow, jar().strip(raw).unwrap_or_default().as_slice());
+}
+
+fn cookie_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        cookie_pair(),
+        Just(String::new()),
+        Just(" ".to_string()),
+        Just("\u{a0}".to_string()),
+        "[ =a-z\u{2028}\u{3000}\t]{0,6}",
+    ];
+    (
+        proptest::collection::vec(piece, 0..8),
+        prop_oneof![Just(";"), Just("; "), Just(" ;"), Just(";\u{a0}")],
+    )
+        .prop_map(|(pieces, sep)| pieces.join(sep))
+}
+
+proptest! {
+    #![proptest_config(cases(3000))]
+    #[test]
+    fn strip_cow_agrees_with_strip(text in cookie_text()) {
+        check_strip_cow(&text);
+    }
+
+    #[test]
+    fn strip_cow_agrees_with_strip_on_arbitrary_strings(text in ".{0,80}") {
+        check_strip_cow(&text);
+    }
+}
+
 #[test]
 fn cookie_seed_corpus() {
     let many = "a=b;".repeat(5000);
@@ -208,6 +250,7 @@ fn cookie_seed_corpus() {
         .chain([many.as_str(), many_ours.as_str()])
     {
         check_strip(raw.as_bytes());
+        check_strip_cow(raw);
         let _ = jar().read(std::iter::once(raw.as_bytes()));
     }
     check_strip(b"\xff\xfe=\x00; clever_gateway=s");

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::assertion::{Assertions, X_CLEVER_ASSERTION};
 use crate::auth::{policy, safe_return_path, Auth, Ctx};
 use crate::config::{Config, HeaderNames};
-use crate::identity::canonical_header_name;
+use crate::identity::{canonical_header_name, SPOOFABLE_PREFIX};
 use crate::metrics::Metrics;
 use crate::pages::{ErrorPage, Reply};
 use crate::routing::{self, NormalizedPath};
@@ -66,7 +66,8 @@ pub struct Forward {
 pub struct Gateway {
     pub cfg: Arc<Config>,
     pub auth: Auth,
-    /// Canonical (lower-case, `-`) names of every configured identity header on any upstream.
+    /// Canonical (lower-case, `-`) names of every configured identity header on any upstream,
+    /// but those under `X-Clever-`, which is spoofable as a whole.
     pub identity_header_names: Vec<String>,
     /// The same metrics the login flows and the Clever client record into.
     pub metrics: Arc<Metrics>,
@@ -88,7 +89,9 @@ impl Gateway {
         for u in &cfg.upstreams {
             for h in u.headers.all() {
                 let c = canonical_header_name(h.as_str());
-                if !names.contains(&c) {
+                // The `X-Clever-` prefix rule already covers these (every request header is
+                // checked against this list).
+                if !c.starts_with(SPOOFABLE_PREFIX) && !names.contains(&c) {
                     names.push(c);
                 }
             }
@@ -219,9 +222,13 @@ impl Gateway {
         &self,
         up: usize,
         req: &RequestFacts<'_>,
-        norm: &NormalizedPath,
+        norm: &NormalizedPath<'_>,
     ) -> Option<String> {
         let u = &self.cfg.upstreams[up];
+        if !norm.rewritten && u.url.base_path.is_empty() && !routing::strips_prefix(u) {
+            // The raw path and query go upstream as they are.
+            return None;
+        }
         let p = routing::upstream_path(u, req.path, norm, req.query);
         let unchanged = match req.query {
             None => p == req.path,

@@ -1,14 +1,16 @@
 //! Header hygiene on the way upstream: scrub spoofable identity headers, remove the gateway's
 //! cookies, set `X-Forwarded-*` and `X-Request-Id`, and inject the identity headers.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
+use bytes::Bytes;
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 use crate::config::{HeaderNames, Upstream};
-use crate::identity::{header_safe_value, id_list_header, is_spoofable_identity_header};
+use crate::identity::{is_spoofable_identity_header, IdentityHeader};
 use crate::session::cookies::CookieJarSpec;
 use crate::session::SessionRecord;
 
@@ -59,11 +61,42 @@ pub fn spoofable(headers: &HeaderMap, configured: &[String]) -> Vec<HeaderName> 
     out
 }
 
-/// The single `Cookie` header to send upstream without the gateway's cookies (`None`: drop it).
-pub fn upstream_cookie(headers: &HeaderMap, jar: &CookieJarSpec) -> Option<HeaderValue> {
+/// What to do with the `Cookie` header on the way upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamCookie {
+    /// Leave it as it is: one `Cookie` header (or none) with nothing of the gateway's in it.
+    Keep,
+    /// Remove it: only the gateway's cookies were in it.
+    Remove,
+    /// Replace every `Cookie` header with this one value, without the gateway's cookies.
+    Set(HeaderValue),
+}
+
+/// The single `Cookie` header to send upstream, without the gateway's cookies. Costs no
+/// allocation when there is nothing to remove from a single header (public paths, apps'
+/// own requests without a gateway cookie).
+pub fn upstream_cookie(headers: &HeaderMap, jar: &CookieJarSpec) -> UpstreamCookie {
+    let mut values = headers.get_all(COOKIE).iter();
+    let (Some(first), None) = (values.next(), values.next()) else {
+        return merged_cookie(headers, jar);
+    };
+    let raw = first.as_bytes();
+    match jar.strip_cow(raw) {
+        Cow::Borrowed(kept) if kept.len() == raw.len() && !kept.is_empty() => UpstreamCookie::Keep,
+        kept if kept.is_empty() => UpstreamCookie::Remove,
+        kept => match HeaderValue::from_maybe_shared(Bytes::from(kept.into_owned())) {
+            Ok(v) => UpstreamCookie::Set(v),
+            Err(_) => UpstreamCookie::Remove,
+        },
+    }
+}
+
+/// Several `Cookie` headers (HTTP/2 sends one per cookie) joined into one, or none.
+fn merged_cookie(headers: &HeaderMap, jar: &CookieJarSpec) -> UpstreamCookie {
     let mut joined: Vec<u8> = Vec::new();
     for v in headers.get_all(COOKIE) {
-        if let Some(kept) = jar.strip(v.as_bytes()) {
+        let kept = jar.strip_cow(v.as_bytes());
+        if !kept.is_empty() {
             if !joined.is_empty() {
                 joined.extend_from_slice(b"; ");
             }
@@ -71,9 +104,15 @@ pub fn upstream_cookie(headers: &HeaderMap, jar: &CookieJarSpec) -> Option<Heade
         }
     }
     if joined.is_empty() {
-        None
-    } else {
-        HeaderValue::from_bytes(&joined).ok()
+        return if headers.contains_key(COOKIE) {
+            UpstreamCookie::Remove
+        } else {
+            UpstreamCookie::Keep
+        };
+    }
+    match HeaderValue::from_maybe_shared(Bytes::from(joined)) {
+        Ok(v) => UpstreamCookie::Set(v),
+        Err(_) => UpstreamCookie::Remove,
     }
 }
 
@@ -83,52 +122,88 @@ pub struct ForwardFacts<'a> {
     pub client_ip: Option<IpAddr>,
     pub tls: bool,
     pub host: Option<&'a str>,
-    pub request_id: &'a str,
+    /// The request id, as the header value it is sent as.
+    pub request_id: &'a HeaderValue,
 }
 
 /// `X-Forwarded-For/-Proto/-Host` and `X-Request-Id`. A client's values are replaced unless it
-/// is a trusted proxy, whose chain is kept and appended to.
+/// is a trusted proxy, whose chain is kept and appended to. `remove` lists only what is not
+/// also set (setting replaces).
 pub fn forwarding(headers: &HeaderMap, facts: ForwardFacts<'_>, trusted: &[IpNet]) -> Edits {
-    let mut e = Edits::default();
+    let mut e = Edits {
+        remove: Vec::new(),
+        set: Vec::with_capacity(4),
+    };
     let from_trusted = facts
         .client_ip
         .is_some_and(|ip| trusted.iter().any(|n| n.contains(&ip)));
-    let client = facts.client_ip.map(|ip| ip.to_string());
-    let prior_xff = from_trusted
-        .then(|| {
+    let xff = if from_trusted {
+        let client = facts.client_ip.map(|ip| ip.to_string());
+        let prior_xff = Some(
             headers
                 .get_all(&X_FORWARDED_FOR)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .collect::<Vec<_>>()
-                .join(", ")
-        })
+                .join(", "),
+        )
         .filter(|s| !s.is_empty());
-    let xff = match (prior_xff, client) {
-        (Some(p), Some(c)) => Some(format!("{p}, {c}")),
-        (Some(p), None) => Some(p),
-        (None, c) => c,
+        let xff = match (prior_xff, client) {
+            (Some(p), Some(c)) => Some(format!("{p}, {c}")),
+            (Some(p), None) => Some(p),
+            (None, c) => c,
+        };
+        xff.and_then(|v| HeaderValue::from_str(&v).ok())
+    } else {
+        facts.client_ip.map(ip_value)
     };
-    e.remove.push(X_FORWARDED_FOR);
-    if let Some(v) = xff.and_then(|v| HeaderValue::from_str(&v).ok()) {
-        e.set.push((X_FORWARDED_FOR, v));
+    match xff {
+        Some(v) => e.set.push((X_FORWARDED_FOR, v)),
+        None => e.remove.push(X_FORWARDED_FOR),
     }
     let keep = |name: &HeaderName| from_trusted.then(|| headers.get(name).cloned()).flatten();
     let proto = keep(&X_FORWARDED_PROTO)
         .unwrap_or_else(|| HeaderValue::from_static(if facts.tls { "https" } else { "http" }));
-    e.remove.push(X_FORWARDED_PROTO);
     e.set.push((X_FORWARDED_PROTO, proto));
-    e.remove.push(X_FORWARDED_HOST);
     let fhost =
         keep(&X_FORWARDED_HOST).or_else(|| facts.host.and_then(|h| HeaderValue::from_str(h).ok()));
-    if let Some(h) = fhost {
-        e.set.push((X_FORWARDED_HOST, h));
+    match fhost {
+        Some(h) => e.set.push((X_FORWARDED_HOST, h)),
+        None => e.remove.push(X_FORWARDED_HOST),
     }
-    e.remove.push(X_REQUEST_ID);
-    if let Ok(v) = HeaderValue::from_str(facts.request_id) {
-        e.set.push((X_REQUEST_ID, v));
-    }
+    e.set.push((X_REQUEST_ID, facts.request_id.clone()));
     e
+}
+
+/// An IP address as `Display` writes it, as a header value; IPv4 without the formatting
+/// machinery (it is on every forwarded request).
+pub fn ip_value(ip: IpAddr) -> HeaderValue {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut buf = [0u8; 15];
+            let mut n = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                if octet >= 100 {
+                    buf[n] = b'0' + octet / 100;
+                    n += 1;
+                }
+                if octet >= 10 {
+                    buf[n] = b'0' + octet / 10 % 10;
+                    n += 1;
+                }
+                buf[n] = b'0' + octet % 10;
+                n += 1;
+            }
+            HeaderValue::from_bytes(&buf[..n]).unwrap_or_else(|_| HeaderValue::from_static(""))
+        }
+        IpAddr::V6(_) => {
+            HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
+        }
+    }
 }
 
 /// The identity headers for one upstream (names pre-built at config time).
@@ -137,40 +212,39 @@ pub fn identity(upstream: &Upstream, rec: &SessionRecord) -> Edits {
 }
 
 /// The identity headers under `names`; the access token only with `forward_access_token`.
+/// The values were rendered when the session was created (`SessionRecord::headers`).
 pub fn identity_with(
     names: &HeaderNames,
     forward_access_token: bool,
     rec: &SessionRecord,
 ) -> Edits {
-    let mut e = Edits::default();
-    let id = &rec.identity;
-    let mut put = |name: &HeaderName, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
+    let mut e = Edits {
+        remove: Vec::new(),
+        set: Vec::with_capacity(IdentityHeader::COUNT + 1),
+    };
+    let mut put = |name: &HeaderName, which: IdentityHeader| {
+        if let Some(v) = rec.headers.get(which) {
             e.set.push((name.clone(), v));
         }
     };
-    put(&names.user_id, &id.user_id);
-    put(&names.user_type, &rec.user_type_header);
-    if let Some(d) = id.district_id.as_deref().filter(|d| !d.is_empty()) {
-        put(&names.district_id, d);
+    put(&names.user_id, IdentityHeader::UserId);
+    put(&names.user_type, IdentityHeader::UserType);
+    put(&names.district_id, IdentityHeader::DistrictId);
+    if let Some(h) = &names.email {
+        put(h, IdentityHeader::Email);
     }
-    if let (Some(h), Some(v)) = (&names.email, &id.email) {
-        put(h, &header_safe_value(v));
-    }
-    if let (Some(h), Some(v)) = (&names.name, &id.name) {
-        put(h, &header_safe_value(v));
+    if let Some(h) = &names.name {
+        put(h, IdentityHeader::Name);
     }
     if forward_access_token {
-        put(&names.access_token, rec.access_token.expose());
+        put(&names.access_token, IdentityHeader::AccessToken);
     }
     // School and section ids: only when named for this upstream and known (never empty).
-    for (name, ids) in [
-        (&names.school_ids, &id.school_ids),
-        (&names.section_ids, &id.section_ids),
-    ] {
-        if let (Some(h), false) = (name, ids.is_empty()) {
-            put(h, &id_list_header(ids));
-        }
+    if let Some(h) = &names.school_ids {
+        put(h, IdentityHeader::SchoolIds);
+    }
+    if let Some(h) = &names.section_ids {
+        put(h, IdentityHeader::SectionIds);
     }
     e
 }
@@ -181,7 +255,6 @@ mod tests {
     use crate::auth::policy::tests::upstream;
     use crate::identity::{Identity, UserType};
     use crate::secret::Secret;
-    use std::sync::Arc;
     use std::time::{Duration, SystemTime};
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -242,7 +315,7 @@ mod tests {
                 client_ip: Some("192.0.2.7".parse().unwrap()),
                 tls: false,
                 host: Some("apps.example.org"),
-                request_id: "rid",
+                request_id: &HeaderValue::from_static("rid"),
             },
             &[],
         );
@@ -251,6 +324,47 @@ mod tests {
         assert_eq!(get(&X_FORWARDED_PROTO).unwrap(), "http");
         assert_eq!(get(&X_FORWARDED_HOST).unwrap(), "apps.example.org");
         assert_eq!(get(&X_REQUEST_ID).unwrap(), "rid");
+    }
+
+    #[test]
+    fn forwarding_without_client_ip_or_host_removes_them() {
+        let h = map(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-host", "evil")]);
+        let e = forwarding(
+            &h,
+            ForwardFacts {
+                client_ip: None,
+                tls: true,
+                host: None,
+                request_id: &HeaderValue::from_static("rid"),
+            },
+            &[],
+        );
+        assert_eq!(e.remove, vec![X_FORWARDED_FOR, X_FORWARDED_HOST]);
+        let names: Vec<&str> = e.set.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, vec!["x-forwarded-proto", "x-request-id"]);
+    }
+
+    #[test]
+    fn ip_value_writes_what_display_writes() {
+        let mut ips: Vec<IpAddr> = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.0.1",
+            "192.0.2.44",
+            "100.9.10.99",
+            "::1",
+            "::ffff:192.0.2.1",
+            "2001:db8::8a2e:370:7334",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        for o in 0..=255u8 {
+            ips.push(IpAddr::from([o, 255 - o, o / 3, o.wrapping_mul(7)]));
+        }
+        for ip in ips {
+            assert_eq!(ip_value(ip), ip.to_string().as_str(), "{ip}");
+        }
     }
 
     #[test]
@@ -265,7 +379,7 @@ mod tests {
                 client_ip: Some("10.1.2.3".parse().unwrap()),
                 tls: false,
                 host: Some("h"),
-                request_id: "rid",
+                request_id: &HeaderValue::from_static("rid"),
             },
             &["10.0.0.0/8".parse().unwrap()],
         );
@@ -316,12 +430,112 @@ mod tests {
             .any(|(k, v)| k == "x-clever-access-token" && v == "ilTOKEN"));
     }
 
+    /// The rendering `identity_with` did per request before the values were rendered once per
+    /// session: the pre-rendered values must be exactly these.
+    fn rendered_per_request(names: &HeaderNames, rec: &SessionRecord) -> Vec<(String, Vec<u8>)> {
+        use crate::identity::header_safe_value;
+        let id = &rec.identity;
+        let mut out = Vec::new();
+        let mut put = |name: &HeaderName, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                out.push((name.to_string(), v.as_bytes().to_vec()));
+            }
+        };
+        put(&names.user_id, &id.user_id);
+        put(&names.user_type, &id.user_type_header());
+        if let Some(d) = id.district_id.as_deref().filter(|d| !d.is_empty()) {
+            put(&names.district_id, d);
+        }
+        if let (Some(h), Some(v)) = (&names.email, &id.email) {
+            put(h, &header_safe_value(v));
+        }
+        if let (Some(h), Some(v)) = (&names.name, &id.name) {
+            put(h, &header_safe_value(v));
+        }
+        out
+    }
+
+    #[test]
+    fn identity_prerendered_values_equal_per_request_rendering() {
+        let names = HeaderNames {
+            email: Some(HeaderName::from_static("x-clever-email")),
+            name: Some(HeaderName::from_static("x-clever-name")),
+            ..HeaderNames::default()
+        };
+        let odd = [
+            "",
+            "plain",
+            "José Ñúñez",
+            "UTF-8''looks-encoded",
+            "tab\there",
+            "Eve\r\nX-Clever-User-Id: 1",
+            "del\u{7f}",
+            "日本語",
+            " spaced ",
+        ];
+        for (i, text) in odd.iter().enumerate() {
+            let types = match i % 4 {
+                0 => vec![],
+                1 => vec![UserType::Teacher],
+                2 => vec![
+                    UserType::DistrictAdmin,
+                    UserType::Teacher,
+                    UserType::Teacher,
+                ],
+                _ => vec![UserType::Student, UserType::Contact],
+            };
+            let identity = Identity {
+                user_id: text.to_string(),
+                district_id: [None, Some(String::new()), Some(text.to_string())][i % 3].clone(),
+                user_types: types,
+                name: (i % 2 == 0).then(|| text.to_string()),
+                email: Some(format!("{text}@example.org")),
+                authorized_by: None,
+                school_ids: vec![],
+                section_ids: vec![],
+            };
+            let r = SessionRecord::new(
+                identity,
+                Secret::new("t"),
+                SystemTime::now(),
+                Duration::from_secs(60),
+            );
+            let got: Vec<(String, Vec<u8>)> = identity_with(&names, false, &r)
+                .set
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect();
+            assert_eq!(got, rendered_per_request(&names, &r), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn identity_prerendered_values_share_the_session_buffer() {
+        let r = rec(Some("a@b.org"), Some("Ada"));
+        let a = r.headers.get(IdentityHeader::UserId).unwrap();
+        let b = r.headers.get(IdentityHeader::UserId).unwrap();
+        assert_eq!(
+            a.as_bytes().as_ptr(),
+            b.as_bytes().as_ptr(),
+            "no copy per request"
+        );
+    }
+
     #[test]
     fn identity_school_and_section_ids_only_when_named_and_known() {
-        let mut r = rec(None, None);
-        let id = Arc::make_mut(&mut r.identity);
-        id.school_ids = vec!["s1".into(), "s2".into()];
-        id.section_ids = vec![];
+        let with_ids = |schools: &[&str], sections: &[&str]| {
+            let r = rec(None, None);
+            let mut id = r.identity.clone();
+            id.school_ids = schools.iter().map(|s| s.to_string()).collect();
+            id.section_ids = sections.iter().map(|s| s.to_string()).collect();
+            SessionRecord::new(
+                id,
+                Secret::new("ilTOKEN"),
+                r.created_at,
+                Duration::from_secs(60),
+            )
+        };
+        let r = with_ids(&["s1", "s2"], &[]);
         let mut u = upstream(None, None);
         let e = identity(&u, &r);
         assert!(!e.set.iter().any(|(k, _)| k.as_str().contains("ids")));
@@ -334,7 +548,7 @@ mod tests {
             get("x-clever-section-ids").is_none(),
             "no sections: no header"
         );
-        Arc::make_mut(&mut r.identity).section_ids = vec!["c1".into()];
+        let r = with_ids(&["s1", "s2"], &["c1"]);
         let e = identity(&u, &r);
         assert!(e
             .set
@@ -369,9 +583,48 @@ mod tests {
             secure: true,
             domain: None,
         };
+        let set = |v: &str| UpstreamCookie::Set(HeaderValue::from_str(v).unwrap());
         let h = map(&[("cookie", "a=1; clever_gateway=S"), ("cookie", "b=2")]);
-        assert_eq!(upstream_cookie(&h, &jar).unwrap(), "a=1; b=2");
+        assert_eq!(upstream_cookie(&h, &jar), set("a=1; b=2"));
         let h = map(&[("cookie", "clever_gateway=S")]);
-        assert!(upstream_cookie(&h, &jar).is_none());
+        assert_eq!(upstream_cookie(&h, &jar), UpstreamCookie::Remove);
+        let h = map(&[("cookie", "a=1; clever_gateway=S; b=2")]);
+        assert_eq!(upstream_cookie(&h, &jar), set("a=1; b=2"));
+        let h = map(&[("cookie", "a=1;b=2")]);
+        assert_eq!(
+            upstream_cookie(&h, &jar),
+            set("a=1; b=2"),
+            "re-spaced as before"
+        );
+        let h = map(&[
+            ("cookie", "clever_gateway=S"),
+            ("cookie", "clever_gateway_login=L"),
+        ]);
+        assert_eq!(upstream_cookie(&h, &jar), UpstreamCookie::Remove);
+        let h = map(&[("cookie", "")]);
+        assert_eq!(upstream_cookie(&h, &jar), UpstreamCookie::Remove);
+    }
+
+    #[test]
+    fn upstream_cookie_without_gateway_cookies_kept_as_is() {
+        let jar = CookieJarSpec {
+            session: "clever_gateway".into(),
+            login: "clever_gateway_login".into(),
+            bounce: "clever_gateway_bounce".into(),
+            secure: true,
+            domain: None,
+        };
+        for raw in [
+            "a=1",
+            "a=1; b=2",
+            "PHPSESSID=x; theme=dark; clever_gateway2=y",
+        ] {
+            let h = map(&[("cookie", raw)]);
+            assert_eq!(upstream_cookie(&h, &jar), UpstreamCookie::Keep, "{raw}");
+        }
+        assert_eq!(
+            upstream_cookie(&HeaderMap::new(), &jar),
+            UpstreamCookie::Keep
+        );
     }
 }

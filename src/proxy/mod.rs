@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{ACCEPT, COOKIE, HOST};
+use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::protocols::tls::CaType;
@@ -33,7 +34,7 @@ const UPGRADED_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Per-request state shared across the phases.
 #[derive(Debug, Default)]
 pub struct RequestCtx {
-    request_id: String,
+    request_id: RequestId,
     started: Option<Instant>,
     /// When the request was handed to the upstream (before peer selection and connect).
     upstream_started: Option<Instant>,
@@ -52,15 +53,68 @@ pub struct GatewayProxy {
     pub upstream_ca: Vec<Option<Arc<CaType>>>,
 }
 
-/// A fresh request id: 96 random bits, base64url (16 characters). It names a request in logs
-/// and is no secret, so it comes from the thread's CSPRNG (seeded from the OS) rather than a
-/// `getrandom` system call per request.
-pub fn request_id() -> String {
-    use base64::Engine;
-    use rand::RngCore;
-    let mut bytes = [0u8; 12];
-    rand::rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+/// A request id: 96 random bits, base64url (16 characters). It names a request in logs and is
+/// no secret, so it comes from the thread's CSPRNG (seeded from the OS) rather than a
+/// `getrandom` system call per request. Kept as the header value it is sent as (upstream and
+/// in the response): each of those is a reference count, not a copy.
+#[derive(Clone)]
+pub struct RequestId(HeaderValue);
+
+impl RequestId {
+    /// A fresh id.
+    pub fn new() -> Self {
+        use base64::Engine;
+        use rand::RngCore;
+        let mut bytes = [0u8; 12];
+        rand::rng().fill_bytes(&mut bytes);
+        let mut text = [0u8; 16];
+        let ok = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode_slice(bytes, &mut text)
+            .is_ok();
+        // One allocation holds the text and its reference count (`Bytes::from_owner`).
+        match HeaderValue::from_maybe_shared(Bytes::from_owner(text)) {
+            Ok(v) if ok => RequestId(v),
+            _ => RequestId::default(),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.0
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> Self {
+        RequestId(HeaderValue::from_static(""))
+    }
+}
+
+impl std::ops::Deref for RequestId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// A fresh request id (see `RequestId`).
+pub fn request_id() -> RequestId {
+    RequestId::new()
 }
 
 fn sec_fetch_mode(req: &RequestHeader) -> Option<&str> {
@@ -139,6 +193,22 @@ pub fn apply(req: &mut RequestHeader, edits: Edits) -> pingora::Result<()> {
     Ok(())
 }
 
+/// Applies `upstream_cookie`'s answer to the upstream request.
+pub fn apply_cookie(
+    req: &mut RequestHeader,
+    cookie: headers::UpstreamCookie,
+) -> pingora::Result<()> {
+    match cookie {
+        headers::UpstreamCookie::Keep => {}
+        headers::UpstreamCookie::Remove => {
+            req.remove_header(&COOKIE);
+        }
+        // Inserting replaces every `Cookie` header.
+        headers::UpstreamCookie::Set(v) => req.insert_header(COOKIE, v)?,
+    }
+    Ok(())
+}
+
 impl GatewayProxy {
     /// Counts one finished request and, for a forwarded one that got response headers, the
     /// upstream's latency. Label values: configured upstream names and fixed classes only.
@@ -161,8 +231,29 @@ impl GatewayProxy {
     }
 }
 
-/// Writes a gateway reply (the response is complete once this returns).
-async fn write_reply(session: &mut Session, reply: Reply, request_id: &str) -> pingora::Result<()> {
+/// Whether the connection may carry another request after one of the gateway's own replies:
+/// the request had no body (nothing unread is left behind it: a body means `Content-Length`
+/// other than `0`, or `Transfer-Encoding`) and asked for no protocol upgrade. Pingora still
+/// closes it when the client or a drain (`early_request_filter`) says so.
+pub fn reply_keeps_connection(req: &RequestHeader) -> bool {
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING, UPGRADE};
+    let no_body = !req.headers.contains_key(TRANSFER_ENCODING)
+        && req
+            .headers
+            .get_all(CONTENT_LENGTH)
+            .iter()
+            .all(|v| v.as_bytes() == b"0");
+    no_body && !req.headers.contains_key(UPGRADE)
+}
+
+/// Writes a gateway reply (the response is complete once this returns). `keep_alive`: the
+/// connection may serve another request (see `reply_keeps_connection`); otherwise it closes.
+async fn write_reply(
+    session: &mut Session,
+    reply: Reply,
+    request_id: &str,
+    keep_alive: bool,
+) -> pingora::Result<()> {
     let mut resp = ResponseHeader::build(reply.status, Some(reply.headers.len() + 2))?;
     for (k, v) in reply.headers {
         resp.append_header(k, v)?;
@@ -170,8 +261,10 @@ async fn write_reply(session: &mut Session, reply: Reply, request_id: &str) -> p
     resp.insert_header("x-request-id", request_id)?;
     resp.insert_header(http::header::CONTENT_LENGTH, reply.body.len().to_string())?;
     let head = session.req_header().method == http::Method::HEAD;
-    // Gateway answers never read the request body: do not reuse the connection.
-    session.set_keepalive(None);
+    if !keep_alive {
+        // The request body, if any, stays unread (or the request was refused): close.
+        session.set_keepalive(None);
+    }
     if head || reply.body.is_empty() {
         session.write_response_header(Box::new(resp), true).await?;
     } else {
@@ -232,7 +325,7 @@ impl ProxyHttp for GatewayProxy {
                 request_id: &ctx.request_id,
             }
             .reply(false);
-            write_reply(session, reply, &ctx.request_id).await?;
+            write_reply(session, reply, &ctx.request_id, false).await?;
             // The response is already written.
             return Ok(true);
         }
@@ -243,7 +336,8 @@ impl ProxyHttp for GatewayProxy {
         if let Some(reply) =
             plain_http_redirect(&gw.cfg.server, session, ctx.wants_html, &ctx.request_id)
         {
-            write_reply(session, reply, &ctx.request_id).await?;
+            let keep_alive = reply_keeps_connection(session.req_header());
+            write_reply(session, reply, &ctx.request_id, keep_alive).await?;
             // The response is already written.
             return Ok(true);
         }
@@ -267,7 +361,8 @@ impl ProxyHttp for GatewayProxy {
         };
         match gw.decide(&facts).await {
             Decision::Reply(reply) => {
-                write_reply(session, reply, &ctx.request_id).await?;
+                let keep_alive = reply_keeps_connection(session.req_header());
+                write_reply(session, reply, &ctx.request_id, keep_alive).await?;
                 // The response is already written.
                 Ok(true)
             }
@@ -328,11 +423,10 @@ impl ProxyHttp for GatewayProxy {
         for name in headers::spoofable(&upstream_request.headers, &gw.identity_header_names) {
             upstream_request.remove_header(&name);
         }
-        let cookie = headers::upstream_cookie(&upstream_request.headers, gw.auth.cookies());
-        upstream_request.remove_header(&COOKIE);
-        if let Some(c) = cookie {
-            upstream_request.insert_header(COOKIE, c)?;
-        }
+        apply_cookie(
+            upstream_request,
+            headers::upstream_cookie(&upstream_request.headers, gw.auth.cookies()),
+        )?;
         let tls = is_tls(session);
         let client_ip = session
             .client_addr()
@@ -344,7 +438,7 @@ impl ProxyHttp for GatewayProxy {
                 client_ip,
                 tls,
                 host: request_host(upstream_request),
-                request_id: &ctx.request_id,
+                request_id: ctx.request_id.header_value(),
             },
             &gw.cfg.server.trusted_proxies,
         );
@@ -394,7 +488,7 @@ impl ProxyHttp for GatewayProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        upstream_response.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        upstream_response.insert_header("X-Request-Id", ctx.request_id.header_value().clone())?;
         Ok(())
     }
 
@@ -447,7 +541,7 @@ impl ProxyHttp for GatewayProxy {
                 request_id: &ctx.request_id,
             }
             .reply(ctx.wants_html);
-            if let Err(err) = write_reply(session, reply, &ctx.request_id).await {
+            if let Err(err) = write_reply(session, reply, &ctx.request_id, false).await {
                 tracing::debug!(error = %err, "could not write error page");
             }
         }
@@ -493,6 +587,7 @@ impl ProxyHttp for GatewayProxy {
             .map(|s| s.elapsed().as_secs_f64() * 1000.0)
             .unwrap_or(0.0);
         tracing::info!(
+            // crate::logfmt::ACCESS_TARGET: the human format writes this line itself.
             target: "access",
             request_id = %ctx.request_id,
             upstream,
@@ -510,3 +605,44 @@ impl ProxyHttp for GatewayProxy {
 
 /// Bytes alias kept for callers building replies.
 pub type Body = Bytes;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/app", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn reply_keeps_connection_only_without_body_or_upgrade() {
+        assert!(reply_keeps_connection(&req(&[("Host", "x")])));
+        assert!(reply_keeps_connection(&req(&[("Content-Length", "0")])));
+        for refused in [
+            vec![("Content-Length", "5")],
+            vec![("Content-Length", "0"), ("Content-Length", "1")],
+            vec![("Transfer-Encoding", "chunked")],
+            vec![("Content-Length", "00")],
+            vec![("Upgrade", "websocket"), ("Connection", "Upgrade")],
+        ] {
+            assert!(!reply_keeps_connection(&req(&refused)), "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn request_id_is_16_base64url_characters_and_fresh() {
+        let a = request_id();
+        let b = request_id();
+        assert_eq!(a.len(), 16);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert_ne!(a.as_str(), b.as_str());
+        assert_eq!(a.header_value(), a.as_str());
+        assert_eq!(format!("{a}"), a.as_str());
+    }
+}

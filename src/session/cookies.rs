@@ -1,6 +1,7 @@
 //! The gateway's cookies: names, reading them from requests, removing them from what goes
 //! upstream, and the `Set-Cookie` values (HttpOnly, SameSite=Lax, Secure unless disabled).
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use cookie::{Cookie, SameSite};
@@ -58,13 +59,13 @@ impl CookieJarSpec {
                 continue;
             };
             for c in Cookie::split_parse(text).flatten() {
-                let name = c.name();
+                let (name, value) = (c.name(), c.value());
                 if name == self.session {
                     if found.session.len() < MAX_SESSION_CANDIDATES {
-                        found.session.push(c.value().to_string());
+                        found.session.push(value.to_string());
                     }
                 } else if name == self.login {
-                    found.login.get_or_insert_with(|| c.value().to_string());
+                    found.login.get_or_insert_with(|| value.to_string());
                 } else if name == self.bounce {
                     found.bounce = true;
                 }
@@ -76,29 +77,63 @@ impl CookieJarSpec {
     /// The `Cookie` header value to send upstream: the app's own cookies, byte for byte,
     /// without the gateway's. `None` when nothing is left.
     pub fn strip(&self, raw: &[u8]) -> Option<Vec<u8>> {
-        let mut out: Vec<u8> = Vec::with_capacity(raw.len());
+        let out = self.strip_cow(raw);
+        (!out.is_empty()).then(|| out.into_owned())
+    }
+
+    /// What `strip` returns (empty for `None`), borrowed from `raw` when it is a prefix of it:
+    /// `Cow::Borrowed(raw)` itself, all of it, when there is nothing to strip and the pieces
+    /// are already joined by `"; "`, which is how browsers send them.
+    pub fn strip_cow<'r>(&self, raw: &'r [u8]) -> Cow<'r, [u8]> {
+        // While `out` is `None`, the output so far is `raw[..kept]`.
+        let mut out: Option<Vec<u8>> = None;
+        let mut kept = 0;
+        let mut start = 0;
         for piece in raw.split(|&b| b == b';') {
-            let piece = trim_ascii(piece);
-            if piece.is_empty() {
+            let at = start;
+            start += piece.len() + 1;
+            let trimmed = trim_ascii(piece);
+            if trimmed.is_empty() {
                 continue;
             }
-            let name = match piece.iter().position(|&b| b == b'=') {
-                Some(i) => trim_ascii(&piece[..i]),
-                None => piece,
+            let name = match trimmed.iter().position(|&b| b == b'=') {
+                Some(i) => trim_ascii(&trimmed[..i]),
+                None => trimmed,
             };
-            // The reader (`cookie::Cookie::parse`) trims Unicode whitespace around the name, so
-            // `\u{a0}clever_gateway=…` is ours there: compare the same way here, or it would
-            // reach the upstream while the gateway takes it as a session.
+            // The reader (`cookie::Cookie::parse`) trims Unicode whitespace
+            // around the name, so `\u{a0}clever_gateway=…` is ours there: compare the same way
+            // here, or it would reach the upstream while the gateway takes it as a session.
             let unicode_trimmed = std::str::from_utf8(name).map(str::trim).unwrap_or("");
             if self.is_ours(name) || self.is_ours(unicode_trimmed.as_bytes()) {
                 continue;
             }
-            if !out.is_empty() {
-                out.extend_from_slice(b"; ");
+            let from = at + (trimmed.as_ptr() as usize - piece.as_ptr() as usize);
+            let to = from + trimmed.len();
+            match &mut out {
+                None if (kept == 0 && from == 0) || (kept > 0 && raw[kept..from] == *b"; ") => {
+                    kept = to;
+                }
+                None => {
+                    let mut o = Vec::with_capacity(raw.len());
+                    o.extend_from_slice(&raw[..kept]);
+                    if !o.is_empty() {
+                        o.extend_from_slice(b"; ");
+                    }
+                    o.extend_from_slice(trimmed);
+                    out = Some(o);
+                }
+                Some(o) => {
+                    if !o.is_empty() {
+                        o.extend_from_slice(b"; ");
+                    }
+                    o.extend_from_slice(trimmed);
+                }
             }
-            out.extend_from_slice(piece);
         }
-        (!out.is_empty()).then_some(out)
+        match out {
+            Some(o) => Cow::Owned(o),
+            None => Cow::Borrowed(&raw[..kept]),
+        }
     }
 
     fn build<'c>(&self, name: &'c str, value: String) -> cookie::CookieBuilder<'c> {
@@ -222,6 +257,35 @@ mod tests {
             .strip(b"flag; clever_gateway2=keep;  clever_gateway = drop ;x=\xff")
             .unwrap();
         assert_eq!(out, b"flag; clever_gateway2=keep; x=\xff");
+    }
+
+    #[test]
+    fn strip_cow_no_gateway_cookie_borrows_the_header() {
+        let raw = b"PHPSESSID=abc; theme=dark";
+        assert!(matches!(spec().strip_cow(raw), Cow::Borrowed(b) if b == raw));
+    }
+
+    #[test]
+    fn strip_cow_trailing_gateway_cookie_borrows_a_prefix() {
+        let raw = b"PHPSESSID=abc; theme=dark; clever_gateway=SECRET";
+        assert!(
+            matches!(spec().strip_cow(raw), Cow::Borrowed(b) if b == b"PHPSESSID=abc; theme=dark")
+        );
+    }
+
+    #[test]
+    fn strip_cow_respaced_or_inner_gateway_cookie_copies() {
+        for (raw, want) in [
+            (&b"a=1;b=2"[..], &b"a=1; b=2"[..]),
+            (b" a=1", b"a=1"),
+            (b"a=1; clever_gateway=S; b=2", b"a=1; b=2"),
+            (b"clever_gateway=S; a=1", b"a=1"),
+            (b"a=1;; b=2", b"a=1; b=2"),
+        ] {
+            let got = spec().strip_cow(raw);
+            assert!(matches!(got, Cow::Owned(_)), "{raw:?}");
+            assert_eq!(&*got, want);
+        }
     }
 
     #[test]

@@ -10,38 +10,43 @@ pub mod testing;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::identity::Identity;
+use crate::identity::{Identity, IdentityHeaders};
 use crate::secret::{random_token, Secret};
 
 pub use self::redis::{RedisSettings, RedisStore};
 pub use memory::MemoryStore;
 pub use store::{CodeClaim, LoginTimes, PendingLogin, SessionStore, StoreError};
 
-/// A session id: 256 bits from the OS CSPRNG, base64url. `Debug` never shows it.
+/// Length of a session id: 256 bits in base64url without padding.
+const SESSION_ID_LEN: usize = 43;
+
+/// A session id: 256 bits from the OS CSPRNG, base64url. `Debug` never shows it. Kept inline
+/// (no heap allocation): reading one from a cookie allocates nothing, and the memory store's
+/// key costs no separate allocation per session.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(String);
+pub struct SessionId([u8; SESSION_ID_LEN]);
 
 impl SessionId {
     /// A fresh id; ids a browser sends are never reused for a new session.
     pub fn generate() -> Self {
-        SessionId(random_token(32))
+        Self::from_cookie(&random_token(32)).expect("32 random bytes make a 43-character id")
     }
 
     /// Accepts a cookie value only if it has the exact shape of an id we issue.
     pub fn from_cookie(value: &str) -> Option<Self> {
-        let ok = value.len() == 43
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        ok.then(|| SessionId(value.to_string()))
+        let bytes: [u8; SESSION_ID_LEN] = value.as_bytes().try_into().ok()?;
+        bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            .then_some(SessionId(bytes))
     }
 
     /// The value, for the `Set-Cookie` header only.
     pub fn expose(&self) -> &str {
-        &self.0
+        // Only base64url characters get in (`from_cookie`), so this never falls back.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -54,25 +59,41 @@ impl fmt::Debug for SessionId {
 /// What the gateway keeps for a signed-in browser.
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
-    pub identity: Arc<Identity>,
-    /// The Clever SSO token; sent upstream only with `forward_access_token = true`.
-    pub access_token: Secret,
+    /// Inline rather than behind its own `Arc`: the record is shared as a whole (the stores
+    /// hand out `Arc<SessionRecord>`), and one allocation less per session matters at 1M.
+    pub identity: Identity,
     pub created_at: SystemTime,
     pub expires_at: SystemTime,
-    /// `X-Clever-User-Type` value, rendered once at login.
-    pub user_type_header: String,
+    /// The identity header values, rendered once from `identity`, and the Clever SSO token
+    /// (sent upstream only with `forward_access_token = true`; see `access_token`). Never
+    /// stored on their own: a store that keeps sessions elsewhere renders them again when it
+    /// loads one.
+    pub headers: IdentityHeaders,
 }
 
 impl SessionRecord {
     pub fn new(identity: Identity, access_token: Secret, now: SystemTime, ttl: Duration) -> Self {
-        let user_type_header = identity.user_type_header();
+        Self::loaded(identity, access_token, now, now + ttl)
+    }
+
+    /// A session as a store kept it: its times as they were, its header values rendered again.
+    pub fn loaded(
+        identity: Identity,
+        access_token: Secret,
+        created_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> Self {
         SessionRecord {
-            identity: Arc::new(identity),
-            access_token,
-            created_at: now,
-            expires_at: now + ttl,
-            user_type_header,
+            headers: IdentityHeaders::render(&identity, access_token.expose()),
+            identity,
+            created_at,
+            expires_at,
         }
+    }
+
+    /// The Clever SSO token (a secret: never log it).
+    pub fn access_token(&self) -> &str {
+        self.headers.access_token()
     }
 
     pub fn is_live(&self, now: SystemTime) -> bool {

@@ -183,6 +183,8 @@ struct StoredSession {
     access_token: String,
     created_ns: u64,
     expires_ns: u64,
+    /// Written for replicas that read it; this one renders its header values from `identity`.
+    #[serde(default)]
     user_type_header: String,
 }
 
@@ -444,13 +446,12 @@ impl SessionStore for RedisStore {
             return Ok(None);
         };
         let s: StoredSession = decode(&json)?;
-        let rec = Arc::new(SessionRecord {
-            identity: Arc::new(s.identity),
-            access_token: Secret::new(s.access_token),
-            created_at: from_ns(s.created_ns),
-            expires_at: from_ns(s.expires_ns),
-            user_type_header: s.user_type_header,
-        });
+        let rec = Arc::new(SessionRecord::loaded(
+            s.identity,
+            Secret::new(s.access_token),
+            from_ns(s.created_ns),
+            from_ns(s.expires_ns),
+        ));
         if !rec.is_live(now) {
             return Ok(None);
         }
@@ -466,11 +467,11 @@ impl SessionStore for RedisStore {
         let now_ms = self.now_ms();
         let ttl_ms = expires_ms.saturating_sub(now_ms).max(1);
         let json = encode(&StoredSession {
-            identity: (*record.identity).clone(),
-            access_token: record.access_token.expose().to_string(),
+            identity: record.identity.clone(),
+            access_token: record.access_token().to_string(),
             created_ns: ns(record.created_at),
             expires_ns: ns(record.expires_at),
-            user_type_header: record.user_type_header.clone(),
+            user_type_header: record.identity.user_type_header(),
         })?;
         let key = session_key(&hash);
         let member = hash.clone();
@@ -756,10 +757,16 @@ mod tests {
             store_on(&server, clock.clone()),
             store_on(&server, clock.clone()),
         );
-        let mut rec = record(&*clock);
-        let id_ref = Arc::make_mut(&mut rec.identity);
-        id_ref.school_ids = vec!["5d0a9e5d0958b3005c4e0001".into()];
-        id_ref.section_ids = vec!["s1".into(), "s2".into()];
+        let base = record(&*clock);
+        let mut identity = base.identity.clone();
+        identity.school_ids = vec!["5d0a9e5d0958b3005c4e0001".into()];
+        identity.section_ids = vec!["s1".into(), "s2".into()];
+        let rec = SessionRecord::loaded(
+            identity,
+            Secret::new(base.access_token()),
+            base.created_at,
+            base.expires_at,
+        );
         let id = SessionId::generate();
         a.insert(&id, rec.clone()).await.unwrap();
         // B has never seen it: read from Redis, decoded from JSON.
@@ -849,7 +856,7 @@ mod tests {
             .await
             .unwrap()
             .expect("session kept in Redis");
-        assert_eq!(got.access_token.expose(), "tok");
+        assert_eq!(got.access_token(), "tok");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
