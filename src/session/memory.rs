@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use moka::future::Cache;
+use moka::policy::EvictionPolicy;
 
 use super::store::{
     CodeClaim, LoginTimes, PendingLogin, SessionStore, StoreError, MAX_PENDING_PER_BROWSER,
@@ -54,22 +55,32 @@ impl Default for MemoryLimits {
 
 impl MemoryStore {
     /// `ttl` bounds how long moka keeps a session; expiry itself is checked against `clock`.
+    ///
+    /// Every cache evicts least-recently-used at its cap rather than with moka's default
+    /// TinyLFU, which refuses a new key when the cache is full of keys seen as often: a flood
+    /// of anonymous navigations (each a pending login no one finishes) would then lock every
+    /// real sign-in out until the flood's entries expired. With LRU the newest entry is always
+    /// kept and the flood's oldest make room; a real sign-in needs its entry for seconds.
     pub fn new(ttl: Duration, clock: Arc<dyn Clock>, limits: MemoryLimits) -> Self {
         MemoryStore {
             sessions: Cache::builder()
                 .max_capacity(limits.max_sessions)
+                .eviction_policy(EvictionPolicy::lru())
                 .time_to_live(ttl)
                 .build(),
             pending: Cache::builder()
                 .max_capacity(limits.max_pending_logins)
+                .eviction_policy(EvictionPolicy::lru())
                 .time_to_live(limits.login.pending)
                 .build(),
             pending_per_browser: Cache::builder()
                 .max_capacity(limits.max_pending_logins)
+                .eviction_policy(EvictionPolicy::lru())
                 .time_to_live(limits.login.pending)
                 .build(),
             codes: Cache::builder()
                 .max_capacity(limits.max_codes)
+                .eviction_policy(EvictionPolicy::lru())
                 .time_to_live(limits.login.codes)
                 .build(),
             times: limits.login,
@@ -172,6 +183,43 @@ impl SessionStore for MemoryStore {
 mod tests {
     //! The store conformance suite, run against the memory store.
     use super::*;
+
+    /// A flood of abandoned sign-ins (a bot following redirects) past the cap must not lock
+    /// real users out: the newest pending login is always kept, the oldest make room.
+    #[tokio::test]
+    async fn full_pending_store_still_admits_a_new_login() {
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let store = MemoryStore::new(
+            Duration::from_secs(7200),
+            clock.clone(),
+            MemoryLimits {
+                max_pending_logins: 100,
+                ..MemoryLimits::default()
+            },
+        );
+        let login = |binding: &str| PendingLogin {
+            binding: binding.into(),
+            return_to: "/".into(),
+            from_clever: false,
+            created_at: clock.now(),
+        };
+        for round in 0..5 {
+            for i in 0..200 {
+                let key = format!("flood-{round}-{i}");
+                store.put_pending(&key, login(&key)).await.unwrap();
+            }
+            store.pending.run_pending_tasks().await;
+            store.pending_per_browser.run_pending_tasks().await;
+            let real = format!("real-{round}");
+            store.put_pending(&real, login(&real)).await.unwrap();
+            store.pending.run_pending_tasks().await;
+            assert!(
+                store.take_pending(&real).await.unwrap().is_some(),
+                "round {round}: a real sign-in was dropped by a full store"
+            );
+        }
+        assert!(store.pending.entry_count() <= 100, "the cap still holds");
+    }
 
     crate::session::conformance::store_conformance!(|clock| {
         let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(
