@@ -113,6 +113,10 @@ impl IdentityHeader {
     pub const COUNT: usize = 8;
 }
 
+// `IdentityHeaders::present` has a bit per header. (Each header also adds 4 bytes to every
+// session: at 1M sessions, watch `cargo bench --bench session_memory`.)
+const _: () = assert!(IdentityHeader::COUNT <= 16);
+
 /// `X-Clever-User-Type` for every set of roles, indexed by the set (bit `t` for `UserType` `t`),
 /// each in the stable order: a normalised identity's value needs no storage of its own.
 const USER_TYPE_VALUES: [&str; 32] = [
@@ -165,7 +169,7 @@ pub struct IdentityHeaders {
     ends: [u32; IdentityHeader::COUNT],
     /// Bit `i` set: value `i` is in `buf` (the access token always is). Clear: the identity has
     /// no such value (or an empty district id), or it cannot be a header value.
-    present: u8,
+    present: u16,
     /// The roles as a set (index into `USER_TYPE_VALUES`), or `ROLES_IN_BUFFER`.
     roles: u8,
 }
