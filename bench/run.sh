@@ -165,8 +165,8 @@ for t in 1 2; do
 done
 
 # Sign-ins first, on a fresh gateway: the anonymous wrk target below starts a login per request
-# and fills the store of pending logins to its cap (200,000), after which new logins are not
-# admitted (moka's TinyLFU) and the callback answers 400.
+# and fills the store of pending logins to its cap (200,000); the store then keeps the newest
+# and drops the oldest, which would make the sign-in figures measure that turnover.
 echo "== sign-ins: $LOGINS through gateway threads=1 (8 at a time)"
 login_line=$("$bin/examples/login_load" "http://127.0.0.1:${gw_port[1]}" "${gw_pid[1]}" "$LOGINS" 8)
 echo "  $login_line"
