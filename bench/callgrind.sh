@@ -33,28 +33,9 @@ CARGO_TARGET_DIR=$target_dir cargo build --release --locked --bin clever-gateway
   --example sim_server >/dev/null 2>&1
 bin=$target_dir/release
 
-work=$(mktemp -d -t clever-gateway-cg.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-wait_http() { # url
-  for _ in $(seq 1 600); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)
-    [ "$code" = 200 ] && return 0
-    sleep 0.1
-  done
-  echo "no answer from $1" >&2
-  return 1
-}
+BENCH_NAME=cg
+# shellcheck source=bench/common.sh
+source "$repo/bench/common.sh"
 
 up_port=$(free_port)
 cat >"$work/upstream.conf" <<EOF

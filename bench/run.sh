@@ -48,29 +48,9 @@ CARGO_TARGET_DIR=$target_dir cargo build --release --bin clever-gateway \
   --example sim_server --example login_load >/dev/null
 bin=$target_dir/release
 
-work=$(mktemp -d -t clever-gateway-bench.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_http() { # url [accepted status regex]
-  for _ in $(seq 1 200); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)
-    if [[ $code =~ ${2:-^200$} ]]; then return 0; fi
-    sleep 0.05
-  done
-  echo "no answer from $1" >&2
-  return 1
-}
+BENCH_NAME=bench
+# shellcheck source=bench/common.sh
+source "$repo/bench/common.sh"
 
 nginx_conf() { # name port workers server-block
   cat >"$work/$1.conf" <<EOF
