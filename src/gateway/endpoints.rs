@@ -528,28 +528,7 @@ user_id = "X-Remote-User"
     #[tokio::test]
     async fn policy_denial_counted_by_upstream_and_reason_and_sessions_gauge() {
         let (gw, store) = gateway("", true);
-        let id = SessionId::generate();
-        let student = Identity {
-            user_id: "5fc43758db087d0be186c29d".into(),
-            district_id: None,
-            user_types: vec![UserType::Student],
-            name: None,
-            email: None,
-            authorized_by: None,
-            school_ids: Vec::new(),
-            section_ids: Vec::new(),
-        };
-        let rec = SessionRecord::new(
-            student,
-            Secret::new("t"),
-            std::time::SystemTime::now(),
-            Duration::from_secs(60),
-        );
-        store.insert(&id, rec).await.unwrap();
-        let cookies = GatewayCookies {
-            session: vec![id.expose().to_string()],
-            ..Default::default()
-        };
+        let cookies = student_cookies(&store).await;
         match gw.decide(&facts("/staff/x", cookies)).await {
             Decision::Reply(r) => assert_eq!(r.status, 403),
             Decision::Forward(_) => panic!("student forwarded to staff"),
