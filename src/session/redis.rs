@@ -690,6 +690,18 @@ mod tests {
     use crate::session::testing::{RedisServer, SKIPPED};
     use crate::session::ManualClock;
 
+    /// A redis-server and two gateway replicas on it, on the system clock; `None` without
+    /// redis-server. Keep the server alive as long as the stores.
+    fn two_replicas() -> Option<(RedisServer, Arc<dyn Clock>, RedisStore, RedisStore)> {
+        let server = RedisServer::start()?;
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let (a, b) = (
+            store_on(&server, clock.clone()),
+            store_on(&server, clock.clone()),
+        );
+        Some((server, clock, a, b))
+    }
+
     fn store_on(server: &RedisServer, clock: Arc<dyn Clock>) -> RedisStore {
         let settings = RedisSettings {
             url: server.url(),
@@ -749,14 +761,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn school_and_section_ids_reach_another_replica_through_redis() {
-        let Some(server) = RedisServer::start() else {
+        let Some((_server, clock, a, b)) = two_replicas() else {
             return eprintln!("{SKIPPED}");
         };
-        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
-        let (a, b) = (
-            store_on(&server, clock.clone()),
-            store_on(&server, clock.clone()),
-        );
         let base = record(&*clock);
         let mut identity = base.identity.clone();
         identity.school_ids = vec!["5d0a9e5d0958b3005c4e0001".into()];
@@ -776,14 +783,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn remove_on_one_replica_seen_by_other_within_1s() {
-        let Some(server) = RedisServer::start() else {
+        let Some((_server, clock, a, b)) = two_replicas() else {
             return eprintln!("{SKIPPED}");
         };
-        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
-        let (a, b) = (
-            store_on(&server, clock.clone()),
-            store_on(&server, clock.clone()),
-        );
         subscribed(&a).await;
         subscribed(&b).await;
         let id = SessionId::generate();
@@ -887,14 +889,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn revocation_lost_with_the_subscription_still_holds_within_1s() {
-        let Some(server) = RedisServer::start() else {
+        let Some((server, clock, a, b)) = two_replicas() else {
             return eprintln!("{SKIPPED}");
         };
-        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
-        let (a, b) = (
-            store_on(&server, clock.clone()),
-            store_on(&server, clock.clone()),
-        );
         subscribed(&b).await;
         let id = SessionId::generate();
         a.insert(&id, record(&*clock)).await.unwrap();
