@@ -7,11 +7,12 @@
 //! the test harness), and passes. `CLEVER_GATEWAY_CHROMIUM` and `CLEVER_GATEWAY_CHROMEDRIVER`
 //! override where they are looked for.
 
+mod common;
 mod webdriver;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::io::Write;
+use std::process::Child;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clever_gateway::identity::UserType;
@@ -65,39 +66,7 @@ impl Demo {
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
             .port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_clever-gateway"))
-            .args(["demo", "--port", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn clever-gateway demo");
-
-        // Both pipes are drained for the life of the process; stdout lines also go to `rx`.
-        let output: Arc<Mutex<String>> = Arc::default();
-        let (tx, rx) = mpsc::channel::<String>();
-        let out = child.stdout.take().unwrap();
-        let sink = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push_str(&format!("{line}\n"));
-                let _ = tx.send(line);
-            }
-        });
-        let mut err = child.stderr.take().unwrap();
-        let sink = output.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
+        let (child, rx, output) = common::spawn_demo(port, &[]);
 
         let mut demo = Demo {
             child,

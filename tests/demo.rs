@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,8 +23,8 @@ struct Demo {
     sim: String,
     /// The sample app's base URL, as printed.
     app: String,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<String>>,
+    /// Everything the demo printed (stdout and stderr).
+    output: Arc<Mutex<String>>,
 }
 
 impl Drop for Demo {
@@ -41,53 +39,14 @@ impl Demo {
     /// gateway answers.
     async fn start() -> Demo {
         let port = free_port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_clever-gateway"))
-            .args(["demo", "--port", &port.to_string()])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn clever-gateway demo");
-
-        // Drain both pipes for the life of the process so the child never blocks on them.
-        let stdout_lines: Arc<Mutex<Vec<String>>> = Arc::default();
-        let (tx, rx) = mpsc::channel::<String>();
-        {
-            let out = child.stdout.take().unwrap();
-            let lines = stdout_lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    lines.lock().unwrap().push(line.clone());
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        let stderr: Arc<Mutex<String>> = Arc::default();
-        {
-            let mut err = child.stderr.take().unwrap();
-            let sink = stderr.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = err.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    sink.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-        }
+        let (child, rx, output) = common::spawn_demo(port, &[("RUST_LOG", "info")]);
 
         let mut demo = Demo {
             child,
             gateway: String::new(),
             sim: String::new(),
             app: String::new(),
-            stdout: stdout_lines,
-            stderr,
+            output,
         };
 
         // The banner: "Open  http://127.0.0.1:PORT/ …" then "Clever simulator: URL   sample app: URL".
@@ -152,11 +111,7 @@ impl Demo {
 
     /// Everything the demo printed so far, for failure messages.
     fn output(&self) -> String {
-        format!(
-            "--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.stdout.lock().unwrap().join("\n"),
-            self.stderr.lock().unwrap()
-        )
+        self.output.lock().unwrap().clone()
     }
 }
 

@@ -394,3 +394,46 @@ pub async fn session_cookie(env: &Env, client: &reqwest::Client) -> String {
         set_cookie_value(&done, "clever_gateway").expect("session cookie")
     )
 }
+
+/// `clever-gateway demo --port <port>` (with `env`) whose stdout and stderr are drained for
+/// its life, so it never blocks on a full pipe: stdout lines arrive on the receiver (the
+/// banner), and everything it printed collects in the shared string (for failure messages).
+pub fn spawn_demo(
+    port: u16,
+    env: &[(&str, &str)],
+) -> (Child, std::sync::mpsc::Receiver<String>, Arc<Mutex<String>>) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_clever-gateway"))
+        .args(["demo", "--port", &port.to_string()])
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn clever-gateway demo");
+    let output: Arc<Mutex<String>> = Arc::default();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let out = child.stdout.take().unwrap();
+    let sink = output.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push_str(&format!("{line}\n"));
+            let _ = tx.send(line);
+        }
+    });
+    let mut err = child.stderr.take().unwrap();
+    let sink = output.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    (child, rx, output)
+}
