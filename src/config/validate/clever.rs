@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{duration_in, env_var_name, http_url, path, Ctx};
+use super::{duration_in, http_url, secret_source, Ctx};
 use crate::config::file::{quote, CleverFile, Sp};
-use crate::config::model::{ApiVersion, CleverConfig, SecretSource};
+use crate::config::model::{ApiVersion, CleverConfig};
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_TIMEOUT: Duration = Duration::from_secs(60);
@@ -51,23 +51,16 @@ pub(super) fn clever(
         }
     };
 
-    let client_secret = match (&c.client_secret_env, &c.client_secret_file) {
-        (Some(_), Some(file)) => {
-            ctx.err(
-                file.span(),
-                "clever.client_secret_env and clever.client_secret_file are both set: use \
-                 exactly one of them",
-            );
-            None
-        }
-        (Some(env), None) => {
-            env_var_name(ctx, env, "clever.client_secret_env", "CLEVER_CLIENT_SECRET")
-                .map(SecretSource::Env)
-        }
-        (None, Some(file)) => path(ctx, Some(file), "clever.client_secret_file")
-            .flatten()
-            .map(SecretSource::File),
-        (None, None) => {
+    let client_secret = match secret_source(
+        ctx,
+        c.client_secret_env.as_ref(),
+        c.client_secret_file.as_ref(),
+        ("clever.client_secret_env", "clever.client_secret_file"),
+        "CLEVER_CLIENT_SECRET",
+    ) {
+        None => None,
+        Some(Some(source)) => Some(source),
+        Some(None) => {
             let written = ["client_secret_env", "client_secret_file", "client_secret"]
                 .iter()
                 .any(|k| ctx.invalid.contains(&format!("clever.{k}")));
@@ -245,6 +238,7 @@ fn url_or_default(
 mod tests {
     use super::super::testutil::*;
     use super::*;
+    use crate::config::model::SecretSource;
 
     #[test]
     fn clever_missing_table_is_error_at_start() {

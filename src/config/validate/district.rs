@@ -2,9 +2,9 @@
 //! the token from `token_env` or `token_file`, never inline), ids unique; and the checks that tie
 //! the enrichment headers (`school_ids`, `section_ids`) to what can provide them.
 
-use super::{env_var_name, path, Ctx};
+use super::{secret_source, Ctx};
 use crate::config::file::{quote, DistrictFile, Sp, UpstreamFile};
-use crate::config::model::{ApiVersion, CleverConfig, DistrictConfig, SecretSource};
+use crate::config::model::{ApiVersion, CleverConfig, DistrictConfig};
 
 const ID_HINT: &str = "expected a Clever district id such as \"5d0a9e5d0958b300014e49d2\"";
 
@@ -81,23 +81,16 @@ pub(super) fn districts(
             Some(v) => Some(v.get_ref().clone()),
         };
 
-        let token = match (&d.token_env, &d.token_file) {
-            (Some(_), Some(file)) => {
-                ctx.err(
-                    file.span(),
-                    "district.token_env and district.token_file are both set: use exactly one \
-                     of them",
-                );
-                None
-            }
-            (Some(env), None) => {
-                env_var_name(ctx, env, "district.token_env", "CLEVER_DISTRICT_TOKEN")
-                    .map(SecretSource::Env)
-            }
-            (None, Some(file)) => path(ctx, Some(file), "district.token_file")
-                .flatten()
-                .map(SecretSource::File),
-            (None, None) => {
+        let token = match secret_source(
+            ctx,
+            d.token_env.as_ref(),
+            d.token_file.as_ref(),
+            ("district.token_env", "district.token_file"),
+            "CLEVER_DISTRICT_TOKEN",
+        ) {
+            None => None,
+            Some(Some(source)) => Some(source),
+            Some(None) => {
                 let written = ["token_env", "token_file", "token", "access_token"]
                     .iter()
                     .any(|k| ctx.invalid.contains(&key(k)));

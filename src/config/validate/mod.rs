@@ -19,7 +19,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::file::{quote, Parsed, Sink, Sp};
-use super::model::Config;
+use super::model::{Config, SecretSource};
 use clever::clever;
 use server::server;
 use session::session;
@@ -101,7 +101,32 @@ fn path(ctx: &mut Ctx<'_, '_>, v: Option<&Sp<String>>, shown: &str) -> Option<Op
     }
 }
 
-/// An absolute http(s) URL with a host and no fragment.
+/// Where a secret comes from: `env_key` (an environment variable's name) or `file_key` (a
+/// path), never both. `Some(None)`: neither is set, which the caller judges; `None`: a problem
+/// was reported.
+fn secret_source(
+    ctx: &mut Ctx<'_, '_>,
+    env: Option<&Sp<String>>,
+    file: Option<&Sp<String>>,
+    (env_key, file_key): (&str, &str),
+    example_var: &str,
+) -> Option<Option<SecretSource>> {
+    match (env, file) {
+        (Some(_), Some(f)) => {
+            ctx.err(
+                f.span(),
+                format!("{env_key} and {file_key} are both set: use exactly one of them"),
+            );
+            None
+        }
+        (Some(e), None) => {
+            env_var_name(ctx, e, env_key, example_var).map(|n| Some(SecretSource::Env(n)))
+        }
+        (None, Some(f)) => path(ctx, Some(f), file_key).map(|p| p.map(SecretSource::File)),
+        (None, None) => Some(None),
+    }
+}
+
 /// An environment variable name for a secret (`client_secret_env`, `redis_password_env`):
 /// non-empty, no `=`, NUL or whitespace. `example` is shown in the error.
 fn env_var_name(

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{duration, duration_in, env_var_name, path, Ctx};
+use super::{duration, duration_in, secret_source, Ctx};
 use crate::config::file::{quote, SessionFile, Sp};
-use crate::config::model::{SecretSource, SessionConfig, StoreKind};
+use crate::config::model::{SessionConfig, StoreKind};
 
 const DEFAULT_TTL: Duration = Duration::from_secs(2 * 3600);
 const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -185,15 +185,7 @@ pub(super) fn session(
     };
 
     let redis_password = match (&s.redis_password_env, &s.redis_password_file) {
-        (Some(_), Some(file)) => {
-            ctx.err(
-                file.span(),
-                "session.redis_password_env and session.redis_password_file are both set: use \
-                 exactly one of them",
-            );
-            None
-        }
-        (Some(v), _) | (_, Some(v)) if store != Some(StoreKind::Redis) => {
+        (Some(v), None) | (None, Some(v)) if store != Some(StoreKind::Redis) => {
             ctx.err(
                 v.span(),
                 "a Redis password is set but session.store is not \"redis\": set store = \
@@ -201,12 +193,13 @@ pub(super) fn session(
             );
             None
         }
-        (Some(env), None) => env_var_name(ctx, env, "session.redis_password_env", "REDIS_PASSWORD")
-            .map(|n| Some(SecretSource::Env(n))),
-        (None, Some(file)) => {
-            path(ctx, Some(file), "session.redis_password_file").map(|p| p.map(SecretSource::File))
-        }
-        (None, None) => Some(None),
+        (env, file) => secret_source(
+            ctx,
+            env.as_ref(),
+            file.as_ref(),
+            ("session.redis_password_env", "session.redis_password_file"),
+            "REDIS_PASSWORD",
+        ),
     };
 
     let logout_redirect = match &s.logout_redirect {
@@ -275,6 +268,7 @@ fn is_cookie_domain(s: &str) -> bool {
 mod tests {
     use super::super::testutil::*;
     use super::*;
+    use crate::config::model::SecretSource;
 
     #[test]
     fn session_defaults_are_applied() {
