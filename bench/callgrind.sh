@@ -62,27 +62,7 @@ pids+=($!)
 for _ in $(seq 1 200); do [ -s "$work/sim.out" ] && break; sleep 0.05; done
 read -r sim_base client_id client_secret <"$work/sim.out"
 
-cat >"$work/gateway.toml" <<EOF
-[server]
-listen = ["127.0.0.1:$gw_port"]
-threads = 1
-
-[clever]
-client_id = "$client_id"
-client_secret_env = "CLEVER_GATEWAY_BENCH_SECRET"
-redirect_uri = "http://127.0.0.1:$gw_port/oauth/clever/callback"
-authorize_url = "$sim_base/oauth/authorize"
-token_url = "$sim_base/oauth/tokens"
-api_base = "$sim_base"
-
-[session]
-cookie_secure = false
-
-[[upstream]]
-name = "app"
-url = "http://127.0.0.1:$up_port"
-public_paths = ["/public/"]
-EOF
+gateway_toml "$gw_port" 1 >"$work/gateway.toml"
 CLEVER_GATEWAY_BENCH_SECRET=$client_secret RUST_LOG=info \
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/cg.%p.out" \
   "$bin/clever-gateway" run --config "$work/gateway.toml" 2>"$work/gateway.log" >/dev/null &

@@ -24,3 +24,30 @@ wait_http() { # url [accepted status regex]
   echo "no answer from $1" >&2
   return 1
 }
+
+# gateway_toml PORT THREADS: the gateway config both scripts run, on the simulator `sim_base`
+# (with `client_id`) and the nginx upstream `up_port`; the secret comes from
+# CLEVER_GATEWAY_BENCH_SECRET.
+gateway_toml() {
+  cat <<EOF
+[server]
+listen = ["127.0.0.1:$1"]
+threads = $2
+
+[clever]
+client_id = "$client_id"
+client_secret_env = "CLEVER_GATEWAY_BENCH_SECRET"
+redirect_uri = "http://127.0.0.1:$1/oauth/clever/callback"
+authorize_url = "$sim_base/oauth/authorize"
+token_url = "$sim_base/oauth/tokens"
+api_base = "$sim_base"
+
+[session]
+cookie_secure = false
+
+[[upstream]]
+name = "app"
+url = "http://127.0.0.1:$up_port"
+public_paths = ["/public/"]
+EOF
+}

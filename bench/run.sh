@@ -101,27 +101,7 @@ read -r sim_base client_id client_secret <"$work/sim.out"
 declare -A gw_pid
 for t in 1 2; do
   port=${gw_port[$t]}
-  cat >"$work/gateway$t.toml" <<EOF
-[server]
-listen = ["127.0.0.1:$port"]
-threads = $t
-
-[clever]
-client_id = "$client_id"
-client_secret_env = "CLEVER_GATEWAY_BENCH_SECRET"
-redirect_uri = "http://127.0.0.1:$port/oauth/clever/callback"
-authorize_url = "$sim_base/oauth/authorize"
-token_url = "$sim_base/oauth/tokens"
-api_base = "$sim_base"
-
-[session]
-cookie_secure = false
-
-[[upstream]]
-name = "app"
-url = "http://127.0.0.1:$up_port"
-public_paths = ["/public/"]
-EOF
+  gateway_toml "$port" "$t" >"$work/gateway$t.toml"
   CLEVER_GATEWAY_BENCH_SECRET=$client_secret RUST_LOG=$GATEWAY_RUST_LOG \
     "$bin/clever-gateway" run --config "$work/gateway$t.toml" 2>"$work/gateway$t.log" >/dev/null &
   gw_pid[$t]=$!
