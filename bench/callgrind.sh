@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per request of the whole gateway process (pingora included), counted by
 # callgrind, so the figure repeats whatever else the machine is doing. Starts a `return 200`
-# nginx upstream, the Clever simulator and a release gateway (threads = 1, RUST_LOG=info,
+# nginx upstream, the Clever simulator and a production-profile gateway (threads = 1, RUST_LOG=info,
 # memory store) under `valgrind --tool=callgrind` with collection off, signs in, sends WARMUP
 # requests, then collects over N keep-alive requests from one connection per kind:
 #
@@ -29,8 +29,10 @@ OUT=${OUT:-$(mktemp -d -t clever-gateway-callgrind.XXXXXX)}
 mkdir -p "$OUT"
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-CARGO_TARGET_DIR=$target_dir cargo build --release --locked --bin clever-gateway \
-  --example sim_server >/dev/null 2>&1
+CARGO_TARGET_DIR=$target_dir cargo build --profile production --locked --bin clever-gateway \
+  >/dev/null 2>&1
+CARGO_TARGET_DIR=$target_dir cargo build --release --locked --example sim_server >/dev/null 2>&1
+gateway_bin=$target_dir/production/clever-gateway
 bin=$target_dir/release
 
 BENCH_NAME=cg
@@ -65,7 +67,7 @@ read -r sim_base client_id client_secret <"$work/sim.out"
 gateway_toml "$gw_port" 1 >"$work/gateway.toml"
 CLEVER_GATEWAY_BENCH_SECRET=$client_secret RUST_LOG=info \
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/cg.%p.out" \
-  "$bin/clever-gateway" run --config "$work/gateway.toml" 2>"$work/gateway.log" >/dev/null &
+  "$gateway_bin" run --config "$work/gateway.toml" 2>"$work/gateway.log" >/dev/null &
 gw=$!
 pids+=($gw)
 wait_http "http://127.0.0.1:$up_port/"

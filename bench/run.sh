@@ -43,9 +43,12 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-echo "== building (release): clever-gateway, examples sim_server and login_load"
-CARGO_TARGET_DIR=$target_dir cargo build --release --bin clever-gateway \
-  --example sim_server --example login_load >/dev/null
+# The gateway as districts deploy it (the production profile); the simulator and the login
+# load generator, which are not measured, in the quicker-to-build release profile.
+echo "== building: clever-gateway (production profile); examples sim_server and login_load (release)"
+CARGO_TARGET_DIR=$target_dir cargo build --profile production --bin clever-gateway >/dev/null
+CARGO_TARGET_DIR=$target_dir cargo build --release --example sim_server --example login_load >/dev/null
+gateway_bin=$target_dir/production/clever-gateway
 bin=$target_dir/release
 
 BENCH_NAME=bench
@@ -68,7 +71,9 @@ http {
 EOF
   "$NGINX" -p "$work" -c "$work/$1.conf" -e "$work/$1.error.log" &
   pids+=($!)
+  server_pid[$1]=$!
 }
+declare -A server_pid
 
 up_port=$(free_port)
 nginx_conf upstream "$up_port" 1 "access_log off;
@@ -103,7 +108,7 @@ for t in 1 2; do
   port=${gw_port[$t]}
   gateway_toml "$port" "$t" >"$work/gateway$t.toml"
   CLEVER_GATEWAY_BENCH_SECRET=$client_secret RUST_LOG=$GATEWAY_RUST_LOG \
-    "$bin/clever-gateway" run --config "$work/gateway$t.toml" 2>"$work/gateway$t.log" >/dev/null &
+    "$gateway_bin" run --config "$work/gateway$t.toml" 2>"$work/gateway$t.log" >/dev/null &
   gw_pid[$t]=$!
   pids+=($!)
 done
@@ -131,18 +136,33 @@ echo "== sign-ins: $LOGINS through gateway threads=1 (8 at a time)"
 login_line=$("$bin/examples/login_load" "http://127.0.0.1:${gw_port[1]}" "${gw_pid[1]}" "$LOGINS" 8)
 echo "  $login_line"
 
-# name | url | extra wrk args
+# CPU clock ticks (user, kernel) of a server process, its threads and its children (nginx's
+# workers), from /proc: what the server spent, whatever else the machine ran meanwhile.
+cpu_ticks() {
+  local user=0 kernel=0 p task f
+  for p in "$1" $(pgrep -P "$1" || true); do
+    for task in /proc/"$p"/task/*; do
+      read -r -a f <"$task/stat" 2>/dev/null || continue
+      # Fields 14 and 15 (utime, stime); the command name (field 2) has no spaces here.
+      user=$((user + f[13])) kernel=$((kernel + f[14]))
+    done
+  done
+  echo "$user $kernel"
+}
+clk_tck=$(getconf CLK_TCK)
+
+# name | url | extra wrk args | server pid
 targets=(
-  "upstream direct|http://127.0.0.1:$up_port/app/page|"
-  "nginx proxy (1 worker)|http://127.0.0.1:${nginx_port[1]}/app/page|"
-  "nginx proxy (2 workers)|http://127.0.0.1:${nginx_port[2]}/app/page|"
+  "upstream direct|http://127.0.0.1:$up_port/app/page||${server_pid[upstream]}"
+  "nginx proxy (1 worker)|http://127.0.0.1:${nginx_port[1]}/app/page||${server_pid[proxy1]}"
+  "nginx proxy (2 workers)|http://127.0.0.1:${nginx_port[2]}/app/page||${server_pid[proxy2]}"
 )
 for t in 1 2; do
   base="http://127.0.0.1:${gw_port[$t]}"
   targets+=(
-    "gateway t$t public path|$base/public/page|"
-    "gateway t$t signed in|$base/app/page|Cookie: ${cookie[$t]}"
-    "gateway t$t anonymous (302)|$base/app/page|Accept: text/html"
+    "gateway t$t public path|$base/public/page||${gw_pid[$t]}"
+    "gateway t$t signed in|$base/app/page|Cookie: ${cookie[$t]}|${gw_pid[$t]}"
+    "gateway t$t anonymous (302)|$base/app/page|Accept: text/html|${gw_pid[$t]}"
   )
 done
 
@@ -151,14 +171,21 @@ results=$work/results.tsv
 echo "== wrk: $ROUNDS rounds x ${#targets[@]} targets x ${DURATION}s, $CONNECTIONS connections, $WRK_THREADS wrk thread(s)"
 for r in $(seq 1 "$ROUNDS"); do
   for entry in "${targets[@]}"; do
-    IFS='|' read -r name url header <<<"$entry"
+    IFS='|' read -r name url header spid <<<"$entry"
     args=(-t "$WRK_THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency)
     [ -n "$header" ] && args+=(-H "$header")
+    cpu_before=$(cpu_ticks "$spid")
     out=$(wrk "${args[@]}" "$url")
-    python3 - "$r" "$name" "$results" <<'PY' "$out"
+    cpu_after=$(cpu_ticks "$spid")
+    python3 - "$r" "$name" "$results" "$cpu_before" "$cpu_after" "$clk_tck" <<'PY' "$out"
 import re, sys
-r, name, path = sys.argv[1:4]
-out = sys.argv[4]
+r, name, path, before, after, tck = sys.argv[1:7]
+out = sys.argv[7]
+requests = int(re.search(r"(\d+) requests in", out).group(1))
+(u0, k0), (u1, k1) = (map(int, x.split()) for x in (before, after))
+# Microseconds of the server's CPU per request, user and kernel.
+user_us = (u1 - u0) * 1e6 / int(tck) / max(requests, 1)
+kernel_us = (k1 - k0) * 1e6 / int(tck) / max(requests, 1)
 def ms(v):
     m = re.match(r"([\d.]+)(us|ms|s|m)", v)
     n, u = float(m.group(1)), m.group(2)
@@ -169,8 +196,8 @@ p99 = ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
 err = re.search(r"Socket errors: (.*)", out)
 with open(path, "a") as f:
-    f.write(f"{r}\t{name}\t{rps}\t{p50}\t{p99}\t{bad.group(1) if bad else 0}\t{err.group(1) if err else ''}\n")
-print(f"  round {r}: {name:<30} {rps:>9.0f} req/s  p50 {p50:.3f} ms  p99 {p99:.3f} ms" + (f"  non-2xx/3xx {bad.group(1)}" if bad else ""))
+    f.write(f"{r}\t{name}\t{rps}\t{p50}\t{p99}\t{bad.group(1) if bad else 0}\t{err.group(1) if err else ''}\t{user_us}\t{kernel_us}\n")
+print(f"  round {r}: {name:<30} {rps:>9.0f} req/s  p50 {p50:.3f} ms  p99 {p99:.3f} ms  cpu/req {user_us:.1f}+{kernel_us:.1f} us" + (f"  non-2xx/3xx {bad.group(1)}" if bad else ""))
 PY
   done
 done
@@ -189,12 +216,12 @@ path, rounds, dur, conns, wthreads, login, memory, gwlog = sys.argv[1:9]
 rows = {}
 order = []
 for line in open(path):
-    r, name, rps, p50, p99, bad, err = line.rstrip("\n").split("\t")
+    r, name, rps, p50, p99, bad, err, user_us, kernel_us = line.rstrip("\n").split("\t")
     if name not in rows:
         rows[name] = []
         order.append(name)
-    rows[name].append((float(rps), float(p50), float(p99), int(bad), err))
-med = {n: tuple(statistics.median(x[i] for x in v) for i in range(3)) for n, v in rows.items()}
+    rows[name].append((float(rps), float(p50), float(p99), int(bad), err, float(user_us), float(kernel_us)))
+med = {n: tuple(statistics.median(x[i] for x in v) for i in (0, 1, 2, 5, 6)) for n, v in rows.items()}
 cpu = "?"
 for l in open("/proc/cpuinfo"):
     if l.startswith("model name"):
@@ -212,14 +239,17 @@ print(f"- machine: {os.cpu_count()} CPUs ({cpu}), kernel {platform.release()}, l
 print(f"- wrk {wthreads} thread(s), {conns} connections, {rounds} interleaved rounds x {dur} s per target; "
       f"figures are medians over the rounds; upstream and proxies: {nginx_v}, "
       "`return 200` upstream (12-byte body), proxies keep upstream connections alive")
-print(f"- gateway: release build, `RUST_LOG={gwlog}` (info: one access-log line per request to stderr, as nginx's access_log to a file), memory session store\n")
-print("| target | req/s | p50 ms | p99 ms | non-2xx/3xx (all rounds) |")
-print("| --- | ---: | ---: | ---: | ---: |")
+print(f"- gateway: production-profile build (release + fat LTO), `RUST_LOG={gwlog}` (info: one access-log line per request to stderr, as nginx's access_log to a file), memory session store\n")
+print("| target | req/s | p50 ms | p99 ms | server CPU us/request (user + kernel) | non-2xx/3xx (all rounds) |")
+print("| --- | ---: | ---: | ---: | ---: | ---: |")
 for n in order:
-    rps, p50, p99 = med[n]
+    rps, p50, p99, user_us, kernel_us = med[n]
     bad = sum(x[3] for x in rows[n])
-    print(f"| {n} | {rps:.0f} | {p50:.3f} | {p99:.3f} | {bad} |")
+    print(f"| {n} | {rps:.0f} | {p50:.3f} | {p99:.3f} | {user_us + kernel_us:.1f} ({user_us:.1f} + {kernel_us:.1f}) | {bad} |")
 print()
+print("Server CPU per request: the server process's (nginx: its workers') user and kernel CPU time "
+      "over the run, from /proc, divided by the requests wrk completed; a figure that holds when "
+      "other work shares the machine, unlike req/s.\n")
 up = med.get("upstream direct")
 for t, w in (("1", "1 worker"), ("2", "2 workers")):
     s = med.get(f"gateway t{t} signed in")
@@ -230,6 +260,9 @@ for t, w in (("1", "1 worker"), ("2", "2 workers")):
     print(f"- threads={t}: signed-in / nginx proxy ({w}) req/s = **{s[0]/n[0]:.2f}x** (target >= 1.0); "
           f"public / nginx = {p[0]/n[0]:.2f}x; signed-in p99 - nginx p99 = {s[2]-n[2]:+.3f} ms (target <= +0.5); "
           f"signed-in / upstream direct = {s[0]/up[0]:.2f}x")
+    print(f"  CPU per request: nginx proxy / gateway signed in = **{(n[3]+n[4])/(s[3]+s[4]):.2f}x**; "
+          f"gateway kernel time alone / nginx's whole = {s[4]/(n[3]+n[4]):.2f}x; "
+          f"gateway user time / nginx user time = {s[3]/max(n[3], 1e-9):.1f}x")
 print()
 if login:
     print(f"Sign-ins (full flow through gateway threads=1 and the simulator, 8 concurrent): `{login}`\n")
