@@ -327,7 +327,7 @@ impl<S: PingoraService> PingoraService for OwnSockets<S> {
                 match listeners::bind_when_released(addr).await {
                     Ok(listener) => table.lock().add(addr.to_string(), listener.into_raw_fd()),
                     Err(error) => {
-                        tracing::error!(%addr, %error, "cannot listen on {addr}: {error}; exiting");
+                        tracing::error!(%addr, %error, "cannot listen on this address, exiting");
                         lifecycle::remove_pid_file_if_ours(&self.pid_file);
                         std::process::exit(2);
                     }
