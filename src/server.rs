@@ -550,9 +550,10 @@ pub fn run(server: Server) {
     server.run(RunArgs::default());
 }
 
-/// `clever-gateway run`: prepares the pid file's directory, builds the server, writes the pid
-/// file (pingora writes it after the fork with --daemon), runs, and removes the pid file if it
-/// still names this process.
+/// `clever-gateway run`: prepares the pid file's directory, builds the server (binding its
+/// listeners), writes the pid file (pingora writes it after the fork with --daemon), runs, and
+/// removes the pid file if it still names this process. Without --upgrade, a pid file naming
+/// a process therefore means that it holds its listening sockets.
 pub fn serve(cfg: Arc<Config>, secret: Secret, mode: RunMode) -> Result<(), StartError> {
     lifecycle::prepare_run_dirs(&cfg.server)?;
     let server = build_server_with(cfg.clone(), secret, mode)?;
