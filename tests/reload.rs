@@ -512,3 +512,35 @@ async fn upgrade_exits_2_naming_an_address_that_stays_in_use() {
     );
     drop(busy);
 }
+
+#[tokio::test]
+async fn reload_whose_new_address_stays_in_use_fails_naming_it() {
+    let port = free_port();
+    let sim = sim_for(port, None).await;
+    let app = start_app("a").await;
+    let f = Files::new();
+    let first = config(port, &sim, f.dir.path(), "", &app.to_string(), "");
+    f.write_config(&first);
+    let _daemons = KillOnDrop(f.cfg.clone());
+    let mut old = Reaper(spawn(&["run"], &f.cfg, &f.log, sim.client_secret()));
+    wait_healthy(port, &mut old.0, &f.log).await;
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = busy.local_addr().unwrap().port();
+    f.write_config(&with_listeners(&first, port, &[port], admin));
+    let reload_log = f.dir.path().join("reload.log");
+    let (code, stdout, stderr) =
+        run_cmd(&["reload"], &f.cfg, sim.client_secret(), &reload_log).await;
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("does not answer on 127.0.0.1:{admin}")),
+        "{stderr}"
+    );
+    // The new daemon logs to the same stderr; it gives up and exits.
+    wait_for_text(
+        &reload_log,
+        &format!("cannot listen on this address, exiting addr=127.0.0.1:{admin}"),
+    )
+    .await;
+    drop(busy);
+}
