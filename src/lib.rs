@@ -14,6 +14,7 @@ pub mod identity;
 #[doc(hidden)]
 pub mod invariants;
 pub mod lifecycle;
+pub mod listeners;
 pub mod logfmt;
 pub mod metrics;
 pub mod pages;

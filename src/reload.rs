@@ -11,7 +11,10 @@
 //! 4. the new process is alive after taking the sockets (it removes the upgrade socket then)
 //!    and `/_gateway/healthz` answers;
 //! 5. success is the old process gone: until then both configs answer (pingora keeps the old
-//!    one accepting for 5 s), so when `reload` returns only the new config is in effect.
+//!    one accepting for 5 s), so when `reload` returns only the new config is in effect;
+//! 6. and every listener of the new config answers: one the old process still held without
+//!    handing it over is the new one's once the old one is gone, and one another program
+//!    holds makes the new process exit (`listeners::RELEASE_WAIT`).
 //!
 //! Before step 3 every failure leaves the old process untouched (and the pid file naming it).
 //! No pingora here: only files, processes and signals.
@@ -288,6 +291,17 @@ pub fn reload(plan: &Plan, mut progress: impl FnMut(&str)) -> Result<Reloaded, R
             waited,
         });
     }
+    let mut silent = None;
+    let everywhere = wait_until(plan.limits.serving, || {
+        silent = not_serving(&plan.server);
+        silent.is_none() && process_state(new_pid) == ProcessState::Running
+    });
+    if !everywhere {
+        return Err(takeover_failed(match silent {
+            Some(addr) => format!("does not answer on {addr}"),
+            None => "exited".to_owned(),
+        }));
+    }
     Ok(Reloaded {
         old_pid,
         new_pid,
@@ -379,26 +393,48 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 /// `/_gateway/healthz` answers 200 on the first plain listener (a TLS-only gateway: its first
 /// TLS listener accepts connections).
 fn serving(server: &ServerConfig) -> bool {
-    const LIMIT: Duration = Duration::from_secs(2);
-    if let Some(addr) = server.listen.first() {
-        let addr = reachable(*addr);
-        let Ok(mut s) = TcpStream::connect_timeout(&addr, LIMIT) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(LIMIT));
-        let _ = s.set_write_timeout(Some(LIMIT));
-        let req =
-            format!("GET /_gateway/healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        if s.write_all(req.as_bytes()).is_err() {
-            return false;
-        }
-        let mut head = [0u8; 12];
-        return s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200");
+    match (server.listen.first(), server.tls_listen.first()) {
+        (Some(addr), _) => healthz_ok(*addr),
+        (None, Some(addr)) => accepts(*addr),
+        (None, None) => false,
     }
-    server
-        .tls_listen
-        .first()
-        .is_some_and(|addr| TcpStream::connect_timeout(&reachable(*addr), LIMIT).is_ok())
+}
+
+/// The first listener that does not answer: `/_gateway/healthz` with 200 on the plain and
+/// admin listeners, a connection on the TLS ones.
+fn not_serving(server: &ServerConfig) -> Option<SocketAddr> {
+    let mut plain = server.listen.iter().chain(&server.admin_listen).copied();
+    plain.find(|addr| !healthz_ok(*addr)).or_else(|| {
+        server
+            .tls_listen
+            .iter()
+            .copied()
+            .find(|addr| !accepts(*addr))
+    })
+}
+
+const PROBE_LIMIT: Duration = Duration::from_secs(2);
+
+/// A plain-HTTP `GET /_gateway/healthz` on `addr` answers 200.
+fn healthz_ok(addr: SocketAddr) -> bool {
+    let addr = reachable(addr);
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, PROBE_LIMIT) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(PROBE_LIMIT));
+    let _ = s.set_write_timeout(Some(PROBE_LIMIT));
+    let req =
+        format!("GET /_gateway/healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
+/// Something accepts connections on `addr`.
+fn accepts(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&reachable(addr), PROBE_LIMIT).is_ok()
 }
 
 #[cfg(test)]
@@ -493,6 +529,53 @@ mod tests {
             reachable("10.1.2.3:80".parse().unwrap()),
             "10.1.2.3:80".parse().unwrap()
         );
+    }
+
+    /// A listener on loopback that answers every connection with `status` (read first).
+    fn answering(status: &'static str) -> SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut s in l.incoming().flatten() {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+                );
+            }
+        });
+        addr
+    }
+
+    fn closed() -> SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    #[test]
+    fn not_serving_none_when_plain_admin_and_tls_listeners_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = server_with(dir.path());
+        server.listen = vec![answering("200 OK"), answering("200 OK")];
+        server.admin_listen = Some(answering("200 OK"));
+        server.tls_listen = vec![answering("400 Bad Request")];
+        assert_eq!(not_serving(&server), None);
+    }
+
+    #[test]
+    fn not_serving_names_the_first_listener_that_does_not_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = server_with(dir.path());
+        let (ok, other) = (answering("200 OK"), answering("404 Not Found"));
+        server.listen = vec![ok];
+        server.admin_listen = Some(other);
+        assert_eq!(not_serving(&server), Some(other), "admin answers 404");
+        let gone = closed();
+        server.admin_listen = None;
+        server.tls_listen = vec![gone];
+        assert_eq!(not_serving(&server), Some(gone), "nothing on the TLS port");
     }
 
     #[test]

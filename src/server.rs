@@ -1,7 +1,8 @@
 //! Builds and runs the pingora server from a validated configuration: session store, Clever
 //! client, listeners, and the process settings pingora would otherwise default unsafely.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
+use std::os::fd::IntoRawFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,9 +12,10 @@ use pingora::apps::ServerApp;
 use pingora::protocols::tls::CaType;
 use pingora::protocols::Stream;
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownWatch};
+use pingora::server::{ExecutionPhase, ListenFds, RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
+use pingora::services::Service as PingoraService;
 
 use crate::assertion::{Assertions, KeyError};
 use crate::auth::Auth;
@@ -22,6 +24,7 @@ use crate::clever::CleverClient;
 use crate::config::{Config, StoreKind};
 use crate::gateway::Gateway;
 use crate::lifecycle::{self, PidFileError};
+use crate::listeners::{self, Claim, ListenError, Sockets};
 use crate::proxy::GatewayProxy;
 use crate::secret::Secret;
 use crate::session::memory::MemoryLimits;
@@ -33,11 +36,8 @@ use crate::tls::{ListenerTls, TlsFileError};
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] ListenError),
     #[error("cannot read the Redis password: {0}")]
     RedisPassword(crate::config::SecretError),
     #[error("cannot read the district-app token of district {id} ({name}): {source}")]
@@ -130,17 +130,13 @@ fn build_store(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn SessionSto
     })
 }
 
-/// Fails early and clearly when a listen address is taken (pingora would panic in a
-/// service thread and leave the process running).
-pub fn check_listen_addrs(cfg: &Config) -> Result<(), StartError> {
-    let tls_and_admin = cfg.server.tls_listen.iter().chain(&cfg.server.admin_listen);
-    for addr in cfg.server.listen.iter().chain(tls_and_admin) {
-        TcpListener::bind(addr).map_err(|source| StartError::Listen {
-            addr: *addr,
-            source,
-        })?;
-    }
-    Ok(())
+/// Binds the proxy's listeners (`listen`, then `tls_listen`) and the admin listener, in that
+/// order, keeping every socket open (see [`listeners::bind_all`]).
+fn bind_listeners(cfg: &Config, upgrade: bool) -> Result<(Sockets, Sockets), StartError> {
+    let proxy = cfg.server.listen.iter().chain(&cfg.server.tls_listen);
+    let proxy = listeners::bind_all(proxy.copied(), upgrade)?;
+    let admin = listeners::bind_all(cfg.server.admin_listen, upgrade)?;
+    Ok((proxy, admin))
 }
 
 /// Builds the pingora server with the gateway service on every configured listener.
@@ -151,11 +147,11 @@ pub fn build_server(cfg: Arc<Config>, secret: Secret) -> Result<Server, StartErr
 /// How `run` was asked to start: pingora's `--daemon` and `--upgrade`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunMode {
-    /// Fork into the background (after the config and listen addresses are checked); the
-    /// daemon writes the pid file.
+    /// Fork into the background (after the config is checked and the listeners are bound);
+    /// the daemon writes the pid file.
     pub daemon: bool,
     /// Take the listening sockets from the running gateway over the upgrade socket (it is sent
-    /// SIGQUIT) instead of binding them.
+    /// SIGQUIT) instead of binding them; addresses it does not hold are bound as usual.
     pub upgrade: bool,
 }
 
@@ -165,10 +161,9 @@ pub fn build_server_with(
     secret: Secret,
     mode: RunMode,
 ) -> Result<Server, StartError> {
-    // With --upgrade the addresses are in use by the old process, by design.
-    if !mode.upgrade {
-        check_listen_addrs(&cfg)?;
-    }
+    // Bound now, before the fork of --daemon: a taken address is a start error (exit 2). With
+    // --upgrade the running gateway holds them, by design, and hands them over later.
+    let (proxy_sockets, admin_sockets) = bind_listeners(&cfg, mode.upgrade)?;
     let listener_tls = load_listener_tls(&cfg)?;
     let upstream_ca = load_upstream_tls(&cfg)?;
     // Discovery gets its own client (and connection pool): it runs on the background
@@ -197,6 +192,8 @@ pub fn build_server_with(
         },
     );
     let mut svc = Service::new("clever-gateway".to_owned(), FirstBytes(Arc::new(proxy)));
+    // Added by address, as pingora would bind them: its table of sockets is keyed by these
+    // strings, and OwnSockets puts ours there under the same keys.
     for addr in &cfg.server.listen {
         svc.add_tcp(&addr.to_string());
     }
@@ -209,12 +206,18 @@ pub fn build_server_with(
             svc.add_tls_with_settings(&addr.to_string(), None, settings);
         }
     }
-    server.add_service(svc).add_dependency(&bootstrap);
+    let pid_file = cfg.server.pid_file.clone();
+    server
+        .add_service(OwnSockets::new(svc, proxy_sockets, pid_file.clone()))
+        .add_dependency(&bootstrap);
     if let Some(addr) = cfg.server.admin_listen {
         // Also after bootstrap: with --upgrade the old process still holds the admin port.
-        server
-            .add_service(admin_service(&addr, gateway.clone()))
-            .add_dependency(&bootstrap);
+        let admin = OwnSockets::new(
+            admin_service(&addr, gateway.clone()),
+            admin_sockets,
+            pid_file,
+        );
+        server.add_service(admin).add_dependency(&bootstrap);
         tracing::info!(%addr, "listening (admin: healthz, readyz, metrics)");
     }
     if cfg.clever.discover_district_tokens {
@@ -262,6 +265,99 @@ fn admin_service(
     );
     svc.add_tcp(&addr.to_string());
     svc
+}
+
+/// A pingora listening service whose sockets the gateway bound itself (or awaits from the
+/// running gateway, with --upgrade). When the service starts, after the bootstrap received any
+/// sockets handed over, ours go into pingora's table of listening sockets under the addresses
+/// the service listens on, so pingora takes them from there instead of binding. The table is
+/// also what a later upgrade hands over.
+///
+/// An awaited address that was not handed over is bound here once it is released; if it is not
+/// released in time the process exits (2) with one error line naming the address: pingora would
+/// retry 30 s, panic in this thread and leave the process running without the listener.
+struct OwnSockets<S> {
+    inner: S,
+    sockets: Sockets,
+    /// Removed (if it names this process) before exiting.
+    pid_file: PathBuf,
+}
+
+impl<S> OwnSockets<S> {
+    fn new(inner: S, sockets: Sockets, pid_file: PathBuf) -> Self {
+        OwnSockets {
+            inner,
+            sockets,
+            pid_file,
+        }
+    }
+}
+
+#[async_trait]
+impl<S: PingoraService> PingoraService for OwnSockets<S> {
+    async fn start_service(
+        &mut self,
+        fds: Option<ListenFds>,
+        shutdown: ShutdownWatch,
+        listeners_per_fd: usize,
+    ) {
+        // NOTE: pingora 0.9.1 always passes its table here on unix (Server::run_service);
+        // without one our sockets would be closed and pingora would bind by itself.
+        if let Some(table) = &fds {
+            let mut missing = Vec::new();
+            {
+                let mut table = table.lock();
+                for (addr, socket) in std::mem::take(&mut self.sockets) {
+                    let key = addr.to_string();
+                    match listeners::claim(table.get(&key).is_some(), socket) {
+                        Claim::HandedOver => {}
+                        // Pingora owns the descriptor from here on.
+                        Claim::Ours(listener) => table.add(key, listener.into_raw_fd()),
+                        Claim::Missing => missing.push(addr),
+                    }
+                }
+            }
+            for addr in missing {
+                tracing::warn!(
+                    %addr,
+                    wait = ?listeners::RELEASE_WAIT,
+                    "the running gateway did not hand this address over and it is in use: \
+                     waiting for it to be released"
+                );
+                match listeners::bind_when_released(addr).await {
+                    Ok(listener) => table.lock().add(addr.to_string(), listener.into_raw_fd()),
+                    Err(error) => {
+                        tracing::error!(%addr, %error, "cannot listen on this address, exiting");
+                        lifecycle::remove_pid_file_if_ours(&self.pid_file);
+                        std::process::exit(2);
+                    }
+                }
+            }
+        }
+        self.inner
+            .start_service(fds, shutdown, listeners_per_fd)
+            .await
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn threads(&self) -> Option<usize> {
+        self.inner.threads()
+    }
+
+    fn runtime_opts_override(
+        &self,
+        global: &pingora::server::RuntimeOpts,
+    ) -> Option<pingora::server::RuntimeOpts> {
+        self.inner.runtime_opts_override(global)
+    }
+
+    /// Pingora closes handed-over sockets no service claims: the inner service's addresses.
+    fn listen_addresses(&self) -> Option<Vec<String>> {
+        self.inner.listen_addresses()
+    }
 }
 
 /// The TLS listeners' certificate and key, read and checked now (a bad file is a start error
@@ -459,9 +555,10 @@ pub fn run(server: Server) {
     server.run(RunArgs::default());
 }
 
-/// `clever-gateway run`: prepares the pid file's directory, builds the server, writes the pid
-/// file (pingora writes it after the fork with --daemon), runs, and removes the pid file if it
-/// still names this process.
+/// `clever-gateway run`: prepares the pid file's directory, builds the server (binding its
+/// listeners), writes the pid file (pingora writes it after the fork with --daemon), runs, and
+/// removes the pid file if it still names this process. Without --upgrade, a pid file naming
+/// a process therefore means that it holds its listening sockets.
 pub fn serve(cfg: Arc<Config>, secret: Secret, mode: RunMode) -> Result<(), StartError> {
     lifecycle::prepare_run_dirs(&cfg.server)?;
     let server = build_server_with(cfg.clone(), secret, mode)?;

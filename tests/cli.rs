@@ -128,6 +128,76 @@ fn busy_listen_port_fails_clearly() {
     assert!(stderr.contains("cannot listen"), "{stderr}");
 }
 
+/// `listen = ["0.0.0.0:P"]` with `admin_listen = "127.0.0.1:P"`: each address is free on its
+/// own, so a check that binds and releases them one at a time passes, and the clash only shows
+/// when both are bound, as when another process takes a port between such a check and the
+/// bind. Pingora, binding in its service thread, retried 30 s, panicked there and left the
+/// process running without the proxy listener (the admin one answered). Now `run` exits 2 at
+/// once with one line naming the address and the OS error.
+#[test]
+fn listeners_clashing_on_one_port_exit_2_at_once_naming_the_address() {
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "cli-test-secret-must-not-be-printed";
+    let cfg = GOOD
+        .replace(
+            "listen = [\"127.0.0.1:18080\"]",
+            &format!(
+                "listen = [\"0.0.0.0:{port}\"]\nadmin_listen = \"127.0.0.1:{port}\"\n\
+                 pid_file = \"{pid}\"\nupgrade_sock = \"{sock}\"",
+                pid = dir.path().join("gw.pid").display(),
+                sock = dir.path().join("gw.sock").display(),
+            ),
+        )
+        .replace("18080", &port.to_string());
+    let p = write(&dir, &cfg);
+    let mut child = bin()
+        .args(["run", "--config"])
+        .arg(&p)
+        .env("CLEVER_GATEWAY_CLI_TEST_SECRET_UNSET", secret)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("err")).unwrap())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(dir.path().join("err")).unwrap();
+    let status = status.unwrap_or_else(|| panic!("still running after 10 s:\n{stderr}"));
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("cannot listen"))
+        .collect();
+    assert_eq!(
+        lines,
+        [format!(
+            "clever-gateway: cannot listen on 127.0.0.1:{port}: {}",
+            std::io::Error::from_raw_os_error(libc::EADDRINUSE)
+        )],
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains(secret), "{stderr}");
+    assert!(
+        !dir.path().join("gw.pid").exists(),
+        "no pid file: it never ran"
+    );
+}
+
 #[test]
 fn assertion_key_file_unreadable_check_warns_run_exit_2() {
     let dir = tempfile::tempdir().unwrap();

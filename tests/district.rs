@@ -71,30 +71,34 @@ impl std::ops::Deref for Rig {
 }
 
 /// Starts a simulator, lets `tweak` adjust it and return extra environment variables, then
-/// starts the gateway with the config `make` writes.
+/// starts the gateway with the config `make` writes (all again on another port if the gateway
+/// finds its port taken).
 async fn rig(
     user: &str,
-    tweak: impl FnOnce(&SimHandle) -> Vec<(String, String)>,
-    make: impl FnOnce(u16, &SimHandle, &Upstream) -> String,
+    tweak: impl Fn(&SimHandle) -> Vec<(String, String)>,
+    make: impl Fn(u16, &SimHandle, &Upstream) -> String,
     rust_log: &str,
 ) -> Rig {
-    let port = free_port();
-    let sim = sim_for(port, Some(user)).await;
-    let vars = tweak(&sim);
-    let app = Upstream::start().await;
-    let cfg = make(port, &sim, &app);
-    let mut env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    env.push(("RUST_LOG", rust_log));
-    let gw = start_gateway_env(port, &cfg, sim.client_secret(), &env).await;
-    Rig {
-        env: Env { sim, app, gw },
-    }
+    on_a_free_port(async |port| {
+        let sim = sim_for(port, Some(user)).await;
+        let vars = tweak(&sim);
+        let app = Upstream::start().await;
+        let cfg = make(port, &sim, &app);
+        let mut env: Vec<(&str, &str)> =
+            vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.push(("RUST_LOG", rust_log));
+        let gw = try_start_gateway_env(port, &cfg, sim.client_secret(), &env).await?;
+        Ok(Rig {
+            env: Env { sim, app, gw },
+        })
+    })
+    .await
 }
 
 /// A teacher's gateway with district D1's token from a `[[district]]` table (env
 /// `CG_TEST_D1_TOKEN`), `clever_extra` in `[clever]` and both enrichment headers; `prepare`
 /// sets the simulator up first.
-async fn d1_rig(prepare: impl FnOnce(&SimHandle), clever_extra: &str, rust_log: &str) -> Rig {
+async fn d1_rig(prepare: impl Fn(&SimHandle), clever_extra: &str, rust_log: &str) -> Rig {
     rig(
         TEACHER,
         |sim| {

@@ -1,6 +1,7 @@
 //! Shutdown and reload through the real binary: SIGTERM drains in-flight requests within
 //! `grace_period`; `clever-gateway reload` swaps the process under a request loop without a
-//! failed request; a broken config is refused and the old process keeps serving.
+//! failed request; a broken config is refused and the old process keeps serving; listeners a
+//! reload adds are bound by the new process, which exits 2 naming one it cannot bind.
 
 mod life;
 
@@ -379,4 +380,167 @@ async fn run_daemon_then_reload_daemon_to_daemon() {
     life::signal(new_pid, Signal::SIGTERM);
     assert!(wait_gone(new_pid, Duration::from_secs(5)).await.is_some());
     assert!(!f.pid_file().exists(), "pid file removed");
+}
+
+/// `first` with `listen` replaced by `listen` and `admin_listen` added.
+fn with_listeners(first: &str, port: u16, listen: &[u16], admin: u16) -> String {
+    let list: Vec<String> = listen
+        .iter()
+        .map(|p| format!("\"127.0.0.1:{p}\""))
+        .collect();
+    first.replacen(
+        &format!("listen = [\"127.0.0.1:{port}\"]\n"),
+        &format!(
+            "listen = [{}]\nadmin_listen = \"127.0.0.1:{admin}\"\n",
+            list.join(", ")
+        ),
+        1,
+    )
+}
+
+/// Waits (at most 15 s) until the file at `path` contains `needle`.
+async fn wait_for_text(path: &std::path::Path, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !read(path).contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in:\n{}",
+            read(path)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn reload_adding_listeners_binds_a_free_one_and_waits_for_one_still_in_use() {
+    let port = free_port();
+    let sim = sim_for(port, None).await;
+    let app = start_app("a").await;
+    let f = Files::new();
+    let first = config(port, &sim, f.dir.path(), "", &app.to_string(), "");
+    f.write_config(&first);
+    let _daemons = KillOnDrop(f.cfg.clone());
+    let mut old = Reaper(spawn(&["run"], &f.cfg, &f.log, sim.client_secret()));
+    wait_healthy(port, &mut old.0, &f.log).await;
+
+    // A new plain listener on a free port, and an admin listener on a port someone else holds
+    // while the new process starts (as the old process would, for an address it does not hand
+    // over): let go once the new process waits for it.
+    let extra = free_port();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = busy.local_addr().unwrap().port();
+    f.write_config(&with_listeners(&first, port, &[port, extra], admin));
+    let reload_log = f.dir.path().join("reload.log");
+    let release = async {
+        wait_for_text(&reload_log, "did not hand this address over").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        drop(busy);
+    };
+    let ((code, stdout, stderr), ()) = tokio::join!(
+        run_cmd(&["reload"], &f.cfg, sim.client_secret(), &reload_log),
+        release
+    );
+    assert_eq!(code, Some(0), "reload failed:\n{stdout}\n{stderr}");
+    let new_pid: u32 = read(&f.pid_file()).trim().parse().unwrap_or(0);
+    assert!(alive(new_pid), "{stderr}");
+    for url in [
+        format!("http://127.0.0.1:{port}/_gateway/healthz"),
+        format!("http://127.0.0.1:{extra}/_gateway/healthz"),
+        format!("http://127.0.0.1:{admin}/healthz"),
+    ] {
+        let r = reqwest::get(&url).await.unwrap();
+        assert_eq!(r.status(), 200, "{url}\n{stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test]
+async fn upgrade_exits_2_naming_an_address_that_stays_in_use() {
+    let port = free_port();
+    let sim = sim_for(port, None).await;
+    let app = start_app("a").await;
+    let f = Files::new();
+    let first = config(port, &sim, f.dir.path(), "", &app.to_string(), "");
+    f.write_config(&first);
+    let mut old = Reaper(spawn(&["run"], &f.cfg, &f.log, sim.client_secret()));
+    wait_healthy(port, &mut old.0, &f.log).await;
+
+    // The new config adds an admin listener on a port another program holds throughout.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = busy.local_addr().unwrap().port();
+    f.write_config(&with_listeners(&first, port, &[port], admin));
+    let new_log = f.dir.path().join("new.log");
+    let mut new = Reaper(spawn(
+        &["run", "--upgrade"],
+        &f.cfg,
+        &new_log,
+        sim.client_secret(),
+    ));
+    let sock = f.dir.path().join("gw.sock");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !sock.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no upgrade socket:\n{}",
+            read(&new_log)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    life::signal(old.0.id(), Signal::SIGQUIT);
+
+    let (status, _) = wait_exit(&mut new.0, Duration::from_secs(25))
+        .await
+        .unwrap_or_else(|| panic!("new process still running:\n{}", read(&new_log)));
+    let log = read(&new_log);
+    assert_eq!(status.code(), Some(2), "{log}");
+    // (Pingora's own "No incoming socket transfer" ERROR line is expected on every upgrade.)
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("ERROR clever_gateway"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{log}");
+    assert!(
+        errors[0].contains("cannot listen")
+            && errors[0].contains(&format!("addr=127.0.0.1:{admin}"))
+            && errors[0].contains("Address already in use"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        read(&f.pid_file()).trim() != new.0.id().to_string(),
+        "the pid file does not name the process that exited"
+    );
+    drop(busy);
+}
+
+#[tokio::test]
+async fn reload_whose_new_address_stays_in_use_fails_naming_it() {
+    let port = free_port();
+    let sim = sim_for(port, None).await;
+    let app = start_app("a").await;
+    let f = Files::new();
+    let first = config(port, &sim, f.dir.path(), "", &app.to_string(), "");
+    f.write_config(&first);
+    let _daemons = KillOnDrop(f.cfg.clone());
+    let mut old = Reaper(spawn(&["run"], &f.cfg, &f.log, sim.client_secret()));
+    wait_healthy(port, &mut old.0, &f.log).await;
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = busy.local_addr().unwrap().port();
+    f.write_config(&with_listeners(&first, port, &[port], admin));
+    let reload_log = f.dir.path().join("reload.log");
+    let (code, stdout, stderr) =
+        run_cmd(&["reload"], &f.cfg, sim.client_secret(), &reload_log).await;
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("does not answer on 127.0.0.1:{admin}")),
+        "{stderr}"
+    );
+    // The new daemon logs to the same stderr; it gives up and exits.
+    wait_for_text(
+        &reload_log,
+        &format!("cannot listen on this address, exiting addr=127.0.0.1:{admin}"),
+    )
+    .await;
+    drop(busy);
 }

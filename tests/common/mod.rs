@@ -123,7 +123,8 @@ impl Upstream {
     }
 }
 
-/// A free loopback port (bound then released).
+/// A free loopback port (bound then released: another process may take it before the gateway
+/// binds it; [`on_a_free_port`] starts again on another one then).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -222,21 +223,61 @@ pub async fn start_gateway_env(
     secret: &str,
     env: &[(&str, &str)],
 ) -> Gateway {
+    try_start_gateway_env(port, config, secret, env)
+        .await
+        .unwrap_or_else(|taken| panic!("{taken}"))
+}
+
+/// The gateway exited at start because an address of its config was in use: with a port from
+/// [`free_port`], another process took it in between. Holds the gateway's log.
+#[derive(Debug)]
+pub struct PortTaken(pub String);
+
+impl std::fmt::Display for PortTaken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a port of the gateway's config was taken by another process before the gateway \
+             bound it (free-port race; `on_a_free_port` starts again on another):\n{}",
+            self.0
+        )
+    }
+}
+
+/// Whether a gateway's log says it exited because one of its addresses was in use.
+pub fn port_taken(logs: &str) -> bool {
+    let in_use = std::io::Error::from_raw_os_error(libc::EADDRINUSE).to_string();
+    logs.lines()
+        .any(|l| l.contains("cannot listen on ") && l.contains(&in_use))
+}
+
+/// As [`start_gateway_env`], but a gateway that exits because its port was taken is an `Err`,
+/// not a panic. Waits for `/_gateway/healthz` to answer `ok` from this very process: the pid
+/// file it writes once its listeners are bound names it (on a port taken by another process,
+/// that process could be what answers).
+pub async fn try_start_gateway_env(
+    port: u16,
+    config: &str,
+    secret: &str,
+    env: &[(&str, &str)],
+) -> Result<Gateway, PortTaken> {
     let dir = tempfile::tempdir().unwrap();
     let cfg_path = dir.path().join("gateway.toml");
     // The pid file and upgrade socket in the test's own directory, not the shared default one.
-    let config = if config.contains("pid_file") {
-        config.to_owned()
+    let (config, pid_file) = if config.contains("pid_file") {
+        (config.to_owned(), None)
     } else {
-        config.replacen(
+        let pid_file = dir.path().join("gw.pid");
+        let config = config.replacen(
             "[server]\n",
             &format!(
                 "[server]\npid_file = \"{}\"\nupgrade_sock = \"{}\"\n",
-                dir.path().join("gw.pid").display(),
+                pid_file.display(),
                 dir.path().join("gw.sock").display()
             ),
             1,
-        )
+        );
+        (config, Some(pid_file))
     };
     std::fs::write(&cfg_path, config).unwrap();
     let log_path = dir.path().join("gateway.log");
@@ -257,15 +298,29 @@ pub async fn start_gateway_env(
         log_path,
         dir,
     };
-    let client = reqwest::Client::new();
+    let ours = |gw: &Gateway| match &pid_file {
+        Some(p) => std::fs::read_to_string(p).is_ok_and(|s| s.trim() == gw.child.id().to_string()),
+        None => true,
+    };
+    // A timeout per probe: a process that took the port may accept and never answer.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(r) = client.get(gw.url("/_gateway/healthz")).send().await {
-            if r.status() == 200 {
+            if r.status() == 200 && r.text().await.is_ok_and(|t| t == "ok\n") && ours(&gw) {
                 break;
             }
         }
-        assert!(gw.is_running(), "gateway exited early:\n{}", gw.logs());
+        if !gw.is_running() {
+            let logs = gw.logs();
+            if port_taken(&logs) {
+                return Err(PortTaken(logs));
+            }
+            panic!("gateway exited early:\n{logs}");
+        }
         assert!(
             Instant::now() < deadline,
             "gateway did not start:\n{}",
@@ -273,24 +328,43 @@ pub async fn start_gateway_env(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    gw
+    Ok(gw)
+}
+
+/// Runs `start` on a port from [`free_port`], and again on another one (three tries) when the
+/// gateway found it taken: `start` builds everything that names the port (simulator, config).
+pub async fn on_a_free_port<T>(mut start: impl AsyncFnMut(u16) -> Result<T, PortTaken>) -> T {
+    const TRIES: usize = 3;
+    for _ in 1..TRIES {
+        let port = free_port();
+        match start(port).await {
+            Ok(t) => return t,
+            Err(taken) => eprintln!("port {port}: {taken}\ntrying another port"),
+        }
+    }
+    let port = free_port();
+    start(port)
+        .await
+        .unwrap_or_else(|taken| panic!("port {port}, try {TRIES}: {taken}"))
 }
 
 /// Simulator + recording upstream + gateway with one upstream table built from `upstream_extra`
 /// (lines added to the `[[upstream]]` table) and `tail` (more tables).
 pub async fn env_with(user: Option<&str>, upstream_extra: &str, tail: &str) -> Env {
-    let port = free_port();
-    let sim = sim_for(port, user).await;
-    let app = Upstream::start().await;
-    let cfg = format!(
-        "{}\n[[upstream]]\nname = \"app\"\nurl = \"http://{}\"\n{}\n{}",
-        base_config(port, &sim, ""),
-        app.addr,
-        upstream_extra,
-        tail
-    );
-    let gw = start_gateway(port, &cfg, sim.client_secret()).await;
-    Env { sim, app, gw }
+    on_a_free_port(async |port| {
+        let sim = sim_for(port, user).await;
+        let app = Upstream::start().await;
+        let cfg = format!(
+            "{}\n[[upstream]]\nname = \"app\"\nurl = \"http://{}\"\n{}\n{}",
+            base_config(port, &sim, ""),
+            app.addr,
+            upstream_extra,
+            tail
+        );
+        let gw = try_start_gateway_env(port, &cfg, sim.client_secret(), &[]).await?;
+        Ok(Env { sim, app, gw })
+    })
+    .await
 }
 
 /// A browser-like client: keeps cookies, does not follow redirects, asks for HTML.

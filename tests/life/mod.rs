@@ -68,7 +68,11 @@ pub fn read(path: &Path) -> String {
 
 /// Waits (at most 20 s) until `/_gateway/healthz` answers 200 on `port`.
 pub async fn wait_healthy(port: u16, child: &mut Child, log: &Path) {
-    let client = reqwest::Client::new();
+    // A timeout per probe: a process that took the port may accept and never answer.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(r) = client
@@ -80,11 +84,13 @@ pub async fn wait_healthy(port: u16, child: &mut Child, log: &Path) {
                 return;
             }
         }
-        assert!(
-            matches!(child.try_wait(), Ok(None)),
-            "gateway exited early:\n{}",
-            read(log)
-        );
+        if !matches!(child.try_wait(), Ok(None)) {
+            let logs = read(log);
+            if common::port_taken(&logs) {
+                panic!("{}", common::PortTaken(logs));
+            }
+            panic!("gateway exited early:\n{logs}");
+        }
         assert!(
             Instant::now() < deadline,
             "gateway did not start:\n{}",
