@@ -161,15 +161,17 @@ pub fn build_server_with(
     secret: Secret,
     mode: RunMode,
 ) -> Result<Server, StartError> {
-    // Bound now, before the fork of --daemon: a taken address is a start error (exit 2). With
-    // --upgrade the running gateway holds them, by design, and hands them over later.
-    let (proxy_sockets, admin_sockets) = bind_listeners(&cfg, mode.upgrade)?;
     let listener_tls = load_listener_tls(&cfg)?;
     let upstream_ca = load_upstream_tls(&cfg)?;
     // Discovery gets its own client (and connection pool): it runs on the background
     // service's runtime, logins on the proxy's.
     let discovery_secret = secret.clone();
     let gateway = Arc::new(build_gateway(cfg.clone(), secret)?);
+    // Bound once every file and secret has been read (an error in those is reported whether
+    // or not the ports are free), and before the fork of --daemon: a taken address is a start
+    // error (exit 2). With --upgrade the running gateway holds them, by design, and hands them
+    // over later.
+    let (proxy_sockets, admin_sockets) = bind_listeners(&cfg, mode.upgrade)?;
     let threads = cfg.server.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())

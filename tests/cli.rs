@@ -227,10 +227,17 @@ fn assertion_key_file_unreadable_check_warns_run_exit_2() {
 
 const REDIS_PASSWORD_UNSET: &str = "\n[session]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:1/0\"\nredis_password_env = \"CLEVER_GATEWAY_CLI_TEST_REDIS_PW_UNSET\"\n";
 
+/// Also: secrets are read before the listeners are bound, so the error names the variable even
+/// when the listen port is taken (here, held by the test).
 #[test]
 fn run_redis_password_unset_exit_2_names_variable() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(&dir, &format!("{GOOD}{REDIS_PASSWORD_UNSET}"));
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let p = write(
+        &dir,
+        &format!("{GOOD}{REDIS_PASSWORD_UNSET}").replace("18080", &port),
+    );
     let out = bin()
         .args(["run", "--config"])
         .arg(&p)
@@ -244,6 +251,8 @@ fn run_redis_password_unset_exit_2_names_variable() {
             && stderr.contains("CLEVER_GATEWAY_CLI_TEST_REDIS_PW_UNSET"),
         "{stderr}"
     );
+    assert!(!stderr.contains("cannot listen"), "{stderr}");
+    drop(held);
 }
 
 #[test]
