@@ -398,6 +398,39 @@ fn with_listeners(first: &str, port: u16, listen: &[u16], admin: u16) -> String 
     )
 }
 
+/// A gateway started with `run` on a free port in front of one app ("a"), healthy: where the
+/// listener tests begin.
+struct Running {
+    port: u16,
+    sim: SimHandle,
+    f: Files,
+    /// The config it runs.
+    first: String,
+    /// Kills every process still running this config when the test ends.
+    _daemons: KillOnDrop,
+    old: Reaper,
+}
+
+async fn running_in_front_of_one_app() -> Running {
+    let port = free_port();
+    let sim = sim_for(port, None).await;
+    let app = start_app("a").await;
+    let f = Files::new();
+    let first = config(port, &sim, f.dir.path(), "", &app.to_string(), "");
+    f.write_config(&first);
+    let daemons = KillOnDrop(f.cfg.clone());
+    let mut old = Reaper(spawn(&["run"], &f.cfg, &f.log, sim.client_secret()));
+    wait_healthy(port, &mut old.0, &f.log).await;
+    Running {
+        port,
+        sim,
+        f,
+        first,
+        _daemons: daemons,
+        old,
+    }
+}
+
 /// Waits (at most 15 s) until the file at `path` contains `needle`.
 async fn wait_for_text(path: &std::path::Path, needle: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -413,15 +446,14 @@ async fn wait_for_text(path: &std::path::Path, needle: &str) {
 
 #[tokio::test]
 async fn reload_adding_listeners_binds_a_free_one_and_waits_for_one_still_in_use() {
-    let port = free_port();
-    let sim = sim_for(port, None).await;
-    let app = start_app("a").await;
-    let f = Files::new();
-    let first = config(port, &sim, f.dir.path(), "", &app.to_string(), "");
-    f.write_config(&first);
-    let _daemons = KillOnDrop(f.cfg.clone());
-    let mut old = Reaper(spawn(&["run"], &f.cfg, &f.log, sim.client_secret()));
-    wait_healthy(port, &mut old.0, &f.log).await;
+    let Running {
+        port,
+        sim,
+        f,
+        first,
+        _daemons,
+        old: _old,
+    } = running_in_front_of_one_app().await;
 
     // A new plain listener on a free port, and an admin listener on a port someone else holds
     // while the new process starts (as the old process would, for an address it does not hand
@@ -456,14 +488,14 @@ async fn reload_adding_listeners_binds_a_free_one_and_waits_for_one_still_in_use
 
 #[tokio::test]
 async fn upgrade_exits_2_naming_an_address_that_stays_in_use() {
-    let port = free_port();
-    let sim = sim_for(port, None).await;
-    let app = start_app("a").await;
-    let f = Files::new();
-    let first = config(port, &sim, f.dir.path(), "", &app.to_string(), "");
-    f.write_config(&first);
-    let mut old = Reaper(spawn(&["run"], &f.cfg, &f.log, sim.client_secret()));
-    wait_healthy(port, &mut old.0, &f.log).await;
+    let Running {
+        port,
+        sim,
+        f,
+        first,
+        _daemons,
+        old,
+    } = running_in_front_of_one_app().await;
 
     // The new config adds an admin listener on a port another program holds throughout.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -515,15 +547,14 @@ async fn upgrade_exits_2_naming_an_address_that_stays_in_use() {
 
 #[tokio::test]
 async fn reload_whose_new_address_stays_in_use_fails_naming_it() {
-    let port = free_port();
-    let sim = sim_for(port, None).await;
-    let app = start_app("a").await;
-    let f = Files::new();
-    let first = config(port, &sim, f.dir.path(), "", &app.to_string(), "");
-    f.write_config(&first);
-    let _daemons = KillOnDrop(f.cfg.clone());
-    let mut old = Reaper(spawn(&["run"], &f.cfg, &f.log, sim.client_secret()));
-    wait_healthy(port, &mut old.0, &f.log).await;
+    let Running {
+        port,
+        sim,
+        f,
+        first,
+        _daemons,
+        old: _old,
+    } = running_in_front_of_one_app().await;
 
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let admin = busy.local_addr().unwrap().port();
