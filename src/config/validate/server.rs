@@ -119,7 +119,8 @@ pub(super) fn server(
         None => Some(None),
     };
 
-    // One address, one listener.
+    // One address, one listener; and no two listeners on one port where one of them takes
+    // every address (the second could not be bound).
     let mut seen: Vec<SocketAddr> = Vec::new();
     if s.listen.is_none() {
         seen.extend(listen.iter().flatten());
@@ -128,28 +129,30 @@ pub(super) fn server(
     for (written, parsed) in lists {
         if let (Some(written), Some(parsed)) = (written, parsed) {
             for (w, addr) in written.get_ref().iter().zip(parsed) {
-                if seen.contains(addr) {
-                    ctx.err(
+                match seen.iter().find(|s| listeners_clash(**s, *addr)) {
+                    Some(other) if other == addr => ctx.err(
                         w.span(),
                         format!(
                             "address {addr} is listed twice: each listener needs its own address"
                         ),
-                    );
-                } else {
-                    seen.push(*addr);
+                    ),
+                    Some(other) => ctx.err(w.span(), overlap_message(*addr, *other)),
+                    None => seen.push(*addr),
                 }
             }
         }
     }
     if let (Some(w), Some(Some(addr))) = (&s.admin_listen, &admin_listen) {
-        if seen.contains(addr) {
-            ctx.err(
+        match seen.iter().find(|s| listeners_clash(**s, *addr)) {
+            Some(other) if other == addr => ctx.err(
                 w.span(),
                 format!(
                     "server.admin_listen {addr} is also a proxy listener: give the admin \
                      listener its own address"
                 ),
-            );
+            ),
+            Some(other) => ctx.err(w.span(), overlap_message(*addr, *other)),
+            None => {}
         }
     }
 
@@ -445,6 +448,32 @@ fn socket_addrs(
         }
     }
     ok.then_some(out)
+}
+
+/// Whether two listen addresses cannot both be bound: the same address (listed twice), or the
+/// same port where one of them is an unspecified address (`0.0.0.0` takes every IPv4 address;
+/// `[::]`, bound dual-stack, every address). Port 0 (any free port) clashes only with itself.
+pub(crate) fn listeners_clash(a: SocketAddr, b: SocketAddr) -> bool {
+    if a == b {
+        return true;
+    }
+    if a.port() != b.port() || a.port() == 0 {
+        return false;
+    }
+    let covers = |wide: SocketAddr, other: SocketAddr| match wide.ip() {
+        IpAddr::V6(ip) if ip.is_unspecified() => true,
+        IpAddr::V4(ip) if ip.is_unspecified() => other.is_ipv4(),
+        _ => false,
+    };
+    a.ip() == b.ip() || covers(a, b) || covers(b, a)
+}
+
+fn overlap_message(addr: SocketAddr, other: SocketAddr) -> String {
+    format!(
+        "address {addr} overlaps {other}: one of them listens on every address of port {}, so \
+         the other cannot be opened; give each listener its own port",
+        addr.port()
+    )
 }
 
 #[cfg(test)]
@@ -777,6 +806,56 @@ mod tests {
             &doc(r#"admin_listen = "0.0.0.0:8080""#, "", "", ""),
             &["its own address"],
         );
+    }
+
+    #[test]
+    fn server_admin_on_the_port_of_a_wildcard_listener_is_error() {
+        // The default listen address is 0.0.0.0:8080.
+        let p = one(
+            &doc(r#"admin_listen = "127.0.0.1:8080""#, "", "", ""),
+            &["overlaps 0.0.0.0:8080", "own port"],
+        );
+        assert_eq!(p.line, 2);
+        ok(&doc(r#"admin_listen = "127.0.0.1:9090""#, "", "", ""));
+    }
+
+    #[test]
+    fn server_listeners_overlapping_on_one_port_is_error() {
+        one(
+            &doc(r#"listen = ["[::]:8080", "127.0.0.1:8080"]"#, "", "", ""),
+            &["127.0.0.1:8080 overlaps [::]:8080"],
+        );
+        ok(&doc(
+            r#"listen = ["127.0.0.1:8080", "127.0.0.2:8080"]"#,
+            "",
+            "",
+            "",
+        ));
+    }
+
+    #[test]
+    fn listeners_clash_when_one_takes_every_address_of_the_port() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        for (x, y) in [
+            ("127.0.0.1:80", "127.0.0.1:80"),
+            ("127.0.0.1:0", "127.0.0.1:0"),
+            ("0.0.0.0:80", "127.0.0.1:80"),
+            ("[::]:80", "127.0.0.1:80"),
+            ("[::]:80", "[::1]:80"),
+            ("[::]:80", "0.0.0.0:80"),
+        ] {
+            assert!(listeners_clash(a(x), a(y)), "{x} {y}");
+            assert!(listeners_clash(a(y), a(x)), "{y} {x}");
+        }
+        for (x, y) in [
+            ("127.0.0.1:80", "127.0.0.1:81"),
+            ("127.0.0.1:80", "127.0.0.2:80"),
+            ("0.0.0.0:80", "[::1]:80"),
+            ("0.0.0.0:0", "127.0.0.1:0"),
+        ] {
+            assert!(!listeners_clash(a(x), a(y)), "{x} {y}");
+            assert!(!listeners_clash(a(y), a(x)), "{y} {x}");
+        }
     }
 
     #[test]
