@@ -95,6 +95,14 @@ async fn rig(
     .await
 }
 
+/// The simulator's district-app token for `district`, as the environment variable `var`.
+fn token_env(sim: &SimHandle, district: &str, var: &str) -> Vec<(String, String)> {
+    let token = sim
+        .district_token(district)
+        .unwrap_or_else(|| panic!("{district} token"));
+    vec![(var.to_string(), token)]
+}
+
 /// A teacher's gateway with district D1's token from a `[[district]]` table (env
 /// `CG_TEST_D1_TOKEN`), `clever_extra` in `[clever]` and both enrichment headers; `prepare`
 /// sets the simulator up first.
@@ -103,10 +111,7 @@ async fn d1_rig(prepare: impl Fn(&SimHandle), clever_extra: &str, rust_log: &str
         TEACHER,
         |sim| {
             prepare(sim);
-            vec![(
-                "CG_TEST_D1_TOKEN".into(),
-                sim.district_token(D1).expect("D1 token"),
-            )]
+            token_env(sim, D1, "CG_TEST_D1_TOKEN")
         },
         |port, sim, app| {
             config(
@@ -233,12 +238,7 @@ async fn section_ids_follow_every_page_once_at_login_with_a_discovered_token() {
 async fn district_without_secure_sync_gets_no_section_header_and_one_log_line() {
     let rig = rig(
         TEACHER_B,
-        |sim| {
-            vec![(
-                "CG_TEST_D2_TOKEN".into(),
-                sim.district_token(D2).expect("D2 token"),
-            )]
-        },
+        |sim| token_env(sim, D2, "CG_TEST_D2_TOKEN"),
         |port, sim, app| {
             config(
                 port,
@@ -413,12 +413,7 @@ async fn confirm_students_puts_confirmed_false_on_that_upstreams_logins_only() {
 async fn spoofed_school_and_section_headers_from_the_client_never_arrive() {
     let rig = rig(
         STUDENT,
-        |sim| {
-            vec![(
-                "CG_TEST_D2_TOKEN".into(),
-                sim.district_token(D2).expect("D2 token"),
-            )]
-        },
+        |sim| token_env(sim, D2, "CG_TEST_D2_TOKEN"),
         |port, sim, app| {
             config(
                 port,
