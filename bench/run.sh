@@ -2,15 +2,18 @@
 # Load benchmark on loopback: a static upstream (nginx, 1 worker), bare nginx reverse proxies
 # (1 and 2 workers), the Clever simulator, and the gateway (1 and 2 threads), measured with wrk
 # in interleaved rounds. Prints req/s, p50 and p99 per target (medians over the rounds) and the
-# ratios; writes bench/results/latest.md. Then sign-ins through the full flow (logins/s, the
+# ratios; then the proxies again at the same paced load (each connection waits between
+# requests), where latency is each proxy's own rather than a queue; writes
+# bench/results/latest.md. Then sign-ins through the full flow (logins/s, the
 # gateway's CPU time per login) and the memory store's RSS per session.
 #
 #   bench/run.sh                      # 5 rounds x 5 s, 50 connections
 #   ROUNDS=3 DURATION=3 bench/run.sh  # quicker
 #
 # Environment: ROUNDS (5), DURATION seconds per run (5), CONNECTIONS (50), WRK_THREADS (1),
-# LOGINS (2000), SKIP_MEMORY=1 to skip the memory benchmark, GATEWAY_RUST_LOG (info: one
-# access-log line per request, as in production), CARGO_TARGET_DIR (target).
+# LOGINS (2000), PACE_MS (5: the paced runs' mean wait; 0 skips them), SKIP_MEMORY=1 to skip
+# the memory benchmark, GATEWAY_RUST_LOG (info: one access-log line per request, as in
+# production), CARGO_TARGET_DIR (target).
 # Installs nginx and wrk with apt-get when they are missing and it runs as root; starts nothing
 # off loopback; stops every process it started, also on Ctrl-C.
 set -euo pipefail
@@ -22,6 +25,7 @@ DURATION=${DURATION:-5}
 CONNECTIONS=${CONNECTIONS:-50}
 WRK_THREADS=${WRK_THREADS:-1}
 LOGINS=${LOGINS:-2000}
+PACE_MS=${PACE_MS:-5}
 GATEWAY_RUST_LOG=${GATEWAY_RUST_LOG:-info}
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 
@@ -166,18 +170,18 @@ for t in 1 2; do
   )
 done
 
-results=$work/results.tsv
-: >"$results"
-echo "== wrk: $ROUNDS rounds x ${#targets[@]} targets x ${DURATION}s, $CONNECTIONS connections, $WRK_THREADS wrk thread(s)"
-for r in $(seq 1 "$ROUNDS"); do
-  for entry in "${targets[@]}"; do
-    IFS='|' read -r name url header spid <<<"$entry"
-    args=(-t "$WRK_THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency)
-    [ -n "$header" ] && args+=(-H "$header")
-    cpu_before=$(cpu_ticks "$spid")
-    out=$(wrk "${args[@]}" "$url")
-    cpu_after=$(cpu_ticks "$spid")
-    python3 - "$r" "$name" "$results" "$cpu_before" "$cpu_after" "$clk_tck" <<'PY' "$out"
+# One wrk run of a target: appends a line to the results file $1 and prints it.
+# wrk_round RESULTS ROUND "name|url|header|pid" [extra wrk args...]
+wrk_round() {
+  local results=$1 r=$2 name url header spid cpu_before cpu_after out
+  IFS='|' read -r name url header spid <<<"$3"
+  shift 3
+  local args=(-t "$WRK_THREADS" -c "$CONNECTIONS" -d "${DURATION}s" --latency "$@")
+  [ -n "$header" ] && args+=(-H "$header")
+  cpu_before=$(cpu_ticks "$spid")
+  out=$(wrk "${args[@]}" "$url")
+  cpu_after=$(cpu_ticks "$spid")
+  python3 - "$r" "$name" "$results" "$cpu_before" "$cpu_after" "$clk_tck" <<'PY' "$out"
 import re, sys
 r, name, path, before, after, tck = sys.argv[1:7]
 out = sys.argv[7]
@@ -199,8 +203,39 @@ with open(path, "a") as f:
     f.write(f"{r}\t{name}\t{rps}\t{p50}\t{p99}\t{bad.group(1) if bad else 0}\t{err.group(1) if err else ''}\t{user_us}\t{kernel_us}\n")
 print(f"  round {r}: {name:<30} {rps:>9.0f} req/s  p50 {p50:.3f} ms  p99 {p99:.3f} ms  cpu/req {user_us:.1f}+{kernel_us:.1f} us" + (f"  non-2xx/3xx {bad.group(1)}" if bad else ""))
 PY
+}
+
+results=$work/results.tsv
+: >"$results"
+echo "== wrk: $ROUNDS rounds x ${#targets[@]} targets x ${DURATION}s, $CONNECTIONS connections, $WRK_THREADS wrk thread(s)"
+for r in $(seq 1 "$ROUNDS"); do
+  for entry in "${targets[@]}"; do
+    wrk_round "$results" "$r" "$entry"
   done
 done
+
+# Paced: the same connections, each waiting PACE_MS on average between a response and its next
+# request (wrk's delay() hook), so every server gets the same load, well under what any of them can
+# serve. Unpaced wrk keeps CONNECTIONS requests in flight, so there latency is mostly queueing:
+# mean latency = CONNECTIONS / req/s (Little's law). Paced, it is each proxy's own latency.
+paced_results=$work/paced.tsv
+: >"$paced_results"
+if [ "$PACE_MS" != 0 ]; then
+  # A random wait (0 to 2 x PACE_MS, whole ms) keeps the connections from falling into step: a
+  # fixed one makes all of them send at the same millisecond tick, and latency is then the time
+  # to drain a burst of CONNECTIONS requests.
+  printf 'function delay()\n  return math.random(0, %d)\nend\n' "$((2 * PACE_MS))" >"$work/pace.lua"
+  paced=()
+  for entry in "${targets[@]}"; do
+    case $entry in "nginx proxy"* | "gateway t"?" signed in"*) paced+=("$entry") ;; esac
+  done
+  echo "== paced wrk: each connection waits 0 to $((2 * PACE_MS)) ms between requests (about $((CONNECTIONS * 1000 / PACE_MS)) req/s at most)"
+  for r in $(seq 1 "$ROUNDS"); do
+    for entry in "${paced[@]}"; do
+      wrk_round "$paced_results" "$r" "$entry" -s "$work/pace.lua"
+    done
+  done
+fi
 
 memory_line=""
 if [ "${SKIP_MEMORY:-0}" != 1 ]; then
@@ -210,18 +245,30 @@ if [ "${SKIP_MEMORY:-0}" != 1 ]; then
 fi
 
 mkdir -p bench/results
-python3 - "$results" "$ROUNDS" "$DURATION" "$CONNECTIONS" "$WRK_THREADS" "$login_line" "$memory_line" "$GATEWAY_RUST_LOG" >bench/results/latest.md <<'PY'
+python3 - "$results" "$ROUNDS" "$DURATION" "$CONNECTIONS" "$WRK_THREADS" "$login_line" "$memory_line" "$GATEWAY_RUST_LOG" "$paced_results" "$PACE_MS" >bench/results/latest.md <<'PY'
 import platform, os, statistics, subprocess, sys, datetime
-path, rounds, dur, conns, wthreads, login, memory, gwlog = sys.argv[1:9]
-rows = {}
-order = []
-for line in open(path):
-    r, name, rps, p50, p99, bad, err, user_us, kernel_us = line.rstrip("\n").split("\t")
-    if name not in rows:
-        rows[name] = []
-        order.append(name)
-    rows[name].append((float(rps), float(p50), float(p99), int(bad), err, float(user_us), float(kernel_us)))
-med = {n: tuple(statistics.median(x[i] for x in v) for i in (0, 1, 2, 5, 6)) for n, v in rows.items()}
+path, rounds, dur, conns, wthreads, login, memory, gwlog, paced_path, pace_ms = sys.argv[1:11]
+def load(path):
+    """Rows per target in first-seen order, and their medians (req/s, p50, p99, user, kernel)."""
+    rows, order = {}, []
+    for line in open(path):
+        r, name, rps, p50, p99, bad, err, user_us, kernel_us = line.rstrip("\n").split("\t")
+        if name not in rows:
+            rows[name] = []
+            order.append(name)
+        rows[name].append((float(rps), float(p50), float(p99), int(bad), err, float(user_us), float(kernel_us)))
+    med = {n: tuple(statistics.median(x[i] for x in v) for i in (0, 1, 2, 5, 6)) for n, v in rows.items()}
+    return rows, order, med
+def table(rows, order, med):
+    print("| target | req/s | p50 ms | p99 ms | server CPU us/request (user + kernel) | non-2xx/3xx (all rounds) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for n in order:
+        rps, p50, p99, user_us, kernel_us = med[n]
+        bad = sum(x[3] for x in rows[n])
+        print(f"| {n} | {rps:.0f} | {p50:.3f} | {p99:.3f} | {user_us + kernel_us:.1f} ({user_us:.1f} + {kernel_us:.1f}) | {bad} |")
+    print()
+rows, order, med = load(path)
+paced_rows, paced_order, paced_med = load(paced_path)
 cpu = "?"
 for l in open("/proc/cpuinfo"):
     if l.startswith("model name"):
@@ -240,13 +287,7 @@ print(f"- wrk {wthreads} thread(s), {conns} connections, {rounds} interleaved ro
       f"figures are medians over the rounds; upstream and proxies: {nginx_v}, "
       "`return 200` upstream (12-byte body), proxies keep upstream connections alive")
 print(f"- gateway: production-profile build (release + fat LTO), `RUST_LOG={gwlog}` (info: one access-log line per request to stderr, as nginx's access_log to a file), memory session store\n")
-print("| target | req/s | p50 ms | p99 ms | server CPU us/request (user + kernel) | non-2xx/3xx (all rounds) |")
-print("| --- | ---: | ---: | ---: | ---: | ---: |")
-for n in order:
-    rps, p50, p99, user_us, kernel_us = med[n]
-    bad = sum(x[3] for x in rows[n])
-    print(f"| {n} | {rps:.0f} | {p50:.3f} | {p99:.3f} | {user_us + kernel_us:.1f} ({user_us:.1f} + {kernel_us:.1f}) | {bad} |")
-print()
+table(rows, order, med)
 print("Server CPU per request: the server process's (nginx: its workers') user and kernel CPU time "
       "over the run, from /proc, divided by the requests wrk completed; a figure that holds when "
       "other work shares the machine, unlike req/s.\n")
@@ -263,7 +304,23 @@ for t, w in (("1", "1 worker"), ("2", "2 workers")):
     print(f"  CPU per request: nginx proxy / gateway signed in = **{(n[3]+n[4])/(s[3]+s[4]):.2f}x**; "
           f"gateway kernel time alone / nginx's whole = {s[4]/(n[3]+n[4]):.2f}x; "
           f"gateway user time / nginx user time = {s[3]/max(n[3], 1e-9):.1f}x")
+    # wrk keeps `conns` requests in flight, so mean latency = conns / req/s (Little's law).
+    print(f"  Queueing at saturation: {conns} in flight / req/s = {int(conns)/n[0]*1e3:.3f} ms mean for nginx, "
+          f"{int(conns)/s[0]*1e3:.3f} ms for the gateway; the throughput ratio alone puts "
+          f"{(int(conns)/s[0]-int(conns)/n[0])*1e3:+.3f} ms between their means")
 print()
+if paced_order:
+    print(f"Paced, the same {conns} connections each waiting a random 0 to {2 * int(pace_ms)} ms ({pace_ms} on average) "
+          "between a response and the next request (wrk's `delay()`), so every server gets the same load, well under its capacity, and "
+          "latency is the proxy's own rather than a queue:\n")
+    table(paced_rows, paced_order, paced_med)
+    for t, w in (("1", "1 worker"), ("2", "2 workers")):
+        s = paced_med.get(f"gateway t{t} signed in")
+        n = paced_med.get(f"nginx proxy ({w})")
+        if s and n:
+            print(f"- threads={t}, paced: signed-in p99 - nginx proxy ({w}) p99 = **{s[2]-n[2]:+.3f} ms** (target <= +0.5); "
+                  f"p50 {s[1]-n[1]:+.3f} ms; req/s {s[0]/n[0]:.2f}x (same offered load)")
+    print()
 if login:
     print(f"Sign-ins (full flow through gateway threads=1 and the simulator, 8 concurrent): `{login}`\n")
 if memory:
