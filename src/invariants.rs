@@ -133,6 +133,35 @@ pub fn check_strip(raw: &[u8]) {
     }
 }
 
+/// The invariant: `read` finds exactly what running the cookie crate's own `split_parse` over
+/// every header finds (the reader only skips parsing the pieces that are not ours).
+pub fn check_read(headers: &[&[u8]]) {
+    let jar = jar();
+    let mut expected = crate::session::cookies::GatewayCookies::default();
+    for text in headers.iter().filter_map(|h| std::str::from_utf8(h).ok()) {
+        for c in cookie::Cookie::split_parse(text).flatten() {
+            if c.name() == jar.session {
+                if expected.session.len() < crate::session::cookies::MAX_SESSION_CANDIDATES {
+                    expected.session.push(c.value().to_string());
+                }
+            } else if c.name() == jar.login {
+                expected.login.get_or_insert_with(|| c.value().to_string());
+            } else if c.name() == jar.bounce {
+                expected.bounce = true;
+            }
+        }
+    }
+    assert_eq!(
+        jar.read(headers.iter().copied()),
+        expected,
+        "{:?}",
+        headers
+            .iter()
+            .map(|h| String::from_utf8_lossy(h))
+            .collect::<Vec<_>>()
+    );
+}
+
 pub fn public_config() -> Config {
     parse_str(
         "[clever]\nclient_id = \"4c63c1cf623dce82caac\"\nclient_secret_env = \"X\"\nredirect_uri = \"https://gw.example.org/cb\"\n[[upstream]]\nname = \"app\"\nurl = \"http://127.0.0.1:9000/\"\npublic_paths = [\"/public/\"]\n",
