@@ -12,7 +12,7 @@ use std::fmt::{self, Write as _};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::{Format, Full, Writer};
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -20,9 +20,34 @@ use tracing_subscriber::registry::LookupSpan;
 pub const ACCESS_TARGET: &str = "access";
 
 /// tracing-subscriber's default event format, faster on the access line (see the module docs).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HumanFormat {
-    full: Format<Full, SystemTime>,
+    full: Format<Full, Rfc3339Micros>,
+}
+
+impl Default for HumanFormat {
+    fn default() -> Self {
+        HumanFormat {
+            full: Format::default().with_timer(Rfc3339Micros),
+        }
+    }
+}
+
+/// The time as tracing-subscriber's `SystemTime` timer writes it (RFC 3339 UTC with
+/// microseconds, `2026-11-22T23:00:13.123456Z`), through humantime, which fills one buffer
+/// instead of formatting each of the seven parts with `write!`: a third of the access line's
+/// cost before.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rfc3339Micros;
+
+impl FormatTime for Rfc3339Micros {
+    fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
+        write!(
+            w,
+            "{}",
+            humantime::format_rfc3339_micros(std::time::SystemTime::now())
+        )
+    }
 }
 
 impl<S, N> FormatEvent<S, N> for HumanFormat
@@ -44,9 +69,7 @@ where
             return self.full.format_event(ctx, writer, event);
         }
         // As `Format<Full, SystemTime>` without colours, spans, thread names or file names.
-        if SystemTime.format_time(&mut writer).is_err() {
-            writer.write_str("<unknown time>")?;
-        }
+        Rfc3339Micros.format_time(&mut writer)?;
         writer.write_char(' ')?;
         writer.write_str(level_str(meta.level()))?;
         writer.write_char(' ')?;
@@ -285,6 +308,39 @@ mod tests {
             assert_eq!(after_time(&ours), after_time(&theirs), "\n{ours}\n{theirs}");
             assert_eq!(ours.lines().count(), 4, "{ours}");
         }
+    }
+
+    /// One line's timestamp as `timer` writes it.
+    fn time_from(timer: impl FormatTime) -> String {
+        let mut s = String::new();
+        timer.format_time(&mut Writer::new(&mut s)).unwrap();
+        s
+    }
+
+    #[test]
+    fn time_written_as_the_default_timer_writes_it() {
+        use tracing_subscriber::fmt::time::SystemTime;
+        let shape = |t: &str| {
+            let b = t.as_bytes();
+            b.len() == 27
+                && b.iter().enumerate().all(|(i, c)| match i {
+                    4 | 7 => *c == b'-',
+                    10 => *c == b'T',
+                    13 | 16 => *c == b':',
+                    19 => *c == b'.',
+                    26 => *c == b'Z',
+                    _ => c.is_ascii_digit(),
+                })
+        };
+        let (theirs, ours) = (time_from(SystemTime), time_from(Rfc3339Micros));
+        assert!(shape(&theirs), "{theirs}");
+        assert!(shape(&ours), "{ours}");
+        let (a, b) = (
+            humantime::parse_rfc3339(&theirs).unwrap(),
+            humantime::parse_rfc3339(&ours).unwrap(),
+        );
+        let apart = b.duration_since(a).unwrap_or_default();
+        assert!(apart < std::time::Duration::from_secs(1), "{theirs} {ours}");
     }
 
     #[test]
