@@ -41,6 +41,81 @@ fn check_good_config_prints_routes_exit_0() {
     );
 }
 
+/// Under each route row, `check` shows what that upstream receives and how its logins behave,
+/// so an operator can verify them: identity header names, the access token's header only with
+/// `forward_access_token`, the assertion's audience, and the login and path options.
+#[test]
+fn check_shows_what_each_upstream_receives_and_its_login_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{GOOD}\n[[upstream]]\nname = \"hr\"\nurl = \"http://127.0.0.1:9001\"\n\
+         path_prefix = \"/staff\"\nstrip_path_prefix = true\nforward_access_token = true\n\
+         assertion = true\nassertion_audience = \"urn:example:hr\"\nconfirm_students = true\n\
+         login_district_id = \"5d0a9e5d0958b300014e49d2\"\n\
+         [upstream.headers]\nuser_id = \"Remote-User\"\nemail = \"X-Mail\"\n"
+    );
+    let p = write(&dir, &cfg);
+    let secret = "cli-test-secret-must-not-be-printed";
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(&p)
+        .env("CLEVER_GATEWAY_CLI_TEST_SECRET_UNSET", secret)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let row = |name: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{stdout}"))
+    };
+    // The lines under a row (up to the next row), as one list of words.
+    let under = |at: usize| -> Vec<&str> {
+        lines[at + 1..]
+            .iter()
+            .take_while(|l| l.starts_with("  "))
+            .flat_map(|l| l.split_whitespace())
+            .collect()
+    };
+    assert_eq!(
+        under(row("gradebook")),
+        [
+            "sends:",
+            "user_id=x-clever-user-id",
+            "user_type=x-clever-user-type",
+            "district_id=x-clever-district-id",
+            "options:",
+            "-",
+        ],
+        "{stdout}"
+    );
+    assert_eq!(
+        under(row("hr ")),
+        [
+            "sends:",
+            "user_id=remote-user",
+            "user_type=x-clever-user-type",
+            "district_id=x-clever-district-id",
+            "email=x-mail",
+            "access_token=x-clever-access-token",
+            "assertion(aud=urn:example:hr)",
+            "options:",
+            "strip_path_prefix",
+            "login_district_id=5d0a9e5d0958b300014e49d2",
+            "confirm_students",
+        ],
+        "{stdout}"
+    );
+    assert!(
+        lines.iter().all(|l| !l.starts_with("  ") || l.len() <= 100),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(secret) && !stderr.contains(secret));
+}
+
 #[test]
 fn run_missing_secret_exit_2_names_variable() {
     let dir = tempfile::tempdir().unwrap();
