@@ -203,6 +203,71 @@ fn busy_listen_port_fails_clearly() {
     assert!(stderr.contains("cannot listen"), "{stderr}");
 }
 
+/// The stderr lines of a JSON-logging gateway that did not start: each must be a JSON object.
+fn json_lines(stderr: &str) -> Vec<serde_json::Value> {
+    stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}\n{stderr}"))
+        })
+        .collect()
+}
+
+/// With `--log-format json`, a taken listen address is reported as one JSON log line (level
+/// ERROR, the plain line's text in `message`), not a plain line that breaks JSON log shipping.
+#[test]
+fn busy_listen_port_with_json_log_format_is_one_json_error_line() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, &GOOD.replace("18080", &port.to_string()));
+    let out = bin()
+        .args(["run", "--log-format", "json", "--config"])
+        .arg(&p)
+        .env("CLEVER_GATEWAY_CLI_TEST_SECRET_UNSET", "x")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let errors: Vec<_> = json_lines(&stderr)
+        .into_iter()
+        .filter(|v| v["level"] == "ERROR")
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    let message = errors[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(&format!(
+            "clever-gateway: cannot listen on 127.0.0.1:{port}: "
+        )),
+        "{stderr}"
+    );
+    assert!(errors[0]["timestamp"].is_string(), "{stderr}");
+    drop(held);
+}
+
+/// `log_format = "json"` in the file (no flag) is enough once the file is read: an unreadable
+/// client secret is a JSON line naming the variable.
+#[test]
+fn run_missing_secret_with_json_log_format_in_file_is_a_json_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        &dir,
+        &GOOD.replace("[server]\n", "[server]\nlog_format = \"json\"\n"),
+    );
+    let out = bin().args(["run", "--config"]).arg(&p).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let lines = json_lines(&stderr);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert_eq!(lines[0]["level"], "ERROR", "{stderr}");
+    assert_eq!(
+        lines[0]["message"],
+        "clever-gateway: environment variable CLEVER_GATEWAY_CLI_TEST_SECRET_UNSET is not set",
+        "{stderr}"
+    );
+}
+
 /// `listen = ["0.0.0.0:P"]` with `admin_listen = "127.0.0.1:P"`: each address is free on its
 /// own, but both cannot be bound. Pingora, binding in its service thread, retried 30 s,
 /// panicked there and left the process running without the proxy listener (the admin one
