@@ -8,6 +8,7 @@ pub mod clever;
 pub mod config;
 pub mod demo;
 pub mod demo_app;
+pub mod fatal;
 pub mod gateway;
 pub mod https;
 pub mod identity;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use clever_gateway::config;
+use clever_gateway::fatal;
 use clever_gateway::secret::Secret;
 use clever_gateway::server::RunMode;
 
@@ -108,58 +109,72 @@ fn main() -> ExitCode {
     let log_format = cli.log_format.map(config::LogFormat::from);
     match cli.command {
         Some(Command::Demo { port }) => {
-            init_logging(log_format.unwrap_or_default());
+            let format = fatal::format_for(log_format, None);
+            init_logging(format);
             match clever_gateway::demo::run(port) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("clever-gateway demo: {e:#}");
+                    fatal::report(format, format_args!("clever-gateway demo: {e:#}"));
                     ExitCode::FAILURE
                 }
             }
         }
-        Some(Command::Check { online }) => with_config(cli.config, log_format, move |path, cfg| {
-            check(path, cfg, online)
-        }),
+        Some(Command::Check { online }) => {
+            with_config(cli.config, log_format, move |path, cfg, _| {
+                check(path, cfg, online)
+            })
+        }
         Some(Command::Reload) => {
             let flag = cli.log_format;
-            with_config(cli.config, log_format, move |path, cfg| {
+            with_config(cli.config, log_format, move |path, cfg, _| {
                 reload(path, cfg, flag)
             })
         }
         Some(Command::Run { daemon, upgrade }) => {
             let mode = RunMode { daemon, upgrade };
-            with_config(cli.config, log_format, |path, cfg| run(path, cfg, mode))
+            with_config(cli.config, log_format, |path, cfg, format| {
+                run(path, cfg, mode, format)
+            })
         }
-        None => with_config(cli.config, log_format, |path, cfg| {
-            run(path, cfg, RunMode::default())
+        None => with_config(cli.config, log_format, |path, cfg, format| {
+            run(path, cfg, RunMode::default(), format)
         }),
     }
 }
 
-/// Loads the config, then starts logging in the format the command line or the file asks for
-/// (so config errors are always plain lines on stderr), then runs `f`.
+/// Loads the config, then starts logging in the format the command line or the file asks for,
+/// then runs `f` with that format. Config errors come before the file's `log_format` is known:
+/// plain lines, or JSON lines (one per problem) when `--log-format json` was given.
 fn with_config(
     path: Option<PathBuf>,
     log_format: Option<config::LogFormat>,
-    f: impl FnOnce(PathBuf, config::Config) -> ExitCode,
+    f: impl FnOnce(PathBuf, config::Config, config::LogFormat) -> ExitCode,
 ) -> ExitCode {
+    let early = fatal::format_for(log_format, None);
     let Some(path) = path else {
-        eprintln!("clever-gateway: --config FILE is required (try `clever-gateway demo` for a local try-out)");
+        fatal::report(
+            early,
+            "clever-gateway: --config FILE is required (try `clever-gateway demo` for a local \
+             try-out)",
+        );
         return ExitCode::from(2);
     };
     match config::load(&path) {
         Ok(cfg) => {
-            init_logging(log_format.unwrap_or(cfg.server.log_format));
-            f(path, cfg)
+            let format = fatal::format_for(log_format, Some(cfg.server.log_format));
+            init_logging(format);
+            f(path, cfg, format)
         }
         Err(errors) => {
-            eprint!("{errors}");
-            if !errors.to_string().ends_with('\n') {
-                eprintln!();
+            for problem in &errors.problems {
+                fatal::report(early, problem);
             }
-            eprintln!(
-                "clever-gateway: {} has errors; nothing started",
-                path.display()
+            fatal::report(
+                early,
+                format_args!(
+                    "clever-gateway: {} has errors; nothing started",
+                    path.display()
+                ),
             );
             ExitCode::from(2)
         }
@@ -279,18 +294,19 @@ fn reload(path: PathBuf, cfg: config::Config, log_format: Option<LogFormat>) -> 
     }
 }
 
-fn run(_path: PathBuf, cfg: config::Config, mode: RunMode) -> ExitCode {
+/// Starts the gateway; a failure to start is reported in the log format (`format`).
+fn run(_path: PathBuf, cfg: config::Config, mode: RunMode, format: config::LogFormat) -> ExitCode {
     let secret = match config::read_secret(&cfg.clever.client_secret) {
         Ok(s) => Secret::new(s),
         Err(e) => {
-            eprintln!("clever-gateway: {e}");
+            fatal::report(format, format_args!("clever-gateway: {e}"));
             return ExitCode::from(2);
         }
     };
     match clever_gateway::server::serve(Arc::new(cfg), secret, mode) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("clever-gateway: {e}");
+            fatal::report(format, format_args!("clever-gateway: {e}"));
             ExitCode::from(2)
         }
     }

@@ -41,6 +41,81 @@ fn check_good_config_prints_routes_exit_0() {
     );
 }
 
+/// Under each route row, `check` shows what that upstream receives and how its logins behave,
+/// so an operator can verify them: identity header names, the access token's header only with
+/// `forward_access_token`, the assertion's audience, and the login and path options.
+#[test]
+fn check_shows_what_each_upstream_receives_and_its_login_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "{GOOD}\n[[upstream]]\nname = \"hr\"\nurl = \"http://127.0.0.1:9001\"\n\
+         path_prefix = \"/staff\"\nstrip_path_prefix = true\nforward_access_token = true\n\
+         assertion = true\nassertion_audience = \"urn:example:hr\"\nconfirm_students = true\n\
+         login_district_id = \"5d0a9e5d0958b300014e49d2\"\n\
+         [upstream.headers]\nuser_id = \"Remote-User\"\nemail = \"X-Mail\"\n"
+    );
+    let p = write(&dir, &cfg);
+    let secret = "cli-test-secret-must-not-be-printed";
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(&p)
+        .env("CLEVER_GATEWAY_CLI_TEST_SECRET_UNSET", secret)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let row = |name: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{stdout}"))
+    };
+    // The lines under a row (up to the next row), as one list of words.
+    let under = |at: usize| -> Vec<&str> {
+        lines[at + 1..]
+            .iter()
+            .take_while(|l| l.starts_with("  "))
+            .flat_map(|l| l.split_whitespace())
+            .collect()
+    };
+    assert_eq!(
+        under(row("gradebook")),
+        [
+            "sends:",
+            "user_id=x-clever-user-id",
+            "user_type=x-clever-user-type",
+            "district_id=x-clever-district-id",
+            "options:",
+            "-",
+        ],
+        "{stdout}"
+    );
+    assert_eq!(
+        under(row("hr ")),
+        [
+            "sends:",
+            "user_id=remote-user",
+            "user_type=x-clever-user-type",
+            "district_id=x-clever-district-id",
+            "email=x-mail",
+            "access_token=x-clever-access-token",
+            "assertion(aud=urn:example:hr)",
+            "options:",
+            "strip_path_prefix",
+            "login_district_id=5d0a9e5d0958b300014e49d2",
+            "confirm_students",
+        ],
+        "{stdout}"
+    );
+    assert!(
+        lines.iter().all(|l| !l.starts_with("  ") || l.len() <= 100),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(secret) && !stderr.contains(secret));
+}
+
 #[test]
 fn run_missing_secret_exit_2_names_variable() {
     let dir = tempfile::tempdir().unwrap();
@@ -126,6 +201,71 @@ fn busy_listen_port_fails_clearly() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot listen"), "{stderr}");
+}
+
+/// The stderr lines of a JSON-logging gateway that did not start: each must be a JSON object.
+fn json_lines(stderr: &str) -> Vec<serde_json::Value> {
+    stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}\n{stderr}"))
+        })
+        .collect()
+}
+
+/// With `--log-format json`, a taken listen address is reported as one JSON log line (level
+/// ERROR, the plain line's text in `message`), not a plain line that breaks JSON log shipping.
+#[test]
+fn busy_listen_port_with_json_log_format_is_one_json_error_line() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, &GOOD.replace("18080", &port.to_string()));
+    let out = bin()
+        .args(["run", "--log-format", "json", "--config"])
+        .arg(&p)
+        .env("CLEVER_GATEWAY_CLI_TEST_SECRET_UNSET", "x")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let errors: Vec<_> = json_lines(&stderr)
+        .into_iter()
+        .filter(|v| v["level"] == "ERROR")
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    let message = errors[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(&format!(
+            "clever-gateway: cannot listen on 127.0.0.1:{port}: "
+        )),
+        "{stderr}"
+    );
+    assert!(errors[0]["timestamp"].is_string(), "{stderr}");
+    drop(held);
+}
+
+/// `log_format = "json"` in the file (no flag) is enough once the file is read: an unreadable
+/// client secret is a JSON line naming the variable.
+#[test]
+fn run_missing_secret_with_json_log_format_in_file_is_a_json_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(
+        &dir,
+        &GOOD.replace("[server]\n", "[server]\nlog_format = \"json\"\n"),
+    );
+    let out = bin().args(["run", "--config"]).arg(&p).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let lines = json_lines(&stderr);
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert_eq!(lines[0]["level"], "ERROR", "{stderr}");
+    assert_eq!(
+        lines[0]["message"],
+        "clever-gateway: environment variable CLEVER_GATEWAY_CLI_TEST_SECRET_UNSET is not set",
+        "{stderr}"
+    );
 }
 
 /// `listen = ["0.0.0.0:P"]` with `admin_listen = "127.0.0.1:P"`: each address is free on its

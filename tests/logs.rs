@@ -1,5 +1,5 @@
 //! Log format: `log_format` in the file and `--log-format` on the command line; config errors
-//! stay plain text whatever the format.
+//! are plain text unless the command line asks for JSON.
 
 mod life;
 
@@ -105,12 +105,17 @@ async fn log_format_flag_overrides_file() {
     }
 }
 
+/// Config errors come before the file's `log_format` is read: plain lines whatever the file
+/// says, JSON lines (one per problem, level ERROR) only when `--log-format json` is given.
 #[test]
-fn config_errors_are_plain_lines_even_with_json_log_format() {
+fn config_errors_are_plain_lines_unless_the_flag_asks_for_json() {
     let f = Files::new();
     let text = "[server]\nlog_format = \"json\"\ncolour = \"blue\"\n";
     f.write_config(text);
-    for args in [&["run"][..], &["check"], &["run", "--log-format", "json"]] {
+    let file = f.cfg.display().to_string();
+    let unknown = format!("{file}:3:1: unknown key \"colour\"");
+    let nothing_started = format!("clever-gateway: {file} has errors; nothing started");
+    for args in [&["run"][..], &["check"]] {
         let out = life::bin()
             .args(args)
             .arg("--config")
@@ -119,16 +124,52 @@ fn config_errors_are_plain_lines_even_with_json_log_format() {
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let file = f.cfg.display().to_string();
         assert!(
-            stderr
-                .lines()
-                .any(|l| l.starts_with(&format!("{file}:3:1: unknown key \"colour\""))),
+            stderr.lines().any(|l| l.starts_with(&unknown)),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.lines().any(|l| l == nothing_started),
             "{args:?}: {stderr}"
         );
         assert!(
             stderr.lines().all(|l| !l.starts_with('{')),
             "{args:?}: no JSON: {stderr}"
+        );
+    }
+    for args in [
+        &["run", "--log-format", "json"][..],
+        &["check", "--log-format", "json"],
+    ] {
+        let out = life::bin()
+            .args(args)
+            .arg("--config")
+            .arg(&f.cfg)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<serde_json::Value> = stderr
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {l:?}\n{stderr}"))
+            })
+            .collect();
+        assert!(
+            lines.iter().all(|v| v["level"] == "ERROR"),
+            "{args:?}: {stderr}"
+        );
+        let messages: Vec<&str> = lines.iter().filter_map(|v| v["message"].as_str()).collect();
+        assert_eq!(messages.len(), lines.len(), "{args:?}: {stderr}");
+        assert!(
+            messages.iter().any(|m| m.starts_with(&unknown)),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(
+            messages.last(),
+            Some(&nothing_started.as_str()),
+            "{args:?}: {stderr}"
         );
     }
 }

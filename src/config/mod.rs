@@ -167,10 +167,13 @@ fn trim_newlines(mut s: String) -> String {
     s
 }
 
-/// A table of the routes for `clever-gateway check`: one row per upstream, in file order.
+/// A table of the routes for `clever-gateway check`: one row per upstream, in file order, each
+/// followed by what that upstream receives ([`sends`]) and how its logins and paths behave
+/// ([`options`]), on indented lines wrapped to [`DETAIL_WIDTH`] columns.
 pub fn describe_routes(cfg: &Config) -> String {
     let header = ["UPSTREAM", "HOST", "PATH_PREFIX", "URL", "PUBLIC", "POLICY"].map(String::from);
     let mut rows = vec![header];
+    let mut details = vec![String::new()];
     for (i, up) in cfg.upstreams.iter().enumerate() {
         let name = if i == cfg.server.landing {
             format!("{} (landing)", up.name)
@@ -205,6 +208,7 @@ pub fn describe_routes(cfg: &Config) -> String {
             public,
             format!("types={types} districts={districts}"),
         ]);
+        details.push(detail("sends:", &sends(up)) + &detail("options:", &options(up)));
     }
     let mut widths = [0usize; 6];
     for row in &rows {
@@ -213,7 +217,7 @@ pub fn describe_routes(cfg: &Config) -> String {
         }
     }
     let mut out = String::new();
-    for row in &rows {
+    for (row, detail) in rows.iter().zip(details) {
         let mut line = String::new();
         for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
             if i + 1 == row.len() {
@@ -224,7 +228,82 @@ pub fn describe_routes(cfg: &Config) -> String {
         }
         out.push_str(line.trim_end());
         out.push('\n');
+        out.push_str(&detail);
     }
+    out
+}
+
+/// The width the lines under each route row are wrapped to.
+const DETAIL_WIDTH: usize = 100;
+
+/// What an upstream receives with a signed-in request besides the request itself: each
+/// identity header as `key=header-name` (the `[upstream.headers]` key; email, name, school and
+/// section ids only when named), the access token's header only with `forward_access_token`,
+/// and `assertion(aud=…)` with `assertion = true`. Names only, never a value.
+fn sends(up: &Upstream) -> Vec<String> {
+    let h = &up.headers;
+    let mut tokens: Vec<String> = [
+        ("user_id", Some(&h.user_id)),
+        ("user_type", Some(&h.user_type)),
+        ("district_id", Some(&h.district_id)),
+        ("email", h.email.as_ref()),
+        ("name", h.name.as_ref()),
+        ("school_ids", h.school_ids.as_ref()),
+        ("section_ids", h.section_ids.as_ref()),
+        (
+            "access_token",
+            up.forward_access_token.then_some(&h.access_token),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(key, name)| name.map(|n| format!("{key}={n}")))
+    .collect();
+    if let Some(audience) = &up.assertion {
+        tokens.push(format!("assertion(aud={audience})"));
+    }
+    tokens
+}
+
+/// The upstream's settings that change its logins and the path it receives, when turned on.
+fn options(up: &Upstream) -> Vec<String> {
+    let mut tokens = Vec::new();
+    if up.strip_path_prefix {
+        tokens.push("strip_path_prefix".to_owned());
+    }
+    if let Some(id) = &up.login_district_id {
+        tokens.push(format!("login_district_id={id}"));
+    }
+    if up.confirm_students {
+        tokens.push("confirm_students".to_owned());
+    }
+    tokens
+}
+
+/// `  label tokens…` (`-` for none), wrapped at [`DETAIL_WIDTH`] with the continuation lines
+/// indented under the first token; a token too long for any line gets a line of its own.
+fn detail(label: &str, tokens: &[String]) -> String {
+    let lead = format!("  {label:<8} ");
+    let indent = " ".repeat(lead.chars().count());
+    let dash = ["-".to_owned()];
+    let tokens = if tokens.is_empty() { &dash[..] } else { tokens };
+    let mut out = String::new();
+    let mut line = lead;
+    let mut empty = true;
+    for token in tokens {
+        if !empty && line.chars().count() + 1 + token.chars().count() > DETAIL_WIDTH {
+            out.push_str(&line);
+            out.push('\n');
+            line = indent.clone();
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(token);
+        empty = false;
+    }
+    out.push_str(&line);
+    out.push('\n');
     out
 }
 
@@ -635,15 +714,119 @@ allow_user_types = []
         let cfg = parse_str(&src, "gw.toml").unwrap();
         let table = describe_routes(&cfg);
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 3, "{table}");
+        assert_eq!(lines.len(), 7, "{table}");
         assert!(lines[0].starts_with("UPSTREAM"));
         assert!(lines[1].starts_with("app (landing)"));
         assert!(lines[1].contains(" * "));
         assert!(lines[1].contains("http://127.0.0.1:9000/"));
         assert!(lines[1].contains("/static/* /favicon.ico"));
         assert!(lines[1].contains("types=teacher districts=any"));
-        assert!(lines[2].contains("hr.example.org"));
-        assert!(lines[2].contains("/staff "));
-        assert!(lines[2].contains("types=any districts=d1"));
+        assert!(lines[4].contains("hr.example.org"));
+        assert!(lines[4].contains("/staff "));
+        assert!(lines[4].contains("types=any districts=d1"));
+        // Under each row: the default identity headers, no token, no options.
+        for at in [2, 5] {
+            assert_eq!(
+                lines[at],
+                "  sends:   user_id=x-clever-user-id user_type=x-clever-user-type \
+                 district_id=x-clever-district-id",
+                "{table}"
+            );
+            assert_eq!(lines[at + 1], "  options: -", "{table}");
+        }
+    }
+
+    #[test]
+    fn describe_routes_shows_headers_token_assertion_and_login_options() {
+        // Section ids need district-app tokens: discovery provides them.
+        let minimal = MINIMAL.replace("[clever]\n", "[clever]\ndiscover_district_tokens = true\n");
+        let src = format!(
+            "{minimal}\n[[upstream]]\nname = \"hr\"\nurl = \"http://127.0.0.1:9001/hr\"\n\
+             path_prefix = \"/staff\"\nstrip_path_prefix = true\nforward_access_token = true\n\
+             assertion = true\nassertion_audience = \"urn:example:hr\"\nconfirm_students = true\n\
+             login_district_id = \"5d0a9e5d0958b300014e49d2\"\n\
+             [upstream.headers]\nuser_id = \"Remote-User\"\nemail = \"X-Mail\"\n\
+             name = \"X-Clever-Name\"\nschool_ids = \"X-Schools\"\n\
+             section_ids = \"X-Sections\"\naccess_token = \"X-Token\"\n"
+        );
+        let cfg = parse_str(&src, "gw.toml").unwrap();
+        let table = describe_routes(&cfg);
+        let hr = &table[table.find("\nhr ").expect("hr row")..];
+        // The wrapped lines under the row, joined back into one list of tokens each.
+        let mut sends = Vec::new();
+        let mut options = Vec::new();
+        let mut into = &mut sends;
+        for line in hr.lines().skip(2) {
+            assert!(line.chars().count() <= DETAIL_WIDTH, "{line:?}\n{table}");
+            let rest = if let Some(rest) = line.strip_prefix("  sends:   ") {
+                into = &mut sends;
+                rest
+            } else if let Some(rest) = line.strip_prefix("  options: ") {
+                into = &mut options;
+                rest
+            } else {
+                line.strip_prefix("           ")
+                    .unwrap_or_else(|| panic!("{line:?}\n{table}"))
+            };
+            into.extend(rest.split(' '));
+        }
+        assert_eq!(
+            sends,
+            [
+                "user_id=remote-user",
+                "user_type=x-clever-user-type",
+                "district_id=x-clever-district-id",
+                "email=x-mail",
+                "name=x-clever-name",
+                "school_ids=x-schools",
+                "section_ids=x-sections",
+                "access_token=x-token",
+                "assertion(aud=urn:example:hr)",
+            ],
+            "{table}"
+        );
+        assert_eq!(
+            options,
+            [
+                "strip_path_prefix",
+                "login_district_id=5d0a9e5d0958b300014e49d2",
+                "confirm_students"
+            ],
+            "{table}"
+        );
+        // The first upstream turns none of it on: no token header, no assertion.
+        let app = &table[..table.find("\nhr ").unwrap()];
+        assert!(
+            !app.contains("access_token") && !app.contains("assertion"),
+            "{table}"
+        );
+        assert!(app.ends_with("  options: -"), "{table}");
+    }
+
+    #[test]
+    fn detail_wraps_at_width_and_gives_a_long_token_its_own_line() {
+        let tokens: Vec<String> = (0..30).map(|i| format!("token{i:02}")).collect();
+        let text = detail("sends:", &tokens);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.len() > 1, "{text}");
+        assert!(lines[0].starts_with("  sends:   token00 token01"), "{text}");
+        assert!(
+            lines.iter().all(|l| l.chars().count() <= DETAIL_WIDTH),
+            "{text}"
+        );
+        assert!(
+            lines[1..].iter().all(|l| l.starts_with("           token")),
+            "{text}"
+        );
+        let joined: Vec<&str> = text.split_whitespace().skip(1).collect();
+        assert_eq!(joined, tokens, "every token once, in order");
+
+        let long = "x".repeat(DETAIL_WIDTH + 5);
+        let text = detail("options:", &["a".to_owned(), long.clone(), "b".to_owned()]);
+        assert_eq!(
+            text,
+            format!("  options: a\n           {long}\n           b\n")
+        );
+        assert_eq!(detail("options:", &[]), "  options: -\n");
     }
 }
