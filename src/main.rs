@@ -96,6 +96,7 @@ fn init_logging(format: config::LogFormat) {
             .event_format(clever_gateway::logfmt::HumanFormat::default())
             .init(),
         config::LogFormat::Json => builder
+            .with_timer(clever_gateway::logfmt::Rfc3339Micros)
             .json()
             .flatten_event(true)
             .with_current_span(false)

@@ -51,8 +51,11 @@ async fn log_format_json_in_file_writes_one_json_object_per_line() {
         let v: serde_json::Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line:?}\n{logs}"));
         assert!(v.is_object(), "{line}");
+        assert!(v["level"].is_string(), "{line}");
+        // RFC 3339 UTC with microseconds, as tracing-subscriber's default timer writes it.
+        let time = v["timestamp"].as_str().unwrap_or_default();
         assert!(
-            v["timestamp"].is_string() && v["level"].is_string(),
+            time.len() == 27 && time.ends_with('Z') && humantime::parse_rfc3339(time).is_ok(),
             "{line}"
         );
         if v["target"] == "access" && v["path"] == "/pub/page" {
@@ -91,6 +94,12 @@ async fn log_format_flag_overrides_file() {
         "{line}"
     );
     assert!(line.contains("INFO") && line.contains("access"), "{line}");
+    // The line starts with the time as tracing-subscriber's default timer writes it.
+    let time = line.split(' ').next().unwrap_or_default();
+    assert!(
+        time.len() == 27 && time.ends_with('Z') && humantime::parse_rfc3339(time).is_ok(),
+        "{line}"
+    );
     assert!(
         !line.contains('\u{1b}'),
         "no color codes when stderr is a file: {line:?}"
