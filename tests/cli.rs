@@ -186,20 +186,29 @@ fn shipped_example_config_checks() {
     );
 }
 
-#[test]
-fn busy_listen_port_fails_clearly() {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
+/// `run` (with `args` before `--config`) of the good config on a port another socket holds:
+/// the port and the stderr of a start that must exit 2.
+fn run_on_a_taken_port(args: &[&str]) -> (u16, String) {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
     let p = write(&dir, &GOOD.replace("18080", &port.to_string()));
     let out = bin()
-        .args(["run", "--config"])
+        .arg("run")
+        .args(args)
+        .arg("--config")
         .arg(&p)
         .env("CLEVER_GATEWAY_CLI_TEST_SECRET_UNSET", "x")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    (port, stderr)
+}
+
+#[test]
+fn busy_listen_port_fails_clearly() {
+    let (_, stderr) = run_on_a_taken_port(&[]);
     assert!(stderr.contains("cannot listen"), "{stderr}");
 }
 
@@ -218,18 +227,7 @@ fn json_lines(stderr: &str) -> Vec<serde_json::Value> {
 /// ERROR, the plain line's text in `message`), not a plain line that breaks JSON log shipping.
 #[test]
 fn busy_listen_port_with_json_log_format_is_one_json_error_line() {
-    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = held.local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let p = write(&dir, &GOOD.replace("18080", &port.to_string()));
-    let out = bin()
-        .args(["run", "--log-format", "json", "--config"])
-        .arg(&p)
-        .env("CLEVER_GATEWAY_CLI_TEST_SECRET_UNSET", "x")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (port, stderr) = run_on_a_taken_port(&["--log-format", "json"]);
     let errors: Vec<_> = json_lines(&stderr)
         .into_iter()
         .filter(|v| v["level"] == "ERROR")
@@ -243,7 +241,6 @@ fn busy_listen_port_with_json_log_format_is_one_json_error_line() {
         "{stderr}"
     );
     assert!(errors[0]["timestamp"].is_string(), "{stderr}");
-    drop(held);
 }
 
 /// `log_format = "json"` in the file (no flag) is enough once the file is read: an unreadable

@@ -124,7 +124,8 @@ fn config_errors_are_plain_lines_unless_the_flag_asks_for_json() {
     let file = f.cfg.display().to_string();
     let unknown = format!("{file}:3:1: unknown key \"colour\"");
     let nothing_started = format!("clever-gateway: {file} has errors; nothing started");
-    for args in [&["run"][..], &["check"]] {
+    // The command's stderr; it must exit 2.
+    let stderr_of = |args: &[&str]| {
         let out = life::bin()
             .args(args)
             .arg("--config")
@@ -132,7 +133,10 @@ fn config_errors_are_plain_lines_unless_the_flag_asks_for_json() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    for args in [&["run"][..], &["check"]] {
+        let stderr = stderr_of(args);
         assert!(
             stderr.lines().any(|l| l.starts_with(&unknown)),
             "{args:?}: {stderr}"
@@ -150,14 +154,7 @@ fn config_errors_are_plain_lines_unless_the_flag_asks_for_json() {
         &["run", "--log-format", "json"][..],
         &["check", "--log-format", "json"],
     ] {
-        let out = life::bin()
-            .args(args)
-            .arg("--config")
-            .arg(&f.cfg)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = stderr_of(args);
         let lines: Vec<serde_json::Value> = stderr
             .lines()
             .map(|l| {
