@@ -264,7 +264,9 @@ fn sends(up: &Upstream) -> Vec<String> {
     tokens
 }
 
-/// The upstream's settings that change its logins and the path it receives, when turned on.
+/// The upstream's settings that change its logins, the path it receives and how the gateway
+/// talks to it, when they differ from the defaults: `tls_verify=off` above all, which an
+/// operator must be able to see.
 fn options(up: &Upstream) -> Vec<String> {
     let mut tokens = Vec::new();
     if up.strip_path_prefix {
@@ -275,6 +277,20 @@ fn options(up: &Upstream) -> Vec<String> {
     }
     if up.confirm_students {
         tokens.push("confirm_students".to_owned());
+    }
+    if !up.tls_verify {
+        tokens.push("tls_verify=off".to_owned());
+    }
+    if let Some(ca) = &up.tls_ca {
+        tokens.push(format!("tls_ca={}", ca.display()));
+    }
+    if up.timeout != validate::DEFAULT_UPSTREAM_TIMEOUT {
+        let t = up.timeout;
+        tokens.push(if t.subsec_nanos() == 0 {
+            format!("timeout={}s", t.as_secs())
+        } else {
+            format!("timeout={}ms", t.as_millis())
+        });
     }
     tokens
 }
@@ -741,8 +757,9 @@ allow_user_types = []
         // Section ids need district-app tokens: discovery provides them.
         let minimal = MINIMAL.replace("[clever]\n", "[clever]\ndiscover_district_tokens = true\n");
         let src = format!(
-            "{minimal}\n[[upstream]]\nname = \"hr\"\nurl = \"http://127.0.0.1:9001/hr\"\n\
+            "{minimal}\n[[upstream]]\nname = \"hr\"\nurl = \"https://127.0.0.1:9001/hr\"\n\
              path_prefix = \"/staff\"\nstrip_path_prefix = true\nforward_access_token = true\n\
+             tls_verify = false\ntimeout = \"90s\"\n\
              assertion = true\nassertion_audience = \"urn:example:hr\"\nconfirm_students = true\n\
              login_district_id = \"5d0a9e5d0958b300014e49d2\"\n\
              [upstream.headers]\nuser_id = \"Remote-User\"\nemail = \"X-Mail\"\n\
@@ -790,7 +807,9 @@ allow_user_types = []
             [
                 "strip_path_prefix",
                 "login_district_id=5d0a9e5d0958b300014e49d2",
-                "confirm_students"
+                "confirm_students",
+                "tls_verify=off",
+                "timeout=90s",
             ],
             "{table}"
         );
@@ -801,6 +820,23 @@ allow_user_types = []
             "{table}"
         );
         assert!(app.ends_with("  options: -"), "{table}");
+    }
+
+    #[test]
+    fn describe_routes_shows_a_ca_and_a_sub_second_timeout() {
+        let src = format!(
+            "{MINIMAL}\n[[upstream]]\nname = \"sis\"\nurl = \"https://127.0.0.1:9443/\"\n\
+             path_prefix = \"/sis\"\ntls_ca = \"/etc/clever-gateway/district-ca.pem\"\n\
+             timeout = \"1500ms\"\n"
+        );
+        let table = describe_routes(&parse_str(&src, "gw.toml").unwrap());
+        assert!(
+            table
+                .contains("  options: tls_ca=/etc/clever-gateway/district-ca.pem timeout=1500ms\n"),
+            "{table}"
+        );
+        // Verification stays on with a CA: no tls_verify token.
+        assert!(!table.contains("tls_verify"), "{table}");
     }
 
     #[test]

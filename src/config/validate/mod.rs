@@ -11,6 +11,8 @@ mod session;
 mod tls;
 mod upstream;
 
+pub use upstream::DEFAULT_TIMEOUT as DEFAULT_UPSTREAM_TIMEOUT;
+
 use std::collections::HashSet;
 use std::ops::Range;
 use std::path::PathBuf;

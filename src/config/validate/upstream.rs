@@ -14,12 +14,12 @@ use crate::config::file::{quote, Sp, UpstreamFile};
 use crate::config::model::{PublicPath, Upstream, UpstreamUrl};
 use crate::identity::UserType;
 
-/// Every name `UserType::parse` accepts, for messages.
 /// Like nginx's proxy_read_timeout: how long the app may be silent while answering.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// Every name `UserType::parse` accepts, for messages.
 const USER_TYPES: &str = "student, teacher, staff, school_admin, district_admin, contact";
 
 /// Returns the upstreams (when all are valid) and each upstream's name as written (by index).
