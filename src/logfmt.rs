@@ -68,7 +68,7 @@ where
         {
             return self.full.format_event(ctx, writer, event);
         }
-        // As `Format<Full, SystemTime>` without colours, spans, thread names or file names.
+        // As `Format<Full, _>` writes it without colours, spans, thread names or file names.
         Rfc3339Micros.format_time(&mut writer)?;
         writer.write_char(' ')?;
         writer.write_str(level_str(meta.level()))?;
