@@ -128,6 +128,27 @@ async fn d1_rig(prepare: impl Fn(&SimHandle), clever_extra: &str, rust_log: &str
     .await
 }
 
+/// `user`'s gateway with only district D2's (the sandbox's, no Secure Sync) token from a
+/// `[[district]]` table (env `CG_TEST_D2_TOKEN`) and `upstream_extra` on the app upstream.
+async fn d2_rig(user: &str, upstream_extra: &str) -> Rig {
+    rig(
+        user,
+        |sim| token_env(sim, D2, "CG_TEST_D2_TOKEN"),
+        |port, sim, app| {
+            config(
+                port,
+                sim,
+                app,
+                "",
+                upstream_extra,
+                &district(D2, "Sandbox", "CG_TEST_D2_TOKEN"),
+            )
+        },
+        "info",
+    )
+    .await
+}
+
 /// Waits (up to 15 s) until the gateway's log contains `needle`; returns the log.
 async fn wait_for_log(gw: &Gateway, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -236,22 +257,7 @@ async fn section_ids_follow_every_page_once_at_login_with_a_discovered_token() {
 
 #[tokio::test]
 async fn district_without_secure_sync_gets_no_section_header_and_one_log_line() {
-    let rig = rig(
-        TEACHER_B,
-        |sim| token_env(sim, D2, "CG_TEST_D2_TOKEN"),
-        |port, sim, app| {
-            config(
-                port,
-                sim,
-                app,
-                "",
-                HEADERS,
-                &district(D2, "Sandbox", "CG_TEST_D2_TOKEN"),
-            )
-        },
-        "info",
-    )
-    .await;
+    let rig = d2_rig(TEACHER_B, HEADERS).await;
     for _ in 0..2 {
         let seen = login(&rig).await;
         assert_eq!(seen.header("x-clever-section-ids"), None);
@@ -411,21 +417,10 @@ async fn confirm_students_puts_confirmed_false_on_that_upstreams_logins_only() {
 
 #[tokio::test]
 async fn spoofed_school_and_section_headers_from_the_client_never_arrive() {
-    let rig = rig(
+    // A token for another district only: the student (in D1) gets no sections.
+    let rig = d2_rig(
         STUDENT,
-        |sim| token_env(sim, D2, "CG_TEST_D2_TOKEN"),
-        |port, sim, app| {
-            config(
-                port,
-                sim,
-                app,
-                "",
-                "public_paths = [\"/public/\"]\n[upstream.headers]\nschool_ids = \"X-School-Ids\"\nsection_ids = \"X-Clever-Section-Ids\"",
-                // A token for another district only: the student (in D1) gets no sections.
-                &district(D2, "Sandbox", "CG_TEST_D2_TOKEN"),
-            )
-        },
-        "info",
+        "public_paths = [\"/public/\"]\n[upstream.headers]\nschool_ids = \"X-School-Ids\"\nsection_ids = \"X-Clever-Section-Ids\"",
     )
     .await;
     let c = browser();
