@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
         let sim = SimHandle::start("127.0.0.1:0".parse()?, config).await?;
         let teacher = demo_users()
             .into_iter()
-            .find(|u| u.roles == [UserType::Teacher] && u.district.is_some())
+            .find(|u| u.role_types() == [UserType::Teacher] && u.district.is_some())
             .ok_or_else(|| anyhow::anyhow!("no demo teacher"))?;
         sim.set_auto_login(Some(&teacher.id));
         println!(

@@ -26,10 +26,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use districts::{demo_districts, SimDistrict};
+pub use districts::{demo_districts, SimDistrict, UserView};
 pub use faults::{Endpoint, Fault};
 pub use oauth::SCOPE;
-pub use users::{demo_users, SimUser, DEMO_DISTRICT, DEMO_DISTRICT_2};
+pub use users::{demo_users, RoleRecord, SimRole, SimUser, DEMO_DISTRICT, DEMO_DISTRICT_2};
 
 use state::{hex_id, Shared};
 
@@ -248,6 +248,12 @@ impl SimHandle {
     pub fn set_secure_sync(&self, district_id: &str, on: bool) {
         self.shared
             .with_district(district_id, |d| d.secure_sync = on);
+    }
+
+    /// What users' own sign-in tokens read of `/v3.x/users/{id}` in a district.
+    pub fn set_sso_view(&self, district_id: &str, view: UserView) {
+        self.shared
+            .with_district(district_id, |d| d.sso_view = view);
     }
 
     /// Items per page of list answers without `limit`.

@@ -228,7 +228,7 @@ fn sign_in_page(shared: &Shared, req: &AuthRequest, notice: Option<&str>) -> Rep
 
     let mut items = String::new();
     for user in shared.users.iter().filter(|u| req.allows(u)) {
-        let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
+        let roles: Vec<&str> = user.role_types().iter().map(|r| r.as_str()).collect();
         let district = match &user.district {
             Some(d) => format!("district <code>{}</code>", text(d)),
             None => format!("authorized by {}, no district", text(&user.authorized_by)),

@@ -202,7 +202,7 @@ fn index(shared: &Shared) -> Reply {
     let mut rows = String::new();
     for u in &shared.users {
         let link = super::instant_login_path(&shared.client_id, u);
-        let roles: Vec<&str> = u.roles.iter().map(|r| r.as_str()).collect();
+        let roles: Vec<&str> = u.role_types().iter().map(|r| r.as_str()).collect();
         rows.push_str(&format!(
             "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td><code>{}</code></td></tr>",
             attr(&link),
