@@ -7,6 +7,7 @@
 //! | `GET /_sim/calls` | `{"authorize":n,"tokens":n,"me":n,"users":n,"userinfo":n,"district_tokens":n,"districts":n,"sections":n,"total":n}` |
 //! | `POST /_sim/auto-login?user=ID` | set the auto-login user (`user=none` clears) |
 //! | `POST /_sim/advance?by=61s` | advance the simulator's clock |
+//! | `GET /_sim/stats` | `{"connections":n,"tls_handshakes":n,"delays_us":{"CODE":us,…}}`: connections accepted, TLS handshakes completed, and the latency injected into each sign-in (by its code) |
 //! | `POST /_sim/sso-view?district=ID&view=names` | what sign-in tokens read of `/users/{id}` in a district: `full` or `names` (Clever's District SSO tier) |
 //!
 //! Control requests are not counted.
@@ -47,13 +48,13 @@ pub(crate) fn handle(shared: &Shared, method: &Method, path: &str, query: Option
         "/_sim/fault" | "/_sim/reset" | "/_sim/auto-login" | "/_sim/advance" | "/_sim/sso-view" => {
             Method::POST
         }
-        "/_sim/calls" => Method::GET,
+        "/_sim/calls" | "/_sim/stats" => Method::GET,
         _ => {
             return Reply::json(
                 StatusCode::NOT_FOUND,
                 &json!({"error": "unknown control path", "paths":
                     ["/_sim/fault", "/_sim/reset", "/_sim/calls", "/_sim/auto-login", "/_sim/advance",
-                     "/_sim/sso-view"]}),
+                     "/_sim/sso-view", "/_sim/stats"]}),
             )
         }
     };
@@ -71,6 +72,11 @@ pub(crate) fn handle(shared: &Shared, method: &Method, path: &str, query: Option
             Ok(json!({"reset": true}))
         }
         "/_sim/calls" => Ok(calls_json(shared)),
+        "/_sim/stats" => Ok(json!({
+            "connections": shared.connections.load(std::sync::atomic::Ordering::SeqCst),
+            "tls_handshakes": shared.tls_handshakes.load(std::sync::atomic::Ordering::SeqCst),
+            "delays_us": shared.delays(),
+        })),
         "/_sim/auto-login" => set_auto_login(shared, &q),
         "/_sim/sso-view" => set_sso_view(shared, &q),
         _ => advance(shared, &q),
