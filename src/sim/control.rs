@@ -7,7 +7,7 @@
 //! | `GET /_sim/calls` | `{"authorize":n,"tokens":n,"me":n,"users":n,"userinfo":n,"district_tokens":n,"districts":n,"sections":n,"total":n}` |
 //! | `POST /_sim/auto-login?user=ID` | set the auto-login user (`user=none` clears) |
 //! | `POST /_sim/advance?by=61s` | advance the simulator's clock |
-//! | `GET /_sim/stats` | `{"connections":n,"tls_handshakes":n,"delays_us":{"CODE":us,…}}`: connections accepted, TLS handshakes completed, and the latency injected into each sign-in (by its code) |
+//! | `GET /_sim/stats` | `{"listeners":[{"port":p,"connections":n,"tls_handshakes":n},…],"peak_in_flight":n,"delays_us":{"CODE":us,…}}`: per listener, connections accepted and TLS handshakes completed; the most requests to Clever's endpoints answered at once, and the latency injected into each sign-in (by its code), since start or reset |
 //! | `POST /_sim/sso-view?district=ID&view=names` | what sign-in tokens read of `/users/{id}` in a district: `full` or `names` (Clever's District SSO tier) |
 //!
 //! Control requests are not counted.
@@ -73,8 +73,12 @@ pub(crate) fn handle(shared: &Shared, method: &Method, path: &str, query: Option
         }
         "/_sim/calls" => Ok(calls_json(shared)),
         "/_sim/stats" => Ok(json!({
-            "connections": shared.connections.load(std::sync::atomic::Ordering::SeqCst),
-            "tls_handshakes": shared.tls_handshakes.load(std::sync::atomic::Ordering::SeqCst),
+            "listeners": shared.listeners().iter().map(|l| json!({
+                "port": l.port,
+                "connections": l.connections.load(std::sync::atomic::Ordering::SeqCst),
+                "tls_handshakes": l.tls_handshakes.load(std::sync::atomic::Ordering::SeqCst),
+            })).collect::<Vec<_>>(),
+            "peak_in_flight": shared.peak_in_flight.load(std::sync::atomic::Ordering::SeqCst),
             "delays_us": shared.delays(),
         })),
         "/_sim/auto-login" => set_auto_login(shared, &q),

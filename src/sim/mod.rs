@@ -121,7 +121,8 @@ impl fmt::Debug for SimConfig {
 pub struct SimHandle {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
-    _server: server::Server,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    servers: Vec<server::Server>,
 }
 
 impl fmt::Debug for SimHandle {
@@ -164,20 +165,33 @@ impl SimHandle {
         tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     ) -> std::io::Result<SimHandle> {
         let shared = Arc::new(Shared::new(cfg, tls.is_some()));
-        let for_server = Arc::clone(&shared);
-        let listening = server::Listening {
-            tls: tls.map(tokio_rustls::TlsAcceptor::from),
-            connections: Some(Arc::clone(&shared)),
-        };
-        let server = server::spawn_with(addr, listening, move |req| {
-            router::handle(Arc::clone(&for_server), req)
-        })
-        .await?;
-        Ok(SimHandle {
-            addr: server.addr,
+        let mut sim = SimHandle {
+            addr,
             shared,
-            _server: server,
-        })
+            tls: tls.map(tokio_rustls::TlsAcceptor::from),
+            servers: Vec::new(),
+        };
+        sim.addr = sim.add_listener(addr).await?;
+        Ok(sim)
+    }
+
+    /// One more address serving the same simulator (same TLS), with connections counted on
+    /// their own: the storm benchmark gives the gateway this one for its server-to-server calls
+    /// (`token_url`, `api_base`), so the connections the gateway opens to Clever are counted
+    /// apart from the browsers'.
+    pub async fn add_listener(&mut self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let for_server = Arc::clone(&self.shared);
+        let listening = server::Listening {
+            tls: self.tls.clone(),
+            connections: Some(self.shared.listener(bound.port())),
+        };
+        let server = server::spawn_on(listener, listening, move |req| {
+            router::handle(Arc::clone(&for_server), req)
+        })?;
+        self.servers.push(server);
+        Ok(bound)
     }
 
     /// `http://127.0.0.1:PORT` (`https://` when serving HTTPS; or whatever address was bound).
@@ -185,16 +199,17 @@ impl SimHandle {
         format!("{}://{}", self.shared.scheme(), self.addr)
     }
 
-    /// Connections accepted, and TLS handshakes completed on them, since start or `reset`.
-    pub fn connections(&self) -> (u64, u64) {
-        (
-            self.shared
-                .connections
-                .load(std::sync::atomic::Ordering::SeqCst),
-            self.shared
-                .tls_handshakes
-                .load(std::sync::atomic::Ordering::SeqCst),
-        )
+    /// Connections accepted on `port` (one of this simulator's listeners), and TLS handshakes
+    /// completed on them, since start or `reset`.
+    pub fn connections(&self, port: u16) -> (u64, u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.shared
+            .listeners()
+            .iter()
+            .find(|l| l.port == port)
+            .map_or((0, 0), |l| {
+                (l.connections.load(SeqCst), l.tls_handshakes.load(SeqCst))
+            })
     }
 
     /// Injected latency per sign-in, by the code Clever issued for it (microseconds, summed
@@ -553,10 +568,25 @@ mod tests {
             resp.bytes().await.unwrap();
         }
         // One kept-alive connection, one handshake.
-        assert_eq!(sim.connections(), (1, 1));
+        let port = sim.addr.port();
+        assert_eq!(sim.connections(port), (1, 1));
         // A plain-HTTP client gets no answer and completes no handshake.
         let plain = reqwest::get(format!("http://{}/", sim.addr)).await;
         assert!(plain.is_err() || !plain.unwrap().status().is_success());
-        assert_eq!(sim.connections().1, 1);
+        assert_eq!(sim.connections(port).1, 1);
+        // A second listener serves the same simulator and counts on its own.
+        let mut sim = sim;
+        let api = sim
+            .add_listener("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let resp = client
+            .get(format!("https://{api}/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(sim.connections(api.port()), (1, 1));
+        assert_eq!(sim.connections(port).0, 2);
     }
 }

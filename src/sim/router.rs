@@ -126,6 +126,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     shared.count_total();
     let route = Route::for_request(req.method(), &path, req.uri().query());
     let endpoint = route.endpoint();
+    let _in_flight = endpoint.map(|_| shared.in_flight());
     let fault = endpoint.and_then(|e| {
         shared.count(e);
         shared.use_fault(e)

@@ -17,7 +17,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 
-use super::state::Shared;
+use super::state::ConnCounters;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -54,7 +54,7 @@ pub(crate) struct Listening {
     /// Serve HTTPS with this acceptor.
     pub tls: Option<TlsAcceptor>,
     /// Counts accepted connections.
-    pub connections: Option<Arc<Shared>>,
+    pub connections: Option<Arc<ConnCounters>>,
 }
 
 /// As [`spawn`], over TLS when `listening.tls` is set, counting connections (and completed
@@ -68,8 +68,20 @@ where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
+    spawn_on(TcpListener::bind(addr).await?, listening, handler)
+}
+
+/// As [`spawn_with`], on a bound listener.
+pub(crate) fn spawn_on<H, F>(
+    listener: TcpListener,
+    listening: Listening,
+    handler: H,
+) -> std::io::Result<Server>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     let Listening { tls, connections } = listening;
-    let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(());
     let accept = tokio::spawn(async move {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::distr::{Alphanumeric, SampleString};
@@ -55,6 +55,25 @@ struct TokenRecord {
     expires: Instant,
     /// The code the token was issued for (the sign-in it belongs to).
     code: String,
+}
+
+/// What one listener counts.
+#[derive(Debug)]
+pub(crate) struct ConnCounters {
+    pub port: u16,
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// TLS handshakes completed (HTTPS only).
+    pub tls_handshakes: AtomicU64,
+}
+
+/// A request in flight (see [`Shared::in_flight`]).
+pub(crate) struct InFlight<'a>(&'a Shared);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// At most this many sign-ins' injected delays are kept (`/_sim/delays`).
@@ -123,9 +142,11 @@ pub(crate) struct Shared {
     pub signing_key: crate::assertion::SigningKey,
     /// Served over HTTPS.
     pub tls: bool,
-    /// Connections accepted, and TLS handshakes completed on them (HTTPS only).
-    pub connections: AtomicU64,
-    pub tls_handshakes: AtomicU64,
+    /// Per listener: connections accepted, and TLS handshakes completed on them.
+    listeners: Mutex<Vec<Arc<ConnCounters>>>,
+    /// Requests to Clever's endpoints being answered now, and the most at once.
+    in_flight: AtomicU64,
+    pub peak_in_flight: AtomicU64,
     initial_auto_login: Option<String>,
     mutable: Mutex<Mutable>,
     calls: [AtomicU64; Endpoint::ALL.len()],
@@ -155,8 +176,9 @@ impl Shared {
             latency: cfg.latency,
             signing_key: crate::assertion::SigningKey::generate()
                 .expect("the OS can generate a P-256 key"),
-            connections: AtomicU64::new(0),
-            tls_handshakes: AtomicU64::new(0),
+            listeners: Mutex::new(Vec::new()),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
             initial_auto_login: cfg.auto_login.clone(),
             mutable: Mutex::new(Mutable {
                 auto_login: cfg.auto_login,
@@ -268,8 +290,17 @@ impl Shared {
         m.faults.clear();
         m.delays.clear();
         m.auto_login = self.initial_auto_login.clone();
-        self.connections.store(0, Ordering::SeqCst);
-        self.tls_handshakes.store(0, Ordering::SeqCst);
+        for l in self
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            l.connections.store(0, Ordering::SeqCst);
+            l.tls_handshakes.store(0, Ordering::SeqCst);
+        }
+        self.peak_in_flight
+            .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
         for c in &self.calls {
             c.store(0, Ordering::SeqCst);
         }
@@ -364,6 +395,35 @@ impl Shared {
     /// The code a token was issued for.
     pub fn code_of_token(&self, token: &str) -> Option<String> {
         self.lock().tokens.get(token).map(|t| t.code.clone())
+    }
+
+    /// New counters for a listener on `port`.
+    pub fn listener(&self, port: u16) -> Arc<ConnCounters> {
+        let counters = Arc::new(ConnCounters {
+            port,
+            connections: AtomicU64::new(0),
+            tls_handshakes: AtomicU64::new(0),
+        });
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(counters.clone());
+        counters
+    }
+
+    /// Every listener's counters, in the order they were added.
+    pub fn listeners(&self) -> Vec<Arc<ConnCounters>> {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Counts one request to a Clever endpoint as in flight until the guard is dropped.
+    pub fn in_flight(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(self)
     }
 
     // --- injected latency ---
