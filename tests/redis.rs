@@ -176,11 +176,11 @@ async fn redis_outage_l1_keeps_users_new_logins_503_readiness_returns() {
     cl.redis.stop();
     // Signed in a moment ago: still served from this replica's L1.
     assert_eq!(api_status(&a, &cookie).await, 200, "{}", a.logs());
-    let r = browser()
-        .get(a.url("/_gateway/login?rd=/"))
-        .send()
-        .await
-        .unwrap();
+    // A sign-in starts without Redis (its state is in the browser's cookie), but cannot
+    // finish: the code claim and the new session need Redis.
+    let c = browser();
+    let cb = callback_for(&c, &a.url("/_gateway/login?rd=/")).await;
+    let r = c.get(&cb).send().await.unwrap();
     assert_eq!(r.status(), 503, "new login while Redis is down");
     assert!(r.text().await.unwrap().contains("temporarily unavailable"));
     assert_eq!(status(&a.url("/_gateway/readyz")).await, 503);

@@ -330,8 +330,7 @@ mod endpoint_tests {
     use crate::secret::Secret;
     use crate::session::memory::MemoryLimits;
     use crate::session::{
-        CodeClaim, ManualClock, MemoryStore, PendingLogin, SessionId, SessionStore, StoreError,
-        SystemClock,
+        CodeClaim, ManualClock, MemoryStore, SessionId, SessionStore, StoreError, SystemClock,
     };
     use async_trait::async_trait;
     use std::time::Duration;
@@ -353,12 +352,6 @@ mod endpoint_tests {
         }
         async fn remove(&self, id: &SessionId) -> Result<(), StoreError> {
             self.inner.remove(id).await
-        }
-        async fn put_pending(&self, s: &str, l: PendingLogin) -> Result<(), StoreError> {
-            self.inner.put_pending(s, l).await
-        }
-        async fn take_pending(&self, s: &str) -> Result<Option<PendingLogin>, StoreError> {
-            self.inner.take_pending(s).await
         }
         async fn claim_code(&self, k: &str, c: CodeClaim) -> Result<Option<CodeClaim>, StoreError> {
             self.inner.claim_code(k, c).await
