@@ -94,14 +94,20 @@ fn ascii_trim(s: &[u8]) -> &[u8] {
     &s[start..end.max(start)]
 }
 
-/// The gateway's names exactly: the session, bounce and legacy login names, and every login
-/// cookie's name as it sets them (`__Host-clever_gateway_login_<tag>`).
+/// The model of the gateway's names, as a browser might store them: any `__Host-`/`__Secure-`
+/// prefix and ASCII case ignored; the session, bounce and legacy login names, and every name
+/// of the login family (`<cookie_name>_login_<anything>`).
 fn reserved(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let bare = lower
+        .strip_prefix("__host-")
+        .or_else(|| lower.strip_prefix("__secure-"))
+        .unwrap_or(&lower);
     matches!(
-        name,
+        bare,
         "clever_gateway" | "clever_gateway_bounce" | "clever_gateway_login"
-    ) || name
-        .strip_prefix("__Host-clever_gateway_login_")
+    ) || bare
+        .strip_prefix("clever_gateway_login_")
         .is_some_and(|t| !t.is_empty())
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::{ACCEPT, COOKIE, HOST};
+use http::header::{ACCEPT, COOKIE, HOST, SET_COOKIE};
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
@@ -191,6 +191,30 @@ pub fn apply(req: &mut RequestHeader, edits: Edits) -> pingora::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Removes from an upstream's response every `Set-Cookie` that would set one of the gateway's
+/// cookies (`CookieJarSpec::sets_reserved`): an app, or a header injection in one, must not
+/// sign a browser in or out, or plant a login cookie (login CSRF). Returns how many went.
+pub fn drop_reserved_set_cookies(
+    resp: &mut ResponseHeader,
+    jar: &crate::session::cookies::CookieJarSpec,
+) -> pingora::Result<usize> {
+    let all = resp.headers.get_all(SET_COOKIE);
+    if !all.iter().any(|v| jar.sets_reserved(v.as_bytes())) {
+        return Ok(0);
+    }
+    let kept: Vec<HeaderValue> = all
+        .iter()
+        .filter(|v| !jar.sets_reserved(v.as_bytes()))
+        .cloned()
+        .collect();
+    let dropped = all.iter().count() - kept.len();
+    resp.remove_header(&SET_COOKIE);
+    for v in kept {
+        resp.append_header(SET_COOKIE, v)?;
+    }
+    Ok(dropped)
 }
 
 /// Applies `upstream_cookie`'s answer to the upstream request.
@@ -470,14 +494,29 @@ impl ProxyHttp for GatewayProxy {
         Ok(true)
     }
 
-    /// Stops the upstream latency clock when the upstream's response headers arrive.
+    /// Stops the upstream latency clock when the upstream's response headers arrive, and
+    /// drops any `Set-Cookie` of the gateway's own cookies from them (one log line).
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
-        _upstream_response: &mut ResponseHeader,
+        upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         ctx.upstream_took = ctx.upstream_started.map(|s| s.elapsed());
+        let dropped = drop_reserved_set_cookies(upstream_response, self.gateway.auth.cookies())?;
+        if dropped > 0 {
+            let upstream = ctx
+                .forward
+                .as_ref()
+                .map(|f| self.gateway.cfg.upstreams[f.upstream].name.as_str())
+                .unwrap_or("-");
+            tracing::warn!(
+                request_id = %ctx.request_id,
+                upstream,
+                dropped,
+                "the app tried to set the gateway's own cookies: Set-Cookie removed"
+            );
+        }
         Ok(())
     }
 
@@ -631,6 +670,32 @@ mod tests {
         ] {
             assert!(!reply_keeps_connection(&req(&refused)), "{refused:?}");
         }
+    }
+
+    #[test]
+    fn drop_reserved_set_cookies_keeps_the_apps_in_order() {
+        let jar = crate::session::cookies::CookieJarSpec {
+            session: "clever_gateway".into(),
+            login: "clever_gateway_login".into(),
+            bounce: "clever_gateway_bounce".into(),
+            secure: true,
+            domain: None,
+        };
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        for v in [
+            "a=1; Path=/",
+            "clever_gateway=planted; Path=/",
+            "b=2",
+            "__Host-clever_gateway_login_x=v; Secure; Path=/",
+        ] {
+            resp.append_header(SET_COOKIE, v).unwrap();
+        }
+        resp.append_header("x-other", "kept").unwrap();
+        assert_eq!(drop_reserved_set_cookies(&mut resp, &jar).unwrap(), 2);
+        let left: Vec<_> = resp.headers.get_all(SET_COOKIE).iter().collect();
+        assert_eq!(left, ["a=1; Path=/", "b=2"]);
+        assert_eq!(resp.headers["x-other"], "kept");
+        assert_eq!(drop_reserved_set_cookies(&mut resp, &jar).unwrap(), 0);
     }
 
     #[test]

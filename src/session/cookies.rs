@@ -1,5 +1,6 @@
 //! The gateway's cookies: names, reading them from requests, removing them from what goes
-//! upstream, and the `Set-Cookie` values (HttpOnly, SameSite=Lax, Secure unless disabled).
+//! upstream, refusing them in what comes back (an app must not plant them), and the
+//! `Set-Cookie` values (HttpOnly, SameSite=Lax, Secure unless disabled).
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -56,6 +57,11 @@ fn unprefixed(name: &str) -> &str {
     name
 }
 
+/// Whether `name` starts with `stem` (ASCII case ignored) and has more after it.
+fn extends_ci(name: &str, stem: &str) -> bool {
+    name.len() > stem.len() && name.as_bytes()[..stem.len()].eq_ignore_ascii_case(stem.as_bytes())
+}
+
 impl CookieJarSpec {
     pub fn from_config(cfg: &SessionConfig) -> Self {
         CookieJarSpec {
@@ -103,6 +109,35 @@ impl CookieJarSpec {
             || name == self.login.as_bytes()
             || name == self.bounce.as_bytes()
             || self.is_login(name)
+    }
+
+    /// Whether a cookie named `name` belongs to the gateway however a browser might store or
+    /// send it: whitespace around it, a `__Host-`/`__Secure-` prefix and ASCII case ignored,
+    /// every login cookie's name (with any tag) included. Such cookies never go upstream, and
+    /// an app's `Set-Cookie` of one never reaches the browser.
+    pub fn reserves(&self, name: &str) -> bool {
+        let n = unprefixed(name.trim());
+        let login = unprefixed(&self.login);
+        n.eq_ignore_ascii_case(unprefixed(&self.session))
+            || n.eq_ignore_ascii_case(unprefixed(&self.bounce))
+            || n.eq_ignore_ascii_case(login)
+            || (extends_ci(n, login) && n.as_bytes()[login.len()] == b'_')
+    }
+
+    /// Whether an upstream's `Set-Cookie` value would set one of the gateway's cookies: its
+    /// name (the text before the first `=` of the part before the first `;`) is reserved, or
+    /// it has no name and its value reads as a reserved `name=value` (browsers send a
+    /// nameless cookie as its value alone).
+    pub fn sets_reserved(&self, set_cookie: &[u8]) -> bool {
+        let text = String::from_utf8_lossy(set_cookie);
+        let pair = text.split(';').next().unwrap_or("");
+        match pair.split_once('=') {
+            Some((name, value)) if name.trim().is_empty() => {
+                self.reserves(value.split('=').next().unwrap_or(""))
+            }
+            Some((name, _)) => self.reserves(name),
+            None => self.reserves(pair),
+        }
     }
 
     /// Reads the gateway's cookies from every `Cookie` header value. Undecodable input is
@@ -168,11 +203,10 @@ impl CookieJarSpec {
                 Some(i) => trim_ascii(&trimmed[..i]),
                 None => trimmed,
             };
-            // The reader (`cookie::Cookie::parse`) trims Unicode whitespace
-            // around the name, so `\u{a0}clever_gateway=…` is ours there: compare the same way
-            // here, or it would reach the upstream while the gateway takes it as a session.
-            let unicode_trimmed = std::str::from_utf8(name).map(str::trim).unwrap_or("");
-            if self.is_ours(name) || self.is_ours(unicode_trimmed.as_bytes()) {
+            // The reader (`cookie::Cookie::parse`) trims Unicode whitespace around the name,
+            // so `\u{a0}clever_gateway=…` is ours there; `reserves` compares the same way (and
+            // also catches prefixed and re-cased variants of the gateway's names).
+            if self.is_ours(name) || std::str::from_utf8(name).is_ok_and(|n| self.reserves(n)) {
                 continue;
             }
             let from = at + (trimmed.as_ptr() as usize - piece.as_ptr() as usize);
@@ -313,6 +347,77 @@ mod tests {
             .strip(b"PHPSESSID=abc; clever_gateway=SECRET; theme=dark; clever_gateway_login=x")
             .unwrap();
         assert_eq!(out, b"PHPSESSID=abc; theme=dark");
+    }
+
+    #[test]
+    fn strip_removes_login_cookies_and_every_variant_of_the_names() {
+        let out = spec()
+            .strip(
+                b"a=1; __Host-clever_gateway_login_abcdefghijkl=x; __host-Clever_Gateway=y; \
+                  __Secure-clever_gateway_bounce=1; CLEVER_GATEWAY_LOGIN_zz=2; b=2",
+            )
+            .unwrap();
+        assert_eq!(out, b"a=1; b=2");
+    }
+
+    #[test]
+    fn reserves_names_as_browsers_store_them() {
+        let s = spec();
+        for ours in [
+            "clever_gateway",
+            " clever_gateway ",
+            "Clever_Gateway",
+            "__Host-clever_gateway",
+            "__HOST-clever_gateway",
+            "__secure-clever_gateway",
+            "clever_gateway_login",
+            "clever_gateway_login_x",
+            "__Host-clever_gateway_login_abcdefghijkl",
+            "clever_gateway_bounce",
+            "\u{a0}clever_gateway",
+        ] {
+            assert!(s.reserves(ours), "{ours:?}");
+        }
+        for app in [
+            "PHPSESSID",
+            "clever_gateway2",
+            "clever_gateway_x",
+            "clever_gateway_loginx",
+            "__Host-app",
+            "",
+            "x_clever_gateway",
+        ] {
+            assert!(!s.reserves(app), "{app:?}");
+        }
+    }
+
+    #[test]
+    fn sets_reserved_reads_the_name_as_browsers_do() {
+        let s = spec();
+        for planted in [
+            &b"clever_gateway=abc; Path=/"[..],
+            b"  __Host-clever_gateway_login_abcdefghijkl=v; Secure; Path=/",
+            b"CLEVER_GATEWAY=abc",
+            b"=clever_gateway=abc",
+            b" =clever_gateway_login_q=1",
+            b"clever_gateway",
+            b"clever_gateway_bounce=1; Max-Age=300",
+        ] {
+            assert!(
+                s.sets_reserved(planted),
+                "{:?}",
+                String::from_utf8_lossy(planted)
+            );
+        }
+        for app in [
+            &b"PHPSESSID=abc; Path=/; HttpOnly"[..],
+            b"theme=clever_gateway",
+            b"a=b; Path=/clever_gateway=x",
+            b"=theme=dark",
+            b"\xff\xfe=1",
+        ] {
+            assert!(!s.sets_reserved(app), "{:?}", String::from_utf8_lossy(app));
+        }
     }
 
     #[test]
