@@ -40,6 +40,13 @@ pub enum StartError {
     Listen(#[from] ListenError),
     #[error("cannot read the Redis password: {0}")]
     RedisPassword(crate::config::SecretError),
+    #[error("cannot read server.forward_auth_secret: {0}")]
+    ForwardAuthSecret(crate::config::SecretError),
+    #[error(
+        "server.forward_auth_secret is {0} characters long: use at least {MIN_FORWARD_AUTH_SECRET} \
+         random characters (for example the output of `openssl rand -hex 32`)"
+    )]
+    ForwardAuthSecretTooShort(usize),
     #[error("cannot read the district-app token of district {id} ({name}): {source}")]
     DistrictToken {
         id: String,
@@ -64,6 +71,10 @@ pub enum StartError {
     SystemRoots(String),
 }
 
+/// The shortest `server.forward_auth_secret` accepted: it is guessed online at
+/// `/_gateway/auth`, so it must be long and random.
+pub const MIN_FORWARD_AUTH_SECRET: usize = 32;
+
 /// Builds the request logic (store, Clever client, login flows) for a configuration.
 pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -75,7 +86,16 @@ pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartE
     let tokens = Arc::new(read_district_tokens(&cfg)?);
     let auth =
         Auth::new(cfg.clone(), store, clever, clock.clone(), metrics).with_district_tokens(tokens);
-    let gateway = Gateway::new(cfg.clone(), auth);
+    let mut gateway = Gateway::new(cfg.clone(), auth);
+    if let Some(src) = &cfg.server.forward_auth_secret {
+        let secret = crate::config::read_secret(src).map_err(StartError::ForwardAuthSecret)?;
+        if secret.chars().count() < MIN_FORWARD_AUTH_SECRET {
+            return Err(StartError::ForwardAuthSecretTooShort(
+                secret.chars().count(),
+            ));
+        }
+        gateway = gateway.with_forward_auth_secret(Secret::new(secret));
+    }
     Ok(match &cfg.assertion {
         Some(a) => gateway.with_assertions(Arc::new(Assertions::load(a, clock)?)),
         None => gateway,

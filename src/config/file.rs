@@ -67,6 +67,8 @@ pub(crate) struct ServerFile {
     pub admin_listen: Option<Sp<String>>,
     pub landing: Option<Sp<String>>,
     pub trusted_proxies: Option<Sp<Vec<Sp<String>>>>,
+    pub forward_auth_secret_env: Option<Sp<String>>,
+    pub forward_auth_secret_file: Option<Sp<String>>,
 }
 
 /// `[clever]`
@@ -220,6 +222,8 @@ pub(crate) static SERVER: Section = Section {
         ("admin_listen", Kind::Str),
         ("landing", Kind::Str),
         ("trusted_proxies", Kind::StrList),
+        ("forward_auth_secret_env", Kind::Str),
+        ("forward_auth_secret_file", Kind::Str),
     ],
 };
 

@@ -332,6 +332,11 @@ impl ProxyHttp for GatewayProxy {
     ) -> pingora::Result<bool> {
         let gw = &self.gateway;
         let req = session.req_header_mut();
+        // The forward-auth proxy's proof, kept before every `X-Clever-` header is scrubbed.
+        let forward_auth_secret = req
+            .headers
+            .get(crate::gateway::X_CLEVER_FORWARD_AUTH_SECRET)
+            .cloned();
         for name in headers::spoofable(&req.headers, &gw.identity_header_names) {
             req.remove_header(&name);
         }
@@ -382,6 +387,7 @@ impl ProxyHttp for GatewayProxy {
                 .headers
                 .get(headers::X_FORWARDED_URI)
                 .and_then(|v| v.to_str().ok()),
+            forward_auth_secret: forward_auth_secret.as_ref().map(|v| v.as_bytes()),
         };
         match gw.decide(&facts).await {
             Decision::Reply(reply) => {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::{duration_in, path, Ctx};
+use super::{duration_in, path, secret_source, Ctx};
 use crate::config::file::{quote, ServerFile, Sp};
 use crate::config::model::{LogFormat, ServerConfig};
 
@@ -216,6 +216,17 @@ pub(super) fn server(
         }
     };
 
+    let forward_auth_secret = secret_source(
+        ctx,
+        s.forward_auth_secret_env.as_ref(),
+        s.forward_auth_secret_file.as_ref(),
+        (
+            "server.forward_auth_secret_env",
+            "server.forward_auth_secret_file",
+        ),
+        "FORWARD_AUTH_SECRET",
+    );
+
     if !threads_ok {
         return None;
     }
@@ -234,6 +245,7 @@ pub(super) fn server(
         admin_listen: admin_listen?,
         landing: landing?,
         trusted_proxies: trusted_proxies?,
+        forward_auth_secret: forward_auth_secret?,
     })
 }
 
@@ -480,6 +492,7 @@ fn overlap_message(addr: SocketAddr, other: SocketAddr) -> String {
 mod tests {
     use super::super::testutil::*;
     use super::*;
+    use crate::config::SecretSource;
 
     #[test]
     fn server_absent_gets_defaults() {
@@ -696,6 +709,37 @@ mod tests {
         one(
             &doc(r#"grace_period = "6m""#, "", "", ""),
             &["from 0s to 300s"],
+        );
+    }
+
+    #[test]
+    fn server_forward_auth_secret_from_env_or_file_never_both() {
+        assert_eq!(ok(&doc("", "", "", "")).server.forward_auth_secret, None);
+        assert_eq!(
+            ok(&doc(r#"forward_auth_secret_env = "FA_SECRET""#, "", "", ""))
+                .server
+                .forward_auth_secret,
+            Some(SecretSource::Env("FA_SECRET".into()))
+        );
+        assert_eq!(
+            ok(&doc(
+                r#"forward_auth_secret_file = "/run/secrets/fa""#,
+                "",
+                "",
+                ""
+            ))
+            .server
+            .forward_auth_secret,
+            Some(SecretSource::File("/run/secrets/fa".into()))
+        );
+        one(
+            &doc(
+                "forward_auth_secret_env = \"A\"\nforward_auth_secret_file = \"/x\"",
+                "",
+                "",
+                "",
+            ),
+            &["forward_auth_secret_env and server.forward_auth_secret_file are both set"],
         );
     }
 
