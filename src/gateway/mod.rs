@@ -11,6 +11,7 @@ pub use endpoints::{
 };
 pub use precheck::{
     framing_error, raw_has_content_length, refuse_request, Refusal, MAX_HEADER_BYTES,
+    MAX_HEADER_SECTION,
 };
 
 use std::sync::Arc;

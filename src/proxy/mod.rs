@@ -3,6 +3,7 @@
 //! The only module that sees pingora's `Session`.
 
 pub mod admin;
+pub mod header_guard;
 pub mod headers;
 
 use std::sync::Arc;
@@ -608,8 +609,19 @@ impl ProxyHttp for GatewayProxy {
         )
     }
 
-    /// One access-log line per request; never a query string, cookie or token.
+    /// One access-log line per request; never a query string, cookie or token. Then the
+    /// connection's next request header is bounded again (`header_guard`); a connection whose
+    /// request body was not read to its end is closed rather than drained unguarded.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if session.as_http1().is_some() {
+            if session.is_body_done() {
+                if let Some(h1) = session.as_http1() {
+                    header_guard::request_done(h1.stream());
+                }
+            } else {
+                session.set_keepalive(None);
+            }
+        }
         self.record_metrics(session, ctx);
         let status = session
             .response_written()

@@ -216,6 +216,14 @@ pub(super) fn server(
         }
     };
 
+    let header_timeout = duration_in(
+        ctx,
+        s.header_timeout.as_ref(),
+        "server.header_timeout",
+        DEFAULT_HEADER_TIMEOUT,
+        MIN_HEADER_TIMEOUT..=MAX_HEADER_TIMEOUT,
+        "from 1s to 120s (how long a client may take to send a request's header; default 10s)",
+    );
     let forward_auth_secret = secret_source(
         ctx,
         s.forward_auth_secret_env.as_ref(),
@@ -245,9 +253,16 @@ pub(super) fn server(
         admin_listen: admin_listen?,
         landing: landing?,
         trusted_proxies: trusted_proxies?,
+        header_timeout: header_timeout?,
         forward_auth_secret: forward_auth_secret?,
     })
 }
+
+/// A request's whole header must arrive within this, from its first byte (slow-header
+/// attacks); each read alone is bounded by pingora's own timeouts.
+pub(crate) const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+const MIN_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+const MAX_HEADER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `redirect_to_https`: only with an HTTPS listener to send browsers to.
 fn redirect_to_https(ctx: &mut Ctx<'_, '_>, s: &ServerFile, tls_wanted: bool) -> Option<bool> {
@@ -710,6 +725,26 @@ mod tests {
             &doc(r#"grace_period = "6m""#, "", "", ""),
             &["from 0s to 300s"],
         );
+    }
+
+    #[test]
+    fn server_header_timeout_defaults_to_10s_and_is_bounded() {
+        assert_eq!(
+            ok(&doc("", "", "", "")).server.header_timeout,
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            ok(&doc(r#"header_timeout = "2s""#, "", "", ""))
+                .server
+                .header_timeout,
+            Duration::from_secs(2)
+        );
+        for bad in ["0s", "500ms", "121s"] {
+            one(
+                &doc(&format!("header_timeout = \"{bad}\""), "", "", ""),
+                &["server.header_timeout", "from 1s to 120s"],
+            );
+        }
     }
 
     #[test]
