@@ -3,6 +3,7 @@
 //! The only module that sees pingora's `Session`.
 
 pub mod admin;
+pub mod claims;
 pub mod headers;
 
 use std::sync::Arc;
