@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod claims;
 pub mod headers;
+pub mod response;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -471,14 +472,32 @@ impl ProxyHttp for GatewayProxy {
         Ok(true)
     }
 
-    /// Stops the upstream latency clock when the upstream's response headers arrive.
+    /// Stops the upstream latency clock when the upstream's response headers arrive; refuses
+    /// an unrequested `101` (the client gets the 502 page) and removes the framing headers of
+    /// a response that has no body (`response`).
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
-        _upstream_response: &mut ResponseHeader,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        ctx.upstream_took = ctx.upstream_started.map(|s| s.elapsed());
+        if ctx.upstream_took.is_none() {
+            ctx.upstream_took = ctx.upstream_started.map(|s| s.elapsed());
+        }
+        let status = upstream_response.status.as_u16();
+        if let Some(why) = response::refusal(status, session.is_upgrade_req()) {
+            let upstream = ctx
+                .forward
+                .as_ref()
+                .map(|f| self.gateway.cfg.upstreams[f.upstream].name.as_str())
+                .unwrap_or("-");
+            tracing::warn!(request_id = %ctx.request_id, upstream, status, why, "upstream response refused");
+            return Err(Error::explain(ErrorType::InvalidHTTPHeader, why).into_up());
+        }
+        if response::has_no_body(status) {
+            upstream_response.remove_header(&http::header::CONTENT_LENGTH);
+            upstream_response.remove_header(&http::header::TRANSFER_ENCODING);
+        }
         Ok(())
     }
 
