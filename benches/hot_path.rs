@@ -302,6 +302,8 @@ fn signed_in_decide(gw: &Gateway, req: &RequestHeader) -> RequestHeader {
         wants_html,
         request_id: &request_id,
         forwarded_uri: None,
+        sec_fetch_site: None,
+        origin: None,
     };
     let Decision::Forward(f) = ready(gw.decide(&facts)) else {
         panic!("not forwarded");

@@ -1,8 +1,10 @@
 //! What happens to one request, decided without pingora: routing, public paths, session
 //! lookup, policy, and the login redirect or 401 for anonymous requests. The gateway's own
-//! endpoints live in `endpoints`, the checks made before any decision in `precheck`.
+//! endpoints live in `endpoints`, the checks made before any decision in `precheck`, the
+//! same-site check of a sign-out in `origin`.
 
 mod endpoints;
+mod origin;
 mod precheck;
 
 pub use endpoints::{forward_auth_upstream, login_url, X_CLEVER_LOGIN_URL};
@@ -40,6 +42,9 @@ pub struct RequestFacts<'a> {
     /// `X-Forwarded-Uri` as a forward-auth proxy sends it: used only as the same-site return
     /// path of `/_gateway/auth`'s login URL, never to choose an upstream or policy.
     pub forwarded_uri: Option<&'a str>,
+    /// The browser's `Sec-Fetch-Site` and `Origin`: whether a sign-out comes from this site.
+    pub sec_fetch_site: Option<&'a str>,
+    pub origin: Option<&'a str>,
 }
 
 /// What to do with the request.

@@ -360,6 +360,14 @@ impl ProxyHttp for GatewayProxy {
                 .headers
                 .get(headers::X_FORWARDED_URI)
                 .and_then(|v| v.to_str().ok()),
+            sec_fetch_site: req
+                .headers
+                .get("sec-fetch-site")
+                .and_then(|v| v.to_str().ok()),
+            origin: req
+                .headers
+                .get(http::header::ORIGIN)
+                .and_then(|v| v.to_str().ok()),
         };
         match gw.decide(&facts).await {
             Decision::Reply(reply) => {
