@@ -420,9 +420,11 @@ async fn logout_post_from_another_site_refused_and_session_kept() {
 async fn logout_post_from_the_site_or_an_api_client_signs_out() {
     let teacher = user_with_roles(&["teacher"]);
     let env = env_with(Some(&teacher), "", "").await;
-    // A browser's form on the gateway's own page.
+    // A browser at the gateway's page, sending its form.
     let c = browser();
     sign_in(&env, &c, "/").await;
+    let page = c.get(env.gw.url("/_gateway/logout")).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the page that asks");
     let out = c
         .post(env.gw.url("/_gateway/logout"))
         .header("sec-fetch-site", "same-origin")

@@ -92,7 +92,7 @@ async fn student_refused_on_every_variant_of_the_staff_route() {
 }
 
 #[tokio::test]
-async fn teacher_still_reaches_the_staff_route_through_variants() {
+async fn teacher_reaches_the_staff_route_through_variants_but_not_unsafe_ones() {
     let teacher = user_with_roles(&["teacher"]);
     let env = demo_layout(&teacher).await;
     let cookie = session_cookie(&env, &browser()).await;
@@ -105,6 +105,16 @@ async fn teacher_still_reaches_the_staff_route_through_variants() {
             Some("teacher")
         );
     }
+    // A path some server reads as `..` (full-width `．．．` is `...` under NFKC), or with a
+    // backslash, is refused for everyone, signed in or not.
+    let before = env.app.count();
+    for path in [
+        "/staff/%EF%BC%8E%EF%BC%8E%EF%BC%8E/x",
+        "/staff/x%EF%BC%BC..%EF%BC%BCadmin",
+    ] {
+        assert_eq!(status(&env, path, Some(&cookie)).await, 400, "{path}");
+    }
+    assert_eq!(env.app.count(), before, "nothing reached the app");
 }
 
 #[tokio::test]
