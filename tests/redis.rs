@@ -136,7 +136,12 @@ async fn redis_logout_on_a_refuses_copied_cookie_on_b_within_1s() {
     let cookie = signed_in(&c, &a).await;
     // B has the session in its L1 now.
     assert_eq!(api_status(&b, &cookie).await, 200);
-    let out = c.get(a.url("/_gateway/logout")).send().await.unwrap();
+    let out = c
+        .post(a.url("/_gateway/logout"))
+        .header("origin", a.url(""))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.status(), 302);
     let t = Instant::now();
     loop {

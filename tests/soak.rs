@@ -236,7 +236,11 @@ async fn soak() {
                         // Logout, then the old session must be refused.
                         10 => {
                             if let Some(c) = me.1.take() {
-                                let r = c.get(format!("{base}/_gateway/logout")).send().await;
+                                let r = c
+                                    .post(format!("{base}/_gateway/logout"))
+                                    .header("origin", base.as_str())
+                                    .send()
+                                    .await;
                                 record(&counts, "logout", r.map(|r| r.status().as_u16()).map_err(|e| e.to_string()), &[302]);
                                 let r = c
                                     .get(format!("{base}/after-logout"))

@@ -69,7 +69,7 @@ impl Gateway {
     pub(super) async fn endpoint(&self, ctx: Ctx<'_>, req: &RequestFacts<'_>, name: &str) -> Reply {
         match name {
             "login" => self.login_endpoint(ctx, req).await,
-            "logout" => self.auth.logout(ctx).await,
+            "logout" => self.logout_endpoint(ctx, req).await,
             "auth" => self.forward_auth(ctx, req).await,
             "jwks.json" => self.jwks(),
             "me" => match self.auth.session(&req.cookies).await {
@@ -299,6 +299,45 @@ impl Gateway {
             request_id: req.request_id,
         }
         .reply(req.wants_html)
+        .with_form_target(self.logout_origin().as_deref())
+    }
+
+    /// `/_gateway/logout`: `POST` signs out, unless the browser says another site sent it
+    /// (403: a page elsewhere must not sign users out); `GET` shows a page whose button sends
+    /// that `POST` (to a browser; anything else is told to `POST`, 405).
+    async fn logout_endpoint(&self, ctx: Ctx<'_>, req: &RequestFacts<'_>) -> Reply {
+        match req.method {
+            "POST" => {
+                if let Some(why) = origin::cross_site(req.sec_fetch_site, req.origin, req.host) {
+                    tracing::warn!(request_id = req.request_id, why, "sign-out refused");
+                    return self.error(
+                        ctx,
+                        403,
+                        "cross_site",
+                        "Sign-out refused",
+                        "Another site asked your browser to sign you out. You are still signed in.",
+                    );
+                }
+                self.auth.logout(ctx).await
+            }
+            "GET" | "HEAD" if req.wants_html => crate::pages::sign_out_page(req.request_id)
+                .with_form_target(self.logout_origin().as_deref()),
+            _ => Reply::json(
+                405,
+                &serde_json::json!({
+                    "error": "method_not_allowed",
+                    "message": "Sign out with POST /_gateway/logout.",
+                }),
+            )
+            .with_header(http::header::ALLOW, "GET, HEAD, POST".to_string()),
+        }
+    }
+
+    /// The origin of `session.logout_redirect` when it is on another site: the sign-out forms
+    /// must be allowed to lead there.
+    pub(super) fn logout_origin(&self) -> Option<String> {
+        let url = url::Url::parse(&self.cfg.session.logout_redirect).ok()?;
+        Some(url.origin().ascii_serialization()).filter(|o| o != "null")
     }
 
     /// `/_gateway/login?rd=/path`: an explicit login returning to a same-site path.
@@ -466,6 +505,8 @@ user_id = "X-Remote-User"
             request_id: "t",
             forwarded_uri: None,
             forward_auth_secret: None,
+            sec_fetch_site: None,
+            origin: None,
         }
     }
 

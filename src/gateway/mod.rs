@@ -1,8 +1,10 @@
 //! What happens to one request, decided without pingora: routing, public paths, session
 //! lookup, policy, and the login redirect or 401 for anonymous requests. The gateway's own
-//! endpoints live in `endpoints`, the checks made before any decision in `precheck`.
+//! endpoints live in `endpoints`, the checks made before any decision in `precheck`, the
+//! same-site check of a sign-out in `origin`.
 
 mod endpoints;
+mod origin;
 mod precheck;
 
 pub use endpoints::{
@@ -48,6 +50,9 @@ pub struct RequestFacts<'a> {
     /// `X-Clever-Forward-Auth-Secret` as the request carried it (read before the `X-Clever-`
     /// headers are scrubbed): the forward-auth proxy's proof, see `forward_auth_proven`.
     pub forward_auth_secret: Option<&'a [u8]>,
+    /// The browser's `Sec-Fetch-Site` and `Origin`: whether a sign-out comes from this site.
+    pub sec_fetch_site: Option<&'a str>,
+    pub origin: Option<&'a str>,
 }
 
 /// What to do with the request.
@@ -166,18 +171,31 @@ impl Gateway {
                 ));
             }
         };
-        let Some(up) = routing::route(&self.cfg, req.host, &norm.decoded) else {
-            return Decision::Reply(self.error(
-                ctx,
-                404,
-                "not_found",
-                "Page not found",
-                "No application is served at this address.",
-            ));
+        let placement = match routing::place(&self.cfg, req.host, &norm) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                return Decision::Reply(self.error(
+                    ctx,
+                    404,
+                    "not_found",
+                    "Page not found",
+                    "No application is served at this address.",
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(request_id = req.request_id, why = %e, "bad request path");
+                return Decision::Reply(self.error(
+                    ctx,
+                    400,
+                    "bad_path",
+                    "Bad request",
+                    &format!("The address is not valid: {e}."),
+                ));
+            }
         };
-        let upstream = &self.cfg.upstreams[up];
+        let up = placement.upstream;
         let upstream_path = self.upstream_path(up, req, &norm);
-        if routing::is_public(upstream, &norm) {
+        if placement.public {
             return Decision::Forward(Forward {
                 upstream: up,
                 session: None,
@@ -198,18 +216,23 @@ impl Gateway {
                 ));
             }
         };
-        match found {
-            Some((sid, rec)) => match policy::check(upstream, &rec.identity) {
-                Ok(()) => Decision::Forward(Forward {
-                    upstream: up,
-                    assertion: self.assertion_for(up, &sid, &rec),
-                    session: Some(rec),
-                    upstream_path,
-                }),
-                Err(denial) => Decision::Reply(self.denied(req, &upstream.name, &rec, denial)),
-            },
-            None => Decision::Reply(self.anonymous(ctx, req, up).await),
+        let Some((sid, rec)) = found else {
+            return Decision::Reply(self.anonymous(ctx, req, up).await);
+        };
+        // The route's policy, and that of every route an app server may read the path as
+        // under (`routing::place`).
+        for u in std::iter::once(up).chain(placement.also.iter().copied()) {
+            let upstream = &self.cfg.upstreams[u];
+            if let Err(denial) = policy::check(upstream, &rec.identity) {
+                return Decision::Reply(self.denied(req, &upstream.name, &rec, denial));
+            }
         }
+        Decision::Forward(Forward {
+            upstream: up,
+            assertion: self.assertion_for(up, &sid, &rec),
+            session: Some(rec),
+            upstream_path,
+        })
     }
 
     /// No valid session: browsers go to Clever; everything else gets 401 JSON.

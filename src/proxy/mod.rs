@@ -4,7 +4,9 @@
 
 pub mod admin;
 pub mod header_guard;
+pub mod claims;
 pub mod headers;
+pub mod response;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -389,6 +391,14 @@ impl ProxyHttp for GatewayProxy {
                 .get(headers::X_FORWARDED_URI)
                 .and_then(|v| v.to_str().ok()),
             forward_auth_secret: forward_auth_secret.as_ref().map(|v| v.as_bytes()),
+            sec_fetch_site: req
+                .headers
+                .get("sec-fetch-site")
+                .and_then(|v| v.to_str().ok()),
+            origin: req
+                .headers
+                .get(http::header::ORIGIN)
+                .and_then(|v| v.to_str().ok()),
         };
         match gw.decide(&facts).await {
             Decision::Reply(reply) => {
@@ -501,22 +511,38 @@ impl ProxyHttp for GatewayProxy {
         Ok(true)
     }
 
-    /// Stops the upstream latency clock when the upstream's response headers arrive, and
-    /// drops any `Set-Cookie` of the gateway's own cookies from them (one log line).
+    /// Stops the upstream latency clock when the upstream's response headers arrive; refuses
+    /// an unrequested `101` (the client gets the 502 page), removes the framing headers of a
+    /// response that has no body (`response`), and drops any `Set-Cookie` of the gateway's own
+    /// cookies (one log line).
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        ctx.upstream_took = ctx.upstream_started.map(|s| s.elapsed());
+        if ctx.upstream_took.is_none() {
+            ctx.upstream_took = ctx.upstream_started.map(|s| s.elapsed());
+        }
+        let upstream = |ctx: &RequestCtx| {
+            ctx.forward
+                .as_ref()
+                .map(|f| self.gateway.cfg.upstreams[f.upstream].name.clone())
+                .unwrap_or_else(|| "-".to_string())
+        };
+        let status = upstream_response.status.as_u16();
+        if let Some(why) = response::refusal(status, session.is_upgrade_req()) {
+            let upstream = upstream(ctx);
+            tracing::warn!(request_id = %ctx.request_id, upstream, status, why, "upstream response refused");
+            return Err(Error::explain(ErrorType::InvalidHTTPHeader, why).into_up());
+        }
+        if response::has_no_body(status) {
+            upstream_response.remove_header(&http::header::CONTENT_LENGTH);
+            upstream_response.remove_header(&http::header::TRANSFER_ENCODING);
+        }
         let dropped = drop_reserved_set_cookies(upstream_response, self.gateway.auth.cookies())?;
         if dropped > 0 {
-            let upstream = ctx
-                .forward
-                .as_ref()
-                .map(|f| self.gateway.cfg.upstreams[f.upstream].name.as_str())
-                .unwrap_or("-");
+            let upstream = upstream(ctx);
             tracing::warn!(
                 request_id = %ctx.request_id,
                 upstream,

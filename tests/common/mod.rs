@@ -422,6 +422,18 @@ pub async fn sign_in(env: &Env, client: &reqwest::Client, path: &str) -> reqwest
     resp
 }
 
+/// Signs the browser `client` out the way the gateway's sign-out button does: a form POST to
+/// `/_gateway/logout` from the gateway's own origin.
+pub async fn sign_out(env: &Env, client: &reqwest::Client) -> reqwest::Response {
+    client
+        .post(env.gw.url("/_gateway/logout"))
+        .header("origin", env.gw.url(""))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The session cookie value the client holds for the gateway, read from a Set-Cookie.
 pub fn set_cookie_value(resp: &reqwest::Response, name: &str) -> Option<String> {
     resp.headers()
