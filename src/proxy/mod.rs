@@ -405,7 +405,8 @@ impl ProxyHttp for GatewayProxy {
     }
 
     /// Rewrites what goes upstream: scrub again, strip the gateway's cookies, set
-    /// `X-Forwarded-*`/`X-Request-Id`, add identity headers, rewrite the path.
+    /// `X-Forwarded-*`/`X-Request-Id`, add the session's headers (identity and `set_headers`),
+    /// rewrite the path.
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
@@ -444,7 +445,11 @@ impl ProxyHttp for GatewayProxy {
         );
         apply(upstream_request, fwd)?;
         if let Some(rec) = &f.session {
-            apply(upstream_request, headers::identity(upstream, rec))?;
+            let sent = headers::session_headers(&upstream.headers, rec, &gw.cfg.header_specs);
+            for (h, value) in sent {
+                // Inserting replaces any value (the scrub above removed the client's anyway).
+                upstream_request.insert_header(h.wire.clone(), value)?;
+            }
         }
         if let Some(token) = &f.assertion {
             upstream_request.insert_header(crate::assertion::X_CLEVER_ASSERTION, token.as_ref())?;
@@ -580,7 +585,7 @@ impl ProxyHttp for GatewayProxy {
             .forward
             .as_ref()
             .and_then(|f| f.session.as_ref())
-            .map(|s| s.identity.user_id.as_str())
+            .map(|s| s.identity.user_id())
             .unwrap_or("-");
         let ms = ctx
             .started
