@@ -227,7 +227,7 @@ fn current_test() -> String {
 fn demo_user(roles: &[UserType]) -> SimUser {
     demo_users()
         .into_iter()
-        .find(|u| u.roles == roles && u.district.as_deref() == Some(DEMO_DISTRICT))
+        .find(|u| u.role_types() == roles && u.district.as_deref() == Some(DEMO_DISTRICT))
         .expect("demo user with these roles")
 }
 

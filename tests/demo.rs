@@ -119,19 +119,23 @@ impl Demo {
 fn demo_user(roles: &[UserType]) -> SimUser {
     demo_users()
         .into_iter()
-        .find(|u| u.roles == roles && u.district.as_deref() == Some(DEMO_DISTRICT))
+        .find(|u| u.role_types() == roles && u.district.as_deref() == Some(DEMO_DISTRICT))
         .expect("demo user with these roles")
 }
 
 /// The name the gateway forwards: Clever's `/v3.0/users/{id}` `first`, `middle` and `last`,
 /// joined with spaces (unlike `SimUser::full_name`, the middle name is kept).
 fn gateway_name(user: &SimUser) -> String {
-    [Some(&user.first), user.middle.as_ref(), Some(&user.last)]
-        .into_iter()
-        .flatten()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
+    [
+        user.first.as_ref(),
+        user.middle.as_ref(),
+        user.last.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|s| s.as_str())
+    .collect::<Vec<_>>()
+    .join(" ")
 }
 
 /// `name="value"` attributes of one tag (double-quoted, as the simulator writes them),

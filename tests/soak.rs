@@ -172,7 +172,9 @@ async fn soak() {
     )]);
     let template = demo_users()
         .into_iter()
-        .find(|u| u.roles.len() == 1 && u.roles[0].as_str() == "teacher" && u.district.is_some())
+        .find(|u| {
+            u.role_types() == [clever_gateway::identity::UserType::Teacher] && u.district.is_some()
+        })
         .unwrap();
     let users: Vec<String> = (0..USERS)
         .map(|i| {

@@ -641,7 +641,7 @@ mod tests {
         .unwrap();
         let teacher = demo_users()
             .into_iter()
-            .find(|u| u.roles == vec![crate::identity::UserType::Teacher])
+            .find(|u| u.role_types() == vec![crate::identity::UserType::Teacher])
             .unwrap();
         sim.set_auto_login(Some(&teacher.id));
         let text = format!(

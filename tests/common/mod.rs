@@ -25,7 +25,7 @@ pub fn user_with_roles(roles: &[&str]) -> String {
     clever_gateway::sim::demo_users()
         .into_iter()
         .find(|u| {
-            let mut r: Vec<&str> = u.roles.iter().map(|t| t.as_str()).collect();
+            let mut r: Vec<&str> = u.role_types().iter().map(|t| t.as_str()).collect();
             r.sort();
             let mut want = roles.to_vec();
             want.sort();
