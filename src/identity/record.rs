@@ -351,7 +351,8 @@ impl fmt::Debug for Identity {
 
 impl Serialize for Identity {
     /// `{"user_id":…,"user_types":[…],"district_id":…,…,"kept":[…]}`: the keys older gateways
-    /// read (`user_id` and `user_types` always), then every other present field.
+    /// read (`user_id` and `user_types` always), then every other present field, then the
+    /// fields kept beyond [`CORE_FIELDS`].
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry(Field::Id.def().stored, self.user_id())?;
@@ -367,7 +368,13 @@ impl Serialize for Identity {
                 _ => m.serialize_entry(key, v)?,
             }
         }
-        let kept: Vec<&str> = self.kept.iter().map(|f| f.def().stored).collect();
+        // The core is always kept: only the fields beyond it are listed (a few bytes in Redis).
+        let kept: Vec<&str> = self
+            .kept
+            .minus(CORE_FIELDS)
+            .iter()
+            .map(|f| f.def().stored)
+            .collect();
         m.serialize_entry("kept", &kept)?;
         m.end()
     }
@@ -400,13 +407,12 @@ impl<'de> Deserialize<'de> for Identity {
                 while let Some(key) = map.next_key::<String>()? {
                     if key == "kept" {
                         let names: Vec<String> = map.next_value()?;
-                        kept = Some(
-                            names
-                                .iter()
-                                .filter_map(|n| super::FIELDS.iter().find(|d| d.stored == *n))
-                                .map(|d| d.field)
-                                .collect(),
-                        );
+                        let listed: FieldSet = names
+                            .iter()
+                            .filter_map(|n| super::FIELDS.iter().find(|d| d.stored == *n))
+                            .map(|d| d.field)
+                            .collect();
+                        kept = Some(CORE_FIELDS.union(listed));
                         continue;
                     }
                     if key == Field::UserType.def().stored {
@@ -518,6 +524,7 @@ mod tests {
             "{json}"
         );
         assert!(json.contains(r#""teacher_number":"T-1042""#), "{json}");
+        assert!(json.ends_with(r#","kept":["teacher_number"]}"#), "{json}");
         let back: Identity = serde_json::from_str(&json).unwrap();
         assert_eq!(back, id);
 
