@@ -145,9 +145,8 @@ for t in 1 2; do
   echo "signed in on gateway threads=$t: $who"
 done
 
-# Sign-ins first, on a fresh gateway: the anonymous wrk target below starts a login per request
-# and fills the store of pending logins to its cap (200,000); the store then keeps the newest
-# and drops the oldest, which would make the sign-in figures measure that turnover.
+# Sign-ins first, on a fresh gateway, before the anonymous wrk target below starts a sign-in per
+# request (the server keeps nothing for those: each lives in its browser's login cookie).
 echo "== sign-ins: $LOGINS through gateway threads=1 (8 at a time)"
 login_line=$("$bin/examples/login_load" "http://127.0.0.1:${gw_port[1]}" "${gw_pid[1]}" "$LOGINS" 8)
 echo "  $login_line"

@@ -309,6 +309,7 @@ fn signed_in_decide(gw: &Gateway, req: &RequestHeader) -> RequestHeader {
         wants_html,
         request_id: &request_id,
         forwarded_uri: None,
+        forward_auth_secret: None,
     };
     let Decision::Forward(f) = ready(gw.decide(&facts)) else {
         panic!("not forwarded");

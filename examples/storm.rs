@@ -42,6 +42,9 @@ struct Args {
     /// The protected page.
     #[arg(long, default_value = "/app/page")]
     path: String,
+    /// Text the protected page's body holds (a sign-in that ends on another page failed).
+    #[arg(long)]
+    expect: Option<String>,
     /// Sign-ins in the storm.
     #[arg(long, default_value_t = 3000)]
     signins: usize,
@@ -58,6 +61,73 @@ struct Args {
     /// Seconds of browsing measured before the storm starts.
     #[arg(long, default_value_t = 10.0)]
     before: f64,
+    /// The relying party's process: its CPU time (and its children's, for Apache) is read
+    /// from /proc before, during and after the storm, and its peak RSS at the end.
+    #[arg(long)]
+    pid: Option<u32>,
+}
+
+/// CPU seconds (user + kernel) of `pid`, its threads and its child processes, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let tck = 100.0; // USER_HZ on Linux
+    let mut ticks = 0u64;
+    for p in std::iter::once(pid).chain(children(pid)) {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            // Fields after the command name (which ends with ')'): utime is the 12th, stime
+            // the 13th of them.
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            ticks += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            ticks += f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    ticks as f64 / tck
+}
+
+/// The child processes of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        if rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<u32>().ok())
+            == Some(pid)
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Peak resident set (VmHWM) of `pid` and its children, KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::iter::once(pid)
+        .chain(children(pid))
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .sum()
 }
 
 /// The district whose users sign in (the simulator's demo district).
@@ -104,7 +174,12 @@ struct SignIn {
 
 /// Follows redirects from `url` (at most 12) to a final answer; the sign-in's code is the
 /// `code` parameter of the last URL on `target` that carried one.
-async fn follow(client: &reqwest::Client, url: String, target: &str) -> SignIn {
+async fn follow(
+    client: &reqwest::Client,
+    url: String,
+    target: &str,
+    expect: Option<&str>,
+) -> SignIn {
     let start = Instant::now();
     let mut url = url;
     let mut code = None;
@@ -143,11 +218,28 @@ async fn follow(client: &reqwest::Client, url: String, target: &str) -> SignIn {
             url = next.to_string();
             continue;
         }
-        let _ = resp.bytes().await;
+        let body = resp.bytes().await.unwrap_or_default();
+        let shows = |text: &str| {
+            body.windows(text.len().max(1))
+                .any(|w| w == text.as_bytes())
+        };
+        let error = if !status.is_success() {
+            Some(format!("{status} at {}", redact(&url)))
+        } else if !url.starts_with(target) || code.is_none() {
+            // A page, but not the app's after a sign-in (the simulator's sign-in page, say).
+            Some(format!("ended at {} without a sign-in", redact(&url)))
+        } else if expect.is_some_and(|t| !shows(t)) {
+            Some(format!(
+                "{status} at {} is not the app's page",
+                redact(&url)
+            ))
+        } else {
+            None
+        };
         return SignIn {
             wall: start.elapsed(),
             code,
-            error: (!status.is_success()).then(|| format!("{status} at {}", redact(&url))),
+            error,
         };
     }
     SignIn {
@@ -181,40 +273,45 @@ async fn sign_in(
             )
         }
     };
+    // The user is signed in to Clever (as a student who opened the Clever Portal is): the
+    // Instant Login link signs the browser in at the simulator and sends it to the app's
+    // primary redirect URI, the gateway's callback, without a `state`. Not timed: no relying
+    // party has been reached yet.
+    let link = format!(
+        "{}/oauth/instant-login?client_id={}&district_id={DISTRICT}&user={user}",
+        args.sim, args.client_id
+    );
+    let callback = client
+        .get(&link)
+        .send()
+        .await
+        .ok()
+        .filter(|r| r.status().is_redirection())
+        .and_then(|r| {
+            r.headers()
+                .get("location")?
+                .to_str()
+                .ok()
+                .map(str::to_string)
+        });
+    let Some(callback) = callback else {
+        let error = Some("the Instant Login link did not redirect".to_string());
+        let failed = SignIn {
+            wall: Duration::ZERO,
+            code: None,
+            error,
+        };
+        return (failed, client);
+    };
+    // The gateway: the Clever-initiated sign-in goes on from its callback. A relying party
+    // that starts sign-ins itself (mod_auth_openidc) is asked for the page instead; Clever
+    // knows the browser, so its authorize answers at once with a code.
     let start = if args.mode == "gateway" {
-        // Clever's side: the Instant Login link signs the browser in at the simulator and
-        // sends it to the gateway's callback. Not timed: the gateway has not been reached.
-        let link = format!(
-            "{}/oauth/instant-login?client_id={}&district_id={DISTRICT}&user={user}",
-            args.sim, args.client_id
-        );
-        let resp = client.get(&link).send().await;
-        match resp
-            .ok()
-            .filter(|r| r.status().is_redirection())
-            .and_then(|r| {
-                r.headers()
-                    .get("location")?
-                    .to_str()
-                    .ok()
-                    .map(str::to_string)
-            }) {
-            Some(callback) => callback,
-            None => {
-                return (
-                    SignIn {
-                        wall: Duration::ZERO,
-                        code: None,
-                        error: Some("the Instant Login link did not redirect".into()),
-                    },
-                    client,
-                )
-            }
-        }
+        callback
     } else {
         format!("{}{}", args.target, args.path)
     };
-    let result = follow(&client, start, &args.target).await;
+    let result = follow(&client, start, &args.target, args.expect.as_deref()).await;
     (result, client)
 }
 
@@ -277,11 +374,19 @@ async fn run(args: Args) -> anyhow::Result<Value> {
             stopped.clone(),
         );
         let pause = args.pause_ms;
+        let expect = args.expect.clone();
         browsers.spawn(async move {
             while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
                 let t = Instant::now();
                 let ok = match client.get(&url).send().await {
-                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Ok(r) => {
+                        let success = r.status().is_success();
+                        let body = r.bytes().await.unwrap_or_default();
+                        success
+                            && expect.as_deref().is_none_or(|t| {
+                                body.windows(t.len().max(1)).any(|w| w == t.as_bytes())
+                            })
+                    }
                     Err(_) => false,
                 };
                 loads.lock().unwrap().push((t, t.elapsed(), ok));
@@ -300,9 +405,11 @@ async fn run(args: Args) -> anyhow::Result<Value> {
         .send()
         .await?
         .error_for_status()?;
+    let cpu_at_browsing = args.pid.map(cpu_seconds);
     tokio::time::sleep(Duration::from_secs_f64(args.before)).await;
 
     // The storm: arrivals evenly spread over `over` seconds.
+    let cpu_at_storm = args.pid.map(cpu_seconds);
     let storm_start = Instant::now();
     let gap = Duration::from_secs_f64(args.over / args.signins.max(1) as f64);
     let mut storm = tokio::task::JoinSet::new();
@@ -319,6 +426,7 @@ async fn run(args: Args) -> anyhow::Result<Value> {
         results.push(done?);
     }
     let storm_end = Instant::now();
+    let cpu_at_end = args.pid.map(cpu_seconds);
     stopped.store(true, std::sync::atomic::Ordering::SeqCst);
     while browsers.join_next().await.is_some() {}
 
@@ -368,6 +476,23 @@ async fn run(args: Args) -> anyhow::Result<Value> {
         s
     };
     let before_start = storm_start - Duration::from_secs_f64(args.before);
+    // The sign-ins' CPU: the storm's, less what browsing cost at the rate measured before it.
+    let cpu = match (args.pid, cpu_at_browsing, cpu_at_storm, cpu_at_end) {
+        (Some(pid), Some(b), Some(s), Some(e)) => {
+            let browsing_rate = (s - b) / args.before;
+            let storm_s = (storm_end - storm_start).as_secs_f64();
+            let signin_cpu = (e - s) - browsing_rate * storm_s;
+            json!({
+                "storm_cpu_s": e - s,
+                "browsing_cpu_per_s": browsing_rate,
+                "signin_cpu_s": signin_cpu,
+                "cpu_ms_per_signin": signin_cpu * 1e3 / wall.len().max(1) as f64,
+                "signins_per_cpu_s": wall.len() as f64 / signin_cpu.max(1e-9),
+                "peak_rss_kib": peak_rss_kib(pid),
+            })
+        }
+        _ => Value::Null,
+    };
     errors.sort();
     errors.dedup();
     Ok(json!({
@@ -384,6 +509,7 @@ async fn run(args: Args) -> anyhow::Result<Value> {
         "browsing_users": args.browsing,
         "browsing_before": window(before_start, storm_start),
         "browsing_during": window(storm_start, storm_end),
+        "cpu": cpu,
         "sim": {
             "listeners": stats["listeners"],
             "peak_in_flight": stats["peak_in_flight"],

@@ -99,13 +99,26 @@ fn ascii_trim(s: &[u8]) -> &[u8] {
     &s[start..end.max(start)]
 }
 
+/// The model of the gateway's names, as a browser might store them: any `__Host-`/`__Secure-`
+/// prefix and ASCII case ignored; the session, bounce and legacy login names, and every name
+/// of the login family (`<cookie_name>_login_<anything>`).
+fn reserved(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let bare = lower
+        .strip_prefix("__host-")
+        .or_else(|| lower.strip_prefix("__secure-"))
+        .unwrap_or(&lower);
+    matches!(
+        bare,
+        "clever_gateway" | "clever_gateway_bounce" | "clever_gateway_login"
+    ) || bare
+        .strip_prefix("clever_gateway_login_")
+        .is_some_and(|t| !t.is_empty())
+}
+
 pub fn check_strip(raw: &[u8]) {
     let jar = jar();
-    let ours = |name: &[u8]| {
-        [&jar.session, &jar.login, &jar.bounce]
-            .iter()
-            .any(|n| n.as_bytes() == name)
-    };
+    let ours = |name: &[u8]| std::str::from_utf8(name).is_ok_and(reserved);
     let expected: Vec<&[u8]> = raw
         .split(|&b| b == b';')
         .map(ascii_trim)
@@ -129,7 +142,10 @@ pub fn check_strip(raw: &[u8]) {
     if let Some(out) = out {
         let found = jar.read(std::iter::once(out.as_slice()));
         assert!(
-            found.session.is_empty() && found.login.is_none() && !found.bounce,
+            found.session.is_empty()
+                && !found.legacy_login
+                && found.logins.is_empty()
+                && !found.bounce,
             "{:?}: a gateway cookie survived strip(): {:?} in {:?}",
             String::from_utf8_lossy(raw),
             found,
@@ -150,9 +166,18 @@ pub fn check_read(headers: &[&[u8]]) {
                     expected.session.push(c.value().to_string());
                 }
             } else if c.name() == jar.login {
-                expected.login.get_or_insert_with(|| c.value().to_string());
+                expected.legacy_login = true;
             } else if c.name() == jar.bounce {
                 expected.bounce = true;
+            } else if c
+                .name()
+                .strip_prefix("__Host-clever_gateway_login_")
+                .is_some_and(|tag| !tag.is_empty())
+                && expected.logins.len() < crate::session::cookies::MAX_LOGIN_CANDIDATES
+            {
+                expected
+                    .logins
+                    .push((c.name().to_string(), c.value().to_string()));
             }
         }
     }

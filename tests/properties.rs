@@ -155,6 +155,9 @@ fn cookie_pair() -> impl Strategy<Value = String> {
         Just("Clever_Gateway".to_string()),
         Just("clever_gateway_x".to_string()),
         Just("\"clever_gateway\"".to_string()),
+        Just("__Host-clever_gateway_login_abcdefghijkl".to_string()),
+        Just("clever_gateway_login_abcdefghijkl".to_string()),
+        Just("__secure-Clever_Gateway".to_string()),
         "[A-Za-z0-9_.-]{0,10}",
     ];
     let ws = prop_oneof![

@@ -38,7 +38,7 @@ const SPOOF: &str = "5fc43758db087d0be186ffff";
 const WORKERS: usize = 16;
 const USERS: usize = 50;
 /// The gateway's `session.login_timeout` here unless `SOAK_LOGIN_TIMEOUT` says otherwise:
-/// pending sign-ins and codes live this long.
+/// sign-ins in progress (in their login cookies) and used codes live this long.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// The warm-up goes this far past the longest horizon of in-flight state.
 const WARMUP_MARGIN: Duration = Duration::from_secs(30);

@@ -2,10 +2,28 @@
 //! health, readiness, metrics, and the admin listener's answers.
 
 use super::*;
+use subtle::ConstantTimeEq;
 
 /// The header in a forward-auth 401 that carries the login URL, for the proxy's error page.
 pub const X_CLEVER_LOGIN_URL: http::HeaderName =
     http::HeaderName::from_static("x-clever-login-url");
+
+/// The header a forward-auth proxy proves itself with (`server.forward_auth_secret_*`). Under
+/// `X-Clever-`, so it is scrubbed from every request before anything is forwarded: an app
+/// never sees it, whatever the proxy sends where.
+pub const X_CLEVER_FORWARD_AUTH_SECRET: http::HeaderName =
+    http::HeaderName::from_static("x-clever-forward-auth-secret");
+
+/// Whether a request proves it comes from the forward-auth proxy: a secret is configured and
+/// the request carries exactly it (compared in constant time). Without that proof
+/// `/_gateway/auth` never answers with an access token: its answer may reach a browser (any
+/// page on the gateway's origin can call it), and a script could read the token.
+pub fn forward_auth_proven(expected: Option<&Secret>, presented: Option<&[u8]>) -> bool {
+    match (expected, presented) {
+        (Some(secret), Some(given)) => bool::from(secret.expose().as_bytes().ct_eq(given)),
+        _ => false,
+    }
+}
 
 /// `/_gateway/login?rd=…` for a same-site return path.
 pub fn login_url(return_path: &str) -> String {
@@ -144,7 +162,9 @@ impl Gateway {
     /// policy beyond a valid session); 401 with the login URL in `X-Clever-Login-Url`; 403
     /// when the policy refuses; 400 for an unknown or repeated `upstream`. The policy comes
     /// from `upstream` only, never from `X-Forwarded-Uri`/`-Host`; `X-Forwarded-Uri` is used
-    /// only as the login's same-site return path.
+    /// only as the login's same-site return path. The access token (`forward_access_token`)
+    /// is included only for a request that proves it comes from the proxy
+    /// (`forward_auth_proven`); otherwise it is withheld and the answer says nothing else.
     async fn forward_auth(&self, ctx: Ctx<'_>, req: &RequestFacts<'_>) -> Reply {
         let up = match forward_auth_upstream(&self.cfg, req.query) {
             Ok(up) => up,
@@ -199,8 +219,8 @@ impl Gateway {
                 .with_header(X_CLEVER_LOGIN_URL, login_url);
         };
         let specs = &self.cfg.header_specs;
-        let (headers, assertion) = match up {
-            None => (&self.cfg.default_headers, None),
+        let (headers, assertion, token_allowed) = match up {
+            None => (&self.cfg.default_headers, None, false),
             Some(up) => {
                 let upstream = &self.cfg.upstreams[up];
                 let allowed = policy::check(upstream, &rec.identity)
@@ -208,7 +228,22 @@ impl Gateway {
                 if let Err(denial) = allowed {
                     return self.denied(req, &upstream.name, &rec, denial);
                 }
-                (&upstream.headers, self.assertion_for(up, &sid, &rec))
+                let proven =
+                    forward_auth_proven(self.forward_auth_secret.as_ref(), req.forward_auth_secret);
+                if upstream.forward_access_token && !proven {
+                    tracing::warn!(
+                        request_id = req.request_id,
+                        upstream = %upstream.name,
+                        secret_configured = self.forward_auth_secret.is_some(),
+                        "forward-auth: access token withheld: the request did not carry \
+                         server.forward_auth_secret in X-Clever-Forward-Auth-Secret"
+                    );
+                }
+                (
+                    &upstream.headers,
+                    self.assertion_for(up, &sid, &rec),
+                    proven,
+                )
             }
         };
         let mut reply = Reply::text(200, "ok\n");
@@ -216,6 +251,10 @@ impl Gateway {
             reply = reply.with_header(X_CLEVER_ASSERTION, token.to_string());
         }
         for (h, value) in crate::proxy::headers::session_headers(headers, &rec, specs) {
+            // The access token only for a proxy that proved itself (forward_auth_secret).
+            if h.value == crate::config::SendValue::Token && !token_allowed {
+                continue;
+            }
             if let Ok(v) = value.to_str() {
                 reply = reply.with_header(h.name.clone(), v.to_string());
             }
@@ -335,8 +374,7 @@ mod endpoint_tests {
     use crate::secret::Secret;
     use crate::session::memory::MemoryLimits;
     use crate::session::{
-        CodeClaim, ManualClock, MemoryStore, PendingLogin, SessionId, SessionStore, StoreError,
-        SystemClock,
+        CodeClaim, ManualClock, MemoryStore, SessionId, SessionStore, StoreError, SystemClock,
     };
     use async_trait::async_trait;
     use std::time::Duration;
@@ -358,12 +396,6 @@ mod endpoint_tests {
         }
         async fn remove(&self, id: &SessionId) -> Result<(), StoreError> {
             self.inner.remove(id).await
-        }
-        async fn put_pending(&self, s: &str, l: PendingLogin) -> Result<(), StoreError> {
-            self.inner.put_pending(s, l).await
-        }
-        async fn take_pending(&self, s: &str) -> Result<Option<PendingLogin>, StoreError> {
-            self.inner.take_pending(s).await
         }
         async fn claim_code(&self, k: &str, c: CodeClaim) -> Result<Option<CodeClaim>, StoreError> {
             self.inner.claim_code(k, c).await
@@ -442,6 +474,7 @@ user_id = "X-Remote-User"
             wants_html: false,
             request_id: "t",
             forwarded_uri: None,
+            forward_auth_secret: None,
         }
     }
 

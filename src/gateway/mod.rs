@@ -5,9 +5,13 @@
 mod endpoints;
 mod precheck;
 
-pub use endpoints::{forward_auth_upstream, login_url, X_CLEVER_LOGIN_URL};
+pub use endpoints::{
+    forward_auth_proven, forward_auth_upstream, login_url, X_CLEVER_FORWARD_AUTH_SECRET,
+    X_CLEVER_LOGIN_URL,
+};
 pub use precheck::{
     framing_error, raw_has_content_length, refuse_request, Refusal, MAX_HEADER_BYTES,
+    MAX_HEADER_SECTION,
 };
 
 use std::sync::Arc;
@@ -19,6 +23,7 @@ use crate::identity::{canonical_header_name, SPOOFABLE_PREFIX};
 use crate::metrics::Metrics;
 use crate::pages::{ErrorPage, Reply};
 use crate::routing::{self, NormalizedPath};
+use crate::secret::Secret;
 use crate::session::cookies::GatewayCookies;
 use crate::session::{unix_secs, SessionId, SessionRecord};
 
@@ -40,6 +45,9 @@ pub struct RequestFacts<'a> {
     /// `X-Forwarded-Uri` as a forward-auth proxy sends it: used only as the same-site return
     /// path of `/_gateway/auth`'s login URL, never to choose an upstream or policy.
     pub forwarded_uri: Option<&'a str>,
+    /// `X-Clever-Forward-Auth-Secret` as the request carried it (read before the `X-Clever-`
+    /// headers are scrubbed): the forward-auth proxy's proof, see `forward_auth_proven`.
+    pub forward_auth_secret: Option<&'a [u8]>,
 }
 
 /// What to do with the request.
@@ -74,6 +82,9 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// The assertion signer, when `[assertion]` or an upstream's `assertion = true` asks.
     pub assertions: Option<Arc<Assertions>>,
+    /// `server.forward_auth_secret`, read at start: only a request that carries it gets an
+    /// access token from `/_gateway/auth`.
+    pub forward_auth_secret: Option<Secret>,
 }
 
 /// Whether the request comes from a browser navigation rather than XHR/fetch/API.
@@ -103,7 +114,14 @@ impl Gateway {
             auth,
             identity_header_names: names,
             assertions: None,
+            forward_auth_secret: None,
         }
+    }
+
+    /// The secret a forward-auth proxy must send for `/_gateway/auth` to include access tokens.
+    pub fn with_forward_auth_secret(mut self, secret: Secret) -> Self {
+        self.forward_auth_secret = Some(secret);
+        self
     }
 
     /// Signs `X-Clever-Assertion` for the upstreams that ask, and serves the JWKS.

@@ -3,6 +3,7 @@
 //! The only module that sees pingora's `Session`.
 
 pub mod admin;
+pub mod header_guard;
 pub mod headers;
 
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::{ACCEPT, COOKIE, HOST};
+use http::header::{ACCEPT, COOKIE, HOST, SET_COOKIE};
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
@@ -193,6 +194,30 @@ pub fn apply(req: &mut RequestHeader, edits: Edits) -> pingora::Result<()> {
     Ok(())
 }
 
+/// Removes from an upstream's response every `Set-Cookie` that would set one of the gateway's
+/// cookies (`CookieJarSpec::sets_reserved`): an app, or a header injection in one, must not
+/// sign a browser in or out, or plant a login cookie (login CSRF). Returns how many went.
+pub fn drop_reserved_set_cookies(
+    resp: &mut ResponseHeader,
+    jar: &crate::session::cookies::CookieJarSpec,
+) -> pingora::Result<usize> {
+    let all = resp.headers.get_all(SET_COOKIE);
+    if !all.iter().any(|v| jar.sets_reserved(v.as_bytes())) {
+        return Ok(0);
+    }
+    let kept: Vec<HeaderValue> = all
+        .iter()
+        .filter(|v| !jar.sets_reserved(v.as_bytes()))
+        .cloned()
+        .collect();
+    let dropped = all.iter().count() - kept.len();
+    resp.remove_header(&SET_COOKIE);
+    for v in kept {
+        resp.append_header(SET_COOKIE, v)?;
+    }
+    Ok(dropped)
+}
+
 /// Applies `upstream_cookie`'s answer to the upstream request.
 pub fn apply_cookie(
     req: &mut RequestHeader,
@@ -308,6 +333,11 @@ impl ProxyHttp for GatewayProxy {
     ) -> pingora::Result<bool> {
         let gw = &self.gateway;
         let req = session.req_header_mut();
+        // The forward-auth proxy's proof, kept before every `X-Clever-` header is scrubbed.
+        let forward_auth_secret = req
+            .headers
+            .get(crate::gateway::X_CLEVER_FORWARD_AUTH_SECRET)
+            .cloned();
         for name in headers::spoofable(&req.headers, &gw.identity_header_names) {
             req.remove_header(&name);
         }
@@ -358,6 +388,7 @@ impl ProxyHttp for GatewayProxy {
                 .headers
                 .get(headers::X_FORWARDED_URI)
                 .and_then(|v| v.to_str().ok()),
+            forward_auth_secret: forward_auth_secret.as_ref().map(|v| v.as_bytes()),
         };
         match gw.decide(&facts).await {
             Decision::Reply(reply) => {
@@ -475,14 +506,29 @@ impl ProxyHttp for GatewayProxy {
         Ok(true)
     }
 
-    /// Stops the upstream latency clock when the upstream's response headers arrive.
+    /// Stops the upstream latency clock when the upstream's response headers arrive, and
+    /// drops any `Set-Cookie` of the gateway's own cookies from them (one log line).
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
-        _upstream_response: &mut ResponseHeader,
+        upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         ctx.upstream_took = ctx.upstream_started.map(|s| s.elapsed());
+        let dropped = drop_reserved_set_cookies(upstream_response, self.gateway.auth.cookies())?;
+        if dropped > 0 {
+            let upstream = ctx
+                .forward
+                .as_ref()
+                .map(|f| self.gateway.cfg.upstreams[f.upstream].name.as_str())
+                .unwrap_or("-");
+            tracing::warn!(
+                request_id = %ctx.request_id,
+                upstream,
+                dropped,
+                "the app tried to set the gateway's own cookies: Set-Cookie removed"
+            );
+        }
         Ok(())
     }
 
@@ -568,8 +614,19 @@ impl ProxyHttp for GatewayProxy {
         )
     }
 
-    /// One access-log line per request; never a query string, cookie or token.
+    /// One access-log line per request; never a query string, cookie or token. Then the
+    /// connection's next request header is bounded again (`header_guard`); a connection whose
+    /// request body was not read to its end is closed rather than drained unguarded.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if session.as_http1().is_some() {
+            if session.is_body_done() {
+                if let Some(h1) = session.as_http1() {
+                    header_guard::request_done(h1.stream());
+                }
+            } else {
+                session.set_keepalive(None);
+            }
+        }
         self.record_metrics(session, ctx);
         let status = session
             .response_written()
@@ -636,6 +693,32 @@ mod tests {
         ] {
             assert!(!reply_keeps_connection(&req(&refused)), "{refused:?}");
         }
+    }
+
+    #[test]
+    fn drop_reserved_set_cookies_keeps_the_apps_in_order() {
+        let jar = crate::session::cookies::CookieJarSpec {
+            session: "clever_gateway".into(),
+            login: "clever_gateway_login".into(),
+            bounce: "clever_gateway_bounce".into(),
+            secure: true,
+            domain: None,
+        };
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        for v in [
+            "a=1; Path=/",
+            "clever_gateway=planted; Path=/",
+            "b=2",
+            "__Host-clever_gateway_login_x=v; Secure; Path=/",
+        ] {
+            resp.append_header(SET_COOKIE, v).unwrap();
+        }
+        resp.append_header("x-other", "kept").unwrap();
+        assert_eq!(drop_reserved_set_cookies(&mut resp, &jar).unwrap(), 2);
+        let left: Vec<_> = resp.headers.get_all(SET_COOKIE).iter().collect();
+        assert_eq!(left, ["a=1; Path=/", "b=2"]);
+        assert_eq!(resp.headers["x-other"], "kept");
+        assert_eq!(drop_reserved_set_cookies(&mut resp, &jar).unwrap(), 0);
     }
 
     #[test]

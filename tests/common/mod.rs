@@ -438,6 +438,27 @@ pub fn set_cookie_value(resp: &reqwest::Response, name: &str) -> Option<String> 
         })
 }
 
+/// The first sign-in (login) cookie a response sets, as `(name, value, whole Set-Cookie line)`:
+/// one per sign-in, named `[__Host-|__Secure-]clever_gateway_login_<tag>` (a gateway before
+/// per-sign-in cookies set one `clever_gateway_login`).
+pub fn login_cookie(resp: &reqwest::Response) -> Option<(String, String, String)> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|line| {
+            let (name, rest) = line.split_once('=')?;
+            let bare = name
+                .strip_prefix("__Host-")
+                .or_else(|| name.strip_prefix("__Secure-"))
+                .unwrap_or(name);
+            let value = rest.split(';').next().unwrap_or("");
+            let ours = bare == "clever_gateway_login" || bare.starts_with("clever_gateway_login_");
+            (ours && !value.is_empty())
+                .then(|| (name.to_string(), value.to_string(), line.to_string()))
+        })
+}
+
 /// Sends raw bytes to the gateway and returns what it answered (until close or 3 s).
 pub async fn raw(port: u16, request: &[u8]) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
