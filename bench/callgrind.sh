@@ -7,6 +7,8 @@
 #
 #   bench/callgrind.sh                 # signed in, public path, anonymous 302; N=2000
 #   N=500 KINDS="signed_in" bench/callgrind.sh
+#   UPSTREAM_EXTRA="$(cat bench/set_headers.toml)" KINDS=signed_in bench/callgrind.sh
+#                                      # the app also gets three set_headers (section 4b)
 #
 # Prints `kind instructions_per_request` lines and keeps each profile as
 # $OUT/callgrind.<kind>.out (OUT defaults to a fresh temporary directory) for

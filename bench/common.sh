@@ -27,7 +27,8 @@ wait_http() { # url [accepted status regex]
 
 # gateway_toml PORT THREADS: the gateway config both scripts run, on the simulator `sim_base`
 # (with `client_id`) and the nginx upstream `up_port`; the secret comes from
-# CLEVER_GATEWAY_BENCH_SECRET.
+# CLEVER_GATEWAY_BENCH_SECRET. $UPSTREAM_EXTRA, when set, is added to the [[upstream]] table
+# (e.g. "$(cat bench/set_headers.toml)": three set_headers).
 gateway_toml() {
   cat <<EOF
 [server]
@@ -49,5 +50,6 @@ cookie_secure = false
 name = "app"
 url = "http://127.0.0.1:$up_port"
 public_paths = ["/public/"]
+${UPSTREAM_EXTRA:-}
 EOF
 }

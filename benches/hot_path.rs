@@ -35,7 +35,7 @@ use pingora::http::RequestHeader;
 use clever_gateway::auth::{policy, Auth};
 use clever_gateway::clever::CleverClient;
 use clever_gateway::gateway::{Decision, Gateway, RequestFacts};
-use clever_gateway::identity::{Identity, UserType};
+use clever_gateway::identity::{Field, Identity, UserType};
 use clever_gateway::metrics::Metrics;
 use clever_gateway::proxy::headers::{self, Edits, ForwardFacts};
 use clever_gateway::secret::{random_token, Secret};
@@ -85,7 +85,7 @@ fn ready<F: Future>(f: F) -> F::Output {
 struct Fixture {
     gw: Gateway,
     /// The headers `signed_in_decide` inserts or replaces (wire-case name, value).
-    inserted: Vec<(&'static str, http::HeaderValue)>,
+    inserted: Vec<(bytes::Bytes, http::HeaderValue)>,
     /// What a browser sends for `GET /grades/2026/term1?class=7b` when signed in.
     req: RequestHeader,
     /// 20 headers, three of them spoofed identity headers.
@@ -94,16 +94,14 @@ struct Fixture {
 
 fn record(i: usize) -> SessionRecord {
     SessionRecord::new(
-        Identity {
-            user_id: format!("5fc43758db087d0be1{i:06x}"),
-            district_id: Some("5d0a9e5d0958b300014e49d2".into()),
-            user_types: vec![UserType::Teacher, UserType::DistrictAdmin],
-            name: Some("Ada Lovelace".into()),
-            email: Some("ada.lovelace@example-district.org".into()),
-            authorized_by: Some("district".into()),
-            school_ids: Vec::new(),
-            section_ids: Vec::new(),
-        },
+        Identity::builder(&format!("5fc43758db087d0be1{i:06x}"))
+            .district("5d0a9e5d0958b300014e49d2")
+            .role(UserType::Teacher)
+            .role(UserType::DistrictAdmin)
+            .with(Field::Name, "Ada Lovelace")
+            .with(Field::Email, "ada.lovelace@example-district.org")
+            .with(Field::AuthorizedBy, "district")
+            .build(),
         Secret::new(random_token(32)),
         SystemTime::now(),
         Duration::from_secs(7200),
@@ -180,17 +178,24 @@ fn fixture() -> Fixture {
 
 /// The headers of `out` that `req` does not have with the same value, in `out`'s order.
 fn inserted_headers(
+    gw: &Gateway,
     req: &RequestHeader,
     out: &RequestHeader,
-) -> Vec<(&'static str, http::HeaderValue)> {
+) -> Vec<(bytes::Bytes, http::HeaderValue)> {
     out.headers
         .iter()
         .filter(|(name, value)| req.headers.get(*name) != Some(*value))
         .map(|(name, value)| {
-            let wire = headers::wire_name(name).unwrap_or_else(|| match name.as_str() {
-                "cookie" => "Cookie",
-                other => panic!("unexpected header {other}"),
-            });
+            let wire = match headers::wire_name(name) {
+                Some(w) => bytes::Bytes::from_static(w.as_bytes()),
+                None if name == COOKIE => bytes::Bytes::from_static(b"Cookie"),
+                None => gw.cfg.upstreams[0]
+                    .headers
+                    .iter()
+                    .find(|h| h.name == name)
+                    .map(|h| h.wire.clone())
+                    .unwrap_or_else(|| panic!("unexpected header {name}")),
+            };
             (wire, value.clone())
         })
         .collect()
@@ -200,11 +205,11 @@ fn inserted_headers(
 /// sets, with the gateway's wire-case names and its values.
 fn clone_and_pingora_inserts(
     req: &RequestHeader,
-    inserted: &[(&'static str, http::HeaderValue)],
+    inserted: &[(bytes::Bytes, http::HeaderValue)],
 ) -> RequestHeader {
     let mut up = req.clone();
     for (name, value) in inserted {
-        up.insert_header(*name, value.clone()).unwrap();
+        up.insert_header(name.clone(), value.clone()).unwrap();
     }
     up
 }
@@ -244,7 +249,9 @@ fn rewrite(
         &gw.cfg.server.trusted_proxies,
     );
     apply(up, fwd);
-    apply(up, headers::identity(upstream, rec));
+    for (h, value) in headers::session_headers(&upstream.headers, rec, &gw.cfg.header_specs) {
+        up.insert_header(h.wire.clone(), value).unwrap();
+    }
 }
 
 /// The components the issue names: cookie parse, session lookup, policy, header edits.
@@ -328,7 +335,7 @@ fn benches(c: &mut Criterion) {
         out.headers["x-clever-email"],
         "ada.lovelace@example-district.org"
     );
-    fx.inserted = inserted_headers(&fx.req, &out);
+    fx.inserted = inserted_headers(&fx.gw, &fx.req, &out);
     // Forwarding (4), identity (5 with this upstream's email and name) and the cookie.
     assert_eq!(fx.inserted.len(), 10, "{:?}", fx.inserted);
 

@@ -250,9 +250,9 @@ impl Assertions {
         let claims = Claims {
             iss: &self.issuer,
             aud: audience,
-            sub: &id.user_id,
-            district: id.district_id.as_deref().filter(|d| !d.is_empty()),
-            user_types: id.user_types.iter().map(|t| t.as_str()).collect(),
+            sub: id.user_id(),
+            district: id.district_id(),
+            user_types: id.user_types().map(|t| t.as_str()).collect(),
             iat: unix_secs(now),
             exp: unix_secs(expires_at),
             jti: random_token(16),
@@ -320,16 +320,11 @@ mod tests {
 
     fn rec(ttl: Duration, clock: &ManualClock) -> SessionRecord {
         SessionRecord::new(
-            Identity {
-                user_id: "5fc43758db087d0be186c29d".into(),
-                district_id: Some("5d0a9e5d0958b300014e49d2".into()),
-                user_types: vec![UserType::Teacher, UserType::Staff],
-                name: None,
-                email: None,
-                authorized_by: None,
-                school_ids: Vec::new(),
-                section_ids: Vec::new(),
-            },
+            Identity::builder("5fc43758db087d0be186c29d")
+                .district("5d0a9e5d0958b300014e49d2")
+                .role(UserType::Teacher)
+                .role(UserType::Staff)
+                .build(),
             Secret::new("t"),
             clock.now(),
             ttl,

@@ -8,9 +8,14 @@ use percent_encoding::percent_decode_str;
 
 use crate::auth::parse_callback_query;
 use crate::auth::return_path::safe_return_path;
+use crate::clever::parse_user;
 use crate::config::PublicPath;
 use crate::config::{parse_str, Config};
 use crate::identity::canonical_header_name;
+use crate::identity::fields::{Kind, ROLE_ORDER};
+use crate::identity::{
+    valid_id, Field, Identity, Outcome, Rendered, Template, UserType, ValueSpec,
+};
 use crate::proxy::headers::spoofable;
 use crate::routing::{normalize_path, place, upstream_path};
 use crate::session::cookies::CookieJarSpec;
@@ -97,7 +102,7 @@ fn ascii_trim(s: &[u8]) -> &[u8] {
 
 /// The model of the gateway's names, as a browser might store them: any `__Host-`/`__Secure-`
 /// prefix and ASCII case ignored; the session, bounce and legacy login names, and every name
-/// of the login family (`<cookie_name>_login_<anything>`).
+/// of the login family (`<cookie_name>_login_<anything>`, the empty tag included).
 fn reserved(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     let bare = lower
@@ -107,9 +112,7 @@ fn reserved(name: &str) -> bool {
     matches!(
         bare,
         "clever_gateway" | "clever_gateway_bounce" | "clever_gateway_login"
-    ) || bare
-        .strip_prefix("clever_gateway_login_")
-        .is_some_and(|t| !t.is_empty())
+    ) || bare.starts_with("clever_gateway_login_")
 }
 
 pub fn check_strip(raw: &[u8]) {
@@ -461,6 +464,89 @@ pub fn check_config(src: &str) {
     let _ = parse_str(src, "fuzz.toml");
 }
 
+/// A record for [`check_template`]: `values` assigned to the fields in table order (cycling),
+/// the roles chosen by the bits of `roles`.
+pub fn record_from(values: &[String], roles: u8) -> Identity {
+    let mut b = Identity::builder("u1");
+    for (i, field) in Field::all().enumerate() {
+        if let Some(v) = values.get(i % values.len().max(1)) {
+            b.set(field, v);
+        }
+    }
+    for t in UserType::ALL {
+        if roles & (1 << t as u8) != 0 {
+            b.add_role(t);
+        }
+    }
+    b.build()
+}
+
+/// Any template over any record: parsing never panics; a template that parses renders (as
+/// one template, in a list after another, and in a role table under each role and `default`)
+/// to either no value or a valid header value without CR, LF or NUL; the session's rendering
+/// agrees with the spec's.
+pub fn check_template(text: &str, rec: &Identity) {
+    let Ok(t) = Template::parse(text) else { return };
+    // What it parsed to writes back to an equivalent template.
+    let again = Template::parse(&t.to_string()).expect("a parsed template displays validly");
+    assert_eq!(again, t, "{text:?} displays as {t}");
+    let mut specs = vec![
+        ValueSpec::List(vec![t.clone()]),
+        ValueSpec::List(vec![Template::field(Field::StudentNumber), t.clone()]),
+    ];
+    for i in 0..ROLE_ORDER.len() {
+        let mut roles: [Option<Vec<Template>>; 5] = Default::default();
+        roles[i] = Some(vec![t.clone()]);
+        specs.push(ValueSpec::ByRole {
+            roles,
+            default: Some(vec![t.clone()]),
+        });
+    }
+    let rendered = Rendered::new(rec, &specs);
+    for (i, spec) in specs.iter().enumerate() {
+        let outcome = spec.render(rec);
+        let value = rendered.value(rec, i);
+        match outcome {
+            Outcome::Value(v) => {
+                assert!(
+                    !v.is_empty() && !v.contains(['\r', '\n', '\0']),
+                    "{text:?} rendered {v:?}"
+                );
+                assert!(HeaderValue::from_str(&v).is_ok(), "{text:?} rendered {v:?}");
+                assert_eq!(value.as_ref().map(|h| h.as_bytes()), Some(v.as_bytes()));
+            }
+            Outcome::Missing(_) | Outcome::NoEntry => assert!(value.is_none(), "{text:?}"),
+        }
+        // The fields it needs are fields it names.
+        let needs = spec.needs(rec);
+        assert!(needs.minus(spec.fields()).is_empty(), "{text:?}");
+    }
+}
+
+/// Clever's `/users/{id}` answer, any bytes: parsing never panics, and every field of the
+/// record it gives renders as its identity header would to a valid header value (ids and
+/// lists of ids as they are).
+pub fn check_user(body: &[u8]) {
+    let Ok(b) = parse_user(body) else { return };
+    let rec = b.with(Field::Id, "u1").build();
+    for field in Field::all() {
+        let Some(v) = rec.get(field) else { continue };
+        assert!(!v.is_empty(), "{field:?}");
+        if matches!(field.def().kind, Kind::Id | Kind::IdList) {
+            assert!(HeaderValue::from_str(v).is_ok(), "{field:?} {v:?}");
+        }
+        if field.def().kind.in_templates() {
+            match ValueSpec::field(field).render(&rec) {
+                Outcome::Value(h) => assert!(HeaderValue::from_str(&h).is_ok(), "{field:?} {h:?}"),
+                other => panic!("{field:?} has a value but renders {other:?}"),
+            }
+        }
+    }
+    for id in rec.ids(Field::SchoolIds) {
+        assert!(valid_id(id), "{id:?}");
+    }
+}
+
 /// For byte-oriented fuzzers: one header name per line.
 pub fn check_spoofable_lines(data: &[u8]) {
     let names: Vec<String> = data
@@ -622,6 +708,41 @@ pub mod seeds {
         "&&&",
         "===",
         "code=a&state=b&error=c&error_description=d",
+    ];
+    pub const TEMPLATE: &[&str] = &[
+        "{email}",
+        "{{",
+        "}}",
+        "{{{email}}}",
+        "{email|lower|upper|local|domain}",
+        "{ email | lower }",
+        "{email|domain}",
+        "{last_name}, {first_name}",
+        "{}",
+        "{|}",
+        "{email|}",
+        "{|lower}",
+        "{email{",
+        "}{",
+        "{{email}",
+        "{email}}",
+        "\u{0}{id}\r\n",
+        "{user_type}{school_ids}{section_ids}",
+        "é{name}日本",
+        "UTF-8''{email}",
+    ];
+    pub const USER: &[&str] = &[
+        "{}",
+        "[]",
+        "null",
+        "{\"data\":null}",
+        "{\"data\":{\"roles\":null}}",
+        "{\"data\":{\"roles\":{\"student\":null,\"teacher\":{}}}}",
+        "{\"data\":{\"name\":{\"first\":null,\"last\":\"  \"},\"email\":7}}",
+        "{\"data\":{\"roles\":{\"student\":{\"student_number\":\"a\\r\\nX-Evil: 1\",\"graduation_year\":1e999}}}}",
+        "{\"data\":{\"roles\":{\"staff\":{\"schools\":[\"a,b\",\"\",\"x y\",1]}}}}",
+        "{\"data\":{\"roles\":{\"student\":{\"credentials\":[\"x\"],\"school\":{}}}}}",
+        "{\"data\":{\"district\":\"../x\",\"roles\":{\"contact\":{\"sis_id\":\"\\u0000\"}}}}",
     ];
     pub const CONFIG: &[&str] = &[
         "",

@@ -595,7 +595,8 @@ async fn clever_faults_map_to_documented_statuses() {
         (Endpoint::Tokens, Fault::Status(500), 502),
         (Endpoint::Me, Fault::Html, 502),
         (Endpoint::Users, Fault::Truncated, 502),
-        (Endpoint::Users, Fault::Status(404), 502),
+        // Clever's "not shared with this application": the user's own page (clever.md 4b).
+        (Endpoint::Users, Fault::Status(404), 403),
     ] {
         env.sim.set_fault(endpoint, Some(fault));
         let (r, _) = follow(&browser(), &env.gw.url("/")).await;

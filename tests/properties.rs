@@ -510,6 +510,163 @@ fn config_seed_corpus() {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// (g) set_headers templates: any template over any record renders to a valid header value
+// without CR, LF or NUL, or to nothing.
+
+fn template_piece() -> impl Strategy<Value = String> {
+    let field = prop::sample::select(
+        clever_gateway::identity::fields::template_names().collect::<Vec<_>>(),
+    );
+    let filter = prop::sample::select(vec!["lower", "upper", "local", "domain", "nope", ""]);
+    prop_oneof![
+        (field.clone(), proptest::collection::vec(filter, 0..3)).prop_map(|(f, fs)| {
+            let mut s = format!("{{{f}");
+            for x in fs {
+                s.push('|');
+                s.push_str(x);
+            }
+            s.push('}');
+            s
+        }),
+        field.prop_map(|f| format!("{{ {f} }}")),
+        Just("{".to_string()),
+        Just("}".to_string()),
+        Just("{{".to_string()),
+        Just("}}".to_string()),
+        Just("|".to_string()),
+        Just("@".to_string()),
+        Just(", ".to_string()),
+        Just("\r\n".to_string()),
+        Just("\0".to_string()),
+        Just("UTF-8''".to_string()),
+        any::<char>().prop_map(String::from),
+        "[a-z ]{0,6}",
+    ]
+}
+
+fn record_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        Just("a@b@c.org".to_string()),
+        Just("no-at-sign".to_string()),
+        Just("Eve\r\nX-Clever-User-Id: 1".to_string()),
+        Just("\0\u{7f}\t".to_string()),
+        Just("José Ñúñez".to_string()),
+        Just("  padded  ".to_string()),
+        Just("ß".to_string()),
+        Just("5d0a9e5d0958b3005c4e0001".to_string()),
+        ".{0,24}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(cases(3000))]
+    #[test]
+    fn any_template_over_any_record_is_a_header_value_or_nothing(
+        pieces in proptest::collection::vec(template_piece(), 1..6),
+        values in proptest::collection::vec(record_value(), 1..8),
+        roles in any::<u8>(),
+    ) {
+        check_template(&pieces.concat(), &record_from(&values, roles));
+    }
+
+    #[test]
+    fn template_parse_total_on_arbitrary_strings(text in ".{0,40}", values in proptest::collection::vec(".{0,12}", 1..4)) {
+        check_template(&text, &record_from(&values, 0b11111));
+    }
+}
+
+#[test]
+fn template_seed_corpus() {
+    let values: Vec<String> = ["Ana@Example.org", "\r\n", "José", ""]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for text in seeds::TEMPLATE.iter().copied() {
+        for roles in [0, 1, 2, 0b11111] {
+            check_template(text, &record_from(&values, roles));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (h) Clever's /users/{id}: any answer parses leniently into a record whose values render.
+
+fn user_json() -> impl Strategy<Value = String> {
+    let scalar = prop_oneof![
+        Just("null".to_string()),
+        Just("7".to_string()),
+        Just("1e999".to_string()),
+        Just("true".to_string()),
+        Just("[]".to_string()),
+        Just("{}".to_string()),
+        ".{0,12}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+    ];
+    let key = prop::sample::select(vec![
+        "sis_id",
+        "student_number",
+        "teacher_number",
+        "staff_id",
+        "state_id",
+        "grade",
+        "graduation_year",
+        "title",
+        "department",
+        "school",
+        "legacy_id",
+        "email",
+    ]);
+    let role = prop::sample::select(vec![
+        "student",
+        "teacher",
+        "staff",
+        "district_admin",
+        "contact",
+        "school_admin",
+        "parent",
+    ]);
+    let record = proptest::collection::vec((key, scalar.clone()), 0..6).prop_map(|kv| {
+        let fields: Vec<String> = kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+        format!(
+            "{{{},\"credentials\":{{\"district_username\":\"u\"}},\"schools\":[\"s1\",\"a b\"]}}",
+            fields.join(",")
+        )
+    });
+    (
+        proptest::collection::vec((role, prop_oneof![record, Just("null".to_string())]), 0..4),
+        scalar.clone(),
+        scalar,
+    )
+        .prop_map(|(roles, email, first)| {
+            let roles: Vec<String> = roles.iter().map(|(r, v)| format!("\"{r}\":{v}")).collect();
+            format!(
+                "{{\"data\":{{\"id\":\"x\",\"email\":{email},\"name\":{{\"first\":{first},\"last\":\"L\"}},\"roles\":{{{}}}}}}}",
+                roles.join(",")
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(cases(2000))]
+    #[test]
+    fn users_answer_parses_into_renderable_values(body in user_json()) {
+        check_user(body.as_bytes());
+    }
+
+    #[test]
+    fn users_answer_parse_total_on_arbitrary_bytes(body in proptest::collection::vec(any::<u8>(), 0..64)) {
+        check_user(&body);
+    }
+}
+
+#[test]
+fn user_seed_corpus() {
+    for body in seeds::USER {
+        check_user(body.as_bytes());
+    }
+}
+
 /// Writes the seed corpora as files for the libFuzzer targets (`fuzz/seeds/<target>/`):
 /// `cargo test --test properties -- --ignored write_fuzz_seed_files`.
 #[test]
@@ -530,6 +687,8 @@ fn write_fuzz_seed_files() {
                 .collect(),
         ),
         ("callback_query", seeds::CALLBACK_QUERY.to_vec()),
+        ("template", seeds::TEMPLATE.to_vec()),
+        ("users_answer", seeds::USER.to_vec()),
         (
             "config",
             [VALID].iter().chain(seeds::CONFIG).copied().collect(),

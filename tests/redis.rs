@@ -50,7 +50,12 @@ impl Cluster {
 
     /// A gateway replica on `port` (replica A on `port_a`).
     async fn replica(&self, port: u16) -> Gateway {
-        let cfg = self.config.replace(
+        self.replica_with(port, "").await
+    }
+
+    /// A replica whose upstream has `upstream_extra` lines too (a changed configuration).
+    async fn replica_with(&self, port: u16, upstream_extra: &str) -> Gateway {
+        let cfg = format!("{}{upstream_extra}\n", self.config).replace(
             &format!("listen = [\"127.0.0.1:{}\"]", self.port_a),
             &format!("listen = [\"127.0.0.1:{port}\"]"),
         );
@@ -155,6 +160,47 @@ async fn redis_logout_on_a_refuses_copied_cookie_on_b_within_1s() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(api_status(&a, &cookie).await, 401);
+}
+
+/// A session keeps the record's fields its configuration uses. A replica (or a reload) whose
+/// headers need a field the session did not keep does not call the user's account short of it:
+/// optional headers go without it, and a required one's 403 page asks the user to sign in
+/// again, which reads the field.
+#[tokio::test]
+async fn redis_a_session_from_before_a_header_needed_a_field_asks_to_sign_in_again() {
+    let Some(cl) = Cluster::new().await else {
+        return eprintln!("{SKIPPED}");
+    };
+    let a = cl.replica(cl.port_a).await;
+    let needs = "required_headers = [\"X-Teacher\"]\n[upstream.set_headers]\n\
+                 \"X-Teacher\" = \"{teacher_number}\"\n\"X-Title\" = \"{title}\"";
+    let b = cl.replica_with(free_port(), needs).await;
+    let c = browser();
+    let old = signed_in(&c, &a).await;
+    let r = reqwest::Client::new()
+        .get(b.url("/grades"))
+        .header("accept", "text/html")
+        .header("cookie", &old)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "{}", b.logs());
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Sign out and sign in again"), "{page}");
+    assert!(
+        !page.contains("has no teacher number"),
+        "not the user's fault: {page}"
+    );
+    assert!(b.logs().contains("stale=true"), "{}", b.logs());
+    // Signed in again through B: the session keeps the fields B's headers use.
+    let c = browser();
+    let fresh = signed_in(&c, &b).await;
+    assert_eq!(api_status(&b, &fresh).await, 200);
+    let seen = cl.app.last();
+    assert_eq!(seen.header("x-teacher").as_deref(), Some("2001"));
+    assert_eq!(seen.header("x-title").as_deref(), Some("Grade 5 teacher"));
+    // A reads the newer record too (it ignores what it does not use).
+    assert_eq!(api_status(&a, &fresh).await, 200);
 }
 
 #[tokio::test]
@@ -292,7 +338,12 @@ async fn redis_logout_deletes_the_session_and_its_access_token() {
         redis_values(&cl.redis).contains(&token),
         "kept while signed in"
     );
-    let out = c.get(a.url("/_gateway/logout")).send().await.unwrap();
+    let out = c
+        .post(a.url("/_gateway/logout"))
+        .header("origin", a.url(""))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.status(), 302);
     assert!(
         !redis_values(&cl.redis).contains(&token),

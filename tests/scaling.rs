@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clever_gateway::identity::{Identity, UserType};
+use clever_gateway::identity::{Field, Identity, UserType, CORE_FIELDS};
 use clever_gateway::secret::Secret;
 use clever_gateway::session::memory::MemoryLimits;
 use clever_gateway::session::testing::{RedisServer, SKIPPED};
@@ -30,16 +30,14 @@ fn count() -> usize {
 }
 
 fn record(i: usize, clock: &dyn Clock) -> SessionRecord {
-    let identity = Identity {
-        user_id: format!("{i:024x}"),
-        district_id: Some("5d0a9e5d0958b300014e49d2".into()),
-        user_types: vec![UserType::Student],
-        name: Some(format!("Student Number {i}")),
-        email: Some(format!("student{i}@example-district.org")),
-        authorized_by: Some("district".into()),
-        school_ids: Vec::new(),
-        section_ids: Vec::new(),
-    };
+    let identity = Identity::builder(&format!("{i:024x}"))
+        .district("5d0a9e5d0958b300014e49d2")
+        .role(UserType::Student)
+        .with(Field::Name, &format!("Student Number {i}"))
+        .with(Field::Email, &format!("student{i}@example-district.org"))
+        .with(Field::AuthorizedBy, "district")
+        .build()
+        .retain(CORE_FIELDS);
     let token = format!("{i:040x}");
     SessionRecord::new(identity, Secret::new(token), clock.now(), TTL)
 }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::clever::district::DistrictTokens;
-use crate::clever::{CleverClient, CleverError, LoginParams};
+use crate::clever::{CleverClient, CleverError, Endpoint, LoginParams};
 use crate::config::Config;
 use crate::metrics::{LoginOutcome, Metrics, NO_REASON};
 use crate::pages::{ErrorPage, Reply};
@@ -112,7 +112,7 @@ pub struct Auth {
     cookies: CookieJarSpec,
     callback_path: String,
     metrics: Arc<Metrics>,
-    /// School and section ids for the upstreams that send them.
+    /// The fuller record, section ids, and what the session keeps of them.
     enricher: Arc<enrich::Enricher>,
     /// Seals the login cookies (the sign-ins in progress) under a key derived from the
     /// client secret.
@@ -146,13 +146,13 @@ impl Auth {
         }
     }
 
-    /// Reads section ids with these district-app tokens (none by default).
+    /// Reads fuller records and section ids with these district-app tokens (none by default).
     pub fn with_district_tokens(mut self, tokens: Arc<DistrictTokens>) -> Self {
         self.enricher = Arc::new(enrich::Enricher::new(&self.cfg, tokens));
         self
     }
 
-    /// The district-app tokens logins read section ids with.
+    /// The district-app tokens sign-ins read records and section ids with.
     pub fn district_tokens(&self) -> &Arc<DistrictTokens> {
         self.enricher.tokens()
     }
@@ -367,16 +367,24 @@ impl Auth {
             Ok(t) => t,
             Err(e) => return self.clever_failed(ctx, &e),
         };
-        let mut identity = match self.clever.fetch_identity(&token).await {
+        let identity = match self.clever.fetch_identity(&token).await {
             Ok(i) => i,
             Err(e) => return self.clever_failed(ctx, &e),
         };
-        self.enricher
-            .enrich(&self.clever, &mut identity, ctx.request_id)
+        let identity = self
+            .enricher
+            .enrich(&self.clever, identity, ctx.request_id)
             .await;
-        let user_id = identity.user_id.clone();
+        if identity.roles().is_empty() {
+            let e = CleverError::BadResponse(Endpoint::Users, "the user has no known role".into());
+            self.metrics.clever_error(e.endpoint().as_str(), e.reason());
+            return self.clever_failed(ctx, &e);
+        }
+        let user_id = identity.user_id().to_string();
         let id = SessionId::generate();
         let record = SessionRecord::new(identity, token, self.clock.now(), self.cfg.session.ttl);
+        // Rendered now rather than at the first request (which a store may not see: Redis).
+        record.rendered(&self.cfg.header_specs);
         if let Err(e) = self.store.insert(&id, record).await {
             return self.store_unavailable(ctx, &e);
         }
@@ -580,6 +588,10 @@ impl Auth {
                 "Clever is busy",
                 "Clever is receiving too many requests right now. Please try again in a minute.",
             ),
+            CleverError::UserNotShared => (
+                "Your account is not shared with this app",
+                "Your district has not shared your Clever account with this app, so the gateway cannot sign you in. Ask your district's Clever administrator to share it with this app.",
+            ),
             _ => (
                 "Clever sign-in failed",
                 "Something went wrong while talking to Clever, so you could not be signed in. Please try again.",
@@ -777,7 +789,7 @@ mod tests {
         assert_eq!(r.header("location"), Some("/back"));
         let (_, rec) = auth.session(&jar).await.unwrap().expect("session");
         assert_eq!(
-            rec.identity.user_types,
+            rec.identity.user_types().collect::<Vec<_>>(),
             vec![crate::identity::UserType::Teacher]
         );
         assert_eq!(sim.calls(Endpoint::Tokens), 1);

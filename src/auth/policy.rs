@@ -1,24 +1,46 @@
-//! Per-upstream access policy: allowed user types and districts.
+//! Per-upstream access policy: allowed user types and districts, and the `required_headers`
+//! that must be buildable from the user's record.
 
-use crate::config::Upstream;
-use crate::identity::Identity;
+use crate::config::{SendValue, Upstream};
+use crate::identity::template::missing_sentence;
+use crate::identity::{FieldSet, Identity, Outcome, ValueSpec};
+use crate::session::SessionRecord;
 
 /// Why a signed-in user is refused by an upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denial {
     UserType,
     District,
+    /// A `required_headers` header cannot be built from the user's record: `missing` are the
+    /// fields that stopped it (none: the header's role table has no entry for the user).
+    /// `stale`: some of them were not asked of Clever when the session began (a configuration
+    /// changed since), so they may well exist.
+    MissingField {
+        header: String,
+        missing: FieldSet,
+        stale: bool,
+    },
 }
 
 impl Denial {
-    pub fn message(&self) -> &'static str {
+    pub fn message(&self) -> String {
         match self {
             Denial::UserType => {
-                "You are signed in, but this app is not open to your role. If you think this is wrong, contact your district's technology team."
+                "You are signed in, but this app is not open to your role. If you think this is wrong, contact your district's technology team.".to_string()
             }
             Denial::District => {
-                "You are signed in, but this app is not open to your district. If you think this is wrong, contact your district's technology team."
+                "You are signed in, but this app is not open to your district. If you think this is wrong, contact your district's technology team.".to_string()
             }
+            Denial::MissingField { stale: true, .. } => {
+                "You signed in before this app's settings changed, so the gateway does not yet have everything it needs to open it for you. Sign out and sign in again.".to_string()
+            }
+            Denial::MissingField { missing, .. } if missing.is_empty() => {
+                format!("{}. Contact your district's technology team.", missing_sentence(*missing))
+            }
+            Denial::MissingField { missing, .. } => format!(
+                "{}; ask your district's Clever administrator.",
+                missing_sentence(*missing)
+            ),
         }
     }
 
@@ -26,6 +48,7 @@ impl Denial {
         match self {
             Denial::UserType => "user_type_not_allowed",
             Denial::District => "district_not_allowed",
+            Denial::MissingField { .. } => "missing_field",
         }
     }
 }
@@ -33,12 +56,12 @@ impl Denial {
 /// A multi-role user passes if any of their roles is allowed (`school_admin` = `staff`).
 pub fn check(upstream: &Upstream, identity: &Identity) -> Result<(), Denial> {
     if let Some(types) = &upstream.allow_user_types {
-        if !identity.user_types.iter().any(|t| types.contains(t)) {
+        if !identity.roles().any_of(types) {
             return Err(Denial::UserType);
         }
     }
     if let Some(districts) = &upstream.allow_districts {
-        match &identity.district_id {
+        match identity.district_id() {
             Some(d) if districts.iter().any(|a| a == d) => {}
             _ => return Err(Denial::District),
         }
@@ -46,10 +69,37 @@ pub fn check(upstream: &Upstream, identity: &Identity) -> Result<(), Denial> {
     Ok(())
 }
 
+/// Every `required_headers` header of `upstream` has a value for this session (`specs`: the
+/// configuration's, as the session renders them).
+pub fn required(
+    upstream: &Upstream,
+    rec: &SessionRecord,
+    specs: &[ValueSpec],
+) -> Result<(), Denial> {
+    for h in upstream.headers.iter().filter(|h| h.required) {
+        let SendValue::Spec(i) = h.value else {
+            continue;
+        };
+        if rec.rendered(specs).has(i) {
+            continue;
+        }
+        let missing = match specs.get(i).map(|s| s.render(&rec.identity)) {
+            Some(Outcome::Missing(m)) => m,
+            _ => FieldSet::EMPTY,
+        };
+        return Err(Denial::MissingField {
+            header: String::from_utf8_lossy(&h.wire).into_owned(),
+            stale: !missing.minus(rec.identity.kept()).is_empty(),
+            missing,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::config::{HeaderNames, UpstreamUrl};
+    use crate::config::UpstreamUrl;
     use crate::identity::UserType;
 
     pub(crate) fn upstream(types: Option<Vec<UserType>>, districts: Option<Vec<&str>>) -> Upstream {
@@ -76,22 +126,18 @@ pub(crate) mod tests {
             forward_access_token: false,
             assertion: None,
             confirm_students: false,
-            headers: HeaderNames::default(),
+            headers: Vec::new(),
+            scrubbed: Vec::new(),
         }
     }
 
     fn who(types: Vec<UserType>, district: Option<&str>) -> Identity {
-        Identity {
-            user_id: "u".into(),
-            district_id: district.map(String::from),
-            user_types: types,
-            name: None,
-            email: None,
-            authorized_by: None,
-            school_ids: Vec::new(),
-            section_ids: Vec::new(),
+        let b = Identity::builder("u").roles(types);
+        match district {
+            Some(d) => b.district(d),
+            None => b,
         }
-        .normalize()
+        .build()
     }
 
     #[test]

@@ -20,6 +20,8 @@ use crate::secret::Secret;
 
 pub use parse::{parse_me, parse_token_response, parse_user, role_schools, MeResponse};
 
+use crate::identity::IdentityBuilder;
+
 /// The Clever call an error came from (for logs and metrics; never includes values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -74,6 +76,10 @@ pub enum CleverError {
     TokenRejected(Endpoint),
     #[error("Clever's answer from {ep} could not be understood: {msg}", ep = .0.as_str(), msg = .1)]
     BadResponse(Endpoint, String),
+    /// `/users/{id}` answered 404 for the signed-in user: the district has not shared the user
+    /// with the application (or the user was deleted).
+    #[error("Clever does not share the user with this application (users answered 404)")]
+    UserNotShared,
 }
 
 impl CleverError {
@@ -82,6 +88,7 @@ impl CleverError {
     pub fn status(&self) -> u16 {
         match self {
             CleverError::InvalidGrant => 400,
+            CleverError::UserNotShared => 403,
             CleverError::Timeout(_) => 504,
             CleverError::RateLimited(_) => 503,
             _ => 502,
@@ -99,6 +106,7 @@ impl CleverError {
             CleverError::InvalidClient => "invalid_client",
             CleverError::TokenRejected(_) => "token_rejected",
             CleverError::BadResponse(..) => "clever_bad_response",
+            CleverError::UserNotShared => "user_not_shared",
         }
     }
 
@@ -106,6 +114,7 @@ impl CleverError {
     pub fn endpoint(&self) -> Endpoint {
         match self {
             CleverError::InvalidGrant | CleverError::InvalidClient => Endpoint::Tokens,
+            CleverError::UserNotShared => Endpoint::Users,
             CleverError::Timeout(ep)
             | CleverError::Connect(ep, _)
             | CleverError::Status(ep, _)
@@ -226,7 +235,8 @@ impl CleverClient {
         }
     }
 
-    /// The identity behind a token: `/me`, and for v3.x `/users/{id}` for roles, name, email.
+    /// The identity behind a token: `/me`, and for v3.x the user's record from `/users/{id}`
+    /// (which may lack roles: the caller decides). A 404 there is [`CleverError::UserNotShared`].
     pub async fn fetch_identity(&self, token: &Secret) -> Result<Identity, CleverError> {
         self.counted(self.fetch_identity_once(token).await)
     }
@@ -249,13 +259,35 @@ impl CleverClient {
                 .map_err(|e| CleverError::BadResponse(Endpoint::Me, e)),
             ApiVersion::V3 => {
                 let url = self.api_url(&["users", &me.id]);
-                let body = self.get_json(Endpoint::Users, url, token).await?;
+                let body = match self.get_json(Endpoint::Users, url, token).await {
+                    Err(CleverError::Status(Endpoint::Users, 404)) => {
+                        return Err(CleverError::UserNotShared)
+                    }
+                    other => other?,
+                };
                 let user =
                     parse_user(&body).map_err(|e| CleverError::BadResponse(Endpoint::Users, e))?;
-                me.into_v3_identity(user)
-                    .map_err(|e| CleverError::BadResponse(Endpoint::Users, e))
+                Ok(me.into_v3_identity(user))
             }
         }
+    }
+
+    /// `GET /{v}/users/{id}` with a district-app token: the fuller record a Secure Sync
+    /// district's token reads. One try within `clever.timeout` (a sign-in waits for it; it is
+    /// never retried).
+    pub async fn user_record(
+        &self,
+        user_id: &str,
+        token: &Secret,
+    ) -> Result<IdentityBuilder, CleverError> {
+        let ep = Endpoint::Users;
+        let url = self.district_api_url(&["users", user_id]);
+        let result = async {
+            let body = self.get_json_once(ep, url, token, self.cfg.timeout).await?;
+            parse_user(&body).map_err(|e| CleverError::BadResponse(ep, e))
+        }
+        .await;
+        self.counted(result)
     }
 
     fn api_url(&self, segments: &[&str]) -> Url {
@@ -571,7 +603,7 @@ mod tests {
             .await
             .expect("identity after retries");
         heal.await.unwrap();
-        assert_eq!(id.user_id, TEACHER);
+        assert_eq!(id.user_id(), TEACHER);
         // Tries at ~0, 100 and 300 ms: the third one succeeds.
         assert_eq!(sim.calls(SimEp::Me) - before, 3);
     }

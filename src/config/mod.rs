@@ -238,26 +238,29 @@ const DETAIL_WIDTH: usize = 100;
 
 /// What an upstream receives with a signed-in request besides the request itself: each
 /// identity header as `key=header-name` (the `[upstream.headers]` key; email, name, school and
-/// section ids only when named), the access token's header only with `forward_access_token`,
-/// and `assertion(aud=…)` with `assertion = true`. Names only, never a value.
+/// section ids only when named), each `set_headers` header as `set:Name` (`set:Name(required)`
+/// when in `required_headers`), the access token's header only with `forward_access_token`, and
+/// `assertion(aud=…)` with `assertion = true`. Names only, never a value or a template.
 fn sends(up: &Upstream) -> Vec<String> {
-    let h = &up.headers;
-    let mut tokens: Vec<String> = [
-        ("user_id", Some(&h.user_id)),
-        ("user_type", Some(&h.user_type)),
-        ("district_id", Some(&h.district_id)),
-        ("email", h.email.as_ref()),
-        ("name", h.name.as_ref()),
-        ("school_ids", h.school_ids.as_ref()),
-        ("section_ids", h.section_ids.as_ref()),
-        (
-            "access_token",
-            up.forward_access_token.then_some(&h.access_token),
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(key, name)| name.map(|n| format!("{key}={n}")))
-    .collect();
+    let token_last = |h: &&SendHeader| h.value == SendValue::Token;
+    let (token, rest): (Vec<&SendHeader>, Vec<&SendHeader>) =
+        up.headers.iter().partition(token_last);
+    let mut tokens: Vec<String> = rest
+        .into_iter()
+        .chain(token)
+        .map(|h| match h.origin {
+            HeaderOrigin::Identity(field) => format!(
+                "{}={}",
+                field.def().header.map_or(field.name(), |d| d.key),
+                h.name
+            ),
+            HeaderOrigin::Set => format!(
+                "set:{}{}",
+                String::from_utf8_lossy(&h.wire),
+                if h.required { "(required)" } else { "" }
+            ),
+        })
+        .collect();
     if let Some(audience) = &up.assertion {
         tokens.push(format!("assertion(aud={audience})"));
     }
@@ -414,12 +417,13 @@ mod tests {
                 "session" => &file::SESSION,
                 "upstream" => &file::UPSTREAM,
                 "upstream.headers" => &file::HEADERS,
+                "upstream.set_headers" => &file::SET_HEADERS,
                 "assertion" => &file::ASSERTION,
                 "district" => &file::DISTRICT,
                 other => panic!("unexpected table {other:?} before {line:?}"),
             };
             assert!(
-                section.keys.iter().any(|(k, _)| *k == key),
+                section.kind_of(key).is_some(),
                 "example key {key:?} is not in [{}]",
                 section.title
             );

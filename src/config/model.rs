@@ -4,11 +4,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::HeaderName;
 use ipnet::IpNet;
 use url::Url;
 
-use crate::identity::UserType;
+use crate::identity::{Field, FieldSet, UserType, ValueSpec};
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -23,6 +24,14 @@ pub struct Config {
     pub assertion: Option<AssertionConfig>,
     /// `[[district]]` credentials, in file order; ids are unique.
     pub districts: Vec<DistrictConfig>,
+    /// Every distinct header value any upstream receives from a session (its identity headers
+    /// and `set_headers`), rendered once per session; [`SendValue::Spec`] indexes it.
+    pub header_specs: Vec<ValueSpec>,
+    /// The fields a session keeps: the core of section 3 and every field a header names.
+    pub kept_fields: FieldSet,
+    /// What `/_gateway/auth` without `upstream=` answers with: the identity headers sent by
+    /// default, under their default names.
+    pub default_headers: Vec<SendHeader>,
 }
 
 /// One `[[district]]`: a district-app token credential, kept by the district's hosting team.
@@ -194,7 +203,45 @@ pub struct Upstream {
     /// Logins started for this upstream ask Clever to re-confirm a student's identity
     /// (`confirmed=false` on the authorize URL), for shared devices.
     pub confirm_students: bool,
-    pub headers: HeaderNames,
+    /// The headers built from the session that this upstream receives, in the order sent: the
+    /// identity headers of section 4 (the access token's only with `forward_access_token`),
+    /// then `[upstream.set_headers]`.
+    pub headers: Vec<SendHeader>,
+    /// Every header name a client may not send to the gateway because of this upstream: each
+    /// identity header name (the access token's too) and each `set_headers` name.
+    pub scrubbed: Vec<HeaderName>,
+}
+
+/// A header the gateway adds from the session to what it forwards (and to forward-auth's
+/// answers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendHeader {
+    /// Lower-case, for comparisons.
+    pub name: HeaderName,
+    /// As written on the wire: the defaults title-cased, configured names as written.
+    pub wire: Bytes,
+    pub value: SendValue,
+    pub origin: HeaderOrigin,
+    /// In `required_headers`: a user it cannot be built for gets a 403 page.
+    pub required: bool,
+}
+
+/// Where a sent header's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendValue {
+    /// The session's SSO token (`forward_access_token`).
+    Token,
+    /// The session's rendering of `Config::header_specs[i]`.
+    Spec(usize),
+}
+
+/// Which part of the config asked for a sent header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderOrigin {
+    /// An identity header of section 4 (`[upstream.headers]` or its default).
+    Identity(Field),
+    /// `[upstream.set_headers]`.
+    Set,
 }
 
 /// A parsed and resolved upstream URL.
@@ -221,69 +268,15 @@ pub enum PublicPath {
     Exact(String),
 }
 
-/// Identity header names for one upstream, built once at config time.
-#[derive(Debug, Clone)]
-pub struct HeaderNames {
-    pub user_id: HeaderName,
-    pub user_type: HeaderName,
-    pub district_id: HeaderName,
-    /// Off unless named.
-    pub email: Option<HeaderName>,
-    /// Off unless named.
-    pub name: Option<HeaderName>,
-    pub access_token: HeaderName,
-    /// The user's school ids (from the roles at login). Off unless named.
-    pub school_ids: Option<HeaderName>,
-    /// The user's section ids (fetched with a Secure Sync district's token). Off unless named.
-    pub section_ids: Option<HeaderName>,
-}
-
-impl Default for HeaderNames {
-    fn default() -> Self {
-        HeaderNames {
-            user_id: HeaderName::from_static("x-clever-user-id"),
-            user_type: HeaderName::from_static("x-clever-user-type"),
-            district_id: HeaderName::from_static("x-clever-district-id"),
-            email: None,
-            name: None,
-            access_token: HeaderName::from_static("x-clever-access-token"),
-            school_ids: None,
-            section_ids: None,
-        }
-    }
-}
-
-impl HeaderNames {
-    /// Every identity header name this upstream may receive from the gateway.
-    pub fn all(&self) -> impl Iterator<Item = &HeaderName> {
-        [
-            Some(&self.user_id),
-            Some(&self.user_type),
-            Some(&self.district_id),
-            self.email.as_ref(),
-            self.name.as_ref(),
-            Some(&self.access_token),
-            self.school_ids.as_ref(),
-            self.section_ids.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-    }
-}
-
 impl Config {
     /// Whether some upstream sends school ids (so logins keep them).
     pub fn wants_school_ids(&self) -> bool {
-        self.upstreams
-            .iter()
-            .any(|u| u.headers.school_ids.is_some())
+        self.kept_fields.contains(Field::SchoolIds)
     }
 
-    /// Whether some upstream sends section ids (so logins fetch them).
+    /// Whether some upstream sends section ids (so logins read them).
     pub fn wants_section_ids(&self) -> bool {
-        self.upstreams
-            .iter()
-            .any(|u| u.headers.section_ids.is_some())
+        self.kept_fields.contains(Field::SectionIds)
     }
 }
 

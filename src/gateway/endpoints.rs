@@ -74,21 +74,9 @@ impl Gateway {
             "jwks.json" => self.jwks(),
             "me" => match self.auth.session(&req.cookies).await {
                 Ok(Some((_, rec))) => {
-                    let id = &rec.identity;
-                    Reply::json(
-                        200,
-                        &serde_json::json!({
-                            "user_id": id.user_id,
-                            "user_types": id.user_types,
-                            "district_id": id.district_id,
-                            "name": id.name,
-                            "email": id.email,
-                            "authorized_by": id.authorized_by,
-                            "school_ids": id.school_ids,
-                            "section_ids": id.section_ids,
-                            "expires_at": unix_secs(rec.expires_at),
-                        }),
-                    )
+                    let mut me = rec.identity.fields_json();
+                    me.insert("expires_at".into(), unix_secs(rec.expires_at).into());
+                    Reply::json(200, &serde_json::Value::Object(me))
                 }
                 Ok(None) => Reply::json(
                     401,
@@ -230,14 +218,14 @@ impl Gateway {
                 )
                 .with_header(X_CLEVER_LOGIN_URL, login_url);
         };
-        let (edits, assertion) = match up {
-            None => (
-                crate::proxy::headers::identity_with(&HeaderNames::default(), false, &rec),
-                None,
-            ),
+        let specs = &self.cfg.header_specs;
+        let (headers, assertion, token_allowed) = match up {
+            None => (&self.cfg.default_headers, None, false),
             Some(up) => {
                 let upstream = &self.cfg.upstreams[up];
-                if let Err(denial) = policy::check(upstream, &rec.identity) {
+                let allowed = policy::check(upstream, &rec.identity)
+                    .and_then(|()| policy::required(upstream, &rec, specs));
+                if let Err(denial) = allowed {
                     return self.denied(req, &upstream.name, &rec, denial);
                 }
                 let proven =
@@ -252,12 +240,9 @@ impl Gateway {
                     );
                 }
                 (
-                    crate::proxy::headers::identity_with(
-                        &upstream.headers,
-                        upstream.forward_access_token && proven,
-                        &rec,
-                    ),
+                    &upstream.headers,
                     self.assertion_for(up, &sid, &rec),
+                    proven,
                 )
             }
         };
@@ -265,9 +250,13 @@ impl Gateway {
         if let Some(token) = assertion {
             reply = reply.with_header(X_CLEVER_ASSERTION, token.to_string());
         }
-        for (name, value) in edits.set {
+        for (h, value) in crate::proxy::headers::session_headers(headers, &rec, specs) {
+            // The access token only for a proxy that proved itself (forward_auth_secret).
+            if h.value == crate::config::SendValue::Token && !token_allowed {
+                continue;
+            }
             if let Ok(v) = value.to_str() {
-                reply = reply.with_header(name, v.to_string());
+                reply = reply.with_header(h.name.clone(), v.to_string());
             }
         }
         reply
@@ -282,18 +271,38 @@ impl Gateway {
         denial: policy::Denial,
     ) -> Reply {
         self.metrics.policy_denied(upstream, denial.reason());
-        tracing::info!(
-            request_id = req.request_id,
-            upstream,
-            user_id = %rec.identity.user_id,
-            reason = denial.reason(),
-            "policy denied"
-        );
+        match &denial {
+            policy::Denial::MissingField {
+                header,
+                missing,
+                stale,
+            } => {
+                let fields: Vec<&str> = missing.iter().map(|f| f.name()).collect();
+                tracing::info!(
+                    request_id = req.request_id,
+                    upstream,
+                    user_id = %rec.identity.user_id(),
+                    reason = denial.reason(),
+                    header = %header,
+                    fields = %fields.join(","),
+                    stale,
+                    "policy denied: a required header cannot be built"
+                );
+            }
+            _ => tracing::info!(
+                request_id = req.request_id,
+                upstream,
+                user_id = %rec.identity.user_id(),
+                reason = denial.reason(),
+                "policy denied"
+            ),
+        }
+        let message = denial.message();
         ErrorPage {
             status: 403,
             reason: denial.reason(),
             title: "Access denied",
-            message: denial.message(),
+            message: &message,
             retry: None,
             sign_out: true,
             request_id: req.request_id,
@@ -627,16 +636,10 @@ user_id = "X-Remote-User"
     /// A signed-in student's cookies, with their session in `store`.
     async fn student_cookies(store: &Flaky) -> GatewayCookies {
         let id = SessionId::generate();
-        let student = Identity {
-            user_id: "5fc43758db087d0be186c29d".into(),
-            district_id: Some("5d0a9e5d0958b300014e49d2".into()),
-            user_types: vec![UserType::Student],
-            name: None,
-            email: None,
-            authorized_by: None,
-            school_ids: Vec::new(),
-            section_ids: Vec::new(),
-        };
+        let student = Identity::builder("5fc43758db087d0be186c29d")
+            .district("5d0a9e5d0958b300014e49d2")
+            .role(UserType::Student)
+            .build();
         let rec = SessionRecord::new(
             student,
             Secret::new("t"),

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use crate::assertion::{Assertions, X_CLEVER_ASSERTION};
 use crate::auth::{policy, safe_return_path, Auth, Ctx};
-use crate::config::{Config, HeaderNames};
+use crate::config::Config;
 use crate::identity::{canonical_header_name, SPOOFABLE_PREFIX};
 use crate::metrics::Metrics;
 use crate::pages::{ErrorPage, Reply};
@@ -79,8 +79,9 @@ pub struct Forward {
 pub struct Gateway {
     pub cfg: Arc<Config>,
     pub auth: Auth,
-    /// Canonical (lower-case, `-`) names of every configured identity header on any upstream,
-    /// but those under `X-Clever-`, which is spoofable as a whole.
+    /// Canonical (lower-case, `-`) names of every header any upstream receives from the session
+    /// (identity headers, `set_headers`), but those under `X-Clever-`, which is spoofable as a
+    /// whole.
     pub identity_header_names: Vec<String>,
     /// The same metrics the login flows and the Clever client record into.
     pub metrics: Arc<Metrics>,
@@ -103,7 +104,7 @@ impl Gateway {
     pub fn new(cfg: Arc<Config>, auth: Auth) -> Self {
         let mut names: Vec<String> = Vec::new();
         for u in &cfg.upstreams {
-            for h in u.headers.all() {
+            for h in &u.scrubbed {
                 let c = canonical_header_name(h.as_str());
                 // The `X-Clever-` prefix rule already covers these (every request header is
                 // checked against this list).
@@ -226,6 +227,11 @@ impl Gateway {
             if let Err(denial) = policy::check(upstream, &rec.identity) {
                 return Decision::Reply(self.denied(req, &upstream.name, &rec, denial));
             }
+        }
+        // The headers the forwarded-to app requires must be buildable for this user.
+        let upstream = &self.cfg.upstreams[up];
+        if let Err(denial) = policy::required(upstream, &rec, &self.cfg.header_specs) {
+            return Decision::Reply(self.denied(req, &upstream.name, &rec, denial));
         }
         Decision::Forward(Forward {
             upstream: up,

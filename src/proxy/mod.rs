@@ -3,8 +3,8 @@
 //! The only module that sees pingora's `Session`.
 
 pub mod admin;
-pub mod header_guard;
 pub mod claims;
+pub mod header_guard;
 pub mod headers;
 pub mod response;
 
@@ -446,7 +446,8 @@ impl ProxyHttp for GatewayProxy {
     }
 
     /// Rewrites what goes upstream: scrub again, strip the gateway's cookies, set
-    /// `X-Forwarded-*`/`X-Request-Id`, add identity headers, rewrite the path.
+    /// `X-Forwarded-*`/`X-Request-Id`, add the session's headers (identity and `set_headers`),
+    /// rewrite the path.
     async fn upstream_request_filter(
         &self,
         session: &mut Session,
@@ -485,7 +486,11 @@ impl ProxyHttp for GatewayProxy {
         );
         apply(upstream_request, fwd)?;
         if let Some(rec) = &f.session {
-            apply(upstream_request, headers::identity(upstream, rec))?;
+            let sent = headers::session_headers(&upstream.headers, rec, &gw.cfg.header_specs);
+            for (h, value) in sent {
+                // Inserting replaces any value (the scrub above removed the client's anyway).
+                upstream_request.insert_header(h.wire.clone(), value)?;
+            }
         }
         if let Some(token) = &f.assertion {
             upstream_request.insert_header(crate::assertion::X_CLEVER_ASSERTION, token.as_ref())?;
@@ -663,7 +668,7 @@ impl ProxyHttp for GatewayProxy {
             .forward
             .as_ref()
             .and_then(|f| f.session.as_ref())
-            .map(|s| s.identity.user_id.as_str())
+            .map(|s| s.identity.user_id())
             .unwrap_or("-");
         let ms = ctx
             .started

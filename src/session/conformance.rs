@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::store::{CodeClaim, SessionStore};
 use super::{Clock, ManualClock, SessionId, SessionRecord};
-use crate::identity::{Identity, UserType};
+use crate::identity::{Field, FieldSet, Identity, UserType, ValueSpec, CORE_FIELDS};
 use crate::secret::Secret;
 
 /// A store under test, and whatever must live as long as it (a `redis-server`).
@@ -50,16 +50,14 @@ macro_rules! store_conformance {
 pub(crate) use store_conformance;
 
 fn record(clock: &ManualClock, ttl: Duration) -> SessionRecord {
-    let identity = Identity {
-        user_id: "5fc43758db087d0be186c29d".into(),
-        district_id: Some("5d0a9e5d0958b300014e49d2".into()),
-        user_types: vec![UserType::Teacher],
-        name: Some("Ms. Émilie Teacher".into()),
-        email: None,
-        authorized_by: Some("district".into()),
-        school_ids: Vec::new(),
-        section_ids: Vec::new(),
-    };
+    let identity = Identity::builder("5fc43758db087d0be186c29d")
+        .district("5d0a9e5d0958b300014e49d2")
+        .role(UserType::Teacher)
+        .with(Field::Name, "Ms. Émilie Teacher")
+        .with(Field::AuthorizedBy, "district")
+        .with(Field::StudentNumber, "S-1")
+        .build()
+        .retain(CORE_FIELDS.union(FieldSet::of(&[Field::StudentNumber, Field::Grade])));
     SessionRecord::new(identity, Secret::new("ilTOKEN"), clock.now(), ttl)
 }
 
@@ -78,7 +76,7 @@ pub(crate) async fn get_live_session_found(f: &Fixture, clock: &ManualClock) {
         .await
         .unwrap();
     let got = f.store.get(&id).await.unwrap().expect("session");
-    assert_eq!(got.identity.user_id, "5fc43758db087d0be186c29d");
+    assert_eq!(got.identity.user_id(), "5fc43758db087d0be186c29d");
 }
 
 pub(crate) async fn get_unknown_session_none(f: &Fixture, _clock: &ManualClock) {
@@ -100,17 +98,25 @@ pub(crate) async fn get_after_ttl_on_clock_none(f: &Fixture, clock: &ManualClock
 pub(crate) async fn insert_keeps_identity_and_access_token(f: &Fixture, clock: &ManualClock) {
     let id = SessionId::generate();
     let rec = record(clock, Duration::from_secs(60));
-    let (expires, headers) = (rec.expires_at, format!("{:?}", rec.headers));
+    let specs = [
+        ValueSpec::field(Field::Name),
+        ValueSpec::field(Field::UserType),
+        ValueSpec::field(Field::StudentNumber),
+    ];
+    let rendered = |rec: &SessionRecord| -> Vec<Option<http::HeaderValue>> {
+        (0..specs.len())
+            .map(|i| rec.header_value(&specs, i))
+            .collect()
+    };
+    let (expires, identity, headers) = (rec.expires_at, rec.identity.clone(), rendered(&rec));
     f.store.insert(&id, rec).await.unwrap();
     let got = f.store.get(&id).await.unwrap().expect("session");
     assert_eq!(got.access_token(), "ilTOKEN");
-    assert_eq!(got.identity.name.as_deref(), Some("Ms. Émilie Teacher"));
-    assert_eq!(got.identity.user_types, vec![UserType::Teacher]);
-    assert_eq!(
-        format!("{:?}", got.headers),
-        headers,
-        "header values rendered alike"
-    );
+    assert_eq!(got.identity, identity, "the whole record, its kept set too");
+    assert_eq!(got.identity.get(Field::Name), Some("Ms. Émilie Teacher"));
+    assert_eq!(got.identity.get(Field::StudentNumber), Some("S-1"));
+    assert!(got.identity.kept().contains(Field::Grade));
+    assert_eq!(rendered(&got), headers, "header values rendered alike");
     let skew = got
         .expires_at
         .duration_since(expires)

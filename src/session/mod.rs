@@ -10,9 +10,13 @@ pub mod testing;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::identity::{Identity, IdentityHeaders};
+use bytes::Bytes;
+use http::HeaderValue;
+
+use crate::identity::{Identity, Rendered, ValueSpec};
 use crate::secret::{random_token, Secret};
 
 pub use self::redis::{RedisSettings, RedisStore};
@@ -64,11 +68,22 @@ pub struct SessionRecord {
     pub identity: Identity,
     pub created_at: SystemTime,
     pub expires_at: SystemTime,
-    /// The identity header values, rendered once from `identity`, and the Clever SSO token
-    /// (sent upstream only with `forward_access_token = true`; see `access_token`). Never
-    /// stored on their own: a store that keeps sessions elsewhere renders them again when it
-    /// loads one.
-    pub headers: IdentityHeaders,
+    /// The Clever SSO token (sent upstream only with `forward_access_token = true`).
+    token: AccessToken,
+    /// The header values of the configuration's specs, rendered from `identity` at the first
+    /// request (at sign-in for a new session). Never stored: a store that keeps sessions
+    /// elsewhere renders them again when it loads one.
+    rendered: OnceLock<Rendered>,
+}
+
+/// The SSO token as the header value it may be sent as; `Debug` never shows it.
+#[derive(Clone)]
+struct AccessToken(Bytes);
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl SessionRecord {
@@ -76,7 +91,8 @@ impl SessionRecord {
         Self::loaded(identity, access_token, now, now + ttl)
     }
 
-    /// A session as a store kept it: its times as they were, its header values rendered again.
+    /// A session as a store kept it: its times as they were; its header values are rendered
+    /// again at its first request.
     pub fn loaded(
         identity: Identity,
         access_token: Secret,
@@ -84,16 +100,34 @@ impl SessionRecord {
         expires_at: SystemTime,
     ) -> Self {
         SessionRecord {
-            headers: IdentityHeaders::render(&identity, access_token.expose()),
             identity,
             created_at,
             expires_at,
+            token: AccessToken(Bytes::from(access_token.expose().to_string())),
+            rendered: OnceLock::new(),
         }
     }
 
     /// The Clever SSO token (a secret: never log it).
     pub fn access_token(&self) -> &str {
-        self.headers.access_token()
+        std::str::from_utf8(&self.token.0).unwrap_or_default()
+    }
+
+    /// The SSO token as a header value (`forward_access_token`), when it can be one.
+    pub fn access_token_value(&self) -> Option<HeaderValue> {
+        HeaderValue::from_maybe_shared(self.token.0.clone()).ok()
+    }
+
+    /// The header values of `specs` (the configuration's), rendered at the first call. A
+    /// process has one configuration, so every call passes the same specs.
+    pub fn rendered(&self, specs: &[ValueSpec]) -> &Rendered {
+        self.rendered
+            .get_or_init(|| Rendered::new(&self.identity, specs))
+    }
+
+    /// The value of spec `i` of `specs` for this session.
+    pub fn header_value(&self, specs: &[ValueSpec], i: usize) -> Option<HeaderValue> {
+        self.rendered(specs).value(&self.identity, i)
     }
 
     pub fn is_live(&self, now: SystemTime) -> bool {

@@ -433,7 +433,7 @@ impl SessionStore for RedisStore {
             access_token: record.access_token().to_string(),
             created_ns: ns(record.created_at),
             expires_ns: ns(record.expires_at),
-            user_type_header: record.identity.user_type_header(),
+            user_type_header: record.identity.user_type_header().to_string(),
         })?;
         let key = session_key(&hash);
         let member = hash.clone();
@@ -626,16 +626,9 @@ mod tests {
     });
 
     fn record(clock: &dyn Clock) -> SessionRecord {
-        let identity = Identity {
-            user_id: "u1".into(),
-            district_id: None,
-            user_types: vec![crate::identity::UserType::Student],
-            name: None,
-            email: None,
-            authorized_by: None,
-            school_ids: Vec::new(),
-            section_ids: Vec::new(),
-        };
+        let identity = Identity::builder("u1")
+            .role(crate::identity::UserType::Student)
+            .build();
         SessionRecord::new(
             identity,
             Secret::new("tok"),
@@ -670,9 +663,15 @@ mod tests {
             return eprintln!("{SKIPPED}");
         };
         let base = record(&*clock);
-        let mut identity = base.identity.clone();
-        identity.school_ids = vec!["5d0a9e5d0958b3005c4e0001".into()];
-        identity.section_ids = vec!["s1".into(), "s2".into()];
+        let identity = base
+            .identity
+            .to_builder()
+            .ids(
+                crate::identity::Field::SchoolIds,
+                ["5d0a9e5d0958b3005c4e0001"],
+            )
+            .ids(crate::identity::Field::SectionIds, ["s1", "s2"])
+            .build();
         let rec = SessionRecord::loaded(
             identity,
             Secret::new(base.access_token()),

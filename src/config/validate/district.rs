@@ -5,6 +5,8 @@
 use super::{secret_source, Ctx};
 use crate::config::file::{quote, DistrictFile, Sp, UpstreamFile};
 use crate::config::model::{ApiVersion, CleverConfig, DistrictConfig};
+use crate::identity::template::Template;
+use crate::identity::Field;
 
 const ID_HINT: &str = "expected a Clever district id such as \"5d0a9e5d0958b300014e49d2\"";
 
@@ -128,8 +130,9 @@ fn district_id_ok(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// `school_ids` and `section_ids` headers need v3.x (roles and sections come from `/users`);
-/// `section_ids` also needs a district-app token from somewhere.
+/// Fields from `/users/{id}` need the v3 API; section ids also need a district-app token to
+/// read them with. Checked for `[upstream.headers]` (`school_ids`, `section_ids`) and for every
+/// `set_headers` template.
 pub(super) fn enrichment_sources(
     ctx: &mut Ctx<'_, '_>,
     upstreams: Option<&Sp<Vec<Sp<UpstreamFile>>>>,
@@ -139,37 +142,67 @@ pub(super) fn enrichment_sources(
     let (Some(list), Some(clever)) = (upstreams, clever) else {
         return;
     };
+    let no_tokens =
+        !clever.discover_district_tokens && districts.is_some_and(<[DistrictConfig]>::is_empty);
     for up in list.get_ref() {
-        let Some(headers) = &up.get_ref().headers else {
-            continue;
-        };
-        let h = headers.get_ref();
-        for (field, value) in [
-            ("school_ids", &h.school_ids),
-            ("section_ids", &h.section_ids),
-        ] {
-            let Some(v) = value else { continue };
-            if clever.api_kind == ApiVersion::V2 {
-                ctx.err(
-                    v.span(),
-                    format!(
-                        "upstream.headers.{field} needs Clever's v3 API (roles and sections come \
-                         from /v3.0/users): set clever.api_version to v3.0 or v3.1, or remove \
-                         {field}"
-                    ),
-                );
-            } else if field == "section_ids"
-                && !clever.discover_district_tokens
-                && districts.is_some_and(<[DistrictConfig]>::is_empty)
-            {
-                ctx.err(
-                    v.span(),
-                    "upstream.headers.section_ids needs a district-app token to read sections \
-                     with: add a [[district]] table with token_env or token_file, or set \
-                     clever.discover_district_tokens = true",
-                );
+        let up = up.get_ref();
+        let named = up.headers.iter().flat_map(|h| &h.get_ref().0);
+        for (key, value) in named {
+            let field = match key.get_ref().as_str() {
+                "school_ids" => Field::SchoolIds,
+                "section_ids" => Field::SectionIds,
+                _ => continue,
+            };
+            let who = format!("upstream.headers.{}", key.get_ref());
+            needs(ctx, clever.api_kind, no_tokens, &who, field, value.span());
+        }
+        let set = up.set_headers.iter().flat_map(|t| &t.get_ref().0);
+        for (name, value) in set {
+            let shown = format!("upstream.set_headers {}", quote(name.get_ref()));
+            for (text, span) in value.get_ref().templates(value.span()) {
+                let Ok(t) = Template::parse(text) else {
+                    continue;
+                };
+                let fields = t.fields();
+                let needy = fields.iter().find(|f| {
+                    (clever.api_kind == ApiVersion::V2 && f.def().source.needs_v3())
+                        || *f == Field::SectionIds
+                });
+                if let Some(f) = needy {
+                    let who = format!("{shown} uses {{{}}}, which", f.name());
+                    needs(ctx, clever.api_kind, no_tokens, &who, f, span);
+                }
             }
         }
+    }
+}
+
+/// Reports `who`'s use of `field` when the API version or the token sources cannot give it.
+fn needs(
+    ctx: &mut Ctx<'_, '_>,
+    api: ApiVersion,
+    no_tokens: bool,
+    who: &str,
+    field: Field,
+    span: std::ops::Range<usize>,
+) {
+    if api == ApiVersion::V2 {
+        ctx.err(
+            span,
+            format!(
+                "{who} needs Clever's v3 API (the user's record and sections come from \
+                 /v3.0/users): set clever.api_version to v3.0 or v3.1, or remove it"
+            ),
+        );
+    } else if field == Field::SectionIds && no_tokens {
+        ctx.err(
+            span,
+            format!(
+                "{who} needs a district-app token to read sections with: add a [[district]] \
+                 table with token_env or token_file, or set clever.discover_district_tokens = \
+                 true"
+            ),
+        );
     }
 }
 
@@ -303,5 +336,35 @@ mod tests {
             ),
             &["upstream.headers.school_ids needs Clever's v3 API"],
         );
+    }
+
+    #[test]
+    fn set_headers_fields_from_the_record_need_v3_and_sections_a_token() {
+        let src = doc(
+            "",
+            "api_version = \"v2.1\"",
+            "",
+            "[upstream.set_headers]\n\"X-A\" = \"{id}\"\n\"X-B\" = { student = [\"{id}\", \"{grade}\"] }",
+        );
+        let p = one(
+            &src,
+            &["upstream.set_headers \"X-B\" uses {grade}, which needs Clever's v3 API"],
+        );
+        assert_eq!((p.line, p.col), (line_of(&src, "X-B"), 30));
+        one(
+            &doc(
+                "",
+                "",
+                "",
+                "[upstream.set_headers]\n\"X-S\" = \"{section_ids}\"",
+            ),
+            &["uses {section_ids}, which needs a district-app token"],
+        );
+        ok(&doc(
+            "",
+            "discover_district_tokens = true",
+            "",
+            "[upstream.set_headers]\n\"X-S\" = \"{section_ids}\"",
+        ));
     }
 }

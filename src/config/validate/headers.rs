@@ -1,13 +1,23 @@
-//! `[upstream.headers]`: the identity header names sent upstream: valid, not ones the gateway or
-//! HTTP itself uses, and distinct from each other.
+//! What an upstream receives from the session: the identity headers of `[upstream.headers]`
+//! (the `header` entries of the field table, each under its default or configured name),
+//! `[upstream.set_headers]` (templates, lists and role tables of section 4b) and
+//! `required_headers`. Names must be valid, not ones the gateway or HTTP itself uses, and
+//! distinct from each other (`_` and `-` count as equal); every template must parse.
 
+use std::ops::Range;
+
+use bytes::Bytes;
 use http::HeaderName;
 
 use super::Ctx;
-use crate::config::file::{quote, HeadersFile, Sp};
-use crate::config::model::HeaderNames;
+use crate::config::file::{quote, SetValueFile, Sp, TemplatesFile, UpstreamFile};
+use crate::config::model::{HeaderOrigin, SendHeader, SendValue};
+use crate::identity::fields::{When, ROLE_ORDER};
+use crate::identity::template::{role_key, RoleKey, Template};
+use crate::identity::{canonical_header_name, Field, ValueSpec, FIELDS};
 
-/// Headers the gateway itself sets or that carry the request's framing: never identity headers.
+/// Headers the gateway itself sets or that carry the request's framing: never identity
+/// headers. Every `X-Forwarded-` name is refused too.
 const RESERVED_HEADERS: &[&str] = &[
     "host",
     "cookie",
@@ -20,56 +30,133 @@ const RESERVED_HEADERS: &[&str] = &[
     "trailer",
     "keep-alive",
     "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-proto",
-    "x-forwarded-host",
     "x-request-id",
+    "x-clever-assertion",
 ];
 
-/// One identity header as it will be sent: its `[upstream.headers]` key, its name, and where it
-/// was written (absent for a default).
-struct ChosenHeader<'f> {
-    field: &'static str,
+/// Whether the gateway sets or forbids a header of this canonical name.
+fn reserved(canonical: &str) -> bool {
+    RESERVED_HEADERS.contains(&canonical) || canonical.starts_with("x-forwarded-")
+}
+
+/// The distinct value specs of every upstream, in the order first seen; a header's value is
+/// an index into it.
+#[derive(Default)]
+pub(super) struct Specs(pub Vec<ValueSpec>);
+
+impl Specs {
+    fn index(&mut self, spec: ValueSpec) -> usize {
+        match self.0.iter().position(|s| *s == spec) {
+            Some(i) => i,
+            None => {
+                self.0.push(spec);
+                self.0.len() - 1
+            }
+        }
+    }
+
+    /// The identity headers sent by default, under their default names: what
+    /// `/_gateway/auth` answers with when no upstream is named.
+    pub(super) fn defaults(&mut self) -> Vec<SendHeader> {
+        FIELDS
+            .iter()
+            .filter_map(|d| {
+                d.header
+                    .filter(|h| h.when == When::Always)
+                    .map(|h| (d.field, h))
+            })
+            .filter_map(|(field, h)| {
+                Some(SendHeader {
+                    name: HeaderName::from_bytes(h.name.as_bytes()).ok()?,
+                    wire: Bytes::from_static(h.name.as_bytes()),
+                    value: SendValue::Spec(self.index(ValueSpec::field(field))),
+                    origin: HeaderOrigin::Identity(field),
+                    required: false,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One identity header as it will be sent: its field, its name, and where it was written
+/// (absent for a default).
+struct Chosen<'f> {
+    field: Field,
+    key: &'static str,
     header: HeaderName,
     written: Option<&'f Sp<String>>,
 }
 
+/// What one upstream receives and which names it claims.
+pub(super) struct UpstreamHeaders {
+    pub headers: Vec<SendHeader>,
+    pub scrubbed: Vec<HeaderName>,
+}
+
 pub(super) fn headers(
     ctx: &mut Ctx<'_, '_>,
-    table: Option<&Sp<HeadersFile>>,
-) -> Option<HeaderNames> {
-    let defaults = HeaderNames::default();
-    let Some(table) = table else {
-        return Some(defaults);
+    u: &UpstreamFile,
+    forward_access_token: bool,
+    specs: &mut Specs,
+) -> Option<UpstreamHeaders> {
+    let chosen = identity_headers(ctx, u)?;
+    let mut out = UpstreamHeaders {
+        headers: Vec::new(),
+        scrubbed: chosen.iter().map(|c| c.header.clone()).collect(),
     };
-    let h = table.get_ref();
+    for c in &chosen {
+        let value = match c.field {
+            Field::AccessToken if !forward_access_token => continue,
+            Field::AccessToken => SendValue::Token,
+            f => SendValue::Spec(specs.index(ValueSpec::field(f))),
+        };
+        let wire = match c.written {
+            Some(w) => Bytes::from(w.get_ref().clone()),
+            None => match c.field.def().header {
+                Some(h) => Bytes::from_static(h.name.as_bytes()),
+                None => Bytes::from(c.header.as_str().to_owned()),
+            },
+        };
+        out.headers.push(SendHeader {
+            name: c.header.clone(),
+            wire,
+            value,
+            origin: HeaderOrigin::Identity(c.field),
+            required: false,
+        });
+    }
+    let set = set_headers(ctx, u, &chosen, specs)?;
+    out.scrubbed.extend(set.iter().map(|h| h.name.clone()));
+    out.headers.extend(set);
+    required(ctx, u, &mut out.headers).then_some(out)
+}
+
+/// The identity headers of `[upstream.headers]`: the defaults, renamed or turned on.
+fn identity_headers<'f>(ctx: &mut Ctx<'_, '_>, u: &'f UpstreamFile) -> Option<Vec<Chosen<'f>>> {
+    let written: &[(Sp<String>, Sp<String>)] = match &u.headers {
+        Some(h) => &h.get_ref().0,
+        None => &[],
+    };
     let mut ok = true;
-    let fields = [
-        ("user_id", &h.user_id, Some(&defaults.user_id)),
-        ("user_type", &h.user_type, Some(&defaults.user_type)),
-        ("district_id", &h.district_id, Some(&defaults.district_id)),
-        ("email", &h.email, None),
-        ("name", &h.name, None),
-        (
-            "access_token",
-            &h.access_token,
-            Some(&defaults.access_token),
-        ),
-        ("school_ids", &h.school_ids, None),
-        ("section_ids", &h.section_ids, None),
-    ];
-    let mut chosen: Vec<ChosenHeader<'_>> = Vec::new();
-    for (field, value, default) in fields {
+    let mut chosen: Vec<Chosen<'_>> = Vec::new();
+    for d in FIELDS.iter() {
+        let Some(h) = d.header else { continue };
+        let value = written
+            .iter()
+            .find(|(k, _)| k.get_ref() == h.key)
+            .map(|(_, v)| v);
         let header = match value {
-            None => default.cloned(),
+            None if h.when == When::Named => None,
+            None => HeaderName::from_bytes(h.name.as_bytes()).ok(),
             Some(v) => match HeaderName::from_bytes(v.get_ref().as_bytes()) {
-                Ok(n) if RESERVED_HEADERS.contains(&n.as_str()) => {
+                Ok(n) if reserved(&canonical_header_name(n.as_str())) => {
                     ok = false;
                     ctx.err(
                         v.span(),
                         format!(
-                            "upstream.headers.{field} {} is a header the gateway or HTTP itself \
+                            "upstream.headers.{} {} is a header the gateway or HTTP itself \
                              uses: choose another name, such as \"X-Clever-User-Id\"",
+                            h.key,
                             quote(v.get_ref())
                         ),
                     );
@@ -81,8 +168,9 @@ pub(super) fn headers(
                     ctx.err(
                         v.span(),
                         format!(
-                            "upstream.headers.{field} {} is not a valid header name: expected \
+                            "upstream.headers.{} {} is not a valid header name: expected \
                              letters, digits and - such as \"X-Clever-User-Id\"",
+                            h.key,
                             quote(v.get_ref())
                         ),
                     );
@@ -91,19 +179,21 @@ pub(super) fn headers(
             },
         };
         if let Some(header) = header {
-            chosen.push(ChosenHeader {
-                field,
+            chosen.push(Chosen {
+                field: d.field,
+                key: h.key,
                 header,
-                written: value.as_ref(),
+                written: value,
             });
         }
     }
 
     // `_` and `-` are the same header to CGI and PHP apps.
-    let norm = |h: &HeaderName| h.as_str().replace('_', "-");
     for (j, later) in chosen.iter().enumerate() {
         for earlier in &chosen[..j] {
-            if norm(&later.header) != norm(&earlier.header) {
+            if canonical_header_name(later.header.as_str())
+                != canonical_header_name(earlier.header.as_str())
+            {
                 continue;
             }
             // Point at a name the user wrote (two defaults never clash).
@@ -119,37 +209,230 @@ pub(super) fn headers(
                     format!(
                         "upstream.headers.{} {} is the same header as {} (\"_\" and \"-\" count \
                          as equal): give each identity header its own name",
-                        this.field,
+                        this.key,
                         quote(v.get_ref()),
-                        other.field
+                        other.key
                     ),
                 );
             }
         }
     }
+    ok.then_some(chosen)
+}
 
-    if !ok {
-        return None;
+/// `[upstream.set_headers]`, in file order.
+fn set_headers(
+    ctx: &mut Ctx<'_, '_>,
+    u: &UpstreamFile,
+    identity: &[Chosen<'_>],
+    specs: &mut Specs,
+) -> Option<Vec<SendHeader>> {
+    let Some(table) = &u.set_headers else {
+        return Some(Vec::new());
+    };
+    let mut ok = true;
+    let mut out: Vec<SendHeader> = Vec::new();
+    let mut seen: Vec<(String, &Sp<String>)> = Vec::new();
+    for (key, value) in &table.get_ref().0 {
+        let text = key.get_ref();
+        let shown = format!("upstream.set_headers {}", quote(text));
+        let name = match HeaderName::from_bytes(text.as_bytes()) {
+            Ok(n) => n,
+            Err(_) => {
+                ok = false;
+                ctx.err(
+                    key.span(),
+                    format!(
+                        "{shown} is not a valid header name: expected letters, digits and - \
+                         such as \"X-Remote-User\""
+                    ),
+                );
+                continue;
+            }
+        };
+        let canonical = canonical_header_name(name.as_str());
+        let clash = if reserved(&canonical) {
+            Some("a header the gateway sets or forbids".to_owned())
+        } else if let Some(c) = identity
+            .iter()
+            .find(|c| canonical_header_name(c.header.as_str()) == canonical)
+        {
+            Some(format!(
+                "the same header as upstream.headers.{} (\"_\" and \"-\" count as equal)",
+                c.key
+            ))
+        } else if let Some(h) = FIELDS.iter().find_map(|d| {
+            d.header
+                .filter(|h| canonical_header_name(h.name) == canonical)
+        }) {
+            Some(format!(
+                "the default name of the identity header upstream.headers.{}",
+                h.key
+            ))
+        } else {
+            seen.iter()
+                .find(|(c, _)| *c == canonical)
+                .map(|(_, earlier)| {
+                    format!(
+                        "the same header as {} above (\"_\" and \"-\" count as equal)",
+                        quote(earlier.get_ref())
+                    )
+                })
+        };
+        if let Some(why) = clash {
+            ok = false;
+            ctx.err(
+                key.span(),
+                format!("{shown} is {why}: give it a name of its own, such as \"X-Remote-User\""),
+            );
+            continue;
+        }
+        seen.push((canonical, key));
+        let Some(spec) = value_spec(ctx, &shown, value) else {
+            ok = false;
+            continue;
+        };
+        out.push(SendHeader {
+            name,
+            wire: Bytes::from(text.clone()),
+            value: SendValue::Spec(specs.index(spec)),
+            origin: HeaderOrigin::Set,
+            required: false,
+        });
     }
-    let mut names = defaults.clone();
-    for c in chosen {
-        match c.field {
-            "user_id" => names.user_id = c.header,
-            "user_type" => names.user_type = c.header,
-            "district_id" => names.district_id = c.header,
-            "email" => names.email = Some(c.header),
-            "name" => names.name = Some(c.header),
-            "school_ids" => names.school_ids = Some(c.header),
-            "section_ids" => names.section_ids = Some(c.header),
-            _ => names.access_token = c.header,
+    ok.then_some(out)
+}
+
+/// One `set_headers` value as a spec; every template problem is reported.
+fn value_spec(ctx: &mut Ctx<'_, '_>, shown: &str, value: &Sp<SetValueFile>) -> Option<ValueSpec> {
+    match value.get_ref() {
+        SetValueFile::One(text) => {
+            templates(ctx, shown, &[(text.as_str(), value.span())], value.span())
+                .map(ValueSpec::List)
+        }
+        SetValueFile::List(list) => {
+            let list: Vec<(&str, Range<usize>)> = list
+                .iter()
+                .map(|s| (s.get_ref().as_str(), s.span()))
+                .collect();
+            templates(ctx, shown, &list, value.span()).map(ValueSpec::List)
+        }
+        SetValueFile::ByRole(entries) => {
+            if entries.is_empty() {
+                // The file layer reported an empty table, or refused every key of it.
+                return None;
+            }
+            let mut roles: [Option<Vec<Template>>; 5] = Default::default();
+            let mut default = None;
+            let mut ok = true;
+            for (key, entry) in entries {
+                let list: Vec<(&str, Range<usize>)> = match entry.get_ref() {
+                    TemplatesFile::One(text) => vec![(text.as_str(), entry.span())],
+                    TemplatesFile::List(list) => list
+                        .iter()
+                        .map(|s| (s.get_ref().as_str(), s.span()))
+                        .collect(),
+                };
+                let shown = format!("{shown}.{}", key.get_ref());
+                let Some(list) = templates(ctx, &shown, &list, entry.span()) else {
+                    ok = false;
+                    continue;
+                };
+                // The file layer refused every other key.
+                match role_key(key.get_ref()) {
+                    Some(RoleKey::Role(role)) => {
+                        let i = ROLE_ORDER.iter().position(|r| *r == role).unwrap_or(0);
+                        roles[i] = Some(list);
+                    }
+                    Some(RoleKey::Default) => default = Some(list),
+                    None => ok = false,
+                }
+            }
+            ok.then_some(ValueSpec::ByRole { roles, default })
         }
     }
-    Some(names)
+}
+
+/// Templates written at the given spans (a list at `whole`); `None` if any is wrong (each
+/// reported).
+fn templates(
+    ctx: &mut Ctx<'_, '_>,
+    shown: &str,
+    list: &[(&str, Range<usize>)],
+    whole: Range<usize>,
+) -> Option<Vec<Template>> {
+    if list.is_empty() {
+        ctx.err(
+            whole,
+            format!("{shown} is an empty list: give at least one template, such as \"{{email}}\""),
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (text, span) in list {
+        match Template::parse(text) {
+            Ok(t) => out.push(t),
+            Err(e) => {
+                ok = false;
+                let at = ctx.sink.inside(span.clone(), text, e.offset);
+                ctx.err(at, format!("{shown}: {}", e.message));
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+/// `required_headers`: each must be a `set_headers` name of the same upstream.
+fn required(ctx: &mut Ctx<'_, '_>, u: &UpstreamFile, headers: &mut [SendHeader]) -> bool {
+    let Some(list) = &u.required_headers else {
+        return true;
+    };
+    let mut ok = true;
+    for entry in list.get_ref() {
+        let canonical = canonical_header_name(entry.get_ref());
+        let found = headers.iter_mut().find(|h| {
+            h.origin == HeaderOrigin::Set && canonical_header_name(h.name.as_str()) == canonical
+        });
+        match found {
+            Some(h) => h.required = true,
+            None => {
+                ok = false;
+                ctx.err(
+                    entry.span(),
+                    format!(
+                        "upstream.required_headers {} is not a header of this upstream's \
+                         [upstream.set_headers]: name a header built there",
+                        quote(entry.get_ref())
+                    ),
+                );
+            }
+        }
+    }
+    ok
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
+    use crate::config::model::{HeaderOrigin, SendValue};
+    use crate::identity::{Field, Identity, Outcome, UserType};
+
+    fn names(c: &crate::config::Config) -> Vec<&str> {
+        c.upstreams[0]
+            .headers
+            .iter()
+            .map(|h| h.name.as_str())
+            .collect()
+    }
+
+    fn named<'a>(c: &'a crate::config::Config, name: &str) -> &'a crate::config::SendHeader {
+        c.upstreams[0]
+            .headers
+            .iter()
+            .find(|h| h.name == name)
+            .unwrap_or_else(|| panic!("{name} in {:?}", names(c)))
+    }
 
     #[test]
     fn upstream_headers_are_lowercased_and_optional_ones_set() {
@@ -159,12 +442,31 @@ mod tests {
             "",
             "[upstream.headers]\nuser_id = \"Remote-User\"\nemail = \"X-Email\"\naccess_token = \"X-Token\"",
         ));
-        let h = &c.upstreams[0].headers;
-        assert_eq!(h.user_id.as_str(), "remote-user");
-        assert_eq!(h.user_type.as_str(), "x-clever-user-type");
-        assert_eq!(h.email.as_ref().map(|h| h.as_str()), Some("x-email"));
-        assert_eq!(h.name, None);
-        assert_eq!(h.access_token.as_str(), "x-token");
+        assert_eq!(
+            names(&c),
+            [
+                "remote-user",
+                "x-clever-user-type",
+                "x-clever-district-id",
+                "x-email"
+            ]
+        );
+        let h = named(&c, "remote-user");
+        assert_eq!(&h.wire[..], b"Remote-User", "sent as written");
+        assert_eq!(h.origin, HeaderOrigin::Identity(Field::Id));
+        assert_eq!(
+            &named(&c, "x-clever-user-type").wire[..],
+            b"X-Clever-User-Type"
+        );
+        // Not forwarded without forward_access_token, but never accepted from a client.
+        assert!(c.upstreams[0].scrubbed.iter().any(|n| n == "x-token"));
+    }
+
+    #[test]
+    fn upstream_headers_access_token_only_with_forward_access_token() {
+        let c = ok(&doc("", "", "", "forward_access_token = true"));
+        let h = named(&c, "x-clever-access-token");
+        assert_eq!(h.value, SendValue::Token);
     }
 
     #[test]
@@ -211,27 +513,27 @@ mod tests {
     #[test]
     fn upstream_headers_school_and_section_ids_off_unless_named() {
         let c = ok(&doc("", "", "", ""));
-        assert_eq!(c.upstreams[0].headers.school_ids, None);
-        assert_eq!(c.upstreams[0].headers.section_ids, None);
+        assert_eq!(
+            names(&c),
+            [
+                "x-clever-user-id",
+                "x-clever-user-type",
+                "x-clever-district-id"
+            ]
+        );
         let c = ok(&doc(
             "",
             "discover_district_tokens = true",
             "",
             "[upstream.headers]\nschool_ids = \"X-Clever-School-Ids\"\nsection_ids = \"X-Sections\"",
         ));
-        let h = &c.upstreams[0].headers;
-        assert_eq!(
-            h.school_ids.as_ref().map(|h| h.as_str()),
-            Some("x-clever-school-ids")
-        );
-        assert_eq!(
-            h.section_ids.as_ref().map(|h| h.as_str()),
-            Some("x-sections")
-        );
+        assert!(names(&c).contains(&"x-clever-school-ids"));
+        assert!(names(&c).contains(&"x-sections"));
         assert!(
-            h.all().any(|n| n == "x-sections"),
+            c.upstreams[0].scrubbed.iter().any(|n| n == "x-sections"),
             "scrubbed like the others"
         );
+        assert!(c.kept_fields.contains(Field::SectionIds));
         one(
             &doc(
                 "",
@@ -246,6 +548,200 @@ mod tests {
     #[test]
     fn upstream_headers_inline_table_is_accepted() {
         let c = ok(&doc("", "", "", "headers = { email = \"X-Mail\" }"));
-        assert!(c.upstreams[0].headers.email.is_some());
+        assert!(names(&c).contains(&"x-mail"));
+    }
+
+    const SET: &str = "required_headers = [\"x_remote_user\"]\n[upstream.set_headers]\n\
+        \"X-Remote-User\" = { student = \"{student_number}\", teacher = [\"{district_username}\", \"{email|local|lower}\"], default = \"{email|lower}\" }\n\
+        \"X-Grade\" = \"{grade}\"\n\
+        \"X-Display-Name\" = \"{last_name}, {first_name}\"\n\
+        \"X-App-Role\" = { district_admin = \"admin\", teacher = \"instructor\", staff = \"instructor\", student = \"learner\" }\n";
+
+    #[test]
+    fn set_headers_in_file_order_after_identity_headers_and_required_marked() {
+        let c = ok(&doc("", "", "", SET));
+        assert_eq!(
+            names(&c),
+            [
+                "x-clever-user-id",
+                "x-clever-user-type",
+                "x-clever-district-id",
+                "x-remote-user",
+                "x-grade",
+                "x-display-name",
+                "x-app-role"
+            ]
+        );
+        let remote = named(&c, "x-remote-user");
+        assert!(remote.required && remote.origin == HeaderOrigin::Set);
+        assert_eq!(&remote.wire[..], b"X-Remote-User");
+        assert!(!named(&c, "x-grade").required);
+        for n in ["x-remote-user", "x-grade", "x-display-name", "x-app-role"] {
+            assert!(c.upstreams[0].scrubbed.iter().any(|s| s == n), "{n}");
+        }
+        for f in [
+            Field::StudentNumber,
+            Field::DistrictUsername,
+            Field::Grade,
+            Field::LastName,
+            Field::FirstName,
+        ] {
+            assert!(c.kept_fields.contains(f), "{f:?}");
+        }
+        assert!(!c.kept_fields.contains(Field::StateId));
+        // The specs render as the contract says.
+        let SendValue::Spec(i) = remote.value else {
+            panic!("a spec")
+        };
+        let teacher = Identity::builder("u")
+            .role(UserType::Teacher)
+            .with(Field::Email, "Maria.Lopez@x.org")
+            .build();
+        assert_eq!(
+            c.header_specs[i].render(&teacher),
+            Outcome::Value("maria.lopez".into())
+        );
+    }
+
+    #[test]
+    fn set_headers_same_spec_twice_is_rendered_once() {
+        let two = "[upstream.set_headers]\nA = \"{grade}\"\nB = \"{grade}\"\n[[upstream]]\nname = \"b\"\nurl = \"http://127.0.0.1:9001\"\npath_prefix = \"/b\"\n[upstream.set_headers]\nC = \"{grade}\"";
+        let c = ok(&doc("", "", "", two));
+        let grade: Vec<_> = c
+            .upstreams
+            .iter()
+            .flat_map(|u| &u.headers)
+            .filter(|h| h.origin == HeaderOrigin::Set)
+            .map(|h| h.value)
+            .collect();
+        assert_eq!(grade.len(), 3);
+        assert!(grade.iter().all(|v| *v == grade[0]));
+    }
+
+    #[test]
+    fn set_headers_unknown_field_or_filter_points_into_the_template() {
+        let src = doc(
+            "",
+            "",
+            "",
+            "[upstream.set_headers]\n\"X-A\" = \"id:{studnet_number}\"\n\"X-B\" = [\"{email}\", \"{email|lowr}\"]",
+        );
+        // X-A: the name after "id:{"; X-B: the filter's name in the second template.
+        let p = problems(&src);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        let a = line_of(&src, "X-A");
+        assert_eq!((p[0].line, p[0].col), (a, 14), "{}", p[0].message);
+        assert!(p[0].message.contains("upstream.set_headers \"X-A\": unknown field \"studnet_number\" in a template (did you mean \"student_number\"?)"), "{}", p[0].message);
+        assert_eq!((p[1].line, p[1].col), (a + 1, 29), "{}", p[1].message);
+        assert!(p[1].message.contains("unknown filter \"lowr\""));
+    }
+
+    #[test]
+    fn set_headers_unknown_role_key_and_wrong_types() {
+        let src = doc(
+            "",
+            "",
+            "",
+            "[upstream.set_headers]\n\"X-A\" = { teachr = \"x\" }\n\"X-B\" = 5\n\"X-C\" = [\"a\", 1]\n\"X-D\" = { student = { a = 1 } }",
+        );
+        let p = problems(&src);
+        assert_eq!(p.len(), 4, "{p:#?}");
+        assert!(p[0].message.contains("unknown key \"teachr\" in a role table of [upstream.set_headers] (did you mean \"teacher\"?): allowed keys are district_admin, staff, teacher, student, contact, default"), "{}", p[0].message);
+        assert!(
+            p[1].message
+                .contains("wrong type for upstream.set_headers.X-B: expected a template"),
+            "{}",
+            p[1].message
+        );
+        assert!(
+            p[2].message
+                .contains("expected a template (a string), found an integer"),
+            "{}",
+            p[2].message
+        );
+        assert!(
+            p[3].message
+                .contains("expected a template or a list of templates, found a table"),
+            "{}",
+            p[3].message
+        );
+    }
+
+    #[test]
+    fn set_headers_bad_or_clashing_names_are_errors() {
+        for (name, needle) in [
+            ("X Remote", "not a valid header name"),
+            ("Host", "the gateway sets or forbids"),
+            ("X-Forwarded-User", "the gateway sets or forbids"),
+            ("x_request_id", "the gateway sets or forbids"),
+            ("Content-Length", "the gateway sets or forbids"),
+            ("X-Clever-Assertion", "the gateway sets or forbids"),
+            (
+                "X_Clever_User_Id",
+                "same header as upstream.headers.user_id",
+            ),
+            (
+                "X-Clever-Email",
+                "default name of the identity header upstream.headers.email",
+            ),
+        ] {
+            let src = doc(
+                "",
+                "",
+                "",
+                &format!("[upstream.set_headers]\n\"{name}\" = \"{{grade}}\""),
+            );
+            let p = one(&src, &[needle]);
+            assert_eq!((p.line, p.col), (line_of(&src, name), 1), "{name}");
+        }
+        one(
+            &doc("", "", "", "[upstream.headers]\nuser_id = \"Remote-User\"\n[upstream.set_headers]\nremote_user = \"{grade}\""),
+            &["same header as upstream.headers.user_id"],
+        );
+        let src = doc(
+            "",
+            "",
+            "",
+            "[upstream.set_headers]\n\"X-A\" = \"{grade}\"\n\"x_a\" = \"{title}\"",
+        );
+        let p = one(&src, &["same header as \"X-A\" above"]);
+        assert_eq!(p.line, line_of(&src, "x_a"));
+    }
+
+    #[test]
+    fn set_headers_empty_values_are_errors() {
+        let p = problems(&doc(
+            "",
+            "",
+            "",
+            "[upstream.set_headers]\n\"X-A\" = \"\"\n\"X-B\" = []\n\"X-C\" = {}",
+        ));
+        assert_eq!(p.len(), 3, "{p:#?}");
+        assert!(p[0].message.contains("the template is empty"));
+        assert!(
+            p[1].message.contains("is an empty list"),
+            "{}",
+            p[1].message
+        );
+        assert!(p[2].message.contains("upstream.set_headers.X-C is an empty role table: give at least one of district_admin"), "{}", p[2].message);
+    }
+
+    #[test]
+    fn required_headers_must_be_set_headers() {
+        let src = doc(
+            "",
+            "",
+            "",
+            "required_headers = [\"X-Clever-User-Id\"]\n[upstream.set_headers]\n\"X-A\" = \"{grade}\"",
+        );
+        let p = one(
+            &src,
+            &[
+                "upstream.required_headers \"X-Clever-User-Id\"",
+                "not a header of this upstream's [upstream.set_headers]",
+            ],
+        );
+        assert_eq!(p.line, line_of(&src, "required_headers"));
+        assert_eq!(p.col, 21);
     }
 }

@@ -22,6 +22,7 @@ use url::Url;
 
 use super::file::{quote, Parsed, Sink, Sp};
 use super::model::{Config, SecretSource};
+use crate::identity::CORE_FIELDS;
 use clever::clever;
 use server::server;
 use session::session;
@@ -36,7 +37,9 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
         invalid: &parsed.invalid,
     };
     let file = &parsed.file;
-    let (upstreams, names) = upstreams(&mut ctx, file.upstream.as_ref());
+    let mut specs = headers::Specs::default();
+    let default_headers = specs.defaults();
+    let (upstreams, names) = upstreams(&mut ctx, file.upstream.as_ref(), &mut specs);
     let server = server(&mut ctx, file.server.as_ref(), &names);
     let clever = clever(&mut ctx, file.clever.as_ref());
     let session = session(&mut ctx, file.session.as_ref());
@@ -63,6 +66,12 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
         upstreams: upstreams?,
         assertion: assertion?,
         districts: districts?,
+        kept_fields: specs
+            .0
+            .iter()
+            .fold(CORE_FIELDS, |kept, s| kept.union(s.fields())),
+        header_specs: specs.0,
+        default_headers,
     })
 }
 

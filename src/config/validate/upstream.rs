@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use url::Host;
 
-use super::headers::headers;
+use super::headers::{headers, Specs};
 use super::{duration_in, http_url, path, Ctx};
 use crate::config::file::{quote, Sp, UpstreamFile};
 use crate::config::model::{PublicPath, Upstream, UpstreamUrl};
@@ -26,6 +26,7 @@ const USER_TYPES: &str = "student, teacher, staff, school_admin, district_admin,
 pub(super) fn upstreams(
     ctx: &mut Ctx<'_, '_>,
     list: Option<&Sp<Vec<Sp<UpstreamFile>>>>,
+    specs: &mut Specs,
 ) -> (Option<Vec<Upstream>>, Vec<Option<String>>) {
     const NONE: &str =
         "no [[upstream]] table: define at least one [[upstream]] with a name and a url";
@@ -44,7 +45,7 @@ pub(super) fn upstreams(
     // (host, path_prefix, name) of each upstream whose route could be read.
     let mut routes: Vec<(Option<String>, String, Option<String>)> = Vec::new();
     for (i, up) in list.get_ref().iter().enumerate() {
-        let (upstream, name, route) = upstream(ctx, i, up);
+        let (upstream, name, route) = upstream(ctx, i, up, specs);
         // Unique names.
         if let (Some(n), Some(written)) = (&name, &up.get_ref().name) {
             if names.iter().flatten().any(|m| m == n) {
@@ -101,6 +102,7 @@ fn upstream(
     ctx: &mut Ctx<'_, '_>,
     i: usize,
     table: &Sp<UpstreamFile>,
+    specs: &mut Specs,
 ) -> (Option<Upstream>, Option<String>, Option<Route>) {
     let u = table.get_ref();
     let tspan = table.span();
@@ -298,7 +300,11 @@ fn upstream(
         }
     };
 
-    let headers = headers(ctx, u.headers.as_ref());
+    let forward_access_token = u
+        .forward_access_token
+        .as_ref()
+        .is_some_and(|b| *b.get_ref());
+    let headers = headers(ctx, u, forward_access_token, specs);
 
     let assertion_on = u.assertion.as_ref().is_some_and(|b| *b.get_ref());
     let assertion_audience = match &u.assertion_audience {
@@ -337,6 +343,7 @@ fn upstream(
     let built = (|| {
         let name = name.clone()?;
         let audience = assertion_audience?;
+        let sends = headers?;
         Some(Upstream {
             assertion: assertion_on.then(|| audience.unwrap_or_else(|| name.clone())),
             name,
@@ -352,11 +359,9 @@ fn upstream(
             public_paths: public_paths?,
             strip_path_prefix: u.strip_path_prefix.as_ref().is_some_and(|b| *b.get_ref()),
             confirm_students: u.confirm_students.as_ref().is_some_and(|b| *b.get_ref()),
-            forward_access_token: u
-                .forward_access_token
-                .as_ref()
-                .is_some_and(|b| *b.get_ref()),
-            headers: headers?,
+            forward_access_token,
+            headers: sends.headers,
+            scrubbed: sends.scrubbed,
         })
     })();
     (built, name, route)
@@ -563,9 +568,15 @@ mod tests {
         assert!(u.public_paths.is_empty());
         assert!(!u.strip_path_prefix);
         assert!(!u.forward_access_token);
-        assert_eq!(u.headers.user_id.as_str(), "x-clever-user-id");
-        assert_eq!(u.headers.email, None);
-        assert_eq!(u.headers.name, None);
+        let names: Vec<&str> = u.headers.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "x-clever-user-id",
+                "x-clever-user-type",
+                "x-clever-district-id"
+            ]
+        );
     }
 
     #[test]
