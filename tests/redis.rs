@@ -247,3 +247,29 @@ async fn redis_rediss_url_verified_against_ssl_cert_file() {
     let b = cl.replica(free_port()).await;
     assert_eq!(status(&b.url("/_gateway/readyz")).await, 503);
 }
+
+#[tokio::test]
+async fn redis_outage_with_readiness_process_stays_ready_and_serves_from_cache() {
+    let Some(mut cl) = Cluster::new().await else {
+        return eprintln!("{SKIPPED}");
+    };
+    cl.config = cl.config.replace(
+        "store = \"redis\"",
+        "store = \"redis\"\nreadiness = \"process\"",
+    );
+    let a = cl.replica(cl.port_a).await;
+    let cookie = signed_in(&browser(), &a).await;
+    cl.redis.stop();
+    // Still in the load balancer's pool: the signed-in user is served from the cache ...
+    assert_eq!(status(&a.url("/_gateway/readyz")).await, 200);
+    assert_eq!(api_status(&a, &cookie).await, 200, "{}", a.logs());
+    // ... and what needs Redis gets the 503 page, not an error of another kind.
+    let r = browser()
+        .get(a.url("/_gateway/login?rd=/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("temporarily unavailable"));
+    assert_eq!(status(&a.url("/_gateway/readyz")).await, 200);
+}

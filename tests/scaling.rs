@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clever_gateway::identity::{Identity, UserType};
+use clever_gateway::metrics::Metrics;
 use clever_gateway::secret::Secret;
 use clever_gateway::session::memory::MemoryLimits;
 use clever_gateway::session::testing::{RedisServer, SKIPPED};
 use clever_gateway::session::{
-    Clock, LoginTimes, MemoryStore, RedisSettings, RedisStore, SessionId, SessionRecord,
+    Clock, LoginTimes, MemoryStore, PrimaryAt, RedisSettings, RedisStore, SessionId, SessionRecord,
     SessionStore, SystemClock,
 };
 
@@ -124,11 +125,12 @@ async fn scaling_redis_store_bytes_per_session() {
     let n = count();
     let store = RedisStore::new(
         &RedisSettings {
-            url: server.url(),
+            at: PrimaryAt::Url(server.url()),
             password: None,
             login: LoginTimes::default(),
         },
         Arc::new(SystemClock),
+        Arc::new(Metrics::new().unwrap()),
     )
     .unwrap();
     let store: Arc<dyn SessionStore> = Arc::new(store);

@@ -4,6 +4,7 @@
 pub(crate) mod conformance;
 pub mod cookies;
 pub mod memory;
+pub mod primary;
 pub mod redis;
 pub mod store;
 pub mod testing;
@@ -15,6 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::identity::{Identity, IdentityHeaders};
 use crate::secret::{random_token, Secret};
 
+pub use self::primary::{PrimaryAt, SentinelSettings};
 pub use self::redis::{RedisSettings, RedisStore};
 pub use memory::MemoryStore;
 pub use store::{CodeClaim, LoginTimes, PendingLogin, SessionStore, StoreError};

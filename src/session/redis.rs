@@ -12,6 +12,16 @@
 //! - `code:<sha256(code)>`: an exchanged-code claim (TTL 5 min), taken with `SET NX`.
 //! - channel `clever-gateway:revoke`: session key hashes whose L1 entries must go.
 //!
+//! Where the primary is (one URL, or Sentinel and its failovers) is `primary.rs`'s concern;
+//! every call goes to the primary as last found, and a failed call makes it look again.
+//!
+//! Acknowledged writes: a write the browser is answered for (a session, a logout, a pending
+//! login, a used code) is one command followed on the same connection by `WAIT 1`
+//! [`ACK_TIMEOUT`] whenever the primary has a replica, so the answer leaves only once a replica
+//! holds the write too and a failover right after it loses nothing. When no replica
+//! acknowledges in time the write stands (it is on the primary), one log line marks the change
+//! and `clever_gateway_redis_writes_total{ack="timeout"}` counts it.
+//!
 //! Bounds: every Redis call is cut at [`OP_TIMEOUT`]. The L1 is trusted only while this
 //! replica's pub/sub subscription is live (or Redis is unreachable); while the subscription is
 //! down and Redis is up, reads go to Redis, and on (re)subscribing the whole L1 is dropped
@@ -27,16 +37,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use moka::future::Cache;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, RedisResult};
+use redis::aio::ConnectionManager;
+use redis::{RedisResult, Script, Value};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::primary::{Check, Primary, PrimaryAt};
 use super::store::{
     CodeClaim, LoginTimes, PendingLogin, SessionStore, StoreError, MAX_PENDING_PER_BROWSER,
 };
 use super::{Clock, SessionId, SessionRecord};
 use crate::identity::Identity;
+use crate::metrics::{Metrics, WriteAck};
 use crate::secret::Secret;
 
 /// Every key and the pub/sub channel start with this.
@@ -45,12 +57,33 @@ pub const KEY_PREFIX: &str = "clever-gateway:";
 pub const L1_TTL: Duration = Duration::from_secs(5);
 /// Upper bound of every Redis call (connect included).
 pub const OP_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a write waits for a replica's acknowledgement before it is answered anyway. On a
+/// healthy network a replica answers in about a round trip; within [`OP_TIMEOUT`] with room
+/// for the write itself.
+pub const ACK_TIMEOUT: Duration = Duration::from_millis(250);
 /// How often the background task checks Redis (readiness and the up/down log line).
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 /// Pause between pub/sub reconnection attempts.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(200);
 /// Sessions kept in one replica's L1 at most.
 const L1_CAPACITY: u64 = 500_000;
+
+/// A session: its key with the TTL, its place in the index, and the index pruned of expired
+/// entries (so it stays to live sessions even when nothing scrapes the gauge).
+const INSERT_SESSION: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+return 1
+";
+
+/// A logout: the session key, its index entry, and the revocation message to every replica.
+const REMOVE_SESSION: &str = r"
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[1])
+return 1
+";
 
 /// `INCR` the browser's counter (expiring with the first login), refuse past the cap, else
 /// store the pending login. Atomic, so replicas share one cap.
@@ -81,8 +114,9 @@ return redis.call('GET', KEYS[1])
 /// Where Redis is and how to sign in to it.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `redis://` or `rediss://` URL, without a password.
-    pub url: String,
+    /// A `redis://` or `rediss://` URL without a password, or the Sentinels.
+    pub at: PrimaryAt,
+    /// The data nodes' password.
     pub password: Option<Secret>,
     /// How long pending logins and exchanged codes are kept (`session.login_timeout`).
     pub login: LoginTimes,
@@ -157,12 +191,15 @@ struct Shared {
     subscribed: AtomicBool,
     /// Bumped by every invalidation; a read that raced one does not fill the L1.
     invalidations: AtomicU64,
+    /// The last acknowledged write timed out waiting for a replica (one log line per change).
+    acks_failing: AtomicBool,
 }
 
 /// Sessions in Redis, with a per-replica L1. See the module docs for keys and bounds.
 pub struct RedisStore {
-    conn: ConnectionManager,
+    primary: Arc<Primary>,
     shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     times: LoginTimes,
     rt: StoreRuntime,
@@ -251,6 +288,22 @@ fn code_key(key: &str) -> String {
     format!("{KEY_PREFIX}code:{key}")
 }
 
+/// `EVAL` of a script with `keys`; the caller adds the arguments. The script's text rather
+/// than its hash (`EVALSHA`): a new primary after a failover does not know the hash, and a
+/// `NOSCRIPT` answer would cost a second round trip (and a second `WAIT`) on the write that
+/// meets it; the text is a few hundred bytes, its hash Redis computes in microseconds.
+fn eval(script: &str, keys: &[&str]) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(keys.len()).arg(keys);
+    cmd
+}
+
+/// A script's reply as the type the store expects.
+fn reply<T: redis::FromRedisValue>(v: Value) -> Result<T, StoreError> {
+    redis::from_redis_value(v)
+        .map_err(|e| StoreError::Unavailable(format!("unexpected reply from Redis: {e}")))
+}
+
 fn encode<T: Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Unavailable(format!("cannot encode: {e}")))
 }
@@ -271,25 +324,15 @@ fn json_category(e: &serde_json::Error) -> &'static str {
     }
 }
 
-/// The category of a client error only: a URL parse error must not echo the URL.
-fn kind_only(e: &redis::RedisError) -> String {
-    format!("{:?}", e.kind())
-}
-
 impl RedisStore {
     /// Builds the store without waiting for Redis: a gateway may start while Redis is down
-    /// (it is then not ready) and connects as soon as Redis answers.
-    pub fn new(settings: &RedisSettings, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        let mut info =
-            settings.url.as_str().into_connection_info().map_err(|e| {
-                StoreError::Unavailable(format!("bad redis_url: {}", kind_only(&e)))
-            })?;
-        if let Some(pw) = &settings.password {
-            let redis = info.redis_settings().clone().set_password(pw.expose());
-            info = info.set_redis_settings(redis);
-        }
-        let client = redis::Client::open(info)
-            .map_err(|e| StoreError::Unavailable(format!("bad redis_url: {}", kind_only(&e))))?;
+    /// (it is then not ready) and connects as soon as Redis answers (with Sentinel: as soon
+    /// as a Sentinel names the primary).
+    pub fn new(
+        settings: &RedisSettings,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StoreError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("redis-store")
@@ -297,16 +340,13 @@ impl RedisStore {
             .build()
             .map_err(|e| StoreError::Unavailable(format!("cannot start the Redis runtime: {e}")))?;
         let rt = StoreRuntime(Some(rt));
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(OP_TIMEOUT))
-            .set_response_timeout(Some(OP_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(OP_TIMEOUT);
-        let conn = {
-            let _guard = rt.handle().enter();
-            ConnectionManager::new_lazy_with_config(client.clone(), config)
-                .map_err(|e| StoreError::Unavailable(format!("redis: {}", kind_only(&e))))?
-        };
+        let primary = Primary::start(
+            &settings.at,
+            settings.password.as_ref(),
+            OP_TIMEOUT,
+            metrics.clone(),
+            rt.handle(),
+        )?;
         let shared = Arc::new(Shared {
             l1: Cache::builder()
                 .max_capacity(L1_CAPACITY)
@@ -315,29 +355,37 @@ impl RedisStore {
             health: Health::default(),
             subscribed: AtomicBool::new(false),
             invalidations: AtomicU64::new(0),
+            acks_failing: AtomicBool::new(false),
         });
         rt.handle()
-            .spawn(subscribe_revocations(client, shared.clone()));
+            .spawn(subscribe_revocations(primary.clone(), shared.clone()));
         rt.handle()
-            .spawn(watch_health(conn.clone(), shared.clone()));
+            .spawn(watch_health(primary.clone(), shared.clone()));
         Ok(RedisStore {
-            conn,
+            primary,
             shared,
+            metrics,
             clock,
             times: settings.login,
             rt,
         })
     }
 
-    /// Runs one Redis exchange on the store's runtime, bounded by [`OP_TIMEOUT`], and records
-    /// Redis health from its outcome.
+    /// Runs one Redis exchange with the primary on the store's runtime, bounded by
+    /// [`OP_TIMEOUT`], and records Redis health from its outcome. A failure also makes the
+    /// primary be looked up again (Sentinel).
     async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>> + Send + 'static,
         T: Send + 'static,
     {
-        let fut = f(self.conn.clone());
+        let Some(node) = self.primary.node() else {
+            let why = "no Redis primary known yet (asking the Sentinels)".to_string();
+            self.shared.health.down(&why);
+            return Err(StoreError::Unavailable(why));
+        };
+        let fut = f(node.conn.clone());
         let joined = self
             .rt
             .handle()
@@ -352,8 +400,66 @@ impl RedisStore {
             Ok(Err(_)) => format!("redis did not answer within {OP_TIMEOUT:?}"),
             Err(e) => format!("redis task: {e}"),
         };
+        self.primary.trouble();
         self.shared.health.down(&why);
         Err(StoreError::Unavailable(why))
+    }
+
+    /// A write the browser will be answered for: `cmd` (a script or a `SET`), then, when the
+    /// primary has a replica, `WAIT 1 <ACK_TIMEOUT>` on the same connection in the same round
+    /// trip, so the answer leaves once a replica has the write. Returns `cmd`'s reply.
+    async fn write(&self, cmd: redis::Cmd) -> Result<Value, StoreError> {
+        let wait = self
+            .primary
+            .node()
+            .is_some_and(|n| self.primary.wants_ack(&n));
+        let (reply, acked) = self
+            .run(move |mut c| async move {
+                let mut pipe = redis::pipe();
+                pipe.add_command(cmd);
+                if wait {
+                    pipe.cmd("WAIT").arg(1).arg(ACK_TIMEOUT.as_millis() as u64);
+                }
+                let mut replies = pipe.query_async::<Vec<Value>>(&mut c).await?.into_iter();
+                let reply = replies.next().unwrap_or(Value::Nil);
+                let acked = match replies.next() {
+                    Some(n) => Some(redis::from_redis_value::<i64>(n)? >= 1),
+                    None => None,
+                };
+                Ok((reply, acked))
+            })
+            .await?;
+        self.count_ack(acked);
+        Ok(reply)
+    }
+
+    /// Counts how a write was acknowledged, with one log line when replicas stop (or start
+    /// again) acknowledging in time.
+    fn count_ack(&self, acked: Option<bool>) {
+        let ack = match acked {
+            None => WriteAck::NoReplica,
+            Some(true) => WriteAck::Replica,
+            Some(false) => WriteAck::Timeout,
+        };
+        self.metrics.redis_write(ack);
+        match ack {
+            WriteAck::Timeout => {
+                if !self.shared.acks_failing.swap(true, Ordering::SeqCst) {
+                    tracing::warn!(
+                        "session store: no Redis replica acknowledged a write within {}ms; \
+                         answered anyway (the write is on the primary, and lost if the primary \
+                         fails before it replicates)",
+                        ACK_TIMEOUT.as_millis()
+                    );
+                }
+            }
+            WriteAck::Replica => {
+                if self.shared.acks_failing.swap(false, Ordering::SeqCst) {
+                    tracing::info!("session store: a Redis replica acknowledges writes again");
+                }
+            }
+            WriteAck::NoReplica => {}
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -361,50 +467,63 @@ impl RedisStore {
     }
 }
 
-/// Keeps this replica subscribed to revocations; drops the whole L1 whenever it (re)subscribes
-/// (messages sent meanwhile are lost) and marks the L1 untrusted while it is not subscribed.
-async fn subscribe_revocations(client: redis::Client, shared: Arc<Shared>) {
+/// Keeps this replica subscribed to revocations on the current primary (moving with it on a
+/// failover); drops the whole L1 whenever it (re)subscribes (messages sent meanwhile are lost)
+/// and marks the L1 untrusted while it is not subscribed.
+async fn subscribe_revocations(primary: Arc<Primary>, shared: Arc<Shared>) {
     use futures_util::StreamExt;
+    let mut changes = primary.changes();
     loop {
-        let pubsub = tokio::time::timeout(OP_TIMEOUT, client.get_async_pubsub()).await;
-        if let Ok(Ok(mut pubsub)) = pubsub {
-            let subscribed =
-                tokio::time::timeout(OP_TIMEOUT, pubsub.subscribe(revoke_channel())).await;
-            if let Ok(Ok(())) = subscribed {
+        let node = changes.borrow_and_update().clone();
+        if let Some(node) = node {
+            let subscribed = tokio::time::timeout(OP_TIMEOUT, async {
+                let mut pubsub = node.client.get_async_pubsub().await?;
+                pubsub.subscribe(revoke_channel()).await?;
+                RedisResult::Ok(pubsub)
+            })
+            .await;
+            if let Ok(Ok(mut pubsub)) = subscribed {
                 shared.l1.invalidate_all();
                 shared.invalidations.fetch_add(1, Ordering::SeqCst);
                 shared.subscribed.store(true, Ordering::SeqCst);
                 let mut messages = pubsub.on_message();
-                while let Some(msg) = messages.next().await {
-                    if let Ok(hash) = msg.get_payload::<String>() {
-                        shared.invalidations.fetch_add(1, Ordering::SeqCst);
-                        shared.l1.invalidate(&hash).await;
+                loop {
+                    tokio::select! {
+                        msg = messages.next() => {
+                            let Some(msg) = msg else { break };
+                            if let Ok(hash) = msg.get_payload::<String>() {
+                                shared.invalidations.fetch_add(1, Ordering::SeqCst);
+                                shared.l1.invalidate(&hash).await;
+                            }
+                        }
+                        // A new primary: revocations are published there now.
+                        _ = changes.changed() => break,
                     }
                 }
                 shared.subscribed.store(false, Ordering::SeqCst);
             }
         }
-        tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+        tokio::select! {
+            _ = tokio::time::sleep(RESUBSCRIBE_DELAY) => {}
+            _ = changes.changed() => {}
+        }
     }
 }
 
-/// PINGs Redis every [`HEALTH_INTERVAL`], so readiness and the up/down log line follow Redis
-/// even without traffic, and the connection manager reconnects by itself.
-async fn watch_health(conn: ConnectionManager, shared: Arc<Shared>) {
+/// Checks the primary every [`HEALTH_INTERVAL`] (and at once when it changes), so readiness,
+/// the up/down log line and the replica count follow Redis even without traffic, and the
+/// connection manager reconnects by itself.
+async fn watch_health(primary: Arc<Primary>, shared: Arc<Shared>) {
+    let mut changes = primary.changes();
     loop {
-        let mut c = conn.clone();
-        let ping = tokio::time::timeout(OP_TIMEOUT, async move {
-            redis::cmd("PING").query_async::<String>(&mut c).await
-        })
-        .await;
-        match ping {
-            Ok(Ok(_)) => shared.health.up(),
-            Ok(Err(e)) => shared.health.down(&format!("redis: {e}")),
-            Err(_) => shared
-                .health
-                .down(&format!("redis did not answer within {OP_TIMEOUT:?}")),
+        match primary.check().await {
+            Check::Primary => shared.health.up(),
+            Check::Down(why) => shared.health.down(&why),
         }
-        tokio::time::sleep(HEALTH_INTERVAL).await;
+        tokio::select! {
+            _ = tokio::time::sleep(HEALTH_INTERVAL) => {}
+            _ = changes.changed() => {}
+        }
     }
 }
 
@@ -415,9 +534,11 @@ impl SessionStore for RedisStore {
         let now = self.clock.now();
         let cached = self.shared.l1.get(&hash).await;
         if let Some(rec) = &cached {
-            let trusted =
-                self.shared.subscribed.load(Ordering::SeqCst) || self.shared.health.is_down();
-            if trusted {
+            let down = self.shared.health.is_down();
+            if self.shared.subscribed.load(Ordering::SeqCst) || down {
+                if down {
+                    self.metrics.redis_cache_fallback();
+                }
                 return Ok(rec.is_live(now).then(|| rec.clone()));
             }
         }
@@ -436,7 +557,10 @@ impl SessionStore for RedisStore {
             // Redis trouble: a session this replica saw in the last few seconds still works.
             Err(e) => {
                 return match cached {
-                    Some(rec) => Ok(rec.is_live(now).then_some(rec)),
+                    Some(rec) => {
+                        self.metrics.redis_cache_fallback();
+                        Ok(rec.is_live(now).then_some(rec))
+                    }
                     None => Err(e),
                 }
             }
@@ -473,32 +597,13 @@ impl SessionStore for RedisStore {
             expires_ns: ns(record.expires_at),
             user_type_header: record.identity.user_type_header(),
         })?;
-        let key = session_key(&hash);
-        let member = hash.clone();
-        self.run(move |mut c| async move {
-            redis::pipe()
-                .atomic()
-                .cmd("SET")
-                .arg(&key)
-                .arg(json)
-                .arg("PX")
-                .arg(ttl_ms)
-                .ignore()
-                .cmd("ZADD")
-                .arg(sessions_index())
-                .arg(expires_ms)
-                .arg(member)
-                .ignore()
-                // Keep the index to live sessions even when nothing scrapes the gauge.
-                .cmd("ZREMRANGEBYSCORE")
-                .arg(sessions_index())
-                .arg("-inf")
-                .arg(now_ms)
-                .ignore()
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await?;
+        let mut cmd = eval(INSERT_SESSION, &[&session_key(&hash), &sessions_index()]);
+        cmd.arg(json)
+            .arg(ttl_ms)
+            .arg(expires_ms)
+            .arg(&hash)
+            .arg(now_ms);
+        self.write(cmd).await?;
         self.shared.l1.insert(hash, Arc::new(record)).await;
         Ok(())
     }
@@ -507,25 +612,9 @@ impl SessionStore for RedisStore {
         let hash = sha256_hex(id.expose());
         self.shared.invalidations.fetch_add(1, Ordering::SeqCst);
         self.shared.l1.invalidate(&hash).await;
-        let key = session_key(&hash);
-        self.run(move |mut c| async move {
-            redis::pipe()
-                .atomic()
-                .cmd("DEL")
-                .arg(&key)
-                .ignore()
-                .cmd("ZREM")
-                .arg(sessions_index())
-                .arg(&hash)
-                .ignore()
-                .cmd("PUBLISH")
-                .arg(revoke_channel())
-                .arg(&hash)
-                .ignore()
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await
+        let mut cmd = eval(REMOVE_SESSION, &[&session_key(&hash), &sessions_index()]);
+        cmd.arg(&hash).arg(revoke_channel());
+        self.write(cmd).await.map(drop)
     }
 
     async fn put_pending(&self, state: &str, login: PendingLogin) -> Result<(), StoreError> {
@@ -537,18 +626,9 @@ impl SessionStore for RedisStore {
         })?;
         let keys = [pending_browser_key(&login.binding), pending_key(state)];
         let ttl_ms = self.times.pending.as_millis() as u64;
-        let admitted: i64 = self
-            .run(move |mut c| async move {
-                redis::Script::new(PUT_PENDING)
-                    .key(&keys[0])
-                    .key(&keys[1])
-                    .arg(json)
-                    .arg(MAX_PENDING_PER_BROWSER)
-                    .arg(ttl_ms)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
+        let mut cmd = eval(PUT_PENDING, &[&keys[0], &keys[1]]);
+        cmd.arg(json).arg(MAX_PENDING_PER_BROWSER).arg(ttl_ms);
+        let admitted: i64 = reply(self.write(cmd).await?)?;
         if admitted == 1 {
             Ok(())
         } else {
@@ -567,7 +647,7 @@ impl SessionStore for RedisStore {
         let p: StoredPending = decode(&json)?;
         let counter = pending_browser_key(&p.binding);
         self.run(move |mut c| async move {
-            redis::Script::new(RELEASE_PENDING)
+            Script::new(RELEASE_PENDING)
                 .key(counter)
                 .invoke_async::<i64>(&mut c)
                 .await
@@ -593,16 +673,9 @@ impl SessionStore for RedisStore {
         let json = encode(&stored_claim(&claim))?;
         let key = code_key(code_key_);
         let ttl_ms = self.times.codes.as_millis() as u64;
-        let earlier: Option<String> = self
-            .run(move |mut c| async move {
-                redis::Script::new(CLAIM_CODE)
-                    .key(key)
-                    .arg(json)
-                    .arg(ttl_ms)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
+        let mut cmd = eval(CLAIM_CODE, &[&key]);
+        cmd.arg(json).arg(ttl_ms);
+        let earlier: Option<String> = reply(self.write(cmd).await?)?;
         earlier.map(|j| decode(&j).map(claim_from)).transpose()
     }
 
@@ -618,16 +691,9 @@ impl SessionStore for RedisStore {
         let json = encode(&stored_claim(&claim))?;
         let key = code_key(code_key_);
         let ttl_ms = self.times.codes.as_millis() as u64;
-        self.run(move |mut c| async move {
-            redis::cmd("SET")
-                .arg(key)
-                .arg(json)
-                .arg("PX")
-                .arg(ttl_ms)
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(json).arg("PX").arg(ttl_ms);
+        self.write(cmd).await.map(drop)
     }
 
     /// A PING answered within [`OP_TIMEOUT`].
@@ -686,8 +752,12 @@ mod tests {
     //! The store conformance suite against a real `redis-server` (one per test, on a free
     //! loopback port), then what only a shared store has: replicas, revocation, outages.
     use super::*;
+    use crate::metrics::{names, parse_text};
     use crate::session::conformance::{store_conformance, Fixture};
-    use crate::session::testing::{RedisServer, SKIPPED};
+    use crate::session::primary::SentinelSettings;
+    use crate::session::testing::{
+        RedisHa, RedisServer, Sentinels, MASTER_NAME, SKIPPED, SKIPPED_SENTINEL,
+    };
     use crate::session::ManualClock;
 
     /// A redis-server and two gateway replicas on it, on the system clock; `None` without
@@ -703,12 +773,65 @@ mod tests {
     }
 
     fn store_on(server: &RedisServer, clock: Arc<dyn Clock>) -> RedisStore {
+        store_at(PrimaryAt::Url(server.url()), None, clock)
+    }
+
+    fn store_at(at: PrimaryAt, password: Option<&str>, clock: Arc<dyn Clock>) -> RedisStore {
         let settings = RedisSettings {
-            url: server.url(),
-            password: None,
+            at,
+            password: password.map(Secret::new),
             login: LoginTimes::default(),
         };
-        RedisStore::new(&settings, clock).unwrap()
+        RedisStore::new(&settings, clock, Arc::new(Metrics::new().unwrap())).unwrap()
+    }
+
+    /// The Sentinels of `sentinels` as the store's settings, with their own `password`.
+    fn sentinel_at(sentinels: &Sentinels, password: Option<&str>) -> PrimaryAt {
+        PrimaryAt::Sentinel(SentinelSettings {
+            sentinels: sentinels
+                .ports()
+                .iter()
+                .map(|p| ("127.0.0.1".to_string(), *p))
+                .collect(),
+            master_name: MASTER_NAME.into(),
+            db: 0,
+            tls: false,
+            password: password.map(Secret::new),
+        })
+    }
+
+    /// A counter of the store's metrics, by name and labels.
+    fn counter(s: &RedisStore, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let text = s.metrics.render().unwrap();
+        parse_text(&text)
+            .into_iter()
+            .find(|x| {
+                x.name == name
+                    && x.labels.len() == labels.len()
+                    && labels
+                        .iter()
+                        .all(|(k, v)| x.labels.iter().any(|(a, b)| a == k && b == v))
+            })
+            .map_or(0.0, |x| x.value)
+    }
+
+    fn acks(s: &RedisStore, ack: WriteAck) -> f64 {
+        counter(s, names::REDIS_WRITES, &[("ack", ack.as_str())])
+    }
+
+    /// Waits until the store's health check has seen the primary with `replicas` replicas.
+    async fn checked(s: &RedisStore, replicas: usize) {
+        let ok = within(Duration::from_secs(10), async || {
+            s.is_up()
+                && s.primary
+                    .node()
+                    .is_some_and(|n| n.replicas() == Some(replicas))
+        })
+        .await;
+        assert!(
+            ok.is_some(),
+            "the store saw its primary and {replicas} replica(s)"
+        );
     }
 
     store_conformance!(|clock: Arc<ManualClock>| {
@@ -964,15 +1087,219 @@ mod tests {
         let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
         let without = store_on(&server, clock.clone());
         assert!(!without.ready().await, "NOAUTH without the password");
-        let with = RedisStore::new(
-            &RedisSettings {
-                url: server.url(),
-                password: Some(Secret::new("s3cret-pw")),
-                login: LoginTimes::default(),
-            },
-            clock,
-        )
-        .unwrap();
+        let with = store_at(PrimaryAt::Url(server.url()), Some("s3cret-pw"), clock);
         assert!(with.ready().await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn write_with_a_replica_is_answered_once_the_replica_has_it() {
+        let Some(primary) = RedisServer::start() else {
+            return eprintln!("{SKIPPED}");
+        };
+        let replica = RedisServer::start_replica_of(&primary).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let s = store_on(&primary, clock.clone());
+        checked(&s, 1).await;
+        let id = SessionId::generate();
+        s.insert(&id, record(&*clock)).await.unwrap();
+        assert_eq!(acks(&s, WriteAck::Replica), 1.0, "WAIT counted the replica");
+        let key = session_key(&sha256_hex(id.expose()));
+        let on_replica = replica.command(&format!("EXISTS {key}")).unwrap();
+        assert!(
+            on_replica.contains(":1"),
+            "on the replica when answered: {on_replica}"
+        );
+        // Every kind of acknowledged write waits: logout, pending login, code claim, code.
+        s.put_pending(
+            "st",
+            PendingLogin {
+                binding: "b".into(),
+                return_to: "/".into(),
+                from_clever: false,
+                created_at: clock.now(),
+            },
+        )
+        .await
+        .unwrap();
+        let claim = CodeClaim {
+            binding: "b".into(),
+            return_to: "/".into(),
+            session: None,
+        };
+        s.claim_code("k", claim.clone()).await.unwrap();
+        s.complete_code("k", claim).await.unwrap();
+        s.remove(&id).await.unwrap();
+        assert_eq!(acks(&s, WriteAck::Replica), 5.0);
+        assert_eq!(acks(&s, WriteAck::Timeout), 0.0);
+        assert_eq!(acks(&s, WriteAck::NoReplica), 0.0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn write_with_a_stalled_replica_answers_after_the_ack_timeout_and_counts_it() {
+        let Some(primary) = RedisServer::start() else {
+            return eprintln!("{SKIPPED}");
+        };
+        let replica = RedisServer::start_replica_of(&primary).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let s = store_on(&primary, clock.clone());
+        checked(&s, 1).await;
+        replica.pause();
+        let id = SessionId::generate();
+        let t = std::time::Instant::now();
+        s.insert(&id, record(&*clock)).await.unwrap();
+        // WAIT blocks for its whole timeout when no replica answers: a lower bound, not a goal.
+        assert!(t.elapsed() >= ACK_TIMEOUT, "{:?}", t.elapsed());
+        assert_eq!(acks(&s, WriteAck::Timeout), 1.0);
+        assert!(s.shared.acks_failing.load(Ordering::SeqCst));
+        assert!(s.get(&id).await.unwrap().is_some(), "the write stands");
+        replica.resume();
+        s.insert(&SessionId::generate(), record(&*clock))
+            .await
+            .unwrap();
+        assert_eq!(acks(&s, WriteAck::Replica), 1.0);
+        assert!(
+            !s.shared.acks_failing.load(Ordering::SeqCst),
+            "back to normal"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn write_without_a_replica_does_not_wait() {
+        let Some(server) = RedisServer::start() else {
+            return eprintln!("{SKIPPED}");
+        };
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let s = store_on(&server, clock.clone());
+        checked(&s, 0).await;
+        s.insert(&SessionId::generate(), record(&*clock))
+            .await
+            .unwrap();
+        assert_eq!(acks(&s, WriteAck::NoReplica), 1.0);
+        assert_eq!(acks(&s, WriteAck::Timeout), 0.0);
+    }
+
+    mod sentinel_conformance {
+        //! The same conformance suite, the store finding its primary through a Sentinel (the
+        //! primary has a replica, so every write also waits for it).
+        use super::*;
+
+        store_conformance!(|clock: Arc<ManualClock>| {
+            let ha = RedisHa::start(1, 5000)?;
+            let store = store_at(sentinel_at(&ha.sentinels, None), None, clock);
+            // The suite starts at once: wait (on this thread) for the first lookup.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while store.primary.node().is_none() {
+                assert!(std::time::Instant::now() < deadline, "no primary named");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let store: Arc<dyn SessionStore> = Arc::new(store);
+            Some(Fixture {
+                store,
+                _keep: Some(Box::new(ha)),
+            })
+        });
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sentinel_store_follows_a_failover_keeping_sessions_and_revocations() {
+        let Some(ha) = RedisHa::start(1, 5000) else {
+            return eprintln!("{SKIPPED_SENTINEL}");
+        };
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let a = store_at(sentinel_at(&ha.sentinels, None), None, clock.clone());
+        let b = store_at(sentinel_at(&ha.sentinels, None), None, clock.clone());
+        checked(&a, 1).await;
+        checked(&b, 1).await;
+        let primary_addr = format!("127.0.0.1:{}", ha.primary.port());
+        assert_eq!(a.primary.node().unwrap().addr, primary_addr);
+        let kept = SessionId::generate();
+        a.insert(&kept, record(&*clock)).await.unwrap();
+        assert_eq!(
+            acks(&a, WriteAck::Replica),
+            1.0,
+            "timeouts {}, without replica {}",
+            acks(&a, WriteAck::Timeout),
+            acks(&a, WriteAck::NoReplica)
+        );
+        // A failover the Sentinel runs on its own: the replica becomes the primary, the old
+        // primary a replica of it; both stores move without a restart.
+        let r = ha
+            .sentinels
+            .command(0, None, &format!("SENTINEL FAILOVER {MASTER_NAME}"))
+            .unwrap();
+        assert!(r.contains("+OK"), "{r}");
+        let new_addr = format!("127.0.0.1:{}", ha.replica.port());
+        for s in [&a, &b] {
+            let moved = within(Duration::from_secs(20), async || {
+                s.primary.node().is_some_and(|n| n.addr == new_addr) && s.ready().await
+            })
+            .await;
+            assert!(
+                moved.is_some(),
+                "followed the failover:\n{}",
+                ha.sentinels.logs()
+            );
+            assert_eq!(
+                counter(s, names::REDIS_PRIMARY_CHANGES, &[]),
+                1.0,
+                "counted once"
+            );
+        }
+        assert!(
+            b.get(&kept).await.unwrap().is_some(),
+            "the session survived"
+        );
+        // Writes land on the new primary.
+        let fresh = SessionId::generate();
+        a.insert(&fresh, record(&*clock)).await.unwrap();
+        let key = session_key(&sha256_hex(fresh.expose()));
+        assert!(ha
+            .replica
+            .command(&format!("EXISTS {key}"))
+            .unwrap()
+            .contains(":1"));
+        // Revocations are published and heard on the new primary.
+        subscribed(&a).await;
+        subscribed(&b).await;
+        assert!(b.get(&fresh).await.unwrap().is_some());
+        a.remove(&fresh).await.unwrap();
+        let took = within(Duration::from_secs(1), async || {
+            b.get(&fresh).await.unwrap().is_none()
+        })
+        .await;
+        assert!(took.is_some(), "revoked on B within 1 s after the failover");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sentinel_with_its_own_password_and_a_protected_primary() {
+        let Some(primary) = RedisServer::start_with_password(Some("data-pw")) else {
+            return eprintln!("{SKIPPED}");
+        };
+        let Some(sentinels) = Sentinels::start(1, &primary, 5000, Some("sentinel-pw")) else {
+            return eprintln!("{SKIPPED_SENTINEL}");
+        };
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let ok = store_at(
+            sentinel_at(&sentinels, Some("sentinel-pw")),
+            Some("data-pw"),
+            clock.clone(),
+        );
+        checked(&ok, 0).await;
+        assert_eq!(
+            ok.primary.node().unwrap().addr,
+            format!("127.0.0.1:{}", primary.port())
+        );
+        ok.insert(&SessionId::generate(), record(&*clock))
+            .await
+            .unwrap();
+        // Without the Sentinels' password no primary is ever named: not ready, never a panic.
+        let refused = store_at(sentinel_at(&sentinels, None), Some("data-pw"), clock);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(refused.primary.node().is_none());
+        assert!(!refused.ready().await);
+        assert!(matches!(
+            refused.get(&SessionId::generate()).await,
+            Err(StoreError::Unavailable(_))
+        ));
     }
 }
