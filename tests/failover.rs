@@ -527,3 +527,74 @@ async fn failover_kill_primary_under_load_loses_no_session() {
         }
     }
 }
+
+#[tokio::test]
+async fn sentinel_over_tls_verified_against_ssl_cert_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let c =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let (cert, key) = (dir.path().join("redis.pem"), dir.path().join("redis.key"));
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+    let Some(redis) = clever_gateway::session::testing::RedisServer::start_tls(&cert, &key) else {
+        return eprintln!("{SKIPPED_SENTINEL}");
+    };
+    let Some(sentinels) = clever_gateway::session::testing::Sentinels::start(1, &redis, 5000, None)
+    else {
+        return eprintln!("{SKIPPED_SENTINEL}");
+    };
+    let port = free_port();
+    let sim = sim_for(port, Some(&user_with_roles(&["teacher"]))).await;
+    let app = Upstream::start().await;
+    let session = format!(
+        "store = \"redis\"\nredis_sentinels = [\"rediss://127.0.0.1:{}\"]\nredis_master_name = \
+         \"gateway\"\n",
+        sentinels.ports()[0]
+    );
+    let config = format!(
+        "{}\n[[upstream]]\nname = \"app\"\nurl = \"http://{}\"\n",
+        base_config(port, &sim, &session),
+        app.addr
+    );
+    assert!(!redis.url().starts_with("redis://"), "a TLS-only primary");
+    // TLS to the Sentinel and to the primary it names, trusted through SSL_CERT_FILE.
+    let cert_file = cert.display().to_string();
+    let gw = start_gateway_env(
+        port,
+        &config,
+        sim.client_secret(),
+        &[("SSL_CERT_FILE", cert_file.as_str())],
+    )
+    .await;
+    let t = Instant::now();
+    while status(&gw.url("/_gateway/readyz")).await != 200 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "not ready over TLS:\n{}\n{}",
+            gw.logs(),
+            sentinels.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let c = browser();
+    let cb = callback_for(&c, &gw.url("/_gateway/login?rd=/hello")).await;
+    let done = c.get(&cb).send().await.unwrap();
+    assert_eq!(done.status(), 302, "signed in over TLS:\n{}", gw.logs());
+    drop(gw);
+    // Without the certificate the Sentinel is not trusted: not ready, never plain text.
+    let other = free_port();
+    let config = config.replace(
+        &format!("listen = [\"127.0.0.1:{port}\"]"),
+        &format!("listen = [\"127.0.0.1:{other}\"]"),
+    );
+    let untrusting = start_gateway(other, &config, sim.client_secret()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(status(&untrusting.url("/_gateway/readyz")).await, 503);
+    assert!(
+        untrusting
+            .logs()
+            .contains("no Sentinel names a reachable primary"),
+        "{}",
+        untrusting.logs()
+    );
+}

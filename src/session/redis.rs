@@ -1302,4 +1302,24 @@ mod tests {
             Err(StoreError::Unavailable(_))
         ));
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sentinel_store_writes_to_redis_db() {
+        let Some(ha) = RedisHa::start(1, 5000) else {
+            return eprintln!("{SKIPPED_SENTINEL}");
+        };
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let PrimaryAt::Sentinel(mut settings) = sentinel_at(&ha.sentinels, None) else {
+            unreachable!()
+        };
+        settings.db = 3;
+        let s = store_at(PrimaryAt::Sentinel(settings), None, clock.clone());
+        checked(&s, 1).await;
+        s.insert(&SessionId::generate(), record(&*clock))
+            .await
+            .unwrap();
+        let keyspace = ha.primary.command("INFO keyspace").unwrap();
+        assert!(keyspace.contains("db3:keys=2"), "{keyspace}");
+        assert!(!keyspace.contains("db0:"), "{keyspace}");
+    }
 }

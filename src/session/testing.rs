@@ -246,7 +246,8 @@ pub struct Sentinels {
 impl Sentinels {
     /// `n` Sentinels watching `primary` with quorum `n / 2 + 1`, declaring it down after
     /// `down_after_ms` without an answer. They know its password; `password` is their own
-    /// (`requirepass`). `None` without `redis-sentinel`.
+    /// (`requirepass`). With a TLS primary they speak TLS only, to it and to clients, with its
+    /// certificate. `None` without `redis-sentinel`.
     pub fn start(
         n: usize,
         primary: &RedisServer,
@@ -272,8 +273,17 @@ impl Sentinels {
                 .and_then(|l| l.local_addr())
                 .map(|a| a.port())
                 .expect("a free loopback port");
+            let listen = match &primary.tls {
+                None => format!("port {port}"),
+                Some((cert, key)) => format!(
+                    "port 0\ntls-port {port}\ntls-cert-file {cert}\ntls-key-file {key}\n\
+                     tls-ca-cert-file {cert}\ntls-auth-clients no\ntls-replication yes",
+                    cert = cert.display(),
+                    key = key.display()
+                ),
+            };
             let mut conf = format!(
-                "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel-{port}.log\n\
+                "{listen}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel-{port}.log\n\
                  sentinel monitor {MASTER_NAME} 127.0.0.1 {primary} {quorum}\n\
                  sentinel down-after-milliseconds {MASTER_NAME} {down_after_ms}\n\
                  sentinel failover-timeout {MASTER_NAME} 10000\n\
@@ -299,9 +309,13 @@ impl Sentinels {
             s.ports.push(port);
             s.children.push(child);
             let deadline = Instant::now() + Duration::from_secs(10);
-            while !send(port, password, "PING")
-                .is_ok_and(|r| r.contains("+PONG") || r.contains("NOAUTH"))
-            {
+            let up = || match primary.tls {
+                // No TLS client here: a listening port is enough.
+                Some(_) => TcpStream::connect(("127.0.0.1", port)).is_ok(),
+                None => send(port, password, "PING")
+                    .is_ok_and(|r| r.contains("+PONG") || r.contains("NOAUTH")),
+            };
+            while !up() {
                 assert!(Instant::now() < deadline, "redis-sentinel did not start");
                 std::thread::sleep(Duration::from_millis(20));
             }
