@@ -104,6 +104,13 @@ impl Rig {
                 );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+            // Finding the primary at start is not an outage.
+            let logs = rig.gateway(gw).logs();
+            assert!(!logs.contains("Redis is unreachable"), "{logs}");
+            assert!(
+                logs.contains("the Sentinels name the Redis primary"),
+                "{logs}"
+            );
         }
         Some(rig)
     }

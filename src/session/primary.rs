@@ -107,6 +107,9 @@ pub enum Check {
     Primary,
     /// Not usable now; why (for the log line).
     Down(String),
+    /// No primary known yet: the Sentinels have not answered since the start (the lookup
+    /// task logs why; the store is neither up nor down yet).
+    NotFound,
 }
 
 /// The primary and how it is followed. See the module docs.
@@ -222,7 +225,7 @@ impl Primary {
     /// Sentinel, starts a lookup. Without permission for `ROLE`, `PING` decides.
     pub async fn check(&self) -> Check {
         let Some(node) = self.node() else {
-            return Check::Down("no Redis primary known yet (asking the Sentinels)".into());
+            return Check::NotFound;
         };
         let verdict = if self.role_refused.load(Ordering::SeqCst) {
             self.ping(&node).await

@@ -381,9 +381,10 @@ impl RedisStore {
         T: Send + 'static,
     {
         let Some(node) = self.primary.node() else {
-            let why = "no Redis primary known yet (asking the Sentinels)".to_string();
-            self.shared.health.down(&why);
-            return Err(StoreError::Unavailable(why));
+            // Only at start, until the Sentinels first answer: the lookup task logs why.
+            return Err(StoreError::Unavailable(
+                "no Redis primary known yet (asking the Sentinels)".into(),
+            ));
         };
         let fut = f(node.conn.clone());
         let joined = self
@@ -519,6 +520,7 @@ async fn watch_health(primary: Arc<Primary>, shared: Arc<Shared>) {
         match primary.check().await {
             Check::Primary => shared.health.up(),
             Check::Down(why) => shared.health.down(&why),
+            Check::NotFound => {}
         }
         tokio::select! {
             _ = tokio::time::sleep(HEALTH_INTERVAL) => {}
