@@ -19,6 +19,7 @@ use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType}
 use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, TlsMode};
 use tokio::sync::{watch, Notify};
 
+use super::acks::{AbortOnDrop, Acks};
 use super::store::StoreError;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
@@ -77,10 +78,13 @@ pub fn kind_only(e: &redis::RedisError) -> String {
     format!("{:?}", e.kind())
 }
 
-/// One primary as last found: a client (for pub/sub), a connection manager, its address.
+/// One primary as last found: a client (for pub/sub), a connection manager (reads and
+/// unacknowledged writes), the acknowledged writes' own connection, its address.
 pub struct Node {
     pub client: redis::Client,
     pub conn: ConnectionManager,
+    pub acks: Arc<Acks>,
+    _acks_task: AbortOnDrop,
     /// `host:port`, for log lines.
     pub addr: String,
     /// Replicas connected to it at the last check (`ROLE`); [`UNKNOWN`] before the first.
@@ -314,9 +318,12 @@ impl Primary {
             manager_config(self.op_timeout),
         )
         .map_err(|e| StoreError::Unavailable(format!("redis: {}", kind_only(&e))))?;
+        let (acks, acks_task) = Acks::start(client.clone(), self.op_timeout);
         Ok(Arc::new(Node {
             client,
             conn,
+            acks,
+            _acks_task: acks_task,
             addr,
             replicas: AtomicI64::new(UNKNOWN),
         }))

@@ -16,11 +16,12 @@
 //! every call goes to the primary as last found, and a failed call makes it look again.
 //!
 //! Acknowledged writes: a write the browser is answered for (a session, a logout, a pending
-//! login, a used code) is one command followed on the same connection by `WAIT 1`
-//! [`ACK_TIMEOUT`] whenever the primary has a replica, so the answer leaves only once a replica
-//! holds the write too and a failover right after it loses nothing. When no replica
-//! acknowledges in time the write stands (it is on the primary), one log line marks the change
-//! and `clever_gateway_redis_writes_total{ack="timeout"}` counts it.
+//! login, a used code) is one command on the primary's write connection, followed, whenever the
+//! primary has a replica, by a `WAIT 1` [`ACK_TIMEOUT`] shared with the writes around it
+//! (`acks.rs`), so the answer leaves only once a replica holds the write too and a failover
+//! right after it loses nothing. When no replica acknowledges in time the write stands (it is
+//! on the primary), one log line marks the change and
+//! `clever_gateway_redis_writes_total{ack="timeout"}` counts it.
 //!
 //! Bounds: every Redis call is cut at [`OP_TIMEOUT`]. The L1 is trusted only while this
 //! replica's pub/sub subscription is live (or Redis is unreachable); while the subscription is
@@ -42,7 +43,7 @@ use redis::{RedisResult, Script, Value};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::primary::{Check, Primary, PrimaryAt};
+use super::primary::{Check, Node, Primary, PrimaryAt};
 use super::store::{
     CodeClaim, LoginTimes, PendingLogin, SessionStore, StoreError, MAX_PENDING_PER_BROWSER,
 };
@@ -57,10 +58,7 @@ pub const KEY_PREFIX: &str = "clever-gateway:";
 pub const L1_TTL: Duration = Duration::from_secs(5);
 /// Upper bound of every Redis call (connect included).
 pub const OP_TIMEOUT: Duration = Duration::from_millis(500);
-/// How long a write waits for a replica's acknowledgement before it is answered anyway. On a
-/// healthy network a replica answers in about a round trip; within [`OP_TIMEOUT`] with room
-/// for the write itself.
-pub const ACK_TIMEOUT: Duration = Duration::from_millis(250);
+pub use super::acks::ACK_TIMEOUT;
 /// How often the background task checks Redis (readiness and the up/down log line).
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 /// Pause between pub/sub reconnection attempts.
@@ -380,17 +378,27 @@ impl RedisStore {
         Fut: Future<Output = RedisResult<T>> + Send + 'static,
         T: Send + 'static,
     {
+        self.run_on(OP_TIMEOUT, |node| f(node.conn.clone())).await
+    }
+
+    /// [`RedisStore::run`] with the whole primary at hand and its own bound.
+    async fn run_on<T, F, Fut>(&self, limit: Duration, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Arc<Node>) -> Fut,
+        Fut: Future<Output = RedisResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
         let Some(node) = self.primary.node() else {
             // Only at start, until the Sentinels first answer: the lookup task logs why.
             return Err(StoreError::Unavailable(
                 "no Redis primary known yet (asking the Sentinels)".into(),
             ));
         };
-        let fut = f(node.conn.clone());
+        let fut = f(node);
         let joined = self
             .rt
             .handle()
-            .spawn(async move { tokio::time::timeout(OP_TIMEOUT, fut).await })
+            .spawn(async move { tokio::time::timeout(limit, fut).await })
             .await;
         let why = match joined {
             Ok(Ok(Ok(v))) => {
@@ -398,7 +406,7 @@ impl RedisStore {
                 return Ok(v);
             }
             Ok(Ok(Err(e))) => format!("redis: {e}"),
-            Ok(Err(_)) => format!("redis did not answer within {OP_TIMEOUT:?}"),
+            Ok(Err(_)) => format!("redis did not answer within {limit:?}"),
             Err(e) => format!("redis task: {e}"),
         };
         self.primary.trouble();
@@ -406,28 +414,19 @@ impl RedisStore {
         Err(StoreError::Unavailable(why))
     }
 
-    /// A write the browser will be answered for: `cmd` (a script or a `SET`), then, when the
-    /// primary has a replica, `WAIT 1 <ACK_TIMEOUT>` on the same connection in the same round
-    /// trip, so the answer leaves once a replica has the write. Returns `cmd`'s reply.
+    /// A write the browser will be answered for: `cmd` (a script or a `SET`) on the primary's
+    /// write connection, then, when the primary has a replica, a `WAIT` sent after its answer
+    /// (`acks.rs`), so the browser's answer leaves once a replica has the write. Returns
+    /// `cmd`'s reply. Bounded by [`OP_TIMEOUT`] for the write (connect included) and two more
+    /// for the acknowledgement, which answers "not acknowledged" rather than fail.
     async fn write(&self, cmd: redis::Cmd) -> Result<Value, StoreError> {
         let wait = self
             .primary
             .node()
             .is_some_and(|n| self.primary.wants_ack(&n));
         let (reply, acked) = self
-            .run(move |mut c| async move {
-                let mut pipe = redis::pipe();
-                pipe.add_command(cmd);
-                if wait {
-                    pipe.cmd("WAIT").arg(1).arg(ACK_TIMEOUT.as_millis() as u64);
-                }
-                let mut replies = pipe.query_async::<Vec<Value>>(&mut c).await?.into_iter();
-                let reply = replies.next().unwrap_or(Value::Nil);
-                let acked = match replies.next() {
-                    Some(n) => Some(redis::from_redis_value::<i64>(n)? >= 1),
-                    None => None,
-                };
-                Ok((reply, acked))
+            .run_on(4 * OP_TIMEOUT, move |node| async move {
+                node.acks.write(cmd, wait).await
             })
             .await?;
         self.count_ack(acked);
@@ -1323,5 +1322,46 @@ mod tests {
         let keyspace = ha.primary.command("INFO keyspace").unwrap();
         assert!(keyspace.contains("db3:keys=2"), "{keyspace}");
         assert!(!keyspace.contains("db0:"), "{keyspace}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stalled_replica_holds_up_neither_reads_nor_other_writes() {
+        let Some(primary) = RedisServer::start() else {
+            return eprintln!("{SKIPPED}");
+        };
+        let replica = RedisServer::start_replica_of(&primary).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let s = Arc::new(store_on(&primary, clock.clone()));
+        checked(&s, 1).await;
+        let known = SessionId::generate();
+        s.insert(&known, record(&*clock)).await.unwrap();
+        s.shared.l1.invalidate_all();
+        primary.command("CONFIG RESETSTAT").unwrap();
+        replica.pause();
+        // 16 writes at once: each WAIT blocks its connection for the whole timeout, so one WAIT
+        // per write on one connection would take 16 x 250 ms and fail them all.
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (s, clock) = (s.clone(), clock.clone());
+            tasks.push(tokio::spawn(async move {
+                s.insert(&SessionId::generate(), record(&*clock)).await
+            }));
+        }
+        // A read meanwhile (not cached) is not queued behind their WAITs (it would time out).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(s.get(&known).await.unwrap().is_some());
+        for t in tasks {
+            t.await.unwrap().expect("answered, not failed");
+        }
+        replica.resume();
+        assert_eq!(acks(&s, WriteAck::Timeout), 16.0);
+        let stats = primary.command("INFO commandstats").unwrap();
+        let waits: u64 = stats
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_wait:calls="))
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .expect("WAIT calls");
+        assert!(waits <= 4, "WAITs shared by the writes: {waits}");
     }
 }

@@ -87,13 +87,20 @@ impl RedisServer {
         };
         server.restart();
         if let Some(primary) = replica_of {
-            // In sync on both sides: the primary lists it (ROLE, WAIT) once it is online.
-            let online = format!("port={},state=online", server.port);
+            // In sync on both sides, and acknowledging: after a sync the primary streams writes
+            // to a replica only from its first acknowledgement on (up to a second later), and
+            // until then a WAIT times out.
+            let probe = [
+                "SET clever-gateway-test:probe 1",
+                "WAIT 1 100",
+                "DEL clever-gateway-test:probe",
+            ];
             let deadline = Instant::now() + Duration::from_secs(10);
             while !server
                 .command("INFO replication")
                 .is_ok_and(|i| i.contains("master_link_status:up"))
-                || !send(primary, password, "INFO replication").is_ok_and(|i| i.contains(&online))
+                || !send_all(primary, password, &probe)
+                    .is_ok_and(|r| r.ends_with("+OK\r\n:1\r\n:1\r\n"))
             {
                 assert!(Instant::now() < deadline, "replica did not sync");
                 std::thread::sleep(Duration::from_millis(20));
@@ -179,6 +186,18 @@ impl RedisServer {
     /// stalled host. [`RedisServer::resume`] thaws it.
     pub fn pause(&self) {
         self.signal(nix::sys::signal::Signal::SIGSTOP);
+        // The signal is delivered asynchronously: wait until the process is stopped (state T).
+        let Some(pid) = self.child.as_ref().map(Child::id) else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('T'))
+        }) {
+            assert!(Instant::now() < deadline, "redis-server did not stop");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Kills the process with SIGKILL, as a crashed host, without needing `&mut` (the child is
@@ -453,16 +472,23 @@ impl RedisHa {
 /// (after the `+OK` of `AUTH` when there is a password). Reads until the replies are complete:
 /// Sentinel does not know `QUIT`, so the connection cannot be left to close.
 fn send(port: u16, password: Option<&str>, line: &str) -> std::io::Result<String> {
+    send_all(port, password, &[line])
+}
+
+/// Several inline commands on one connection; the raw replies.
+fn send_all(port: u16, password: Option<&str>, lines: &[&str]) -> std::io::Result<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(3)))?;
     let mut req = String::new();
-    let mut replies = 1;
+    let mut replies = lines.len();
     if let Some(pw) = password {
         req.push_str(&format!("AUTH {pw}\r\n"));
         replies += 1;
     }
-    req.push_str(line);
-    req.push_str("\r\n");
+    for line in lines {
+        req.push_str(line);
+        req.push_str("\r\n");
+    }
     s.write_all(req.as_bytes())?;
     let mut out = Vec::new();
     let mut buf = [0u8; 16 * 1024];
