@@ -19,13 +19,25 @@ use tokio::sync::{watch, Notify};
 /// healthy network a replica answers in about a round trip.
 pub const ACK_TIMEOUT: Duration = Duration::from_millis(250);
 
-/// The outcome of one `WAIT`: on which connection, its number, and whether a replica
-/// acknowledged everything sent before it.
+/// The outcome of one `WAIT`: on which connection, its number, and what it said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Waited {
     conn: u64,
     wait: u64,
-    acked: bool,
+    outcome: Ack,
+}
+
+/// What became of a write's wait for a replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// A replica has the write (and everything before it on the connection).
+    Replicated,
+    /// The primary answered that no replica acknowledged in time: the write stands on the
+    /// primary, not yet (known to be) on a replica.
+    TimedOut,
+    /// The connection failed (or the primary went silent) before the `WAIT` was answered: the
+    /// primary may be gone, and the write with it.
+    Failed,
 }
 
 #[derive(Debug)]
@@ -81,7 +93,7 @@ impl Acks {
             waited: watch::Sender::new(Waited {
                 conn: 0,
                 wait: 0,
-                acked: false,
+                outcome: Ack::Failed,
             }),
         });
         let task = tokio::spawn(send_waits(acks.clone()));
@@ -115,7 +127,7 @@ impl Acks {
         Ok((conn, st.generation))
     }
 
-    /// Drops connection `generation` after it failed; writes waiting on it are not covered.
+    /// Drops connection `generation` after it failed; writes waiting on it have failed.
     fn discard(&self, generation: u64) {
         let mut st = self.state();
         if st.generation == generation {
@@ -124,16 +136,16 @@ impl Acks {
             self.waited.send_replace(Waited {
                 conn: generation,
                 wait: u64::MAX,
-                acked: false,
+                outcome: Ack::Failed,
             });
         }
     }
 
     /// Sends `cmd` on the write connection and, with `wait`, waits until a `WAIT` sent after its
-    /// answer has come back. Returns the answer and `None` (not waited), `Some(true)` (a
-    /// replica has the write) or `Some(false)` (none acknowledged in time, or the connection
-    /// failed meanwhile: the write stands on the primary but may not be replicated).
-    pub async fn write(&self, cmd: redis::Cmd, wait: bool) -> RedisResult<(Value, Option<bool>)> {
+    /// answer has come back. Returns the answer and `None` (not waited) or how the replica
+    /// acknowledged it; an error when the connection failed before the `WAIT` was answered (the
+    /// write must not be reported as done: the primary may have died with it).
+    pub async fn write(&self, cmd: redis::Cmd, wait: bool) -> RedisResult<(Value, Option<Ack>)> {
         let (mut conn, generation) = self.connection().await?;
         let reply = match cmd.query_async::<Value>(&mut conn).await {
             Ok(v) => v,
@@ -147,16 +159,22 @@ impl Acks {
         if !wait {
             return Ok((reply, None));
         }
-        Ok((reply, Some(self.acknowledged(generation).await)))
+        match self.acknowledged(generation).await {
+            Ack::Failed => Err(redis::RedisError::from((
+                ErrorKind::Io,
+                "the connection failed before a replica acknowledged the write",
+            ))),
+            ack => Ok((reply, Some(ack))),
+        }
     }
 
     /// Waits for a `WAIT` on connection `generation` sent from now on.
-    async fn acknowledged(&self, generation: u64) -> bool {
+    async fn acknowledged(&self, generation: u64) -> Ack {
         let mut waited = self.waited.subscribe();
         let ticket = {
             let mut st = self.state();
             if st.generation != generation || st.conn.is_none() {
-                return false;
+                return Ack::Failed;
             }
             st.wanted = true;
             st.next_wait
@@ -168,7 +186,10 @@ impl Acks {
             waited.wait_for(|w| w.conn > generation || (w.conn == generation && w.wait >= ticket)),
         )
         .await;
-        matches!(done, Ok(Ok(w)) if w.conn == generation && w.acked)
+        match done {
+            Ok(Ok(w)) if w.conn == generation => w.outcome,
+            _ => Ack::Failed,
+        }
     }
 }
 
@@ -199,18 +220,20 @@ async fn send_waits(acks: Arc<Acks>) {
                 .await
         })
         .await;
-        let acked = match asked {
-            Ok(Ok(replicas)) => replicas >= 1,
-            Ok(Err(e)) if server_reply(&e) => false,
+        let outcome = match asked {
+            Ok(Ok(replicas)) if replicas >= 1 => Ack::Replicated,
+            Ok(Ok(_)) => Ack::TimedOut,
+            // Refused (an ACL without WAIT): the write stands, unconfirmed.
+            Ok(Err(e)) if server_reply(&e) => Ack::TimedOut,
             _ => {
                 acks.discard(generation);
-                false
+                continue;
             }
         };
         acks.waited.send_replace(Waited {
             conn: generation,
             wait,
-            acked,
+            outcome,
         });
     }
 }

@@ -43,6 +43,7 @@ use redis::{RedisResult, Script, Value};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::acks::Ack;
 use super::primary::{Check, Node, Primary, PrimaryAt};
 use super::store::{
     CodeClaim, LoginTimes, PendingLogin, SessionStore, StoreError, MAX_PENDING_PER_BROWSER,
@@ -418,7 +419,9 @@ impl RedisStore {
     /// write connection, then, when the primary has a replica, a `WAIT` sent after its answer
     /// (`acks.rs`), so the browser's answer leaves once a replica has the write. Returns
     /// `cmd`'s reply. Bounded by [`OP_TIMEOUT`] for the write (connect included) and two more
-    /// for the acknowledgement, which answers "not acknowledged" rather than fail.
+    /// for the acknowledgement. A replica that does not acknowledge in time does not fail the
+    /// write (the primary has it); a connection that fails before the `WAIT` is answered does
+    /// (the primary may have died with the write: the browser must not be told it is done).
     async fn write(&self, cmd: redis::Cmd) -> Result<Value, StoreError> {
         let wait = self
             .primary
@@ -435,11 +438,12 @@ impl RedisStore {
 
     /// Counts how a write was acknowledged, with one log line when replicas stop (or start
     /// again) acknowledging in time.
-    fn count_ack(&self, acked: Option<bool>) {
+    fn count_ack(&self, acked: Option<Ack>) {
         let ack = match acked {
             None => WriteAck::NoReplica,
-            Some(true) => WriteAck::Replica,
-            Some(false) => WriteAck::Timeout,
+            Some(Ack::Replicated) => WriteAck::Replica,
+            // `Failed` is an error, never counted as an answered write.
+            Some(Ack::TimedOut | Ack::Failed) => WriteAck::Timeout,
         };
         self.metrics.redis_write(ack);
         match ack {
@@ -1363,5 +1367,31 @@ mod tests {
             .and_then(|v| v.parse().ok())
             .expect("WAIT calls");
         assert!(waits <= 4, "WAITs shared by the writes: {waits}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn primary_dying_before_the_replica_acknowledges_fails_the_write() {
+        let Some(mut primary) = RedisServer::start() else {
+            return eprintln!("{SKIPPED}");
+        };
+        let replica = RedisServer::start_replica_of(&primary).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let s = Arc::new(store_on(&primary, clock.clone()));
+        checked(&s, 1).await;
+        replica.pause();
+        let writing = {
+            let (s, clock) = (s.clone(), clock.clone());
+            tokio::spawn(async move { s.insert(&SessionId::generate(), record(&*clock)).await })
+        };
+        // The write is on the primary, its WAIT pending; then the primary dies.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        primary.stop();
+        let r = writing.await.unwrap();
+        replica.resume();
+        assert!(
+            matches!(r, Err(StoreError::Unavailable(_))),
+            "not reported as done: {r:?}"
+        );
+        assert_eq!(acks(&s, WriteAck::Timeout), 0.0);
     }
 }
