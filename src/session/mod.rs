@@ -1,6 +1,6 @@
 //! Sessions: ids, the records kept for them, the clock they expire by, and the stores.
 
-pub mod acks;
+mod acks;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod cookies;

@@ -25,14 +25,14 @@ use crate::metrics::Metrics;
 use crate::secret::Secret;
 
 /// Upper bound of one lookup through the Sentinels (they are asked three at a time).
-pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 /// Lookups are at least this far apart: a burst of failing commands makes one lookup.
-pub const MIN_GAP: Duration = Duration::from_millis(200);
+pub(crate) const MIN_GAP: Duration = Duration::from_millis(200);
 /// While no primary is known, the Sentinels are asked again this often.
 const RETRY: Duration = Duration::from_millis(500);
 /// With a primary known and nothing wrong, it is checked with the Sentinels this often anyway
 /// (a `+switch-master` message may have been missed).
-pub const RECHECK: Duration = Duration::from_secs(10);
+pub(crate) const RECHECK: Duration = Duration::from_secs(10);
 /// Pause before subscribing to a Sentinel's `+switch-master` again (the next Sentinel).
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(200);
 /// The channel a Sentinel announces a failover's new primary on.
@@ -65,7 +65,7 @@ pub struct SentinelSettings {
 }
 
 /// Every connection to a data node: each call is cut at `op_timeout`; one quick retry.
-pub fn manager_config(op_timeout: Duration) -> ConnectionManagerConfig {
+pub(crate) fn manager_config(op_timeout: Duration) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(op_timeout))
         .set_response_timeout(Some(op_timeout))
@@ -74,26 +74,27 @@ pub fn manager_config(op_timeout: Duration) -> ConnectionManagerConfig {
 }
 
 /// The category of a client error only: a URL parse error must not echo the URL.
-pub fn kind_only(e: &redis::RedisError) -> String {
+pub(crate) fn kind_only(e: &redis::RedisError) -> String {
     format!("{:?}", e.kind())
 }
 
 /// One primary as last found: a client (for pub/sub), a connection manager (reads and
 /// unacknowledged writes), the acknowledged writes' own connection, its address.
-pub struct Node {
-    pub client: redis::Client,
-    pub conn: ConnectionManager,
-    pub acks: Arc<Acks>,
+pub(crate) struct Node {
+    pub(crate) client: redis::Client,
+    pub(crate) conn: ConnectionManager,
+    pub(crate) acks: Arc<Acks>,
     _acks_task: AbortOnDrop,
     /// `host:port`, for log lines.
-    pub addr: String,
+    pub(crate) addr: String,
     /// Replicas connected to it at the last check (`ROLE`); [`UNKNOWN`] before the first.
     replicas: AtomicI64,
 }
 
 impl Node {
     /// Replicas connected to this primary at the last check; `None` before the first.
-    pub fn replicas(&self) -> Option<usize> {
+    #[cfg(test)]
+    pub(crate) fn replicas(&self) -> Option<usize> {
         usize::try_from(self.replicas.load(Ordering::SeqCst)).ok()
     }
 }
@@ -106,7 +107,7 @@ impl std::fmt::Debug for Node {
 
 /// What a health check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Check {
+pub(crate) enum Check {
     /// The node answers as the primary.
     Primary,
     /// Not usable now; why (for the log line).
@@ -117,7 +118,7 @@ pub enum Check {
 }
 
 /// The primary and how it is followed. See the module docs.
-pub struct Primary {
+pub(crate) struct Primary {
     current: watch::Sender<Option<Arc<Node>>>,
     /// Wakes the Sentinel lookup task (a failed command, `+switch-master`, a failed check).
     wake: Notify,
@@ -142,7 +143,7 @@ impl Primary {
     /// Sets up the primary without waiting for any server: with a URL the node is known at
     /// once (and connects lazily); with Sentinel the lookup and the `+switch-master` watch start
     /// on `rt` and the primary is unknown until the first lookup answers.
-    pub fn start(
+    pub(crate) fn start(
         at: &PrimaryAt,
         password: Option<&Secret>,
         op_timeout: Duration,
@@ -198,18 +199,18 @@ impl Primary {
     }
 
     /// The primary as last found; `None` while the Sentinels have not named one yet.
-    pub fn node(&self) -> Option<Arc<Node>> {
+    pub(crate) fn node(&self) -> Option<Arc<Node>> {
         self.current.borrow().clone()
     }
 
     /// Sees every change of primary (the value is the new one).
-    pub fn changes(&self) -> watch::Receiver<Option<Arc<Node>>> {
+    pub(crate) fn changes(&self) -> watch::Receiver<Option<Arc<Node>>> {
         self.current.subscribe()
     }
 
     /// A command failed: with Sentinel, look up where the primary is now (soon, and at most
     /// once per [`MIN_GAP`] however many commands fail). Nothing to do with a fixed URL.
-    pub fn trouble(&self) {
+    pub(crate) fn trouble(&self) {
         if self.sentinel {
             self.wake.notify_one();
         }
@@ -217,7 +218,7 @@ impl Primary {
 
     /// Whether a write should wait for a replica's acknowledgement: the primary has replicas,
     /// or (not checked yet) it was found through Sentinel, whose topologies have them.
-    pub fn wants_ack(&self, node: &Node) -> bool {
+    pub(crate) fn wants_ack(&self, node: &Node) -> bool {
         match node.replicas.load(Ordering::SeqCst) {
             UNKNOWN => self.sentinel,
             n => n > 0,
@@ -227,7 +228,7 @@ impl Primary {
     /// Checks the current node with `ROLE` (bounded by the op timeout): a primary is up and its
     /// replica count is recorded; a replica (a demoted primary) or no answer is down and, with
     /// Sentinel, starts a lookup. Without permission for `ROLE`, `PING` decides.
-    pub async fn check(&self) -> Check {
+    pub(crate) async fn check(&self) -> Check {
         let Some(node) = self.node() else {
             return Check::NotFound;
         };
@@ -420,7 +421,7 @@ fn sentinel_infos(s: &SentinelSettings) -> Result<Vec<redis::ConnectionInfo>, St
 
 /// Whether a `+switch-master` message (`<name> <old ip> <old port> <new ip> <new port>`) is
 /// about the primary named `name`.
-pub fn switch_is_for(payload: &str, name: &str) -> bool {
+pub(crate) fn switch_is_for(payload: &str, name: &str) -> bool {
     payload.split(' ').next() == Some(name)
 }
 
