@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Load benchmark on loopback: a static upstream (nginx, 1 worker), bare nginx reverse proxies
-# (1 and 2 workers), the Clever simulator, and the gateway (1 and 2 threads), measured with wrk
+# (1 and 2 workers), the engine baseline (pingora's proxy with one header insert and nothing of
+# the gateway, examples/engine_baseline.rs, 1 and 2 threads), the Clever simulator, and the
+# gateway (1 and 2 threads), measured with wrk
 # in interleaved rounds. Prints req/s, p50 and p99 per target (medians over the rounds) and the
 # ratios; then the proxies again at the same paced load (each connection waits between
 # requests), where latency is each proxy's own rather than a queue; writes
@@ -49,10 +51,11 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 # The gateway as districts deploy it (the production profile); the simulator and the login
 # load generator, which are not measured, in the quicker-to-build release profile.
-echo "== building: clever-gateway (production profile); examples sim_server and login_load (release)"
-CARGO_TARGET_DIR=$target_dir cargo build --profile production --bin clever-gateway >/dev/null
+echo "== building: clever-gateway and the engine baseline (production profile); examples sim_server and login_load (release)"
+CARGO_TARGET_DIR=$target_dir cargo build --profile production --bin clever-gateway --example engine_baseline >/dev/null
 CARGO_TARGET_DIR=$target_dir cargo build --release --example sim_server --example login_load >/dev/null
 gateway_bin=$target_dir/production/clever-gateway
+engine_bin=$target_dir/production/examples/engine_baseline
 bin=$target_dir/release
 
 BENCH_NAME=bench
@@ -96,6 +99,14 @@ for w in 1 2; do
       proxy_set_header X-Forwarded-Proto \$scheme; } }"
 done
 
+declare -A engine_port engine_pid
+for t in 1 2; do
+  engine_port[$t]=$(free_port)
+  "$engine_bin" "127.0.0.1:${engine_port[$t]}" "127.0.0.1:$up_port" "$t" 2>"$work/engine$t.log" &
+  engine_pid[$t]=$!
+  pids+=($!)
+done
+
 declare -A gw_port
 redirects=()
 for t in 1 2; do
@@ -119,6 +130,7 @@ done
 
 wait_http "http://127.0.0.1:$up_port/"
 for w in 1 2; do wait_http "http://127.0.0.1:${nginx_port[$w]}/"; done
+for t in 1 2; do wait_http "http://127.0.0.1:${engine_port[$t]}/"; done
 for t in 1 2; do wait_http "http://127.0.0.1:${gw_port[$t]}/_gateway/healthz"; done
 
 # Sign in through the simulator's auto-login (the gateway, Clever's authorize, the callback).
@@ -133,9 +145,8 @@ for t in 1 2; do
   echo "signed in on gateway threads=$t: $who"
 done
 
-# Sign-ins first, on a fresh gateway: the anonymous wrk target below starts a login per request
-# and fills the store of pending logins to its cap (200,000); the store then keeps the newest
-# and drops the oldest, which would make the sign-in figures measure that turnover.
+# Sign-ins first, on a fresh gateway, before the anonymous wrk target below starts a sign-in per
+# request (the server keeps nothing for those: each lives in its browser's login cookie).
 echo "== sign-ins: $LOGINS through gateway threads=1 (8 at a time)"
 login_line=$("$bin/examples/login_load" "http://127.0.0.1:${gw_port[1]}" "${gw_pid[1]}" "$LOGINS" 8)
 echo "  $login_line"
@@ -164,6 +175,7 @@ targets=(
 for t in 1 2; do
   base="http://127.0.0.1:${gw_port[$t]}"
   targets+=(
+    "engine t$t|http://127.0.0.1:${engine_port[$t]}/app/page||${engine_pid[$t]}"
     "gateway t$t public path|$base/public/page||${gw_pid[$t]}"
     "gateway t$t signed in|$base/app/page|Cookie: ${cookie[$t]}|${gw_pid[$t]}"
     "gateway t$t anonymous (302)|$base/app/page|Accept: text/html|${gw_pid[$t]}"
@@ -227,7 +239,7 @@ if [ "$PACE_MS" != 0 ]; then
   printf 'function delay()\n  return math.random(0, %d)\nend\n' "$((2 * PACE_MS))" >"$work/pace.lua"
   paced=()
   for entry in "${targets[@]}"; do
-    case $entry in "nginx proxy"* | "gateway t"?" signed in"*) paced+=("$entry") ;; esac
+    case $entry in "nginx proxy"* | "engine t"* | "gateway t"?" signed in"*) paced+=("$entry") ;; esac
   done
   echo "== paced wrk: each connection waits 0 to $((2 * PACE_MS)) ms between requests (about $((CONNECTIONS * 1000 / PACE_MS)) req/s at most)"
   for r in $(seq 1 "$ROUNDS"); do
@@ -304,6 +316,12 @@ for t, w in (("1", "1 worker"), ("2", "2 workers")):
     print(f"  CPU per request: nginx proxy / gateway signed in = **{(n[3]+n[4])/(s[3]+s[4]):.2f}x**; "
           f"gateway kernel time alone / nginx's whole = {s[4]/(n[3]+n[4]):.2f}x; "
           f"gateway user time / nginx user time = {s[3]/max(n[3], 1e-9):.1f}x")
+    e = med.get(f"engine t{t}")
+    if e:
+        print(f"  Over the engine (pingora's proxy with one header insert, same settings): signed-in / engine t{t} "
+              f"req/s = **{s[0]/e[0]:.2f}x** (target >= 0.9); public / engine = {p[0]/e[0]:.2f}x; "
+              f"CPU per request gateway signed in / engine = {(s[3]+s[4])/(e[3]+e[4]):.2f}x; "
+              f"engine / nginx proxy ({w}) req/s = {e[0]/n[0]:.2f}x")
     # wrk keeps `conns` requests in flight, so mean latency = conns / req/s (Little's law).
     print(f"  Queueing at saturation: {conns} in flight / req/s = {int(conns)/n[0]*1e3:.3f} ms mean for nginx, "
           f"{int(conns)/s[0]*1e3:.3f} ms for the gateway; the throughput ratio alone puts "

@@ -302,6 +302,9 @@ fn signed_in_decide(gw: &Gateway, req: &RequestHeader) -> RequestHeader {
         wants_html,
         request_id: &request_id,
         forwarded_uri: None,
+        forward_auth_secret: None,
+        sec_fetch_site: None,
+        origin: None,
     };
     let Decision::Forward(f) = ready(gw.decide(&facts)) else {
         panic!("not forwarded");
@@ -451,11 +454,19 @@ fn summary(since: SystemTime) {
 fn main() {
     // `HOT_PATH_PROFILE=N`: run the full signed-in path N times without criterion, for
     // `valgrind --tool=callgrind`.
+    // `HOT_PATH_TARGET=/STAFF;x/y` profiles that request target instead of the fixture's.
     if let Some(n) = std::env::var("HOT_PATH_PROFILE")
         .ok()
         .and_then(|n| n.parse().ok())
     {
-        let fx = fixture();
+        let mut fx = fixture();
+        if let Ok(target) = std::env::var("HOT_PATH_TARGET") {
+            let mut req = RequestHeader::build("GET", target.as_bytes(), Some(20)).unwrap();
+            for (name, value) in fx.req.headers.iter() {
+                req.append_header(name.clone(), value.clone()).unwrap();
+            }
+            fx.req = req;
+        }
         for _ in 0..n {
             std::hint::black_box(signed_in_decide(&fx.gw, std::hint::black_box(&fx.req)));
         }

@@ -6,9 +6,8 @@
 //! `sessions=N rss_before_mib=.. rss_after_mib=.. bytes_per_session=..`.
 //! Target: 1M sessions within 1 GiB.
 //!
-//! Then the same for abandoned sign-ins (a bot or a closed tab: a pending login and a
-//! per-browser counter, each for a browser never seen again), which live `login_timeout`:
-//! `pending=N ... bytes_per_pending=..`, up to the store's cap of 200 000.
+//! Sign-ins in progress are not measured: the server keeps nothing for them (the browser
+//! holds each in a login cookie, `auth::login_state`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -16,9 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use clever_gateway::identity::{Identity, IdentityHeader, UserType};
 use clever_gateway::secret::{random_token, Secret};
 use clever_gateway::session::memory::MemoryLimits;
-use clever_gateway::session::{
-    MemoryStore, PendingLogin, SessionId, SessionRecord, SessionStore, SystemClock,
-};
+use clever_gateway::session::{MemoryStore, SessionId, SessionRecord, SessionStore, SystemClock};
 
 /// The gateway binary's allocator (src/main.rs), so the figures are the binary's.
 #[global_allocator]
@@ -26,8 +23,6 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const CHILD_ENV: &str = "SESSION_MEMORY_CHILD";
 const SIZES: [usize; 2] = [100_000, 1_000_000];
-const PENDING_ENV: &str = "SESSION_MEMORY_PENDING_CHILD";
-const PENDING_SIZES: [usize; 1] = [200_000];
 
 fn vm_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
@@ -114,45 +109,9 @@ fn child(n: usize) {
     });
 }
 
-/// Abandoned sign-ins: what one anonymous navigation to a protected page leaves behind.
-fn pending_child(n: usize) {
-    runtime().block_on(async {
-        let store = store();
-        let login = |binding: String| PendingLogin {
-            binding,
-            return_to: "/gradebook/classes/2024-fall?term=1".into(),
-            from_clever: false,
-            created_at: SystemTime::now(),
-        };
-        store
-            .put_pending(&random_token(32), login(random_token(32)))
-            .await
-            .unwrap();
-        let before = vm_rss_kib();
-        for _ in 0..n {
-            store
-                .put_pending(&random_token(32), login(random_token(32)))
-                .await
-                .unwrap();
-        }
-        let after = vm_rss_kib();
-        let per = (after.saturating_sub(before) * 1024) as f64 / n as f64;
-        println!(
-            "pending={n} rss_before_mib={:.0} rss_after_mib={:.0} bytes_per_pending={per:.0}",
-            before as f64 / 1024.0,
-            after as f64 / 1024.0,
-        );
-        std::hint::black_box(&store);
-    });
-}
-
 fn main() {
     if let Ok(n) = std::env::var(CHILD_ENV) {
         child(n.parse().expect("size"));
-        return;
-    }
-    if let Ok(n) = std::env::var(PENDING_ENV) {
-        pending_child(n.parse().expect("size"));
         return;
     }
     // `cargo test --benches` runs bench binaries once as a smoke test: stay small there.
@@ -165,13 +124,5 @@ fn main() {
             .status()
             .expect("run child");
         assert!(status.success(), "child for {n} sessions failed");
-    }
-    let sizes: &[usize] = if quick { &[1_000] } else { &PENDING_SIZES };
-    for &n in sizes {
-        let status = std::process::Command::new(&exe)
-            .env(PENDING_ENV, n.to_string())
-            .status()
-            .expect("run child");
-        assert!(status.success(), "child for {n} pending logins failed");
     }
 }

@@ -5,8 +5,8 @@
 //! cargo run --release --example login_load -- GATEWAY_URL GATEWAY_PID [COUNT] [CONCURRENCY]
 //! ```
 //!
-//! Each login is what a browser does: `/_gateway/login?rd=/` (302 to Clever, login-binding
-//! cookie), the simulator's authorize (302 back with a code), the callback with the binding
+//! Each login is what a browser does: `/_gateway/login?rd=/` (302 to Clever, the sign-in's
+//! login cookie), the simulator's authorize (302 back with a code), the callback with the login
 //! cookie (code exchange, `/me`, `/users/{id}`, new session, `Set-Cookie`). Prints one line:
 //! `logins=N seconds=S logins_per_s=R gateway_cpu_us_per_login=U`.
 
@@ -34,12 +34,16 @@ fn location(r: &reqwest::Response) -> anyhow::Result<String> {
         .to_string())
 }
 
-fn cookie_pair(r: &reqwest::Response, name: &str) -> Option<String> {
+/// The `name=value` of the first `Set-Cookie` whose name starts with `stem`.
+fn cookie_pair(r: &reqwest::Response, stem: &str) -> Option<String> {
     r.headers()
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
+        .find(|v| {
+            v.split_once('=')
+                .is_some_and(|(name, _)| name.starts_with(stem))
+        })
         .and_then(|v| v.split(';').next())
         .map(str::to_string)
 }
@@ -52,7 +56,11 @@ async fn login(client: &reqwest::Client, gw: &str) -> anyhow::Result<()> {
     if r.status() != 302 {
         bail!("login start: {}", r.status());
     }
-    let binding = cookie_pair(&r, "clever_gateway_login").context("no login cookie")?;
+    // `__Host-`/`__Secure-` prefixed when the gateway sets Secure cookies.
+    let binding = cookie_pair(&r, "clever_gateway_login_")
+        .or_else(|| cookie_pair(&r, "__Host-clever_gateway_login_"))
+        .or_else(|| cookie_pair(&r, "__Secure-clever_gateway_login_"))
+        .context("no login cookie")?;
     let r = client.get(location(&r)?).send().await?;
     if r.status() != 302 {
         bail!("authorize: {}", r.status());
@@ -63,7 +71,8 @@ async fn login(client: &reqwest::Client, gw: &str) -> anyhow::Result<()> {
         .header("cookie", binding)
         .send()
         .await?;
-    if r.status() != 302 || cookie_pair(&r, "clever_gateway").is_none() {
+    let session = cookie_pair(&r, "clever_gateway").filter(|p| p.starts_with("clever_gateway="));
+    if r.status() != 302 || session.is_none() {
         bail!("callback: {}", r.status());
     }
     Ok(())

@@ -56,25 +56,28 @@ pub fn check_key_files(cfg: &AssertionConfig) -> Vec<KeyError> {
     cfg.key_file
         .iter()
         .chain(&cfg.previous_key_files)
-        .filter_map(|p| Key::load(p).err())
+        .filter_map(|p| SigningKey::load(p).err())
         .collect()
 }
 
-/// One EC P-256 key: its id, what signs with it, and its public JWK.
-struct Key {
+/// One EC P-256 key: its id, what signs with it, and its public JWK. (The Clever simulator
+/// signs its OpenID Connect id_tokens with one too.)
+pub(crate) struct SigningKey {
     kid: String,
     encoding: EncodingKey,
     jwk: serde_json::Value,
 }
 
-impl std::fmt::Debug for Key {
+impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Key").field("kid", &self.kid).finish()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish()
     }
 }
 
-impl Key {
-    fn from_pair(pair: &EcdsaKeyPair) -> Result<Key, ()> {
+impl SigningKey {
+    fn from_pair(pair: &EcdsaKeyPair) -> Result<SigningKey, ()> {
         let pkcs8 = pair.to_pkcs8v1().map_err(|_| ())?;
         // Uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
         let point = pair.public_key().as_ref();
@@ -90,7 +93,7 @@ impl Key {
             "kty": "EC", "crv": "P-256", "x": x, "y": y,
             "use": "sig", "alg": "ES256", "kid": kid,
         });
-        Ok(Key {
+        Ok(SigningKey {
             kid,
             encoding: EncodingKey::from_ec_der(pkcs8.as_ref()),
             jwk,
@@ -98,7 +101,7 @@ impl Key {
     }
 
     /// A PEM file with a SEC1 (`EC PRIVATE KEY`) or PKCS#8 (`PRIVATE KEY`) P-256 key.
-    fn load(path: &Path) -> Result<Key, KeyError> {
+    fn load(path: &Path) -> Result<SigningKey, KeyError> {
         let pem = std::fs::read(path).map_err(|source| KeyError::Unreadable {
             path: path.to_owned(),
             source,
@@ -112,13 +115,25 @@ impl Key {
         let pair =
             EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, der.secret_der())
                 .map_err(|_| not_p256())?;
-        Key::from_pair(&pair).map_err(|_| not_p256())
+        SigningKey::from_pair(&pair).map_err(|_| not_p256())
     }
 
-    fn generate() -> Result<Key, KeyError> {
+    pub(crate) fn generate() -> Result<SigningKey, KeyError> {
         let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
             .map_err(|_| KeyError::Generate)?;
-        Key::from_pair(&pair).map_err(|_| KeyError::Generate)
+        SigningKey::from_pair(&pair).map_err(|_| KeyError::Generate)
+    }
+
+    /// The public key as a JWK (with `kid`, `alg` ES256 and `use` sig).
+    pub(crate) fn jwk(&self) -> &serde_json::Value {
+        &self.jwk
+    }
+
+    /// `claims` as an ES256 JWT whose header names this key's `kid`.
+    pub(crate) fn sign<T: Serialize>(&self, claims: &T) -> jsonwebtoken::errors::Result<String> {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
     }
 }
 
@@ -145,8 +160,8 @@ struct Cached {
 /// Signs assertions and publishes the keys that verify them.
 pub struct Assertions {
     issuer: String,
-    current: Key,
-    previous: Vec<Key>,
+    current: SigningKey,
+    previous: Vec<SigningKey>,
     /// Previous keys are published until then.
     previous_until: SystemTime,
     clock: Arc<dyn Clock>,
@@ -168,20 +183,20 @@ impl Assertions {
     /// (with a warning: replicas then sign with different keys). `issuer` is the `iss` claim.
     pub fn load(cfg: &AssertionConfig, clock: Arc<dyn Clock>) -> Result<Assertions, KeyError> {
         let current = match &cfg.key_file {
-            Some(path) => Key::load(path)?,
+            Some(path) => SigningKey::load(path)?,
             None => {
                 tracing::warn!(
                     "assertion: no [assertion] key_file, signing with a key generated at start; \
                      it changes on every restart and each replica has its own, so apps must \
                      refetch /_gateway/jwks.json and replicas disagree: set key_file"
                 );
-                Key::generate()?
+                SigningKey::generate()?
             }
         };
         let previous = cfg
             .previous_key_files
             .iter()
-            .map(|p| Key::load(p))
+            .map(|p| SigningKey::load(p))
             .collect::<Result<Vec<_>, _>>()?;
         let now = clock.now();
         tracing::info!(kid = %current.kid, issuer = %cfg.issuer, previous = previous.len(), "assertion signing key loaded");
@@ -242,9 +257,7 @@ impl Assertions {
             exp: unix_secs(expires_at),
             jti: random_token(16),
         };
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(self.current.kid.clone());
-        match jsonwebtoken::encode(&header, &claims, &self.current.encoding) {
+        match self.current.sign(&claims) {
             Ok(t) => Some(Cached {
                 token: Arc::from(t),
                 expires_at,

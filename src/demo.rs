@@ -133,7 +133,7 @@ pub fn run(port: u16) -> anyhow::Result<()> {
     println!("  Open  http://127.0.0.1:{port}/          and sign in as any demo user");
     println!("        http://127.0.0.1:{port}/staff/    teachers, staff and admins only (students get 403)");
     println!("        http://127.0.0.1:{port}/_gateway/me       your identity as JSON");
-    println!("        http://127.0.0.1:{port}/_gateway/logout   sign out (of the simulator too)");
+    println!("        http://127.0.0.1:{port}/_gateway/logout   sign out, after asking (of the simulator too)");
     println!();
     println!(
         "  Clever simulator: {}   sample app: http://{}",

@@ -214,8 +214,9 @@ fn html_reply(req: &Request<Incoming>) -> Reply {
          <table>{identity}</table>\
          <p><strong>{method}</strong> <code>{target}</code></p>\
          <details><summary>All request headers ({count})</summary><table>{all}</table></details>\
-         <p><a href=\"/_gateway/me\">/_gateway/me</a> (your identity as JSON) &middot; \
-         <a href=\"/_gateway/logout\">Sign out</a></p>",
+         <p><a href=\"/_gateway/me\">/_gateway/me</a> (your identity as JSON)</p>\
+         <form method=\"post\" action=\"/_gateway/logout\">\
+         <button type=\"submit\" style=\"width:auto\">Sign out</button></form>",
         method = text(req.method().as_str()),
         target = text(&target),
         count = names.len(),
@@ -279,7 +280,7 @@ mod tests {
         assert!(html.contains("José Ñúñez"));
         assert!(html.contains("/grades/5?term=fall"));
         assert!(html.contains("href=\"/_gateway/me\""));
-        assert!(html.contains("href=\"/_gateway/logout\""));
+        assert!(html.contains("<form method=\"post\" action=\"/_gateway/logout\">"));
         assert!(html.contains("<details>"));
         // The access token is never shown whole on the page.
         assert!(!html.contains("ilsecretsecretsecret"));

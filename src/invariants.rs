@@ -8,10 +8,11 @@ use percent_encoding::percent_decode_str;
 
 use crate::auth::parse_callback_query;
 use crate::auth::return_path::safe_return_path;
+use crate::config::PublicPath;
 use crate::config::{parse_str, Config};
 use crate::identity::canonical_header_name;
 use crate::proxy::headers::spoofable;
-use crate::routing::{is_public, normalize_path, upstream_path};
+use crate::routing::{normalize_path, place, upstream_path};
 use crate::session::cookies::CookieJarSpec;
 
 pub const SITE: &str = "https://gw.example.org/";
@@ -94,13 +95,26 @@ fn ascii_trim(s: &[u8]) -> &[u8] {
     &s[start..end.max(start)]
 }
 
+/// The model of the gateway's names, as a browser might store them: any `__Host-`/`__Secure-`
+/// prefix and ASCII case ignored; the session, bounce and legacy login names, and every name
+/// of the login family (`<cookie_name>_login_<anything>`).
+fn reserved(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let bare = lower
+        .strip_prefix("__host-")
+        .or_else(|| lower.strip_prefix("__secure-"))
+        .unwrap_or(&lower);
+    matches!(
+        bare,
+        "clever_gateway" | "clever_gateway_bounce" | "clever_gateway_login"
+    ) || bare
+        .strip_prefix("clever_gateway_login_")
+        .is_some_and(|t| !t.is_empty())
+}
+
 pub fn check_strip(raw: &[u8]) {
     let jar = jar();
-    let ours = |name: &[u8]| {
-        [&jar.session, &jar.login, &jar.bounce]
-            .iter()
-            .any(|n| n.as_bytes() == name)
-    };
+    let ours = |name: &[u8]| std::str::from_utf8(name).is_ok_and(reserved);
     let expected: Vec<&[u8]> = raw
         .split(|&b| b == b';')
         .map(ascii_trim)
@@ -124,7 +138,10 @@ pub fn check_strip(raw: &[u8]) {
     if let Some(out) = out {
         let found = jar.read(std::iter::once(out.as_slice()));
         assert!(
-            found.session.is_empty() && found.login.is_none() && !found.bounce,
+            found.session.is_empty()
+                && !found.legacy_login
+                && found.logins.is_empty()
+                && !found.bounce,
             "{:?}: a gateway cookie survived strip(): {:?} in {:?}",
             String::from_utf8_lossy(raw),
             found,
@@ -145,9 +162,18 @@ pub fn check_read(headers: &[&[u8]]) {
                     expected.session.push(c.value().to_string());
                 }
             } else if c.name() == jar.login {
-                expected.login.get_or_insert_with(|| c.value().to_string());
+                expected.legacy_login = true;
             } else if c.name() == jar.bounce {
                 expected.bounce = true;
+            } else if c
+                .name()
+                .strip_prefix("__Host-clever_gateway_login_")
+                .is_some_and(|tag| !tag.is_empty())
+                && expected.logins.len() < crate::session::cookies::MAX_LOGIN_CANDIDATES
+            {
+                expected
+                    .logins
+                    .push((c.name().to_string(), c.value().to_string()));
             }
         }
     }
@@ -195,7 +221,8 @@ pub fn check_normalize(cfg: &Config, target: &str) {
         );
     }
     let up = &cfg.upstreams[0];
-    if is_public(up, &n) {
+    let public = place(cfg, None, &n).is_ok_and(|p| p.is_some_and(|p| p.public));
+    if public {
         // What goes upstream, resolved and decoded as the app would, is under /public/.
         let sent = upstream_path(up, raw, &n, query).into_owned();
         let resolved = url::Url::parse("http://app.internal/")
@@ -218,6 +245,186 @@ pub fn check_normalize(cfg: &Config, target: &str) {
             let bare = percent_decode_str(bare).decode_utf8_lossy();
             assert!(bare != ".." && bare != ".", "{raw:?} -> upstream {sent:?}");
         }
+    }
+}
+
+/// Routes for `check_placement`: `/` open with a public `/public/`, and restricted routes
+/// nested (`/staff`, `/staff/hr`), written with capitals (`/Desk`), and equal but for case
+/// (`/lab`, `/LAB`).
+pub fn routes_config() -> Config {
+    let mut text = String::from(
+        "[clever]\nclient_id = \"4c63c1cf623dce82caac\"\nclient_secret_env = \"X\"\nredirect_uri = \"https://gw.example.org/cb\"\n\
+         [[upstream]]\nname = \"root\"\nurl = \"http://127.0.0.1:9000/\"\npublic_paths = [\"/public/\"]\n",
+    );
+    for (name, prefix) in [
+        ("staff", "/staff"),
+        ("hr", "/staff/hr"),
+        ("desk", "/Desk"),
+        ("lab", "/lab"),
+        ("lab-upper", "/LAB"),
+    ] {
+        text.push_str(&format!(
+            "[[upstream]]\nname = \"{name}\"\nurl = \"http://127.0.0.1:9000/\"\npath_prefix = \"{prefix}\"\nallow_user_types = [\"teacher\"]\n"
+        ));
+    }
+    parse_str(&text, "t.toml").unwrap()
+}
+
+/// The invariant of the path readings, checked against a second, deliberately plain statement
+/// of how app servers read a path (every combination of NFKC, dropping `;params` and dropping
+/// trailing dots and spaces, each followed by resolving dot segments; prefixes compared with
+/// and without case): for any request target the gateway does not refuse, every route that
+/// any reading of it falls under is among the routes whose policy the gateway applies, and a
+/// path the gateway lets through without a session is public under every reading. A reading
+/// that meets a segment of only dots and spaces, a `\`, a control character or a still-encoded
+/// `.`, `/`, `\` or `%` means the gateway must have refused the path.
+pub fn check_placement(cfg: &Config, target: &str) {
+    if crate::gateway::refuse_request(target.as_bytes(), &HeaderMap::new(), None).is_some() {
+        return;
+    }
+    let raw = target.split('?').next().unwrap_or("");
+    let Ok(n) = normalize_path(raw) else {
+        return;
+    };
+    let placed = place(cfg, None, &n);
+    let readings = model::readings(&n.decoded);
+    let Ok(Some(p)) = placed else {
+        return;
+    };
+    let Ok(readings) = readings else {
+        panic!("{target:?}: a server reads it unsafely, yet the gateway placed it: {p:?}");
+    };
+    let applied: Vec<usize> = std::iter::once(p.upstream).chain(p.also.clone()).collect();
+    for read in &readings {
+        for caseless in [false, true] {
+            let routes = model::routes(cfg, read, caseless);
+            assert!(
+                !routes.is_empty(),
+                "{target:?} is read as {read:?}, outside every route, yet placed: {p:?}"
+            );
+            for u in routes {
+                assert!(
+                    applied.contains(&u),
+                    "{target:?} is read as {read:?} (caseless: {caseless}) under {}, whose rules the gateway does not apply: {p:?}",
+                    cfg.upstreams[u].name
+                );
+                if p.public {
+                    assert!(
+                        cfg.upstreams[u].public_paths.iter().any(|pp| match pp {
+                            PublicPath::Exact(e) => read == e,
+                            PublicPath::Prefix(pre) =>
+                                read.starts_with(pre.as_str()) || read == pre.trim_end_matches('/'),
+                        }),
+                        "{target:?} is public, but read as {read:?} it is not"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The plain statement of the path readings that `check_placement` holds the gateway to.
+mod model {
+    use crate::config::Config;
+
+    /// Every reading of a decoded, resolved path; `Err` when one of them is unsafe.
+    pub fn readings(path: &str) -> Result<Vec<String>, ()> {
+        let mut out = Vec::new();
+        for mask in 0..8u8 {
+            let mut s = path.to_string();
+            if mask & 1 != 0 {
+                s = icu_normalizer::ComposingNormalizerBorrowed::new_nfkc()
+                    .normalize(&s)
+                    .into_owned();
+                let lower = s.to_ascii_lowercase();
+                if s.chars().any(|c| c.is_control() || c == '\\')
+                    || ["%2e", "%2f", "%5c", "%25"]
+                        .iter()
+                        .any(|e| lower.contains(e))
+                {
+                    return Err(());
+                }
+                s = resolve(&s)?;
+            }
+            if mask & 2 != 0 {
+                let cut: Vec<&str> = s
+                    .split('/')
+                    .map(|g| g.split(';').next().unwrap_or(""))
+                    .collect();
+                s = resolve(&cut.join("/"))?;
+            }
+            if mask & 4 != 0 {
+                let mut segs = Vec::new();
+                for g in s.split('/') {
+                    let t = g.trim_end_matches(['.', ' ']);
+                    if t.is_empty() && !g.is_empty() {
+                        return Err(());
+                    }
+                    segs.push(t);
+                }
+                s = resolve(&segs.join("/"))?;
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    /// `.` and `..` (also as `..;x`) resolved, empty segments dropped; a segment of only dots
+    /// and spaces that is neither is unsafe.
+    fn resolve(path: &str) -> Result<String, ()> {
+        let mut stack: Vec<&str> = Vec::new();
+        let segs: Vec<&str> = path.split('/').skip(1).collect();
+        for (i, g) in segs.iter().enumerate() {
+            let bare = g.split(';').next().unwrap_or("");
+            match bare {
+                "." => {}
+                ".." => {
+                    stack.pop();
+                }
+                _ if bare.len() > 1
+                    && bare.starts_with('.')
+                    && bare.chars().all(|c| c == '.' || c == ' ') =>
+                {
+                    return Err(())
+                }
+                _ if g.is_empty() && i + 1 != segs.len() => {}
+                _ => stack.push(g),
+            }
+        }
+        Ok(format!("/{}", stack.join("/")))
+    }
+
+    /// Every upstream at the longest prefix `path` lies under (on whole segments).
+    pub fn routes(cfg: &Config, path: &str, caseless: bool) -> Vec<usize> {
+        let fold = |s: &str| -> String {
+            if caseless {
+                s.chars()
+                    .flat_map(char::to_uppercase)
+                    .flat_map(char::to_lowercase)
+                    .collect()
+            } else {
+                s.to_string()
+            }
+        };
+        let p = fold(path);
+        let under: Vec<(usize, usize)> = cfg
+            .upstreams
+            .iter()
+            .enumerate()
+            .filter_map(|(i, u)| {
+                let pre = fold(&u.path_prefix);
+                let hit = pre == "/"
+                    || (p.starts_with(&pre)
+                        && matches!(p.as_bytes().get(pre.len()), None | Some(b'/')));
+                hit.then_some((i, u.path_prefix.len()))
+            })
+            .collect();
+        let longest = under.iter().map(|(_, l)| *l).max();
+        under
+            .into_iter()
+            .filter(|(_, l)| Some(*l) == longest)
+            .map(|(i, _)| i)
+            .collect()
     }
 }
 
@@ -371,6 +578,32 @@ pub mod seeds {
         "..",
         "/..",
         "/../..",
+    ];
+    /// Path variants for `check_placement` (issue 14): each is a restricted path to some app
+    /// server, or climbs out of `/public/` for one.
+    pub const PLACEMENT: &[&str] = &[
+        "/STAFF/x",
+        "/Staff/x",
+        "/staff;x/x",
+        "/staff;jsessionid=1/x",
+        "/staff./x",
+        "/staff%20/x",
+        "/staff%2e/x",
+        "/staff/HR/x",
+        "/STAFF;x./hr./x",
+        "/desk/x",
+        "/DESK./x",
+        "/Lab/x",
+        "/%EF%BD%93taff/x",
+        "/%C5%BFtaff/x",
+        "/lab/%E2%84%AA",
+        "/public/%EF%BC%8E%EF%BC%8E/staff/x",
+        "/public/%EF%BC%8E%EF%BC%8E%EF%BC%8Fstaff/x",
+        "/public/%E2%80%A5/staff",
+        "/public/%EF%BC%8E%EF%BC%8E%EF%BC%8E/x",
+        "/public/%EF%BC%85%EF%BC%92e/x",
+        "/public/%20../x",
+        "/public/x/%20../../staff",
     ];
     pub const CALLBACK_QUERY: &[&str] = &[
         "%",

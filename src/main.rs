@@ -215,6 +215,14 @@ fn check(path: PathBuf, cfg: config::Config, online: bool) -> ExitCode {
             );
         }
     }
+    if let Some(src) = &cfg.server.forward_auth_secret {
+        if let Err(e) = config::read_secret(src) {
+            eprintln!(
+                "warning: server.forward_auth_secret: {e} (run will refuse to start until it is \
+                 readable)"
+            );
+        }
+    }
     println!("{}: ok", path.display());
     print!("{}", config::describe_routes(&cfg));
     if !online {

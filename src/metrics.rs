@@ -184,7 +184,7 @@ impl Metrics {
             Opts::new(
                 names::REDIS_WRITES,
                 "store = \"redis\": writes the browser was answered for (sessions, logouts, \
-                 pending logins, used codes), by whether a replica acknowledged them first \
+                 used codes), by whether a replica acknowledged them first \
                  (replica), none did in time (timeout), or the primary has none (no_replica).",
             ),
             &["ack"],

@@ -78,6 +78,23 @@ impl Reply {
         self
     }
 
+    /// Lets the forms of this page lead to `origin` too (the gateway's own pages allow only
+    /// their own origin): CSP's `form-action` is checked on every redirect after a form is
+    /// sent, and signing out may end at a `logout_redirect` on another site.
+    pub fn with_form_target(mut self, origin: Option<&str>) -> Self {
+        if let Some(origin) = origin {
+            for (k, v) in &mut self.headers {
+                if k == "content-security-policy" {
+                    *v = v.replace(
+                        "form-action 'self'",
+                        &format!("form-action 'self' {origin}"),
+                    );
+                }
+            }
+        }
+        self
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -129,33 +146,62 @@ impl ErrorPage<'_> {
             ));
         }
         if self.sign_out {
-            actions.push_str(r#"<a class="button secondary" href="/_gateway/logout">Sign out</a>"#);
+            actions.push_str(SIGN_OUT_FORM);
         }
-        format!(
-            r#"<!doctype html>
+        page(
+            self.title,
+            &format!(
+                "<p>{message}</p>\n<div>{actions}</div>\n<p class=\"code\">Error {status} &middot; request id <code>{rid}</code> &middot; clever-gateway</p>",
+                message = text(self.message),
+                status = self.status,
+                rid = text(self.request_id),
+            ),
+        )
+    }
+}
+
+/// The sign-out button: a form that POSTs to `/_gateway/logout` (a link would be a GET, which
+/// another site could trigger).
+const SIGN_OUT_FORM: &str = r#"<form method="post" action="/_gateway/logout"><button class="button secondary" type="submit">Sign out</button></form>"#;
+
+/// `GET /_gateway/logout`: asks before signing out, with a button that POSTs the sign-out.
+pub fn sign_out_page(request_id: &str) -> Reply {
+    use html_escape::encode_text as text;
+    Reply::html(
+        200,
+        page(
+            "Sign out?",
+            &format!(
+                r#"<p>This signs you out of every school app that this sign-in opened, on this browser.</p>
+<div><form method="post" action="/_gateway/logout"><button class="button" type="submit">Sign out</button> <a class="button secondary" href="/">Cancel</a></form></div>
+<p class="code">request id <code>{}</code> &middot; clever-gateway</p>"#,
+                text(request_id)
+            ),
+        ),
+    )
+}
+
+/// One of the gateway's pages: `title` as the heading, `body` (HTML, already escaped) below it.
+fn page(title: &str, body: &str) -> String {
+    use html_escape::encode_text as text;
+    format!(
+        r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>
 body{{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;background:#f4f6fb;color:#1d2433;margin:0}}
 main{{max-width:34rem;margin:12vh auto;background:#fff;border-radius:12px;padding:2rem 2.25rem;box-shadow:0 2px 14px rgba(0,0,0,.08)}}
-h1{{font-size:1.35rem;margin:0 0 .75rem}} p{{line-height:1.5}}
-.code{{color:#5b6577;font-size:.85rem}} .button{{display:inline-block;margin:1rem .75rem 0 0;padding:.55rem 1.1rem;border-radius:8px;background:#2e64e6;color:#fff;text-decoration:none}}
+h1{{font-size:1.35rem;margin:0 0 .75rem}} p{{line-height:1.5}} form{{display:inline}}
+.code{{color:#5b6577;font-size:.85rem}} .button{{display:inline-block;margin:1rem .75rem 0 0;padding:.55rem 1.1rem;border:0;border-radius:8px;background:#2e64e6;color:#fff;font:inherit;text-decoration:none;cursor:pointer}}
 .secondary{{background:#e7ebf3;color:#1d2433}}
 </style></head>
 <body><main>
 <h1>{title}</h1>
-<p>{message}</p>
-<div>{actions}</div>
-<p class="code">Error {status} &middot; request id <code>{rid}</code> &middot; clever-gateway</p>
+{body}
 </main></body></html>
 "#,
-            title = text(self.title),
-            message = text(self.message),
-            actions = actions,
-            status = self.status,
-            rid = text(self.request_id),
-        )
-    }
+        title = text(title),
+    )
 }
 
 #[cfg(test)]
@@ -193,6 +239,34 @@ mod tests {
         assert_eq!(v["error"], "invalid_state");
         assert_eq!(v["request_id"], "rid-1");
         assert_eq!(r.status, 400);
+    }
+
+    #[test]
+    fn sign_out_is_a_post_form_never_a_link() {
+        let mut p = page(None);
+        p.sign_out = true;
+        let html = String::from_utf8(p.reply(true).body.to_vec()).unwrap();
+        assert!(html.contains(r#"<form method="post" action="/_gateway/logout">"#));
+        assert!(!html.contains(r#"href="/_gateway/logout""#));
+        let html = String::from_utf8(sign_out_page("rid-2").body.to_vec()).unwrap();
+        assert!(html.contains(r#"<form method="post" action="/_gateway/logout">"#));
+        assert!(html.contains("rid-2"));
+    }
+
+    #[test]
+    fn with_form_target_extends_form_action_only() {
+        let r = sign_out_page("r").with_form_target(Some("https://clever.com"));
+        let csp = r.header("content-security-policy").unwrap();
+        assert!(
+            csp.contains("form-action 'self' https://clever.com"),
+            "{csp}"
+        );
+        assert!(csp.starts_with("default-src 'none'"), "{csp}");
+        let r = sign_out_page("r").with_form_target(None);
+        assert!(r
+            .header("content-security-policy")
+            .unwrap()
+            .ends_with("form-action 'self'"));
     }
 
     #[test]

@@ -1,11 +1,16 @@
 //! Request routing: which upstream serves (host, path), path normalisation for policy
-//! decisions, public paths, and the path sent upstream. Pure functions only.
+//! decisions, public paths, and the path sent upstream. Pure functions only. How app servers
+//! read a path differently from the gateway, and so which routes' rules apply to it, is in
+//! `readings`.
+
+pub mod readings;
 
 use std::borrow::Cow;
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 
 use crate::config::{Config, Upstream};
+use readings::Case;
 
 /// Why a request path is refused (400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,6 +27,8 @@ pub enum PathError {
     DoubleEncoded,
     #[error("the path has a segment of only dots and spaces, such as '...' or '.. '")]
     DotLookalike,
+    #[error("some app servers read the path as outside every route")]
+    OutsideRoutes,
 }
 
 /// A request path made safe to decide on: decoded once, dot segments (including `..;x`)
@@ -107,6 +114,17 @@ fn normalize_slow(raw: &str) -> Result<NormalizedPath<'_>, PathError> {
     if ["%2e", "%2f", "%5c", "%25"].iter().any(|e| dl.contains(e)) {
         return Err(PathError::DoubleEncoded);
     }
+    let (out, rewritten) = resolve_segments(&decoded)?;
+    Ok(NormalizedPath {
+        decoded: Cow::Owned(out),
+        rewritten,
+    })
+}
+
+/// Resolves the dot segments (`.`, `..`, also `..;param`) and merges the empty segments of an
+/// absolute decoded path; refuses a segment only some servers read as `..`. Also says whether
+/// anything was resolved or merged.
+fn resolve_segments(decoded: &str) -> Result<(String, bool), PathError> {
     let mut segments: Vec<&str> = Vec::new();
     let mut rewritten = false;
     let parts: Vec<&str> = decoded[1..].split('/').collect();
@@ -139,10 +157,7 @@ fn normalize_slow(raw: &str) -> Result<NormalizedPath<'_>, PathError> {
     if out.is_empty() || trailing_dir {
         out.push('/');
     }
-    Ok(NormalizedPath {
-        decoded: Cow::Owned(out),
-        rewritten,
-    })
+    Ok((out, rewritten))
 }
 
 /// A segment that is not `.` or `..` but that some servers read as one: Windows (IIS, and any
@@ -184,23 +199,167 @@ pub fn prefix_matches(prefix: &str, path: &str) -> bool {
 }
 
 /// The upstream for a request: upstreams whose `host` equals the request host (case-insensitive,
-/// port ignored) first, then those without `host`; longest `path_prefix` wins in each group.
+/// port and one trailing dot ignored) first, then those without `host`; longest `path_prefix`
+/// wins in each group.
 pub fn route(cfg: &Config, host: Option<&str>, path: &str) -> Option<usize> {
-    let host = host.map(strip_port);
+    route_to(cfg, host.map(route_host), path)
+}
+
+/// `route` for a host name already made what routes match (`route_host`).
+fn route_to(cfg: &Config, host: Option<&str>, path: &str) -> Option<usize> {
     let best = |want_host: bool| {
         cfg.upstreams
             .iter()
             .enumerate()
-            .filter(|(_, u)| match (&u.host, host) {
-                (Some(h), Some(req)) if want_host => h.eq_ignore_ascii_case(req),
-                (None, _) => !want_host,
-                _ => false,
-            })
+            .filter(|(_, u)| host_group(u, host, want_host))
             .filter(|(_, u)| prefix_matches(&u.path_prefix, path))
             .max_by_key(|(_, u)| u.path_prefix.len())
             .map(|(i, _)| i)
     };
     best(true).or_else(|| best(false))
+}
+
+/// The host name routes match: without the port, and without one trailing dot
+/// (`apps.example.org.` is the same name to DNS and to the app's web server).
+fn route_host(host: &str) -> &str {
+    let h = strip_port(host);
+    h.strip_suffix('.').unwrap_or(h)
+}
+
+/// Whether upstream `u` is in the group being tried: the request's host's upstreams
+/// (`want_host`) or the ones without `host`.
+fn host_group(u: &Upstream, host: Option<&str>, want_host: bool) -> bool {
+    match (&u.host, host) {
+        (Some(h), Some(req)) if want_host => h.eq_ignore_ascii_case(req),
+        (None, _) => !want_host,
+        _ => false,
+    }
+}
+
+/// As `route_to`, comparing prefixes as `case` says, calling `each` for every upstream of the
+/// longest matching prefix (compared without case, `/Staff` and `/staff` may both be the
+/// longest). Whether any matched.
+fn routes_as(
+    cfg: &Config,
+    host: Option<&str>,
+    path: &str,
+    case: Case,
+    mut each: impl FnMut(usize),
+) -> bool {
+    for want_host in [true, false] {
+        let matches = |u: &Upstream| {
+            host_group(u, host, want_host) && readings::under(&u.path_prefix, path, case)
+        };
+        // (prefix length, first upstream with it); `tied`: another has the same length.
+        let mut best: Option<(usize, usize)> = None;
+        let mut tied = false;
+        for (i, u) in cfg.upstreams.iter().enumerate() {
+            if !matches(u) {
+                continue;
+            }
+            let len = u.path_prefix.len();
+            match best {
+                Some((l, _)) if len < l => {}
+                Some((l, _)) if len == l => tied = true,
+                _ => {
+                    best = Some((len, i));
+                    tied = false;
+                }
+            }
+        }
+        let Some((len, first)) = best else {
+            continue;
+        };
+        if tied {
+            for (i, u) in cfg.upstreams.iter().enumerate() {
+                if u.path_prefix.len() == len && matches(u) {
+                    each(i);
+                }
+            }
+        } else {
+            each(first);
+        }
+        return true;
+    }
+    false
+}
+
+/// Where a request goes and whose rules apply to it, from every reading of its path that
+/// `readings` models.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The route of the path as it is: the upstream the request is forwarded to.
+    pub upstream: usize,
+    /// The other upstreams whose route some app server's reading of the path falls under. A
+    /// signed-in user must pass their policies too. Empty for ordinary paths.
+    pub also: Vec<usize>,
+    /// Every reading lands on a public path of its route: forwarded without a session.
+    pub public: bool,
+}
+
+impl Placement {
+    /// Counts one reading: `read` (the path as read) falls under upstream `u`'s route.
+    fn add(&mut self, cfg: &Config, u: usize, read: &str) {
+        if self.public && !public_path(&cfg.upstreams[u], read) {
+            self.public = false;
+        }
+        if u != self.upstream && !self.also.contains(&u) {
+            self.also.push(u);
+        }
+    }
+}
+
+/// Routes a normalised path under every reading of `readings`: `Ok(None)` when the path as it
+/// is has no route (404); `Err` when some reading makes a path the gateway refuses, or reads
+/// it outside every route (400).
+///
+/// The rule: the request goes to the route of the path as it is; a signed-in user must pass
+/// the policy of every route that any reading (any combination of NFKC, dropped `;params`,
+/// dropped trailing dots and spaces, compared with or without case) places the path under;
+/// and the request is public only if every reading is on a public path of its route
+/// (public paths compared with case).
+pub fn place(
+    cfg: &Config,
+    host: Option<&str>,
+    norm: &NormalizedPath<'_>,
+) -> Result<Option<Placement>, PathError> {
+    let path: &str = &norm.decoded;
+    let host = host.map(route_host);
+    let Some(upstream) = route_to(cfg, host, path) else {
+        return Ok(None);
+    };
+    let mut placement = Placement {
+        upstream,
+        also: Vec::new(),
+        public: public_path(&cfg.upstreams[upstream], path),
+    };
+    if readings::reads_as_itself(path) {
+        // Every reading is the path itself: only comparing prefixes without case can differ.
+        routes_as(cfg, host, path, Case::Insensitive, |u| {
+            placement.add(cfg, u, path)
+        });
+    } else {
+        place_every_reading(cfg, host, path, &mut placement)?;
+    }
+    Ok(Some(placement))
+}
+
+/// Adds every reading of `path` to `placement` (`place` without its shortcut for paths that
+/// read as themselves).
+fn place_every_reading(
+    cfg: &Config,
+    host: Option<&str>,
+    path: &str,
+    placement: &mut Placement,
+) -> Result<(), PathError> {
+    for read in readings::distinct_readings(path)? {
+        for case in [Case::Sensitive, Case::Insensitive] {
+            if !routes_as(cfg, host, &read, case, |u| placement.add(cfg, u, &read)) {
+                return Err(PathError::OutsideRoutes);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `host[:port]` or `[v6]:port` → the host part.
@@ -214,12 +373,14 @@ pub fn strip_port(host: &str) -> &str {
         .unwrap_or(host)
 }
 
-/// Whether the normalised path is one of the upstream's public paths.
+/// Whether the normalised path is one of the upstream's public paths, as it is (the gateway's
+/// decision also asks every reading: `place`).
 pub fn is_public(upstream: &Upstream, path: &NormalizedPath<'_>) -> bool {
-    upstream
-        .public_paths
-        .iter()
-        .any(|p| p.matches(&path.decoded))
+    public_path(upstream, &path.decoded)
+}
+
+fn public_path(upstream: &Upstream, path: &str) -> bool {
+    upstream.public_paths.iter().any(|p| p.matches(path))
 }
 
 /// The path-and-query sent upstream: the raw path unless normalisation changed its
@@ -533,5 +694,314 @@ mod tests {
         assert_eq!(skip_segments("/a/b/c", 1), "/b/c");
         assert_eq!(skip_segments("/a", 1), "");
         assert_eq!(skip_segments("/a/", 1), "/");
+    }
+
+    /// The demo's layout: `/` open to everyone signed in (with a public `/public/`), `/staff`
+    /// for teachers, both the same app.
+    fn demo_layout() -> Config {
+        config(&format!(
+            "{}{}",
+            up("root", "public_paths = [\"/public/\"]"),
+            up(
+                "staff",
+                "path_prefix = \"/staff\"\nallow_user_types = [\"teacher\"]"
+            )
+        ))
+    }
+
+    /// `place` for a raw request path (`Err` also for what `normalize_path` refuses).
+    fn placed(cfg: &Config, host: Option<&str>, raw: &str) -> Result<Placement, PathError> {
+        let n = normalize_path(raw)?;
+        place(cfg, host, &n).map(|p| p.expect("routed"))
+    }
+
+    /// The upstreams whose rules apply to `p`: its route, then the others.
+    fn applying(p: &Placement) -> Vec<usize> {
+        std::iter::once(p.upstream).chain(p.also.clone()).collect()
+    }
+
+    #[test]
+    fn place_issue_variants_of_staff_fall_under_staff_or_are_refused() {
+        let cfg = demo_layout();
+        for raw in [
+            "/STAFF/x",
+            "/Staff/x",
+            "/staff;x/x",
+            "/staff;jsessionid=1/x",
+            "/staff./x",
+            "/staff%20/x",
+            "/staff%2e/x",
+            "/staff%2E%2e%20/x",
+            "/%EF%BD%93taff/x",
+            "/%C5%BFtaff/x",
+            "/public/%EF%BC%8E%EF%BC%8E/staff/x",
+            "/public/%EF%BC%8E%EF%BC%8E%EF%BC%8Fstaff/x",
+            "/x/%E2%80%A5/staff/x",
+            "/STAFF;x./x",
+            "/staff",
+            "/STAFF",
+        ] {
+            match placed(&cfg, None, raw) {
+                Ok(p) => {
+                    assert!(applying(&p).contains(&1), "{raw}: {p:?}");
+                    assert!(!p.public, "{raw}: {p:?}");
+                }
+                Err(e) => assert_ne!(e, PathError::NotAbsolute, "{raw}"),
+            }
+        }
+    }
+
+    #[test]
+    fn place_ordinary_paths_have_one_route() {
+        let cfg = demo_layout();
+        for (raw, upstream, public) in [
+            ("/", 0, false),
+            ("/grades/Report.aspx", 0, false),
+            ("/Grades/2026;v=1/x", 0, false),
+            ("/staffing/x", 0, false),
+            ("/staff/x", 1, false),
+            ("/staff/X.", 1, false),
+            ("/public/app.css", 0, true),
+            ("/public/a/%EF%BC%8E%EF%BC%8E/b", 0, true),
+            ("/caf%C3%A9/x", 0, false),
+        ] {
+            let p = placed(&cfg, None, raw).unwrap();
+            assert_eq!(
+                p,
+                Placement {
+                    upstream,
+                    also: vec![],
+                    public
+                },
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn place_public_path_is_public_only_under_every_reading() {
+        let cfg = demo_layout();
+        for raw in [
+            // Full-width dots and slashes climb out under NFKC.
+            "/public/%EF%BC%8E%EF%BC%8E/x",
+            "/public/%EF%BC%8E%EF%BC%8E%EF%BC%8Fx",
+            "/public/a/%EF%BC%8E%EF%BC%8E/%EF%BC%8E%EF%BC%8E/x",
+            "/public/%E2%80%A5/x",
+            // Not public as it is, public to a case-insensitive or Windows server.
+            "/PUBLIC/x",
+            "/public./x",
+            "/public;x/x",
+        ] {
+            let p = placed(&cfg, None, raw).unwrap();
+            assert!(!p.public, "{raw}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn place_refuses_what_a_reading_makes_unsafe_or_unrouted() {
+        let cfg = demo_layout();
+        for (raw, why) in [
+            (
+                "/public/%EF%BC%8E%EF%BC%8E%EF%BC%8E/x",
+                PathError::DotLookalike,
+            ),
+            ("/public/%20../x", PathError::DotLookalike),
+            ("/public/%EF%BC%BCx", PathError::ForbiddenChar),
+            ("/public/%EF%BC%85%EF%BC%92e/x", PathError::DoubleEncoded),
+        ] {
+            assert_eq!(placed(&cfg, None, raw), Err(why), "{raw}");
+        }
+        // With no route at `/`, a path an NFKC server reads outside `/app` is refused.
+        let cfg = config(&up("app", "path_prefix = \"/app\""));
+        assert_eq!(
+            placed(&cfg, None, "/app/%EF%BC%8E%EF%BC%8E/x"),
+            Err(PathError::OutsideRoutes)
+        );
+        assert_eq!(placed(&cfg, None, "/app/x").unwrap().upstream, 0);
+    }
+
+    #[test]
+    fn place_prefixes_equal_without_case_all_apply() {
+        let cfg = config(&format!(
+            "{}{}{}",
+            up("root", ""),
+            up("open", "path_prefix = \"/STAFF\""),
+            up(
+                "staff",
+                "path_prefix = \"/staff\"\nallow_user_types = [\"teacher\"]"
+            )
+        ));
+        let p = placed(&cfg, None, "/STAFF/x").unwrap();
+        assert_eq!((p.upstream, p.also), (1, vec![2]));
+        let p = placed(&cfg, None, "/Staff/x").unwrap();
+        assert_eq!(p.upstream, 0);
+        let mut also = p.also;
+        also.sort();
+        assert_eq!(also, vec![1, 2]);
+    }
+
+    #[test]
+    fn place_more_open_longer_route_wins_under_its_reading_too() {
+        // `/staff/handbook` is open inside the teachers' `/staff`: read without case, a path
+        // under it is under the open route, as it is for the literal path.
+        let cfg = config(&format!(
+            "{}{}{}",
+            up("root", ""),
+            up(
+                "staff",
+                "path_prefix = \"/staff\"\nallow_user_types = [\"teacher\"]"
+            ),
+            up("handbook", "path_prefix = \"/staff/handbook\"")
+        ));
+        let p = placed(&cfg, None, "/STAFF/handbook/x").unwrap();
+        assert_eq!((p.upstream, p.also), (0, vec![2]));
+    }
+
+    #[test]
+    fn route_host_ignores_one_trailing_dot() {
+        let cfg = config(&format!(
+            "{}{}",
+            up("any", ""),
+            up("hr", "host = \"hr.example.org\"")
+        ));
+        for host in ["hr.example.org", "hr.example.org.", "HR.Example.org.:8443"] {
+            assert_eq!(
+                routed(&cfg, Some(host), "/x").as_deref(),
+                Some("hr"),
+                "{host}"
+            );
+        }
+        assert_eq!(
+            routed(&cfg, Some("hr.example.org.."), "/x").as_deref(),
+            Some("any")
+        );
+    }
+
+    /// A segment of a generated restricted prefix, rewritten the way one reading undoes.
+    fn variant_segment(seg: &str, how: u8, at: usize) -> String {
+        let enc = |c: char| -> String {
+            let mut b = [0u8; 4];
+            c.encode_utf8(&mut b)
+                .bytes()
+                .map(|x| format!("%{x:02X}"))
+                .collect()
+        };
+        let i = at % seg.len();
+        let (head, rest) = seg.split_at(i);
+        let c = rest.chars().next().unwrap();
+        let tail = &rest[c.len_utf8()..];
+        match how % 10 {
+            0 => seg.to_string(),
+            1 => seg.to_ascii_uppercase(),
+            2 => format!("{head}{}{tail}", c.to_ascii_uppercase()),
+            3 => format!("{seg};jsessionid=1"),
+            4 => format!("{seg}."),
+            5 => format!("{seg}%20"),
+            6 => format!("{seg}%2e%20."),
+            // Full-width letter (NFKC folds it back).
+            7 => {
+                let wide = char::from_u32(0xFF41 + (c as u32 - 'a' as u32)).unwrap();
+                format!("{head}{}{tail}", enc(wide))
+            }
+            // Letters only NFKC (`ſ`) or NFKC then case (`K`, the Kelvin sign) make ASCII.
+            8 => match c {
+                's' => format!("{head}{}{tail}", enc('\u{17F}')),
+                'k' => format!("{head}{}{tail}", enc('\u{212A}')),
+                _ => format!("{seg};x."),
+            },
+            _ => format!("{};x", seg.to_ascii_uppercase()),
+        }
+    }
+
+    proptest::proptest! {
+        /// For any set of restricted prefixes and any variant of a path under one of them that
+        /// the model says an app server reads as that path, the gateway applies the rules of
+        /// the path's route (its policy, never only a more open route's) or refuses it.
+        #[test]
+        fn place_variant_read_under_restricted_prefix_gets_its_rules_or_400(
+            prefixes in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::sample::select(vec!["staff", "desk", "hr", "sk", "a"]), 1..3),
+                1..4),
+            target in 0usize..4,
+            tail in proptest::collection::vec("[a-z]{1,4}", 0..3),
+            hows in proptest::collection::vec(0u8..10, 2),
+            ats in proptest::collection::vec(0usize..8, 2),
+            climb in 0u8..4,
+        ) {
+            let mut text = up("root", "public_paths = [\"/public/\"]");
+            let mut seen = Vec::new();
+            for (i, segs) in prefixes.iter().enumerate() {
+                let p = format!("/{}", segs.join("/"));
+                if !seen.contains(&p) {
+                    text.push_str(&up(
+                        &format!("r{i}"),
+                        &format!("path_prefix = \"{p}\"\nallow_user_types = [\"teacher\"]"),
+                    ));
+                    seen.push(p);
+                }
+            }
+            let cfg = config(&text);
+            let target = &prefixes[target % prefixes.len()];
+            // The path an app server serves: under the target prefix.
+            let read_as = format!("/{}", target.iter().copied()
+                .chain(tail.iter().map(|t| t.as_str())).collect::<Vec<_>>().join("/"));
+            let expected = route(&cfg, None, &read_as).unwrap();
+            proptest::prop_assume!(expected != 0);
+            // The variant the client sends.
+            let mut segs: Vec<String> = target
+                .iter()
+                .enumerate()
+                .map(|(i, s)| variant_segment(s, hows[i % 2], ats[i % 2]))
+                .collect();
+            segs.extend(tail.iter().cloned());
+            let variant = match climb {
+                0 => format!("/{}", segs.join("/")),
+                1 => format!("/public/%EF%BC%8E%EF%BC%8E/{}", segs.join("/")),
+                2 => format!("/public/%EF%BC%8E%EF%BC%8E%EF%BC%8F{}", segs.join("/")),
+                _ => format!("/public/x/%EF%BC%8E%EF%BC%8E/%EF%BC%8E%EF%BC%8E/{}", segs.join("/")),
+            };
+            match placed(&cfg, None, &variant) {
+                Ok(p) => {
+                    proptest::prop_assert!(
+                        applying(&p).contains(&expected),
+                        "{} (read as {}): {:?} lacks {}", variant, read_as, p, expected
+                    );
+                    proptest::prop_assert!(!p.public, "{} is public: {:?}", variant, p);
+                }
+                Err(e) => proptest::prop_assert!(
+                    matches!(e, PathError::DotLookalike | PathError::OutsideRoutes),
+                    "{}: {:?}", variant, e
+                ),
+            }
+        }
+
+        /// The shortcut for paths that read as themselves decides as every reading does.
+        #[test]
+        fn place_shortcut_agrees_with_every_reading(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just("staff".to_string()),
+                    proptest::strategy::Just("STAFF".to_string()),
+                    proptest::strategy::Just("public".to_string()),
+                    "[a-zA-Z0-9._~-]{1,5}",
+                ],
+                0..5,
+            ),
+        ) {
+            let cfg = demo_layout();
+            let raw = format!("/{}", pieces.join("/"));
+            let Ok(n) = normalize_path(&raw) else { return Ok(()) };
+            let path: &str = &n.decoded;
+            proptest::prop_assume!(readings::reads_as_itself(path));
+            let fast = place(&cfg, None, &n).unwrap().unwrap();
+            let mut slow = Placement {
+                upstream: fast.upstream,
+                also: vec![],
+                public: public_path(&cfg.upstreams[fast.upstream], path),
+            };
+            place_every_reading(&cfg, None, path, &mut slow).unwrap();
+            proptest::prop_assert_eq!(fast, slow, "{}", raw);
+        }
     }
 }

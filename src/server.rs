@@ -26,6 +26,7 @@ use crate::gateway::Gateway;
 use crate::lifecycle::{self, PidFileError};
 use crate::listeners::{self, Claim, ListenError, Sockets};
 use crate::metrics::Metrics;
+use crate::proxy::header_guard::{HeaderGuard, HeaderLimits};
 use crate::proxy::GatewayProxy;
 use crate::secret::Secret;
 use crate::session::memory::MemoryLimits;
@@ -44,6 +45,13 @@ pub enum StartError {
     RedisPassword(crate::config::SecretError),
     #[error("cannot read the Redis Sentinels' password: {0}")]
     RedisSentinelPassword(crate::config::SecretError),
+    #[error("cannot read server.forward_auth_secret: {0}")]
+    ForwardAuthSecret(crate::config::SecretError),
+    #[error(
+        "server.forward_auth_secret is {0} characters long: use at least {MIN_FORWARD_AUTH_SECRET} \
+         random characters (for example the output of `openssl rand -hex 32`)"
+    )]
+    ForwardAuthSecretTooShort(usize),
     #[error("cannot read the district-app token of district {id} ({name}): {source}")]
     DistrictToken {
         id: String,
@@ -68,6 +76,10 @@ pub enum StartError {
     SystemRoots(String),
 }
 
+/// The shortest `server.forward_auth_secret` accepted: it is guessed online at
+/// `/_gateway/auth`, so it must be long and random.
+pub const MIN_FORWARD_AUTH_SECRET: usize = 32;
+
 /// Builds the request logic (store, Clever client, login flows) for a configuration.
 pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -79,7 +91,16 @@ pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartE
     let tokens = Arc::new(read_district_tokens(&cfg)?);
     let auth =
         Auth::new(cfg.clone(), store, clever, clock.clone(), metrics).with_district_tokens(tokens);
-    let gateway = Gateway::new(cfg.clone(), auth);
+    let mut gateway = Gateway::new(cfg.clone(), auth);
+    if let Some(src) = &cfg.server.forward_auth_secret {
+        let secret = crate::config::read_secret(src).map_err(StartError::ForwardAuthSecret)?;
+        if secret.chars().count() < MIN_FORWARD_AUTH_SECRET {
+            return Err(StartError::ForwardAuthSecretTooShort(
+                secret.chars().count(),
+            ));
+        }
+        gateway = gateway.with_forward_auth_secret(Secret::new(secret));
+    }
     Ok(match &cfg.assertion {
         Some(a) => gateway.with_assertions(Arc::new(Assertions::load(a, clock)?)),
         None => gateway,
@@ -213,7 +234,17 @@ pub fn build_server_with(
             upstream_ca,
         },
     );
-    let mut svc = Service::new("clever-gateway".to_owned(), FirstBytes(Arc::new(proxy)));
+    let limits = HeaderLimits {
+        timeout: cfg.server.header_timeout,
+        max_bytes: crate::gateway::MAX_HEADER_SECTION,
+    };
+    let mut svc = Service::new(
+        "clever-gateway".to_owned(),
+        FirstBytes {
+            app: Arc::new(proxy),
+            limits,
+        },
+    );
     // Added by address, as pingora would bind them: its table of sockets is keyed by these
     // strings, and OwnSockets puts ours there under the same keys.
     for addr in &cfg.server.listen {
@@ -539,7 +570,9 @@ impl BackgroundService for Discovery {
 /// keep-alive timeout is 60 s too).
 const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Hands a new plain-HTTP connection to pingora only once the client has sent something.
+/// Hands a new plain-HTTP connection to pingora only once the client has sent something, with
+/// its request headers bounded (`header_guard`: `server.header_timeout` from a header's first
+/// byte, `MAX_HEADER_SECTION` bytes) unless it speaks HTTP/2.
 ///
 /// When a graceful shutdown starts, pingora drops every connection whose request it is still
 /// waiting for, and closes the listener at the same moment; after a reload's handover that is
@@ -548,7 +581,10 @@ const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(60);
 /// (seen under a request loop in tests/reload.rs). A connection that has sent its first bytes
 /// is read before the shutdown is noticed, and answered. TLS streams cannot be peeked: they are
 /// handed over at once, as before.
-struct FirstBytes<A>(Arc<A>);
+struct FirstBytes<A> {
+    app: Arc<A>,
+    limits: HeaderLimits,
+}
 
 #[async_trait]
 impl<A: ServerApp + Send + Sync + 'static> ServerApp for FirstBytes<A> {
@@ -561,14 +597,19 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for FirstBytes<A> {
         // Reads one byte and puts it back (pingora's rewind buffer); Ok(false) at once when
         // the stream cannot be peeked.
         match tokio::time::timeout(FIRST_BYTES_TIMEOUT, stream.try_peek(&mut first)).await {
-            Ok(Ok(_)) => self.0.process_new(stream, shutdown).await,
+            Ok(Ok(_)) => {
+                if !HeaderGuard::is_h2(&stream) {
+                    stream = Box::new(HeaderGuard::new(stream, self.limits));
+                }
+                self.app.process_new(stream, shutdown).await
+            }
             // Closed before sending anything, or silent too long.
             Ok(Err(_)) | Err(_) => None,
         }
     }
 
     async fn cleanup(&self) {
-        self.0.cleanup().await;
+        self.app.cleanup().await;
     }
 }
 

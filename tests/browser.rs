@@ -227,7 +227,7 @@ fn current_test() -> String {
 fn demo_user(roles: &[UserType]) -> SimUser {
     demo_users()
         .into_iter()
-        .find(|u| u.roles == roles && u.district.as_deref() == Some(DEMO_DISTRICT))
+        .find(|u| u.role_types() == roles && u.district.as_deref() == Some(DEMO_DISTRICT))
         .expect("demo user with these roles")
 }
 
@@ -350,5 +350,28 @@ async fn browser_student_sees_decoded_name_and_is_refused_on_staff_route() {
     let session = rig.cookie(SESSION_COOKIE).await;
     assert_eq!(session["httpOnly"], true, "{session}");
     assert_eq!(session["sameSite"], "Lax", "{session}");
+
+    // The 403 page's Sign out button: a form POST from the gateway's own page, which the
+    // gateway answers with a redirect to the demo's logout_redirect, the simulator's sign-out
+    // page on another origin (the page's CSP form-action must allow it).
+    b.goto(&rig.demo.url("/staff/")).await;
+    let button = b
+        .wait_for(
+            "the 403 page's sign-out button",
+            "//form[@method='post'][@action='/_gateway/logout']//button",
+            |_| true,
+        )
+        .await;
+    b.click(&button).await;
+    let sim_logout = format!("{}/oauth/logout?", rig.demo.sim);
+    b.wait_for(
+        "the simulator's sign-out page",
+        "//h1[normalize-space()='Signed out of the Clever simulator']",
+        |url| url.starts_with(&sim_logout),
+    )
+    .await;
+    b.goto(&rig.demo.url("/_gateway/me")).await;
+    let me: serde_json::Value = serde_json::from_str(&b.body_text().await).expect("JSON");
+    assert_eq!(me["error"], "unauthenticated", "signed out: {me}");
     rig.finish().await;
 }

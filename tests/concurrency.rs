@@ -18,13 +18,15 @@ async fn sim_with_users(port: u16, extra: usize) -> (SimHandle, Vec<String>) {
     )]);
     let template = demo_users()
         .into_iter()
-        .find(|u| u.roles.len() == 1 && u.roles[0].as_str() == "teacher" && u.district.is_some())
+        .find(|u| {
+            u.role_types() == [clever_gateway::identity::UserType::Teacher] && u.district.is_some()
+        })
         .expect("a district teacher");
     let mut ids = Vec::new();
     for i in 0..extra {
         let mut u = template.clone();
         u.id = format!("7e57{i:020x}");
-        u.first = format!("Load{i}");
+        u.first = Some(format!("Load{i}"));
         u.email = Some(format!("load{i}@example.org"));
         ids.push(u.id.clone());
         cfg.users.push(u);

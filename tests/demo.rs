@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clever_gateway::identity::UserType;
 use clever_gateway::sim::{demo_users, SimUser, DEMO_DISTRICT};
 
-use common::{browser, follow, free_port};
+use common::{browser, follow, free_port, location};
 
 const STARTUP: Duration = Duration::from_secs(30);
 
@@ -119,19 +119,23 @@ impl Demo {
 fn demo_user(roles: &[UserType]) -> SimUser {
     demo_users()
         .into_iter()
-        .find(|u| u.roles == roles && u.district.as_deref() == Some(DEMO_DISTRICT))
+        .find(|u| u.role_types() == roles && u.district.as_deref() == Some(DEMO_DISTRICT))
         .expect("demo user with these roles")
 }
 
 /// The name the gateway forwards: Clever's `/v3.0/users/{id}` `first`, `middle` and `last`,
 /// joined with spaces (unlike `SimUser::full_name`, the middle name is kept).
 fn gateway_name(user: &SimUser) -> String {
-    [Some(&user.first), user.middle.as_ref(), Some(&user.last)]
-        .into_iter()
-        .flatten()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
+    [
+        user.first.as_ref(),
+        user.middle.as_ref(),
+        user.last.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|s| s.as_str())
+    .collect::<Vec<_>>()
+    .join(" ")
 }
 
 /// `name="value"` attributes of one tag (double-quoted, as the simulator writes them),
@@ -394,7 +398,10 @@ async fn demo_student_refused_on_staff_route() {
     let page = denied.text().await.unwrap();
     assert!(page.contains("Access denied"), "{page}");
     assert!(page.contains("Sign out"), "{page}");
-    assert!(page.contains(r#"href="/_gateway/logout""#), "{page}");
+    assert!(
+        page.contains(r#"<form method="post" action="/_gateway/logout">"#),
+        "{page}"
+    );
     assert!(
         !page.contains("Sample school app"),
         "the app was not reached: {page}"
@@ -508,9 +515,38 @@ async fn demo_logout_then_pick_another_user() {
     assert_eq!(resp.status(), 200, "{}", demo.output());
     assert!(resp.text().await.unwrap().contains(&teacher.id));
 
-    // Sign out of the demo: the gateway ends its session and sends the browser on to the
-    // simulator, which ends its own.
-    let (out, visited) = follow(&client, &demo.url("/_gateway/logout")).await;
+    // Sign out of the demo: the page at /_gateway/logout asks, its button POSTs; the gateway
+    // ends its session and sends the browser on to the simulator, which ends its own.
+    let ask = client
+        .get(demo.url("/_gateway/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ask.status(), 200);
+    let csp = ask.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains(&format!("form-action 'self' {}", demo.sim)),
+        "the form may lead to the simulator's sign-out: {csp}"
+    );
+    let form = elements(&ask.text().await.unwrap(), "form")
+        .into_iter()
+        .map(|(tag, _)| attrs(tag))
+        .find(|a| attr(a, "action") == Some("/_gateway/logout"))
+        .expect("a sign-out form");
+    assert_eq!(attr(&form, "method"), Some("post"));
+    let posted = client
+        .post(demo.url("/_gateway/logout"))
+        .header("origin", demo.url(""))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 302);
+    let next = posted.url().join(&location(&posted)).unwrap().to_string();
+    let (out, visited) = follow(&client, &next).await;
     assert!(
         visited
             .last()

@@ -262,7 +262,12 @@ async fn district_without_secure_sync_gets_no_section_header_and_one_log_line() 
         let seen = login(&rig).await;
         assert_eq!(seen.header("x-clever-section-ids"), None);
         assert_eq!(seen.header("x-clever-user-id").as_deref(), Some(TEACHER_B));
-        assert!(seen.header("x-clever-school-ids").is_some());
+        // On the District SSO tier the sign-in token reads names and email only: no schools.
+        assert_eq!(seen.header("x-clever-school-ids"), None);
+        assert_eq!(
+            seen.header("x-clever-user-type").as_deref(),
+            Some("teacher")
+        );
     }
     assert_eq!(rig.sim.calls(Endpoint::Sections), 2, "tried at each login");
     let logs = rig.gw.logs();

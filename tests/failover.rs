@@ -418,8 +418,10 @@ async fn failover_kill_primary_under_load_loses_no_session() {
     // A logout after the failover holds on the other replica within 1 s, both ways.
     for (from, to, cookie) in [(Gw::A, Gw::B, &users[0]), (Gw::B, Gw::A, &users[1])] {
         assert_eq!(api_status(&rig.url(to, "/api/x"), cookie).await, 200);
+        // Sign-out is a same-site POST.
         let out = client()
-            .get(rig.url(from, "/_gateway/logout"))
+            .post(rig.url(from, "/_gateway/logout"))
+            .header("origin", rig.url(from, ""))
             .header("cookie", cookie.as_str())
             .send()
             .await

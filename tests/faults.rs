@@ -224,3 +224,144 @@ async fn upstream_faults_end_in_502_504_or_the_answer_and_the_gateway_stays_heal
     assert_eq!(hang.await.unwrap(), (200, "slow".to_string()));
     still_healthy(&env, &signed_in, &teacher, "slow.example").await;
 }
+
+/// Answers each request on a kept-alive connection by its path: `/no-content` a 204 that
+/// claims a 17-byte body and sends it (the bytes look like a response), `/not-modified` a 304
+/// with the length of what it stands for, `/hints` a 103 with a length then the 200,
+/// `/switch` an unasked-for 101 then raw bytes, anything else `200 ok`.
+async fn framing_upstream(mut s: tokio::net::TcpStream) {
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        let head = String::from_utf8_lossy(&got).into_owned();
+        let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let answer: &[u8] = match path.as_str() {
+            "/no-content" => {
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 17\r\n\r\nHTTP/1.1 200 OK\r\n"
+            }
+            "/not-modified" => b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 17\r\n\r\n",
+            "/hints" => {
+                b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+            }
+            "/switch" => {
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nraw tunnel bytes"
+            }
+            _ => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        };
+        if s.write_all(answer).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads one response head (up to the blank line) from `s`, within 3 s.
+async fn response_head(s: &mut tokio::net::TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut byte))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "a response head in time: {:?}",
+                    String::from_utf8_lossy(&got)
+                )
+            })
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed mid-head: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.push(byte[0]);
+    }
+    String::from_utf8(got).unwrap()
+}
+
+fn has_header(head: &str, name: &str) -> bool {
+    head.lines()
+        .any(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+}
+
+#[tokio::test]
+async fn upstream_bodyless_responses_lose_their_framing_headers_on_keep_alive() {
+    let up = bad_upstream(framing_upstream).await;
+    let tail = format!(
+        "[[upstream]]\nname = \"framing\"\nurl = \"http://{up}\"\nhost = \"framing.example\"\npublic_paths = [\"/\"]\n"
+    );
+    let env = env_with(None, "", &tail).await;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", env.gw.port))
+        .await
+        .unwrap();
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: framing.example\r\n\r\n");
+    for (path, status) in [("/no-content", 204), ("/not-modified", 304)] {
+        s.write_all(get(path).as_bytes()).await.unwrap();
+        let head = response_head(&mut s).await;
+        assert_eq!(raw_status(&head), status, "{head}");
+        for h in ["content-length", "transfer-encoding"] {
+            assert!(
+                !has_header(&head, h),
+                "{path}: {h} reached the client:\n{head}"
+            );
+        }
+        // The same connection carries the next answer, framed as itself: nothing of the 204's
+        // claimed body comes first.
+        s.write_all(get("/next").as_bytes()).await.unwrap();
+        let head = response_head(&mut s).await;
+        assert_eq!(raw_status(&head), 200, "after {path}: {head}");
+        let mut body = [0u8; 2];
+        s.read_exact(&mut body).await.unwrap();
+        assert_eq!(&body, b"ok", "after {path}");
+    }
+    // An informational response is passed on (or not) without a length, then the answer.
+    s.write_all(get("/hints").as_bytes()).await.unwrap();
+    let mut head = response_head(&mut s).await;
+    if raw_status(&head) == 103 {
+        assert!(!has_header(&head, "content-length"), "{head}");
+        head = response_head(&mut s).await;
+    }
+    assert_eq!(raw_status(&head), 200, "{head}");
+    let mut body = [0u8; 2];
+    s.read_exact(&mut body).await.unwrap();
+    assert_eq!(&body, b"ok");
+}
+
+#[tokio::test]
+async fn upstream_unrequested_101_becomes_the_502_page() {
+    let up = bad_upstream(framing_upstream).await;
+    let tail = format!(
+        "[[upstream]]\nname = \"framing\"\nurl = \"http://{up}\"\nhost = \"framing.example\"\npublic_paths = [\"/\"]\n"
+    );
+    let env = env_with(None, "", &tail).await;
+    let answer = raw(
+        env.gw.port,
+        b"GET /switch HTTP/1.1\r\nHost: framing.example\r\nAccept: text/html\r\n\r\n",
+    )
+    .await;
+    assert_eq!(raw_status(&answer), 502, "{answer}");
+    assert!(
+        answer.contains("clever-gateway"),
+        "the gateway's page: {answer}"
+    );
+    assert!(!answer.contains("raw tunnel bytes"), "{answer}");
+    let logs = env.gw.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("upstream response refused")
+            && l.contains("upstream=\"framing\"")
+            && l.contains("101")),
+        "{logs}"
+    );
+    // A real upgrade still switches (tests/websocket.rs covers the whole exchange).
+    let answer = raw(
+        env.gw.port,
+        b"GET /switch HTTP/1.1\r\nHost: framing.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await;
+    assert_eq!(raw_status(&answer), 101, "{answer}");
+}

@@ -24,9 +24,7 @@ async fn login_navigation_redirects_to_authorize_with_required_params() {
     assert_eq!(q["redirect_uri"], env.gw.url("/oauth/clever/callback"));
     assert_eq!(q["district_id"], "5d0a9e5d0958b300014e49d2");
     assert!(q["state"].len() >= 22, "state has >= 128 bits");
-    let login_cookie = set_cookie_value(&r, "clever_gateway_login").expect("state cookie");
-    assert!(!login_cookie.is_empty());
-    let sc = r.headers()["set-cookie"].to_str().unwrap();
+    let (_, _, sc) = login_cookie(&r).expect("state cookie");
     assert!(
         sc.contains("HttpOnly") && sc.contains("SameSite=Lax"),
         "{sc}"
@@ -37,13 +35,11 @@ async fn login_navigation_redirects_to_authorize_with_required_params() {
 #[tokio::test]
 async fn login_state_cookie_lives_as_long_as_login_timeout() {
     let max_age = |r: &reqwest::Response| {
-        r.headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("clever_gateway_login="))
-            .and_then(|v| v.split("; ").find_map(|a| a.strip_prefix("Max-Age=")))
-            .map(str::to_owned)
+        login_cookie(r).and_then(|(_, _, line)| {
+            line.split("; ")
+                .find_map(|a| a.strip_prefix("Max-Age="))
+                .map(str::to_owned)
+        })
     };
     let env = env_with(None, "", "").await;
     let r = browser().get(env.gw.url("/")).send().await.unwrap();
@@ -316,7 +312,7 @@ async fn logout_revokes_copied_cookie() {
         .await
         .unwrap();
     assert_eq!(ok.status(), 200, "copied cookie works before logout");
-    let out = c.get(env.gw.url("/_gateway/logout")).send().await.unwrap();
+    let out = sign_out(&env, &c).await;
     assert_eq!(out.status(), 302);
     assert_eq!(out.headers()["location"], "/");
     let after = thief
@@ -326,6 +322,151 @@ async fn logout_revokes_copied_cookie() {
         .await
         .unwrap();
     assert_eq!(after.status(), 401, "copied cookie revoked server side");
+}
+
+/// `/_gateway/me`'s status for the browser `c`.
+async fn me_status(env: &Env, c: &reqwest::Client) -> u16 {
+    c.get(env.gw.url("/_gateway/me"))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn logout_get_asks_with_a_post_form_and_keeps_the_session() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    let c = browser();
+    sign_in(&env, &c, "/").await;
+    let page = c.get(env.gw.url("/_gateway/logout")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        set_cookie_value(&page, "clever_gateway").is_none(),
+        "no cookie cleared"
+    );
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("form-action 'self'"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(r#"<form method="post" action="/_gateway/logout">"#),
+        "{html}"
+    );
+    assert_eq!(me_status(&env, &c).await, 200, "a GET signs nobody out");
+    // HEAD answers like GET, without signing out either.
+    let head = c.head(env.gw.url("/_gateway/logout")).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(me_status(&env, &c).await, 200);
+    // A script or API client is told to POST.
+    let api = c
+        .get(env.gw.url("/_gateway/logout"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 405);
+    assert_eq!(api.headers()["allow"], "GET, HEAD, POST");
+    let v: serde_json::Value = api.json().await.unwrap();
+    assert_eq!(v["error"], "method_not_allowed");
+    assert_eq!(me_status(&env, &c).await, 200);
+}
+
+#[tokio::test]
+async fn logout_post_from_another_site_refused_and_session_kept() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    let c = browser();
+    sign_in(&env, &c, "/").await;
+    let own = env.gw.url("");
+    for (site, origin) in [
+        (None, Some("https://evil.example")),
+        (None, Some("null")),
+        (Some("cross-site"), Some(own.as_str())),
+        (Some("same-site"), None),
+        (Some("cross-site"), None),
+    ] {
+        let mut r = c.post(env.gw.url("/_gateway/logout"));
+        if let Some(s) = site {
+            r = r.header("sec-fetch-site", s);
+        }
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        let out = r.send().await.unwrap();
+        assert_eq!(out.status(), 403, "{site:?} {origin:?}");
+        assert!(set_cookie_value(&out, "clever_gateway").is_none());
+        assert_eq!(
+            me_status(&env, &c).await,
+            200,
+            "{site:?} {origin:?}: still signed in"
+        );
+    }
+    assert!(
+        env.gw.logs().contains("sign-out refused"),
+        "{}",
+        env.gw.logs()
+    );
+}
+
+#[tokio::test]
+async fn logout_post_from_the_site_or_an_api_client_signs_out() {
+    let teacher = user_with_roles(&["teacher"]);
+    let env = env_with(Some(&teacher), "", "").await;
+    // A browser at the gateway's page, sending its form.
+    let c = browser();
+    sign_in(&env, &c, "/").await;
+    let page = c.get(env.gw.url("/_gateway/logout")).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the page that asks");
+    let out = c
+        .post(env.gw.url("/_gateway/logout"))
+        .header("sec-fetch-site", "same-origin")
+        .header("origin", env.gw.url(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 302);
+    assert_eq!(out.headers()["location"], "/");
+    assert_eq!(
+        set_cookie_value(&out, "clever_gateway").as_deref(),
+        Some("")
+    );
+    assert_eq!(me_status(&env, &c).await, 401);
+    // An older browser: Origin only.
+    let c = browser();
+    sign_in(&env, &c, "/").await;
+    let out = c
+        .post(env.gw.url("/_gateway/logout"))
+        .header("origin", env.gw.url(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 302);
+    assert_eq!(me_status(&env, &c).await, 401);
+    // An API client with the session cookie: neither header.
+    let c = browser();
+    let cookie = session_cookie(&env, &c).await;
+    let api = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let out = api
+        .post(env.gw.url("/_gateway/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 302);
+    let me = api
+        .get(env.gw.url("/_gateway/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 401, "the session ended on the server");
 }
 
 #[tokio::test]

@@ -155,6 +155,9 @@ fn cookie_pair() -> impl Strategy<Value = String> {
         Just("Clever_Gateway".to_string()),
         Just("clever_gateway_x".to_string()),
         Just("\"clever_gateway\"".to_string()),
+        Just("__Host-clever_gateway_login_abcdefghijkl".to_string()),
+        Just("clever_gateway_login_abcdefghijkl".to_string()),
+        Just("__secure-Clever_Gateway".to_string()),
         "[A-Za-z0-9_.-]{0,10}",
     ];
     let ws = prop_oneof![
@@ -325,6 +328,67 @@ fn normalize_path_seed_corpus() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// (d2) path readings: every route an app server reads a path under has its rules applied, and
+// a path forwarded without a session is public under every reading (issue 14).
+
+/// Pieces of the variants app servers read differently from the gateway: case, `;params`,
+/// trailing dots and spaces, full-width and compatibility characters (percent-encoded UTF-8).
+fn variant_piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("/".to_string()),
+        Just("staff".to_string()),
+        Just("STAFF".to_string()),
+        Just("Staff".to_string()),
+        Just("hr".to_string()),
+        Just("HR".to_string()),
+        Just("desk".to_string()),
+        Just("lab".to_string()),
+        Just("public".to_string()),
+        Just("x".to_string()),
+        Just(".".to_string()),
+        Just("..".to_string()),
+        Just(";".to_string()),
+        Just(";jsessionid=1".to_string()),
+        Just("%20".to_string()),
+        Just("%2e".to_string()),
+        Just("%EF%BC%8E".to_string()),
+        Just("%EF%BC%8F".to_string()),
+        Just("%EF%BC%9B".to_string()),
+        Just("%EF%BD%93".to_string()),
+        Just("%EF%BC%B3".to_string()),
+        Just("%C5%BF".to_string()),
+        Just("%E2%84%AA".to_string()),
+        Just("%E2%80%A5".to_string()),
+        Just("%EF%BC%85".to_string()),
+        Just("%EF%BC%BC".to_string()),
+        "[a-zA-Z]{1,3}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(cases(2000))]
+    #[test]
+    fn placement_applies_every_route_a_server_reads_the_path_under(
+        pieces in proptest::collection::vec(variant_piece(), 0..10),
+        prefix in prop_oneof![Just("/"), Just("/public/"), Just("/staff"), Just("/x/")],
+    ) {
+        check_placement(&routes_config(), &format!("{prefix}{}", pieces.concat()));
+    }
+}
+
+#[test]
+fn placement_seed_corpus() {
+    let cfg = routes_config();
+    for raw in seeds::PLACEMENT
+        .iter()
+        .chain(seeds::NORMALIZE_PATH)
+        .copied()
+    {
+        check_placement(&cfg, raw);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // (e) parse_callback_query: total; refuses any invalid percent-encoding.
 
 fn query_piece() -> impl Strategy<Value = String> {
@@ -457,7 +521,14 @@ fn write_fuzz_seed_files() {
         ("return_path", seeds::RETURN_PATH.to_vec()),
         ("spoofable", vec![spoofable_lines.as_str()]),
         ("cookies", seeds::COOKIES.to_vec()),
-        ("normalize_path", seeds::NORMALIZE_PATH.to_vec()),
+        (
+            "normalize_path",
+            seeds::NORMALIZE_PATH
+                .iter()
+                .chain(seeds::PLACEMENT)
+                .copied()
+                .collect(),
+        ),
         ("callback_query", seeds::CALLBACK_QUERY.to_vec()),
         (
             "config",

@@ -14,7 +14,7 @@ use common::*;
 /// replica A's address: the one registered at Clever, as a load balancer's would be).
 struct Cluster {
     sim: SimHandle,
-    _app: Upstream,
+    app: Upstream,
     redis: RedisServer,
     config: String,
     port_a: u16,
@@ -40,7 +40,7 @@ impl Cluster {
         );
         Cluster {
             sim,
-            _app: app,
+            app,
             redis,
             config,
             port_a,
@@ -136,7 +136,12 @@ async fn redis_logout_on_a_refuses_copied_cookie_on_b_within_1s() {
     let cookie = signed_in(&c, &a).await;
     // B has the session in its L1 now.
     assert_eq!(api_status(&b, &cookie).await, 200);
-    let out = c.get(a.url("/_gateway/logout")).send().await.unwrap();
+    let out = c
+        .post(a.url("/_gateway/logout"))
+        .header("origin", a.url(""))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.status(), 302);
     let t = Instant::now();
     loop {
@@ -176,11 +181,11 @@ async fn redis_outage_l1_keeps_users_new_logins_503_readiness_returns() {
     cl.redis.stop();
     // Signed in a moment ago: still served from this replica's L1.
     assert_eq!(api_status(&a, &cookie).await, 200, "{}", a.logs());
-    let r = browser()
-        .get(a.url("/_gateway/login?rd=/"))
-        .send()
-        .await
-        .unwrap();
+    // A sign-in starts without Redis (its state is in the browser's cookie), but cannot
+    // finish: the code claim and the new session need Redis.
+    let c = browser();
+    let cb = callback_for(&c, &a.url("/_gateway/login?rd=/")).await;
+    let r = c.get(&cb).send().await.unwrap();
     assert_eq!(r.status(), 503, "new login while Redis is down");
     assert!(r.text().await.unwrap().contains("temporarily unavailable"));
     assert_eq!(status(&a.url("/_gateway/readyz")).await, 503);
@@ -248,6 +253,70 @@ async fn redis_rediss_url_verified_against_ssl_cert_file() {
     assert_eq!(status(&b.url("/_gateway/readyz")).await, 503);
 }
 
+/// Every string value under the gateway's keys in Redis, joined (to look for a secret in).
+fn redis_values(redis: &RedisServer) -> String {
+    let keys = redis.command("KEYS clever-gateway:*").unwrap();
+    let mut all = String::new();
+    for key in keys.lines().filter(|l| l.starts_with("clever-gateway:")) {
+        if redis
+            .command(&format!("TYPE {key}"))
+            .unwrap()
+            .contains("+string")
+        {
+            all.push_str(&redis.command(&format!("GET {key}")).unwrap());
+        }
+    }
+    all
+}
+
+#[tokio::test]
+async fn redis_logout_deletes_the_session_and_its_access_token() {
+    let Some(mut cl) = Cluster::new().await else {
+        return eprintln!("{SKIPPED}");
+    };
+    cl.config = cl.config.replace(
+        "name = \"app\"\n",
+        "name = \"app\"\nforward_access_token = true\n",
+    );
+    let a = cl.replica(cl.port_a).await;
+    let b = cl.replica(free_port()).await;
+    let c = browser();
+    let cookie = signed_in(&c, &a).await;
+    assert_eq!(c.get(b.url("/x")).send().await.unwrap().status(), 200);
+    let token = cl
+        .app
+        .last()
+        .header("x-clever-access-token")
+        .expect("the app gets the token");
+    assert!(
+        redis_values(&cl.redis).contains(&token),
+        "kept while signed in"
+    );
+    let out = c.get(a.url("/_gateway/logout")).send().await.unwrap();
+    assert_eq!(out.status(), 302);
+    assert!(
+        !redis_values(&cl.redis).contains(&token),
+        "the token is gone from Redis after logout"
+    );
+    // Neither replica forwards it again (B within the 1 s revocation bound).
+    let t = Instant::now();
+    while api_status(&b, &cookie).await != 401 {
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "B still serves the session"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(api_status(&a, &cookie).await, 401);
+    let forwarded = cl
+        .app
+        .requests()
+        .iter()
+        .filter(|r| r.header("x-clever-access-token").is_some())
+        .count();
+    assert_eq!(forwarded, 1, "the token went upstream only while signed in");
+}
+
 #[tokio::test]
 async fn redis_outage_with_readiness_process_stays_ready_and_serves_from_cache() {
     let Some(mut cl) = Cluster::new().await else {
@@ -263,12 +332,10 @@ async fn redis_outage_with_readiness_process_stays_ready_and_serves_from_cache()
     // Still in the load balancer's pool: the signed-in user is served from the cache ...
     assert_eq!(status(&a.url("/_gateway/readyz")).await, 200);
     assert_eq!(api_status(&a, &cookie).await, 200, "{}", a.logs());
-    // ... and what needs Redis gets the 503 page, not an error of another kind.
-    let r = browser()
-        .get(a.url("/_gateway/login?rd=/"))
-        .send()
-        .await
-        .unwrap();
+    // ... and what needs Redis (finishing a sign-in) gets the 503 page, not another error.
+    let c = browser();
+    let cb = callback_for(&c, &a.url("/_gateway/login?rd=/")).await;
+    let r = c.get(&cb).send().await.unwrap();
     assert_eq!(r.status(), 503);
     assert!(r.text().await.unwrap().contains("temporarily unavailable"));
     assert_eq!(status(&a.url("/_gateway/readyz")).await, 200);

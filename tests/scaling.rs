@@ -20,8 +20,8 @@ use clever_gateway::secret::Secret;
 use clever_gateway::session::memory::MemoryLimits;
 use clever_gateway::session::testing::{RedisServer, SKIPPED};
 use clever_gateway::session::{
-    Clock, CodeClaim, LoginTimes, MemoryStore, PendingLogin, PrimaryAt, RedisSettings, RedisStore,
-    SessionId, SessionRecord, SessionStore, SystemClock,
+    Clock, CodeClaim, LoginTimes, MemoryStore, PrimaryAt, RedisSettings, RedisStore, SessionId,
+    SessionRecord, SessionStore, SystemClock,
 };
 
 const TTL: Duration = Duration::from_secs(2 * 3600);
@@ -180,25 +180,13 @@ async fn scaling_redis_store_bytes_per_session() {
     }
 }
 
-/// What the store does for one sign-in, in the gateway's order: the login start (pending
-/// login), then the callback (take it, claim the code, the session, the code's session). Four
-/// of these are writes the browser is answered for.
+/// What the store does for one sign-in, in the gateway's order: at the callback (the sign-in in
+/// progress lives in the browser's cookie), claim the code, write the session, record the
+/// code's session. All three are writes the browser is answered for.
 async fn one_sign_in(store: &dyn SessionStore, i: usize, clock: &dyn Clock) {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (state, binding, code) = (
-        format!("state-{k:032x}"),
-        format!("binding-{k:032x}"),
-        format!("{k:064x}"),
-    );
-    let pending = PendingLogin {
-        binding: binding.clone(),
-        return_to: "/".into(),
-        from_clever: false,
-        created_at: clock.now(),
-    };
-    store.put_pending(&state, pending).await.unwrap();
-    store.take_pending(&state).await.unwrap().expect("pending");
+    let (binding, code) = (format!("binding-{k:032x}"), format!("{k:064x}"));
     let claim = CodeClaim {
         binding,
         return_to: "/".into(),

@@ -38,7 +38,7 @@ const SPOOF: &str = "5fc43758db087d0be186ffff";
 const WORKERS: usize = 16;
 const USERS: usize = 50;
 /// The gateway's `session.login_timeout` here unless `SOAK_LOGIN_TIMEOUT` says otherwise:
-/// pending sign-ins and codes live this long.
+/// sign-ins in progress (in their login cookies) and used codes live this long.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// The warm-up goes this far past the longest horizon of in-flight state.
 const WARMUP_MARGIN: Duration = Duration::from_secs(30);
@@ -172,7 +172,9 @@ async fn soak() {
     )]);
     let template = demo_users()
         .into_iter()
-        .find(|u| u.roles.len() == 1 && u.roles[0].as_str() == "teacher" && u.district.is_some())
+        .find(|u| {
+            u.role_types() == [clever_gateway::identity::UserType::Teacher] && u.district.is_some()
+        })
         .unwrap();
     let users: Vec<String> = (0..USERS)
         .map(|i| {
@@ -234,7 +236,11 @@ async fn soak() {
                         // Logout, then the old session must be refused.
                         10 => {
                             if let Some(c) = me.1.take() {
-                                let r = c.get(format!("{base}/_gateway/logout")).send().await;
+                                let r = c
+                                    .post(format!("{base}/_gateway/logout"))
+                                    .header("origin", base.as_str())
+                                    .send()
+                                    .await;
                                 record(&counts, "logout", r.map(|r| r.status().as_u16()).map_err(|e| e.to_string()), &[302]);
                                 let r = c
                                     .get(format!("{base}/after-logout"))

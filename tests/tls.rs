@@ -179,7 +179,11 @@ async fn tls_login_over_https_and_http2_sets_secure_cookies_and_forwards_identit
     let start = c.get(format!("{base}/grades?term=2")).send().await.unwrap();
     assert_eq!(start.version(), reqwest::Version::HTTP_2, "h2 by ALPN");
     assert_eq!(start.status(), 302);
-    let login = set_cookie_line(&start, "clever_gateway_login");
+    let (name, _, login) = login_cookie(&start).expect("login cookie");
+    assert!(
+        name.starts_with("__Host-clever_gateway_login_"),
+        "Secure, no Domain: a __Host- cookie no other host can plant: {name}"
+    );
     assert!(login.contains("; Secure"), "{login}");
     let at_clever = c.get(location(&start)).send().await.unwrap();
     let callback = location(&at_clever);

@@ -33,4 +33,4 @@ $h = fn(?string $s): string => htmlspecialchars($s ?? '', ENT_QUOTES | ENT_SUBST
 <h1>Hello, <?= $h($name) ?></h1>
 <p><?= $isStaff ? 'Staff view' : 'Student view' ?></p>
 <p>User <?= $h($userId) ?>, roles <?= $h(implode(', ', $types)) ?>, district <?= $h($district) ?></p>
-<p><a href="/_gateway/logout">Sign out</a></p>
+<form method="post" action="/_gateway/logout"><button>Sign out</button></form>

@@ -61,7 +61,7 @@ def app(environ, start_response):
         f"<h1>Hello, {escape(who['name'] or who['user_id'])}</h1>"
         f"<p>{'Staff view' if is_staff else 'Student view'}</p>"
         f"<table>{rows}</table>"
-        '<p><a href="/_gateway/logout">Sign out</a></p>'
+        '<form method="post" action="/_gateway/logout"><button>Sign out</button></form>'
     ).encode("utf-8")
     start_response(
         "200 OK",

@@ -3,6 +3,7 @@
 //! policy. It returns `Reply` values and never touches pingora.
 
 pub mod enrich;
+pub mod login_state;
 pub mod policy;
 pub mod return_path;
 
@@ -18,9 +19,8 @@ use crate::metrics::{LoginOutcome, Metrics, NO_REASON};
 use crate::pages::{ErrorPage, Reply};
 use crate::secret::random_token;
 use crate::session::cookies::{CookieJarSpec, GatewayCookies};
-use crate::session::{
-    Clock, CodeClaim, PendingLogin, SessionId, SessionRecord, SessionStore, StoreError,
-};
+use crate::session::{Clock, CodeClaim, SessionId, SessionRecord, SessionStore, StoreError};
+use login_state::{LoginSealer, LoginState, OpenError};
 
 pub use return_path::safe_return_path;
 
@@ -86,17 +86,17 @@ pub fn valid_percent_encoding(s: &str) -> bool {
     true
 }
 
-/// A login-binding cookie value we issued (128 bits, base64url).
-fn valid_binding(v: &str) -> bool {
-    v.len() == 22
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 /// What is stored about a code: its hash, never the code itself.
 fn code_key(code: &str) -> String {
     let digest = Sha256::digest(code.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What ties an exchanged code to the sign-in that received it (its `CodeClaim::binding`):
+/// the hash of that sign-in's state, which only the browser holding its login cookie can
+/// prove it started.
+fn binding_of(state: &str) -> String {
+    code_key(state)
 }
 
 /// Outcome of looking up the browser's session.
@@ -114,6 +114,9 @@ pub struct Auth {
     metrics: Arc<Metrics>,
     /// School and section ids for the upstreams that send them.
     enricher: Arc<enrich::Enricher>,
+    /// Seals the login cookies (the sign-ins in progress) under a key derived from the
+    /// client secret.
+    sealer: Arc<LoginSealer>,
 }
 
 impl Auth {
@@ -127,6 +130,9 @@ impl Auth {
         let cookies = CookieJarSpec::from_config(&cfg.session);
         let callback_path = cfg.clever.redirect_uri.path().to_string();
         let enricher = Arc::new(enrich::Enricher::new(&cfg, Arc::default()));
+        let sealer = Arc::new(LoginSealer::derive(
+            clever.client_secret().expose().as_bytes(),
+        ));
         Auth {
             cfg,
             store,
@@ -136,6 +142,7 @@ impl Auth {
             callback_path,
             metrics,
             enricher,
+            sealer,
         }
     }
 
@@ -184,9 +191,12 @@ impl Auth {
         Ok(None)
     }
 
-    /// 302 to Clever with a fresh state bound to this browser; `return_to` must already be a
-    /// safe same-site path (or the operator-configured landing URL). `login` carries the
-    /// upstream's `login_district_id` and `confirm_students`.
+    /// 302 to Clever with a fresh state, and the sign-in (return address, start time) sealed
+    /// in a login cookie of its own named after the state: the server keeps nothing. `return_to`
+    /// must already be a safe same-site path (or the operator-configured landing URL); one
+    /// longer than `login_state::MAX_RETURN_TO` is shortened (`cap_return_to`). `login` carries
+    /// the upstream's `login_district_id` and `confirm_students`. The browser's oldest login
+    /// cookies are expired past `MAX_LOGIN_COOKIES` or `LOGIN_COOKIE_BUDGET`.
     pub async fn start_login(
         &self,
         ctx: Ctx<'_>,
@@ -194,38 +204,26 @@ impl Auth {
         login: LoginParams<'_>,
         from_clever: bool,
     ) -> Reply {
-        let binding = ctx
-            .cookies
-            .login
-            .as_deref()
-            .filter(|b| valid_binding(b))
-            .map(str::to_string)
-            .unwrap_or_else(|| random_token(16));
         let state = random_token(32);
-        let pending = PendingLogin {
-            binding: binding.clone(),
-            return_to: return_to.to_string(),
-            from_clever,
-            created_at: self.clock.now(),
-        };
-        match self.store.put_pending(&state, pending).await {
-            Ok(()) => {}
-            Err(StoreError::TooManyPending) => {
-                tracing::warn!(
-                    request_id = ctx.request_id,
-                    "too many sign-ins in progress for one browser"
-                );
-                return self.page(
-                    ctx,
-                    429,
-                    "too_many_logins",
-                    "Too many sign-ins at once",
-                    "This browser has started too many sign-ins in the last few minutes. Close extra tabs, wait a few minutes, and try again.",
-                    None,
-                );
-            }
-            Err(e) => return self.store_unavailable(ctx, &e),
+        let capped = login_state::cap_return_to(return_to);
+        if capped.len() < return_to.len() {
+            tracing::info!(
+                request_id = ctx.request_id,
+                len = return_to.len(),
+                max = login_state::MAX_RETURN_TO,
+                "return address too long to keep: shortened"
+            );
         }
+        let name = self.cookies.login_name(&state);
+        let value = self.sealer.seal(
+            &name,
+            &state,
+            &LoginState {
+                return_to: capped.into_owned(),
+                started: self.clock.now(),
+            },
+        );
+        let evicted = login_state::to_evict(&ctx.cookies.logins, name.len() + value.len() + 3);
         tracing::info!(request_id = ctx.request_id, from_clever, "login started");
         let who = if from_clever {
             "clever_initiated"
@@ -233,13 +231,21 @@ impl Auth {
             "gateway"
         };
         self.metrics.login(LoginOutcome::Started, who);
-        Reply::redirect(&self.clever.authorize_url(&state, login)).with_cookie(
+        let mut reply = Reply::redirect(&self.clever.authorize_url(&state, login)).with_cookie(
             self.cookies
-                .set_login(&binding, self.cfg.session.login_timeout),
-        )
+                .set_login(&name, &value, self.cfg.session.login_timeout),
+        );
+        for (old, _) in evicted {
+            reply = reply.with_cookie(self.cookies.clear(old));
+        }
+        if ctx.cookies.legacy_login {
+            reply = reply.with_cookie(self.cookies.clear(&self.cookies.login));
+        }
+        reply
     }
 
-    /// Handles Clever's redirect back to `redirect_uri`.
+    /// Handles Clever's redirect back to `redirect_uri`. The login cookie of the sign-in it
+    /// names is expired with the answer, whatever the outcome: each is used once.
     pub async fn callback(&self, ctx: Ctx<'_>, query: Option<&str>) -> Reply {
         let params = match parse_callback_query(query) {
             Ok(p) => p,
@@ -248,8 +254,33 @@ impl Auth {
                 return self.fail(ctx, 400, "bad_callback", "The sign-in link is malformed.");
             }
         };
+        let login_cookie = params.state.as_deref().and_then(|state| {
+            let name = self.cookies.login_name(state);
+            let value = ctx
+                .cookies
+                .logins
+                .iter()
+                .find(|(n, _)| *n == name)?
+                .1
+                .clone();
+            Some((name, value))
+        });
+        let reply = self.callback_for(ctx, &params, login_cookie.as_ref()).await;
+        match login_cookie {
+            Some((name, _)) => reply.with_cookie(self.cookies.clear(&name)),
+            None => reply,
+        }
+    }
+
+    /// The callback, with the browser's login cookie for its state (name, value) if it has one.
+    async fn callback_for(
+        &self,
+        ctx: Ctx<'_>,
+        params: &CallbackParams,
+        login_cookie: Option<&(String, String)>,
+    ) -> Reply {
         if let Some(err) = &params.error {
-            return self.clever_error_callback(ctx, err, &params).await;
+            return self.clever_error_callback(ctx, err, params).await;
         }
         let Some(code) = params.code.as_deref().filter(|c| !c.is_empty()) else {
             tracing::warn!(request_id = ctx.request_id, "callback without code");
@@ -259,51 +290,77 @@ impl Auth {
         let Some(state) = params.state.as_deref() else {
             return self.clever_initiated(ctx).await;
         };
-        let pending = match self.store.take_pending(state).await {
-            Ok(p) => p,
-            Err(e) => return self.store_unavailable(ctx, &e),
-        };
-        let Some(pending) = pending else {
-            // The state was used already (refresh, back button) or never issued by us.
-            return match self.store.code(&key).await {
-                Ok(Some(claim)) => self.replay(ctx, claim).await,
-                Ok(None) => {
-                    tracing::warn!(request_id = ctx.request_id, "callback with unknown state");
-                    self.fail(
-                        ctx,
-                        400,
-                        "invalid_state",
-                        "This sign-in attempt is not valid or has expired. Please sign in again.",
-                    )
+        let opened = login_cookie.map(|(name, value)| {
+            self.sealer.open(
+                name,
+                state,
+                value,
+                self.cfg.session.login_timeout,
+                self.clock.now(),
+            )
+        });
+        let login = match opened {
+            Some(Ok(login)) => login,
+            refused => {
+                // Not a sign-in this browser started (or no longer a valid one). A code seen
+                // before (refresh, back button) resumes what it made; anything else is refused.
+                match self.store.code(&key).await {
+                    Ok(Some(claim)) => return self.replay(ctx, claim, false).await,
+                    Ok(None) => {}
+                    Err(e) => return self.store_unavailable(ctx, &e),
                 }
-                Err(e) => self.store_unavailable(ctx, &e),
-            };
+                return match refused {
+                    Some(Err(why)) => {
+                        tracing::warn!(
+                            request_id = ctx.request_id,
+                            expired = why == OpenError::Expired,
+                            "callback with a login cookie that is not valid for its state"
+                        );
+                        self.fail(
+                            ctx,
+                            400,
+                            "invalid_state",
+                            "This sign-in attempt is not valid or has expired. Please sign in again.",
+                        )
+                    }
+                    _ if ctx.cookies.legacy_login => {
+                        tracing::warn!(
+                            request_id = ctx.request_id,
+                            "callback for a sign-in started before the gateway was upgraded"
+                        );
+                        self.fail(
+                            ctx,
+                            400,
+                            "invalid_state",
+                            "This sign-in attempt is not valid or has expired. Please sign in again.",
+                        )
+                    }
+                    _ => {
+                        tracing::warn!(
+                            request_id = ctx.request_id,
+                            "callback state not bound to this browser"
+                        );
+                        self.fail(
+                            ctx,
+                            400,
+                            "state_mismatch",
+                            "This sign-in was started in another browser or its cookie is missing. Please sign in again.",
+                        )
+                    }
+                };
+            }
         };
-        let bound = ctx
-            .cookies
-            .login
-            .as_deref()
-            .is_some_and(|b| bool::from(b.as_bytes().ct_eq(pending.binding.as_bytes())));
-        if !bound {
-            tracing::warn!(
-                request_id = ctx.request_id,
-                "callback state not bound to this browser"
-            );
-            return self.fail(
-                ctx,
-                400,
-                "state_mismatch",
-                "This sign-in was started in another browser or its cookie is missing. Please sign in again.",
-            );
-        }
         let claim = CodeClaim {
-            binding: pending.binding.clone(),
-            return_to: pending.return_to.clone(),
+            binding: binding_of(state),
+            return_to: login.return_to.clone(),
             session: None,
         };
         match self.store.claim_code(&key, claim.clone()).await {
             Ok(None) => {}
-            Ok(Some(existing)) => return self.replay(ctx, existing).await,
+            Ok(Some(existing)) => {
+                let same = bool::from(existing.binding.as_bytes().ct_eq(claim.binding.as_bytes()));
+                return self.replay(ctx, existing, same).await;
+            }
             Err(e) => return self.store_unavailable(ctx, &e),
         }
         let token = match self.clever.exchange_code(code).await {
@@ -332,7 +389,7 @@ impl Auth {
         }
         tracing::info!(request_id = ctx.request_id, user_id = %user_id, "login completed");
         self.metrics.login(LoginOutcome::Completed, NO_REASON);
-        let mut reply = Reply::redirect(&pending.return_to)
+        let mut reply = Reply::redirect(&login.return_to)
             .with_cookie(self.cookies.set_session(id.expose(), self.cfg.session.ttl));
         if ctx.cookies.bounce {
             reply = reply.with_cookie(self.cookies.clear(&self.cookies.bounce));
@@ -385,9 +442,10 @@ impl Auth {
             .with_cookie(self.cookies.set_bounce())
     }
 
-    /// A code seen before is never POSTed again: resume the session it made for this browser,
-    /// or start a fresh login.
-    async fn replay(&self, ctx: Ctx<'_>, claim: CodeClaim) -> Reply {
+    /// A code seen before is never POSTed again: resume the session it made for this browser
+    /// (`same_browser`: the request proves, with the login cookie of the sign-in that received
+    /// the code, that it started that sign-in), or start a fresh login.
+    async fn replay(&self, ctx: Ctx<'_>, claim: CodeClaim, same_browser: bool) -> Reply {
         tracing::info!(
             request_id = ctx.request_id,
             "sign-in code seen before; not exchanging it again"
@@ -397,11 +455,6 @@ impl Auth {
             Ok(None) => {}
             Err(e) => return self.store_unavailable(ctx, &e),
         }
-        let same_browser = ctx
-            .cookies
-            .login
-            .as_deref()
-            .is_some_and(|b| bool::from(b.as_bytes().ct_eq(claim.binding.as_bytes())));
         if same_browser {
             if let Some(id) = &claim.session {
                 if let Ok(Some(_)) = self.store.get(id).await {
@@ -414,16 +467,13 @@ impl Auth {
         self.start_login(ctx, &claim.return_to, login, false).await
     }
 
+    /// Clever sent `error=` back. (The sign-in's login cookie is expired by `callback`.)
     async fn clever_error_callback(
         &self,
         ctx: Ctx<'_>,
         error: &str,
         params: &CallbackParams,
     ) -> Reply {
-        if let Some(state) = &params.state {
-            // Burn the state so it cannot be used later.
-            let _ = self.store.take_pending(state).await;
-        }
         let code: String = error
             .chars()
             .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
@@ -629,7 +679,7 @@ mod tests {
         .unwrap();
         let teacher = demo_users()
             .into_iter()
-            .find(|u| u.roles == vec![crate::identity::UserType::Teacher])
+            .find(|u| u.role_types() == vec![crate::identity::UserType::Teacher])
             .unwrap();
         sim.set_auto_login(Some(&teacher.id));
         let text = format!(
@@ -657,8 +707,8 @@ mod tests {
         (sim, auth, clock)
     }
 
-    /// Starts a login and lets the simulator answer; returns (binding cookie, callback query).
-    async fn to_callback(auth: &Auth) -> (String, String) {
+    /// Starts a login and lets the simulator answer; returns (login cookie, callback query).
+    async fn to_callback(auth: &Auth) -> ((String, String), String) {
         let cookies = GatewayCookies::default();
         let ctx = Ctx {
             cookies: &cookies,
@@ -669,7 +719,7 @@ mod tests {
             .start_login(ctx, "/back", LoginParams::default(), false)
             .await;
         assert_eq!(start.status, 302);
-        let binding = first_cookie_value(&start);
+        let binding = first_cookie(&start);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -683,15 +733,20 @@ mod tests {
         (binding, cb.query().unwrap().to_string())
     }
 
-    /// The value of the first `Set-Cookie` of a reply.
-    fn first_cookie_value(r: &Reply) -> String {
+    /// The name and value of the first `Set-Cookie` of a reply.
+    fn first_cookie(r: &Reply) -> (String, String) {
         let pair = r.header("set-cookie").unwrap().split(';').next().unwrap();
-        pair.split_once('=').unwrap().1.to_string()
+        let (name, value) = pair.split_once('=').unwrap();
+        (name.to_string(), value.to_string())
     }
 
     /// Runs the callback in the browser that started the login; the reply and the session
     /// cookie jar it leaves.
-    async fn finish(auth: &Auth, binding: &str, query: &str) -> (Reply, GatewayCookies) {
+    async fn finish(
+        auth: &Auth,
+        binding: &(String, String),
+        query: &str,
+    ) -> (Reply, GatewayCookies) {
         let cookies = with_login(binding);
         let ctx = Ctx {
             cookies: &cookies,
@@ -700,15 +755,15 @@ mod tests {
         };
         let r = auth.callback(ctx, Some(query)).await;
         let jar = GatewayCookies {
-            session: vec![first_cookie_value(&r)],
+            session: vec![first_cookie(&r).1],
             ..Default::default()
         };
         (r, jar)
     }
 
-    fn with_login(binding: &str) -> GatewayCookies {
+    fn with_login(login: &(String, String)) -> GatewayCookies {
         GatewayCookies {
-            login: Some(binding.to_string()),
+            logins: vec![login.clone()],
             ..Default::default()
         }
     }
@@ -759,7 +814,7 @@ mod tests {
     async fn callback_from_other_browser_counts_state_mismatch() {
         let (_sim, auth, _) = setup().await;
         let (_, query) = to_callback(&auth).await;
-        let other = with_login("AAAAAAAAAAAAAAAAAAAAAA");
+        let other = GatewayCookies::default();
         let ctx = Ctx {
             cookies: &other,
             wants_html: false,

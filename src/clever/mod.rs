@@ -165,6 +165,12 @@ impl CleverClient {
         &self.metrics
     }
 
+    /// The client secret, as key material for what every replica must derive alike (the
+    /// login-cookie key). Never log it.
+    pub(crate) fn client_secret(&self) -> &Secret {
+        &self.secret
+    }
+
     /// `authorize_url` with `response_type=code`, `client_id`, the exact `redirect_uri`, `state`,
     /// `district_id` when the login names one, and `confirmed=false` when Clever must
     /// re-confirm a student (shared devices).

@@ -67,6 +67,9 @@ pub(crate) struct ServerFile {
     pub admin_listen: Option<Sp<String>>,
     pub landing: Option<Sp<String>>,
     pub trusted_proxies: Option<Sp<Vec<Sp<String>>>>,
+    pub header_timeout: Option<Sp<String>>,
+    pub forward_auth_secret_env: Option<Sp<String>>,
+    pub forward_auth_secret_file: Option<Sp<String>>,
 }
 
 /// `[clever]`
@@ -226,6 +229,9 @@ pub(crate) static SERVER: Section = Section {
         ("admin_listen", Kind::Str),
         ("landing", Kind::Str),
         ("trusted_proxies", Kind::StrList),
+        ("header_timeout", Kind::Str),
+        ("forward_auth_secret_env", Kind::Str),
+        ("forward_auth_secret_file", Kind::Str),
     ],
 };
 

@@ -77,6 +77,11 @@ pub struct ServerConfig {
     pub landing: usize,
     /// Peers whose `X-Forwarded-*` headers are kept and appended to.
     pub trusted_proxies: Vec<IpNet>,
+    /// How long a client may take to send a request's whole header, from its first byte.
+    pub header_timeout: Duration,
+    /// The secret a forward-auth proxy proves itself with (`X-Clever-Forward-Auth-Secret`),
+    /// without which `/_gateway/auth` never answers with an access token.
+    pub forward_auth_secret: Option<SecretSource>,
 }
 
 /// How log lines are written.

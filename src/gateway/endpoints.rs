@@ -3,10 +3,28 @@
 
 use super::*;
 use crate::config::Readiness;
+use subtle::ConstantTimeEq;
 
 /// The header in a forward-auth 401 that carries the login URL, for the proxy's error page.
 pub const X_CLEVER_LOGIN_URL: http::HeaderName =
     http::HeaderName::from_static("x-clever-login-url");
+
+/// The header a forward-auth proxy proves itself with (`server.forward_auth_secret_*`). Under
+/// `X-Clever-`, so it is scrubbed from every request before anything is forwarded: an app
+/// never sees it, whatever the proxy sends where.
+pub const X_CLEVER_FORWARD_AUTH_SECRET: http::HeaderName =
+    http::HeaderName::from_static("x-clever-forward-auth-secret");
+
+/// Whether a request proves it comes from the forward-auth proxy: a secret is configured and
+/// the request carries exactly it (compared in constant time). Without that proof
+/// `/_gateway/auth` never answers with an access token: its answer may reach a browser (any
+/// page on the gateway's origin can call it), and a script could read the token.
+pub fn forward_auth_proven(expected: Option<&Secret>, presented: Option<&[u8]>) -> bool {
+    match (expected, presented) {
+        (Some(secret), Some(given)) => bool::from(secret.expose().as_bytes().ct_eq(given)),
+        _ => false,
+    }
+}
 
 /// `/_gateway/login?rd=…` for a same-site return path.
 pub fn login_url(return_path: &str) -> String {
@@ -52,7 +70,7 @@ impl Gateway {
     pub(super) async fn endpoint(&self, ctx: Ctx<'_>, req: &RequestFacts<'_>, name: &str) -> Reply {
         match name {
             "login" => self.login_endpoint(ctx, req).await,
-            "logout" => self.auth.logout(ctx).await,
+            "logout" => self.logout_endpoint(ctx, req).await,
             "auth" => self.forward_auth(ctx, req).await,
             "jwks.json" => self.jwks(),
             "me" => match self.auth.session(&req.cookies).await {
@@ -163,7 +181,9 @@ impl Gateway {
     /// policy beyond a valid session); 401 with the login URL in `X-Clever-Login-Url`; 403
     /// when the policy refuses; 400 for an unknown or repeated `upstream`. The policy comes
     /// from `upstream` only, never from `X-Forwarded-Uri`/`-Host`; `X-Forwarded-Uri` is used
-    /// only as the login's same-site return path.
+    /// only as the login's same-site return path. The access token (`forward_access_token`)
+    /// is included only for a request that proves it comes from the proxy
+    /// (`forward_auth_proven`); otherwise it is withheld and the answer says nothing else.
     async fn forward_auth(&self, ctx: Ctx<'_>, req: &RequestFacts<'_>) -> Reply {
         let up = match forward_auth_upstream(&self.cfg, req.query) {
             Ok(up) => up,
@@ -227,8 +247,23 @@ impl Gateway {
                 if let Err(denial) = policy::check(upstream, &rec.identity) {
                     return self.denied(req, &upstream.name, &rec, denial);
                 }
+                let proven =
+                    forward_auth_proven(self.forward_auth_secret.as_ref(), req.forward_auth_secret);
+                if upstream.forward_access_token && !proven {
+                    tracing::warn!(
+                        request_id = req.request_id,
+                        upstream = %upstream.name,
+                        secret_configured = self.forward_auth_secret.is_some(),
+                        "forward-auth: access token withheld: the request did not carry \
+                         server.forward_auth_secret in X-Clever-Forward-Auth-Secret"
+                    );
+                }
                 (
-                    crate::proxy::headers::identity(upstream, &rec),
+                    crate::proxy::headers::identity_with(
+                        &upstream.headers,
+                        upstream.forward_access_token && proven,
+                        &rec,
+                    ),
                     self.assertion_for(up, &sid, &rec),
                 )
             }
@@ -271,6 +306,45 @@ impl Gateway {
             request_id: req.request_id,
         }
         .reply(req.wants_html)
+        .with_form_target(self.logout_origin().as_deref())
+    }
+
+    /// `/_gateway/logout`: `POST` signs out, unless the browser says another site sent it
+    /// (403: a page elsewhere must not sign users out); `GET` shows a page whose button sends
+    /// that `POST` (to a browser; anything else is told to `POST`, 405).
+    async fn logout_endpoint(&self, ctx: Ctx<'_>, req: &RequestFacts<'_>) -> Reply {
+        match req.method {
+            "POST" => {
+                if let Some(why) = origin::cross_site(req.sec_fetch_site, req.origin, req.host) {
+                    tracing::warn!(request_id = req.request_id, why, "sign-out refused");
+                    return self.error(
+                        ctx,
+                        403,
+                        "cross_site",
+                        "Sign-out refused",
+                        "Another site asked your browser to sign you out. You are still signed in.",
+                    );
+                }
+                self.auth.logout(ctx).await
+            }
+            "GET" | "HEAD" if req.wants_html => crate::pages::sign_out_page(req.request_id)
+                .with_form_target(self.logout_origin().as_deref()),
+            _ => Reply::json(
+                405,
+                &serde_json::json!({
+                    "error": "method_not_allowed",
+                    "message": "Sign out with POST /_gateway/logout.",
+                }),
+            )
+            .with_header(http::header::ALLOW, "GET, HEAD, POST".to_string()),
+        }
+    }
+
+    /// The origin of `session.logout_redirect` when it is on another site: the sign-out forms
+    /// must be allowed to lead there.
+    pub(super) fn logout_origin(&self) -> Option<String> {
+        let url = url::Url::parse(&self.cfg.session.logout_redirect).ok()?;
+        Some(url.origin().ascii_serialization()).filter(|o| o != "null")
     }
 
     /// `/_gateway/login?rd=/path`: an explicit login returning to a same-site path.
@@ -337,8 +411,7 @@ mod endpoint_tests {
     use crate::secret::Secret;
     use crate::session::memory::MemoryLimits;
     use crate::session::{
-        CodeClaim, ManualClock, MemoryStore, PendingLogin, SessionId, SessionStore, StoreError,
-        SystemClock,
+        CodeClaim, ManualClock, MemoryStore, SessionId, SessionStore, StoreError, SystemClock,
     };
     use async_trait::async_trait;
     use std::time::Duration;
@@ -360,12 +433,6 @@ mod endpoint_tests {
         }
         async fn remove(&self, id: &SessionId) -> Result<(), StoreError> {
             self.inner.remove(id).await
-        }
-        async fn put_pending(&self, s: &str, l: PendingLogin) -> Result<(), StoreError> {
-            self.inner.put_pending(s, l).await
-        }
-        async fn take_pending(&self, s: &str) -> Result<Option<PendingLogin>, StoreError> {
-            self.inner.take_pending(s).await
         }
         async fn claim_code(&self, k: &str, c: CodeClaim) -> Result<Option<CodeClaim>, StoreError> {
             self.inner.claim_code(k, c).await
@@ -446,6 +513,9 @@ user_id = "X-Remote-User"
             wants_html: false,
             request_id: "t",
             forwarded_uri: None,
+            forward_auth_secret: None,
+            sec_fetch_site: None,
+            origin: None,
         }
     }
 

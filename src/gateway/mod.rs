@@ -1,13 +1,19 @@
 //! What happens to one request, decided without pingora: routing, public paths, session
 //! lookup, policy, and the login redirect or 401 for anonymous requests. The gateway's own
-//! endpoints live in `endpoints`, the checks made before any decision in `precheck`.
+//! endpoints live in `endpoints`, the checks made before any decision in `precheck`, the
+//! same-site check of a sign-out in `origin`.
 
 mod endpoints;
+mod origin;
 mod precheck;
 
-pub use endpoints::{forward_auth_upstream, login_url, X_CLEVER_LOGIN_URL};
+pub use endpoints::{
+    forward_auth_proven, forward_auth_upstream, login_url, X_CLEVER_FORWARD_AUTH_SECRET,
+    X_CLEVER_LOGIN_URL,
+};
 pub use precheck::{
     framing_error, raw_has_content_length, refuse_request, Refusal, MAX_HEADER_BYTES,
+    MAX_HEADER_SECTION,
 };
 
 use std::sync::Arc;
@@ -19,6 +25,7 @@ use crate::identity::{canonical_header_name, SPOOFABLE_PREFIX};
 use crate::metrics::Metrics;
 use crate::pages::{ErrorPage, Reply};
 use crate::routing::{self, NormalizedPath};
+use crate::secret::Secret;
 use crate::session::cookies::GatewayCookies;
 use crate::session::{unix_secs, SessionId, SessionRecord};
 
@@ -40,6 +47,12 @@ pub struct RequestFacts<'a> {
     /// `X-Forwarded-Uri` as a forward-auth proxy sends it: used only as the same-site return
     /// path of `/_gateway/auth`'s login URL, never to choose an upstream or policy.
     pub forwarded_uri: Option<&'a str>,
+    /// `X-Clever-Forward-Auth-Secret` as the request carried it (read before the `X-Clever-`
+    /// headers are scrubbed): the forward-auth proxy's proof, see `forward_auth_proven`.
+    pub forward_auth_secret: Option<&'a [u8]>,
+    /// The browser's `Sec-Fetch-Site` and `Origin`: whether a sign-out comes from this site.
+    pub sec_fetch_site: Option<&'a str>,
+    pub origin: Option<&'a str>,
 }
 
 /// What to do with the request.
@@ -73,6 +86,9 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// The assertion signer, when `[assertion]` or an upstream's `assertion = true` asks.
     pub assertions: Option<Arc<Assertions>>,
+    /// `server.forward_auth_secret`, read at start: only a request that carries it gets an
+    /// access token from `/_gateway/auth`.
+    pub forward_auth_secret: Option<Secret>,
 }
 
 /// Whether the request comes from a browser navigation rather than XHR/fetch/API.
@@ -102,7 +118,14 @@ impl Gateway {
             auth,
             identity_header_names: names,
             assertions: None,
+            forward_auth_secret: None,
         }
+    }
+
+    /// The secret a forward-auth proxy must send for `/_gateway/auth` to include access tokens.
+    pub fn with_forward_auth_secret(mut self, secret: Secret) -> Self {
+        self.forward_auth_secret = Some(secret);
+        self
     }
 
     /// Signs `X-Clever-Assertion` for the upstreams that ask, and serves the JWKS.
@@ -148,18 +171,31 @@ impl Gateway {
                 ));
             }
         };
-        let Some(up) = routing::route(&self.cfg, req.host, &norm.decoded) else {
-            return Decision::Reply(self.error(
-                ctx,
-                404,
-                "not_found",
-                "Page not found",
-                "No application is served at this address.",
-            ));
+        let placement = match routing::place(&self.cfg, req.host, &norm) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                return Decision::Reply(self.error(
+                    ctx,
+                    404,
+                    "not_found",
+                    "Page not found",
+                    "No application is served at this address.",
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(request_id = req.request_id, why = %e, "bad request path");
+                return Decision::Reply(self.error(
+                    ctx,
+                    400,
+                    "bad_path",
+                    "Bad request",
+                    &format!("The address is not valid: {e}."),
+                ));
+            }
         };
-        let upstream = &self.cfg.upstreams[up];
+        let up = placement.upstream;
         let upstream_path = self.upstream_path(up, req, &norm);
-        if routing::is_public(upstream, &norm) {
+        if placement.public {
             return Decision::Forward(Forward {
                 upstream: up,
                 session: None,
@@ -180,18 +216,23 @@ impl Gateway {
                 ));
             }
         };
-        match found {
-            Some((sid, rec)) => match policy::check(upstream, &rec.identity) {
-                Ok(()) => Decision::Forward(Forward {
-                    upstream: up,
-                    assertion: self.assertion_for(up, &sid, &rec),
-                    session: Some(rec),
-                    upstream_path,
-                }),
-                Err(denial) => Decision::Reply(self.denied(req, &upstream.name, &rec, denial)),
-            },
-            None => Decision::Reply(self.anonymous(ctx, req, up).await),
+        let Some((sid, rec)) = found else {
+            return Decision::Reply(self.anonymous(ctx, req, up).await);
+        };
+        // The route's policy, and that of every route an app server may read the path as
+        // under (`routing::place`).
+        for u in std::iter::once(up).chain(placement.also.iter().copied()) {
+            let upstream = &self.cfg.upstreams[u];
+            if let Err(denial) = policy::check(upstream, &rec.identity) {
+                return Decision::Reply(self.denied(req, &upstream.name, &rec, denial));
+            }
         }
+        Decision::Forward(Forward {
+            upstream: up,
+            assertion: self.assertion_for(up, &sid, &rec),
+            session: Some(rec),
+            upstream_path,
+        })
     }
 
     /// No valid session: browsers go to Clever; everything else gets 401 JSON.

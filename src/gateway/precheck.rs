@@ -4,6 +4,12 @@
 /// The most header bytes (names and values) a request may carry; pingora itself allows 1 MiB.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
+/// The most bytes of a request's header section read at all, as sent (request line, header
+/// lines, line ends): the [`MAX_HEADER_BYTES`] of names and values, and room for a long
+/// request line and the framing. Past it the gateway stops reading and answers 431
+/// (`proxy::header_guard`), so an unfinished header holds at most this much per connection.
+pub const MAX_HEADER_SECTION: usize = MAX_HEADER_BYTES + 16 * 1024;
+
 /// A request refused before any decision, with its status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refusal {

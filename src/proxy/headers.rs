@@ -1,5 +1,6 @@
 //! Header hygiene on the way upstream: scrub spoofable identity headers, remove the gateway's
-//! cookies, set `X-Forwarded-*` and `X-Request-Id`, and inject the identity headers.
+//! cookies, set `X-Forwarded-*` and `X-Request-Id` (dropping the client's other forwarding and
+//! path-override claims, which `claims` names), and inject the identity headers.
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -127,16 +128,17 @@ pub struct ForwardFacts<'a> {
 }
 
 /// `X-Forwarded-For/-Proto/-Host` and `X-Request-Id`. A client's values are replaced unless it
-/// is a trusted proxy, whose chain is kept and appended to. `remove` lists only what is not
-/// also set (setting replaces).
+/// is a trusted proxy, whose chain is kept and appended to. The client's other forwarding and
+/// path-override claims are dropped (`claims::dropped`). `remove` lists only what is not also
+/// set (setting replaces).
 pub fn forwarding(headers: &HeaderMap, facts: ForwardFacts<'_>, trusted: &[IpNet]) -> Edits {
-    let mut e = Edits {
-        remove: Vec::new(),
-        set: Vec::with_capacity(4),
-    };
     let from_trusted = facts
         .client_ip
         .is_some_and(|ip| trusted.iter().any(|n| n.contains(&ip)));
+    let mut e = Edits {
+        remove: super::claims::dropped(headers, from_trusted),
+        set: Vec::with_capacity(4),
+    };
     let xff = if from_trusted {
         let client = facts.client_ip.map(|ip| ip.to_string());
         let prior_xff = Some(

@@ -3,14 +3,17 @@
 //! The only module that sees pingora's `Session`.
 
 pub mod admin;
+pub mod claims;
+pub mod header_guard;
 pub mod headers;
+pub mod response;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::{ACCEPT, COOKIE, HOST};
+use http::header::{ACCEPT, COOKIE, HOST, SET_COOKIE};
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
@@ -193,6 +196,30 @@ pub fn apply(req: &mut RequestHeader, edits: Edits) -> pingora::Result<()> {
     Ok(())
 }
 
+/// Removes from an upstream's response every `Set-Cookie` that would set one of the gateway's
+/// cookies (`CookieJarSpec::sets_reserved`): an app, or a header injection in one, must not
+/// sign a browser in or out, or plant a login cookie (login CSRF). Returns how many went.
+pub fn drop_reserved_set_cookies(
+    resp: &mut ResponseHeader,
+    jar: &crate::session::cookies::CookieJarSpec,
+) -> pingora::Result<usize> {
+    let all = resp.headers.get_all(SET_COOKIE);
+    if !all.iter().any(|v| jar.sets_reserved(v.as_bytes())) {
+        return Ok(0);
+    }
+    let kept: Vec<HeaderValue> = all
+        .iter()
+        .filter(|v| !jar.sets_reserved(v.as_bytes()))
+        .cloned()
+        .collect();
+    let dropped = all.iter().count() - kept.len();
+    resp.remove_header(&SET_COOKIE);
+    for v in kept {
+        resp.append_header(SET_COOKIE, v)?;
+    }
+    Ok(dropped)
+}
+
 /// Applies `upstream_cookie`'s answer to the upstream request.
 pub fn apply_cookie(
     req: &mut RequestHeader,
@@ -308,6 +335,11 @@ impl ProxyHttp for GatewayProxy {
     ) -> pingora::Result<bool> {
         let gw = &self.gateway;
         let req = session.req_header_mut();
+        // The forward-auth proxy's proof, kept before every `X-Clever-` header is scrubbed.
+        let forward_auth_secret = req
+            .headers
+            .get(crate::gateway::X_CLEVER_FORWARD_AUTH_SECRET)
+            .cloned();
         for name in headers::spoofable(&req.headers, &gw.identity_header_names) {
             req.remove_header(&name);
         }
@@ -357,6 +389,15 @@ impl ProxyHttp for GatewayProxy {
             forwarded_uri: req
                 .headers
                 .get(headers::X_FORWARDED_URI)
+                .and_then(|v| v.to_str().ok()),
+            forward_auth_secret: forward_auth_secret.as_ref().map(|v| v.as_bytes()),
+            sec_fetch_site: req
+                .headers
+                .get("sec-fetch-site")
+                .and_then(|v| v.to_str().ok()),
+            origin: req
+                .headers
+                .get(http::header::ORIGIN)
                 .and_then(|v| v.to_str().ok()),
         };
         match gw.decide(&facts).await {
@@ -470,14 +511,45 @@ impl ProxyHttp for GatewayProxy {
         Ok(true)
     }
 
-    /// Stops the upstream latency clock when the upstream's response headers arrive.
+    /// Stops the upstream latency clock when the upstream's response headers arrive; refuses
+    /// an unrequested `101` (the client gets the 502 page), removes the framing headers of a
+    /// response that has no body (`response`), and drops any `Set-Cookie` of the gateway's own
+    /// cookies (one log line).
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
-        _upstream_response: &mut ResponseHeader,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        ctx.upstream_took = ctx.upstream_started.map(|s| s.elapsed());
+        if ctx.upstream_took.is_none() {
+            ctx.upstream_took = ctx.upstream_started.map(|s| s.elapsed());
+        }
+        let upstream = |ctx: &RequestCtx| {
+            ctx.forward
+                .as_ref()
+                .map(|f| self.gateway.cfg.upstreams[f.upstream].name.clone())
+                .unwrap_or_else(|| "-".to_string())
+        };
+        let status = upstream_response.status.as_u16();
+        if let Some(why) = response::refusal(status, session.is_upgrade_req()) {
+            let upstream = upstream(ctx);
+            tracing::warn!(request_id = %ctx.request_id, upstream, status, why, "upstream response refused");
+            return Err(Error::explain(ErrorType::InvalidHTTPHeader, why).into_up());
+        }
+        if response::has_no_body(status) {
+            upstream_response.remove_header(&http::header::CONTENT_LENGTH);
+            upstream_response.remove_header(&http::header::TRANSFER_ENCODING);
+        }
+        let dropped = drop_reserved_set_cookies(upstream_response, self.gateway.auth.cookies())?;
+        if dropped > 0 {
+            let upstream = upstream(ctx);
+            tracing::warn!(
+                request_id = %ctx.request_id,
+                upstream,
+                dropped,
+                "the app tried to set the gateway's own cookies: Set-Cookie removed"
+            );
+        }
         Ok(())
     }
 
@@ -563,8 +635,19 @@ impl ProxyHttp for GatewayProxy {
         )
     }
 
-    /// One access-log line per request; never a query string, cookie or token.
+    /// One access-log line per request; never a query string, cookie or token. Then the
+    /// connection's next request header is bounded again (`header_guard`); a connection whose
+    /// request body was not read to its end is closed rather than drained unguarded.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if session.as_http1().is_some() {
+            if session.is_body_done() {
+                if let Some(h1) = session.as_http1() {
+                    header_guard::request_done(h1.stream());
+                }
+            } else {
+                session.set_keepalive(None);
+            }
+        }
         self.record_metrics(session, ctx);
         let status = session
             .response_written()
@@ -631,6 +714,32 @@ mod tests {
         ] {
             assert!(!reply_keeps_connection(&req(&refused)), "{refused:?}");
         }
+    }
+
+    #[test]
+    fn drop_reserved_set_cookies_keeps_the_apps_in_order() {
+        let jar = crate::session::cookies::CookieJarSpec {
+            session: "clever_gateway".into(),
+            login: "clever_gateway_login".into(),
+            bounce: "clever_gateway_bounce".into(),
+            secure: true,
+            domain: None,
+        };
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        for v in [
+            "a=1; Path=/",
+            "clever_gateway=planted; Path=/",
+            "b=2",
+            "__Host-clever_gateway_login_x=v; Secure; Path=/",
+        ] {
+            resp.append_header(SET_COOKIE, v).unwrap();
+        }
+        resp.append_header("x-other", "kept").unwrap();
+        assert_eq!(drop_reserved_set_cookies(&mut resp, &jar).unwrap(), 2);
+        let left: Vec<_> = resp.headers.get_all(SET_COOKIE).iter().collect();
+        assert_eq!(left, ["a=1; Path=/", "b=2"]);
+        assert_eq!(resp.headers["x-other"], "kept");
+        assert_eq!(drop_reserved_set_cookies(&mut resp, &jar).unwrap(), 0);
     }
 
     #[test]

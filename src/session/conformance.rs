@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::store::{
-    CodeClaim, LoginTimes, PendingLogin, SessionStore, StoreError, MAX_PENDING_PER_BROWSER,
-};
+use super::store::{CodeClaim, SessionStore};
 use super::{Clock, ManualClock, SessionId, SessionRecord};
 use crate::identity::{Identity, UserType};
 use crate::secret::Secret;
@@ -28,9 +26,6 @@ macro_rules! store_conformance {
             insert_keeps_identity_and_access_token,
             remove_revokes_session,
             session_count_sees_inserts_and_removals_at_once,
-            take_pending_is_single_use,
-            take_pending_expired_on_clock_none,
-            put_pending_capped_per_browser_not_globally,
             claim_code_second_claim_sees_first,
             claim_code_concurrent_exactly_one_owner,
             complete_code_records_session,
@@ -66,15 +61,6 @@ fn record(clock: &ManualClock, ttl: Duration) -> SessionRecord {
         section_ids: Vec::new(),
     };
     SessionRecord::new(identity, Secret::new("ilTOKEN"), clock.now(), ttl)
-}
-
-fn pending(clock: &ManualClock, binding: &str) -> PendingLogin {
-    PendingLogin {
-        binding: binding.into(),
-        return_to: "/x".into(),
-        from_clever: false,
-        created_at: clock.now(),
-    }
 }
 
 fn claim(binding: &str) -> CodeClaim {
@@ -158,47 +144,6 @@ pub(crate) async fn session_count_sees_inserts_and_removals_at_once(
     assert_eq!(f.store.session_count().await.unwrap(), 2);
     f.store.remove(&a).await.unwrap();
     assert_eq!(f.store.session_count().await.unwrap(), 1);
-}
-
-pub(crate) async fn take_pending_is_single_use(f: &Fixture, clock: &ManualClock) {
-    let p = pending(clock, "b");
-    f.store.put_pending("st", p.clone()).await.unwrap();
-    assert_eq!(f.store.take_pending("st").await.unwrap(), Some(p));
-    assert_eq!(f.store.take_pending("st").await.unwrap(), None);
-}
-
-pub(crate) async fn take_pending_expired_on_clock_none(f: &Fixture, clock: &ManualClock) {
-    f.store
-        .put_pending("st", pending(clock, "b"))
-        .await
-        .unwrap();
-    clock.advance(LoginTimes::default().pending);
-    assert_eq!(f.store.take_pending("st").await.unwrap(), None);
-}
-
-pub(crate) async fn put_pending_capped_per_browser_not_globally(f: &Fixture, clock: &ManualClock) {
-    for i in 0..MAX_PENDING_PER_BROWSER {
-        f.store
-            .put_pending(&format!("a{i}"), pending(clock, "A"))
-            .await
-            .unwrap();
-    }
-    assert!(matches!(
-        f.store
-            .put_pending("one-too-many", pending(clock, "A"))
-            .await,
-        Err(StoreError::TooManyPending)
-    ));
-    f.store
-        .put_pending("b0", pending(clock, "B"))
-        .await
-        .unwrap();
-    assert!(f.store.take_pending("a0").await.unwrap().is_some());
-    // A finished login frees its place.
-    f.store
-        .put_pending("a-next", pending(clock, "A"))
-        .await
-        .unwrap();
 }
 
 pub(crate) async fn claim_code_second_claim_sees_first(f: &Fixture, _clock: &ManualClock) {

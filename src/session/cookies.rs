@@ -1,5 +1,6 @@
 //! The gateway's cookies: names, reading them from requests, removing them from what goes
-//! upstream, and the `Set-Cookie` values (HttpOnly, SameSite=Lax, Secure unless disabled).
+//! upstream, refusing them in what comes back (an app must not plant them), and the
+//! `Set-Cookie` values (HttpOnly, SameSite=Lax, Secure unless disabled).
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -10,13 +11,22 @@ use crate::config::SessionConfig;
 
 /// At most this many same-named session cookies are considered (parent and host domains).
 pub const MAX_SESSION_CANDIDATES: usize = 3;
+/// At most this many login cookies are read from one request (more than a browser keeps:
+/// `auth::login_state::MAX_LOGIN_COOKIES`), so a hostile header costs bounded work.
+pub const MAX_LOGIN_CANDIDATES: usize = 32;
 
-/// Names and attributes of the three cookies the gateway sets.
+/// The prefixes browsers give meaning to (`__Host-`: Secure, Path=/, no Domain, set by the
+/// host itself; `__Secure-`: Secure). Browsers compare them without regard to case.
+const COOKIE_PREFIXES: [&str; 2] = ["__Host-", "__Secure-"];
+
+/// Names and attributes of the cookies the gateway sets.
 #[derive(Debug, Clone)]
 pub struct CookieJarSpec {
     /// The session cookie (`session.cookie_name`).
     pub session: String,
-    /// Binds pending logins (states) to this browser; 10 minutes.
+    /// The one login cookie of gateways before per-sign-in cookies (`<cookie_name>_login`):
+    /// recognised (a sign-in started before an upgrade is "expired") and stripped, never set.
+    /// Each sign-in's own cookie is named `<prefix><cookie_name>_login_<tag>` (`login_name`).
     pub login: String,
     /// Marks a Clever-initiated bounce in progress, to stop loops.
     pub bounce: String,
@@ -29,8 +39,27 @@ pub struct CookieJarSpec {
 pub struct GatewayCookies {
     /// Values of cookies named like the session cookie, in header order.
     pub session: Vec<String>,
-    pub login: Option<String>,
+    /// Sign-ins in progress: each login cookie's name and value, in header order (the oldest
+    /// first, as browsers send them), at most [`MAX_LOGIN_CANDIDATES`].
+    pub logins: Vec<(String, String)>,
+    /// The browser holds a login cookie of the format before per-sign-in cookies.
+    pub legacy_login: bool,
     pub bounce: bool,
+}
+
+/// `name` without a `__Host-`/`__Secure-` prefix (compared as browsers do, in any case).
+fn unprefixed(name: &str) -> &str {
+    for p in COOKIE_PREFIXES {
+        if name.len() >= p.len() && name.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes()) {
+            return &name[p.len()..];
+        }
+    }
+    name
+}
+
+/// Whether `name` starts with `stem` (ASCII case ignored) and has more after it.
+fn extends_ci(name: &str, stem: &str) -> bool {
+    name.len() > stem.len() && name.as_bytes()[..stem.len()].eq_ignore_ascii_case(stem.as_bytes())
 }
 
 impl CookieJarSpec {
@@ -44,10 +73,71 @@ impl CookieJarSpec {
         }
     }
 
+    /// The prefix of the login cookies' names: `__Host-` when Secure without a Domain,
+    /// `__Secure-` when Secure with one, so that no other host and no plain-HTTP page can
+    /// plant one; none for plain-HTTP development.
+    fn login_prefix(&self) -> &'static str {
+        match (self.secure, self.domain.is_some()) {
+            (true, false) => "__Host-",
+            (true, true) => "__Secure-",
+            (false, _) => "",
+        }
+    }
+
+    /// The name of the cookie that carries the sign-in started with `state`:
+    /// `<prefix><cookie_name>_login_<tag>`, a cookie per sign-in (tabs signing in at once).
+    pub fn login_name(&self, state: &str) -> String {
+        format!(
+            "{}{}_login_{}",
+            self.login_prefix(),
+            unprefixed(&self.session),
+            crate::auth::login_state::state_tag(state)
+        )
+    }
+
+    /// A per-sign-in login cookie's name, exactly as the gateway sets it (any tag).
+    fn is_login(&self, name: &[u8]) -> bool {
+        name.strip_prefix(self.login_prefix().as_bytes())
+            .and_then(|n| n.strip_prefix(unprefixed(&self.session).as_bytes()))
+            .and_then(|n| n.strip_prefix(b"_login_".as_slice()))
+            .is_some_and(|tag| !tag.is_empty())
+    }
+
+    /// One of the names the gateway reads, exactly.
     fn is_ours(&self, name: &[u8]) -> bool {
         name == self.session.as_bytes()
             || name == self.login.as_bytes()
             || name == self.bounce.as_bytes()
+            || self.is_login(name)
+    }
+
+    /// Whether a cookie named `name` belongs to the gateway however a browser might store or
+    /// send it: whitespace around it, a `__Host-`/`__Secure-` prefix and ASCII case ignored,
+    /// every login cookie's name (with any tag) included. Such cookies never go upstream, and
+    /// an app's `Set-Cookie` of one never reaches the browser.
+    pub fn reserves(&self, name: &str) -> bool {
+        let n = unprefixed(name.trim());
+        let login = unprefixed(&self.login);
+        n.eq_ignore_ascii_case(unprefixed(&self.session))
+            || n.eq_ignore_ascii_case(unprefixed(&self.bounce))
+            || n.eq_ignore_ascii_case(login)
+            || (extends_ci(n, login) && n.as_bytes()[login.len()] == b'_')
+    }
+
+    /// Whether an upstream's `Set-Cookie` value would set one of the gateway's cookies: its
+    /// name (the text before the first `=` of the part before the first `;`) is reserved, or
+    /// it has no name and its value reads as a reserved `name=value` (browsers send a
+    /// nameless cookie as its value alone).
+    pub fn sets_reserved(&self, set_cookie: &[u8]) -> bool {
+        let text = String::from_utf8_lossy(set_cookie);
+        let pair = text.split(';').next().unwrap_or("");
+        match pair.split_once('=') {
+            Some((name, value)) if name.trim().is_empty() => {
+                self.reserves(value.split('=').next().unwrap_or(""))
+            }
+            Some((name, _)) => self.reserves(name),
+            None => self.reserves(pair),
+        }
     }
 
     /// Reads the gateway's cookies from every `Cookie` header value. Undecodable input is
@@ -74,9 +164,13 @@ impl CookieJarSpec {
                         found.session.push(value.to_string());
                     }
                 } else if name == self.login {
-                    found.login.get_or_insert_with(|| value.to_string());
+                    found.legacy_login = true;
                 } else if name == self.bounce {
                     found.bounce = true;
+                } else if self.is_login(name.as_bytes())
+                    && found.logins.len() < MAX_LOGIN_CANDIDATES
+                {
+                    found.logins.push((name.to_string(), value.to_string()));
                 }
             }
         }
@@ -109,11 +203,10 @@ impl CookieJarSpec {
                 Some(i) => trim_ascii(&trimmed[..i]),
                 None => trimmed,
             };
-            // The reader (`cookie::Cookie::parse`) trims Unicode whitespace
-            // around the name, so `\u{a0}clever_gateway=…` is ours there: compare the same way
-            // here, or it would reach the upstream while the gateway takes it as a session.
-            let unicode_trimmed = std::str::from_utf8(name).map(str::trim).unwrap_or("");
-            if self.is_ours(name) || self.is_ours(unicode_trimmed.as_bytes()) {
+            // The reader (`cookie::Cookie::parse`) trims Unicode whitespace around the name,
+            // so `\u{a0}clever_gateway=…` is ours there; `reserves` compares the same way (and
+            // also catches prefixed and re-cased variants of the gateway's names).
+            if self.is_ours(name) || std::str::from_utf8(name).is_ok_and(|n| self.reserves(n)) {
                 continue;
             }
             let from = at + (trimmed.as_ptr() as usize - piece.as_ptr() as usize);
@@ -165,9 +258,9 @@ impl CookieJarSpec {
             .to_string()
     }
 
-    /// `Set-Cookie` for the login-binding cookie.
-    pub fn set_login(&self, value: &str, ttl: Duration) -> String {
-        self.build(&self.login, value.to_string())
+    /// `Set-Cookie` for the login cookie `name` (see `login_name`) of one sign-in.
+    pub fn set_login(&self, name: &str, value: &str, ttl: Duration) -> String {
+        self.build(name, value.to_string())
             .max_age(cookie::time::Duration::seconds(ttl.as_secs() as i64))
             .build()
             .to_string()
@@ -228,10 +321,8 @@ mod tests {
             "a=b; clever_gateway\u{3000}=s",
             "\u{2028}clever_gateway_login=l; a=b",
         ] {
-            assert!(
-                !jar.read(std::iter::once(raw.as_bytes())).session.is_empty()
-                    || jar.read(std::iter::once(raw.as_bytes())).login.is_some()
-            );
+            let found = jar.read(std::iter::once(raw.as_bytes()));
+            assert!(!found.session.is_empty() || found.legacy_login);
             assert_eq!(
                 jar.strip(raw.as_bytes()).as_deref(),
                 Some(&b"a=b"[..]),
@@ -256,6 +347,110 @@ mod tests {
             .strip(b"PHPSESSID=abc; clever_gateway=SECRET; theme=dark; clever_gateway_login=x")
             .unwrap();
         assert_eq!(out, b"PHPSESSID=abc; theme=dark");
+    }
+
+    #[test]
+    fn strip_removes_login_cookies_and_every_variant_of_the_names() {
+        let out = spec()
+            .strip(
+                b"a=1; __Host-clever_gateway_login_abcdefghijkl=x; __host-Clever_Gateway=y; \
+                  __Secure-clever_gateway_bounce=1; CLEVER_GATEWAY_LOGIN_zz=2; b=2",
+            )
+            .unwrap();
+        assert_eq!(out, b"a=1; b=2");
+    }
+
+    #[test]
+    fn reserves_names_as_browsers_store_them() {
+        let s = spec();
+        for ours in [
+            "clever_gateway",
+            " clever_gateway ",
+            "Clever_Gateway",
+            "__Host-clever_gateway",
+            "__HOST-clever_gateway",
+            "__secure-clever_gateway",
+            "clever_gateway_login",
+            "clever_gateway_login_x",
+            "__Host-clever_gateway_login_abcdefghijkl",
+            "clever_gateway_bounce",
+            "\u{a0}clever_gateway",
+        ] {
+            assert!(s.reserves(ours), "{ours:?}");
+        }
+        for app in [
+            "PHPSESSID",
+            "clever_gateway2",
+            "clever_gateway_x",
+            "clever_gateway_loginx",
+            "__Host-app",
+            "",
+            "x_clever_gateway",
+        ] {
+            assert!(!s.reserves(app), "{app:?}");
+        }
+    }
+
+    #[test]
+    fn sets_reserved_reads_the_name_as_browsers_do() {
+        let s = spec();
+        for planted in [
+            &b"clever_gateway=abc; Path=/"[..],
+            b"  __Host-clever_gateway_login_abcdefghijkl=v; Secure; Path=/",
+            b"CLEVER_GATEWAY=abc",
+            b"=clever_gateway=abc",
+            b" =clever_gateway_login_q=1",
+            b"clever_gateway",
+            b"clever_gateway_bounce=1; Max-Age=300",
+        ] {
+            assert!(
+                s.sets_reserved(planted),
+                "{:?}",
+                String::from_utf8_lossy(planted)
+            );
+        }
+        for app in [
+            &b"PHPSESSID=abc; Path=/; HttpOnly"[..],
+            b"theme=clever_gateway",
+            b"a=b; Path=/clever_gateway=x",
+            b"=theme=dark",
+            b"\xff\xfe=1",
+        ] {
+            assert!(!s.sets_reserved(app), "{:?}", String::from_utf8_lossy(app));
+        }
+    }
+
+    #[test]
+    fn from_config_prefixes_login_cookies_as_the_attributes_allow() {
+        let cfg = |secure: bool, domain: Option<&str>| {
+            SessionConfig {
+            cookie_secure: secure,
+            cookie_domain: domain.map(String::from),
+            ..crate::config::parse_str(
+                "[clever]\nclient_id = \"c\"\nclient_secret_env = \"X\"\nredirect_uri = \"https://gw.example.org/cb\"\n[[upstream]]\nname = \"a\"\nurl = \"http://127.0.0.1:9\"\n",
+                "t.toml",
+            )
+            .unwrap()
+            .session
+        }
+        };
+        let name =
+            |secure, domain| CookieJarSpec::from_config(&cfg(secure, domain)).login_name("st");
+        let tag = crate::auth::login_state::state_tag("st");
+        assert_eq!(
+            name(true, None),
+            format!("__Host-clever_gateway_login_{tag}")
+        );
+        assert_eq!(
+            name(true, Some("example.org")),
+            format!("__Secure-clever_gateway_login_{tag}")
+        );
+        assert_eq!(name(false, None), format!("clever_gateway_login_{tag}"));
+        let jar = CookieJarSpec::from_config(&cfg(true, None));
+        let set = jar.set_login(&jar.login_name("st"), "v", Duration::from_secs(600));
+        assert!(set.starts_with("__Host-clever_gateway_login_"), "{set}");
+        assert!(set.contains("; Secure") && set.contains("Path=/"), "{set}");
+        assert!(!set.contains("Domain"), "{set}");
     }
 
     #[test]
@@ -310,11 +505,21 @@ mod tests {
             [
                 b"a=1; clever_gateway=one".as_slice(),
                 b"clever_gateway_login=L; clever_gateway_bounce=1; clever_gateway=two",
+                b"__Host-clever_gateway_login_tag1=A; clever_gateway_login_tag2=planted; \
+                  __Host-clever_gateway_login_tag3=B",
             ]
             .into_iter(),
         );
         assert_eq!(got.session, vec!["one".to_string(), "two".to_string()]);
-        assert_eq!(got.login.as_deref(), Some("L"));
+        assert!(got.legacy_login);
+        assert_eq!(
+            got.logins,
+            vec![
+                ("__Host-clever_gateway_login_tag1".into(), "A".into()),
+                ("__Host-clever_gateway_login_tag3".into(), "B".into())
+            ],
+            "only the exact, prefixed names the gateway sets"
+        );
         assert!(got.bounce);
     }
 
@@ -349,7 +554,11 @@ mod tests {
     fn login_bounce_and_clear_follow_secure_like_the_session() {
         let s = spec();
         for v in [
-            s.set_login("L", Duration::from_secs(600)),
+            s.set_login(
+                "__Host-clever_gateway_login_t",
+                "L",
+                Duration::from_secs(600),
+            ),
             s.set_bounce(),
             s.clear("clever_gateway"),
         ] {
@@ -358,7 +567,7 @@ mod tests {
         let mut plain = spec();
         plain.secure = false;
         for v in [
-            plain.set_login("L", Duration::from_secs(600)),
+            plain.set_login("clever_gateway_login_t", "L", Duration::from_secs(600)),
             plain.set_bounce(),
         ] {
             assert!(!v.contains("Secure"), "{v}");

@@ -20,7 +20,7 @@ use crate::secret::{random_token, Secret};
 pub use self::primary::{PrimaryAt, SentinelSettings};
 pub use self::redis::{RedisSettings, RedisStore};
 pub use memory::MemoryStore;
-pub use store::{CodeClaim, LoginTimes, PendingLogin, SessionStore, StoreError};
+pub use store::{CodeClaim, LoginTimes, SessionStore, StoreError};
 
 /// Length of a session id: 256 bits in base64url without padding.
 const SESSION_ID_LEN: usize = 43;

@@ -1,22 +1,22 @@
-//! The Redis session store (`store = "redis"`): Redis is authoritative for sessions, pending
-//! logins and exchanged codes, so any replica can finish any login and a restart signs no one
-//! out. Each replica keeps a short-lived moka L1 in front of it, invalidated through Redis
+//! The Redis session store (`store = "redis"`): Redis is authoritative for sessions and
+//! exchanged codes, so any replica can finish any login and a restart signs no one out. (Sign-ins
+//! in progress live in the browser's login cookie, which every replica can open.) Each replica keeps a short-lived moka L1 in front of it, invalidated through Redis
 //! pub/sub so that a logout holds on every replica within 1 s.
 //!
 //! Keys (all under `clever-gateway:`):
 //! - `session:<sha256(session id)>`: the session as JSON, TTL = its remaining life. The
 //!   cookie value itself is never a key, so `KEYS`/`MONITOR` do not hand out live cookies.
 //! - `sessions`: sorted set of session key hashes by expiry (ms), for the sessions gauge.
-//! - `pending:<state>`: a pending login (TTL 10 min); `pending-browser:<binding>`: how many
-//!   logins that browser started in the last 10 minutes (the per-browser cap).
+//! - no `pending:` keys any more: a gateway before stateless sign-ins wrote them; they expire
+//!   on their own (10 min), and such a sign-in ends on "sign-in expired, try again".
 //! - `code:<sha256(code)>`: an exchanged-code claim (TTL 5 min), taken with `SET NX`.
 //! - channel `clever-gateway:revoke`: session key hashes whose L1 entries must go.
 //!
 //! Where the primary is (one URL, or Sentinel and its failovers) is `primary.rs`'s concern;
 //! every call goes to the primary as last found, and a failed call makes it look again.
 //!
-//! Acknowledged writes: a write the browser is answered for (a session, a logout, a pending
-//! login, a used code) is one command on the primary's write connection, followed, whenever the
+//! Acknowledged writes: a write the browser is answered for (a session, a logout, a used
+//! code) is one command on the primary's write connection, followed, whenever the
 //! primary has a replica, by a `WAIT 1` [`ACK_TIMEOUT`] shared with the writes around it
 //! (`acks.rs`), so the answer leaves only once a replica holds the write too and a failover
 //! right after it loses nothing. When no replica acknowledges in time the write stands (it is
@@ -39,15 +39,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use moka::future::Cache;
 use redis::aio::ConnectionManager;
-use redis::{RedisResult, Script, Value};
+use redis::{RedisResult, Value};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::acks::Ack;
 use super::primary::{Check, Node, Primary, PrimaryAt};
-use super::store::{
-    CodeClaim, LoginTimes, PendingLogin, SessionStore, StoreError, MAX_PENDING_PER_BROWSER,
-};
+use super::store::{CodeClaim, LoginTimes, SessionStore, StoreError};
 use super::{Clock, SessionId, SessionRecord};
 use crate::identity::Identity;
 use crate::metrics::{Metrics, WriteAck};
@@ -84,26 +82,6 @@ redis.call('PUBLISH', ARGV[2], ARGV[1])
 return 1
 ";
 
-/// `INCR` the browser's counter (expiring with the first login), refuse past the cap, else
-/// store the pending login. Atomic, so replicas share one cap.
-const PUT_PENDING: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-if n > tonumber(ARGV[2]) then
-  redis.call('DECR', KEYS[1])
-  return 0
-end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
-return 1
-";
-
-/// Frees one place of the browser's counter (never below zero).
-const RELEASE_PENDING: &str = r"
-local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n > 0 then redis.call('DECR', KEYS[1]) end
-return 0
-";
-
 /// `SET NX`; when the code was claimed before, the earlier claim.
 const CLAIM_CODE: &str = r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
@@ -117,7 +95,7 @@ pub struct RedisSettings {
     pub at: PrimaryAt,
     /// The data nodes' password.
     pub password: Option<Secret>,
-    /// How long pending logins and exchanged codes are kept (`session.login_timeout`).
+    /// How long exchanged codes are kept (from `session.login_timeout`).
     pub login: LoginTimes,
 }
 
@@ -225,14 +203,6 @@ struct StoredSession {
 }
 
 #[derive(Serialize, Deserialize)]
-struct StoredPending {
-    binding: String,
-    return_to: String,
-    from_clever: bool,
-    created_ns: u64,
-}
-
-#[derive(Serialize, Deserialize)]
 struct StoredClaim {
     binding: String,
     return_to: String,
@@ -273,14 +243,6 @@ fn sessions_index() -> String {
 
 fn revoke_channel() -> String {
     format!("{KEY_PREFIX}revoke")
-}
-
-fn pending_key(state: &str) -> String {
-    format!("{KEY_PREFIX}pending:{state}")
-}
-
-fn pending_browser_key(binding: &str) -> String {
-    format!("{KEY_PREFIX}pending-browser:{binding}")
 }
 
 fn code_key(key: &str) -> String {
@@ -622,54 +584,6 @@ impl SessionStore for RedisStore {
         self.write(cmd).await.map(drop)
     }
 
-    async fn put_pending(&self, state: &str, login: PendingLogin) -> Result<(), StoreError> {
-        let json = encode(&StoredPending {
-            binding: login.binding.clone(),
-            return_to: login.return_to,
-            from_clever: login.from_clever,
-            created_ns: ns(login.created_at),
-        })?;
-        let keys = [pending_browser_key(&login.binding), pending_key(state)];
-        let ttl_ms = self.times.pending.as_millis() as u64;
-        let mut cmd = eval(PUT_PENDING, &[&keys[0], &keys[1]]);
-        cmd.arg(json).arg(MAX_PENDING_PER_BROWSER).arg(ttl_ms);
-        let admitted: i64 = reply(self.write(cmd).await?)?;
-        if admitted == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::TooManyPending)
-        }
-    }
-
-    async fn take_pending(&self, state: &str) -> Result<Option<PendingLogin>, StoreError> {
-        let key = pending_key(state);
-        let found: Option<String> = self
-            .run(
-                move |mut c| async move { redis::cmd("GETDEL").arg(key).query_async(&mut c).await },
-            )
-            .await?;
-        let Some(json) = found else { return Ok(None) };
-        let p: StoredPending = decode(&json)?;
-        let counter = pending_browser_key(&p.binding);
-        self.run(move |mut c| async move {
-            Script::new(RELEASE_PENDING)
-                .key(counter)
-                .invoke_async::<i64>(&mut c)
-                .await
-        })
-        .await?;
-        let login = PendingLogin {
-            binding: p.binding,
-            return_to: p.return_to,
-            from_clever: p.from_clever,
-            created_at: from_ns(p.created_ns),
-        };
-        let expired = self
-            .times
-            .pending_expired(login.created_at, self.clock.now());
-        Ok((!expired).then_some(login))
-    }
-
     async fn claim_code(
         &self,
         code_key_: &str,
@@ -944,15 +858,14 @@ mod tests {
         // Readiness follows at once; the L1 keeps the signed-in user working.
         assert!(!s.ready().await);
         assert!(s.get(&id).await.unwrap().is_some(), "served from L1");
-        let p = PendingLogin {
+        let claim = CodeClaim {
             binding: "b".into(),
             return_to: "/".into(),
-            from_clever: false,
-            created_at: clock.now(),
+            session: None,
         };
         let t = std::time::Instant::now();
         assert!(matches!(
-            s.put_pending("st", p.clone()).await,
+            s.claim_code("k", claim.clone()).await,
             Err(StoreError::Unavailable(_))
         ));
         assert!(
@@ -966,7 +879,7 @@ mod tests {
         server.restart();
         let back = within(Duration::from_secs(10), async || s.ready().await).await;
         assert!(back.is_some(), "reconnected by itself");
-        s.put_pending("st", p).await.unwrap();
+        s.claim_code("k", claim).await.unwrap();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1049,13 +962,12 @@ mod tests {
         let sleeper = std::thread::spawn(move || probe("DEBUG SLEEP 2"));
         tokio::time::sleep(Duration::from_millis(200)).await;
         let t = std::time::Instant::now();
-        let r = s.put_pending(
-            "st",
-            PendingLogin {
+        let r = s.claim_code(
+            "k",
+            CodeClaim {
                 binding: "b".into(),
                 return_to: "/".into(),
-                from_clever: false,
-                created_at: clock.now(),
+                session: None,
             },
         );
         assert!(matches!(r.await, Err(StoreError::Unavailable(_))));
@@ -1114,18 +1026,7 @@ mod tests {
             on_replica.contains(":1"),
             "on the replica when answered: {on_replica}"
         );
-        // Every kind of acknowledged write waits: logout, pending login, code claim, code.
-        s.put_pending(
-            "st",
-            PendingLogin {
-                binding: "b".into(),
-                return_to: "/".into(),
-                from_clever: false,
-                created_at: clock.now(),
-            },
-        )
-        .await
-        .unwrap();
+        // Every kind of acknowledged write waits: code claim, code, logout.
         let claim = CodeClaim {
             binding: "b".into(),
             return_to: "/".into(),
@@ -1134,7 +1035,7 @@ mod tests {
         s.claim_code("k", claim.clone()).await.unwrap();
         s.complete_code("k", claim).await.unwrap();
         s.remove(&id).await.unwrap();
-        assert_eq!(acks(&s, WriteAck::Replica), 5.0);
+        assert_eq!(acks(&s, WriteAck::Replica), 4.0);
         assert_eq!(acks(&s, WriteAck::Timeout), 0.0);
         assert_eq!(acks(&s, WriteAck::NoReplica), 0.0);
     }

@@ -1,27 +1,17 @@
-//! The session store contract every backend (memory now, Redis later) fulfils.
+//! The session store contract every backend (memory, Redis) fulfils. Sign-ins in progress
+//! are not stored: the browser keeps them (`auth::login_state`).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::{SessionId, SessionRecord};
 
-/// A login in flight: created when we send a browser to Clever, consumed by the callback.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingLogin {
-    /// The random value of the browser's login-binding cookie.
-    pub binding: String,
-    /// Same-site path (or the landing upstream's URL) to return to.
-    pub return_to: String,
-    /// Set when this login is the bounce of a Clever-initiated (stateless) callback.
-    pub from_clever: bool,
-    pub created_at: SystemTime,
-}
-
 /// What we remember about a code we have begun to exchange, so it is never POSTed twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeClaim {
+    /// Ties the code to the sign-in that received it (the hash of its state).
     pub binding: String,
     pub return_to: String,
     /// The session the exchange created, once it has.
@@ -32,15 +22,12 @@ pub struct CodeClaim {
 pub enum StoreError {
     #[error("session store unavailable: {0}")]
     Unavailable(String),
-    #[error("too many sign-ins in progress for one browser")]
-    TooManyPending,
 }
 
-/// How long in-flight sign-in state is kept: each pending login (as long as its state
-/// cookie), and each exchanged code (so a refreshed callback is never POSTed twice).
+/// How long the server keeps what sign-ins leave: each exchanged code (so a refreshed callback
+/// is never POSTed twice). A sign-in in progress lives in its browser's login cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginTimes {
-    pub pending: Duration,
     pub codes: Duration,
 }
 
@@ -50,18 +37,11 @@ impl LoginTimes {
     /// Clever's codes live about a minute; remembering them longer only holds memory.
     pub const MAX_CODE_MEMORY: Duration = Duration::from_secs(300);
 
-    /// Pending logins live `login_timeout`; codes as long, but at most `MAX_CODE_MEMORY`.
+    /// Sign-ins live `login_timeout`; codes as long, but at most `MAX_CODE_MEMORY`.
     pub fn new(login_timeout: Duration) -> Self {
         LoginTimes {
-            pending: login_timeout,
             codes: login_timeout.min(Self::MAX_CODE_MEMORY),
         }
-    }
-
-    /// Whether a pending login created at `created_at` has outlived its time at `now`.
-    pub fn pending_expired(&self, created_at: SystemTime, now: SystemTime) -> bool {
-        now.duration_since(created_at)
-            .is_ok_and(|age| age >= self.pending)
     }
 }
 
@@ -71,10 +51,7 @@ impl Default for LoginTimes {
     }
 }
 
-/// At most this many logins may be pending for one browser (login-binding cookie) at once.
-pub const MAX_PENDING_PER_BROWSER: u32 = 32;
-
-/// Sessions, pending logins and exchanged codes. Implementations are shared by all requests.
+/// Sessions and exchanged codes. Implementations are shared by all requests.
 #[async_trait]
 pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// A live session, or `None` (unknown, expired, or deleted).
@@ -82,11 +59,6 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     async fn insert(&self, id: &SessionId, record: SessionRecord) -> Result<(), StoreError>;
     /// Deletes the session server side, so a copied cookie stops working.
     async fn remove(&self, id: &SessionId) -> Result<(), StoreError>;
-
-    /// Records a pending login; `TooManyPending` past `MAX_PENDING_PER_BROWSER` for its binding.
-    async fn put_pending(&self, state: &str, login: PendingLogin) -> Result<(), StoreError>;
-    /// Removes and returns the pending login for `state` (single use).
-    async fn take_pending(&self, state: &str) -> Result<Option<PendingLogin>, StoreError>;
 
     /// Atomically records that `code_key` is being exchanged. `Ok(None)`: this caller owns the
     /// exchange. `Ok(Some(existing))`: the code was seen before and must not be POSTed again.
@@ -115,22 +87,7 @@ mod tests {
     #[test]
     fn login_times_codes_follow_the_login_timeout_up_to_five_minutes() {
         let t = LoginTimes::new(Duration::from_secs(60));
-        assert_eq!(
-            (t.pending, t.codes),
-            (Duration::from_secs(60), Duration::from_secs(60))
-        );
-        let t = LoginTimes::default();
-        assert_eq!(t.pending, Duration::from_secs(600));
-        assert_eq!(t.codes, Duration::from_secs(300));
-    }
-
-    #[test]
-    fn pending_expires_at_its_time_not_before() {
-        let t = LoginTimes::new(Duration::from_secs(60));
-        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        assert!(!t.pending_expired(start, start + Duration::from_secs(59)));
-        assert!(t.pending_expired(start, start + Duration::from_secs(60)));
-        // A clock that went backwards does not expire anything.
-        assert!(!t.pending_expired(start, start - Duration::from_secs(5)));
+        assert_eq!(t.codes, Duration::from_secs(60));
+        assert_eq!(LoginTimes::default().codes, Duration::from_secs(300));
     }
 }

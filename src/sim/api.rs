@@ -1,11 +1,13 @@
 //! Clever's identity API for SSO bearer tokens: `/v{2.0,2.1,3.0,3.1}/me`,
-//! `/v{3.0,3.1}/users/{id}` (only the token's own user) and `/userinfo`.
+//! `/v{3.0,3.1}/users/{id}` (the token's own user; any user of a Secure Sync district for its
+//! district-app token) and `/userinfo`.
 
 use http::{HeaderMap, StatusCode};
 use serde_json::{json, Map, Value};
 
+use super::districts::{caller, Caller, UserView};
 use super::state::Shared;
-use super::users::SimUser;
+use super::users::{RoleRecord, SimUser};
 use super::web::{bearer_token, is_object_id, Reply};
 use crate::identity::UserType;
 
@@ -73,11 +75,6 @@ fn second_school_of(district: &str) -> String {
     format!("{}0002", &first[..first.len() - 4])
 }
 
-/// The first six characters of an id, for made-up SIS ids.
-fn short_id(id: &str) -> String {
-    id.chars().take(6).collect()
-}
-
 /// `GET /{version}/me`.
 pub(crate) fn me(shared: &Shared, headers: &HeaderMap, version: Version) -> Reply {
     let user = match authenticate(shared, headers) {
@@ -115,15 +112,31 @@ pub(crate) fn me(shared: &Shared, headers: &HeaderMap, version: Version) -> Repl
     )
 }
 
-/// `GET /{version}/users/{id}`: only the token's own user; anything else is 404 with no body.
+/// `GET /{version}/users/{id}`. A sign-in token reads its own user only: the whole record, or
+/// in a district on Clever's District SSO tier ([`UserView::NamesOnly`]) the names, email and
+/// id, with each role's key kept but empty (so the user's type is still known; Clever's pages
+/// do not say, this is the simulator's choice). A district-app token reads any user of its
+/// district in full when the district has Secure Sync. Anything else is 404 with no body
+/// (Clever's "unshared resource or wrong token type").
 pub(crate) fn user(shared: &Shared, headers: &HeaderMap, version: Version, id: &str) -> Reply {
-    let user = match authenticate(shared, headers) {
-        Ok(u) => u,
-        Err(r) => return r,
+    let (user, full) = match caller(shared, headers) {
+        None => return unauthorized(),
+        Some(Caller::User(u)) if u.id == id => {
+            let view = u
+                .district
+                .as_deref()
+                .and_then(|d| shared.with_district(d, |d| d.sso_view))
+                .unwrap_or(UserView::Full);
+            (u, view == UserView::Full)
+        }
+        Some(Caller::District(d)) if d.secure_sync => {
+            match shared.user(id).filter(|u| u.in_district(&d.id)) {
+                Some(u) => (u.clone(), true),
+                None => return Reply::new(StatusCode::NOT_FOUND),
+            }
+        }
+        Some(_) => return Reply::new(StatusCode::NOT_FOUND),
     };
-    if user.id != id {
-        return Reply::new(StatusCode::NOT_FOUND);
-    }
     let mut data = Map::new();
     data.insert("id".into(), user.id.clone().into());
     if let Some(d) = &user.district {
@@ -137,9 +150,17 @@ pub(crate) fn user(shared: &Shared, headers: &HeaderMap, version: Version, id: &
     }
     name.insert("last".into(), user.last.clone().into());
     data.insert("name".into(), name.into());
-    data.insert("roles".into(), roles(shared, &user));
-    data.insert("created".into(), "2021-08-02T15:04:05.000Z".into());
-    data.insert("last_modified".into(), "2024-01-15T09:30:00.000Z".into());
+    let roles = if full {
+        roles(shared, &user, version)
+    } else {
+        let keys = user.role_types().into_iter();
+        Value::Object(keys.map(|k| (k.as_str().into(), json!({}))).collect())
+    };
+    data.insert("roles".into(), roles);
+    if full {
+        data.insert("created".into(), "2021-08-02T15:04:05.000Z".into());
+        data.insert("last_modified".into(), "2024-01-15T09:30:00.000Z".into());
+    }
     Reply::json(
         StatusCode::OK,
         &json!({
@@ -149,85 +170,125 @@ pub(crate) fn user(shared: &Shared, headers: &HeaderMap, version: Version, id: &
     )
 }
 
-/// The `roles` object: one key per role, each with a small, plausible value.
-fn roles(shared: &Shared, user: &SimUser) -> Value {
-    let credentials = json!({"district_username": user.username()});
-    let school = user.district.as_deref().map(school_of);
-    let mut roles = Map::new();
-    for role in &user.roles {
-        let value = match role {
-            UserType::Student => {
-                let mut v = json!({
-                    "credentials": credentials,
-                    "grade": "5",
-                    "sis_id": format!("S{}", short_id(&user.id)),
-                });
-                if let Some(s) = &school {
-                    v["school"] = s.clone().into();
-                    v["schools"] = json!([s]);
-                }
-                v
-            }
-            UserType::Teacher => {
-                let mut v = json!({
-                    "credentials": credentials,
-                    "sis_id": format!("T{}", short_id(&user.id)),
-                });
-                if let Some(s) = &school {
-                    v["school"] = s.clone().into();
-                    v["schools"] = json!([s]);
-                }
-                v
-            }
-            UserType::Staff => json!({
-                "credentials": credentials,
-                // Staff work at two schools, listed second one first (Clever's order is not
-                // sorted).
-                "schools": user.district.as_deref().map(|d| vec![second_school_of(d), school_of(d)]).unwrap_or_default(),
-                "title": "Principal",
-            }),
-            UserType::DistrictAdmin => json!({
-                "credentials": credentials,
-                "title": "District administrator",
-            }),
-            UserType::Contact => {
-                let students: Vec<Value> = shared
-                    .users
-                    .iter()
-                    .filter(|s| s.roles.contains(&UserType::Student) && s.district == user.district)
-                    .take(1)
-                    .map(|s| json!({"student": s.id, "relationship": "Parent", "type": "family"}))
-                    .collect();
-                json!({"student_relationships": students})
-            }
+/// The `roles` object: one key per role, each with the fields Clever's schema gives that role
+/// (a null role stays `null`).
+fn roles(shared: &Shared, user: &SimUser, version: Version) -> Value {
+    let roles = user.roles.iter().map(|role| {
+        let value = match &role.record {
+            Some(record) => role_json(shared, user, role.kind, record, version),
+            None => Value::Null,
         };
-        roles.insert(role.as_str().into(), value);
-    }
-    Value::Object(roles)
+        (role.kind.as_str().to_string(), value)
+    });
+    Value::Object(roles.collect())
 }
 
-/// `GET /userinfo` (OIDC-style). `user_type` is the user's first role in v3 naming.
+/// One role's record. Schools: students and teachers have their district's school as `school`
+/// and `schools`; staff work at two schools, listed second one first (Clever's order is not
+/// sorted).
+fn role_json(
+    shared: &Shared,
+    user: &SimUser,
+    kind: UserType,
+    r: &RoleRecord,
+    version: Version,
+) -> Value {
+    let mut v = Map::new();
+    let mut put = |key: &str, value: &Option<String>| {
+        if let Some(value) = value {
+            v.insert(key.into(), value.clone().into());
+        }
+    };
+    put("sis_id", &r.sis_id);
+    put("state_id", &r.state_id);
+    put("legacy_id", &r.legacy_id);
+    put("title", &r.title);
+    match kind {
+        UserType::Student => {
+            put("student_number", &r.student_number);
+            put("grade", &r.grade);
+            put("graduation_year", &r.graduation_year);
+            put("email", &user.email);
+        }
+        UserType::Teacher => put("teacher_number", &r.teacher_number),
+        UserType::Staff => {
+            put("staff_id", &r.staff_id);
+            put("department", &r.department);
+        }
+        UserType::DistrictAdmin => {}
+        UserType::Contact => put("phone", &r.phone),
+    }
+    if kind == UserType::Staff {
+        v.insert("roles".into(), json!(r.job_roles));
+    }
+    if kind == UserType::Student && version == Version::V3_1 {
+        // v3.1 adds fields to the student record; one of them, nullable.
+        v.insert("preferred_name".into(), Value::Null);
+    }
+    if !matches!(kind, UserType::DistrictAdmin | UserType::Contact) {
+        let mut credentials = Map::new();
+        if let Some(u) = &r.district_username {
+            credentials.insert("district_username".into(), u.clone().into());
+        }
+        v.insert("credentials".into(), credentials.into());
+    }
+    let district = user.district.as_deref();
+    match kind {
+        UserType::Student | UserType::Teacher => {
+            if let Some(s) = district.map(school_of) {
+                v.insert("school".into(), s.clone().into());
+                v.insert("schools".into(), json!([s]));
+            }
+        }
+        UserType::Staff => {
+            let schools = district.map(|d| vec![second_school_of(d), school_of(d)]);
+            v.insert("schools".into(), json!(schools.unwrap_or_default()));
+        }
+        UserType::Contact => {
+            let students: Vec<Value> = shared
+                .users
+                .iter()
+                .filter(|s| s.role(UserType::Student).is_some() && s.district == user.district)
+                .take(1)
+                .map(|s| json!({"student": s.id, "relationship": "Parent", "type": "family"}))
+                .collect();
+            v.insert("student_relationships".into(), students.into());
+        }
+        UserType::DistrictAdmin => {}
+    }
+    Value::Object(v)
+}
+
+/// `GET /userinfo` (OIDC-style, Clever's shape): `sub` is the multi-role user id, `user_id`
+/// the id of this login's account, `user_type` its role (the first, in v3 naming), `name` an
+/// object, `email_verified` always false.
 pub(crate) fn userinfo(shared: &Shared, headers: &HeaderMap) -> Reply {
     let user = match authenticate(shared, headers) {
         Ok(u) => u,
         Err(r) => return r,
     };
     let mut info = Map::new();
-    info.insert("sub".into(), user.id.clone().into());
+    info.insert("sub".into(), user.multi_role_user_id.clone().into());
     info.insert("user_id".into(), user.id.clone().into());
     info.insert(
         "user_type".into(),
-        user.roles
+        user.role_types()
             .first()
             .map(|r| r.as_str())
             .unwrap_or("user")
             .into(),
     );
     if let Some(d) = &user.district {
+        info.insert("district".into(), d.clone().into());
         info.insert("district_id".into(), d.clone().into());
     }
+    info.insert("authorized_by".into(), user.authorized_by.clone().into());
     info.insert("email".into(), user.email.clone().into());
-    info.insert("name".into(), user.full_name().into());
+    info.insert("email_verified".into(), false.into());
+    info.insert(
+        "name".into(),
+        json!({"first": user.first, "middle": user.middle, "last": user.last}),
+    );
     info.insert("given_name".into(), user.first.clone().into());
     info.insert("family_name".into(), user.last.clone().into());
     let schools: Vec<String> = user
@@ -344,19 +405,127 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn userinfo_has_oidc_fields() {
+    async fn userinfo_has_clevers_shape() {
         let sim = start().await;
         let token = token_for(&sim, STUDENT).await;
         let body = get_json(&sim, "/userinfo", &token).await;
-        assert_eq!(body["sub"], STUDENT);
+        let multi = sim.users().iter().find(|u| u.id == STUDENT).unwrap();
+        // `sub` is the multi-role user id, not the id of this login's account.
+        assert_eq!(body["sub"], multi.multi_role_user_id.as_str());
+        assert_ne!(body["sub"], STUDENT);
         assert_eq!(body["user_id"], STUDENT);
         assert_eq!(body["user_type"], "student");
         assert_eq!(body["district_id"], DEMO_DISTRICT);
+        assert_eq!(body["district"], DEMO_DISTRICT);
+        assert_eq!(body["authorized_by"], "district");
         assert_eq!(body["email"], "jose.nunez@students.example-district.org");
-        assert_eq!(body["name"], "José Ñúñez");
+        assert_eq!(body["email_verified"], false);
+        assert_eq!(
+            body["name"],
+            json!({"first": "José", "middle": "Luis", "last": "Ñúñez"})
+        );
         assert_eq!(body["given_name"], "José");
         assert_eq!(body["family_name"], "Ñúñez");
         assert!(body["schools"].is_array());
+        // A contact with only a last name: the missing parts are null.
+        let token = token_for(&sim, CONTACT).await;
+        let body = get_json(&sim, "/userinfo", &token).await;
+        assert_eq!(
+            body["name"],
+            json!({"first": null, "middle": null, "last": "Casey Brooks"})
+        );
+        assert!(body["given_name"].is_null());
+    }
+
+    #[tokio::test]
+    async fn users_carry_each_roles_record() {
+        let sim = start().await;
+        let read = |id: &'static str| {
+            let sim = &sim;
+            async move {
+                let token = token_for(sim, id).await;
+                get_json(sim, &format!("/v3.0/users/{id}"), &token).await["data"].clone()
+            }
+        };
+        let student = read(STUDENT).await;
+        let s = &student["roles"]["student"];
+        assert_eq!(s["student_number"], "100234");
+        assert_eq!(s["sis_id"], "S100234");
+        assert_eq!(s["state_id"], "CA5510023");
+        assert_eq!(s["graduation_year"], "2033");
+        assert_eq!(s["credentials"]["district_username"], "jnunez");
+        assert_eq!(s["email"], student["email"]);
+        assert!(s["legacy_id"].is_string() && s["school"].is_string());
+        // A kindergartner without an email.
+        let young = read(STUDENT_NO_EMAIL).await;
+        assert!(young["email"].is_null());
+        assert_eq!(young["roles"]["student"]["grade"], "K");
+        // A teacher whose credentials carry no district username.
+        let teacher = read(TEACHER).await;
+        let t = &teacher["roles"]["teacher"];
+        assert_eq!(t["teacher_number"], "2001");
+        assert_eq!(t["credentials"], json!({}));
+        assert!(t.get("student_number").is_none());
+        // Staff: staff_id, department, job roles, two schools.
+        let staff = read(STAFF).await;
+        let st = &staff["roles"]["staff"];
+        assert_eq!(st["staff_id"], "ST3001");
+        assert_eq!(st["department"], "Administration");
+        assert_eq!(st["roles"], json!(["Principal", "Counselor"]));
+        assert_eq!(st["schools"].as_array().unwrap().len(), 2);
+        // A contact: the whole name in `last`, a student relationship, no credentials.
+        let contact = read(CONTACT).await;
+        assert_eq!(
+            contact["name"],
+            json!({"first": null, "last": "Casey Brooks"})
+        );
+        let c = &contact["roles"]["contact"];
+        assert_eq!(c["student_relationships"][0]["student"], STUDENT);
+        assert_eq!(c["phone"], "555-0100");
+        assert!(c.get("credentials").is_none());
+        // A null role is answered as null.
+        let nulled = read(NULL_ROLE).await;
+        assert!(nulled["roles"]["staff"].is_null());
+        assert!(nulled["roles"]["teacher"].is_object());
+    }
+
+    #[tokio::test]
+    async fn users_v31_adds_fields() {
+        let sim = start().await;
+        let token = token_for(&sim, STUDENT).await;
+        let v30 = get_json(&sim, &format!("/v3.0/users/{STUDENT}"), &token).await;
+        let v31 = get_json(&sim, &format!("/v3.1/users/{STUDENT}"), &token).await;
+        assert!(v30["data"]["roles"]["student"]
+            .get("preferred_name")
+            .is_none());
+        assert!(v31["data"]["roles"]["student"]["preferred_name"].is_null());
+    }
+
+    #[tokio::test]
+    async fn users_sso_tier_shows_names_only_district_token_reads_whole_record() {
+        use crate::sim::{UserView, DEMO_DISTRICT_2};
+        let sim = start().await;
+        // District SSO tier (the second demo district): names, email, id, empty role keys.
+        let token = token_for(&sim, TEACHER_B).await;
+        let body = get_json(&sim, &format!("/v3.0/users/{TEACHER_B}"), &token).await;
+        assert_eq!(body["data"]["roles"], json!({"teacher": {}}));
+        assert_eq!(body["data"]["name"]["last"], "Okonkwo");
+        assert!(body["data"]["email"].is_string());
+        // Its district-app token cannot read users (no Secure Sync).
+        let d2 = sim.district_token(DEMO_DISTRICT_2).unwrap();
+        let resp = api_get(&sim, &format!("/v3.0/users/{TEACHER_B}"), &d2).await;
+        assert_eq!(resp.status(), 404);
+        // A Secure Sync district whose sign-in tokens see names only: its district-app token
+        // reads the whole record of its own users, and of no one else.
+        sim.set_sso_view(DEMO_DISTRICT, UserView::NamesOnly);
+        let token = token_for(&sim, STUDENT).await;
+        let limited = get_json(&sim, &format!("/v3.0/users/{STUDENT}"), &token).await;
+        assert_eq!(limited["data"]["roles"], json!({"student": {}}));
+        let d1 = sim.district_token(DEMO_DISTRICT).unwrap();
+        let full = get_json(&sim, &format!("/v3.0/users/{STUDENT}"), &d1).await;
+        assert_eq!(full["data"]["roles"]["student"]["student_number"], "100234");
+        let resp = api_get(&sim, &format!("/v3.0/users/{TEACHER_B}"), &d1).await;
+        assert_eq!(resp.status(), 404);
     }
 
     #[tokio::test]

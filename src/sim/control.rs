@@ -7,12 +7,15 @@
 //! | `GET /_sim/calls` | `{"authorize":n,"tokens":n,"me":n,"users":n,"userinfo":n,"district_tokens":n,"districts":n,"sections":n,"total":n}` |
 //! | `POST /_sim/auto-login?user=ID` | set the auto-login user (`user=none` clears) |
 //! | `POST /_sim/advance?by=61s` | advance the simulator's clock |
+//! | `GET /_sim/stats` | `{"listeners":[{"port":p,"connections":n,"tls_handshakes":n},…],"peak_in_flight":n,"delays_us":{"CODE":us,…}}`: per listener, connections accepted and TLS handshakes completed; the most requests to Clever's endpoints answered at once, and the latency injected into each sign-in (by its code), since start or reset |
+//! | `POST /_sim/sso-view?district=ID&view=names` | what sign-in tokens read of `/users/{id}` in a district: `full` or `names` (Clever's District SSO tier) |
 //!
 //! Control requests are not counted.
 
 use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
+use super::districts::UserView;
 use super::faults::{Endpoint, Fault};
 use super::state::Shared;
 use super::web::{Params, Reply};
@@ -42,13 +45,16 @@ pub(crate) fn calls_json(shared: &Shared) -> Value {
 pub(crate) fn handle(shared: &Shared, method: &Method, path: &str, query: Option<&str>) -> Reply {
     let q = Params::from_query(query);
     let wants = match path {
-        "/_sim/fault" | "/_sim/reset" | "/_sim/auto-login" | "/_sim/advance" => Method::POST,
-        "/_sim/calls" => Method::GET,
+        "/_sim/fault" | "/_sim/reset" | "/_sim/auto-login" | "/_sim/advance" | "/_sim/sso-view" => {
+            Method::POST
+        }
+        "/_sim/calls" | "/_sim/stats" => Method::GET,
         _ => {
             return Reply::json(
                 StatusCode::NOT_FOUND,
                 &json!({"error": "unknown control path", "paths":
-                    ["/_sim/fault", "/_sim/reset", "/_sim/calls", "/_sim/auto-login", "/_sim/advance"]}),
+                    ["/_sim/fault", "/_sim/reset", "/_sim/calls", "/_sim/auto-login", "/_sim/advance",
+                     "/_sim/sso-view", "/_sim/stats"]}),
             )
         }
     };
@@ -66,7 +72,17 @@ pub(crate) fn handle(shared: &Shared, method: &Method, path: &str, query: Option
             Ok(json!({"reset": true}))
         }
         "/_sim/calls" => Ok(calls_json(shared)),
+        "/_sim/stats" => Ok(json!({
+            "listeners": shared.listeners().iter().map(|l| json!({
+                "port": l.port,
+                "connections": l.connections.load(std::sync::atomic::Ordering::SeqCst),
+                "tls_handshakes": l.tls_handshakes.load(std::sync::atomic::Ordering::SeqCst),
+            })).collect::<Vec<_>>(),
+            "peak_in_flight": shared.peak_in_flight.load(std::sync::atomic::Ordering::SeqCst),
+            "delays_us": shared.delays(),
+        })),
         "/_sim/auto-login" => set_auto_login(shared, &q),
+        "/_sim/sso-view" => set_sso_view(shared, &q),
         _ => advance(shared, &q),
     };
     match result {
@@ -104,6 +120,19 @@ fn set_auto_login(shared: &Shared, q: &Params) -> Result<Value, Reply> {
     }
     shared.set_auto_login(Some(user));
     Ok(json!({"auto_login": user}))
+}
+
+fn set_sso_view(shared: &Shared, q: &Params) -> Result<Value, Reply> {
+    let district = param(q, "district")?;
+    let view = match param(q, "view")? {
+        "full" => UserView::Full,
+        "names" => UserView::NamesOnly,
+        other => return Err(bad(format!("view must be full or names, not {other:?}"))),
+    };
+    shared
+        .with_district(district, |d| d.sso_view = view)
+        .ok_or_else(|| bad(format!("no such district {district:?}")))?;
+    Ok(json!({"district": district, "view": q.single("view").ok().flatten()}))
 }
 
 fn advance(shared: &Shared, q: &Params) -> Result<Value, Reply> {
@@ -196,6 +225,8 @@ mod tests {
             "/_sim/fault?endpoint=%FF&fault=%ZZ",
             "/_sim/auto-login?user=nobody",
             "/_sim/advance?by=later",
+            "/_sim/sso-view?district=nope&view=full",
+            "/_sim/sso-view?district=5d0a9e5d0958b300014e49d2&view=some",
         ] {
             assert_eq!(post(&sim, q).await.status(), 400, "{q}");
         }
@@ -265,5 +296,27 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn control_sso_view_limits_what_sign_in_tokens_read() {
+        let sim = start().await;
+        let district = crate::sim::DEMO_DISTRICT;
+        async fn roles(sim: &SimHandle) -> Value {
+            let token = token_for(sim, STUDENT).await;
+            let body: Value = api_get(sim, &format!("/v3.0/users/{STUDENT}"), &token)
+                .await
+                .json()
+                .await
+                .unwrap();
+            body["data"]["roles"]["student"].clone()
+        }
+        assert!(roles(&sim).await.get("student_number").is_some());
+        let q = format!("/_sim/sso-view?district={district}&view=names");
+        assert_eq!(post(&sim, &q).await.status(), 200);
+        assert_eq!(roles(&sim).await, serde_json::json!({}));
+        let q = format!("/_sim/sso-view?district={district}&view=full");
+        assert_eq!(post(&sim, &q).await.status(), 200);
+        assert!(roles(&sim).await.get("student_number").is_some());
     }
 }

@@ -28,6 +28,18 @@ pub struct SimDistrict {
     /// The district-app token (40 hex characters) created when the district authorized the
     /// application; `None`: it has not (or has disconnected it).
     pub token: Option<String>,
+    /// What a user's own sign-in token reads of `/v3.x/users/{id}` in this district.
+    pub sso_view: UserView,
+}
+
+/// How much of a user's record the user's own sign-in token may read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserView {
+    /// The whole record.
+    Full,
+    /// Clever's District SSO tier: first, middle and last name, email and id; each role's key
+    /// stays (empty), so the user's type is still known.
+    NamesOnly,
 }
 
 impl std::fmt::Debug for SimDistrict {
@@ -37,12 +49,14 @@ impl std::fmt::Debug for SimDistrict {
             .field("name", &self.name)
             .field("secure_sync", &self.secure_sync)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("sso_view", &self.sso_view)
             .finish()
     }
 }
 
 /// The demo districts, both authorized with fresh random tokens: [`DEMO_DISTRICT`] is a
-/// Secure Sync customer, [`DEMO_DISTRICT_2`] is not.
+/// Secure Sync customer whose sign-in tokens read the whole user record; [`DEMO_DISTRICT_2`]
+/// is on the District SSO tier (no Secure Sync; sign-in tokens read names and email only).
 pub fn demo_districts() -> Vec<SimDistrict> {
     vec![
         SimDistrict {
@@ -50,12 +64,14 @@ pub fn demo_districts() -> Vec<SimDistrict> {
             name: "Demo Unified School District".to_string(),
             secure_sync: true,
             token: Some(super::state::hex_id(40)),
+            sso_view: UserView::Full,
         },
         SimDistrict {
             id: DEMO_DISTRICT_2.to_string(),
             name: "Sandbox District".to_string(),
             secure_sync: false,
             token: Some(super::state::hex_id(40)),
+            sso_view: UserView::NamesOnly,
         },
     ]
 }
@@ -66,9 +82,9 @@ pub(crate) fn sections_of(user: &SimUser) -> Vec<String> {
     if user.district.is_none() {
         return Vec::new();
     }
-    let n = if user.roles.contains(&UserType::Teacher) {
+    let n = if user.role(UserType::Teacher).is_some() {
         5
-    } else if user.roles.contains(&UserType::Student) {
+    } else if user.role(UserType::Student).is_some() {
         3
     } else {
         0
@@ -120,12 +136,12 @@ fn unauthorized() -> Reply {
 }
 
 /// Who a bearer token speaks for.
-enum Caller {
+pub(crate) enum Caller {
     District(SimDistrict),
     User(SimUser),
 }
 
-fn caller(shared: &Shared, headers: &HeaderMap) -> Option<Caller> {
+pub(crate) fn caller(shared: &Shared, headers: &HeaderMap) -> Option<Caller> {
     let token = bearer_token(headers)?;
     if let Some(d) = shared.district_by_token(&token) {
         return Some(Caller::District(d));

@@ -14,6 +14,7 @@ mod control;
 mod districts;
 mod faults;
 mod oauth;
+mod oidc;
 mod router;
 pub(crate) mod server;
 mod session;
@@ -26,10 +27,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use districts::{demo_districts, SimDistrict};
+pub use districts::{demo_districts, SimDistrict, UserView};
 pub use faults::{Endpoint, Fault};
 pub use oauth::SCOPE;
-pub use users::{demo_users, SimUser, DEMO_DISTRICT, DEMO_DISTRICT_2};
+pub use users::{demo_users, RoleRecord, SimRole, SimUser, DEMO_DISTRICT, DEMO_DISTRICT_2};
 
 use state::{hex_id, Shared};
 
@@ -54,6 +55,29 @@ pub struct SimConfig {
     pub page_limit: usize,
     /// API requests per token per minute (Clever's is 1200).
     pub rate_limit: u32,
+    /// Latency injected into every answer of a Clever endpoint (authorize, tokens, the API),
+    /// as Clever's own servers take 100-300 ms over the Internet; `None`: answer at once.
+    pub latency: Option<Latency>,
+}
+
+/// An injected delay: uniform between `mean - jitter` and `mean + jitter`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Latency {
+    pub mean: Duration,
+    pub jitter: Duration,
+}
+
+impl Latency {
+    /// One delay.
+    pub fn sample(self) -> Duration {
+        use rand::Rng;
+        let low = self.mean.saturating_sub(self.jitter);
+        let high = self.mean.saturating_add(self.jitter);
+        if high <= low {
+            return low;
+        }
+        rand::rng().random_range(low..=high)
+    }
 }
 
 impl SimConfig {
@@ -70,6 +94,7 @@ impl SimConfig {
             districts: demo_districts(),
             page_limit: 100,
             rate_limit: 1200,
+            latency: None,
         }
     }
 }
@@ -86,6 +111,7 @@ impl fmt::Debug for SimConfig {
             .field("districts", &self.districts)
             .field("page_limit", &self.page_limit)
             .field("rate_limit", &self.rate_limit)
+            .field("latency", &self.latency)
             .finish()
     }
 }
@@ -95,7 +121,8 @@ impl fmt::Debug for SimConfig {
 pub struct SimHandle {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
-    _server: server::Server,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    servers: Vec<server::Server>,
 }
 
 impl fmt::Debug for SimHandle {
@@ -119,22 +146,76 @@ pub(crate) fn instant_login_path(client_id: &str, user: &SimUser) -> String {
 impl SimHandle {
     /// Binds `addr` (port 0 is fine) and serves on the current tokio runtime.
     pub async fn start(addr: SocketAddr, cfg: SimConfig) -> std::io::Result<SimHandle> {
-        let shared = Arc::new(Shared::new(cfg));
-        let for_server = Arc::clone(&shared);
-        let server = server::spawn(addr, move |req| {
-            router::handle(Arc::clone(&for_server), req)
-        })
-        .await?;
-        Ok(SimHandle {
-            addr: server.addr,
-            shared,
-            _server: server,
-        })
+        Self::start_with(addr, cfg, None).await
     }
 
-    /// `http://127.0.0.1:PORT` (or whatever address was bound).
+    /// As [`SimHandle::start`], over HTTPS with `tls` (a certificate the gateway must trust:
+    /// the storm benchmark makes a test CA and gives the gateway `SSL_CERT_FILE`).
+    pub async fn start_tls(
+        addr: SocketAddr,
+        cfg: SimConfig,
+        tls: Arc<tokio_rustls::rustls::ServerConfig>,
+    ) -> std::io::Result<SimHandle> {
+        Self::start_with(addr, cfg, Some(tls)).await
+    }
+
+    async fn start_with(
+        addr: SocketAddr,
+        cfg: SimConfig,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    ) -> std::io::Result<SimHandle> {
+        let shared = Arc::new(Shared::new(cfg, tls.is_some()));
+        let mut sim = SimHandle {
+            addr,
+            shared,
+            tls: tls.map(tokio_rustls::TlsAcceptor::from),
+            servers: Vec::new(),
+        };
+        sim.addr = sim.add_listener(addr).await?;
+        Ok(sim)
+    }
+
+    /// One more address serving the same simulator (same TLS), with connections counted on
+    /// their own: the storm benchmark gives the gateway this one for its server-to-server calls
+    /// (`token_url`, `api_base`), so the connections the gateway opens to Clever are counted
+    /// apart from the browsers'.
+    pub async fn add_listener(&mut self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        let for_server = Arc::clone(&self.shared);
+        let listening = server::Listening {
+            tls: self.tls.clone(),
+            connections: Some(self.shared.listener(bound.port())),
+        };
+        let server = server::spawn_on(listener, listening, move |req| {
+            router::handle(Arc::clone(&for_server), req)
+        })?;
+        self.servers.push(server);
+        Ok(bound)
+    }
+
+    /// `http://127.0.0.1:PORT` (`https://` when serving HTTPS; or whatever address was bound).
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.shared.scheme(), self.addr)
+    }
+
+    /// Connections accepted on `port` (one of this simulator's listeners), and TLS handshakes
+    /// completed on them, since start or `reset`.
+    pub fn connections(&self, port: u16) -> (u64, u64) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.shared
+            .listeners()
+            .iter()
+            .find(|l| l.port == port)
+            .map_or((0, 0), |l| {
+                (l.connections.load(SeqCst), l.tls_handshakes.load(SeqCst))
+            })
+    }
+
+    /// Injected latency per sign-in, by the code Clever issued for it (microseconds, summed
+    /// over authorize, token exchange and every API call made with the sign-in's token).
+    pub fn delays(&self) -> std::collections::HashMap<String, u64> {
+        self.shared.delays()
     }
 
     pub fn authorize_url(&self) -> String {
@@ -248,6 +329,12 @@ impl SimHandle {
     pub fn set_secure_sync(&self, district_id: &str, on: bool) {
         self.shared
             .with_district(district_id, |d| d.secure_sync = on);
+    }
+
+    /// What users' own sign-in tokens read of `/v3.x/users/{id}` in a district.
+    pub fn set_sso_view(&self, district_id: &str, view: UserView) {
+        self.shared
+            .with_district(district_id, |d| d.sso_view = view);
     }
 
     /// Items per page of list answers without `limit`.
@@ -409,5 +496,97 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(resp.status(), 302);
+    }
+
+    #[tokio::test]
+    async fn injected_latency_is_recorded_per_sign_in() {
+        let latency = Latency {
+            mean: Duration::from_millis(20),
+            jitter: Duration::ZERO,
+        };
+        let sim = start_with(|c| {
+            c.auto_login = Some(TEACHER.into());
+            c.latency = Some(latency);
+        })
+        .await;
+        let resp = client()
+            .get(authorize_url(&sim, REDIRECT, &[("state", "s")]))
+            .send()
+            .await
+            .unwrap();
+        let (_, q) = location(&resp);
+        let body: serde_json::Value = exchange(&sim, &q["code"], REDIRECT)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let token = body["access_token"].as_str().unwrap();
+        api_get(&sim, "/v3.0/me", token).await;
+        api_get(&sim, &format!("/v3.0/users/{TEACHER}"), token).await;
+        // authorize, tokens, /me and /users: four delays, all this sign-in's.
+        let delays = sim.delays();
+        assert_eq!(delays.len(), 1, "{delays:?}");
+        assert_eq!(delays[&q["code"]], 4 * 20_000);
+        assert_eq!(latency.sample(), Duration::from_millis(20));
+        let jittered = Latency {
+            mean: Duration::from_millis(150),
+            jitter: Duration::from_millis(50),
+        };
+        for _ in 0..100 {
+            let d = jittered.sample();
+            assert!(d >= Duration::from_millis(100) && d <= Duration::from_millis(200));
+        }
+    }
+
+    #[tokio::test]
+    async fn https_counts_connections_and_handshakes() {
+        let ca = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let cert = ca.cert.der().clone();
+        let key = tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(
+            ca.signing_key.serialize_der(),
+        )
+        .unwrap();
+        let provider = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider();
+        let tls = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider.into())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .unwrap();
+        let cfg = SimConfig::new(vec![REDIRECT.into()]);
+        let sim = SimHandle::start_tls("127.0.0.1:0".parse().unwrap(), cfg, Arc::new(tls))
+            .await
+            .unwrap();
+        assert!(sim.base_url().starts_with("https://127.0.0.1:"));
+        let client = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_der(&cert).unwrap()])
+            .build()
+            .unwrap();
+        for _ in 0..3 {
+            let resp = client.get(sim.base_url()).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.bytes().await.unwrap();
+        }
+        // One kept-alive connection, one handshake.
+        let port = sim.addr.port();
+        assert_eq!(sim.connections(port), (1, 1));
+        // A plain-HTTP client gets no answer and completes no handshake.
+        let plain = reqwest::get(format!("http://{}/", sim.addr)).await;
+        assert!(plain.is_err() || !plain.unwrap().status().is_success());
+        assert_eq!(sim.connections(port).1, 1);
+        // A second listener serves the same simulator and counts on its own.
+        let mut sim = sim;
+        let api = sim
+            .add_listener("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let resp = client
+            .get(format!("https://{api}/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(sim.connections(api.port()), (1, 1));
+        assert_eq!(sim.connections(port).0, 2);
     }
 }

@@ -13,8 +13,9 @@
 use http::{HeaderMap, StatusCode};
 use subtle::ConstantTimeEq;
 
+use super::oidc;
 use super::session;
-use super::state::{RedeemError, Shared};
+use super::state::{OpenIdRequest, RedeemError, Shared};
 use super::users::SimUser;
 use super::web::{
     basic_credentials, error_page, is_object_id, media_type, page, with_query, BodyError, Params,
@@ -30,6 +31,9 @@ struct AuthRequest {
     redirect_uri: String,
     state: Option<String>,
     district_id: Option<String>,
+    /// `scope` named `openid` (an OpenID Connect relying party): the token answer carries an
+    /// `id_token` with this `nonce`.
+    openid: Option<OpenIdRequest>,
 }
 
 /// Checks the parameters Clever checks before it will redirect anywhere. Any failure is a
@@ -65,11 +69,19 @@ fn validate(shared: &Shared, q: &Params) -> Result<AuthRequest, Reply> {
         Some(d) => return Err(bad(format!("Invalid district_id {d:?}."))),
         None => None,
     };
+    // Clever manages scopes itself; only `openid` changes the answer (an id_token).
+    let openid = match one("scope")? {
+        Some(scope) if scope.split(' ').any(|s| s == "openid") => Some(OpenIdRequest {
+            nonce: one("nonce")?.map(str::to_string),
+        }),
+        _ => None,
+    };
     // `confirmed` (e.g. confirmed=false) is accepted and has no effect here.
     Ok(AuthRequest {
         redirect_uri,
         state,
         district_id,
+        openid,
     })
 }
 
@@ -90,7 +102,12 @@ impl AuthRequest {
     }
 
     fn login(&self, shared: &Shared, user: &SimUser) -> Reply {
-        let code = shared.issue_code(&shared.client_id, &self.redirect_uri, &user.id);
+        let code = shared.issue_code_for(
+            &shared.client_id,
+            &self.redirect_uri,
+            &user.id,
+            self.openid.clone(),
+        );
         self.callback(&[("code", &code), ("scope", SCOPE)])
     }
 
@@ -228,7 +245,7 @@ fn sign_in_page(shared: &Shared, req: &AuthRequest, notice: Option<&str>) -> Rep
 
     let mut items = String::new();
     for user in shared.users.iter().filter(|u| req.allows(u)) {
-        let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
+        let roles: Vec<&str> = user.role_types().iter().map(|r| r.as_str()).collect();
         let district = match &user.district {
             Some(d) => format!("district <code>{}</code>", text(d)),
             None => format!("authorized by {}, no district", text(&user.authorized_by)),
@@ -318,11 +335,23 @@ pub(crate) fn tokens(
     };
 
     match shared.redeem_code(code, &shared.client_id, redirect_uri) {
-        Ok(user) => {
-            let token = shared.issue_token(&user.id);
+        Ok(redeemed) => {
+            let token = shared.issue_token(&redeemed.user.id, code);
             let mut answer = serde_json::json!({ "access_token": token });
             if shared.token_type_in_response {
                 answer["token_type"] = "bearer".into();
+            }
+            if let Some(openid) = &redeemed.openid {
+                match oidc::id_token(shared, headers, &redeemed.user, openid) {
+                    Some(id_token) => answer["id_token"] = id_token.into(),
+                    None => {
+                        return Reply::oauth_error(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "server_error",
+                            "could not sign the id_token",
+                        )
+                    }
+                }
             }
             Reply::json(StatusCode::OK, &answer).header(http::header::CACHE_CONTROL, "no-store")
         }

@@ -13,6 +13,7 @@ use super::control;
 use super::districts;
 use super::faults::{self, Endpoint, Fault};
 use super::oauth;
+use super::oidc;
 use super::session;
 use super::state::Shared;
 use super::web::{bearer_token, page, read_body, Params, Reply};
@@ -33,6 +34,8 @@ enum Route {
     Districts(Version, String),
     UserSections(Version, String),
     Sections(Version),
+    Discovery,
+    Certs,
     NotFound,
 }
 
@@ -46,6 +49,8 @@ impl Route {
             "/oauth/logout" => return Route::Logout,
             "/oauth/tokens" => return Route::Tokens,
             "/userinfo" => return Route::UserInfo,
+            "/.well-known/openid-configuration" => return Route::Discovery,
+            "/oauth/certs" => return Route::Certs,
             _ => {}
         }
         let parts: Vec<&str> = path.strip_prefix('/').unwrap_or("").split('/').collect();
@@ -102,7 +107,12 @@ impl Route {
             Route::DistrictTokens => Endpoint::DistrictTokens,
             Route::Districts(..) => Endpoint::Districts,
             Route::UserSections(..) | Route::Sections(_) => Endpoint::Sections,
-            Route::Index | Route::InstantLogin | Route::Logout | Route::NotFound => return None,
+            Route::Index
+            | Route::InstantLogin
+            | Route::Logout
+            | Route::Discovery
+            | Route::Certs
+            | Route::NotFound => return None,
         })
     }
 }
@@ -116,6 +126,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     shared.count_total();
     let route = Route::for_request(req.method(), &path, req.uri().query());
     let endpoint = route.endpoint();
+    let _in_flight = endpoint.map(|_| shared.in_flight());
     let fault = endpoint.and_then(|e| {
         shared.count(e);
         shared.use_fault(e)
@@ -146,7 +157,18 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     if let Some(r) = rate.as_ref().filter(|r| r.exceeded) {
         return faults::rate_limited_until(r.reset, r.limit, &r.bucket).into_response();
     }
+    // Clever's own latency, when injected: every endpoint but the simulator's extras.
+    let delay = endpoint.and_then(|_| shared.latency_sample());
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    let token = delay.and_then(|_| bearer_token(req.headers()));
     let mut reply = answer(&shared, route, req, fault == Some(Fault::AccessDenied)).await;
+    if let Some(d) = delay {
+        if let Some(code) = sign_in_of(&shared, token.as_deref(), &reply) {
+            shared.record_delay(&code, d);
+        }
+    }
     if let Some(r) = rate {
         reply = faults::with_rate_headers(reply, r.limit, r.remaining, r.reset, &r.bucket);
     }
@@ -155,6 +177,28 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     } else {
         reply.into_response()
     }
+}
+
+/// The sign-in (its code) an answer belongs to, for the delay ledger: the code an authorize
+/// answer issues, the code a token answer's token was issued for, or the code of the API
+/// call's bearer token.
+fn sign_in_of(shared: &Shared, bearer: Option<&str>, reply: &Reply) -> Option<String> {
+    if let Some(token) = bearer {
+        return shared.code_of_token(token);
+    }
+    let location = reply
+        .headers
+        .iter()
+        .find(|(name, _)| name == http::header::LOCATION)
+        .map(|(_, v)| v.as_str());
+    if let Some(url) = location.and_then(|l| url::Url::parse(l).ok()) {
+        return url
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned());
+    }
+    let body: serde_json::Value = serde_json::from_slice(&reply.body).ok()?;
+    shared.code_of_token(body.get("access_token")?.as_str()?)
 }
 
 fn method_not_allowed(allow: &Method) -> Reply {
@@ -192,6 +236,8 @@ async fn answer(shared: &Shared, route: Route, req: Request<Incoming>, denied: b
         Route::Districts(v, id) => districts::district(shared, &parts.headers, v, &id),
         Route::UserSections(v, id) => districts::user_sections(shared, &parts.headers, &q, v, &id),
         Route::Sections(v) => districts::sections(shared, &parts.headers, &q, v),
+        Route::Discovery => oidc::discovery(shared, &parts.headers),
+        Route::Certs => oidc::certs(shared),
         Route::Tokens | Route::NotFound => Reply::new(StatusCode::NOT_FOUND),
     }
 }
@@ -202,7 +248,7 @@ fn index(shared: &Shared) -> Reply {
     let mut rows = String::new();
     for u in &shared.users {
         let link = super::instant_login_path(&shared.client_id, u);
-        let roles: Vec<&str> = u.roles.iter().map(|r| r.as_str()).collect();
+        let roles: Vec<&str> = u.role_types().iter().map(|r| r.as_str()).collect();
         rows.push_str(&format!(
             "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td><code>{}</code></td></tr>",
             attr(&link),

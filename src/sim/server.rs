@@ -1,9 +1,12 @@
 //! The accept loop behind the simulator and the sample app: one hyper HTTP/1 connection task
-//! per socket, all stopped when the owning handle is dropped.
+//! per socket (over TLS when the simulator serves HTTPS), all stopped when the owning handle is
+//! dropped.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,9 +16,13 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+
+use super::state::ConnCounters;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 /// A running server. Dropping it stops accepting and closes every open connection.
 #[derive(Debug)]
@@ -38,7 +45,43 @@ where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
-    let listener = TcpListener::bind(addr).await?;
+    spawn_with(addr, Listening::default(), handler).await
+}
+
+/// How a server listens: plain HTTP or HTTPS, and what it counts.
+#[derive(Default)]
+pub(crate) struct Listening {
+    /// Serve HTTPS with this acceptor.
+    pub tls: Option<TlsAcceptor>,
+    /// Counts accepted connections.
+    pub connections: Option<Arc<ConnCounters>>,
+}
+
+/// As [`spawn`], over TLS when `listening.tls` is set, counting connections (and completed
+/// TLS handshakes) in `listening.connections`.
+pub(crate) async fn spawn_with<H, F>(
+    addr: SocketAddr,
+    listening: Listening,
+    handler: H,
+) -> std::io::Result<Server>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    spawn_on(TcpListener::bind(addr).await?, listening, handler)
+}
+
+/// As [`spawn_with`], on a bound listener.
+pub(crate) fn spawn_on<H, F>(
+    listener: TcpListener,
+    listening: Listening,
+    handler: H,
+) -> std::io::Result<Server>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let Listening { tls, connections } = listening;
     let addr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(());
     let accept = tokio::spawn(async move {
@@ -56,19 +99,31 @@ where
                     }
                 },
             };
+            if let Some(counters) = &connections {
+                counters.connections.fetch_add(1, Ordering::SeqCst);
+            }
             let handler = handler.clone();
             let mut stop_conn = stopped.clone();
+            let tls = tls.clone();
+            let counters = connections.clone();
             tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler(req).await) }
-                });
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(stream), service);
+                let served = async move {
+                    match tls {
+                        None => serve(stream, handler).await,
+                        Some(acceptor) => {
+                            let handshake =
+                                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                            if let Ok(Ok(stream)) = handshake.await {
+                                if let Some(counters) = &counters {
+                                    counters.tls_handshakes.fetch_add(1, Ordering::SeqCst);
+                                }
+                                serve(stream, handler).await;
+                            }
+                        }
+                    }
+                };
                 tokio::select! {
-                    _ = conn => {}
+                    _ = served => {}
                     _ = stop_conn.changed() => {}
                 }
             });
@@ -79,4 +134,25 @@ where
         _stop: stop,
         accept,
     })
+}
+
+/// Longest a client may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves HTTP/1 on one connection until it closes.
+async fn serve<S, H, F>(stream: S, handler: H)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(handler(req).await) }
+    });
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use rand::distr::{Alphanumeric, SampleString};
@@ -12,6 +12,7 @@ use rand::RngCore;
 use super::districts::SimDistrict;
 use super::faults::{Endpoint, Fault};
 use super::users::SimUser;
+use super::Latency;
 use super::SimConfig;
 
 /// How long an authorization code may be exchanged.
@@ -32,13 +33,51 @@ struct CodeRecord {
     user_id: String,
     issued: Instant,
     used: bool,
+    openid: Option<OpenIdRequest>,
+}
+
+/// What an authorize request asked of OpenID Connect: `scope` with `openid`, and its `nonce`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OpenIdRequest {
+    pub nonce: Option<String>,
+}
+
+/// A code that was exchanged: who it signed in, and its OpenID Connect request, if any.
+#[derive(Debug)]
+pub(crate) struct Redeemed {
+    pub user: SimUser,
+    pub openid: Option<OpenIdRequest>,
 }
 
 #[derive(Debug)]
 struct TokenRecord {
     user_id: String,
     expires: Instant,
+    /// The code the token was issued for (the sign-in it belongs to).
+    code: String,
 }
+
+/// What one listener counts.
+#[derive(Debug)]
+pub(crate) struct ConnCounters {
+    pub port: u16,
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// TLS handshakes completed (HTTPS only).
+    pub tls_handshakes: AtomicU64,
+}
+
+/// A request in flight (see [`Shared::in_flight`]).
+pub(crate) struct InFlight<'a>(&'a Shared);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// At most this many sign-ins' injected delays are kept (`/_sim/delays`).
+const MAX_DELAY_RECORDS: usize = 200_000;
 
 /// A browser signed in at the simulator (the `clever_sim_session` cookie's token).
 #[derive(Debug)]
@@ -62,6 +101,8 @@ struct Mutable {
     rate_limit: u32,
     /// Per rate-limit bucket: when its window started and how many requests it counted.
     rate_windows: HashMap<String, (Instant, u32)>,
+    /// Injected latency per sign-in (its code), microseconds, summed over its calls.
+    delays: HashMap<String, u64>,
 }
 
 /// A request's place in its rate-limit window.
@@ -95,6 +136,17 @@ pub(crate) struct Shared {
     pub redirect_uris: Vec<String>,
     pub users: Vec<SimUser>,
     pub token_type_in_response: bool,
+    /// Injected latency of every Clever endpoint, when set.
+    pub latency: Option<Latency>,
+    /// Signs OpenID Connect id_tokens; published at `/oauth/certs`.
+    pub signing_key: crate::assertion::SigningKey,
+    /// Served over HTTPS.
+    pub tls: bool,
+    /// Per listener: connections accepted, and TLS handshakes completed on them.
+    listeners: Mutex<Vec<Arc<ConnCounters>>>,
+    /// Requests to Clever's endpoints being answered now, and the most at once.
+    in_flight: AtomicU64,
+    pub peak_in_flight: AtomicU64,
     initial_auto_login: Option<String>,
     mutable: Mutex<Mutable>,
     calls: [AtomicU64; Endpoint::ALL.len()],
@@ -113,13 +165,20 @@ pub(crate) fn hex_id(n: usize) -> String {
 }
 
 impl Shared {
-    pub fn new(cfg: SimConfig) -> Shared {
+    pub fn new(cfg: SimConfig, tls: bool) -> Shared {
         Shared {
+            tls,
             client_id: cfg.client_id,
             client_secret: cfg.client_secret,
             redirect_uris: cfg.redirect_uris,
             users: cfg.users,
             token_type_in_response: cfg.token_type_in_response,
+            latency: cfg.latency,
+            signing_key: crate::assertion::SigningKey::generate()
+                .expect("the OS can generate a P-256 key"),
+            listeners: Mutex::new(Vec::new()),
+            in_flight: AtomicU64::new(0),
+            peak_in_flight: AtomicU64::new(0),
             initial_auto_login: cfg.auto_login.clone(),
             mutable: Mutex::new(Mutable {
                 auto_login: cfg.auto_login,
@@ -130,6 +189,15 @@ impl Shared {
             }),
             calls: Default::default(),
             total: AtomicU64::new(0),
+        }
+    }
+
+    /// `https` when served over TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
         }
     }
 
@@ -220,7 +288,19 @@ impl Shared {
     pub fn reset(&self) {
         let mut m = self.lock();
         m.faults.clear();
+        m.delays.clear();
         m.auto_login = self.initial_auto_login.clone();
+        for l in self
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            l.connections.store(0, Ordering::SeqCst);
+            l.tls_handshakes.store(0, Ordering::SeqCst);
+        }
+        self.peak_in_flight
+            .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
         for c in &self.calls {
             c.store(0, Ordering::SeqCst);
         }
@@ -231,6 +311,17 @@ impl Shared {
 
     /// A fresh single-use code for `user_id`, bound to `client_id` and `redirect_uri`.
     pub fn issue_code(&self, client_id: &str, redirect_uri: &str, user_id: &str) -> String {
+        self.issue_code_for(client_id, redirect_uri, user_id, None)
+    }
+
+    /// As [`Shared::issue_code`], remembering the authorize request's OpenID Connect part.
+    pub fn issue_code_for(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        user_id: &str,
+        openid: Option<OpenIdRequest>,
+    ) -> String {
         let code = random_hex(16);
         let now = self.now();
         let mut m = self.lock();
@@ -244,6 +335,7 @@ impl Shared {
                 user_id: user_id.to_string(),
                 issued: now,
                 used: false,
+                openid,
             },
         );
         code
@@ -256,7 +348,7 @@ impl Shared {
         code: &str,
         client_id: &str,
         redirect_uri: &str,
-    ) -> Result<SimUser, RedeemError> {
+    ) -> Result<Redeemed, RedeemError> {
         let now = self.now();
         let mut m = self.lock();
         let record = m.codes.get_mut(code).ok_or(RedeemError::Unknown)?;
@@ -274,12 +366,17 @@ impl Shared {
         }
         record.used = true;
         let user_id = record.user_id.clone();
+        let openid = record.openid.clone();
         drop(m);
-        self.user(&user_id).cloned().ok_or(RedeemError::UnknownUser)
+        let user = self
+            .user(&user_id)
+            .cloned()
+            .ok_or(RedeemError::UnknownUser)?;
+        Ok(Redeemed { user, openid })
     }
 
-    /// A fresh SSO bearer token (`il…`) for `user_id`, valid 24 h.
-    pub fn issue_token(&self, user_id: &str) -> String {
+    /// A fresh SSO bearer token (`il…`) for `user_id`, issued for `code`, valid 24 h.
+    pub fn issue_token(&self, user_id: &str, code: &str) -> String {
         let token = format!("il{}", Alphanumeric.sample_string(&mut rand::rng(), 38));
         let now = self.now();
         let mut m = self.lock();
@@ -289,9 +386,66 @@ impl Shared {
             TokenRecord {
                 user_id: user_id.to_string(),
                 expires: now + TOKEN_TTL,
+                code: code.to_string(),
             },
         );
         token
+    }
+
+    /// The code a token was issued for.
+    pub fn code_of_token(&self, token: &str) -> Option<String> {
+        self.lock().tokens.get(token).map(|t| t.code.clone())
+    }
+
+    /// New counters for a listener on `port`.
+    pub fn listener(&self, port: u16) -> Arc<ConnCounters> {
+        let counters = Arc::new(ConnCounters {
+            port,
+            connections: AtomicU64::new(0),
+            tls_handshakes: AtomicU64::new(0),
+        });
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(counters.clone());
+        counters
+    }
+
+    /// Every listener's counters, in the order they were added.
+    pub fn listeners(&self) -> Vec<Arc<ConnCounters>> {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Counts one request to a Clever endpoint as in flight until the guard is dropped.
+    pub fn in_flight(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(self)
+    }
+
+    // --- injected latency ---
+
+    /// How long to hold one answer of a Clever endpoint, when latency is injected.
+    pub fn latency_sample(&self) -> Option<Duration> {
+        self.latency.map(|l| l.sample())
+    }
+
+    /// Adds an injected delay to the sign-in of `code`.
+    pub fn record_delay(&self, code: &str, delay: Duration) {
+        let mut m = self.lock();
+        if m.delays.len() >= MAX_DELAY_RECORDS && !m.delays.contains_key(code) {
+            return;
+        }
+        let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        *m.delays.entry(code.to_string()).or_default() += us;
+    }
+
+    /// Injected latency per sign-in (by code), microseconds.
+    pub fn delays(&self) -> HashMap<String, u64> {
+        self.lock().delays.clone()
     }
 
     /// The user a live token belongs to.

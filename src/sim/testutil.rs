@@ -12,6 +12,8 @@ pub(crate) const TEACHER: &str = "5fc43758db087d0be186c2a1";
 pub(crate) const STAFF: &str = "5fc43758db087d0be186c2b2";
 pub(crate) const MULTI: &str = "5fc43758db087d0be186c2d4";
 pub(crate) const CONTACT: &str = "5fc43758db087d0be186c2e5";
+pub(crate) const STUDENT_NO_EMAIL: &str = "5fc43758db087d0be186c2f6";
+pub(crate) const NULL_ROLE: &str = "5fc43758db087d0be186c307";
 pub(crate) const TEACHER_B: &str = "60a1f0c2e4b0a1b2c3d4e5f6";
 pub(crate) const LIBRARY: &str = "61b2c3d4e5f60718293a4b5c";
 

@@ -25,7 +25,7 @@ pub fn user_with_roles(roles: &[&str]) -> String {
     clever_gateway::sim::demo_users()
         .into_iter()
         .find(|u| {
-            let mut r: Vec<&str> = u.roles.iter().map(|t| t.as_str()).collect();
+            let mut r: Vec<&str> = u.role_types().iter().map(|t| t.as_str()).collect();
             r.sort();
             let mut want = roles.to_vec();
             want.sort();
@@ -422,6 +422,18 @@ pub async fn sign_in(env: &Env, client: &reqwest::Client, path: &str) -> reqwest
     resp
 }
 
+/// Signs the browser `client` out the way the gateway's sign-out button does: a form POST to
+/// `/_gateway/logout` from the gateway's own origin.
+pub async fn sign_out(env: &Env, client: &reqwest::Client) -> reqwest::Response {
+    client
+        .post(env.gw.url("/_gateway/logout"))
+        .header("origin", env.gw.url(""))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The session cookie value the client holds for the gateway, read from a Set-Cookie.
 pub fn set_cookie_value(resp: &reqwest::Response, name: &str) -> Option<String> {
     resp.headers()
@@ -435,6 +447,27 @@ pub fn set_cookie_value(resp: &reqwest::Response, name: &str) -> Option<String> 
                 .next()
                 .unwrap_or("")
                 .to_string()
+        })
+}
+
+/// The first sign-in (login) cookie a response sets, as `(name, value, whole Set-Cookie line)`:
+/// one per sign-in, named `[__Host-|__Secure-]clever_gateway_login_<tag>` (a gateway before
+/// per-sign-in cookies set one `clever_gateway_login`).
+pub fn login_cookie(resp: &reqwest::Response) -> Option<(String, String, String)> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|line| {
+            let (name, rest) = line.split_once('=')?;
+            let bare = name
+                .strip_prefix("__Host-")
+                .or_else(|| name.strip_prefix("__Secure-"))
+                .unwrap_or(name);
+            let value = rest.split(';').next().unwrap_or("");
+            let ours = bare == "clever_gateway_login" || bare.starts_with("clever_gateway_login_");
+            (ours && !value.is_empty())
+                .then(|| (name.to_string(), value.to_string(), line.to_string()))
         })
 }
 

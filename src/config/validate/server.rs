@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::{duration_in, path, Ctx};
+use super::{duration_in, path, secret_source, Ctx};
 use crate::config::file::{quote, ServerFile, Sp};
 use crate::config::model::{LogFormat, ServerConfig};
 
@@ -216,6 +216,25 @@ pub(super) fn server(
         }
     };
 
+    let header_timeout = duration_in(
+        ctx,
+        s.header_timeout.as_ref(),
+        "server.header_timeout",
+        DEFAULT_HEADER_TIMEOUT,
+        MIN_HEADER_TIMEOUT..=MAX_HEADER_TIMEOUT,
+        "from 1s to 120s (how long a client may take to send a request's header; default 10s)",
+    );
+    let forward_auth_secret = secret_source(
+        ctx,
+        s.forward_auth_secret_env.as_ref(),
+        s.forward_auth_secret_file.as_ref(),
+        (
+            "server.forward_auth_secret_env",
+            "server.forward_auth_secret_file",
+        ),
+        "FORWARD_AUTH_SECRET",
+    );
+
     if !threads_ok {
         return None;
     }
@@ -234,8 +253,16 @@ pub(super) fn server(
         admin_listen: admin_listen?,
         landing: landing?,
         trusted_proxies: trusted_proxies?,
+        header_timeout: header_timeout?,
+        forward_auth_secret: forward_auth_secret?,
     })
 }
+
+/// A request's whole header must arrive within this, from its first byte (slow-header
+/// attacks); each read alone is bounded by pingora's own timeouts.
+pub(crate) const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+const MIN_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+const MAX_HEADER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `redirect_to_https`: only with an HTTPS listener to send browsers to.
 fn redirect_to_https(ctx: &mut Ctx<'_, '_>, s: &ServerFile, tls_wanted: bool) -> Option<bool> {
@@ -480,6 +507,7 @@ fn overlap_message(addr: SocketAddr, other: SocketAddr) -> String {
 mod tests {
     use super::super::testutil::*;
     use super::*;
+    use crate::config::SecretSource;
 
     #[test]
     fn server_absent_gets_defaults() {
@@ -696,6 +724,57 @@ mod tests {
         one(
             &doc(r#"grace_period = "6m""#, "", "", ""),
             &["from 0s to 300s"],
+        );
+    }
+
+    #[test]
+    fn server_header_timeout_defaults_to_10s_and_is_bounded() {
+        assert_eq!(
+            ok(&doc("", "", "", "")).server.header_timeout,
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            ok(&doc(r#"header_timeout = "2s""#, "", "", ""))
+                .server
+                .header_timeout,
+            Duration::from_secs(2)
+        );
+        for bad in ["0s", "500ms", "121s"] {
+            one(
+                &doc(&format!("header_timeout = \"{bad}\""), "", "", ""),
+                &["server.header_timeout", "from 1s to 120s"],
+            );
+        }
+    }
+
+    #[test]
+    fn server_forward_auth_secret_from_env_or_file_never_both() {
+        assert_eq!(ok(&doc("", "", "", "")).server.forward_auth_secret, None);
+        assert_eq!(
+            ok(&doc(r#"forward_auth_secret_env = "FA_SECRET""#, "", "", ""))
+                .server
+                .forward_auth_secret,
+            Some(SecretSource::Env("FA_SECRET".into()))
+        );
+        assert_eq!(
+            ok(&doc(
+                r#"forward_auth_secret_file = "/run/secrets/fa""#,
+                "",
+                "",
+                ""
+            ))
+            .server
+            .forward_auth_secret,
+            Some(SecretSource::File("/run/secrets/fa".into()))
+        );
+        one(
+            &doc(
+                "forward_auth_secret_env = \"A\"\nforward_auth_secret_file = \"/x\"",
+                "",
+                "",
+                "",
+            ),
+            &["forward_auth_secret_env and server.forward_auth_secret_file are both set"],
         );
     }
 

@@ -1,0 +1,518 @@
+//! The 8:00 AM sign-in storm, for `bench/storm.sh` (not part of the product's CLI): N browsers,
+//! each new (own cookies, own connections), arrive evenly over T seconds and sign in, while M
+//! browsers that signed in before keep browsing. Prints one JSON object.
+//!
+//! Two kinds of target, so a peer can run the same storm:
+//! - `--mode gateway`: Clever-initiated sign-ins, as from the Clever Portal. Each browser opens
+//!   an Instant Login link at the simulator (which signs it in there and sends it to the
+//!   gateway's callback without a `state`), then follows every redirect: the gateway's bounce
+//!   through `/oauth/authorize`, the callback with the code, the landing page.
+//! - `--mode rp`: a relying party that starts the sign-in itself (Apache with
+//!   mod_auth_openidc): the browser asks for `--path`, and follows every redirect through the
+//!   simulator's authorize and the relying party's callback back to the page.
+//!
+//! A sign-in's wall time runs from the first request to the relying party to the page's answer;
+//! "added" is that minus the latency the simulator injected into the same sign-in (its
+//! authorize, token exchange and API calls, found by the code in `GET /_sim/stats`), i.e. the
+//! time the relying party itself took, connections to Clever included.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::{json, Value};
+
+#[derive(Parser, Debug, Clone)]
+struct Args {
+    /// `gateway` (Clever-initiated sign-ins) or `rp` (the relying party starts them).
+    #[arg(long, default_value = "gateway")]
+    mode: String,
+    /// The relying party's base URL (`http://127.0.0.1:PORT`).
+    #[arg(long)]
+    target: String,
+    /// The simulator's base URL.
+    #[arg(long)]
+    sim: String,
+    /// PEM file of the CA the simulator's certificate is issued by.
+    #[arg(long)]
+    ca: Option<String>,
+    /// The application's client id at the simulator (for Instant Login links).
+    #[arg(long)]
+    client_id: String,
+    /// The protected page.
+    #[arg(long, default_value = "/app/page")]
+    path: String,
+    /// Text the protected page's body holds (a sign-in that ends on another page failed).
+    #[arg(long)]
+    expect: Option<String>,
+    /// Sign-ins in the storm.
+    #[arg(long, default_value_t = 3000)]
+    signins: usize,
+    /// Seconds the storm's arrivals are spread over.
+    #[arg(long, default_value_t = 60.0)]
+    over: f64,
+    /// Browsers signed in before the storm that keep browsing through it.
+    #[arg(long, default_value_t = 200)]
+    browsing: usize,
+    /// Mean pause of a browsing user between a page and the next, milliseconds (each pause is
+    /// uniform between 0 and twice this).
+    #[arg(long, default_value_t = 100)]
+    pause_ms: u64,
+    /// Seconds of browsing measured before the storm starts.
+    #[arg(long, default_value_t = 10.0)]
+    before: f64,
+    /// The relying party's process: its CPU time (and its children's, for Apache) is read
+    /// from /proc before, during and after the storm, and its peak RSS at the end.
+    #[arg(long)]
+    pid: Option<u32>,
+}
+
+/// CPU seconds (user + kernel) of `pid`, its threads and its child processes, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let tck = 100.0; // USER_HZ on Linux
+    let mut ticks = 0u64;
+    for p in std::iter::once(pid).chain(children(pid)) {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            // Fields after the command name (which ends with ')'): utime is the 12th, stime
+            // the 13th of them.
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            ticks += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            ticks += f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    ticks as f64 / tck
+}
+
+/// The child processes of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        if rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse::<u32>().ok())
+            == Some(pid)
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Peak resident set (VmHWM) of `pid` and its children, KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::iter::once(pid)
+        .chain(children(pid))
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/status")).ok())
+        .filter_map(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// The district whose users sign in (the simulator's demo district).
+const DISTRICT: &str = clever_gateway::sim::DEMO_DISTRICT;
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    anyhow::ensure!(
+        args.mode == "gateway" || args.mode == "rp",
+        "--mode is gateway or rp"
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let out = rt.block_on(run(args))?;
+    println!("{out}");
+    Ok(())
+}
+
+/// One browser: its own cookies and connections, trusting the simulator's CA, following no
+/// redirect by itself.
+fn browser(ca: &Option<reqwest::Certificate>) -> anyhow::Result<reqwest::Client> {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(reqwest::header::ACCEPT, "text/html".parse()?);
+    let mut b = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(h)
+        .timeout(Duration::from_secs(30));
+    if let Some(ca) = ca {
+        b = b.tls_certs_merge([ca.clone()]);
+    }
+    Ok(b.build()?)
+}
+
+/// What one sign-in came to.
+struct SignIn {
+    wall: Duration,
+    /// The code Clever issued for it (from the callback URL).
+    code: Option<String>,
+    error: Option<String>,
+}
+
+/// Follows redirects from `url` (at most 12) to a final answer; the sign-in's code is the
+/// `code` parameter of the last URL on `target` that carried one.
+async fn follow(
+    client: &reqwest::Client,
+    url: String,
+    target: &str,
+    expect: Option<&str>,
+) -> SignIn {
+    let start = Instant::now();
+    let mut url = url;
+    let mut code = None;
+    for _ in 0..12 {
+        if url.starts_with(target) {
+            if let Ok(u) = url::Url::parse(&url) {
+                if let Some((_, c)) = u.query_pairs().find(|(k, _)| k == "code") {
+                    code = Some(c.into_owned());
+                }
+            }
+        }
+        let resp = match client.get(&url).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return SignIn {
+                    wall: start.elapsed(),
+                    code,
+                    error: Some(format!("GET {}: {e}", redact(&url))),
+                }
+            }
+        };
+        let status = resp.status();
+        if status.is_redirection() {
+            let Some(next) = resp
+                .headers()
+                .get("location")
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| resp.url().join(l).ok())
+            else {
+                return SignIn {
+                    wall: start.elapsed(),
+                    code,
+                    error: Some(format!("{status} without Location")),
+                };
+            };
+            url = next.to_string();
+            continue;
+        }
+        let body = resp.bytes().await.unwrap_or_default();
+        let shows = |text: &str| {
+            body.windows(text.len().max(1))
+                .any(|w| w == text.as_bytes())
+        };
+        let error = if !status.is_success() {
+            Some(format!("{status} at {}", redact(&url)))
+        } else if !url.starts_with(target) || code.is_none() {
+            // A page, but not the app's after a sign-in (the simulator's sign-in page, say).
+            Some(format!("ended at {} without a sign-in", redact(&url)))
+        } else if expect.is_some_and(|t| !shows(t)) {
+            Some(format!(
+                "{status} at {} is not the app's page",
+                redact(&url)
+            ))
+        } else {
+            None
+        };
+        return SignIn {
+            wall: start.elapsed(),
+            code,
+            error,
+        };
+    }
+    SignIn {
+        wall: start.elapsed(),
+        code,
+        error: Some("more than 12 redirects".into()),
+    }
+}
+
+/// A URL without its query (codes and states are not printed).
+fn redact(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+/// One sign-in by a new browser; returns the browser (signed in) too.
+async fn sign_in(
+    args: &Args,
+    ca: &Option<reqwest::Certificate>,
+    user: &str,
+) -> (SignIn, reqwest::Client) {
+    let client = match browser(ca) {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                SignIn {
+                    wall: Duration::ZERO,
+                    code: None,
+                    error: Some(format!("client: {e}")),
+                },
+                reqwest::Client::new(),
+            )
+        }
+    };
+    // The user is signed in to Clever (as a student who opened the Clever Portal is): the
+    // Instant Login link signs the browser in at the simulator and sends it to the app's
+    // primary redirect URI, the gateway's callback, without a `state`. Not timed: no relying
+    // party has been reached yet.
+    let link = format!(
+        "{}/oauth/instant-login?client_id={}&district_id={DISTRICT}&user={user}",
+        args.sim, args.client_id
+    );
+    let callback = client
+        .get(&link)
+        .send()
+        .await
+        .ok()
+        .filter(|r| r.status().is_redirection())
+        .and_then(|r| {
+            r.headers()
+                .get("location")?
+                .to_str()
+                .ok()
+                .map(str::to_string)
+        });
+    let Some(callback) = callback else {
+        let error = Some("the Instant Login link did not redirect".to_string());
+        let failed = SignIn {
+            wall: Duration::ZERO,
+            code: None,
+            error,
+        };
+        return (failed, client);
+    };
+    // The gateway: the Clever-initiated sign-in goes on from its callback. A relying party
+    // that starts sign-ins itself (mod_auth_openidc) is asked for the page instead; Clever
+    // knows the browser, so its authorize answers at once with a code.
+    let start = if args.mode == "gateway" {
+        callback
+    } else {
+        format!("{}{}", args.target, args.path)
+    };
+    let result = follow(&client, start, &args.target, args.expect.as_deref()).await;
+    (result, client)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn summary(mut ms: Vec<f64>) -> Value {
+    ms.sort_by(|a, b| a.total_cmp(b));
+    json!({
+        "n": ms.len(),
+        "p50_ms": percentile(&ms, 50.0),
+        "p99_ms": percentile(&ms, 99.0),
+        "max_ms": ms.last().copied().unwrap_or(f64::NAN),
+    })
+}
+
+/// A browsing user's page loads: (when, latency, ok).
+type Loads = Arc<Mutex<Vec<(Instant, Duration, bool)>>>;
+
+async fn run(args: Args) -> anyhow::Result<Value> {
+    let ca = match &args.ca {
+        Some(path) => Some(reqwest::Certificate::from_pem(&std::fs::read(path)?)?),
+        None => None,
+    };
+    let users: Vec<String> = clever_gateway::sim::demo_users()
+        .into_iter()
+        .filter(|u| u.in_district(DISTRICT))
+        .map(|u| u.id)
+        .collect();
+    let args = Arc::new(args);
+
+    // The browsing users sign in first, a few at a time.
+    let mut browsing = Vec::new();
+    for chunk in (0..args.browsing).collect::<Vec<_>>().chunks(20) {
+        let mut set = tokio::task::JoinSet::new();
+        for &i in chunk {
+            let (args, ca, user) = (args.clone(), ca.clone(), users[i % users.len()].clone());
+            set.spawn(async move { sign_in(&args, &ca, &user).await });
+        }
+        while let Some(done) = set.join_next().await {
+            let (result, client) = done?;
+            if let Some(e) = result.error {
+                anyhow::bail!("a browsing user could not sign in: {e}");
+            }
+            browsing.push(client);
+        }
+    }
+    let loads: Loads = Arc::new(Mutex::new(Vec::new()));
+    let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut browsers = tokio::task::JoinSet::new();
+    for client in browsing {
+        let (url, loads, stopped) = (
+            format!("{}{}", args.target, args.path),
+            loads.clone(),
+            stopped.clone(),
+        );
+        let pause = args.pause_ms;
+        let expect = args.expect.clone();
+        browsers.spawn(async move {
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                let t = Instant::now();
+                let ok = match client.get(&url).send().await {
+                    Ok(r) => {
+                        let success = r.status().is_success();
+                        let body = r.bytes().await.unwrap_or_default();
+                        success
+                            && expect.as_deref().is_none_or(|t| {
+                                body.windows(t.len().max(1)).any(|w| w == t.as_bytes())
+                            })
+                    }
+                    Err(_) => false,
+                };
+                loads.lock().unwrap().push((t, t.elapsed(), ok));
+                let wait = rand::random_range(0..=2 * pause);
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+        });
+    }
+    // The simulator's counters (connections, peak concurrency, delays) cover the storm only;
+    // connections the relying party already holds are not counted again.
+    let control = reqwest::Client::builder()
+        .tls_certs_merge(ca.clone())
+        .build()?;
+    control
+        .post(format!("{}/_sim/reset", args.sim))
+        .send()
+        .await?
+        .error_for_status()?;
+    let cpu_at_browsing = args.pid.map(cpu_seconds);
+    tokio::time::sleep(Duration::from_secs_f64(args.before)).await;
+
+    // The storm: arrivals evenly spread over `over` seconds.
+    let cpu_at_storm = args.pid.map(cpu_seconds);
+    let storm_start = Instant::now();
+    let gap = Duration::from_secs_f64(args.over / args.signins.max(1) as f64);
+    let mut storm = tokio::task::JoinSet::new();
+    for i in 0..args.signins {
+        let at = storm_start + gap * i as u32;
+        let (args, ca, user) = (args.clone(), ca.clone(), users[i % users.len()].clone());
+        storm.spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            sign_in(&args, &ca, &user).await.0
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(done) = storm.join_next().await {
+        results.push(done?);
+    }
+    let storm_end = Instant::now();
+    let cpu_at_end = args.pid.map(cpu_seconds);
+    stopped.store(true, std::sync::atomic::Ordering::SeqCst);
+    while browsers.join_next().await.is_some() {}
+
+    let stats: Value = control
+        .get(format!("{}/_sim/stats", args.sim))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let delays = stats["delays_us"].as_object().cloned().unwrap_or_default();
+    let mut wall = Vec::new();
+    let mut added = Vec::new();
+    let mut errors = Vec::new();
+    let mut unmatched = 0;
+    for r in &results {
+        if let Some(e) = &r.error {
+            errors.push(e.clone());
+            continue;
+        }
+        let ms = r.wall.as_secs_f64() * 1e3;
+        wall.push(ms);
+        match r
+            .code
+            .as_ref()
+            .and_then(|c| delays.get(c))
+            .and_then(Value::as_u64)
+        {
+            Some(us) => added.push(ms - us as f64 / 1e3),
+            None => unmatched += 1,
+        }
+    }
+    let loads = loads.lock().unwrap();
+    let window = |from: Instant, to: Instant| {
+        let mut ms = Vec::new();
+        let mut failed = 0;
+        for (t, d, ok) in loads.iter() {
+            if *t >= from && *t < to {
+                if *ok {
+                    ms.push(d.as_secs_f64() * 1e3);
+                } else {
+                    failed += 1;
+                }
+            }
+        }
+        let mut s = summary(ms);
+        s["errors"] = failed.into();
+        s
+    };
+    let before_start = storm_start - Duration::from_secs_f64(args.before);
+    // The sign-ins' CPU: the storm's, less what browsing cost at the rate measured before it.
+    let cpu = match (args.pid, cpu_at_browsing, cpu_at_storm, cpu_at_end) {
+        (Some(pid), Some(b), Some(s), Some(e)) => {
+            let browsing_rate = (s - b) / args.before;
+            let storm_s = (storm_end - storm_start).as_secs_f64();
+            let signin_cpu = (e - s) - browsing_rate * storm_s;
+            json!({
+                "storm_cpu_s": e - s,
+                "browsing_cpu_per_s": browsing_rate,
+                "signin_cpu_s": signin_cpu,
+                "cpu_ms_per_signin": signin_cpu * 1e3 / wall.len().max(1) as f64,
+                "signins_per_cpu_s": wall.len() as f64 / signin_cpu.max(1e-9),
+                "peak_rss_kib": peak_rss_kib(pid),
+            })
+        }
+        _ => Value::Null,
+    };
+    errors.sort();
+    errors.dedup();
+    Ok(json!({
+        "mode": args.mode,
+        "signins": args.signins,
+        "over_s": args.over,
+        "storm_s": (storm_end - storm_start).as_secs_f64(),
+        "ok": wall.len(),
+        "errors": results.len() - wall.len(),
+        "error_kinds": errors.into_iter().take(5).collect::<Vec<_>>(),
+        "wall": summary(wall),
+        "added": summary(added),
+        "unmatched_codes": unmatched,
+        "browsing_users": args.browsing,
+        "browsing_before": window(before_start, storm_start),
+        "browsing_during": window(storm_start, storm_end),
+        "cpu": cpu,
+        "sim": {
+            "listeners": stats["listeners"],
+            "peak_in_flight": stats["peak_in_flight"],
+        },
+    }))
+}
