@@ -71,22 +71,29 @@ struct Rig {
 impl Rig {
     async fn start() -> Option<Rig> {
         let ha = RedisHa::start(3, DOWN_AFTER_MS)?;
-        let port_a = free_port();
-        let port_b = free_port();
-        let sim = sim_for(port_a, Some(&user_with_roles(&["teacher"]))).await;
-        let app = Upstream::start().await;
         let session = format!("store = \"redis\"\n{}", ha.sentinels.toml());
-        let config = format!(
-            "{}\n[[upstream]]\nname = \"app\"\nurl = \"http://{}\"\n",
-            base_config(port_a, &sim, &session),
-            app.addr
-        );
-        let a = start_gateway(port_a, &config, sim.client_secret()).await;
-        let config_b = config.replace(
-            &format!("listen = [\"127.0.0.1:{port_a}\"]"),
-            &format!("listen = [\"127.0.0.1:{port_b}\"]"),
-        );
-        let b = start_gateway(port_b, &config_b, sim.client_secret()).await;
+        // Another process may take a free port before a gateway binds it: start again on
+        // another one (the simulator and the config name replica A's port).
+        let (sim, app, config, a, port_a) = on_a_free_port(async |port_a| {
+            let sim = sim_for(port_a, Some(&user_with_roles(&["teacher"]))).await;
+            let app = Upstream::start().await;
+            let config = format!(
+                "{}\n[[upstream]]\nname = \"app\"\nurl = \"http://{}\"\n",
+                base_config(port_a, &sim, &session),
+                app.addr
+            );
+            let a = try_start_gateway_env(port_a, &config, sim.client_secret(), &[]).await?;
+            Ok((sim, app, config, a, port_a))
+        })
+        .await;
+        let b = on_a_free_port(async |port_b| {
+            let config_b = config.replace(
+                &format!("listen = [\"127.0.0.1:{port_a}\"]"),
+                &format!("listen = [\"127.0.0.1:{port_b}\"]"),
+            );
+            try_start_gateway_env(port_b, &config_b, sim.client_secret(), &[]).await
+        })
+        .await;
         let rig = Rig {
             ha,
             _sim: sim,

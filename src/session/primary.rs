@@ -232,8 +232,17 @@ impl Primary {
         let Some(node) = self.node() else {
             return Check::NotFound;
         };
-        let verdict = if self.role_refused.load(Ordering::SeqCst) {
-            self.ping(&node).await
+        let verdict = self.check_node(&node).await;
+        if verdict != Check::Primary {
+            self.trouble();
+        }
+        verdict
+    }
+
+    /// [`Primary::check`] of one node, current or not.
+    async fn check_node(&self, node: &Node) -> Check {
+        if self.role_refused.load(Ordering::SeqCst) {
+            self.ping(node).await
         } else {
             let mut c = node.conn.clone();
             let role = tokio::time::timeout(self.op_timeout, async move {
@@ -242,7 +251,7 @@ impl Primary {
             .await;
             match role {
                 Ok(Ok(redis::Role::Primary { replicas, .. })) => {
-                    self.set_replicas(&node, replicas.len());
+                    self.set_replicas(node, replicas.len());
                     Check::Primary
                 }
                 Ok(Ok(_)) => Check::Down(format!(
@@ -258,16 +267,12 @@ impl Primary {
                          grant +role to see the primary's replicas"
                     );
                     self.role_refused.store(true, Ordering::SeqCst);
-                    self.ping(&node).await
+                    self.ping(node).await
                 }
                 Ok(Err(e)) => Check::Down(format!("redis: {e}")),
                 Err(_) => Check::Down(format!("redis did not answer within {:?}", self.op_timeout)),
             }
-        };
-        if verdict != Check::Primary {
-            self.trouble();
         }
-        verdict
     }
 
     async fn ping(&self, node: &Node) -> Check {
@@ -331,7 +336,8 @@ impl Primary {
     }
 
     /// Makes `client`'s node the primary if it is not already (a failover, or the first one
-    /// found); checks it at once so the first writes know whether to wait for a replica.
+    /// found). It is checked first, so the first writes on it know whether to wait for a
+    /// replica (after a failover the new primary usually has none yet).
     async fn adopt(&self, client: redis::Client) {
         let addr = client.get_connection_info().addr().to_string();
         if self.node().is_some_and(|n| n.addr == addr) {
@@ -344,6 +350,12 @@ impl Primary {
                 return;
             }
         };
+        if let Check::Down(why) = self.check_node(&node).await {
+            // Not adopted: the next lookup asks again.
+            tracing::warn!(primary = %addr, why, "session store: the primary the Sentinels name does not answer as one");
+            self.trouble();
+            return;
+        }
         let previous = self.current.send_replace(Some(node));
         match previous {
             None => tracing::info!(
@@ -359,7 +371,6 @@ impl Primary {
                 );
             }
         }
-        self.check().await;
     }
 }
 
