@@ -292,7 +292,12 @@ async fn redis_logout_deletes_the_session_and_its_access_token() {
         redis_values(&cl.redis).contains(&token),
         "kept while signed in"
     );
-    let out = c.get(a.url("/_gateway/logout")).send().await.unwrap();
+    let out = c
+        .post(a.url("/_gateway/logout"))
+        .header("origin", a.url(""))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.status(), 302);
     assert!(
         !redis_values(&cl.redis).contains(&token),
