@@ -207,6 +207,14 @@ fn check(path: PathBuf, cfg: config::Config, online: bool) -> ExitCode {
             );
         }
     }
+    if let Some(config::RedisTarget::Sentinel(t)) = &cfg.session.redis {
+        if let Some(Err(e)) = t.password.as_ref().map(config::read_secret) {
+            eprintln!(
+                "warning: Redis Sentinels' password: {e} (run will refuse to start until it is \
+                 readable)"
+            );
+        }
+    }
     if let Some(src) = &cfg.server.forward_auth_secret {
         if let Err(e) = config::read_secret(src) {
             eprintln!(

@@ -10,8 +10,8 @@ use std::fmt;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// The `Content-Type` of the text exposition format.
@@ -54,6 +54,30 @@ impl LoginOutcome {
     }
 }
 
+/// How a Redis write the browser was answered for was acknowledged, for
+/// `clever_gateway_redis_writes_total{ack}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteAck {
+    /// A replica had it before the answer (`WAIT` counted one).
+    Replica,
+    /// The primary has replicas but none acknowledged within the timeout; answered anyway.
+    Timeout,
+    /// The primary has no replica: nothing to wait for.
+    NoReplica,
+}
+
+impl WriteAck {
+    pub const ALL: [WriteAck; 3] = [WriteAck::Replica, WriteAck::Timeout, WriteAck::NoReplica];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteAck::Replica => "replica",
+            WriteAck::Timeout => "timeout",
+            WriteAck::NoReplica => "no_replica",
+        }
+    }
+}
+
 /// The status class label of a response: `1xx` … `5xx`, or `none` when nothing was written
 /// (the client went away first).
 pub fn status_class(status: u16) -> &'static str {
@@ -77,6 +101,9 @@ pub struct Metrics {
     clever_errors: IntCounterVec,
     sessions: IntGauge,
     denials: IntCounterVec,
+    redis_writes: IntCounterVec,
+    redis_cache_fallbacks: IntCounter,
+    redis_primary_changes: IntCounter,
 }
 
 impl fmt::Debug for Metrics {
@@ -95,6 +122,9 @@ pub mod names {
     pub const SESSIONS: &str = "clever_gateway_sessions";
     pub const DENIALS: &str = "clever_gateway_policy_denials_total";
     pub const BUILD_INFO: &str = "clever_gateway_build_info";
+    pub const REDIS_WRITES: &str = "clever_gateway_redis_writes_total";
+    pub const REDIS_CACHE_FALLBACKS: &str = "clever_gateway_redis_cache_fallbacks_total";
+    pub const REDIS_PRIMARY_CHANGES: &str = "clever_gateway_redis_primary_changes_total";
 }
 
 impl Metrics {
@@ -150,6 +180,25 @@ impl Metrics {
             ),
             &["upstream", "reason"],
         )?;
+        let redis_writes = IntCounterVec::new(
+            Opts::new(
+                names::REDIS_WRITES,
+                "store = \"redis\": writes the browser was answered for (sessions, logouts, \
+                 used codes), by whether a replica acknowledged them first \
+                 (replica), none did in time (timeout), or the primary has none (no_replica).",
+            ),
+            &["ack"],
+        )?;
+        let redis_cache_fallbacks = IntCounter::new(
+            names::REDIS_CACHE_FALLBACKS,
+            "store = \"redis\": session lookups answered from this replica's cache because \
+             Redis could not be asked (down, failing over, or not answering).",
+        )?;
+        let redis_primary_changes = IntCounter::new(
+            names::REDIS_PRIMARY_CHANGES,
+            "store = \"redis\" with Sentinel: times this replica followed the primary to \
+             another node (failovers).",
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(names::BUILD_INFO, "Always 1; the running version."),
             &["version"],
@@ -162,6 +211,12 @@ impl Metrics {
         registry.register(Box::new(sessions.clone()))?;
         registry.register(Box::new(denials.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
+        registry.register(Box::new(redis_writes.clone()))?;
+        registry.register(Box::new(redis_cache_fallbacks.clone()))?;
+        registry.register(Box::new(redis_primary_changes.clone()))?;
+        for ack in WriteAck::ALL {
+            redis_writes.get_metric_with_label_values(&[ack.as_str()])?;
+        }
         build_info
             .get_metric_with_label_values(&[env!("CARGO_PKG_VERSION")])?
             .set(1);
@@ -182,6 +237,9 @@ impl Metrics {
             clever_errors,
             sessions,
             denials,
+            redis_writes,
+            redis_cache_fallbacks,
+            redis_primary_changes,
         })
     }
 
@@ -243,6 +301,26 @@ impl Metrics {
         {
             c.inc();
         }
+    }
+
+    /// A Redis write the browser was answered for, by how it was acknowledged.
+    pub fn redis_write(&self, ack: WriteAck) {
+        if let Ok(c) = self
+            .redis_writes
+            .get_metric_with_label_values(&[ack.as_str()])
+        {
+            c.inc();
+        }
+    }
+
+    /// A session lookup answered from the replica's cache because Redis could not be asked.
+    pub fn redis_cache_fallback(&self) {
+        self.redis_cache_fallbacks.inc();
+    }
+
+    /// The replica followed the Redis primary to another node.
+    pub fn redis_primary_change(&self) {
+        self.redis_primary_changes.inc();
     }
 
     /// Sets the live-sessions gauge (read from the store just before rendering).

@@ -21,16 +21,18 @@ use crate::assertion::{Assertions, KeyError};
 use crate::auth::Auth;
 use crate::clever::district::{discover_forever, DistrictTokens};
 use crate::clever::CleverClient;
-use crate::config::{Config, StoreKind};
+use crate::config::{Config, RedisTarget, StoreKind};
 use crate::gateway::Gateway;
 use crate::lifecycle::{self, PidFileError};
 use crate::listeners::{self, Claim, ListenError, Sockets};
+use crate::metrics::Metrics;
 use crate::proxy::header_guard::{HeaderGuard, HeaderLimits};
 use crate::proxy::GatewayProxy;
 use crate::secret::Secret;
 use crate::session::memory::MemoryLimits;
 use crate::session::{
-    Clock, LoginTimes, MemoryStore, RedisSettings, RedisStore, SessionStore, SystemClock,
+    Clock, LoginTimes, MemoryStore, PrimaryAt, RedisSettings, RedisStore, SentinelSettings,
+    SessionStore, SystemClock,
 };
 use crate::tls::{ListenerTls, TlsFileError};
 
@@ -41,6 +43,8 @@ pub enum StartError {
     Listen(#[from] ListenError),
     #[error("cannot read the Redis password: {0}")]
     RedisPassword(crate::config::SecretError),
+    #[error("cannot read the Redis Sentinels' password: {0}")]
+    RedisSentinelPassword(crate::config::SecretError),
     #[error("cannot read server.forward_auth_secret: {0}")]
     ForwardAuthSecret(crate::config::SecretError),
     #[error(
@@ -79,9 +83,9 @@ pub const MIN_FORWARD_AUTH_SECRET: usize = 32;
 /// Builds the request logic (store, Clever client, login flows) for a configuration.
 pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = build_store(&cfg, clock.clone())?;
     let metrics = crate::metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
     let metrics = Arc::new(metrics);
+    let store = build_store(&cfg, clock.clone(), metrics.clone())?;
     let clever = CleverClient::new(cfg.clever.clone(), secret, metrics.clone())
         .map_err(|e| StartError::Client(e.to_string()))?;
     let tokens = Arc::new(read_district_tokens(&cfg)?);
@@ -121,7 +125,11 @@ fn read_district_tokens(cfg: &Config) -> Result<DistrictTokens, StartError> {
 
 /// The configured session store; Redis is not contacted yet (a gateway may start while Redis
 /// is down: it is then not ready).
-fn build_store(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn SessionStore>, StartError> {
+fn build_store(
+    cfg: &Config,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<dyn SessionStore>, StartError> {
     Ok(match cfg.session.store {
         StoreKind::Memory => Arc::new(MemoryStore::new(
             cfg.session.ttl,
@@ -134,19 +142,31 @@ fn build_store(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn SessionSto
         StoreKind::Redis => {
             // rediss:// uses rustls: the process's provider, the one pingora installs.
             pingora::tls::install_default_crypto_provider();
-            let password = cfg
-                .session
-                .redis_password
-                .as_ref()
-                .map(crate::config::read_secret)
-                .transpose()
-                .map_err(StartError::RedisPassword)?;
+            let read = |src: &Option<crate::config::SecretSource>| {
+                src.as_ref()
+                    .map(crate::config::read_secret)
+                    .transpose()
+                    .map(|s| s.map(Secret::new))
+            };
+            let password = read(&cfg.session.redis_password).map_err(StartError::RedisPassword)?;
+            let at = match &cfg.session.redis {
+                Some(RedisTarget::Sentinel(t)) => PrimaryAt::Sentinel(SentinelSettings {
+                    sentinels: t.sentinels.clone(),
+                    master_name: t.master_name.clone(),
+                    db: t.db,
+                    tls: t.tls,
+                    password: read(&t.password).map_err(StartError::RedisSentinelPassword)?,
+                }),
+                Some(RedisTarget::Url(url)) => PrimaryAt::Url(url.clone()),
+                // Validation requires one of them with store = "redis".
+                None => PrimaryAt::Url(String::new()),
+            };
             let settings = RedisSettings {
-                url: cfg.session.redis_url.clone().unwrap_or_default(),
-                password: password.map(Secret::new),
+                at,
+                password,
                 login: LoginTimes::new(cfg.session.login_timeout),
             };
-            Arc::new(RedisStore::new(&settings, clock).map_err(StartError::Redis)?)
+            Arc::new(RedisStore::new(&settings, clock, metrics).map_err(StartError::Redis)?)
         }
     })
 }

@@ -185,7 +185,12 @@ async fn forward_auth_gives_the_access_token_only_to_the_proxy_with_the_secret()
     );
 
     // After logout the session, and its token with it, is gone on the server.
-    let out = c.post(env.gw.url("/_gateway/logout")).send().await.unwrap();
+    let out = c
+        .post(env.gw.url("/_gateway/logout"))
+        .header("origin", env.gw.url(""))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.status(), 302);
     let r = auth_with(&env, &cookie, Some(PROXY_SECRET)).await;
     assert_eq!(r.status(), 401);

@@ -367,3 +367,27 @@ async fn redis_logout_deletes_the_session_and_its_access_token() {
         .count();
     assert_eq!(forwarded, 1, "the token went upstream only while signed in");
 }
+
+#[tokio::test]
+async fn redis_outage_with_readiness_process_stays_ready_and_serves_from_cache() {
+    let Some(mut cl) = Cluster::new().await else {
+        return eprintln!("{SKIPPED}");
+    };
+    cl.config = cl.config.replace(
+        "store = \"redis\"",
+        "store = \"redis\"\nreadiness = \"process\"",
+    );
+    let a = cl.replica(cl.port_a).await;
+    let cookie = signed_in(&browser(), &a).await;
+    cl.redis.stop();
+    // Still in the load balancer's pool: the signed-in user is served from the cache ...
+    assert_eq!(status(&a.url("/_gateway/readyz")).await, 200);
+    assert_eq!(api_status(&a, &cookie).await, 200, "{}", a.logs());
+    // ... and what needs Redis (finishing a sign-in) gets the 503 page, not another error.
+    let c = browser();
+    let cb = callback_for(&c, &a.url("/_gateway/login?rd=/")).await;
+    let r = c.get(&cb).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("temporarily unavailable"));
+    assert_eq!(status(&a.url("/_gateway/readyz")).await, 200);
+}

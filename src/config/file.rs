@@ -105,6 +105,12 @@ pub(crate) struct SessionFile {
     pub redis_url: Option<Sp<String>>,
     pub redis_password_env: Option<Sp<String>>,
     pub redis_password_file: Option<Sp<String>>,
+    pub redis_sentinels: Option<Sp<Vec<Sp<String>>>>,
+    pub redis_master_name: Option<Sp<String>>,
+    pub redis_db: Option<Sp<i64>>,
+    pub redis_sentinel_password_env: Option<Sp<String>>,
+    pub redis_sentinel_password_file: Option<Sp<String>>,
+    pub readiness: Option<Sp<String>>,
     pub logout_redirect: Option<Sp<String>>,
 }
 
@@ -449,6 +455,12 @@ pub(crate) static SESSION: Section = Section {
         ("redis_url", Kind::Str),
         ("redis_password_env", Kind::Str),
         ("redis_password_file", Kind::Str),
+        ("redis_sentinels", Kind::StrList),
+        ("redis_master_name", Kind::Str),
+        ("redis_db", Kind::Int),
+        ("redis_sentinel_password_env", Kind::Str),
+        ("redis_sentinel_password_file", Kind::Str),
+        ("readiness", Kind::Str),
         ("logout_redirect", Kind::Str),
     ]),
 };

@@ -154,6 +154,41 @@ pub enum StoreKind {
     Redis,
 }
 
+/// Where the Redis primary is: one address, or whichever node the Sentinels name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// `redis_url`, without a password (validation refuses one written in the URL).
+    Url(String),
+    /// `redis_sentinels` and `redis_master_name`.
+    Sentinel(SentinelTarget),
+}
+
+/// The Sentinels that know the primary, and how to talk to them and to the data nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelTarget {
+    /// Host (an IPv6 address without brackets) and port of each Sentinel, in the file's order.
+    pub sentinels: Vec<(String, u16)>,
+    /// The name the Sentinels monitor the primary under (`sentinel monitor <name> ...`).
+    pub master_name: String,
+    /// `redis_db`: the database on the data nodes.
+    pub db: i64,
+    /// The entries were written `rediss://`: TLS to the Sentinels and to the data nodes.
+    pub tls: bool,
+    /// `redis_sentinel_password_env` / `_file`: the Sentinels' own password, if they have one.
+    pub password: Option<SecretSource>,
+}
+
+/// What `/_gateway/readyz` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Ready while the session store answers (the default): a load balancer stops sending
+    /// traffic to a replica that cannot sign anyone in.
+    Store,
+    /// Ready while the process runs, whatever the store says: signed-in users keep being served
+    /// from each replica's cache while Redis is away; new sign-ins get the 503 page.
+    Process,
+}
+
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub cookie_name: String,
@@ -164,10 +199,13 @@ pub struct SessionConfig {
     /// How long a started sign-in may take (state cookie, pending login); 1m to 1h.
     pub login_timeout: Duration,
     pub store: StoreKind,
-    /// Without a password: validation refuses one written in the URL.
-    pub redis_url: Option<String>,
-    /// Where the Redis password comes from (`redis_password_env` / `redis_password_file`).
+    /// Where the Redis primary is (`store = "redis"` only).
+    pub redis: Option<RedisTarget>,
+    /// Where the Redis password comes from (`redis_password_env` / `redis_password_file`): the
+    /// data nodes' password, with `redis_url` and with Sentinel alike.
     pub redis_password: Option<SecretSource>,
+    /// Whether `/_gateway/readyz` follows the session store (`readiness`).
+    pub readiness: Readiness,
     /// Same-site path (or absolute URL chosen by the operator) to send users to after logout.
     pub logout_redirect: String,
 }

@@ -2,6 +2,7 @@
 //! health, readiness, metrics, and the admin listener's answers.
 
 use super::*;
+use crate::config::Readiness;
 use subtle::ConstantTimeEq;
 
 /// The header in a forward-auth 401 that carries the login URL, for the proxy's error page.
@@ -118,10 +119,16 @@ impl Gateway {
         Reply::text(200, "ok\n")
     }
 
-    /// Readiness: the configuration is loaded (it is, once requests are served) and the
-    /// session store answers; 503 otherwise.
+    /// Readiness: the configuration is loaded (it is, once requests are served) and, with
+    /// `readiness = "store"` (the default), the session store answers; 503 otherwise. With
+    /// `readiness = "process"` the store is not asked: a replica stays in the load balancer's
+    /// pool while Redis is away and serves its signed-in users from its cache.
     pub async fn readyz(&self) -> Reply {
-        if self.auth.store().ready().await {
+        let ready = match self.cfg.session.readiness {
+            Readiness::Process => true,
+            Readiness::Store => self.auth.store().ready().await,
+        };
+        if ready {
             Reply::text(200, "ready\n")
         } else {
             Reply::text(503, "not ready: session store unavailable\n")
@@ -479,9 +486,11 @@ user_id = "X-Remote-User"
 "#;
 
     fn gateway(server: &str, up: bool) -> (Gateway, Arc<Flaky>) {
-        let cfg = Arc::new(
-            crate::config::parse_str(&format!("[server]\n{server}\n{CONFIG}"), "t.toml").unwrap(),
-        );
+        gateway_from(&format!("[server]\n{server}\n{CONFIG}"), up)
+    }
+
+    fn gateway_from(toml: &str, up: bool) -> (Gateway, Arc<Flaky>) {
+        let cfg = Arc::new(crate::config::parse_str(toml, "t.toml").unwrap());
         let store = Arc::new(Flaky {
             inner: MemoryStore::new(
                 Duration::from_secs(3600),
@@ -545,6 +554,18 @@ user_id = "X-Remote-User"
             (200, "ok\n"),
             "alive though not ready"
         );
+    }
+
+    #[tokio::test]
+    async fn readyz_process_mode_200_while_store_down() {
+        let cfg = format!("[server]\n{CONFIG}\n[session]\nreadiness = \"process\"\n");
+        let (gw, _) = gateway_from(&cfg, false);
+        let r = reply(&gw, "/_gateway/readyz").await;
+        assert_eq!((r.status, body(&r)), (200, "ready\n"));
+        assert_eq!(gw.admin("/readyz").await.status, 200);
+        // The store is still down for what needs it.
+        let r = reply(&gw, "/_gateway/metrics").await;
+        assert_eq!(r.status, 200);
     }
 
     #[tokio::test]

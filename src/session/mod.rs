@@ -1,9 +1,11 @@
 //! Sessions: ids, the records kept for them, the clock they expire by, and the stores.
 
+mod acks;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod cookies;
 pub mod memory;
+pub mod primary;
 pub mod redis;
 pub mod store;
 pub mod testing;
@@ -19,6 +21,7 @@ use http::HeaderValue;
 use crate::identity::{Identity, Rendered, ValueSpec};
 use crate::secret::{random_token, Secret};
 
+pub use self::primary::{PrimaryAt, SentinelSettings};
 pub use self::redis::{RedisSettings, RedisStore};
 pub use memory::MemoryStore;
 pub use store::{CodeClaim, LoginTimes, SessionStore, StoreError};

@@ -12,6 +12,17 @@
 //! - `code:<sha256(code)>`: an exchanged-code claim (TTL 5 min), taken with `SET NX`.
 //! - channel `clever-gateway:revoke`: session key hashes whose L1 entries must go.
 //!
+//! Where the primary is (one URL, or Sentinel and its failovers) is `primary.rs`'s concern;
+//! every call goes to the primary as last found, and a failed call makes it look again.
+//!
+//! Acknowledged writes: a write the browser is answered for (a session, a logout, a used
+//! code) is one command on the primary's write connection, followed, whenever the
+//! primary has a replica, by a `WAIT 1` [`ACK_TIMEOUT`] shared with the writes around it
+//! (`acks.rs`), so the answer leaves only once a replica holds the write too and a failover
+//! right after it loses nothing. When no replica acknowledges in time the write stands (it is
+//! on the primary), one log line marks the change and
+//! `clever_gateway_redis_writes_total{ack="timeout"}` counts it.
+//!
 //! Bounds: every Redis call is cut at [`OP_TIMEOUT`]. The L1 is trusted only while this
 //! replica's pub/sub subscription is live (or Redis is unreachable); while the subscription is
 //! down and Redis is up, reads go to Redis, and on (re)subscribing the whole L1 is dropped
@@ -27,14 +38,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use moka::future::Cache;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, RedisResult};
+use redis::aio::ConnectionManager;
+use redis::{RedisResult, Value};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::acks::Ack;
+use super::primary::{Check, Node, Primary, PrimaryAt};
 use super::store::{CodeClaim, LoginTimes, SessionStore, StoreError};
 use super::{Clock, SessionId, SessionRecord};
 use crate::identity::Identity;
+use crate::metrics::{Metrics, WriteAck};
 use crate::secret::Secret;
 
 /// Every key and the pub/sub channel start with this.
@@ -43,12 +57,30 @@ pub const KEY_PREFIX: &str = "clever-gateway:";
 pub const L1_TTL: Duration = Duration::from_secs(5);
 /// Upper bound of every Redis call (connect included).
 pub const OP_TIMEOUT: Duration = Duration::from_millis(500);
+pub use super::acks::ACK_TIMEOUT;
 /// How often the background task checks Redis (readiness and the up/down log line).
 const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 /// Pause between pub/sub reconnection attempts.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_millis(200);
 /// Sessions kept in one replica's L1 at most.
 const L1_CAPACITY: u64 = 500_000;
+
+/// A session: its key with the TTL, its place in the index, and the index pruned of expired
+/// entries (so it stays to live sessions even when nothing scrapes the gauge).
+const INSERT_SESSION: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[5])
+return 1
+";
+
+/// A logout: the session key, its index entry, and the revocation message to every replica.
+const REMOVE_SESSION: &str = r"
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('PUBLISH', ARGV[2], ARGV[1])
+return 1
+";
 
 /// `SET NX`; when the code was claimed before, the earlier claim.
 const CLAIM_CODE: &str = r"
@@ -59,8 +91,9 @@ return redis.call('GET', KEYS[1])
 /// Where Redis is and how to sign in to it.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `redis://` or `rediss://` URL, without a password.
-    pub url: String,
+    /// A `redis://` or `rediss://` URL without a password, or the Sentinels.
+    pub at: PrimaryAt,
+    /// The data nodes' password.
     pub password: Option<Secret>,
     /// How long exchanged codes are kept (from `session.login_timeout`).
     pub login: LoginTimes,
@@ -135,12 +168,15 @@ struct Shared {
     subscribed: AtomicBool,
     /// Bumped by every invalidation; a read that raced one does not fill the L1.
     invalidations: AtomicU64,
+    /// The last acknowledged write timed out waiting for a replica (one log line per change).
+    acks_failing: AtomicBool,
 }
 
 /// Sessions in Redis, with a per-replica L1. See the module docs for keys and bounds.
 pub struct RedisStore {
-    conn: ConnectionManager,
+    primary: Arc<Primary>,
     shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     times: LoginTimes,
     rt: StoreRuntime,
@@ -213,6 +249,22 @@ fn code_key(key: &str) -> String {
     format!("{KEY_PREFIX}code:{key}")
 }
 
+/// `EVAL` of a script with `keys`; the caller adds the arguments. The script's text rather
+/// than its hash (`EVALSHA`): a new primary after a failover does not know the hash, and a
+/// `NOSCRIPT` answer would cost a second round trip (and a second `WAIT`) on the write that
+/// meets it; the text is a few hundred bytes, its hash Redis computes in microseconds.
+fn eval(script: &str, keys: &[&str]) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(keys.len()).arg(keys);
+    cmd
+}
+
+/// A script's reply as the type the store expects.
+fn reply<T: redis::FromRedisValue>(v: Value) -> Result<T, StoreError> {
+    redis::from_redis_value(v)
+        .map_err(|e| StoreError::Unavailable(format!("unexpected reply from Redis: {e}")))
+}
+
 fn encode<T: Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Unavailable(format!("cannot encode: {e}")))
 }
@@ -233,25 +285,15 @@ fn json_category(e: &serde_json::Error) -> &'static str {
     }
 }
 
-/// The category of a client error only: a URL parse error must not echo the URL.
-fn kind_only(e: &redis::RedisError) -> String {
-    format!("{:?}", e.kind())
-}
-
 impl RedisStore {
     /// Builds the store without waiting for Redis: a gateway may start while Redis is down
-    /// (it is then not ready) and connects as soon as Redis answers.
-    pub fn new(settings: &RedisSettings, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
-        let mut info =
-            settings.url.as_str().into_connection_info().map_err(|e| {
-                StoreError::Unavailable(format!("bad redis_url: {}", kind_only(&e)))
-            })?;
-        if let Some(pw) = &settings.password {
-            let redis = info.redis_settings().clone().set_password(pw.expose());
-            info = info.set_redis_settings(redis);
-        }
-        let client = redis::Client::open(info)
-            .map_err(|e| StoreError::Unavailable(format!("bad redis_url: {}", kind_only(&e))))?;
+    /// (it is then not ready) and connects as soon as Redis answers (with Sentinel: as soon
+    /// as a Sentinel names the primary).
+    pub fn new(
+        settings: &RedisSettings,
+        clock: Arc<dyn Clock>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StoreError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("redis-store")
@@ -259,16 +301,13 @@ impl RedisStore {
             .build()
             .map_err(|e| StoreError::Unavailable(format!("cannot start the Redis runtime: {e}")))?;
         let rt = StoreRuntime(Some(rt));
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(OP_TIMEOUT))
-            .set_response_timeout(Some(OP_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(OP_TIMEOUT);
-        let conn = {
-            let _guard = rt.handle().enter();
-            ConnectionManager::new_lazy_with_config(client.clone(), config)
-                .map_err(|e| StoreError::Unavailable(format!("redis: {}", kind_only(&e))))?
-        };
+        let primary = Primary::start(
+            &settings.at,
+            settings.password.as_ref(),
+            OP_TIMEOUT,
+            metrics.clone(),
+            rt.handle(),
+        )?;
         let shared = Arc::new(Shared {
             l1: Cache::builder()
                 .max_capacity(L1_CAPACITY)
@@ -277,33 +316,52 @@ impl RedisStore {
             health: Health::default(),
             subscribed: AtomicBool::new(false),
             invalidations: AtomicU64::new(0),
+            acks_failing: AtomicBool::new(false),
         });
         rt.handle()
-            .spawn(subscribe_revocations(client, shared.clone()));
+            .spawn(subscribe_revocations(primary.clone(), shared.clone()));
         rt.handle()
-            .spawn(watch_health(conn.clone(), shared.clone()));
+            .spawn(watch_health(primary.clone(), shared.clone()));
         Ok(RedisStore {
-            conn,
+            primary,
             shared,
+            metrics,
             clock,
             times: settings.login,
             rt,
         })
     }
 
-    /// Runs one Redis exchange on the store's runtime, bounded by [`OP_TIMEOUT`], and records
-    /// Redis health from its outcome.
+    /// Runs one Redis exchange with the primary on the store's runtime, bounded by
+    /// [`OP_TIMEOUT`], and records Redis health from its outcome. A failure also makes the
+    /// primary be looked up again (Sentinel).
     async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>> + Send + 'static,
         T: Send + 'static,
     {
-        let fut = f(self.conn.clone());
+        self.run_on(OP_TIMEOUT, |node| f(node.conn.clone())).await
+    }
+
+    /// [`RedisStore::run`] with the whole primary at hand and its own bound.
+    async fn run_on<T, F, Fut>(&self, limit: Duration, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Arc<Node>) -> Fut,
+        Fut: Future<Output = RedisResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(node) = self.primary.node() else {
+            // Only at start, until the Sentinels first answer: the lookup task logs why.
+            return Err(StoreError::Unavailable(
+                "no Redis primary known yet (asking the Sentinels)".into(),
+            ));
+        };
+        let fut = f(node);
         let joined = self
             .rt
             .handle()
-            .spawn(async move { tokio::time::timeout(OP_TIMEOUT, fut).await })
+            .spawn(async move { tokio::time::timeout(limit, fut).await })
             .await;
         let why = match joined {
             Ok(Ok(Ok(v))) => {
@@ -311,11 +369,63 @@ impl RedisStore {
                 return Ok(v);
             }
             Ok(Ok(Err(e))) => format!("redis: {e}"),
-            Ok(Err(_)) => format!("redis did not answer within {OP_TIMEOUT:?}"),
+            Ok(Err(_)) => format!("redis did not answer within {limit:?}"),
             Err(e) => format!("redis task: {e}"),
         };
+        self.primary.trouble();
         self.shared.health.down(&why);
         Err(StoreError::Unavailable(why))
+    }
+
+    /// A write the browser will be answered for: `cmd` (a script or a `SET`) on the primary's
+    /// write connection, then, when the primary has a replica, a `WAIT` sent after its answer
+    /// (`acks.rs`), so the browser's answer leaves once a replica has the write. Returns
+    /// `cmd`'s reply. Bounded by [`OP_TIMEOUT`] for the write (connect included) and two more
+    /// for the acknowledgement. A replica that does not acknowledge in time does not fail the
+    /// write (the primary has it); a connection that fails before the `WAIT` is answered does
+    /// (the primary may have died with the write: the browser must not be told it is done).
+    async fn write(&self, cmd: redis::Cmd) -> Result<Value, StoreError> {
+        let wait = self
+            .primary
+            .node()
+            .is_some_and(|n| self.primary.wants_ack(&n));
+        let (reply, acked) = self
+            .run_on(4 * OP_TIMEOUT, move |node| async move {
+                node.acks.write(cmd, wait).await
+            })
+            .await?;
+        self.count_ack(acked);
+        Ok(reply)
+    }
+
+    /// Counts how a write was acknowledged, with one log line when replicas stop (or start
+    /// again) acknowledging in time.
+    fn count_ack(&self, acked: Option<Ack>) {
+        let ack = match acked {
+            None => WriteAck::NoReplica,
+            Some(Ack::Replicated) => WriteAck::Replica,
+            // `Failed` is an error, never counted as an answered write.
+            Some(Ack::TimedOut | Ack::Failed) => WriteAck::Timeout,
+        };
+        self.metrics.redis_write(ack);
+        match ack {
+            WriteAck::Timeout => {
+                if !self.shared.acks_failing.swap(true, Ordering::SeqCst) {
+                    tracing::warn!(
+                        "session store: no Redis replica acknowledged a write within {}ms; \
+                         answered anyway (the write is on the primary, and lost if the primary \
+                         fails before it replicates)",
+                        ACK_TIMEOUT.as_millis()
+                    );
+                }
+            }
+            WriteAck::Replica => {
+                if self.shared.acks_failing.swap(false, Ordering::SeqCst) {
+                    tracing::info!("session store: a Redis replica acknowledges writes again");
+                }
+            }
+            WriteAck::NoReplica => {}
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -323,50 +433,64 @@ impl RedisStore {
     }
 }
 
-/// Keeps this replica subscribed to revocations; drops the whole L1 whenever it (re)subscribes
-/// (messages sent meanwhile are lost) and marks the L1 untrusted while it is not subscribed.
-async fn subscribe_revocations(client: redis::Client, shared: Arc<Shared>) {
+/// Keeps this replica subscribed to revocations on the current primary (moving with it on a
+/// failover); drops the whole L1 whenever it (re)subscribes (messages sent meanwhile are lost)
+/// and marks the L1 untrusted while it is not subscribed.
+async fn subscribe_revocations(primary: Arc<Primary>, shared: Arc<Shared>) {
     use futures_util::StreamExt;
+    let mut changes = primary.changes();
     loop {
-        let pubsub = tokio::time::timeout(OP_TIMEOUT, client.get_async_pubsub()).await;
-        if let Ok(Ok(mut pubsub)) = pubsub {
-            let subscribed =
-                tokio::time::timeout(OP_TIMEOUT, pubsub.subscribe(revoke_channel())).await;
-            if let Ok(Ok(())) = subscribed {
+        let node = changes.borrow_and_update().clone();
+        if let Some(node) = node {
+            let subscribed = tokio::time::timeout(OP_TIMEOUT, async {
+                let mut pubsub = node.client.get_async_pubsub().await?;
+                pubsub.subscribe(revoke_channel()).await?;
+                RedisResult::Ok(pubsub)
+            })
+            .await;
+            if let Ok(Ok(mut pubsub)) = subscribed {
                 shared.l1.invalidate_all();
                 shared.invalidations.fetch_add(1, Ordering::SeqCst);
                 shared.subscribed.store(true, Ordering::SeqCst);
                 let mut messages = pubsub.on_message();
-                while let Some(msg) = messages.next().await {
-                    if let Ok(hash) = msg.get_payload::<String>() {
-                        shared.invalidations.fetch_add(1, Ordering::SeqCst);
-                        shared.l1.invalidate(&hash).await;
+                loop {
+                    tokio::select! {
+                        msg = messages.next() => {
+                            let Some(msg) = msg else { break };
+                            if let Ok(hash) = msg.get_payload::<String>() {
+                                shared.invalidations.fetch_add(1, Ordering::SeqCst);
+                                shared.l1.invalidate(&hash).await;
+                            }
+                        }
+                        // A new primary: revocations are published there now.
+                        _ = changes.changed() => break,
                     }
                 }
                 shared.subscribed.store(false, Ordering::SeqCst);
             }
         }
-        tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+        tokio::select! {
+            _ = tokio::time::sleep(RESUBSCRIBE_DELAY) => {}
+            _ = changes.changed() => {}
+        }
     }
 }
 
-/// PINGs Redis every [`HEALTH_INTERVAL`], so readiness and the up/down log line follow Redis
-/// even without traffic, and the connection manager reconnects by itself.
-async fn watch_health(conn: ConnectionManager, shared: Arc<Shared>) {
+/// Checks the primary every [`HEALTH_INTERVAL`] (and at once when it changes), so readiness,
+/// the up/down log line and the replica count follow Redis even without traffic, and the
+/// connection manager reconnects by itself.
+async fn watch_health(primary: Arc<Primary>, shared: Arc<Shared>) {
+    let mut changes = primary.changes();
     loop {
-        let mut c = conn.clone();
-        let ping = tokio::time::timeout(OP_TIMEOUT, async move {
-            redis::cmd("PING").query_async::<String>(&mut c).await
-        })
-        .await;
-        match ping {
-            Ok(Ok(_)) => shared.health.up(),
-            Ok(Err(e)) => shared.health.down(&format!("redis: {e}")),
-            Err(_) => shared
-                .health
-                .down(&format!("redis did not answer within {OP_TIMEOUT:?}")),
+        match primary.check().await {
+            Check::Primary => shared.health.up(),
+            Check::Down(why) => shared.health.down(&why),
+            Check::NotFound => {}
         }
-        tokio::time::sleep(HEALTH_INTERVAL).await;
+        tokio::select! {
+            _ = tokio::time::sleep(HEALTH_INTERVAL) => {}
+            _ = changes.changed() => {}
+        }
     }
 }
 
@@ -377,9 +501,11 @@ impl SessionStore for RedisStore {
         let now = self.clock.now();
         let cached = self.shared.l1.get(&hash).await;
         if let Some(rec) = &cached {
-            let trusted =
-                self.shared.subscribed.load(Ordering::SeqCst) || self.shared.health.is_down();
-            if trusted {
+            let down = self.shared.health.is_down();
+            if self.shared.subscribed.load(Ordering::SeqCst) || down {
+                if down {
+                    self.metrics.redis_cache_fallback();
+                }
                 return Ok(rec.is_live(now).then(|| rec.clone()));
             }
         }
@@ -398,7 +524,10 @@ impl SessionStore for RedisStore {
             // Redis trouble: a session this replica saw in the last few seconds still works.
             Err(e) => {
                 return match cached {
-                    Some(rec) => Ok(rec.is_live(now).then_some(rec)),
+                    Some(rec) => {
+                        self.metrics.redis_cache_fallback();
+                        Ok(rec.is_live(now).then_some(rec))
+                    }
                     None => Err(e),
                 }
             }
@@ -435,32 +564,13 @@ impl SessionStore for RedisStore {
             expires_ns: ns(record.expires_at),
             user_type_header: record.identity.user_type_header().to_string(),
         })?;
-        let key = session_key(&hash);
-        let member = hash.clone();
-        self.run(move |mut c| async move {
-            redis::pipe()
-                .atomic()
-                .cmd("SET")
-                .arg(&key)
-                .arg(json)
-                .arg("PX")
-                .arg(ttl_ms)
-                .ignore()
-                .cmd("ZADD")
-                .arg(sessions_index())
-                .arg(expires_ms)
-                .arg(member)
-                .ignore()
-                // Keep the index to live sessions even when nothing scrapes the gauge.
-                .cmd("ZREMRANGEBYSCORE")
-                .arg(sessions_index())
-                .arg("-inf")
-                .arg(now_ms)
-                .ignore()
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await?;
+        let mut cmd = eval(INSERT_SESSION, &[&session_key(&hash), &sessions_index()]);
+        cmd.arg(json)
+            .arg(ttl_ms)
+            .arg(expires_ms)
+            .arg(&hash)
+            .arg(now_ms);
+        self.write(cmd).await?;
         self.shared.l1.insert(hash, Arc::new(record)).await;
         Ok(())
     }
@@ -469,25 +579,9 @@ impl SessionStore for RedisStore {
         let hash = sha256_hex(id.expose());
         self.shared.invalidations.fetch_add(1, Ordering::SeqCst);
         self.shared.l1.invalidate(&hash).await;
-        let key = session_key(&hash);
-        self.run(move |mut c| async move {
-            redis::pipe()
-                .atomic()
-                .cmd("DEL")
-                .arg(&key)
-                .ignore()
-                .cmd("ZREM")
-                .arg(sessions_index())
-                .arg(&hash)
-                .ignore()
-                .cmd("PUBLISH")
-                .arg(revoke_channel())
-                .arg(&hash)
-                .ignore()
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await
+        let mut cmd = eval(REMOVE_SESSION, &[&session_key(&hash), &sessions_index()]);
+        cmd.arg(&hash).arg(revoke_channel());
+        self.write(cmd).await.map(drop)
     }
 
     async fn claim_code(
@@ -498,16 +592,9 @@ impl SessionStore for RedisStore {
         let json = encode(&stored_claim(&claim))?;
         let key = code_key(code_key_);
         let ttl_ms = self.times.codes.as_millis() as u64;
-        let earlier: Option<String> = self
-            .run(move |mut c| async move {
-                redis::Script::new(CLAIM_CODE)
-                    .key(key)
-                    .arg(json)
-                    .arg(ttl_ms)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
+        let mut cmd = eval(CLAIM_CODE, &[&key]);
+        cmd.arg(json).arg(ttl_ms);
+        let earlier: Option<String> = reply(self.write(cmd).await?)?;
         earlier.map(|j| decode(&j).map(claim_from)).transpose()
     }
 
@@ -523,16 +610,9 @@ impl SessionStore for RedisStore {
         let json = encode(&stored_claim(&claim))?;
         let key = code_key(code_key_);
         let ttl_ms = self.times.codes.as_millis() as u64;
-        self.run(move |mut c| async move {
-            redis::cmd("SET")
-                .arg(key)
-                .arg(json)
-                .arg("PX")
-                .arg(ttl_ms)
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key).arg(json).arg("PX").arg(ttl_ms);
+        self.write(cmd).await.map(drop)
     }
 
     /// A PING answered within [`OP_TIMEOUT`].
@@ -591,8 +671,12 @@ mod tests {
     //! The store conformance suite against a real `redis-server` (one per test, on a free
     //! loopback port), then what only a shared store has: replicas, revocation, outages.
     use super::*;
+    use crate::metrics::{names, parse_text};
     use crate::session::conformance::{store_conformance, Fixture};
-    use crate::session::testing::{RedisServer, SKIPPED};
+    use crate::session::primary::SentinelSettings;
+    use crate::session::testing::{
+        RedisHa, RedisServer, Sentinels, MASTER_NAME, SKIPPED, SKIPPED_SENTINEL,
+    };
     use crate::session::ManualClock;
 
     /// A redis-server and two gateway replicas on it, on the system clock; `None` without
@@ -608,12 +692,65 @@ mod tests {
     }
 
     fn store_on(server: &RedisServer, clock: Arc<dyn Clock>) -> RedisStore {
+        store_at(PrimaryAt::Url(server.url()), None, clock)
+    }
+
+    fn store_at(at: PrimaryAt, password: Option<&str>, clock: Arc<dyn Clock>) -> RedisStore {
         let settings = RedisSettings {
-            url: server.url(),
-            password: None,
+            at,
+            password: password.map(Secret::new),
             login: LoginTimes::default(),
         };
-        RedisStore::new(&settings, clock).unwrap()
+        RedisStore::new(&settings, clock, Arc::new(Metrics::new().unwrap())).unwrap()
+    }
+
+    /// The Sentinels of `sentinels` as the store's settings, with their own `password`.
+    fn sentinel_at(sentinels: &Sentinels, password: Option<&str>) -> PrimaryAt {
+        PrimaryAt::Sentinel(SentinelSettings {
+            sentinels: sentinels
+                .ports()
+                .iter()
+                .map(|p| ("127.0.0.1".to_string(), *p))
+                .collect(),
+            master_name: MASTER_NAME.into(),
+            db: 0,
+            tls: false,
+            password: password.map(Secret::new),
+        })
+    }
+
+    /// A counter of the store's metrics, by name and labels.
+    fn counter(s: &RedisStore, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let text = s.metrics.render().unwrap();
+        parse_text(&text)
+            .into_iter()
+            .find(|x| {
+                x.name == name
+                    && x.labels.len() == labels.len()
+                    && labels
+                        .iter()
+                        .all(|(k, v)| x.labels.iter().any(|(a, b)| a == k && b == v))
+            })
+            .map_or(0.0, |x| x.value)
+    }
+
+    fn acks(s: &RedisStore, ack: WriteAck) -> f64 {
+        counter(s, names::REDIS_WRITES, &[("ack", ack.as_str())])
+    }
+
+    /// Waits until the store's health check has seen the primary with `replicas` replicas.
+    async fn checked(s: &RedisStore, replicas: usize) {
+        let ok = within(Duration::from_secs(10), async || {
+            s.is_up()
+                && s.primary
+                    .node()
+                    .is_some_and(|n| n.replicas() == Some(replicas))
+        })
+        .await;
+        assert!(
+            ok.is_some(),
+            "the store saw its primary and {replicas} replica(s)"
+        );
     }
 
     store_conformance!(|clock: Arc<ManualClock>| {
@@ -866,15 +1003,295 @@ mod tests {
         let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
         let without = store_on(&server, clock.clone());
         assert!(!without.ready().await, "NOAUTH without the password");
-        let with = RedisStore::new(
-            &RedisSettings {
-                url: server.url(),
-                password: Some(Secret::new("s3cret-pw")),
-                login: LoginTimes::default(),
-            },
-            clock,
-        )
-        .unwrap();
+        let with = store_at(PrimaryAt::Url(server.url()), Some("s3cret-pw"), clock);
         assert!(with.ready().await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn write_with_a_replica_is_answered_once_the_replica_has_it() {
+        let Some(primary) = RedisServer::start() else {
+            return eprintln!("{SKIPPED}");
+        };
+        let replica = RedisServer::start_replica_of(&primary).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let s = store_on(&primary, clock.clone());
+        checked(&s, 1).await;
+        let id = SessionId::generate();
+        s.insert(&id, record(&*clock)).await.unwrap();
+        assert_eq!(acks(&s, WriteAck::Replica), 1.0, "WAIT counted the replica");
+        let key = session_key(&sha256_hex(id.expose()));
+        let on_replica = replica.command(&format!("EXISTS {key}")).unwrap();
+        assert!(
+            on_replica.contains(":1"),
+            "on the replica when answered: {on_replica}"
+        );
+        // Every kind of acknowledged write waits: code claim, code, logout.
+        let claim = CodeClaim {
+            binding: "b".into(),
+            return_to: "/".into(),
+            session: None,
+        };
+        s.claim_code("k", claim.clone()).await.unwrap();
+        s.complete_code("k", claim).await.unwrap();
+        s.remove(&id).await.unwrap();
+        assert_eq!(acks(&s, WriteAck::Replica), 4.0);
+        assert_eq!(acks(&s, WriteAck::Timeout), 0.0);
+        assert_eq!(acks(&s, WriteAck::NoReplica), 0.0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn write_with_a_stalled_replica_answers_after_the_ack_timeout_and_counts_it() {
+        let Some(primary) = RedisServer::start() else {
+            return eprintln!("{SKIPPED}");
+        };
+        let replica = RedisServer::start_replica_of(&primary).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let s = store_on(&primary, clock.clone());
+        checked(&s, 1).await;
+        replica.pause();
+        let id = SessionId::generate();
+        let t = std::time::Instant::now();
+        s.insert(&id, record(&*clock)).await.unwrap();
+        // WAIT blocks for its whole timeout when no replica answers: a lower bound, not a goal.
+        assert!(t.elapsed() >= ACK_TIMEOUT, "{:?}", t.elapsed());
+        assert_eq!(acks(&s, WriteAck::Timeout), 1.0);
+        assert!(s.shared.acks_failing.load(Ordering::SeqCst));
+        assert!(s.get(&id).await.unwrap().is_some(), "the write stands");
+        replica.resume();
+        s.insert(&SessionId::generate(), record(&*clock))
+            .await
+            .unwrap();
+        assert_eq!(acks(&s, WriteAck::Replica), 1.0);
+        assert!(
+            !s.shared.acks_failing.load(Ordering::SeqCst),
+            "back to normal"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn write_without_a_replica_does_not_wait() {
+        let Some(server) = RedisServer::start() else {
+            return eprintln!("{SKIPPED}");
+        };
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let s = store_on(&server, clock.clone());
+        checked(&s, 0).await;
+        s.insert(&SessionId::generate(), record(&*clock))
+            .await
+            .unwrap();
+        assert_eq!(acks(&s, WriteAck::NoReplica), 1.0);
+        assert_eq!(acks(&s, WriteAck::Timeout), 0.0);
+    }
+
+    mod sentinel_conformance {
+        //! The same conformance suite, the store finding its primary through a Sentinel (the
+        //! primary has a replica, so every write also waits for it).
+        use super::*;
+
+        store_conformance!(|clock: Arc<ManualClock>| {
+            let ha = RedisHa::start(1, 5000)?;
+            let store = store_at(sentinel_at(&ha.sentinels, None), None, clock);
+            // The suite starts at once: wait (on this thread) for the first lookup.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while store.primary.node().is_none() {
+                assert!(std::time::Instant::now() < deadline, "no primary named");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let store: Arc<dyn SessionStore> = Arc::new(store);
+            Some(Fixture {
+                store,
+                _keep: Some(Box::new(ha)),
+            })
+        });
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sentinel_store_follows_a_failover_keeping_sessions_and_revocations() {
+        let Some(ha) = RedisHa::start(1, 5000) else {
+            return eprintln!("{SKIPPED_SENTINEL}");
+        };
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let a = store_at(sentinel_at(&ha.sentinels, None), None, clock.clone());
+        let b = store_at(sentinel_at(&ha.sentinels, None), None, clock.clone());
+        checked(&a, 1).await;
+        checked(&b, 1).await;
+        let primary_addr = format!("127.0.0.1:{}", ha.primary.port());
+        assert_eq!(a.primary.node().unwrap().addr, primary_addr);
+        let kept = SessionId::generate();
+        a.insert(&kept, record(&*clock)).await.unwrap();
+        assert_eq!(
+            acks(&a, WriteAck::Replica),
+            1.0,
+            "timeouts {}, without replica {}",
+            acks(&a, WriteAck::Timeout),
+            acks(&a, WriteAck::NoReplica)
+        );
+        // A failover the Sentinel runs on its own: the replica becomes the primary, the old
+        // primary a replica of it; both stores move without a restart.
+        let r = ha
+            .sentinels
+            .command(0, None, &format!("SENTINEL FAILOVER {MASTER_NAME}"))
+            .unwrap();
+        assert!(r.contains("+OK"), "{r}");
+        let new_addr = format!("127.0.0.1:{}", ha.replica.port());
+        for s in [&a, &b] {
+            let moved = within(Duration::from_secs(20), async || {
+                s.primary.node().is_some_and(|n| n.addr == new_addr) && s.ready().await
+            })
+            .await;
+            assert!(
+                moved.is_some(),
+                "followed the failover:\n{}",
+                ha.sentinels.logs()
+            );
+            assert_eq!(
+                counter(s, names::REDIS_PRIMARY_CHANGES, &[]),
+                1.0,
+                "counted once"
+            );
+        }
+        assert!(
+            b.get(&kept).await.unwrap().is_some(),
+            "the session survived"
+        );
+        // Writes land on the new primary.
+        let fresh = SessionId::generate();
+        a.insert(&fresh, record(&*clock)).await.unwrap();
+        let key = session_key(&sha256_hex(fresh.expose()));
+        assert!(ha
+            .replica
+            .command(&format!("EXISTS {key}"))
+            .unwrap()
+            .contains(":1"));
+        // Revocations are published and heard on the new primary.
+        subscribed(&a).await;
+        subscribed(&b).await;
+        assert!(b.get(&fresh).await.unwrap().is_some());
+        a.remove(&fresh).await.unwrap();
+        let took = within(Duration::from_secs(1), async || {
+            b.get(&fresh).await.unwrap().is_none()
+        })
+        .await;
+        assert!(took.is_some(), "revoked on B within 1 s after the failover");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sentinel_with_its_own_password_and_a_protected_primary() {
+        let Some(primary) = RedisServer::start_with_password(Some("data-pw")) else {
+            return eprintln!("{SKIPPED}");
+        };
+        let Some(sentinels) = Sentinels::start(1, &primary, 5000, Some("sentinel-pw")) else {
+            return eprintln!("{SKIPPED_SENTINEL}");
+        };
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let ok = store_at(
+            sentinel_at(&sentinels, Some("sentinel-pw")),
+            Some("data-pw"),
+            clock.clone(),
+        );
+        checked(&ok, 0).await;
+        assert_eq!(
+            ok.primary.node().unwrap().addr,
+            format!("127.0.0.1:{}", primary.port())
+        );
+        ok.insert(&SessionId::generate(), record(&*clock))
+            .await
+            .unwrap();
+        // Without the Sentinels' password no primary is ever named: not ready, never a panic.
+        let refused = store_at(sentinel_at(&sentinels, None), Some("data-pw"), clock);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(refused.primary.node().is_none());
+        assert!(!refused.ready().await);
+        assert!(matches!(
+            refused.get(&SessionId::generate()).await,
+            Err(StoreError::Unavailable(_))
+        ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sentinel_store_writes_to_redis_db() {
+        let Some(ha) = RedisHa::start(1, 5000) else {
+            return eprintln!("{SKIPPED_SENTINEL}");
+        };
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let PrimaryAt::Sentinel(mut settings) = sentinel_at(&ha.sentinels, None) else {
+            unreachable!()
+        };
+        settings.db = 3;
+        let s = store_at(PrimaryAt::Sentinel(settings), None, clock.clone());
+        checked(&s, 1).await;
+        s.insert(&SessionId::generate(), record(&*clock))
+            .await
+            .unwrap();
+        let keyspace = ha.primary.command("INFO keyspace").unwrap();
+        assert!(keyspace.contains("db3:keys=2"), "{keyspace}");
+        assert!(!keyspace.contains("db0:"), "{keyspace}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stalled_replica_holds_up_neither_reads_nor_other_writes() {
+        let Some(primary) = RedisServer::start() else {
+            return eprintln!("{SKIPPED}");
+        };
+        let replica = RedisServer::start_replica_of(&primary).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let s = Arc::new(store_on(&primary, clock.clone()));
+        checked(&s, 1).await;
+        let known = SessionId::generate();
+        s.insert(&known, record(&*clock)).await.unwrap();
+        s.shared.l1.invalidate_all();
+        primary.command("CONFIG RESETSTAT").unwrap();
+        replica.pause();
+        // 16 writes at once: each WAIT blocks its connection for the whole timeout, so one WAIT
+        // per write on one connection would take 16 x 250 ms and fail them all.
+        let mut tasks = Vec::new();
+        for _ in 0..16 {
+            let (s, clock) = (s.clone(), clock.clone());
+            tasks.push(tokio::spawn(async move {
+                s.insert(&SessionId::generate(), record(&*clock)).await
+            }));
+        }
+        // A read meanwhile (not cached) is not queued behind their WAITs (it would time out).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(s.get(&known).await.unwrap().is_some());
+        for t in tasks {
+            t.await.unwrap().expect("answered, not failed");
+        }
+        replica.resume();
+        assert_eq!(acks(&s, WriteAck::Timeout), 16.0);
+        let stats = primary.command("INFO commandstats").unwrap();
+        let waits: u64 = stats
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_wait:calls="))
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.parse().ok())
+            .expect("WAIT calls");
+        assert!(waits <= 4, "WAITs shared by the writes: {waits}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn primary_dying_before_the_replica_acknowledges_fails_the_write() {
+        let Some(mut primary) = RedisServer::start() else {
+            return eprintln!("{SKIPPED}");
+        };
+        let replica = RedisServer::start_replica_of(&primary).unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(crate::session::SystemClock);
+        let s = Arc::new(store_on(&primary, clock.clone()));
+        checked(&s, 1).await;
+        replica.pause();
+        let writing = {
+            let (s, clock) = (s.clone(), clock.clone());
+            tokio::spawn(async move { s.insert(&SessionId::generate(), record(&*clock)).await })
+        };
+        // The write is on the primary, its WAIT pending; then the primary dies.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        primary.stop();
+        let r = writing.await.unwrap();
+        replica.resume();
+        assert!(
+            matches!(r, Err(StoreError::Unavailable(_))),
+            "not reported as done: {r:?}"
+        );
+        assert_eq!(acks(&s, WriteAck::Timeout), 0.0);
     }
 }

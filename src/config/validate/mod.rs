@@ -6,6 +6,7 @@ mod assertion;
 mod clever;
 mod district;
 mod headers;
+mod redis;
 mod server;
 mod session;
 mod tls;

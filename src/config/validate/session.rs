@@ -1,13 +1,13 @@
-//! `[session]`: the cookie (name, domain, Secure), session lifetime, the store and its Redis URL,
-//! and where logout lands.
+//! `[session]`: the cookie (name, domain, Secure), session lifetime, the store (its Redis keys
+//! in `redis.rs`), readiness, and where logout lands.
 
 use std::time::Duration;
 
 use url::Url;
 
-use super::{duration, duration_in, secret_source, Ctx};
+use super::{duration, duration_in, Ctx};
 use crate::config::file::{quote, SessionFile, Sp};
-use crate::config::model::{SessionConfig, StoreKind};
+use crate::config::model::{Readiness, SessionConfig, StoreKind};
 
 const DEFAULT_TTL: Duration = Duration::from_secs(2 * 3600);
 const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -137,69 +137,26 @@ pub(super) fn session(
         },
     };
 
-    // The URL may hold a password: never quoted in messages.
-    let redis_url = match (store, &s.redis_url) {
-        (Some(StoreKind::Redis), None) => {
-            let span = s.store.as_ref().map(|v| v.span()).unwrap_or(0..0);
-            ctx.missing(
-                "session.redis_url",
-                span,
-                "session.store is \"redis\" but redis_url is missing: expected a URL starting \
-                 with redis:// or rediss://",
-            );
-            None
-        }
-        (Some(StoreKind::Memory), Some(u)) => {
-            ctx.err(
-                u.span(),
-                "session.redis_url is set but session.store is not \"redis\": set store = \
-                 \"redis\" or remove redis_url",
-            );
-            None
-        }
-        (_, Some(u)) => {
-            let text = u.get_ref();
-            let scheme_ok = text.starts_with("redis://") || text.starts_with("rediss://");
-            let parsed = Url::parse(text).ok().filter(|p| p.host_str().is_some());
-            if scheme_ok && parsed.as_ref().is_some_and(|p| p.password().is_some()) {
-                // A password in the URL would sit in a file that is shown, copied and
-                // committed: it comes from redis_password_env or redis_password_file instead.
+    let redis = super::redis::redis(ctx, s, store);
+
+    let readiness = match &s.readiness {
+        None => Some(Readiness::Store),
+        Some(v) => match v.get_ref().as_str() {
+            "store" => Some(Readiness::Store),
+            "process" => Some(Readiness::Process),
+            other => {
                 ctx.err(
-                    u.span(),
-                    "session.redis_url holds a password: the Redis password is never inline; \
-                     remove it from the URL and set redis_password_env or redis_password_file",
-                );
-                None
-            } else if scheme_ok && parsed.is_some() {
-                Some(Some(text.clone()))
-            } else {
-                ctx.err(
-                    u.span(),
-                    "session.redis_url is not a Redis URL: expected redis://host:port/db or \
-                     rediss://host:port/db",
+                    v.span(),
+                    format!(
+                        "session.readiness {} is not a readiness mode: expected \"store\" \
+                         (readyz is 503 while the session store is unreachable; the default) or \
+                         \"process\" (readyz is 200 while the process runs)",
+                        quote(other)
+                    ),
                 );
                 None
             }
-        }
-        (_, None) => Some(None),
-    };
-
-    let redis_password = match (&s.redis_password_env, &s.redis_password_file) {
-        (Some(v), None) | (None, Some(v)) if store != Some(StoreKind::Redis) => {
-            ctx.err(
-                v.span(),
-                "a Redis password is set but session.store is not \"redis\": set store = \
-                 \"redis\" or remove the password setting",
-            );
-            None
-        }
-        (env, file) => secret_source(
-            ctx,
-            env.as_ref(),
-            file.as_ref(),
-            ("session.redis_password_env", "session.redis_password_file"),
-            "REDIS_PASSWORD",
-        ),
+        },
     };
 
     let logout_redirect = match &s.logout_redirect {
@@ -230,6 +187,7 @@ pub(super) fn session(
         }
     };
 
+    let (redis, redis_password) = redis?;
     Some(SessionConfig {
         cookie_name: cookie_name?,
         cookie_domain: cookie_domain?,
@@ -237,8 +195,9 @@ pub(super) fn session(
         ttl: ttl?,
         login_timeout: login_timeout?,
         store: store?,
-        redis_url: redis_url?,
-        redis_password: redis_password?,
+        redis,
+        redis_password,
+        readiness: readiness?,
         logout_redirect: logout_redirect?,
     })
 }
@@ -268,7 +227,7 @@ fn is_cookie_domain(s: &str) -> bool {
 mod tests {
     use super::super::testutil::*;
     use super::*;
-    use crate::config::model::SecretSource;
+    use crate::config::model::{RedisTarget, SecretSource};
 
     #[test]
     fn session_defaults_are_applied() {
@@ -279,7 +238,8 @@ mod tests {
         assert_eq!(s.ttl, Duration::from_secs(7200));
         assert_eq!(s.login_timeout, Duration::from_secs(600));
         assert_eq!(s.store, StoreKind::Memory);
-        assert_eq!(s.redis_url, None);
+        assert_eq!(s.redis, None);
+        assert_eq!(s.readiness, Readiness::Store);
         assert_eq!(s.logout_redirect, "/");
     }
 
@@ -409,7 +369,10 @@ mod tests {
         ))
         .session;
         assert_eq!(s.store, StoreKind::Redis);
-        assert_eq!(s.redis_url.as_deref(), Some("rediss://r.internal:6380/0"));
+        assert_eq!(
+            s.redis,
+            Some(RedisTarget::Url("rediss://r.internal:6380/0".into()))
+        );
     }
 
     #[test]
@@ -465,7 +428,10 @@ mod tests {
             "",
         ))
         .session;
-        assert_eq!(s.redis_url.as_deref(), Some("redis://gateway@r:6379/0"));
+        assert_eq!(
+            s.redis,
+            Some(RedisTarget::Url("redis://gateway@r:6379/0".into()))
+        );
     }
 
     #[test]
@@ -547,5 +513,21 @@ mod tests {
                 &["single \"/\""],
             );
         }
+    }
+
+    #[test]
+    fn session_readiness_store_or_process_is_kept() {
+        let s = ok(&doc("", "", "readiness = \"process\"", "")).session;
+        assert_eq!(s.readiness, Readiness::Process);
+        let s = ok(&doc("", "", "readiness = \"store\"", "")).session;
+        assert_eq!(s.readiness, Readiness::Store);
+    }
+
+    #[test]
+    fn session_readiness_unknown_is_error_naming_both_modes() {
+        one(
+            &doc("", "", "readiness = \"always\"", ""),
+            &["session.readiness", "\"store\"", "\"process\""],
+        );
     }
 }
