@@ -463,6 +463,7 @@ async fn redis_idle_session_in_use_lives_on_every_replica_without_a_write_per_re
     }
     assert_eq!(api_status(&b, &cookie).await, 200, "B: {}", b.logs());
     let writes = command_calls(&cl.redis, "pexpireat");
+    eprintln!("{writes} deadline writes for {requests} requests in 3 s");
     assert!(
         (2..=5).contains(&writes),
         "{writes} deadline writes for {requests} requests in 3 s"
