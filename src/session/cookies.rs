@@ -558,6 +558,41 @@ mod tests {
         .is_empty());
     }
 
+    proptest::proptest! {
+        /// Every cookie name an operator may list comes back from its `Set-Cookie` values as
+        /// browsers read them: that name, empty, `Max-Age=0`, at `/` or the upstream's prefix.
+        #[test]
+        fn app_cookies_any_token_name_is_expired_as_written(
+            name in "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,20}",
+            prefix in proptest::option::of("/[a-z]{1,8}"),
+        ) {
+            let prefix_line = prefix
+                .as_ref()
+                .map(|p| format!("path_prefix = \"{p}\"\n"))
+                .unwrap_or_default();
+            let Ok(cfg) = crate::config::parse_str(
+                &format!(
+                    "[clever]\nclient_id = \"c\"\nclient_secret_env = \"X\"\nredirect_uri = \"https://gw.example.org/cb\"\n[[upstream]]\nname = \"a\"\nurl = \"http://127.0.0.1:9\"\n{prefix_line}app_cookies = [{name:?}]\n"
+                ),
+                "t.toml",
+            ) else {
+                // Only the gateway's own names are refused.
+                proptest::prop_assert!(CookieJarSpec::named("clever_gateway").reserves(&name));
+                return Ok(());
+            };
+            let set = AppCookies::from_config(&cfg);
+            proptest::prop_assert!(!set.is_empty());
+            for line in set.set_cookies() {
+                let c = Cookie::parse(line.as_str()).unwrap();
+                proptest::prop_assert_eq!(c.name(), name.as_str());
+                proptest::prop_assert_eq!(c.value(), "");
+                proptest::prop_assert_eq!(c.max_age(), Some(cookie::time::Duration::ZERO));
+                let path = c.path().unwrap();
+                proptest::prop_assert!(path == "/" || Some(path) == prefix.as_deref(), "{}", line);
+            }
+        }
+    }
+
     #[test]
     fn from_config_prefixes_login_cookies_as_the_attributes_allow() {
         let cfg = |secure: bool, domain: Option<&str>| {

@@ -168,4 +168,49 @@ mod tests {
         ));
         Some(crate::session::conformance::Fixture { store, _keep: None })
     });
+
+    fn record(clock: &crate::session::ManualClock) -> SessionRecord {
+        SessionRecord::new(
+            crate::identity::Identity::builder("u").build(),
+            crate::secret::Secret::new("t"),
+            crate::session::Clock::now(clock),
+            Duration::from_secs(7200),
+        )
+    }
+
+    #[tokio::test]
+    async fn idle_timeout_each_lookup_extends_an_unused_session_ends_on_the_clock() {
+        let clock = Arc::new(crate::session::ManualClock::new());
+        let limits = MemoryLimits {
+            idle: Some(Duration::from_secs(60)),
+            ..MemoryLimits::default()
+        };
+        let store = MemoryStore::new(Duration::from_secs(7200), clock.clone(), limits);
+        let id = SessionId::generate();
+        store.insert(&id, record(&clock)).await.unwrap();
+        for _ in 0..5 {
+            clock.advance(Duration::from_secs(59));
+            assert!(store.get(&id).await.unwrap().is_some(), "in use");
+        }
+        clock.advance(Duration::from_secs(60));
+        assert!(store.get(&id).await.unwrap().is_none(), "unused for 60 s");
+        // Gone for good, even if the clock were to say otherwise.
+        assert_eq!(store.session_count().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn without_idle_timeout_only_ttl_ends_a_session() {
+        let clock = Arc::new(crate::session::ManualClock::new());
+        let store = MemoryStore::new(
+            Duration::from_secs(7200),
+            clock.clone(),
+            MemoryLimits::default(),
+        );
+        let id = SessionId::generate();
+        store.insert(&id, record(&clock)).await.unwrap();
+        clock.advance(Duration::from_secs(7199));
+        assert!(store.get(&id).await.unwrap().is_some());
+        clock.advance(Duration::from_secs(1));
+        assert!(store.get(&id).await.unwrap().is_none());
+    }
 }

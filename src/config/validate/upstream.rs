@@ -686,6 +686,87 @@ mod tests {
     }
 
     #[test]
+    fn upstream_app_cookies_and_logout_paths_are_kept_in_order_without_repeats() {
+        let c = ok(&doc(
+            "",
+            "",
+            "",
+            "app_cookies = [\"PHPSESSID\", \"__Host-sid\", \"PHPSESSID\"]\n\
+             logout_paths = [\"/logout.php\", \"/a/logout/\", \"/logout.php\"]",
+        ));
+        let u = &c.upstreams[0];
+        assert_eq!(u.app_cookies, ["PHPSESSID", "__Host-sid"]);
+        assert_eq!(u.logout_paths, ["/logout.php", "/a/logout/"]);
+        let d = ok(&doc("", "", "", ""));
+        assert!(d.upstreams[0].app_cookies.is_empty() && d.upstreams[0].logout_paths.is_empty());
+    }
+
+    #[test]
+    fn upstream_logout_paths_must_be_normalised_and_this_upstreams() {
+        for (bad, says) in [
+            ("logout", "does not start with"),
+            ("/a//b", "not a normalised path"),
+            ("/a/./b", "not a normalised path"),
+            ("/a/%2e%2e/b", "\"%\""),
+            ("/a b", "space"),
+            ("/logout#x", "\"#\""),
+            ("/_gateway/logout", "/_gateway/"),
+        ] {
+            one(
+                &doc("", "", "", &format!("logout_paths = [{bad:?}]")),
+                &["upstream.logout_paths entry", says],
+            );
+        }
+        one(
+            &doc(
+                "",
+                "",
+                "",
+                "path_prefix = \"/lib\"\nlogout_paths = [\"/library/out\"]",
+            ),
+            &["not under this upstream's path_prefix"],
+        );
+        ok(&doc(
+            "",
+            "",
+            "",
+            "path_prefix = \"/lib\"\nlogout_paths = [\"/lib/out\", \"/lib\"]",
+        ));
+    }
+
+    #[test]
+    fn upstream_app_cookies_not_a_name_or_the_gateways_own_is_error() {
+        for bad in ["a b", "", "a;b", "x=y"] {
+            one(
+                &doc("", "", "", &format!("app_cookies = [{bad:?}]")),
+                &["not a cookie name"],
+            );
+        }
+        for ours in [
+            "clever_gateway",
+            "__Host-clever_gateway",
+            "CLEVER_GATEWAY_bounce",
+            "clever_gateway_login_x",
+        ] {
+            one(
+                &doc("", "", "", &format!("app_cookies = [{ours:?}]")),
+                &["one of the gateway's own cookies"],
+            );
+        }
+        // The configured name counts, not the default.
+        one(
+            &doc("", "", "cookie_name = \"gw\"", "app_cookies = [\"gw\"]"),
+            &["\"gw\" is one of the gateway's own cookies (session.cookie_name \"gw\")"],
+        );
+        ok(&doc(
+            "",
+            "",
+            "cookie_name = \"gw\"",
+            "app_cookies = [\"clever_gateway\"]",
+        ));
+    }
+
+    #[test]
     fn upstream_defaults_are_applied() {
         let c = ok(&doc("", "", "", ""));
         let u = &c.upstreams[0];
