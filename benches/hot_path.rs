@@ -18,7 +18,8 @@
 //!
 //! `cargo bench --bench hot_path` prints criterion's estimates, then a summary table with the
 //! medians of this run and their ratios to the baselines. `HOT_PATH_PROFILE=N` runs the full
-//! signed-in path N times instead (for callgrind).
+//! signed-in path N times instead (for callgrind). `HOT_PATH_IDLE=20m` gives the memory store
+//! an idle timeout (`session.idle_timeout`), for comparing the lookup with and without it.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -138,10 +139,18 @@ fn browser_headers(session_cookie: &str) -> Vec<(&'static str, String)> {
 
 fn fixture() -> Fixture {
     let cfg = Arc::new(clever_gateway::config::parse_str(CONFIG, "bench.toml").expect("config"));
+    // `HOT_PATH_IDLE=20m`: the store ends idle sessions (`session.idle_timeout`), so each
+    // lookup also checks and marks the session's last use.
+    let idle = std::env::var("HOT_PATH_IDLE")
+        .ok()
+        .map(|d| humantime::parse_duration(&d).expect("HOT_PATH_IDLE is a duration"));
     let store = Arc::new(MemoryStore::new(
         cfg.session.ttl,
         Arc::new(SystemClock),
-        MemoryLimits::default(),
+        MemoryLimits {
+            idle,
+            ..MemoryLimits::default()
+        },
     ));
     for i in 0..OTHER_SESSIONS {
         ready(store.insert(&SessionId::generate(), record(i))).unwrap();

@@ -106,6 +106,11 @@ email = "X-Clever-Email"
 name = "X-Clever-Name"
 school_ids = "X-Clever-School-Ids"
 section_ids = "X-Clever-Section-Ids"
+# The user as the app knows them, built from the Clever record (the README's section on the
+# app's own user): a student by student number, a teacher by district username or else the
+# email's local part, anyone else by email.
+[upstream.set_headers]
+"X-Remote-User" = {{ student = "{{student_number}}", teacher = ["{{district_username}}", "{{email|local}}"], default = "{{email|lower}}" }}
 
 [[upstream]]
 name = "staff-only"

@@ -26,6 +26,9 @@ const IDENTITY_HEADERS: &[(&str, &str)] = &[
 
 const TOKEN_HEADER: &str = "x-clever-access-token";
 
+/// The header that names the app's own user (`[upstream.set_headers]` in the demo config).
+const REMOTE_USER_HEADER: &str = "x-remote-user";
+
 /// A running sample app. Dropping it (or [`SampleApp::shutdown`]) stops it.
 #[derive(Debug)]
 pub struct SampleApp {
@@ -137,6 +140,7 @@ fn json_reply(req: &Request<Incoming>) -> Reply {
             identity.insert(name.into(), display_value(name, &raw).into());
         }
     }
+    let remote_user = joined(headers, REMOTE_USER_HEADER).map(|raw| display_value("", &raw));
     Reply::json(
         StatusCode::OK,
         &json!({
@@ -145,6 +149,7 @@ fn json_reply(req: &Request<Incoming>) -> Reply {
             "query": req.uri().query(),
             "headers": all,
             "identity": Value::Object(identity),
+            "remote_user": remote_user,
         }),
     )
     .header(header::CACHE_CONTROL, "no-store")
@@ -204,6 +209,16 @@ fn html_reply(req: &Request<Incoming>) -> Reply {
             ));
         }
     }
+    let app_user = match joined(headers, REMOTE_USER_HEADER) {
+        Some(raw) => format!(
+            "<p>This app knows you as <strong class=\"remote-user\">{}</strong> \
+             (<code>X-Remote-User</code>, which the gateway builds from your Clever record).</p>",
+            text(&display_value("", &raw))
+        ),
+        None => "<p class=\"muted\">No <code>X-Remote-User</code> was sent: the gateway \
+                 could not build it from your Clever record.</p>"
+            .to_string(),
+    };
     let target = req.uri().path_and_query().map_or_else(
         || req.uri().path().to_string(),
         |pq| pq.as_str().to_string(),
@@ -211,6 +226,7 @@ fn html_reply(req: &Request<Incoming>) -> Reply {
     let body = format!(
         "<h1>Sample school app</h1>\
          <p>This is what the gateway told me about you.</p>\
+         {app_user}\
          <table>{identity}</table>\
          <p><strong>{method}</strong> <code>{target}</code></p>\
          <details><summary>All request headers ({count})</summary><table>{all}</table></details>\
@@ -282,6 +298,7 @@ mod tests {
         assert!(html.contains("href=\"/_gateway/me\""));
         assert!(html.contains("<form method=\"post\" action=\"/_gateway/logout\">"));
         assert!(html.contains("<details>"));
+        assert!(html.contains("No <code>X-Remote-User</code> was sent"));
         // The access token is never shown whole on the page.
         assert!(!html.contains("ilsecretsecretsecret"));
         // District was not sent: shown as such, not invented.
@@ -312,6 +329,7 @@ mod tests {
         assert_eq!(body["headers"]["x-clever-user-id"], "abc");
         assert_eq!(body["headers"]["x-clever-name"], "UTF-8''Jos%C3%A9");
         assert_eq!(body["identity"]["x-clever-name"], "José");
+        assert_eq!(body["remote_user"], Value::Null);
         assert!(body["identity"].get("x-clever-access-token").is_none());
     }
 

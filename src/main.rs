@@ -225,6 +225,7 @@ fn check(path: PathBuf, cfg: config::Config, online: bool) -> ExitCode {
     }
     println!("{}: ok", path.display());
     print!("{}", config::describe_routes(&cfg));
+    print!("{}", config::describe_session(&cfg));
     if !online {
         return ExitCode::SUCCESS;
     }

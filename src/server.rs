@@ -136,6 +136,7 @@ fn build_store(
             clock,
             MemoryLimits {
                 login: LoginTimes::new(cfg.session.login_timeout),
+                idle: cfg.session.idle_timeout,
                 ..MemoryLimits::default()
             },
         )),
@@ -165,6 +166,7 @@ fn build_store(
                 at,
                 password,
                 login: LoginTimes::new(cfg.session.login_timeout),
+                idle: cfg.session.idle_timeout,
             };
             Arc::new(RedisStore::new(&settings, clock, metrics).map_err(StartError::Redis)?)
         }

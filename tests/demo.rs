@@ -335,6 +335,24 @@ async fn demo_teacher_signs_in_through_picker_and_app_shows_identity() {
         "app shows the (ASCII) name as sent: {html}"
     );
 
+    // The app's own user (X-Remote-User from the record): a teacher without a district
+    // username goes by the email's local part.
+    let record = teacher.role(UserType::Teacher).unwrap();
+    assert_eq!(record.district_username, None, "{teacher:?}");
+    let email = teacher.email.as_deref().unwrap();
+    let local = &email[..email.rfind('@').unwrap()];
+    assert_eq!(local, "maria.lopez");
+    assert!(
+        html.contains(&format!(
+            "This app knows you as <strong class=\"remote-user\">{local}</strong>"
+        )),
+        "{html}"
+    );
+    assert!(
+        html.contains("<th>x-remote-user</th><td><code>maria.lopez</code>"),
+        "{html}"
+    );
+
     let me = client.get(demo.url("/_gateway/me")).send().await.unwrap();
     assert_eq!(me.status(), 200);
     let me: serde_json::Value = me.json().await.unwrap();
@@ -366,6 +384,17 @@ async fn demo_student_refused_on_staff_route() {
     assert!(html.contains("Sample school app"), "{html}");
     assert!(html.contains(&student.id), "{html}");
     assert!(html.contains("<td>student</td>"), "{html}");
+    // The app's own user: the student number.
+    let number = student
+        .role(UserType::Student)
+        .unwrap()
+        .student_number
+        .clone();
+    assert_eq!(number.as_deref(), Some("100234"));
+    assert!(
+        html.contains("This app knows you as <strong class=\"remote-user\">100234</strong>"),
+        "{html}"
+    );
     // The demo sends X-Clever-Name; the gateway RFC 8187-encodes it, the app decodes it.
     let name = gateway_name(&student);
     assert!(html.contains("José"), "{html}");

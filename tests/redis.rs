@@ -391,3 +391,85 @@ async fn redis_outage_with_readiness_process_stays_ready_and_serves_from_cache()
     assert!(r.text().await.unwrap().contains("temporarily unavailable"));
     assert_eq!(status(&a.url("/_gateway/readyz")).await, 200);
 }
+
+/// `logout_paths`: the app's own sign-out on replica A ends the session on replica B too, as
+/// `/_gateway/logout` does (the same revocation), within 1 s.
+#[tokio::test]
+async fn redis_logout_path_on_a_refuses_copied_cookie_on_b_within_1s() {
+    let Some(mut cl) = Cluster::new().await else {
+        return eprintln!("{SKIPPED}");
+    };
+    cl.config.push_str("logout_paths = [\"/logout/\"]\n");
+    let a = cl.replica(cl.port_a).await;
+    let b = cl.replica(free_port()).await;
+    let c = browser();
+    let cookie = signed_in(&c, &a).await;
+    // B has the session in its L1 now.
+    assert_eq!(api_status(&b, &cookie).await, 200);
+    let out = reqwest::Client::new()
+        .get(a.url("/logout/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200, "the app answered its sign-out");
+    assert_eq!(cl.app.last().uri, "/logout/");
+    let t = Instant::now();
+    loop {
+        if api_status(&b, &cookie).await == 401 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "the copied cookie still works on B after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(api_status(&a, &cookie).await, 401);
+}
+
+/// How many times Redis ran `command` (scripts' calls included) since the last `CONFIG RESETSTAT`.
+fn command_calls(redis: &RedisServer, command: &str) -> u64 {
+    let stats = redis.command("INFO commandstats").unwrap();
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// `idle_timeout = "2s"` over Redis: a session in use on replica A for longer than 2 s is alive
+/// on replica B, which never saw it (A moved its deadline in Redis), at a cost of one write per
+/// second (min(60 s, idle / 2)), not one per request; unused for 3 s it ends on both.
+#[tokio::test]
+async fn redis_idle_session_in_use_lives_on_every_replica_without_a_write_per_request() {
+    let Some(mut cl) = Cluster::new().await else {
+        return eprintln!("{SKIPPED}");
+    };
+    cl.config = cl.config.replace(
+        "store = \"redis\"",
+        "store = \"redis\"\nidle_timeout = \"2s\"",
+    );
+    let a = cl.replica(cl.port_a).await;
+    let b = cl.replica(free_port()).await;
+    let cookie = signed_in(&browser(), &a).await;
+    cl.redis.command("CONFIG RESETSTAT").unwrap();
+    let started = Instant::now();
+    let mut requests = 0;
+    while started.elapsed() < Duration::from_millis(3000) {
+        assert_eq!(api_status(&a, &cookie).await, 200, "in use on A");
+        requests += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(api_status(&b, &cookie).await, 200, "B: {}", b.logs());
+    let writes = command_calls(&cl.redis, "pexpireat");
+    eprintln!("{writes} deadline writes for {requests} requests in 3 s");
+    assert!(
+        (2..=5).contains(&writes),
+        "{writes} deadline writes for {requests} requests in 3 s"
+    );
+    assert!(requests >= 15, "{requests}");
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert_eq!(api_status(&a, &cookie).await, 401, "unused for 3 s: A");
+    assert_eq!(api_status(&b, &cookie).await, 401, "unused for 3 s: B");
+}

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::metrics::{LoginOutcome, Metrics, NO_REASON};
 use crate::pages::{ErrorPage, Reply};
 use crate::secret::random_token;
-use crate::session::cookies::{CookieJarSpec, GatewayCookies};
+use crate::session::cookies::{AppCookies, CookieJarSpec, GatewayCookies};
 use crate::session::{Clock, CodeClaim, SessionId, SessionRecord, SessionStore, StoreError};
 use login_state::{LoginSealer, LoginState, OpenError};
 
@@ -110,6 +110,8 @@ pub struct Auth {
     clever: CleverClient,
     clock: Arc<dyn Clock>,
     cookies: CookieJarSpec,
+    /// Every upstream's `app_cookies`, expired at each sign-in and sign-out.
+    app_cookies: Arc<AppCookies>,
     callback_path: String,
     metrics: Arc<Metrics>,
     /// The fuller record, section ids, and what the session keeps of them.
@@ -128,6 +130,7 @@ impl Auth {
         metrics: Arc<Metrics>,
     ) -> Self {
         let cookies = CookieJarSpec::from_config(&cfg.session);
+        let app_cookies = Arc::new(AppCookies::from_config(&cfg));
         let callback_path = cfg.clever.redirect_uri.path().to_string();
         let enricher = Arc::new(enrich::Enricher::new(&cfg, Arc::default()));
         let sealer = Arc::new(LoginSealer::derive(
@@ -139,6 +142,7 @@ impl Auth {
             clever,
             clock,
             cookies,
+            app_cookies,
             callback_path,
             metrics,
             enricher,
@@ -397,8 +401,10 @@ impl Auth {
         }
         tracing::info!(request_id = ctx.request_id, user_id = %user_id, "login completed");
         self.metrics.login(LoginOutcome::Completed, NO_REASON);
-        let mut reply = Reply::redirect(&login.return_to)
-            .with_cookie(self.cookies.set_session(id.expose(), self.cfg.session.ttl));
+        let mut reply = self.expire_app_cookies(
+            Reply::redirect(&login.return_to)
+                .with_cookie(self.cookies.set_session(id.expose(), self.cfg.session.ttl)),
+        );
         if ctx.cookies.bounce {
             reply = reply.with_cookie(self.cookies.clear(&self.cookies.bounce));
         }
@@ -466,8 +472,12 @@ impl Auth {
         if same_browser {
             if let Some(id) = &claim.session {
                 if let Ok(Some(_)) = self.store.get(id).await {
-                    return Reply::redirect(&claim.return_to)
-                        .with_cookie(self.cookies.set_session(id.expose(), self.cfg.session.ttl));
+                    // A sign-in for this browser after all: the app's old session goes too.
+                    return self.expire_app_cookies(
+                        Reply::redirect(&claim.return_to).with_cookie(
+                            self.cookies.set_session(id.expose(), self.cfg.session.ttl),
+                        ),
+                    );
                 }
             }
         }
@@ -509,18 +519,50 @@ impl Auth {
         )
     }
 
-    /// Ends the session server side (a copied cookie stops working) and clears the cookie.
+    /// `/_gateway/logout`: ends the session server side (a copied cookie stops working),
+    /// clears the cookie and the apps' cookies, and sends the browser to `logout_redirect`.
     pub async fn logout(&self, ctx: Ctx<'_>) -> Reply {
-        for value in &ctx.cookies.session {
-            if let Some(id) = SessionId::from_cookie(value) {
-                if let Err(e) = self.store.remove(&id).await {
-                    return self.store_unavailable_page(ctx, &e);
-                }
-            }
+        if let Err(e) = self.end_sessions(ctx.cookies).await {
+            return self.store_unavailable_page(ctx, &e);
         }
         tracing::info!(request_id = ctx.request_id, "logout");
-        Reply::redirect(&self.cfg.session.logout_redirect)
-            .with_cookie(self.cookies.clear(&self.cookies.session))
+        self.signed_out(Reply::redirect(&self.cfg.session.logout_redirect))
+    }
+
+    /// Ends every session the browser's cookies name, server side: the store forgets it (with
+    /// Redis, the revocation reaches every replica), so a copied cookie stops working. Every
+    /// sign-out (`/_gateway/logout`, a `logout_paths` answer) goes through here.
+    pub async fn end_sessions(&self, cookies: &GatewayCookies) -> Result<(), StoreError> {
+        for value in &cookies.session {
+            if let Some(id) = SessionId::from_cookie(value) {
+                self.store.remove(&id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `reply` with what every sign-out sends the browser: the session cookie and every
+    /// upstream's `app_cookies` expired.
+    pub fn signed_out(&self, mut reply: Reply) -> Reply {
+        for set in self.sign_out_cookies() {
+            reply = reply.with_cookie(set);
+        }
+        reply
+    }
+
+    /// The `Set-Cookie` values of a sign-out ([`Auth::signed_out`]), also for an answer that
+    /// is not a `Reply` (an app's, on a `logout_paths` path).
+    pub fn sign_out_cookies(&self) -> impl Iterator<Item = String> + '_ {
+        std::iter::once(self.cookies.clear(&self.cookies.session))
+            .chain(self.app_cookies.set_cookies().iter().cloned())
+    }
+
+    /// `reply` with every upstream's `app_cookies` expired (a sign-in or a sign-out).
+    fn expire_app_cookies(&self, mut reply: Reply) -> Reply {
+        for set in self.app_cookies.set_cookies() {
+            reply = reply.with_cookie(set.clone());
+        }
+        reply
     }
 
     /// Where to send the browser after login: the same-site `path` on the host it asked for.

@@ -126,6 +126,8 @@ pub(crate) mod tests {
             forward_access_token: false,
             assertion: None,
             confirm_students: false,
+            app_cookies: Vec::new(),
+            logout_paths: Vec::new(),
             headers: Vec::new(),
             scrubbed: Vec::new(),
         }

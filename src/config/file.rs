@@ -112,6 +112,7 @@ pub(crate) struct SessionFile {
     pub redis_sentinel_password_file: Option<Sp<String>>,
     pub readiness: Option<Sp<String>>,
     pub logout_redirect: Option<Sp<String>>,
+    pub idle_timeout: Option<Sp<String>>,
 }
 
 /// One `[[upstream]]`.
@@ -135,6 +136,8 @@ pub(crate) struct UpstreamFile {
     pub assertion_audience: Option<Sp<String>>,
     pub confirm_students: Option<Sp<bool>>,
     pub required_headers: Option<Sp<Vec<Sp<String>>>>,
+    pub app_cookies: Option<Sp<Vec<Sp<String>>>>,
+    pub logout_paths: Option<Sp<Vec<Sp<String>>>>,
     pub headers: Option<Sp<HeadersFile>>,
     pub set_headers: Option<Sp<SetHeadersFile>>,
 }
@@ -462,6 +465,7 @@ pub(crate) static SESSION: Section = Section {
         ("redis_sentinel_password_file", Kind::Str),
         ("readiness", Kind::Str),
         ("logout_redirect", Kind::Str),
+        ("idle_timeout", Kind::Str),
     ]),
 };
 
@@ -485,6 +489,8 @@ pub(crate) static UPSTREAM: Section = Section {
         ("assertion_audience", Kind::Str),
         ("confirm_students", Kind::Bool),
         ("required_headers", Kind::StrList),
+        ("app_cookies", Kind::StrList),
+        ("logout_paths", Kind::StrList),
         ("headers", Kind::Table(&HEADERS)),
         ("set_headers", Kind::Table(&SET_HEADERS)),
     ]),

@@ -233,6 +233,24 @@ pub fn describe_routes(cfg: &Config) -> String {
     out
 }
 
+/// One line for `clever-gateway check` saying how sessions live: the store, `ttl`, and
+/// `idle_timeout` (`off` when sessions end only at `ttl` or sign-out).
+pub fn describe_session(cfg: &Config) -> String {
+    let s = &cfg.session;
+    let store = match s.store {
+        StoreKind::Memory => "memory",
+        StoreKind::Redis => "redis",
+    };
+    let idle = s.idle_timeout.map_or_else(
+        || "off".to_owned(),
+        |d| humantime::format_duration(d).to_string(),
+    );
+    format!(
+        "session: store={store} ttl={} idle_timeout={idle}\n",
+        humantime::format_duration(s.ttl)
+    )
+}
+
 /// The width the lines under each route row are wrapped to.
 const DETAIL_WIDTH: usize = 100;
 
@@ -286,6 +304,12 @@ fn options(up: &Upstream) -> Vec<String> {
     }
     if let Some(ca) = &up.tls_ca {
         tokens.push(format!("tls_ca={}", ca.display()));
+    }
+    if !up.app_cookies.is_empty() {
+        tokens.push(format!("app_cookies={}", up.app_cookies.join(",")));
+    }
+    if !up.logout_paths.is_empty() {
+        tokens.push(format!("logout_paths={}", up.logout_paths.join(",")));
     }
     if up.timeout != validate::DEFAULT_UPSTREAM_TIMEOUT {
         let t = up.timeout;

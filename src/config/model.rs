@@ -208,6 +208,9 @@ pub struct SessionConfig {
     pub readiness: Readiness,
     /// Same-site path (or absolute URL chosen by the operator) to send users to after logout.
     pub logout_redirect: String,
+    /// `idle_timeout`: a session unused this long ends, whatever `ttl` says (1s to `ttl`);
+    /// `None` = sessions end only at `ttl` or sign-out.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// One `[[upstream]]` table.
@@ -241,6 +244,11 @@ pub struct Upstream {
     /// Logins started for this upstream ask Clever to re-confirm a student's identity
     /// (`confirmed=false` on the authorize URL), for shared devices.
     pub confirm_students: bool,
+    /// `app_cookies`: the app's own session cookies, expired at every sign-in and sign-out
+    /// (`session::cookies::AppCookies`), in file order, without repeats.
+    pub app_cookies: Vec<String>,
+    /// `logout_paths`: normalised paths (exact match) whose answer ends the gateway session.
+    pub logout_paths: Vec<String>,
     /// The headers built from the session that this upstream receives, in the order sent: the
     /// identity headers of section 4 (the access token's only with `forward_access_token`),
     /// then `[upstream.set_headers]`.

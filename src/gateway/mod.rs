@@ -72,6 +72,9 @@ pub struct Forward {
     pub upstream_path: Option<String>,
     /// `X-Clever-Assertion` for an upstream with `assertion = true` (signed-in only).
     pub assertion: Option<Arc<str>>,
+    /// A signed-in request to one of the upstream's `logout_paths`: the browser's gateway
+    /// cookies, whose sessions end once the app has answered (`Gateway::app_signed_out`).
+    pub sign_out: Option<GatewayCookies>,
 }
 
 /// The gateway's request-level logic over its configuration and login flows.
@@ -196,25 +199,33 @@ impl Gateway {
         };
         let up = placement.upstream;
         let upstream_path = self.upstream_path(up, req, &norm);
+        let logout_path = is_logout_path(&self.cfg.upstreams[up], &norm);
         if placement.public {
+            // A public path that is also a logout path still ends a session the browser has.
+            let sign_out = if logout_path && !req.cookies.session.is_empty() {
+                match self.auth.session(&req.cookies).await {
+                    Ok(found) => found.map(|_| req.cookies.clone()),
+                    Err(e) => {
+                        tracing::error!(request_id = req.request_id, error = %e, "session store unavailable");
+                        return Decision::Reply(self.store_unavailable(ctx));
+                    }
+                }
+            } else {
+                None
+            };
             return Decision::Forward(Forward {
                 upstream: up,
                 session: None,
                 upstream_path,
                 assertion: None,
+                sign_out,
             });
         }
         let found = match self.auth.session(&req.cookies).await {
             Ok(f) => f,
             Err(e) => {
                 tracing::error!(request_id = req.request_id, error = %e, "session store unavailable");
-                return Decision::Reply(self.error(
-                    ctx,
-                    503,
-                    "store_unavailable",
-                    "Temporarily unavailable",
-                    "The gateway cannot reach its session store. Please try again in a moment.",
-                ));
+                return Decision::Reply(self.store_unavailable(ctx));
             }
         };
         let Some((sid, rec)) = found else {
@@ -238,7 +249,36 @@ impl Gateway {
             assertion: self.assertion_for(up, &sid, &rec),
             session: Some(rec),
             upstream_path,
+            sign_out: logout_path.then(|| req.cookies.clone()),
         })
+    }
+
+    /// After the app answered a request to one of its `logout_paths` (whatever the status):
+    /// ends the sessions the browser's cookies name, the way `/_gateway/logout` does, and
+    /// returns the `Set-Cookie` values to add to the app's answer (the session cookie and every
+    /// `app_cookies` expired). A store that cannot be reached is logged; the browser's cookies
+    /// are expired all the same.
+    pub async fn app_signed_out(&self, cookies: &GatewayCookies, request_id: &str) -> Vec<String> {
+        match self.auth.end_sessions(cookies).await {
+            Ok(()) => tracing::info!(request_id, "logout (the app's logout path)"),
+            Err(e) => tracing::error!(
+                request_id,
+                error = %e,
+                "logout path: session store unavailable, the session is not ended server side \
+                 (its cookie is expired)"
+            ),
+        }
+        self.auth.sign_out_cookies().collect()
+    }
+
+    fn store_unavailable(&self, ctx: Ctx<'_>) -> Reply {
+        self.error(
+            ctx,
+            503,
+            "store_unavailable",
+            "Temporarily unavailable",
+            "The gateway cannot reach its session store. Please try again in a moment.",
+        )
     }
 
     /// No valid session: browsers go to Clever; everything else gets 401 JSON.
@@ -300,9 +340,35 @@ impl Gateway {
     }
 }
 
+/// Whether the normalised path is one of the upstream's `logout_paths` (exact match).
+pub fn is_logout_path(upstream: &crate::config::Upstream, path: &NormalizedPath<'_>) -> bool {
+    upstream.logout_paths.iter().any(|p| *p == path.decoded)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_logout_path_exact_match_on_the_normalised_path() {
+        let cfg = crate::config::parse_str(
+            "[clever]\nclient_id = \"c\"\nclient_secret_env = \"X\"\nredirect_uri = \"https://gw.example.org/cb\"\n\
+             [[upstream]]\nname = \"a\"\nurl = \"http://127.0.0.1:9\"\nlogout_paths = [\"/logout/\", \"/app/logout.php\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        let up = &cfg.upstreams[0];
+        let yes = |raw: &str| is_logout_path(up, &routing::normalize_path(raw).unwrap());
+        assert!(yes("/logout/"));
+        assert!(yes("/app/logout.php"));
+        assert!(yes("/x/../logout/"));
+        assert!(yes("//app//logout.php"));
+        assert!(yes("/app/logout%2Ephp"));
+        assert!(!yes("/logout"));
+        assert!(!yes("/logout/x"));
+        assert!(!yes("/LOGOUT/"));
+        assert!(!yes("/app/logout.php/"));
+    }
 
     #[test]
     fn wants_html_navigation_detection() {

@@ -558,7 +558,9 @@ impl ProxyHttp for GatewayProxy {
         Ok(())
     }
 
-    /// Adds the request id to every response, for support conversations.
+    /// Adds the request id to every response, for support conversations. After the app
+    /// answered one of its `logout_paths`, ends the gateway session and expires its cookies
+    /// (and the `app_cookies`) in that answer.
     async fn response_filter(
         &self,
         _session: &mut Session,
@@ -566,6 +568,11 @@ impl ProxyHttp for GatewayProxy {
         ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
         upstream_response.insert_header("X-Request-Id", ctx.request_id.header_value().clone())?;
+        if let Some(cookies) = ctx.forward.as_mut().and_then(|f| f.sign_out.take()) {
+            for set in self.gateway.app_signed_out(&cookies, &ctx.request_id).await {
+                upstream_response.append_header(SET_COOKIE, set)?;
+            }
+        }
         Ok(())
     }
 
@@ -608,7 +615,7 @@ impl ProxyHttp for GatewayProxy {
                 400 | 408 => ("Bad request", "The request could not be read."),
                 _ => ("Something went wrong", "The gateway could not complete this request."),
             };
-            let reply = ErrorPage {
+            let mut reply = ErrorPage {
                 status: code,
                 reason: "proxy_error",
                 title,
@@ -618,6 +625,12 @@ impl ProxyHttp for GatewayProxy {
                 request_id: &ctx.request_id,
             }
             .reply(ctx.wants_html);
+            // A logout path the app did not answer still signs the browser out.
+            if let Some(cookies) = ctx.forward.as_mut().and_then(|f| f.sign_out.take()) {
+                for set in self.gateway.app_signed_out(&cookies, &ctx.request_id).await {
+                    reply = reply.with_cookie(set);
+                }
+            }
             if let Err(err) = write_reply(session, reply, &ctx.request_id, false).await {
                 tracing::debug!(error = %err, "could not write error page");
             }

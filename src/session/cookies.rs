@@ -65,11 +65,21 @@ fn extends_ci(name: &str, stem: &str) -> bool {
 impl CookieJarSpec {
     pub fn from_config(cfg: &SessionConfig) -> Self {
         CookieJarSpec {
-            session: cfg.cookie_name.clone(),
-            login: format!("{}_login", cfg.cookie_name),
-            bounce: format!("{}_bounce", cfg.cookie_name),
             secure: cfg.cookie_secure,
             domain: cfg.cookie_domain.clone(),
+            ..Self::named(&cfg.cookie_name)
+        }
+    }
+
+    /// The cookies of a session cookie named `cookie_name` (Secure, no Domain): enough to
+    /// tell which names are the gateway's (`reserves`).
+    pub fn named(cookie_name: &str) -> Self {
+        CookieJarSpec {
+            session: cookie_name.to_owned(),
+            login: format!("{cookie_name}_login"),
+            bounce: format!("{cookie_name}_bounce"),
+            secure: true,
+            domain: None,
         }
     }
 
@@ -284,6 +294,78 @@ impl CookieJarSpec {
     }
 }
 
+/// The `Set-Cookie` values that expire every upstream's `app_cookies` (section 4b), built once
+/// at start: sent with every sign-in (the callback) and sign-out (`/_gateway/logout`, a
+/// `logout_paths` answer), so the next user of a shared device never inherits the last one's
+/// app session. Each name is expired for `Path=/` and for its upstream's `path_prefix`, each
+/// host-only and, with `session.cookie_domain`, on that domain too (an app may set either).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppCookies(Vec<String>);
+
+impl AppCookies {
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        let secure = cfg.session.cookie_secure;
+        let domains: Vec<Option<&str>> = std::iter::once(None)
+            .chain(cfg.session.cookie_domain.as_deref().map(Some))
+            .collect();
+        let mut out: Vec<String> = Vec::new();
+        for up in &cfg.upstreams {
+            let paths: &[&str] = if up.path_prefix == "/" {
+                &["/"]
+            } else {
+                &["/", &up.path_prefix]
+            };
+            for name in &up.app_cookies {
+                for set in expiring(name, paths, &domains, secure) {
+                    if !out.contains(&set) {
+                        out.push(set);
+                    }
+                }
+            }
+        }
+        AppCookies(out)
+    }
+
+    /// Each `Set-Cookie` value, in a stable order.
+    pub fn set_cookies(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The `Set-Cookie` values expiring `name` at each of `paths` and `domains` (`None`: host-only).
+/// Browsers accept a `__Host-` name only Secure, host-only, on `Path=/`, and a `__Secure-` one
+/// only Secure: those are expired the one way they can have been set.
+fn expiring(name: &str, paths: &[&str], domains: &[Option<&str>], secure: bool) -> Vec<String> {
+    let lower = name.to_ascii_lowercase();
+    let (paths, domains, secure): (&[&str], &[Option<&str>], bool) = if lower.starts_with("__host-")
+    {
+        (&["/"], &[None], true)
+    } else if lower.starts_with("__secure-") {
+        (paths, domains, true)
+    } else {
+        (paths, domains, secure)
+    };
+    let mut out = Vec::new();
+    for path in paths {
+        for domain in domains {
+            let mut b = Cookie::build((name.to_owned(), String::new()))
+                .path(path.to_string())
+                .max_age(cookie::time::Duration::ZERO)
+                .expires(cookie::time::OffsetDateTime::UNIX_EPOCH)
+                .secure(secure);
+            if let Some(d) = domain {
+                b = b.domain(d.to_string());
+            }
+            out.push(b.build().to_string());
+        }
+    }
+    out
+}
+
 /// A cookie piece's name as `cookie::Cookie::parse` reads it: the text before the first `=`
 /// (all of it when there is none), trimmed of Unicode whitespace.
 fn piece_name(piece: &str) -> &str {
@@ -417,6 +499,97 @@ mod tests {
             b"\xff\xfe=1",
         ] {
             assert!(!s.sets_reserved(app), "{:?}", String::from_utf8_lossy(app));
+        }
+    }
+
+    fn app_cookies(session: &str, upstreams: &str) -> Vec<String> {
+        let cfg = crate::config::parse_str(
+            &format!(
+                "[clever]\nclient_id = \"c\"\nclient_secret_env = \"X\"\nredirect_uri = \"https://gw.example.org/cb\"\n[session]\n{session}\n{upstreams}"
+            ),
+            "t.toml",
+        )
+        .unwrap();
+        AppCookies::from_config(&cfg).set_cookies().to_vec()
+    }
+
+    #[test]
+    fn app_cookies_expired_at_root_and_prefix_host_only_and_on_the_cookie_domain() {
+        let set = app_cookies(
+            "cookie_domain = \".example.org\"",
+            "[[upstream]]\nname = \"a\"\nurl = \"http://127.0.0.1:9\"\npath_prefix = \"/lib\"\napp_cookies = [\"PHPSESSID\"]\n\
+             [[upstream]]\nname = \"b\"\nurl = \"http://127.0.0.1:9\"\napp_cookies = [\"sessionid\", \"PHPSESSID\"]\n",
+        );
+        let exp = "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
+        assert_eq!(
+            set,
+            [
+                format!("PHPSESSID=; Secure; Path=/; {exp}"),
+                format!("PHPSESSID=; Secure; Path=/; Domain=example.org; {exp}"),
+                format!("PHPSESSID=; Secure; Path=/lib; {exp}"),
+                format!("PHPSESSID=; Secure; Path=/lib; Domain=example.org; {exp}"),
+                format!("sessionid=; Secure; Path=/; {exp}"),
+                format!("sessionid=; Secure; Path=/; Domain=example.org; {exp}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn app_cookies_prefixed_names_expired_the_way_browsers_accept_them() {
+        let set = app_cookies(
+            "cookie_secure = false",
+            "[[upstream]]\nname = \"a\"\nurl = \"http://127.0.0.1:9\"\npath_prefix = \"/x\"\napp_cookies = [\"__Host-sid\", \"__Secure-t\", \"plain\"]\n",
+        );
+        let exp = "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
+        assert_eq!(
+            set,
+            [
+                format!("__Host-sid=; Secure; Path=/; {exp}"),
+                format!("__Secure-t=; Secure; Path=/; {exp}"),
+                format!("__Secure-t=; Secure; Path=/x; {exp}"),
+                format!("plain=; Path=/; {exp}"),
+                format!("plain=; Path=/x; {exp}"),
+            ]
+        );
+        assert!(app_cookies(
+            "",
+            "[[upstream]]\nname = \"a\"\nurl = \"http://127.0.0.1:9\"\n"
+        )
+        .is_empty());
+    }
+
+    proptest::proptest! {
+        /// Every cookie name an operator may list comes back from its `Set-Cookie` values as
+        /// browsers read them: that name, empty, `Max-Age=0`, at `/` or the upstream's prefix.
+        #[test]
+        fn app_cookies_any_token_name_is_expired_as_written(
+            name in "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,20}",
+            prefix in proptest::option::of("/[a-z]{1,8}"),
+        ) {
+            let prefix_line = prefix
+                .as_ref()
+                .map(|p| format!("path_prefix = \"{p}\"\n"))
+                .unwrap_or_default();
+            let Ok(cfg) = crate::config::parse_str(
+                &format!(
+                    "[clever]\nclient_id = \"c\"\nclient_secret_env = \"X\"\nredirect_uri = \"https://gw.example.org/cb\"\n[[upstream]]\nname = \"a\"\nurl = \"http://127.0.0.1:9\"\n{prefix_line}app_cookies = [{name:?}]\n"
+                ),
+                "t.toml",
+            ) else {
+                // Only the gateway's own names are refused.
+                proptest::prop_assert!(CookieJarSpec::named("clever_gateway").reserves(&name));
+                return Ok(());
+            };
+            let set = AppCookies::from_config(&cfg);
+            proptest::prop_assert!(!set.is_empty());
+            for line in set.set_cookies() {
+                let c = Cookie::parse(line.as_str()).unwrap();
+                proptest::prop_assert_eq!(c.name(), name.as_str());
+                proptest::prop_assert_eq!(c.value(), "");
+                proptest::prop_assert_eq!(c.max_age(), Some(cookie::time::Duration::ZERO));
+                let path = c.path().unwrap();
+                proptest::prop_assert!(path == "/" || Some(path) == prefix.as_deref(), "{}", line);
+            }
         }
     }
 

@@ -66,6 +66,8 @@ impl fmt::Debug for SessionId {
 /// What the gateway keeps for a signed-in browser.
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
+    /// When the session was last used and last saved, for `session.idle_timeout`.
+    idle: IdleClock,
     /// Inline rather than behind its own `Arc`: the record is shared as a whole (the stores
     /// hand out `Arc<SessionRecord>`), and one allocation less per session matters at 1M.
     pub identity: Identity,
@@ -103,6 +105,7 @@ impl SessionRecord {
         expires_at: SystemTime,
     ) -> Self {
         SessionRecord {
+            idle: IdleClock::at(created_at),
             identity,
             created_at,
             expires_at,
@@ -136,6 +139,93 @@ impl SessionRecord {
     pub fn is_live(&self, now: SystemTime) -> bool {
         now < self.expires_at
     }
+
+    /// Whether the session has gone unused for `idle` (`session.idle_timeout`) at `now`.
+    pub fn idle_expired(&self, now: SystemTime, idle: Duration) -> bool {
+        unix_ms(now) >= self.idle.used().saturating_add(idle.as_millis() as u64)
+    }
+
+    /// Marks the session used at `now` (what `idle_expired` counts from). No allocation and
+    /// no lock: at most one atomic store, none when another request already marked this
+    /// millisecond or a later one.
+    pub fn touch(&self, now: SystemTime) {
+        let now = unix_ms(now);
+        if now > self.idle.used.load(Ordering::Relaxed) {
+            self.idle.used.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// When the session was last used, as far as this record knows.
+    pub fn last_used(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.idle.used())
+    }
+
+    /// Sets when the session was last used and last saved to `at` (a store that keeps the
+    /// use elsewhere, as it loads the record).
+    pub fn set_last_used(&self, at: SystemTime) {
+        let at = unix_ms(at);
+        self.idle.used.store(at, Ordering::Relaxed);
+        self.idle.saved.store(at, Ordering::Relaxed);
+    }
+
+    /// Whether the use at `now` should be saved to a store that keeps it elsewhere (Redis):
+    /// true for exactly one caller once `every` has passed since the last save, which it
+    /// records as `now`.
+    pub fn save_due(&self, now: SystemTime, every: Duration) -> bool {
+        let now = unix_ms(now);
+        let saved = self.idle.saved.load(Ordering::Relaxed);
+        now >= saved.saturating_add(every.as_millis() as u64)
+            && self
+                .idle
+                .saved
+                .compare_exchange(saved, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+/// When a session was last used and when that use was last saved (Redis), as Unix
+/// milliseconds: atomics, so requests sharing a record mark it without a lock.
+#[derive(Debug, Default)]
+struct IdleClock {
+    used: AtomicU64,
+    saved: AtomicU64,
+}
+
+impl IdleClock {
+    fn at(t: SystemTime) -> Self {
+        let ms = unix_ms(t);
+        IdleClock {
+            used: AtomicU64::new(ms),
+            saved: AtomicU64::new(ms),
+        }
+    }
+
+    fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
+impl Clone for IdleClock {
+    fn clone(&self) -> Self {
+        IdleClock {
+            used: AtomicU64::new(self.used.load(Ordering::Relaxed)),
+            saved: AtomicU64::new(self.saved.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// How often a session's use is saved to a store that keeps it elsewhere (Redis), with
+/// `session.idle_timeout` = `idle`: min(60 s, idle / 2), so a session in use is never written
+/// per request, and is never taken for idle by another replica before `idle - that` has passed.
+pub fn idle_save_interval(idle: Duration) -> Duration {
+    (idle / 2).min(Duration::from_secs(60))
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// The time sessions and login states expire by; injectable so tests can move it.
@@ -217,6 +307,77 @@ mod tests {
     fn session_id_debug_redacted() {
         let id = SessionId::generate();
         assert!(!format!("{id:?}").contains(id.expose()));
+    }
+
+    fn record(clock: &ManualClock) -> SessionRecord {
+        SessionRecord::new(
+            crate::identity::Identity::builder("u").build(),
+            Secret::new("t"),
+            clock.now(),
+            Duration::from_secs(7200),
+        )
+    }
+
+    #[test]
+    fn idle_expired_counts_from_the_last_touch() {
+        let clock = ManualClock::new();
+        let rec = record(&clock);
+        let idle = Duration::from_secs(60);
+        clock.advance(Duration::from_secs(59));
+        assert!(!rec.idle_expired(clock.now(), idle));
+        rec.touch(clock.now());
+        clock.advance(Duration::from_secs(59));
+        assert!(!rec.idle_expired(clock.now(), idle));
+        clock.advance(Duration::from_secs(1));
+        assert!(rec.idle_expired(clock.now(), idle));
+    }
+
+    #[test]
+    fn touch_never_moves_the_last_use_back() {
+        let clock = ManualClock::new();
+        let rec = record(&clock);
+        let t0 = clock.now();
+        clock.advance(Duration::from_secs(5));
+        rec.touch(clock.now());
+        rec.touch(t0);
+        assert_eq!(
+            rec.last_used(),
+            UNIX_EPOCH + Duration::from_millis(unix_ms(clock.now()))
+        );
+    }
+
+    #[test]
+    fn save_due_once_per_interval_for_one_caller() {
+        let clock = ManualClock::new();
+        let rec = record(&clock);
+        let every = Duration::from_secs(30);
+        assert!(!rec.save_due(clock.now(), every), "saved at creation");
+        clock.advance(Duration::from_secs(29));
+        assert!(!rec.save_due(clock.now(), every));
+        clock.advance(Duration::from_secs(1));
+        assert!(rec.save_due(clock.now(), every));
+        assert!(
+            !rec.save_due(clock.now(), every),
+            "the first caller saves, not the next"
+        );
+        clock.advance(Duration::from_secs(30));
+        assert!(rec.save_due(clock.now(), every));
+    }
+
+    #[test]
+    fn idle_save_interval_is_half_the_timeout_at_most_a_minute() {
+        assert_eq!(
+            idle_save_interval(Duration::from_secs(1)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            idle_save_interval(Duration::from_secs(60)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            idle_save_interval(Duration::from_secs(1200)),
+            Duration::from_secs(60)
+        );
     }
 
     #[test]

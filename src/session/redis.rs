@@ -6,6 +6,8 @@
 //! Keys (all under `clever-gateway:`):
 //! - `session:<sha256(session id)>`: the session as JSON, TTL = its remaining life. The
 //!   cookie value itself is never a key, so `KEYS`/`MONITOR` do not hand out live cookies.
+//!   With `idle_timeout`, the TTL is the idle deadline instead (never past the session's
+//!   end): the key's TTL is where replicas read when the session was last used.
 //! - `sessions`: sorted set of session key hashes by expiry (ms), for the sessions gauge.
 //! - no `pending:` keys any more: a gateway before stateless sign-ins wrote them; they expire
 //!   on their own (10 min), and such a sign-in ends on "sign-in expired, try again".
@@ -22,6 +24,12 @@
 //! right after it loses nothing. When no replica acknowledges in time the write stands (it is
 //! on the primary), one log line marks the change and
 //! `clever_gateway_redis_writes_total{ack="timeout"}` counts it.
+//!
+//! Idle sessions (`idle_timeout`): each replica marks a session used in its L1 record on every
+//! request, and moves the key's deadline (`PEXPIREAT`, unacknowledged: a lost extension only
+//! ends a session a little early) at most once per [`super::idle_save_interval`] per session,
+//! so a session in use costs no write per request. A replica that loads a session reads the
+//! deadline back (`PTTL`); one that finds its own copy idle asks Redis before ending it.
 //!
 //! Bounds: every Redis call is cut at [`OP_TIMEOUT`]. The L1 is trusted only while this
 //! replica's pub/sub subscription is live (or Redis is unreachable); while the subscription is
@@ -82,6 +90,16 @@ redis.call('PUBLISH', ARGV[2], ARGV[1])
 return 1
 ";
 
+/// A session in use (`session.idle_timeout`): its key and its index entry live until the new
+/// idle deadline (never past its `ttl`: the caller caps it). A session already gone (a logout,
+/// its deadline passed) is left gone.
+const EXTEND_SESSION: &str = r"
+if redis.call('PEXPIREAT', KEYS[1], ARGV[1]) == 1 then
+  redis.call('ZADD', KEYS[2], 'XX', ARGV[1], ARGV[2])
+end
+return 1
+";
+
 /// `SET NX`; when the code was claimed before, the earlier claim.
 const CLAIM_CODE: &str = r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
@@ -97,6 +115,8 @@ pub struct RedisSettings {
     pub password: Option<Secret>,
     /// How long exchanged codes are kept (from `session.login_timeout`).
     pub login: LoginTimes,
+    /// `session.idle_timeout`: a session unused this long ends.
+    pub idle: Option<Duration>,
 }
 
 /// Redis health as last seen, for readiness and the one log line per change.
@@ -179,6 +199,8 @@ pub struct RedisStore {
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
     times: LoginTimes,
+    /// `session.idle_timeout`.
+    idle: Option<Duration>,
     rt: StoreRuntime,
 }
 
@@ -328,6 +350,7 @@ impl RedisStore {
             metrics,
             clock,
             times: settings.login,
+            idle: settings.idle,
             rt,
         })
     }
@@ -431,6 +454,31 @@ impl RedisStore {
     fn now_ms(&self) -> u64 {
         ms(self.clock.now())
     }
+
+    /// A signed-in request used the session at `now`: marks its record, and when the last
+    /// save is [`super::idle_save_interval`] old, moves its Redis deadline to `now + idle`
+    /// (capped at its end) in the background: the request does not wait for it.
+    fn used(&self, hash: &str, rec: &SessionRecord, now: SystemTime, idle: Duration) {
+        rec.touch(now);
+        if !rec.save_due(now, super::idle_save_interval(idle)) {
+            return;
+        }
+        let Some(node) = self.primary.node() else {
+            return;
+        };
+        let deadline = ms(rec.expires_at).min(ms(now) + idle.as_millis() as u64);
+        let mut cmd = eval(EXTEND_SESSION, &[&session_key(hash), &sessions_index()]);
+        cmd.arg(deadline).arg(hash);
+        let mut conn = node.conn.clone();
+        self.rt.handle().spawn(async move {
+            let done = tokio::time::timeout(OP_TIMEOUT, cmd.query_async::<Value>(&mut conn)).await;
+            if !matches!(done, Ok(Ok(_))) {
+                // The session may end up to one save interval early; Redis health is
+                // watched (and logged) by `watch_health`.
+                tracing::debug!("session store: a session's idle deadline was not moved in Redis");
+            }
+        });
+    }
 }
 
 /// Keeps this replica subscribed to revocations on the current primary (moving with it on a
@@ -506,27 +554,54 @@ impl SessionStore for RedisStore {
                 if down {
                     self.metrics.redis_cache_fallback();
                 }
-                return Ok(rec.is_live(now).then(|| rec.clone()));
+                if !rec.is_live(now) {
+                    return Ok(None);
+                }
+                match self.idle {
+                    None => return Ok(Some(rec.clone())),
+                    Some(idle) if !rec.idle_expired(now, idle) => {
+                        self.used(&hash, rec, now, idle);
+                        return Ok(Some(rec.clone()));
+                    }
+                    // Idle as far as this replica knows; another may have used it since, which
+                    // Redis knows (when it answers).
+                    Some(_) if down => return Ok(None),
+                    Some(_) => {}
+                }
             }
         }
         let generation = self.shared.invalidations.load(Ordering::SeqCst);
         let key = session_key(&hash);
+        let with_deadline = self.idle.is_some();
         let found = self
             .run(move |mut c| async move {
-                redis::cmd("GET")
-                    .arg(key)
-                    .query_async::<Option<String>>(&mut c)
-                    .await
+                if with_deadline {
+                    redis::pipe()
+                        .atomic()
+                        .cmd("GET")
+                        .arg(&key)
+                        .cmd("PTTL")
+                        .arg(&key)
+                        .query_async::<(Option<String>, i64)>(&mut c)
+                        .await
+                } else {
+                    let json = redis::cmd("GET")
+                        .arg(key)
+                        .query_async::<Option<String>>(&mut c)
+                        .await?;
+                    Ok((json, -1))
+                }
             })
             .await;
-        let json = match found {
+        let (json, pttl) = match found {
             Ok(j) => j,
             // Redis trouble: a session this replica saw in the last few seconds still works.
             Err(e) => {
                 return match cached {
                     Some(rec) => {
                         self.metrics.redis_cache_fallback();
-                        Ok(rec.is_live(now).then_some(rec))
+                        let idle = self.idle.is_some_and(|i| rec.idle_expired(now, i));
+                        Ok((rec.is_live(now) && !idle).then_some(rec))
                     }
                     None => Err(e),
                 }
@@ -546,6 +621,17 @@ impl SessionStore for RedisStore {
         if !rec.is_live(now) {
             return Ok(None);
         }
+        if let Some(idle) = self.idle {
+            // The key lives until the idle deadline: the session was last used (saved) `idle`
+            // before it. A key with a longer life (written without an idle timeout) counts as
+            // used now.
+            let left = Duration::from_millis(pttl.max(0) as u64).min(idle);
+            rec.set_last_used(now.checked_sub(idle - left).unwrap_or(now));
+            if rec.idle_expired(now, idle) {
+                return Ok(None);
+            }
+            self.used(&hash, &rec, now, idle);
+        }
         if self.shared.invalidations.load(Ordering::SeqCst) == generation {
             self.shared.l1.insert(hash, rec.clone()).await;
         }
@@ -554,8 +640,12 @@ impl SessionStore for RedisStore {
 
     async fn insert(&self, id: &SessionId, record: SessionRecord) -> Result<(), StoreError> {
         let hash = sha256_hex(id.expose());
-        let expires_ms = ms(record.expires_at);
         let now_ms = self.now_ms();
+        // With an idle timeout the key (and its index entry) lives until the idle deadline.
+        let expires_ms = match self.idle {
+            Some(idle) => ms(record.expires_at).min(now_ms + idle.as_millis() as u64),
+            None => ms(record.expires_at),
+        };
         let ttl_ms = expires_ms.saturating_sub(now_ms).max(1);
         let json = encode(&StoredSession {
             identity: record.identity.clone(),
@@ -700,6 +790,7 @@ mod tests {
             at,
             password: password.map(Secret::new),
             login: LoginTimes::default(),
+            idle: None,
         };
         RedisStore::new(&settings, clock, Arc::new(Metrics::new().unwrap())).unwrap()
     }

@@ -44,6 +44,12 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
     let server = server(&mut ctx, file.server.as_ref(), &names);
     let clever = clever(&mut ctx, file.clever.as_ref());
     let session = session(&mut ctx, file.session.as_ref());
+    let cookie_name = file
+        .session
+        .as_ref()
+        .and_then(|s| s.get_ref().cookie_name.as_ref())
+        .map_or(session::DEFAULT_COOKIE_NAME, |n| n.get_ref().as_str());
+    upstream::app_cookies_not_ours(&mut ctx, file.upstream.as_ref(), cookie_name);
     tls::secure_cookies_with_tls(&mut ctx, file.session.as_ref(), server.as_ref());
     let wanted = upstreams
         .as_ref()

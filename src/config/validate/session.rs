@@ -9,6 +9,7 @@ use super::{duration, duration_in, Ctx};
 use crate::config::file::{quote, SessionFile, Sp};
 use crate::config::model::{Readiness, SessionConfig, StoreKind};
 
+pub(super) const DEFAULT_COOKIE_NAME: &str = "clever_gateway";
 const DEFAULT_TTL: Duration = Duration::from_secs(2 * 3600);
 const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Like oauth2-proxy's CSRF cookie: long enough to type a password, short enough that
@@ -16,6 +17,7 @@ const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
 const MIN_LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_LOGIN_TIMEOUT: Duration = Duration::from_secs(3600);
+const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub(super) fn session(
     ctx: &mut Ctx<'_, '_>,
@@ -31,7 +33,7 @@ pub(super) fn session(
         .unwrap_or(true);
 
     let cookie_name = match &s.cookie_name {
-        None => Some("clever_gateway".to_owned()),
+        None => Some(DEFAULT_COOKIE_NAME.to_owned()),
         Some(n) => {
             let name = n.get_ref();
             if name.is_empty() || !name.bytes().all(is_cookie_token) {
@@ -109,6 +111,8 @@ pub(super) fn session(
             }
         }),
     };
+
+    let idle_timeout = idle_timeout(ctx, s.idle_timeout.as_ref(), ttl);
 
     let login_timeout = duration_in(
         ctx,
@@ -199,11 +203,47 @@ pub(super) fn session(
         redis_password,
         readiness: readiness?,
         logout_redirect: logout_redirect?,
+        idle_timeout: idle_timeout?,
     })
 }
 
+/// `idle_timeout`: at least 1s (a shorter one would end sessions between a page and its
+/// images) and at most `ttl` (when `ttl` could be read), since sessions end at `ttl` anyway.
+fn idle_timeout(
+    ctx: &mut Ctx<'_, '_>,
+    v: Option<&Sp<String>>,
+    ttl: Option<Duration>,
+) -> Option<Option<Duration>> {
+    let Some(v) = v else { return Some(None) };
+    let d = duration(ctx, v, "session.idle_timeout")?;
+    if d < MIN_IDLE_TIMEOUT {
+        ctx.err(
+            v.span(),
+            format!(
+                "session.idle_timeout {} is shorter than 1s: expected how long an unused \
+                 session lives, at least 1s and at most session.ttl (for example \"20m\")",
+                quote(v.get_ref())
+            ),
+        );
+        return None;
+    }
+    if let Some(ttl) = ttl.filter(|ttl| d > *ttl) {
+        ctx.err(
+            v.span(),
+            format!(
+                "session.idle_timeout {} is longer than session.ttl ({}): expected at most \
+                 session.ttl, since every session ends at ttl anyway",
+                quote(v.get_ref()),
+                humantime::format_duration(ttl)
+            ),
+        );
+        return None;
+    }
+    Some(Some(d))
+}
+
 /// RFC 6265 `token`: a visible ASCII character that is not a separator.
-fn is_cookie_token(b: u8) -> bool {
+pub(super) fn is_cookie_token(b: u8) -> bool {
     (0x21..0x7f).contains(&b) && !b"()<>@,;:\\\"/[]?={}".contains(&b)
 }
 
@@ -241,6 +281,41 @@ mod tests {
         assert_eq!(s.redis, None);
         assert_eq!(s.readiness, Readiness::Store);
         assert_eq!(s.logout_redirect, "/");
+        assert_eq!(s.idle_timeout, None);
+    }
+
+    #[test]
+    fn session_idle_timeout_from_1s_to_ttl_is_kept() {
+        let s = ok(&doc("", "", "idle_timeout = \"20m\"", "")).session;
+        assert_eq!(s.idle_timeout, Some(Duration::from_secs(1200)));
+        let s = ok(&doc("", "", "idle_timeout = \"1s\"", "")).session;
+        assert_eq!(s.idle_timeout, Some(Duration::from_secs(1)));
+        let s = ok(&doc("", "", "ttl = \"1h\"\nidle_timeout = \"1h\"", "")).session;
+        assert_eq!(s.idle_timeout, Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn session_idle_timeout_out_of_bounds_is_error_with_position() {
+        let src = doc("", "", "idle_timeout = \"500ms\"", "");
+        let p = one(&src, &["session.idle_timeout", "at least 1s"]);
+        assert_eq!(p.line, line_of(&src, "idle_timeout"));
+        assert_eq!(p.col, 16);
+        let src = doc("", "", "ttl = \"1h\"\nidle_timeout = \"2h\"", "");
+        let p = one(&src, &["session.idle_timeout", "at most session.ttl", "1h"]);
+        assert_eq!(p.line, line_of(&src, "idle_timeout"));
+        // Longer than the default ttl of 2h.
+        one(
+            &doc("", "", "idle_timeout = \"3h\"", ""),
+            &["longer than session.ttl"],
+        );
+        one(
+            &doc("", "", "idle_timeout = \"soon\"", ""),
+            &["session.idle_timeout", "not a duration"],
+        );
+        one(
+            &doc("", "", "idle_timeout = 20", ""),
+            &["session.idle_timeout", "a string"],
+        );
     }
 
     #[test]

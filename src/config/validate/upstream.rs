@@ -300,6 +300,9 @@ fn upstream(
         }
     };
 
+    let app_cookies = app_cookies(ctx, u.app_cookies.as_ref());
+    let logout_paths = logout_paths(ctx, u.logout_paths.as_ref(), path_prefix.as_deref());
+
     let forward_access_token = u
         .forward_access_token
         .as_ref()
@@ -360,11 +363,138 @@ fn upstream(
             strip_path_prefix: u.strip_path_prefix.as_ref().is_some_and(|b| *b.get_ref()),
             confirm_students: u.confirm_students.as_ref().is_some_and(|b| *b.get_ref()),
             forward_access_token,
+            app_cookies: app_cookies?,
+            logout_paths: logout_paths?,
             headers: sends.headers,
             scrubbed: sends.scrubbed,
         })
     })();
     (built, name, route)
+}
+
+/// `app_cookies`: cookie names (RFC 6265 tokens), repeats dropped. Whether one is the
+/// gateway's own is checked with `[session]` (`app_cookies_not_ours`).
+fn app_cookies(ctx: &mut Ctx<'_, '_>, list: Option<&Sp<Vec<Sp<String>>>>) -> Option<Vec<String>> {
+    let Some(list) = list else {
+        return Some(Vec::new());
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut ok = true;
+    for item in list.get_ref() {
+        let name = item.get_ref();
+        if name.is_empty() || !name.bytes().all(super::session::is_cookie_token) {
+            ok = false;
+            ctx.err(
+                item.span(),
+                format!(
+                    "upstream.app_cookies entry {} is not a cookie name: expected the name the \
+                     app's Set-Cookie uses, such as \"PHPSESSID\" or \"sessionid\" (letters, \
+                     digits and !#$%&'*+-.^_`|~ only)",
+                    quote(name)
+                ),
+            );
+        } else if !out.contains(name) {
+            out.push(name.clone());
+        }
+    }
+    ok.then_some(out)
+}
+
+/// No `app_cookies` entry may name one of the gateway's own cookies: expiring it at sign-in
+/// would sign the browser straight out again.
+pub(super) fn app_cookies_not_ours(
+    ctx: &mut Ctx<'_, '_>,
+    list: Option<&Sp<Vec<Sp<UpstreamFile>>>>,
+    cookie_name: &str,
+) {
+    let jar = crate::session::cookies::CookieJarSpec::named(cookie_name);
+    for up in list.map(|l| l.get_ref().as_slice()).unwrap_or_default() {
+        let Some(names) = &up.get_ref().app_cookies else {
+            continue;
+        };
+        for item in names.get_ref() {
+            if jar.reserves(item.get_ref()) {
+                ctx.err(
+                    item.span(),
+                    format!(
+                        "upstream.app_cookies entry {} is one of the gateway's own cookies \
+                         (session.cookie_name {}): list only the app's cookies",
+                        quote(item.get_ref()),
+                        quote(cookie_name)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// `logout_paths`: absolute, normalised paths (compared exactly with the request's normalised
+/// path) that this upstream serves: under its `path_prefix`, never under `/_gateway/`.
+fn logout_paths(
+    ctx: &mut Ctx<'_, '_>,
+    list: Option<&Sp<Vec<Sp<String>>>>,
+    prefix: Option<&str>,
+) -> Option<Vec<String>> {
+    let Some(list) = list else {
+        return Some(Vec::new());
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut ok = true;
+    for item in list.get_ref() {
+        let p = item.get_ref();
+        let why = logout_path(p).err().or_else(|| {
+            let prefix = prefix?;
+            (!crate::routing::prefix_matches(prefix, p)).then_some(
+                "is not under this upstream's path_prefix, so it never reaches this upstream: \
+                 expected a path the app serves under its path_prefix",
+            )
+        });
+        match why {
+            Some(why) => {
+                ok = false;
+                ctx.err(
+                    item.span(),
+                    format!("upstream.logout_paths entry {} {why}", quote(p)),
+                );
+            }
+            None if !out.contains(p) => out.push(p.clone()),
+            None => {}
+        }
+    }
+    ok.then_some(out)
+}
+
+/// One `logout_paths` entry: a path as the gateway normalises request paths, so an exact
+/// comparison with the normalised request path is meaningful.
+fn logout_path(p: &str) -> Result<(), &'static str> {
+    if !p.starts_with('/') {
+        return Err("does not start with \"/\": expected an absolute path such as \"/logout.php\"");
+    }
+    if p.contains(['?', '#']) {
+        return Err("has \"?\" or \"#\": logout paths match the path only, never the query");
+    }
+    if p.chars().any(|c| c.is_whitespace() || c.is_control()) || p.contains('%') {
+        return Err(
+            "contains a space, control character or \"%\": expected the path as it \
+                    reads decoded, such as \"/logout/\"",
+        );
+    }
+    match crate::routing::normalize_path(p) {
+        Ok(n) if n.decoded == p => {}
+        _ => {
+            return Err(
+                "is not a normalised path (\".\", \"..\" or empty segments): expected \
+                         it as requests are compared, such as \"/app/logout\"",
+            )
+        }
+    }
+    if p == "/_gateway" || p.starts_with(crate::gateway::GATEWAY_PREFIX) {
+        return Err(
+            "is under /_gateway/, which the gateway answers itself: sign-out there is \
+                    /_gateway/logout",
+        );
+    }
+    Ok(())
 }
 
 /// `tls_verify` and `tls_ca`: both only for `https://` upstreams, and a CA to verify with
@@ -553,6 +683,87 @@ mod tests {
             &format!("upstream = []\n{CLEVER}"),
             &["at least one [[upstream]]"],
         );
+    }
+
+    #[test]
+    fn upstream_app_cookies_and_logout_paths_are_kept_in_order_without_repeats() {
+        let c = ok(&doc(
+            "",
+            "",
+            "",
+            "app_cookies = [\"PHPSESSID\", \"__Host-sid\", \"PHPSESSID\"]\n\
+             logout_paths = [\"/logout.php\", \"/a/logout/\", \"/logout.php\"]",
+        ));
+        let u = &c.upstreams[0];
+        assert_eq!(u.app_cookies, ["PHPSESSID", "__Host-sid"]);
+        assert_eq!(u.logout_paths, ["/logout.php", "/a/logout/"]);
+        let d = ok(&doc("", "", "", ""));
+        assert!(d.upstreams[0].app_cookies.is_empty() && d.upstreams[0].logout_paths.is_empty());
+    }
+
+    #[test]
+    fn upstream_logout_paths_must_be_normalised_and_this_upstreams() {
+        for (bad, says) in [
+            ("logout", "does not start with"),
+            ("/a//b", "not a normalised path"),
+            ("/a/./b", "not a normalised path"),
+            ("/a/%2e%2e/b", "\"%\""),
+            ("/a b", "space"),
+            ("/logout#x", "\"#\""),
+            ("/_gateway/logout", "/_gateway/"),
+        ] {
+            one(
+                &doc("", "", "", &format!("logout_paths = [{bad:?}]")),
+                &["upstream.logout_paths entry", says],
+            );
+        }
+        one(
+            &doc(
+                "",
+                "",
+                "",
+                "path_prefix = \"/lib\"\nlogout_paths = [\"/library/out\"]",
+            ),
+            &["not under this upstream's path_prefix"],
+        );
+        ok(&doc(
+            "",
+            "",
+            "",
+            "path_prefix = \"/lib\"\nlogout_paths = [\"/lib/out\", \"/lib\"]",
+        ));
+    }
+
+    #[test]
+    fn upstream_app_cookies_not_a_name_or_the_gateways_own_is_error() {
+        for bad in ["a b", "", "a;b", "x=y"] {
+            one(
+                &doc("", "", "", &format!("app_cookies = [{bad:?}]")),
+                &["not a cookie name"],
+            );
+        }
+        for ours in [
+            "clever_gateway",
+            "__Host-clever_gateway",
+            "CLEVER_GATEWAY_bounce",
+            "clever_gateway_login_x",
+        ] {
+            one(
+                &doc("", "", "", &format!("app_cookies = [{ours:?}]")),
+                &["one of the gateway's own cookies"],
+            );
+        }
+        // The configured name counts, not the default.
+        one(
+            &doc("", "", "cookie_name = \"gw\"", "app_cookies = [\"gw\"]"),
+            &["\"gw\" is one of the gateway's own cookies (session.cookie_name \"gw\")"],
+        );
+        ok(&doc(
+            "",
+            "",
+            "cookie_name = \"gw\"",
+            "app_cookies = [\"clever_gateway\"]",
+        ));
     }
 
     #[test]
