@@ -88,8 +88,7 @@ pub fn valid_percent_encoding(s: &str) -> bool {
 
 /// What is stored about a code: its hash, never the code itself.
 fn code_key(code: &str) -> String {
-    let digest = Sha256::digest(code.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(code.as_bytes()))
 }
 
 /// What ties an exchanged code to the sign-in that received it (its `CodeClaim::binding`):

@@ -249,10 +249,7 @@ fn from_ns(v: u64) -> SystemTime {
 }
 
 fn sha256_hex(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(s.as_bytes()))
 }
 
 fn session_key(hash: &str) -> String {
