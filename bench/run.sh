@@ -260,7 +260,7 @@ fi
 memory_line=""
 if [ "${SKIP_MEMORY:-0}" != 1 ]; then
   echo "== memory store: RSS per session (cargo bench --bench session_memory)"
-  memory_line=$(CARGO_TARGET_DIR=$target_dir cargo bench --bench session_memory 2>/dev/null | grep '^sessions=' || true)
+  memory_line=$(CARGO_TARGET_DIR=$target_dir cargo bench --bench session_memory 2>/dev/null | grep -E '^(profile|sessions)=' || true)
   echo "$memory_line" | sed 's/^/  /'
 fi
 
