@@ -15,7 +15,8 @@
 # Environment: ROUNDS (5), DURATION seconds per run (5), CONNECTIONS (50), WRK_THREADS (1),
 # LOGINS (2000), PACE_MS (5: the paced runs' mean wait; 0 skips them), SKIP_MEMORY=1 to skip
 # the memory benchmark, GATEWAY_RUST_LOG (info: one access-log line per request, as in
-# production), CARGO_TARGET_DIR (target).
+# production), UPSTREAM_EXTRA (default: bench/set_headers.toml, the demo's identity headers;
+# empty for none), SKIP_BUILD=1 (run the binaries already built), CARGO_TARGET_DIR (target).
 # Installs nginx and wrk with apt-get when they are missing and it runs as root; starts nothing
 # off loopback; stops every process it started, also on Ctrl-C.
 set -euo pipefail
@@ -51,14 +52,19 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 # The gateway as districts deploy it (the production profile); the simulator and the login
 # load generator, which are not measured, in the quicker-to-build release profile.
-echo "== building: clever-gateway and the engine baseline (production profile); examples sim_server and login_load (release)"
-CARGO_TARGET_DIR=$target_dir cargo build --profile production --bin clever-gateway --example engine_baseline >/dev/null
-CARGO_TARGET_DIR=$target_dir cargo build --release --example sim_server --example login_load >/dev/null
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  echo "== building: clever-gateway and the engine baseline (production profile); examples sim_server and login_load (release)"
+  CARGO_TARGET_DIR=$target_dir cargo build --profile production --bin clever-gateway --example engine_baseline >/dev/null
+  CARGO_TARGET_DIR=$target_dir cargo build --release --example sim_server --example login_load >/dev/null
+fi
 gateway_bin=$target_dir/production/clever-gateway
 engine_bin=$target_dir/production/examples/engine_baseline
 bin=$target_dir/release
 
 BENCH_NAME=bench
+# The app gets the identity headers of the demo (gateway.md section 4b: X-Remote-User and
+# two more), as districts configure them; UPSTREAM_EXTRA= (empty) measures without them.
+UPSTREAM_EXTRA=${UPSTREAM_EXTRA-$(cat "$repo/bench/set_headers.toml")}
 # shellcheck source=bench/common.sh
 source "$repo/bench/common.sh"
 
@@ -157,9 +163,11 @@ cpu_ticks() {
   local user=0 kernel=0 p task f
   for p in "$1" $(pgrep -P "$1" || true); do
     for task in /proc/"$p"/task/*; do
-      read -r -a f <"$task/stat" 2>/dev/null || continue
-      # Fields 14 and 15 (utime, stime); the command name (field 2) has no spaces here.
-      user=$((user + f[13])) kernel=$((kernel + f[14]))
+      stat=$(cat "$task/stat" 2>/dev/null) || continue
+      # Fields 14 and 15 (utime, stime), counted after the command name, which ends with the
+      # last ')' and may hold spaces (pingora names its threads "Pingora HTTP Proxy ...").
+      read -r -a f <<<"${stat##*) }"
+      user=$((user + f[11])) kernel=$((kernel + f[12]))
     done
   done
   echo "$user $kernel"
@@ -252,14 +260,14 @@ fi
 memory_line=""
 if [ "${SKIP_MEMORY:-0}" != 1 ]; then
   echo "== memory store: RSS per session (cargo bench --bench session_memory)"
-  memory_line=$(CARGO_TARGET_DIR=$target_dir cargo bench --bench session_memory 2>/dev/null | grep '^sessions=' || true)
+  memory_line=$(CARGO_TARGET_DIR=$target_dir cargo bench --bench session_memory 2>/dev/null | grep -E '^(profile|sessions)=' || true)
   echo "$memory_line" | sed 's/^/  /'
 fi
 
 mkdir -p bench/results
-python3 - "$results" "$ROUNDS" "$DURATION" "$CONNECTIONS" "$WRK_THREADS" "$login_line" "$memory_line" "$GATEWAY_RUST_LOG" "$paced_results" "$PACE_MS" >bench/results/latest.md <<'PY'
+python3 - "$results" "$ROUNDS" "$DURATION" "$CONNECTIONS" "$WRK_THREADS" "$login_line" "$memory_line" "$GATEWAY_RUST_LOG" "$paced_results" "$PACE_MS" "${UPSTREAM_EXTRA:+set_headers}" >bench/results/latest.md <<'PY'
 import platform, os, statistics, subprocess, sys, datetime
-path, rounds, dur, conns, wthreads, login, memory, gwlog, paced_path, pace_ms = sys.argv[1:11]
+path, rounds, dur, conns, wthreads, login, memory, gwlog, paced_path, pace_ms, extra = sys.argv[1:12]
 def load(path):
     """Rows per target in first-seen order, and their medians (req/s, p50, p99, user, kernel)."""
     rows, order = {}, []
@@ -294,11 +302,14 @@ nginx_v = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr
 print("# clever-gateway load benchmark\n")
 print(f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}")
 print(f"- machine: {os.cpu_count()} CPUs ({cpu}), kernel {platform.release()}, loopback only; "
-      "load generator, upstream, proxies and simulator share these CPUs")
+      "load generator, upstream, proxies and simulator share these CPUs, and other work (builds) may share "
+      "the machine: compare figures within one run (ratios, CPU per request)")
 print(f"- wrk {wthreads} thread(s), {conns} connections, {rounds} interleaved rounds x {dur} s per target; "
       f"figures are medians over the rounds; upstream and proxies: {nginx_v}, "
       "`return 200` upstream (12-byte body), proxies keep upstream connections alive")
-print(f"- gateway: production-profile build (release + fat LTO), `RUST_LOG={gwlog}` (info: one access-log line per request to stderr, as nginx's access_log to a file), memory session store\n")
+print(f"- gateway: production-profile build (release + fat LTO), `RUST_LOG={gwlog}` (info: one access-log line per request to stderr, as nginx's access_log to a file), memory session store, "
+      + ("the demo's identity headers (`bench/set_headers.toml`: X-Remote-User, X-Display-Name, X-App-Role) besides the X-Clever-* ones"
+         if extra else "the X-Clever-* identity headers only") + "\n")
 table(rows, order, med)
 print("Server CPU per request: the server process's (nginx: its workers') user and kernel CPU time "
       "over the run, from /proc, divided by the requests wrk completed; a figure that holds when "

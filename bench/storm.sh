@@ -14,7 +14,7 @@
 #
 # Environment: SIGNINS (3000), OVER seconds (60), BROWSING (200), PAUSE_MS (100), BEFORE
 # seconds of browsing before the storm (10), LATENCY (150ms) and JITTER (50ms) of each Clever
-# call, GATEWAY_THREADS (2), SKIP_APACHE=1, CARGO_TARGET_DIR (target), SMOKE=1 (debug builds,
+# call, GATEWAY_THREADS (2), SKIP_APACHE=1, SKIP_BUILD=1 (run the binaries already built), CARGO_TARGET_DIR (target), SMOKE=1 (debug builds,
 # to check the rig quickly; its figures mean nothing).
 # Installs nginx, apache2 and libapache2-mod-auth-openidc with apt-get when they are missing and
 # it runs as root; starts nothing off loopback; stops every process it started, also on Ctrl-C.
@@ -59,9 +59,11 @@ if [ "${SMOKE:-0}" = 1 ]; then
   gateway_bin=$target_dir/debug/clever-gateway
   bin=$target_dir/debug/examples
 else
-  echo "== building: clever-gateway (production profile); examples sim_server and storm (release)"
-  CARGO_TARGET_DIR=$target_dir cargo build --profile production --bin clever-gateway >/dev/null
-  CARGO_TARGET_DIR=$target_dir cargo build --release --example sim_server --example storm >/dev/null
+  if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    echo "== building: clever-gateway (production profile); examples sim_server and storm (release)"
+    CARGO_TARGET_DIR=$target_dir cargo build --profile production --bin clever-gateway >/dev/null
+    CARGO_TARGET_DIR=$target_dir cargo build --release --example sim_server --example storm >/dev/null
+  fi
   gateway_bin=$target_dir/production/clever-gateway
   bin=$target_dir/release/examples
 fi
@@ -224,8 +226,23 @@ def api_conns(r):
     return None, None
 print("# The sign-in storm\n")
 print(f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}")
-print(f"- machine: {os.cpu_count()} CPUs ({cpu}), kernel {platform.release()}, loopback only; the "
-      "simulator, the upstream, the relying parties and the storm driver share these CPUs")
+def out(*cmd):
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        return (r.stdout or r.stderr).strip().splitlines()[0]
+    except Exception:
+        return "?"
+ram = "?"
+for l in open("/proc/meminfo"):
+    if l.startswith("MemTotal:"):
+        ram = f"{int(l.split()[1]) / 1024 / 1024:.1f} GiB"
+        break
+print(f"- machine: {os.cpu_count()} CPUs (`nproc`; {cpu}), {ram} RAM, kernel {platform.release()}, loopback only; the "
+      "simulator, the upstream, the relying parties and the storm driver share these CPUs, and the machine "
+      "was shared with other work (builds) during the run: compare figures within this run (ratios)")
+print(f"- versions: {out('/usr/sbin/apache2', '-v').replace('Server version: ', '')}; mod_auth_openidc "
+      f"{out('dpkg-query', '-W', '-f=${Version}', 'libapache2-mod-auth-openidc')}; "
+      f"{out('nginx', '-v').replace('nginx version: ', '')}; {out('rustc', '--version')}")
 print(f"- storm: {signins} Clever-initiated sign-ins by new browsers arriving evenly over {over} s, while "
       f"{browsing} signed-in browsers load a page every {pause} ms on average; every Clever call "
       f"(authorize, token exchange, API) held {latency} ± {jitter} by the simulator, over HTTPS")

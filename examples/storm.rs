@@ -12,9 +12,10 @@
 //!   simulator's authorize and the relying party's callback back to the page.
 //!
 //! A sign-in's wall time runs from the first request to the relying party to the page's answer;
-//! "added" is that minus the latency the simulator injected into the same sign-in (its
-//! authorize, token exchange and API calls, found by the code in `GET /_sim/stats`), i.e. the
-//! time the relying party itself took, connections to Clever included.
+//! "added" is that minus Clever's time in the same sign-in: how long the simulator held its
+//! authorize, token exchange and API calls (the injected latency as slept, and the answer's
+//! making), found by the code in `GET /_sim/stats`; i.e. the time the relying party itself
+//! took, connections to Clever included, and the browser's own.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -16,6 +16,7 @@ pub mod identity;
 pub mod invariants;
 pub mod lifecycle;
 pub mod listeners;
+pub mod logbuf;
 pub mod logfmt;
 pub mod metrics;
 pub mod pages;

@@ -89,7 +89,7 @@ fn init_logging(format: config::LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(clever_gateway::logbuf::BatchedStderr::new());
     match format {
         config::LogFormat::Human => builder
             .with_ansi(std::io::stderr().is_terminal())

@@ -179,3 +179,97 @@ fn config_errors_are_plain_lines_unless_the_flag_asks_for_json() {
         );
     }
 }
+
+/// Access lines wait in a buffer and go out in batches; the ones still waiting when the gateway
+/// stops are written as it exits: every request of the last moments is in the log, once.
+#[tokio::test]
+async fn every_access_line_is_written_when_the_gateway_stops() {
+    let port = free_port();
+    let sim = sim_for(port, None).await;
+    let app = Upstream::start().await;
+    let f = Files::new();
+    f.write_config(&config(
+        port,
+        &sim,
+        f.dir.path(),
+        "grace_period = \"1s\"",
+        &app.addr.to_string(),
+        "",
+    ));
+    let mut gw = Reaper(spawn(&["run"], &f.cfg, &f.log, sim.client_secret()));
+    wait_healthy(port, &mut gw.0, &f.log).await;
+    let client = reqwest::Client::new();
+    const N: usize = 40;
+    for i in 0..N {
+        let r = client
+            .get(format!("http://127.0.0.1:{port}/pub/last-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // At once: no time for a periodic flush of the last lines.
+    life::signal(gw.0.id(), nix::sys::signal::Signal::SIGTERM);
+    let exited = life::wait_exit(&mut gw.0, std::time::Duration::from_secs(10)).await;
+    assert!(exited.is_some(), "the gateway did not stop");
+    let logs = read(&f.log);
+    for i in 0..N {
+        let path = format!("/pub/last-{i} ");
+        let n = logs
+            .lines()
+            .filter(|l| format!("{l} ").contains(&path))
+            .count();
+        assert_eq!(n, 1, "access lines of /pub/last-{i}: {n}\n{logs}");
+    }
+}
+
+/// `run --daemon` forks after logging starts; the daemon writes its access lines without
+/// waiting for a full buffer or its exit.
+#[tokio::test]
+async fn a_daemon_writes_its_access_lines_as_it_serves() {
+    let port = free_port();
+    let sim = sim_for(port, None).await;
+    let app = Upstream::start().await;
+    let f = Files::new();
+    f.write_config(&config(
+        port,
+        &sim,
+        f.dir.path(),
+        "grace_period = \"1s\"",
+        &app.addr.to_string(),
+        "",
+    ));
+    let _daemons = life::KillOnDrop(f.cfg.clone());
+    let mut parent = Reaper(spawn(
+        &["run", "--daemon"],
+        &f.cfg,
+        &f.log,
+        sim.client_secret(),
+    ));
+    let exited = life::wait_exit(&mut parent.0, std::time::Duration::from_secs(20)).await;
+    assert!(exited.is_some_and(|(s, _)| s.success()), "{}", read(&f.log));
+    let client = reqwest::Client::new();
+    let mut served = false;
+    for _ in 0..250 {
+        if client
+            .get(format!("http://127.0.0.1:{port}/pub/from-the-daemon"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(served, "the daemon does not serve:\n{}", read(&f.log));
+    let mut logged = false;
+    for _ in 0..100 {
+        if read(&f.log).contains("/pub/from-the-daemon") {
+            logged = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(logged, "no access line within 2 s:\n{}", read(&f.log));
+}

@@ -136,6 +136,15 @@ pub struct CleverClient {
     backoff: Duration,
 }
 
+/// The connections to Clever: one pool per gateway process (every sign-in shares it), HTTP/1.1
+/// keep-alive. A connection idle this long is closed (a quiet hour holds none open; the next
+/// sign-in opens one again).
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections kept per Clever host: above the sign-ins a district's 8:00 AM storm keeps
+/// in flight at once (a few dozen: `bench/storm.sh`), so a storm reuses its connections instead
+/// of closing and opening them, and bounded, so a burst does not leave hundreds open.
+pub const POOL_MAX_IDLE_PER_HOST: usize = 128;
+
 /// Cap on a Clever response body we are willing to read.
 const MAX_BODY: usize = 256 * 1024;
 
@@ -154,6 +163,8 @@ impl CleverClient {
         let http = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("clever-gateway/", env!("CARGO_PKG_VERSION")))
             .build()?;

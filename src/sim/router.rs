@@ -2,6 +2,7 @@
 //! handler.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -157,16 +158,20 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     if let Some(r) = rate.as_ref().filter(|r| r.exceeded) {
         return faults::rate_limited_until(r.reset, r.limit, &r.bucket).into_response();
     }
-    // Clever's own latency, when injected: every endpoint but the simulator's extras.
+    // Clever's own latency, when injected: every endpoint but the simulator's extras. The
+    // sign-in's ledger gets the time this call was held here as it was, the sleep (which ends
+    // at the timer's next tick after the sample, or later on a busy machine) and building the
+    // answer, so that what a relying party is said to add excludes all of Clever's time.
+    let held = Instant::now();
     let delay = endpoint.and_then(|_| shared.latency_sample());
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
     let token = delay.and_then(|_| bearer_token(req.headers()));
     let mut reply = answer(&shared, route, req, fault == Some(Fault::AccessDenied)).await;
-    if let Some(d) = delay {
+    if delay.is_some() {
         if let Some(code) = sign_in_of(&shared, token.as_deref(), &reply) {
-            shared.record_delay(&code, d);
+            shared.record_delay(&code, held.elapsed());
         }
     }
     if let Some(r) = rate {

@@ -101,7 +101,7 @@ struct Mutable {
     rate_limit: u32,
     /// Per rate-limit bucket: when its window started and how many requests it counted.
     rate_windows: HashMap<String, (Instant, u32)>,
-    /// Injected latency per sign-in (its code), microseconds, summed over its calls.
+    /// Clever's time per sign-in (its code), microseconds, summed over its calls as held.
     delays: HashMap<String, u64>,
 }
 
@@ -433,7 +433,7 @@ impl Shared {
         self.latency.map(|l| l.sample())
     }
 
-    /// Adds an injected delay to the sign-in of `code`.
+    /// Adds the time one call was held (its injected latency, as slept) to the sign-in of `code`.
     pub fn record_delay(&self, code: &str, delay: Duration) {
         let mut m = self.lock();
         if m.delays.len() >= MAX_DELAY_RECORDS && !m.delays.contains_key(code) {
@@ -443,7 +443,7 @@ impl Shared {
         *m.delays.entry(code.to_string()).or_default() += us;
     }
 
-    /// Injected latency per sign-in (by code), microseconds.
+    /// Clever's time per sign-in (by code), microseconds.
     pub fn delays(&self) -> HashMap<String, u64> {
         self.lock().delays.clone()
     }
