@@ -4,7 +4,8 @@
 
 use std::net::{Ipv6Addr, SocketAddr};
 
-use crate::pages::{ErrorPage, Reply};
+use crate::pages::Reply;
+use crate::refusal::Refusal;
 
 /// Answered on plain HTTP even with `redirect_to_https`: load balancers and orchestrators
 /// probe them there.
@@ -93,18 +94,7 @@ pub fn https_redirect(
             reply.status = 308;
             Some(reply)
         }
-        None => Some(
-            ErrorPage {
-                status: 400,
-                reason: "bad_host",
-                title: "Bad request",
-                message: "The request names no valid host, so it cannot be sent to HTTPS.",
-                retry: None,
-                sign_out: false,
-                request_id,
-            }
-            .reply(wants_html),
-        ),
+        None => Some(Refusal::NoHostForHttps.answer(request_id, wants_html, None)),
     }
 }
 

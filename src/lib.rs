@@ -21,6 +21,7 @@ pub mod logfmt;
 pub mod metrics;
 pub mod pages;
 pub mod proxy;
+pub mod refusal;
 pub mod reload;
 pub mod routing;
 pub mod secret;

@@ -1,5 +1,6 @@
-//! What the gateway answers itself: redirects, JSON, and its own HTML pages (errors, 403,
-//! 404), always with the request id and never with a token. Also `Reply`, the value the
+//! What the gateway answers itself: redirects, JSON, and the frame of its own HTML pages
+//! (the error pages themselves are rendered by `refusal`), always with the request id and
+//! never with a token. Also `Reply`, the value the
 //! decision code returns and the pingora glue writes out.
 
 use bytes::Bytes;
@@ -103,66 +104,9 @@ impl Reply {
     }
 }
 
-/// A page the gateway shows when it cannot let the request through.
-#[derive(Debug, Clone)]
-pub struct ErrorPage<'a> {
-    pub status: u16,
-    /// Machine-readable reason for JSON clients and logs, e.g. `invalid_state`.
-    pub reason: &'a str,
-    pub title: &'a str,
-    pub message: &'a str,
-    /// Link target for "Try again" (a same-site path), if any.
-    pub retry: Option<&'a str>,
-    /// Offer "Sign out" (403 pages).
-    pub sign_out: bool,
-    pub request_id: &'a str,
-}
-
-impl ErrorPage<'_> {
-    /// HTML for browsers, JSON for everything else.
-    pub fn reply(&self, wants_html: bool) -> Reply {
-        if wants_html {
-            Reply::html(self.status, self.html())
-        } else {
-            let mut v = serde_json::json!({
-                "error": self.reason,
-                "message": self.message,
-                "request_id": self.request_id,
-            });
-            if let Some(r) = self.retry {
-                v["retry"] = serde_json::Value::String(r.to_string());
-            }
-            Reply::json(self.status, &v)
-        }
-    }
-
-    fn html(&self) -> String {
-        use html_escape::{encode_double_quoted_attribute as attr, encode_text as text};
-        let mut actions = String::new();
-        if let Some(r) = self.retry {
-            actions.push_str(&format!(
-                r#"<a class="button" href="{}">Try again</a>"#,
-                attr(r)
-            ));
-        }
-        if self.sign_out {
-            actions.push_str(SIGN_OUT_FORM);
-        }
-        page(
-            self.title,
-            &format!(
-                "<p>{message}</p>\n<div>{actions}</div>\n<p class=\"code\">Error {status} &middot; request id <code>{rid}</code> &middot; clever-gateway</p>",
-                message = text(self.message),
-                status = self.status,
-                rid = text(self.request_id),
-            ),
-        )
-    }
-}
-
 /// The sign-out button: a form that POSTs to `/_gateway/logout` (a link would be a GET, which
 /// another site could trigger).
-const SIGN_OUT_FORM: &str = r#"<form method="post" action="/_gateway/logout"><button class="button secondary" type="submit">Sign out</button></form>"#;
+pub(crate) const SIGN_OUT_FORM: &str = r#"<form method="post" action="/_gateway/logout"><button class="button secondary" type="submit">Sign out</button></form>"#;
 
 /// `GET /_gateway/logout`: asks before signing out, with a button that POSTs the sign-out.
 pub fn sign_out_page(request_id: &str) -> Reply {
@@ -182,7 +126,7 @@ pub fn sign_out_page(request_id: &str) -> Reply {
 }
 
 /// One of the gateway's pages: `title` as the heading, `body` (HTML, already escaped) below it.
-fn page(title: &str, body: &str) -> String {
+pub(crate) fn page(title: &str, body: &str) -> String {
     use html_escape::encode_text as text;
     format!(
         r#"<!doctype html>
@@ -208,46 +152,8 @@ h1{{font-size:1.35rem;margin:0 0 .75rem}} p{{line-height:1.5}} form{{display:inl
 mod tests {
     use super::*;
 
-    fn page<'a>(retry: Option<&'a str>) -> ErrorPage<'a> {
-        ErrorPage {
-            status: 400,
-            reason: "invalid_state",
-            title: "Sign-in could not be completed",
-            message: "<script>alert(1)</script>",
-            retry,
-            sign_out: false,
-            request_id: "rid-1",
-        }
-    }
-
     #[test]
-    fn error_page_html_escapes_and_shows_request_id() {
-        let r = page(Some("/_gateway/login?rd=/\"x")).reply(true);
-        let body = std::str::from_utf8(&r.body).unwrap();
-        assert!(!body.contains("<script>"));
-        assert!(body.contains("rid-1"));
-        assert!(body.contains("Try again"));
-        assert!(!body.contains("/\"x"));
-        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
-        assert_eq!(r.header("cache-control"), Some("no-store"));
-    }
-
-    #[test]
-    fn error_page_json_for_non_browsers() {
-        let r = page(None).reply(false);
-        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        assert_eq!(v["error"], "invalid_state");
-        assert_eq!(v["request_id"], "rid-1");
-        assert_eq!(r.status, 400);
-    }
-
-    #[test]
-    fn sign_out_is_a_post_form_never_a_link() {
-        let mut p = page(None);
-        p.sign_out = true;
-        let html = String::from_utf8(p.reply(true).body.to_vec()).unwrap();
-        assert!(html.contains(r#"<form method="post" action="/_gateway/logout">"#));
-        assert!(!html.contains(r#"href="/_gateway/logout""#));
+    fn sign_out_page_is_a_post_form_never_a_link() {
         let html = String::from_utf8(sign_out_page("rid-2").body.to_vec()).unwrap();
         assert!(html.contains(r#"<form method="post" action="/_gateway/logout">"#));
         assert!(html.contains("rid-2"));

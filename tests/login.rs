@@ -78,6 +78,30 @@ async fn login_api_request_gets_401_json_not_redirect() {
     assert_eq!(v["login_url"], "/_gateway/login?rd=%2Fapi%2Fgrades");
 }
 
+/// `/_gateway/me` without a session answers like every other 401: JSON with the login URL,
+/// `WWW-Authenticate` (RFC 9110 requires it on a 401) and the request id, even to a browser.
+#[tokio::test]
+async fn me_without_session_is_the_same_401_as_any_api_request() {
+    let env = env_with(None, "", "").await;
+    for accept in ["application/json", "text/html"] {
+        let r = reqwest::Client::new()
+            .get(env.gw.url("/_gateway/me"))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{accept}");
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            r#"Clever realm="clever-gateway""#,
+            "{accept}"
+        );
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "unauthenticated");
+        assert_eq!(v["login_url"], "/_gateway/login?rd=%2F");
+    }
+}
+
 #[tokio::test]
 async fn login_full_flow_returns_to_saved_path_with_identity_headers() {
     let teacher = user_with_roles(&["teacher"]);

@@ -16,7 +16,8 @@ use crate::clever::district::DistrictTokens;
 use crate::clever::{CleverClient, CleverError, Endpoint, LoginParams};
 use crate::config::Config;
 use crate::metrics::{LoginOutcome, Metrics, NO_REASON};
-use crate::pages::{ErrorPage, Reply};
+use crate::pages::Reply;
+use crate::refusal::Refusal;
 use crate::secret::random_token;
 use crate::session::cookies::{AppCookies, CookieJarSpec, GatewayCookies};
 use crate::session::{Clock, CodeClaim, SessionId, SessionRecord, SessionStore, StoreError};
@@ -252,10 +253,7 @@ impl Auth {
     pub async fn callback(&self, ctx: Ctx<'_>, query: Option<&str>) -> Reply {
         let params = match parse_callback_query(query) {
             Ok(p) => p,
-            Err(why) => {
-                tracing::warn!(request_id = ctx.request_id, why, "bad callback");
-                return self.fail(ctx, 400, "bad_callback", "The sign-in link is malformed.");
-            }
+            Err(why) => return self.refuse(ctx, Refusal::BadCallback(why)),
         };
         let login_cookie = params.state.as_deref().and_then(|state| {
             let name = self.cookies.login_name(state);
@@ -286,8 +284,7 @@ impl Auth {
             return self.clever_error_callback(ctx, err, params).await;
         }
         let Some(code) = params.code.as_deref().filter(|c| !c.is_empty()) else {
-            tracing::warn!(request_id = ctx.request_id, "callback without code");
-            return self.fail(ctx, 400, "missing_code", "The sign-in link has no code.");
+            return self.refuse(ctx, Refusal::MissingCode);
         };
         let key = code_key(code);
         let Some(state) = params.state.as_deref() else {
@@ -312,45 +309,19 @@ impl Auth {
                     Ok(None) => {}
                     Err(e) => return self.store_unavailable(ctx, &e),
                 }
-                return match refused {
-                    Some(Err(why)) => {
-                        tracing::warn!(
-                            request_id = ctx.request_id,
-                            expired = why == OpenError::Expired,
-                            "callback with a login cookie that is not valid for its state"
-                        );
-                        self.fail(
-                            ctx,
-                            400,
-                            "invalid_state",
-                            "This sign-in attempt is not valid or has expired. Please sign in again.",
-                        )
+                let refusal = match refused {
+                    Some(Err(OpenError::Expired)) => {
+                        Refusal::InvalidState("callback with an expired login cookie")
                     }
-                    _ if ctx.cookies.legacy_login => {
-                        tracing::warn!(
-                            request_id = ctx.request_id,
-                            "callback for a sign-in started before the gateway was upgraded"
-                        );
-                        self.fail(
-                            ctx,
-                            400,
-                            "invalid_state",
-                            "This sign-in attempt is not valid or has expired. Please sign in again.",
-                        )
-                    }
-                    _ => {
-                        tracing::warn!(
-                            request_id = ctx.request_id,
-                            "callback state not bound to this browser"
-                        );
-                        self.fail(
-                            ctx,
-                            400,
-                            "state_mismatch",
-                            "This sign-in was started in another browser or its cookie is missing. Please sign in again.",
-                        )
-                    }
+                    Some(Err(_)) => Refusal::InvalidState(
+                        "callback with a login cookie that is not valid for its state",
+                    ),
+                    _ if ctx.cookies.legacy_login => Refusal::InvalidState(
+                        "callback for a sign-in started before the gateway was upgraded",
+                    ),
+                    _ => Refusal::StateMismatch,
                 };
+                return self.refuse(ctx, refusal);
             }
         };
         let claim = CodeClaim {
@@ -368,11 +339,11 @@ impl Auth {
         }
         let token = match self.clever.exchange_code(code).await {
             Ok(t) => t,
-            Err(e) => return self.clever_failed(ctx, &e),
+            Err(e) => return self.refuse(ctx, Refusal::Clever(e)),
         };
         let identity = match self.clever.fetch_identity(&token).await {
             Ok(i) => i,
-            Err(e) => return self.clever_failed(ctx, &e),
+            Err(e) => return self.refuse(ctx, Refusal::Clever(e)),
         };
         let identity = self
             .enricher
@@ -381,7 +352,7 @@ impl Auth {
         if identity.roles().is_empty() {
             let e = CleverError::BadResponse(Endpoint::Users, "the user has no known role".into());
             self.metrics.clever_error(e.endpoint().as_str(), e.reason());
-            return self.clever_failed(ctx, &e);
+            return self.refuse(ctx, Refusal::Clever(e));
         }
         let user_id = identity.user_id().to_string();
         let id = SessionId::generate();
@@ -414,20 +385,8 @@ impl Auth {
     /// bounce once through authorize with a fresh state. A second one in a row is an error.
     async fn clever_initiated(&self, ctx: Ctx<'_>) -> Reply {
         if ctx.cookies.bounce {
-            tracing::warn!(
-                request_id = ctx.request_id,
-                "second Clever-initiated callback in a row; not bouncing again"
-            );
-            self.metrics.login(LoginOutcome::Failed, "bounce_loop");
             return self
-                .page(
-                    ctx,
-                    400,
-                    "bounce_loop",
-                    "Sign-in did not complete",
-                    "Clever sent you back without finishing the sign-in. Please open the app from Clever again.",
-                    None,
-                )
+                .refuse(ctx, Refusal::BounceLoop)
                 .with_cookie(self.cookies.clear(&self.cookies.bounce));
         }
         let landing = &self.cfg.upstreams[self.cfg.server.landing];
@@ -504,25 +463,18 @@ impl Auth {
             .filter(|c| !c.is_control())
             .take(200)
             .collect();
-        tracing::warn!(request_id = ctx.request_id, error = %code, description = %desc, "Clever returned an error to the callback");
-        // Not "clever_error", which counts Clever's HTTP failures (CleverError::Status).
-        self.metrics.login(LoginOutcome::Failed, "callback_error");
-        let message = format!("Clever did not complete the sign-in ({code}). Please try again.");
-        self.page(
-            ctx,
-            400,
-            "clever_error",
-            "Sign-in was not completed",
-            &message,
-            Some("/_gateway/login?rd=/"),
-        )
+        let refusal = Refusal::CleverCallbackError {
+            code,
+            description: desc,
+        };
+        self.refuse(ctx, refusal)
     }
 
     /// `/_gateway/logout`: ends the session server side (a copied cookie stops working),
     /// clears the cookie and the apps' cookies, and sends the browser to `logout_redirect`.
     pub async fn logout(&self, ctx: Ctx<'_>) -> Reply {
         if let Err(e) = self.end_sessions(ctx.cookies).await {
-            return self.store_unavailable_page(ctx, &e);
+            return self.refuse(ctx, Refusal::SignOutStoreUnavailable(e.to_string()));
         }
         tracing::info!(request_id = ctx.request_id, "logout");
         self.signed_out(Reply::redirect(&self.cfg.session.logout_redirect))
@@ -613,92 +565,14 @@ impl Auth {
             .unwrap_or_default()
     }
 
-    fn clever_failed(&self, ctx: Ctx<'_>, e: &CleverError) -> Reply {
-        tracing::warn!(request_id = ctx.request_id, reason = e.reason(), error = %e, "login failed");
-        self.metrics.login(LoginOutcome::Failed, e.reason());
-        let (title, message) = match e {
-            CleverError::InvalidGrant => (
-                "Sign-in link expired",
-                "This sign-in link has expired or was already used. Please sign in again.",
-            ),
-            CleverError::Timeout(_) => (
-                "Clever is not responding",
-                "Clever did not answer in time, so you could not be signed in. Please try again in a moment.",
-            ),
-            CleverError::RateLimited(_) => (
-                "Clever is busy",
-                "Clever is receiving too many requests right now. Please try again in a minute.",
-            ),
-            CleverError::UserNotShared => (
-                "Your account is not shared with this app",
-                "Your district has not shared your Clever account with this app, so the gateway cannot sign you in. Ask your district's Clever administrator to share it with this app.",
-            ),
-            _ => (
-                "Clever sign-in failed",
-                "Something went wrong while talking to Clever, so you could not be signed in. Please try again.",
-            ),
-        };
-        self.page(
-            ctx,
-            e.status(),
-            e.reason(),
-            title,
-            message,
-            Some("/_gateway/login?rd=/"),
-        )
-    }
-
     /// A login (start or callback) that failed on the session store.
     fn store_unavailable(&self, ctx: Ctx<'_>, e: &StoreError) -> Reply {
-        self.metrics
-            .login(LoginOutcome::Failed, "store_unavailable");
-        self.store_unavailable_page(ctx, e)
+        self.refuse(ctx, Refusal::SignInStoreUnavailable(e.to_string()))
     }
 
-    fn store_unavailable_page(&self, ctx: Ctx<'_>, e: &StoreError) -> Reply {
-        tracing::error!(request_id = ctx.request_id, error = %e, "session store unavailable");
-        self.page(
-            ctx,
-            503,
-            "store_unavailable",
-            "Sign-in is temporarily unavailable",
-            "The gateway cannot reach its session store. Please try again in a moment.",
-            Some("/_gateway/login?rd=/"),
-        )
-    }
-
-    /// A callback refused before any call to Clever; counted as a failed login.
-    fn fail(&self, ctx: Ctx<'_>, status: u16, reason: &'static str, message: &str) -> Reply {
-        self.metrics.login(LoginOutcome::Failed, reason);
-        self.page(
-            ctx,
-            status,
-            reason,
-            "Sign-in could not be completed",
-            message,
-            Some("/_gateway/login?rd=/"),
-        )
-    }
-
-    fn page(
-        &self,
-        ctx: Ctx<'_>,
-        status: u16,
-        reason: &str,
-        title: &str,
-        message: &str,
-        retry: Option<&str>,
-    ) -> Reply {
-        ErrorPage {
-            status,
-            reason,
-            title,
-            message,
-            retry,
-            sign_out: false,
-            request_id: ctx.request_id,
-        }
-        .reply(ctx.wants_html)
+    /// Logs, counts and renders a refusal of a sign-in (`Refusal::answer`).
+    fn refuse(&self, ctx: Ctx<'_>, refusal: Refusal) -> Reply {
+        refusal.answer(ctx.request_id, ctx.wants_html, Some(&self.metrics))
     }
 }
 

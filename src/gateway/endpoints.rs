@@ -79,23 +79,29 @@ impl Gateway {
                     me.insert("expires_at".into(), unix_secs(rec.expires_at).into());
                     Reply::json(200, &serde_json::Value::Object(me))
                 }
-                Ok(None) => Reply::json(
-                    401,
-                    &serde_json::json!({"error": "unauthenticated", "login_url": "/_gateway/login?rd=%2F"}),
+                // An API: JSON whatever the client accepts.
+                Ok(None) => self.refuse(
+                    Ctx {
+                        wants_html: false,
+                        ..ctx
+                    },
+                    Refusal::Unauthenticated {
+                        login_url: login_url("/"),
+                    },
                 ),
-                Err(_) => Reply::json(503, &serde_json::json!({"error": "store_unavailable"})),
+                Err(e) => self.refuse(
+                    Ctx {
+                        wants_html: false,
+                        ..ctx
+                    },
+                    Refusal::StoreUnavailable(e.to_string()),
+                ),
             },
             "healthz" => self.healthz(),
             "readyz" => self.readyz().await,
             // With an admin listener, metrics stay off the public listeners.
             "metrics" if self.cfg.server.admin_listen.is_none() => self.metrics_text().await,
-            _ => self.error(
-                ctx,
-                404,
-                "not_found",
-                "Page not found",
-                "There is no such gateway page.",
-            ),
+            _ => self.refuse(ctx, Refusal::NoGatewayPage),
         }
     }
 
@@ -175,23 +181,11 @@ impl Gateway {
     async fn forward_auth(&self, ctx: Ctx<'_>, req: &RequestFacts<'_>) -> Reply {
         let up = match forward_auth_upstream(&self.cfg, req.query) {
             Ok(up) => up,
-            Err(why) => {
-                tracing::warn!(request_id = req.request_id, why, "forward-auth refused");
-                return self.error(ctx, 400, "bad_request", "Bad request", why);
-            }
+            Err(why) => return self.refuse(ctx, Refusal::BadForwardAuthQuery(why)),
         };
         let found = match self.auth.session(&req.cookies).await {
             Ok(f) => f,
-            Err(e) => {
-                tracing::error!(request_id = req.request_id, error = %e, "session store unavailable");
-                return self.error(
-                    ctx,
-                    503,
-                    "store_unavailable",
-                    "Temporarily unavailable",
-                    "The gateway cannot reach its session store. Please try again in a moment.",
-                );
-            }
+            Err(e) => return self.refuse(ctx, Refusal::StoreUnavailable(e.to_string())),
         };
         let Some((sid, rec)) = found else {
             let rd = req
@@ -201,28 +195,11 @@ impl Gateway {
             let login_url = login_url(&rd);
             // Traefik (and Caddy without handle_response) hand this body to the browser: a
             // page with a sign-in link for navigations, the usual JSON for everything else.
-            let body = if req.wants_html {
-                ErrorPage {
-                    status: 401,
-                    reason: "unauthenticated",
-                    title: "Sign-in required",
-                    message: "Sign in with Clever to open this app.",
-                    retry: Some(&login_url),
-                    sign_out: false,
-                    request_id: req.request_id,
-                }
-                .reply(true)
-            } else {
-                Reply::json(
-                    401,
-                    &serde_json::json!({"error": "unauthenticated", "login_url": login_url}),
-                )
+            let refusal = Refusal::Unauthenticated {
+                login_url: login_url.clone(),
             };
-            return body
-                .with_header(
-                    http::header::WWW_AUTHENTICATE,
-                    r#"Clever realm="clever-gateway""#.to_string(),
-                )
+            return self
+                .refuse(ctx, refusal)
                 .with_header(X_CLEVER_LOGIN_URL, login_url);
         };
         let specs = &self.cfg.header_specs;
@@ -233,7 +210,7 @@ impl Gateway {
                 let allowed = policy::check(upstream, &rec.identity)
                     .and_then(|()| policy::required(upstream, &rec, specs));
                 if let Err(denial) = allowed {
-                    return self.denied(req, &upstream.name, &rec, denial);
+                    return self.denied(ctx, &upstream.name, &rec, denial);
                 }
                 let proven =
                     forward_auth_proven(self.forward_auth_secret.as_ref(), req.forward_auth_secret);
@@ -272,50 +249,17 @@ impl Gateway {
     /// The 403 for a signed-in user the upstream's policy refuses; counted and logged.
     pub(super) fn denied(
         &self,
-        req: &RequestFacts<'_>,
+        ctx: Ctx<'_>,
         upstream: &str,
         rec: &SessionRecord,
         denial: policy::Denial,
     ) -> Reply {
-        self.metrics.policy_denied(upstream, denial.reason());
-        match &denial {
-            policy::Denial::MissingField {
-                header,
-                missing,
-                stale,
-            } => {
-                let fields: Vec<&str> = missing.iter().map(|f| f.name()).collect();
-                tracing::info!(
-                    request_id = req.request_id,
-                    upstream,
-                    user_id = %rec.identity.user_id(),
-                    reason = denial.reason(),
-                    header = %header,
-                    fields = %fields.join(","),
-                    stale,
-                    "policy denied: a required header cannot be built"
-                );
-            }
-            _ => tracing::info!(
-                request_id = req.request_id,
-                upstream,
-                user_id = %rec.identity.user_id(),
-                reason = denial.reason(),
-                "policy denied"
-            ),
-        }
-        let message = denial.message();
-        ErrorPage {
-            status: 403,
-            reason: denial.reason(),
-            title: "Access denied",
-            message: &message,
-            retry: None,
-            sign_out: true,
-            request_id: req.request_id,
-        }
-        .reply(req.wants_html)
-        .with_form_target(self.logout_origin().as_deref())
+        let refusal = Refusal::Denied {
+            upstream: upstream.to_string(),
+            user_id: rec.identity.user_id().to_string(),
+            denial,
+        };
+        self.refuse(ctx, refusal)
     }
 
     /// `/_gateway/logout`: `POST` signs out, unless the browser says another site sent it
@@ -325,27 +269,20 @@ impl Gateway {
         match req.method {
             "POST" => {
                 if let Some(why) = origin::cross_site(req.sec_fetch_site, req.origin, req.host) {
-                    tracing::warn!(request_id = req.request_id, why, "sign-out refused");
-                    return self.error(
-                        ctx,
-                        403,
-                        "cross_site",
-                        "Sign-out refused",
-                        "Another site asked your browser to sign you out. You are still signed in.",
-                    );
+                    return self.refuse(ctx, Refusal::CrossSiteSignOut(why));
                 }
                 self.auth.logout(ctx).await
             }
             "GET" | "HEAD" if req.wants_html => crate::pages::sign_out_page(req.request_id)
                 .with_form_target(self.logout_origin().as_deref()),
-            _ => Reply::json(
-                405,
-                &serde_json::json!({
-                    "error": "method_not_allowed",
-                    "message": "Sign out with POST /_gateway/logout.",
-                }),
-            )
-            .with_header(http::header::ALLOW, "GET, HEAD, POST".to_string()),
+            // JSON whatever the client accepts: only a script sends other methods.
+            _ => self.refuse(
+                Ctx {
+                    wants_html: false,
+                    ..ctx
+                },
+                Refusal::SignOutMethod,
+            ),
         }
     }
 
@@ -361,24 +298,12 @@ impl Gateway {
         let mut rd: Option<String> = None;
         if let Some(q) = req.query {
             if !crate::auth::valid_percent_encoding(q) {
-                return self.error(
-                    ctx,
-                    400,
-                    "bad_request",
-                    "Bad request",
-                    "The login link is malformed.",
-                );
+                return self.refuse(ctx, Refusal::BadLoginLink);
             }
             for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
                 if k == "rd" {
                     if rd.is_some() {
-                        return self.error(
-                            ctx,
-                            400,
-                            "bad_request",
-                            "Bad request",
-                            "The login link repeats rd.",
-                        );
+                        return self.refuse(ctx, Refusal::RepeatedRd);
                     }
                     rd = Some(v.into_owned());
                 }
@@ -388,19 +313,7 @@ impl Gateway {
             None => "/".to_string(),
             Some(rd) => match safe_return_path(&rd) {
                 Some(p) => p,
-                None => {
-                    tracing::warn!(
-                        request_id = req.request_id,
-                        "login rd refused: not a same-site path"
-                    );
-                    return self.error(
-                        ctx,
-                        400,
-                        "bad_return_path",
-                        "Bad request",
-                        "The return address must be a path on this site.",
-                    );
-                }
+                None => return self.refuse(ctx, Refusal::BadReturnPath),
             },
         };
         let return_to = self.auth.return_target(req.host, &return_to);

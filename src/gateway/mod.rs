@@ -12,8 +12,7 @@ pub use endpoints::{
     X_CLEVER_LOGIN_URL,
 };
 pub use precheck::{
-    framing_error, raw_has_content_length, refuse_request, Refusal, MAX_HEADER_BYTES,
-    MAX_HEADER_SECTION,
+    framing_error, raw_has_content_length, refuse_request, MAX_HEADER_BYTES, MAX_HEADER_SECTION,
 };
 
 use std::sync::Arc;
@@ -23,7 +22,8 @@ use crate::auth::{policy, safe_return_path, Auth, Ctx};
 use crate::config::Config;
 use crate::identity::{canonical_header_name, SPOOFABLE_PREFIX};
 use crate::metrics::Metrics;
-use crate::pages::{ErrorPage, Reply};
+use crate::pages::Reply;
+use crate::refusal::Refusal;
 use crate::routing::{self, NormalizedPath};
 use crate::secret::Secret;
 use crate::session::cookies::GatewayCookies;
@@ -164,38 +164,12 @@ impl Gateway {
         }
         let norm = match routing::normalize_path(req.path) {
             Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(request_id = req.request_id, why = %e, "bad request path");
-                return Decision::Reply(self.error(
-                    ctx,
-                    400,
-                    "bad_path",
-                    "Bad request",
-                    &format!("The address is not valid: {e}."),
-                ));
-            }
+            Err(e) => return Decision::Reply(self.refuse(ctx, Refusal::BadPath(e.to_string()))),
         };
         let placement = match routing::place(&self.cfg, req.host, &norm) {
             Ok(Some(p)) => p,
-            Ok(None) => {
-                return Decision::Reply(self.error(
-                    ctx,
-                    404,
-                    "not_found",
-                    "Page not found",
-                    "No application is served at this address.",
-                ))
-            }
-            Err(e) => {
-                tracing::warn!(request_id = req.request_id, why = %e, "bad request path");
-                return Decision::Reply(self.error(
-                    ctx,
-                    400,
-                    "bad_path",
-                    "Bad request",
-                    &format!("The address is not valid: {e}."),
-                ));
-            }
+            Ok(None) => return Decision::Reply(self.refuse(ctx, Refusal::NotFound)),
+            Err(e) => return Decision::Reply(self.refuse(ctx, Refusal::BadPath(e.to_string()))),
         };
         let up = placement.upstream;
         let upstream_path = self.upstream_path(up, req, &norm);
@@ -206,8 +180,8 @@ impl Gateway {
                 match self.auth.session(&req.cookies).await {
                     Ok(found) => found.map(|_| req.cookies.clone()),
                     Err(e) => {
-                        tracing::error!(request_id = req.request_id, error = %e, "session store unavailable");
-                        return Decision::Reply(self.store_unavailable(ctx));
+                        let refusal = Refusal::StoreUnavailable(e.to_string());
+                        return Decision::Reply(self.refuse(ctx, refusal));
                     }
                 }
             } else {
@@ -224,8 +198,8 @@ impl Gateway {
         let found = match self.auth.session(&req.cookies).await {
             Ok(f) => f,
             Err(e) => {
-                tracing::error!(request_id = req.request_id, error = %e, "session store unavailable");
-                return Decision::Reply(self.store_unavailable(ctx));
+                let refusal = Refusal::StoreUnavailable(e.to_string());
+                return Decision::Reply(self.refuse(ctx, refusal));
             }
         };
         let Some((sid, rec)) = found else {
@@ -236,13 +210,13 @@ impl Gateway {
         for u in std::iter::once(up).chain(placement.also.iter().copied()) {
             let upstream = &self.cfg.upstreams[u];
             if let Err(denial) = policy::check(upstream, &rec.identity) {
-                return Decision::Reply(self.denied(req, &upstream.name, &rec, denial));
+                return Decision::Reply(self.denied(ctx, &upstream.name, &rec, denial));
             }
         }
         // The headers the forwarded-to app requires must be buildable for this user.
         let upstream = &self.cfg.upstreams[up];
         if let Err(denial) = policy::required(upstream, &rec, &self.cfg.header_specs) {
-            return Decision::Reply(self.denied(req, &upstream.name, &rec, denial));
+            return Decision::Reply(self.denied(ctx, &upstream.name, &rec, denial));
         }
         Decision::Forward(Forward {
             upstream: up,
@@ -271,16 +245,6 @@ impl Gateway {
         self.auth.sign_out_cookies().collect()
     }
 
-    fn store_unavailable(&self, ctx: Ctx<'_>) -> Reply {
-        self.error(
-            ctx,
-            503,
-            "store_unavailable",
-            "Temporarily unavailable",
-            "The gateway cannot reach its session store. Please try again in a moment.",
-        )
-    }
-
     /// No valid session: browsers go to Clever; everything else gets 401 JSON.
     async fn anonymous(&self, ctx: Ctx<'_>, req: &RequestFacts<'_>, up: usize) -> Reply {
         let target = match req.query {
@@ -294,14 +258,7 @@ impl Gateway {
             return self.auth.start_login(ctx, &return_to, login, false).await;
         }
         let login_url = login_url(&path);
-        Reply::json(
-            401,
-            &serde_json::json!({"error": "unauthenticated", "login_url": login_url}),
-        )
-        .with_header(
-            http::header::WWW_AUTHENTICATE,
-            r#"Clever realm="clever-gateway""#.to_string(),
-        )
+        self.refuse(ctx, Refusal::Unauthenticated { login_url })
     }
 
     /// The path sent upstream when it differs from the request's raw path.
@@ -326,17 +283,15 @@ impl Gateway {
         (!unchanged).then(|| p.into_owned())
     }
 
-    fn error(&self, ctx: Ctx<'_>, status: u16, reason: &str, title: &str, message: &str) -> Reply {
-        ErrorPage {
-            status,
-            reason,
-            title,
-            message,
-            retry: None,
-            sign_out: false,
-            request_id: ctx.request_id,
+    /// Logs, counts and renders a refusal (`Refusal::answer`); a page that offers "Sign out"
+    /// may lead to the sign-out's redirect.
+    fn refuse(&self, ctx: Ctx<'_>, refusal: Refusal) -> Reply {
+        let reply = refusal.answer(ctx.request_id, ctx.wants_html, Some(&self.metrics));
+        if refusal.offers_sign_out() {
+            reply.with_form_target(self.logout_origin().as_deref())
+        } else {
+            reply
         }
-        .reply(ctx.wants_html)
     }
 }
 

@@ -25,7 +25,8 @@ use pingora::{ErrorSource, ErrorType};
 use crate::config::ServerConfig;
 use crate::gateway::{refuse_request, wants_html, Decision, Forward, Gateway, RequestFacts};
 use crate::https;
-use crate::pages::{ErrorPage, Reply};
+use crate::pages::Reply;
+use crate::refusal::Refusal;
 use headers::{Edits, ForwardFacts};
 
 /// How long to wait for an upstream to accept a connection (for its answer: its `timeout`).
@@ -346,17 +347,7 @@ impl ProxyHttp for GatewayProxy {
         let raw_head = session.as_http1().map(|h1| h1.get_headers_raw_bytes());
         let req = session.req_header();
         if let Some(refusal) = refuse_request(req.raw_path(), &req.headers, raw_head.as_deref()) {
-            tracing::warn!(request_id = %ctx.request_id, why = refusal.why, "request refused");
-            let reply = ErrorPage {
-                status: refusal.status,
-                reason: refusal.reason,
-                title: "Bad request",
-                message: refusal.why,
-                retry: None,
-                sign_out: false,
-                request_id: &ctx.request_id,
-            }
-            .reply(false);
+            let reply = refusal.answer(&ctx.request_id, false, Some(&gw.metrics));
             write_reply(session, reply, &ctx.request_id, false).await?;
             // The response is already written.
             return Ok(true);
@@ -609,22 +600,8 @@ impl ProxyHttp for GatewayProxy {
             .unwrap_or("-");
         tracing::warn!(request_id = %ctx.request_id, upstream, status = code, error = e.etype().as_str(), "request failed");
         if code > 0 && session.response_written().is_none() {
-            let (title, message) = match code {
-                502 => ("The application is not responding", "The gateway could not get an answer from the application. Please try again in a moment."),
-                504 => ("The application is taking too long", "The application did not answer in time. Please try again in a moment."),
-                400 | 408 => ("Bad request", "The request could not be read."),
-                _ => ("Something went wrong", "The gateway could not complete this request."),
-            };
-            let mut reply = ErrorPage {
-                status: code,
-                reason: "proxy_error",
-                title,
-                message,
-                retry: None,
-                sign_out: false,
-                request_id: &ctx.request_id,
-            }
-            .reply(ctx.wants_html);
+            // Logged above, with the pingora error: rendered only.
+            let mut reply = Refusal::Upstream(code).reply(&ctx.request_id, ctx.wants_html);
             // A logout path the app did not answer still signs the browser out.
             if let Some(cookies) = ctx.forward.as_mut().and_then(|f| f.sign_out.take()) {
                 for set in self.gateway.app_signed_out(&cookies, &ctx.request_id).await {
