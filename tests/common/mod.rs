@@ -309,9 +309,14 @@ pub async fn try_start_gateway_env(
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(r) = client.get(gw.url("/_gateway/healthz")).send().await {
-            if r.status() == 200 && r.text().await.is_ok_and(|t| t == "ok\n") && ours(&gw) {
-                break;
+        // Probe only once the pid file names our child (written after it bound its listeners):
+        // until then the port may belong to another test's server (an upstream that the kernel
+        // gave the port `free_port` released), which must not see this test's probes.
+        if ours(&gw) {
+            if let Ok(r) = client.get(gw.url("/_gateway/healthz")).send().await {
+                if r.status() == 200 && r.text().await.is_ok_and(|t| t == "ok\n") {
+                    break;
+                }
             }
         }
         if !gw.is_running() {
