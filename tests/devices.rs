@@ -49,21 +49,6 @@ async fn env_session(session: &str) -> Env {
     .await
 }
 
-/// A browser whose cookie jar the test can see and fill (as the app's `Set-Cookie`s would).
-fn browser_with(jar: &Arc<Jar>) -> reqwest::Client {
-    let mut h = reqwest::header::HeaderMap::new();
-    h.insert(
-        reqwest::header::ACCEPT,
-        "text/html,application/xhtml+xml".parse().unwrap(),
-    );
-    reqwest::Client::builder()
-        .cookie_provider(jar.clone())
-        .redirect(reqwest::redirect::Policy::none())
-        .default_headers(h)
-        .build()
-        .unwrap()
-}
-
 /// The cookies the jar would send to the gateway at `path`, as one `Cookie` header.
 fn jar_cookies(jar: &Jar, env: &Env, path: &str) -> String {
     let url = env.gw.url(path).parse().unwrap();

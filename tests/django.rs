@@ -94,20 +94,6 @@ logout_paths = ["/logout/"]
     )
 }
 
-fn browser_with(jar: &Arc<Jar>) -> reqwest::Client {
-    let mut h = reqwest::header::HeaderMap::new();
-    h.insert(
-        reqwest::header::ACCEPT,
-        "text/html,application/xhtml+xml".parse().unwrap(),
-    );
-    reqwest::Client::builder()
-        .cookie_provider(jar.clone())
-        .redirect(reqwest::redirect::Policy::none())
-        .default_headers(h)
-        .build()
-        .unwrap()
-}
-
 /// The value of cookie `name` the jar would send to `url`.
 fn cookie_in(jar: &Jar, url: &str, name: &str) -> Option<String> {
     let all = jar.cookies(&url.parse().unwrap())?;

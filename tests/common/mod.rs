@@ -374,17 +374,27 @@ pub async fn env_with(user: Option<&str>, upstream_extra: &str, tail: &str) -> E
 
 /// A browser-like client: keeps cookies, does not follow redirects, asks for HTML.
 pub fn browser() -> reqwest::Client {
+    browser_builder().cookie_store(true).build().unwrap()
+}
+
+/// The same browser with a cookie jar the test can see and fill (as an app's `Set-Cookie`s
+/// would).
+pub fn browser_with(jar: &Arc<reqwest::cookie::Jar>) -> reqwest::Client {
+    browser_builder()
+        .cookie_provider(jar.clone())
+        .build()
+        .unwrap()
+}
+
+fn browser_builder() -> reqwest::ClientBuilder {
     let mut h = reqwest::header::HeaderMap::new();
     h.insert(
         reqwest::header::ACCEPT,
         "text/html,application/xhtml+xml".parse().unwrap(),
     );
     reqwest::Client::builder()
-        .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
         .default_headers(h)
-        .build()
-        .unwrap()
 }
 
 /// Follows redirects by hand (at most 10), returning the final response and every URL visited.
