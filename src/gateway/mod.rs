@@ -174,34 +174,29 @@ impl Gateway {
         let up = placement.upstream;
         let upstream_path = self.upstream_path(up, req, &norm);
         let logout_path = is_logout_path(&self.cfg.upstreams[up], &norm);
-        if placement.public {
-            // A public path that is also a logout path still ends a session the browser has.
-            let sign_out = if logout_path && !req.cookies.session.is_empty() {
-                match self.auth.session(&req.cookies).await {
-                    Ok(found) => found.map(|_| req.cookies.clone()),
-                    Err(e) => {
-                        let refusal = Refusal::StoreUnavailable(e.to_string());
-                        return Decision::Reply(self.refuse(ctx, refusal));
-                    }
+        // A public path asks the store only when it is also a logout path the browser brings a
+        // session to (that session still ends); every other path needs the session.
+        let wants_session = !placement.public || (logout_path && !req.cookies.session.is_empty());
+        let found = if wants_session {
+            match self.auth.session(&req.cookies).await {
+                Ok(f) => f,
+                Err(e) => {
+                    let refusal = Refusal::StoreUnavailable(e.to_string());
+                    return Decision::Reply(self.refuse(ctx, refusal));
                 }
-            } else {
-                None
-            };
+            }
+        } else {
+            None
+        };
+        if placement.public {
             return Decision::Forward(Forward {
                 upstream: up,
                 session: None,
                 upstream_path,
                 assertion: None,
-                sign_out,
+                sign_out: found.map(|_| req.cookies.clone()),
             });
         }
-        let found = match self.auth.session(&req.cookies).await {
-            Ok(f) => f,
-            Err(e) => {
-                let refusal = Refusal::StoreUnavailable(e.to_string());
-                return Decision::Reply(self.refuse(ctx, refusal));
-            }
-        };
         let Some((sid, rec)) = found else {
             return Decision::Reply(self.anonymous(ctx, req, up).await);
         };
