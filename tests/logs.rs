@@ -4,27 +4,17 @@
 mod life;
 
 use life::common::{free_port, sim_for, Upstream};
-use life::{config, read, spawn, wait_healthy, Files, Reaper};
+use life::{config, read, run_on_a_free_port, spawn, Files, Reaper};
 
 /// Starts a gateway with `server` lines and extra `args`, sends one public request with a
 /// query, stops it, and returns its stderr.
 async fn logs_of(server: &str, args: &[&str]) -> String {
-    let port = free_port();
-    let sim = sim_for(port, None).await;
     let app = Upstream::start().await;
     let f = Files::new();
-    f.write_config(&config(
-        port,
-        &sim,
-        f.dir.path(),
-        server,
-        &app.addr.to_string(),
-        "",
-    ));
-    let mut args = args.to_vec();
-    args.insert(0, "run");
-    let mut gw = Reaper(spawn(&args, &f.cfg, &f.log, sim.client_secret()));
-    wait_healthy(port, &mut gw.0, &f.log).await;
+    let (gw, port, _sim) = run_on_a_free_port(&f, args, |port, sim| {
+        config(port, sim, f.dir.path(), server, &app.addr.to_string(), "")
+    })
+    .await;
     let r = reqwest::get(format!(
         "http://127.0.0.1:{port}/pub/page?code=SECRETCODE123"
     ))
@@ -184,20 +174,19 @@ fn config_errors_are_plain_lines_unless_the_flag_asks_for_json() {
 /// stops are written as it exits: every request of the last moments is in the log, once.
 #[tokio::test]
 async fn every_access_line_is_written_when_the_gateway_stops() {
-    let port = free_port();
-    let sim = sim_for(port, None).await;
     let app = Upstream::start().await;
     let f = Files::new();
-    f.write_config(&config(
-        port,
-        &sim,
-        f.dir.path(),
-        "grace_period = \"1s\"",
-        &app.addr.to_string(),
-        "",
-    ));
-    let mut gw = Reaper(spawn(&["run"], &f.cfg, &f.log, sim.client_secret()));
-    wait_healthy(port, &mut gw.0, &f.log).await;
+    let (mut gw, port, _sim) = run_on_a_free_port(&f, &[], |port, sim| {
+        config(
+            port,
+            sim,
+            f.dir.path(),
+            "grace_period = \"1s\"",
+            &app.addr.to_string(),
+            "",
+        )
+    })
+    .await;
     let client = reqwest::Client::new();
     const N: usize = 40;
     for i in 0..N {

@@ -12,26 +12,19 @@ use nix::sys::signal::Signal;
 
 use life::common::{free_port, sim_for};
 use life::{
-    alive, config, read, run_cmd, spawn, start_app, wait_exit, wait_gone, wait_healthy, Files,
-    KillOnDrop, Reaper,
+    alive, config, read, run_cmd, run_on_a_free_port, spawn, start_app, wait_exit, wait_gone,
+    Files, KillOnDrop, Reaper,
 };
 
 /// A gateway with `grace_period` in front of a fresh test app; waits until it answers.
 async fn gateway(grace: &str) -> (Reaper, Files, u16, SimHandle) {
-    let port = free_port();
-    let sim = sim_for(port, None).await;
     let app = start_app("a").await;
     let f = Files::new();
-    f.write_config(&config(
-        port,
-        &sim,
-        f.dir.path(),
-        &format!("grace_period = \"{grace}\""),
-        &app.to_string(),
-        "",
-    ));
-    let mut gw = Reaper(spawn(&["run"], &f.cfg, &f.log, sim.client_secret()));
-    wait_healthy(port, &mut gw.0, &f.log).await;
+    let server = format!("grace_period = \"{grace}\"");
+    let (gw, port, sim) = run_on_a_free_port(&f, &[], |port, sim| {
+        config(port, sim, f.dir.path(), &server, &app.to_string(), "")
+    })
+    .await;
     (gw, f, port, sim)
 }
 
@@ -163,22 +156,21 @@ fn with_route_b(first: &str, b: std::net::SocketAddr) -> String {
 
 #[tokio::test]
 async fn reload_under_request_loop_fails_no_request_and_serves_the_new_route() {
-    let port = free_port();
-    let sim = sim_for(port, None).await;
     let (a, b) = (start_app("a").await, start_app("b").await);
     let f = Files::new();
-    let first = config(
-        port,
-        &sim,
-        f.dir.path(),
-        "grace_period = \"2s\"",
-        &a.to_string(),
-        "",
-    );
-    f.write_config(&first);
     let _daemons = KillOnDrop(f.cfg.clone());
-    let mut old = Reaper(spawn(&["run"], &f.cfg, &f.log, sim.client_secret()));
-    wait_healthy(port, &mut old.0, &f.log).await;
+    let (mut old, port, sim) = run_on_a_free_port(&f, &[], |port, sim| {
+        config(
+            port,
+            sim,
+            f.dir.path(),
+            "grace_period = \"2s\"",
+            &a.to_string(),
+            "",
+        )
+    })
+    .await;
+    let first = read(&f.cfg);
     let old_pid = old.0.id();
     let route_b = format!("http://127.0.0.1:{port}/b/x");
     // Before the reload /b/x belongs to app a, where only /pub/ is public.
@@ -412,15 +404,14 @@ struct Running {
 }
 
 async fn running_in_front_of_one_app() -> Running {
-    let port = free_port();
-    let sim = sim_for(port, None).await;
     let app = start_app("a").await;
     let f = Files::new();
-    let first = config(port, &sim, f.dir.path(), "", &app.to_string(), "");
-    f.write_config(&first);
     let daemons = KillOnDrop(f.cfg.clone());
-    let mut old = Reaper(spawn(&["run"], &f.cfg, &f.log, sim.client_secret()));
-    wait_healthy(port, &mut old.0, &f.log).await;
+    let (old, port, sim) = run_on_a_free_port(&f, &[], |port, sim| {
+        config(port, sim, f.dir.path(), "", &app.to_string(), "")
+    })
+    .await;
+    let first = read(&f.cfg);
     Running {
         port,
         sim,

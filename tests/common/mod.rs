@@ -2,6 +2,7 @@
 //! `clever-gateway` binary started on an ephemeral port with a generated gateway.toml.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
@@ -123,9 +124,26 @@ impl Upstream {
     }
 }
 
-/// A free loopback port (bound then released: another process may take it before the gateway
-/// binds it; [`on_a_free_port`] starts again on another one then).
+/// A free loopback port, bound then released, never handed out twice by this process, and below
+/// the kernel's ephemeral range: a port the kernel hands out for `:0` is also where it picks the
+/// source port of every outgoing connection, so one of the tests' own clients could take it
+/// before the gateway binds it (seen in CI). Another process may still take it;
+/// [`on_a_free_port`] starts again on another one then.
 pub fn free_port() -> u16 {
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let range = 10_000..ephemeral_low.max(10_001);
+    let mut given = GIVEN.lock().unwrap();
+    for _ in 0..10_000 {
+        let port = rand::random_range(range.clone());
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

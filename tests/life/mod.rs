@@ -66,8 +66,30 @@ pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
-/// Waits (at most 20 s) until `/_gateway/healthz` answers 200 on `port`.
-pub async fn wait_healthy(port: u16, child: &mut Child, log: &Path) {
+/// Starts `clever-gateway run <args…>` with the config `cfg(port, &sim)` written to `f.cfg`, a
+/// simulator for `port` and stderr in `f.log`, and waits until it answers; starts again on
+/// another port when the one it was given was taken before it bound it (free-port race).
+pub async fn run_on_a_free_port(
+    f: &Files,
+    args: &[&str],
+    cfg: impl Fn(u16, &SimHandle) -> String,
+) -> (Reaper, u16, SimHandle) {
+    common::on_a_free_port(async |port| {
+        let sim = common::sim_for(port, None).await;
+        f.write_config(&cfg(port, &sim));
+        // A fresh log per try: the port check below reads it.
+        let _ = std::fs::remove_file(&f.log);
+        let run: Vec<&str> = std::iter::once("run").chain(args.iter().copied()).collect();
+        let mut gw = Reaper(spawn(&run, &f.cfg, &f.log, sim.client_secret()));
+        wait_healthy(port, &mut gw.0, &f.log).await?;
+        Ok((gw, port, sim))
+    })
+    .await
+}
+
+/// Waits (at most 20 s) until `/_gateway/healthz` answers 200 on `port`; `Err` when the gateway
+/// exited because the port was taken.
+async fn wait_healthy(port: u16, child: &mut Child, log: &Path) -> Result<(), common::PortTaken> {
     // A timeout per probe: a process that took the port may accept and never answer.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(1))
@@ -81,13 +103,13 @@ pub async fn wait_healthy(port: u16, child: &mut Child, log: &Path) {
             .await
         {
             if r.status() == 200 {
-                return;
+                return Ok(());
             }
         }
         if !matches!(child.try_wait(), Ok(None)) {
             let logs = read(log);
             if common::port_taken(&logs) {
-                panic!("{}", common::PortTaken(logs));
+                return Err(common::PortTaken(logs));
             }
             panic!("gateway exited early:\n{logs}");
         }
