@@ -29,7 +29,6 @@ KINDS=${KINDS:-"signed_in public anonymous"}
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 OUT=${OUT:-$(mktemp -d -t clever-gateway-callgrind.XXXXXX)}
 mkdir -p "$OUT"
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 CARGO_TARGET_DIR=$target_dir cargo build --profile production --locked --bin clever-gateway \
   >/dev/null 2>&1
@@ -41,23 +40,7 @@ BENCH_NAME=cg
 # shellcheck source=bench/common.sh
 source "$repo/bench/common.sh"
 
-up_port=$(free_port)
-cat >"$work/upstream.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $work/upstream.pid;
-error_log $work/upstream.error.log warn;
-events { worker_connections 1024; }
-http {
-  client_body_temp_path $work/b; proxy_temp_path $work/p; fastcgi_temp_path $work/f;
-  uwsgi_temp_path $work/u; scgi_temp_path $work/s;
-  keepalive_requests 1000000; access_log off;
-  server { listen 127.0.0.1:$up_port; default_type text/plain;
-    location / { return 200 "upstream ok\n"; } }
-}
-EOF
-"$NGINX" -p "$work" -c "$work/upstream.conf" -e "$work/upstream.error.log" &
-pids+=($!)
+start_upstream text/plain "upstream ok"
 
 gw_port=$(free_port)
 "$bin/examples/sim_server" "http://127.0.0.1:$gw_port/oauth/clever/callback" \

@@ -48,7 +48,6 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 # The gateway as districts deploy it (the production profile); the simulator and the login
 # load generator, which are not measured, in the quicker-to-build release profile.
@@ -68,30 +67,7 @@ UPSTREAM_EXTRA=${UPSTREAM_EXTRA-$(cat "$repo/bench/set_headers.toml")}
 # shellcheck source=bench/common.sh
 source "$repo/bench/common.sh"
 
-nginx_conf() { # name port workers server-block
-  cat >"$work/$1.conf" <<EOF
-worker_processes $3;
-daemon off;
-pid $work/$1.pid;
-error_log $work/$1.error.log warn;
-events { worker_connections 4096; }
-http {
-  client_body_temp_path $work/$1.body; proxy_temp_path $work/$1.proxy;
-  fastcgi_temp_path $work/$1.fcgi; uwsgi_temp_path $work/$1.uwsgi; scgi_temp_path $work/$1.scgi;
-  keepalive_requests 1000000;
-  $4
-}
-EOF
-  "$NGINX" -p "$work" -c "$work/$1.conf" -e "$work/$1.error.log" &
-  pids+=($!)
-  server_pid[$1]=$!
-}
-declare -A server_pid
-
-up_port=$(free_port)
-nginx_conf upstream "$up_port" 1 "access_log off;
-  server { listen 127.0.0.1:$up_port; default_type text/plain;
-    location / { return 200 \"upstream ok\\n\"; } }"
+start_upstream text/plain "upstream ok"
 
 declare -A nginx_port
 for w in 1 2; do

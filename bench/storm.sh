@@ -51,7 +51,6 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 if [ "${SMOKE:-0}" = 1 ]; then
   echo "== building (SMOKE=1: debug builds, figures mean nothing)"
@@ -72,23 +71,7 @@ BENCH_NAME=storm
 # shellcheck source=bench/common.sh
 source "$repo/bench/common.sh"
 
-up_port=$(free_port)
-cat >"$work/upstream.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $work/upstream.pid;
-error_log $work/upstream.error.log warn;
-events { worker_connections 4096; }
-http {
-  client_body_temp_path $work/u.body; proxy_temp_path $work/u.proxy;
-  fastcgi_temp_path $work/u.fcgi; uwsgi_temp_path $work/u.uwsgi; scgi_temp_path $work/u.scgi;
-  access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$up_port; default_type text/html;
-    location / { return 200 "<!doctype html><title>app</title><p>signed in</p>\n"; } }
-}
-EOF
-"$NGINX" -p "$work" -c "$work/upstream.conf" -e "$work/upstream.error.log" &
-pids+=($!)
+start_upstream text/html "<!doctype html><title>app</title><p>signed in</p>"
 
 gw_port=$(free_port)
 ap_port=$(free_port)
