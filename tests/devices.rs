@@ -212,6 +212,37 @@ async fn logout_path_goes_to_the_app_then_ends_the_gateway_session() {
     assert!(env.gw.logs().contains("logout (the app's logout path)"));
 }
 
+/// An app server that ignores case, drops `;params` or trailing dots serves these as its
+/// `/logout/`: each ends the gateway session as well, so a shared device is left signed out.
+#[tokio::test]
+async fn logout_path_as_an_app_server_reads_it_ends_the_gateway_session() {
+    let env = env().await;
+    for variant in [
+        "/LOGOUT/",
+        "/Logout/",
+        "/logout;jsessionid=1/",
+        "/logout./",
+        "/logout%20/",
+        "/%EF%BD%8Cogout/",
+    ] {
+        let jar = Arc::new(Jar::default());
+        let client = browser_with(&jar);
+        let (_, copied) = sign_in_with(&env, &client).await;
+        let r = client.get(env.gw.url(variant)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{variant}: forwarded to the app");
+        assert!(
+            expires(&set_cookies(&r), "clever_gateway", "/"),
+            "{variant}: {:?}",
+            set_cookies(&r)
+        );
+        assert_eq!(
+            api_status(&env, "/hello", &copied).await,
+            401,
+            "{variant}: the session ended server-side"
+        );
+    }
+}
+
 #[tokio::test]
 async fn logout_path_without_a_session_is_an_ordinary_request() {
     let env = env().await;
@@ -233,7 +264,7 @@ async fn logout_path_without_a_session_is_an_ordinary_request() {
     let jar = Arc::new(Jar::default());
     let client = browser_with(&jar);
     let (_, copied) = sign_in_with(&env, &client).await;
-    for path in ["/logout", "/logout/x", "/LOGOUT/", "/public/bye/"] {
+    for path in ["/logout", "/logout/x", "/LOGOUT/x", "/public/bye/"] {
         let r = client.get(env.gw.url(path)).send().await.unwrap();
         assert!(set_cookies(&r).is_empty(), "{path}: {:?}", set_cookies(&r));
     }

@@ -290,9 +290,12 @@ impl Gateway {
     }
 }
 
-/// Whether the normalised path is one of the upstream's `logout_paths` (exact match).
+/// Whether the normalised path is one of the upstream's `logout_paths` as any app server reads
+/// it (case, `;params`, trailing dots: `routing::readings`), so the app's sign-out ends the
+/// gateway session however its link spells the path; a false match only signs someone out.
 pub fn is_logout_path(upstream: &crate::config::Upstream, path: &NormalizedPath<'_>) -> bool {
-    upstream.logout_paths.iter().any(|p| *p == path.decoded)
+    !upstream.logout_paths.is_empty()
+        && routing::readings::reads_as_one_of(&path.decoded, &upstream.logout_paths)
 }
 
 #[cfg(test)]
@@ -300,7 +303,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn is_logout_path_exact_match_on_the_normalised_path() {
+    fn is_logout_path_on_every_reading_of_the_normalised_path() {
         let cfg = crate::config::parse_str(
             "[clever]\nclient_id = \"c\"\nclient_secret_env = \"X\"\nredirect_uri = \"https://gw.example.org/cb\"\n\
              [[upstream]]\nname = \"a\"\nurl = \"http://127.0.0.1:9\"\nlogout_paths = [\"/logout/\", \"/app/logout.php\"]\n",
@@ -314,10 +317,17 @@ mod tests {
         assert!(yes("/x/../logout/"));
         assert!(yes("//app//logout.php"));
         assert!(yes("/app/logout%2Ephp"));
+        // As Tomcat, IIS or Express read it.
+        assert!(yes("/LOGOUT/"));
+        assert!(yes("/logout;jsessionid=1/"));
+        assert!(yes("/logout./"));
+        assert!(yes("/App/Logout.PHP"));
+        assert!(yes("/app;x/logout.php"));
         assert!(!yes("/logout"));
         assert!(!yes("/logout/x"));
-        assert!(!yes("/LOGOUT/"));
+        assert!(!yes("/LOGOUT/x"));
         assert!(!yes("/app/logout.php/"));
+        assert!(!yes("/app/logout.php.bak"));
     }
 
     #[test]

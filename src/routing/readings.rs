@@ -200,6 +200,22 @@ pub fn under(prefix: &str, path: &str, case: Case) -> bool {
     }
 }
 
+/// Whether some reading of `path` (as [`distinct_readings`]) equals one of `paths`, ignoring
+/// case: how an app server that matches any of them would see `path`. A path no reading can
+/// make (a dot lookalike) matches nothing.
+pub fn reads_as_one_of(path: &str, paths: &[String]) -> bool {
+    let same = |r: &str| {
+        paths.iter().any(|p| {
+            p.eq_ignore_ascii_case(r)
+                || (!(p.is_ascii() && r.is_ascii()) && fold_case(p) == fold_case(r))
+        })
+    };
+    if reads_as_itself(path) {
+        return same(path);
+    }
+    distinct_readings(path).is_ok_and(|rs| rs.iter().any(|r| same(r)))
+}
+
 /// Caseless form of a string: each character upper-cased then lower-cased, so that letters
 /// equal under any server's case-insensitive comparison (`ſ` and `s`, `K` and `k`) compare equal.
 pub fn fold_case(s: &str) -> String {
