@@ -15,7 +15,10 @@
 //! "added" is that minus Clever's time in the same sign-in: how long the simulator held its
 //! authorize, token exchange and API calls (the injected latency as slept, and the answer's
 //! making), found by the code in `GET /_sim/stats`; i.e. the time the relying party itself
-//! took, connections to Clever included, and the browser's own.
+//! took, connections to Clever included, and the browser's own. "added_at_target" is the time
+//! of the requests to the relying party alone (its hops, as the browser waited on them) minus
+//! Clever's time in the relying party's own calls (token exchange, API): the same, without the
+//! browser's requests to Clever's authorize and its work between hops.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -171,6 +174,8 @@ fn browser(ca: &Option<reqwest::Certificate>) -> anyhow::Result<reqwest::Client>
 /// What one sign-in came to.
 struct SignIn {
     wall: Duration,
+    /// The part of `wall` spent in requests to the relying party (the hops through it).
+    at_target: Duration,
     /// The code Clever issued for it (from the callback URL).
     code: Option<String>,
     error: Option<String>,
@@ -185,6 +190,7 @@ async fn follow(
     expect: Option<&str>,
 ) -> SignIn {
     let start = Instant::now();
+    let mut at_target = Duration::ZERO;
     let mut url = url;
     let mut code = None;
     for _ in 0..12 {
@@ -195,11 +201,14 @@ async fn follow(
                 }
             }
         }
+        let hop = Instant::now();
+        let on_target = url.starts_with(target);
         let resp = match client.get(&url).send().await {
             Ok(r) => r,
             Err(e) => {
                 return SignIn {
                     wall: start.elapsed(),
+                    at_target,
                     code,
                     error: Some(format!("GET {}: {e}", redact(&url))),
                 }
@@ -215,14 +224,21 @@ async fn follow(
             else {
                 return SignIn {
                     wall: start.elapsed(),
+                    at_target,
                     code,
                     error: Some(format!("{status} without Location")),
                 };
             };
+            if on_target {
+                at_target += hop.elapsed();
+            }
             url = next.to_string();
             continue;
         }
         let body = resp.bytes().await.unwrap_or_default();
+        if on_target {
+            at_target += hop.elapsed();
+        }
         let shows = |text: &str| {
             body.windows(text.len().max(1))
                 .any(|w| w == text.as_bytes())
@@ -242,12 +258,14 @@ async fn follow(
         };
         return SignIn {
             wall: start.elapsed(),
+            at_target,
             code,
             error,
         };
     }
     SignIn {
         wall: start.elapsed(),
+        at_target,
         code,
         error: Some("more than 12 redirects".into()),
     }
@@ -270,6 +288,7 @@ async fn sign_in(
             return (
                 SignIn {
                     wall: Duration::ZERO,
+                    at_target: Duration::ZERO,
                     code: None,
                     error: Some(format!("client: {e}")),
                 },
@@ -302,6 +321,7 @@ async fn sign_in(
         let error = Some("the Instant Login link did not redirect".to_string());
         let failed = SignIn {
             wall: Duration::ZERO,
+            at_target: Duration::ZERO,
             code: None,
             error,
         };
@@ -441,8 +461,13 @@ async fn run(args: Args) -> anyhow::Result<Value> {
         .json()
         .await?;
     let delays = stats["delays_us"].as_object().cloned().unwrap_or_default();
+    let browser_delays = stats["browser_delays_us"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
     let mut wall = Vec::new();
     let mut added = Vec::new();
+    let mut added_at_target = Vec::new();
     let mut errors = Vec::new();
     let mut unmatched = 0;
     for r in &results {
@@ -458,7 +483,20 @@ async fn run(args: Args) -> anyhow::Result<Value> {
             .and_then(|c| delays.get(c))
             .and_then(Value::as_u64)
         {
-            Some(us) => added.push(ms - us as f64 / 1e3),
+            Some(us) => {
+                added.push(ms - us as f64 / 1e3);
+                // The relying party's hops less Clever's time in its own calls (token
+                // exchange, API): what the relying party added, without the browser's time at
+                // Clever's authorize and between hops.
+                let by_browser = r
+                    .code
+                    .as_ref()
+                    .and_then(|c| browser_delays.get(c))
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                let server_side = us.saturating_sub(by_browser) as f64 / 1e3;
+                added_at_target.push(r.at_target.as_secs_f64() * 1e3 - server_side);
+            }
             None => unmatched += 1,
         }
     }
@@ -509,6 +547,7 @@ async fn run(args: Args) -> anyhow::Result<Value> {
         "error_kinds": errors.into_iter().take(5).collect::<Vec<_>>(),
         "wall": summary(wall),
         "added": summary(added),
+        "added_at_target": summary(added_at_target),
         "unmatched_codes": unmatched,
         "browsing_users": args.browsing,
         "browsing_before": window(before_start, storm_start),

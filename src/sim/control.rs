@@ -7,7 +7,7 @@
 //! | `GET /_sim/calls` | `{"authorize":n,"tokens":n,"me":n,"users":n,"userinfo":n,"district_tokens":n,"districts":n,"sections":n,"total":n}` |
 //! | `POST /_sim/auto-login?user=ID` | set the auto-login user (`user=none` clears) |
 //! | `POST /_sim/advance?by=61s` | advance the simulator's clock |
-//! | `GET /_sim/stats` | `{"listeners":[{"port":p,"connections":n,"tls_handshakes":n},…],"peak_in_flight":n,"delays_us":{"CODE":us,…}}`: per listener, connections accepted and TLS handshakes completed; the most requests to Clever's endpoints answered at once, and Clever's time in each sign-in (by its code: how long its calls were held, injected latency as slept and answer built), since start or reset |
+//! | `GET /_sim/stats` | `{"listeners":[{"port":p,"connections":n,"tls_handshakes":n},…],"peak_in_flight":n,"delays_us":{"CODE":us,…}}`: per listener, connections accepted and TLS handshakes completed; the most requests to Clever's endpoints answered at once, and Clever's time in each sign-in (by its code: how long its calls were held, injected latency as slept and answer built), and in `browser_delays_us` the part of it the browser waited on (authorize), since start or reset |
 //! | `POST /_sim/sso-view?district=ID&view=names` | what sign-in tokens read of `/users/{id}` in a district: `full` or `names` (Clever's District SSO tier) |
 //!
 //! Control requests are not counted.
@@ -80,6 +80,7 @@ pub(crate) fn handle(shared: &Shared, method: &Method, path: &str, query: Option
             })).collect::<Vec<_>>(),
             "peak_in_flight": shared.peak_in_flight.load(std::sync::atomic::Ordering::SeqCst),
             "delays_us": shared.delays(),
+            "browser_delays_us": shared.browser_delays(),
         })),
         "/_sim/auto-login" => set_auto_login(shared, &q),
         "/_sim/sso-view" => set_sso_view(shared, &q),

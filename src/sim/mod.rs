@@ -220,6 +220,12 @@ impl SimHandle {
         self.shared.delays()
     }
 
+    /// The part of [`delays`](Self::delays) the browser itself waited on (authorize): the rest
+    /// is Clever's time in the relying party's own calls (token exchange, API).
+    pub fn browser_delays(&self) -> std::collections::HashMap<String, u64> {
+        self.shared.browser_delays()
+    }
+
     pub fn authorize_url(&self) -> String {
         format!("{}/oauth/authorize", self.base_url())
     }
@@ -530,6 +536,13 @@ mod tests {
         let delays = sim.delays();
         assert_eq!(delays.len(), 1, "{delays:?}");
         assert!(delays[&q["code"]] > 4 * 20_000, "{delays:?}");
+        // The browser waited on authorize; the relying party on the other three.
+        let browser = sim.browser_delays()[&q["code"]];
+        assert!(browser > 20_000, "{browser}");
+        assert!(
+            delays[&q["code"]] - browser > 3 * 20_000,
+            "{browser} of {delays:?}"
+        );
         assert_eq!(latency.sample(), Duration::from_millis(20));
         let jittered = Latency {
             mean: Duration::from_millis(150),

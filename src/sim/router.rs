@@ -171,7 +171,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Respo
     let mut reply = answer(&shared, route, req, fault == Some(Fault::AccessDenied)).await;
     if delay.is_some() {
         if let Some(code) = sign_in_of(&shared, token.as_deref(), &reply) {
-            shared.record_delay(&code, held.elapsed());
+            let by_browser = endpoint == Some(Endpoint::Authorize);
+            shared.record_delay(&code, held.elapsed(), by_browser);
         }
     }
     if let Some(r) = rate {

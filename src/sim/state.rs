@@ -103,6 +103,8 @@ struct Mutable {
     rate_windows: HashMap<String, (Instant, u32)>,
     /// Clever's time per sign-in (its code), microseconds, summed over its calls as held.
     delays: HashMap<String, u64>,
+    /// The part of `delays` the browser itself waited on (authorize), not the relying party.
+    browser_delays: HashMap<String, u64>,
 }
 
 /// A request's place in its rate-limit window.
@@ -289,6 +291,7 @@ impl Shared {
         let mut m = self.lock();
         m.faults.clear();
         m.delays.clear();
+        m.browser_delays.clear();
         m.auto_login = self.initial_auto_login.clone();
         for l in self
             .listeners
@@ -433,19 +436,28 @@ impl Shared {
         self.latency.map(|l| l.sample())
     }
 
-    /// Adds the time one call was held (its injected latency, as slept) to the sign-in of `code`.
-    pub fn record_delay(&self, code: &str, delay: Duration) {
+    /// Adds the time one call was held (its injected latency, as slept) to the sign-in of `code`;
+    /// `by_browser` when the browser made the call (authorize), not the relying party.
+    pub fn record_delay(&self, code: &str, delay: Duration, by_browser: bool) {
         let mut m = self.lock();
         if m.delays.len() >= MAX_DELAY_RECORDS && !m.delays.contains_key(code) {
             return;
         }
         let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
         *m.delays.entry(code.to_string()).or_default() += us;
+        if by_browser {
+            *m.browser_delays.entry(code.to_string()).or_default() += us;
+        }
     }
 
     /// Clever's time per sign-in (by code), microseconds.
     pub fn delays(&self) -> HashMap<String, u64> {
         self.lock().delays.clone()
+    }
+
+    /// The part of [`delays`](Self::delays) spent on calls the browser made (by code).
+    pub fn browser_delays(&self) -> HashMap<String, u64> {
+        self.lock().browser_delays.clone()
     }
 
     /// The user a live token belongs to.
