@@ -8,17 +8,24 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::net::SocketAddr;
 use std::ops::Range;
-
 use std::sync::LazyLock;
+use std::time::Duration;
+
+use http::HeaderName;
+use ipnet::IpNet;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use super::leaf::Leaf;
+use super::model::{ApiVersion, LogFormat, PublicPath, Readiness, StoreKind};
 use super::ConfigProblem;
 use crate::identity::template::did_you_mean;
+use crate::identity::UserType;
 
 /// A value with the byte span it was read from.
 pub(crate) type Sp<T> = Spanned<T>;
@@ -98,27 +105,27 @@ pub(crate) struct AssertionFile {
     pub issuer: Option<Sp<String>>,
     pub key_file: Option<Sp<String>>,
     pub previous_key_files: Option<Sp<Vec<Sp<String>>>>,
-    pub overlap: Option<Sp<String>>,
+    pub overlap: Option<Leaf<Duration>>,
 }
 
 /// `[server]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ServerFile {
-    pub listen: Option<Sp<Vec<Sp<String>>>>,
-    pub tls_listen: Option<Sp<Vec<Sp<String>>>>,
+    pub listen: Option<Sp<Vec<Leaf<SocketAddr>>>>,
+    pub tls_listen: Option<Sp<Vec<Leaf<SocketAddr>>>>,
     pub tls_cert: Option<Sp<String>>,
     pub tls_key: Option<Sp<String>>,
     pub redirect_to_https: Option<Sp<bool>>,
     pub threads: Option<Sp<i64>>,
-    pub grace_period: Option<Sp<String>>,
-    pub log_format: Option<Sp<String>>,
+    pub grace_period: Option<Leaf<Duration>>,
+    pub log_format: Option<Leaf<LogFormat>>,
     pub pid_file: Option<Sp<String>>,
     pub upgrade_sock: Option<Sp<String>>,
-    pub admin_listen: Option<Sp<String>>,
+    pub admin_listen: Option<Leaf<SocketAddr>>,
     pub landing: Option<Sp<String>>,
-    pub trusted_proxies: Option<Sp<Vec<Sp<String>>>>,
-    pub header_timeout: Option<Sp<String>>,
+    pub trusted_proxies: Option<Sp<Vec<Leaf<IpNet>>>>,
+    pub header_timeout: Option<Leaf<Duration>>,
     pub forward_auth_secret_env: Option<Sp<String>>,
     pub forward_auth_secret_file: Option<Sp<String>>,
 }
@@ -131,13 +138,13 @@ pub(crate) struct CleverFile {
     pub client_secret_env: Option<Sp<String>>,
     pub client_secret_file: Option<Sp<String>>,
     pub redirect_uri: Option<Sp<String>>,
-    pub api_version: Option<Sp<String>>,
+    pub api_version: Option<Leaf<ApiVersion>>,
     pub authorize_url: Option<Sp<String>>,
     pub token_url: Option<Sp<String>>,
     pub api_base: Option<Sp<String>>,
-    pub timeout: Option<Sp<String>>,
+    pub timeout: Option<Leaf<Duration>>,
     pub discover_district_tokens: Option<Sp<bool>>,
-    pub district_tokens_refresh: Option<Sp<String>>,
+    pub district_tokens_refresh: Option<Leaf<Duration>>,
 }
 
 /// `[session]`
@@ -147,9 +154,9 @@ pub(crate) struct SessionFile {
     pub cookie_name: Option<Sp<String>>,
     pub cookie_domain: Option<Sp<String>>,
     pub cookie_secure: Option<Sp<bool>>,
-    pub ttl: Option<Sp<String>>,
-    pub login_timeout: Option<Sp<String>>,
-    pub store: Option<Sp<String>>,
+    pub ttl: Option<Leaf<Duration>>,
+    pub login_timeout: Option<Leaf<Duration>>,
+    pub store: Option<Leaf<StoreKind>>,
     pub redis_url: Option<Sp<String>>,
     pub redis_password_env: Option<Sp<String>>,
     pub redis_password_file: Option<Sp<String>>,
@@ -158,9 +165,9 @@ pub(crate) struct SessionFile {
     pub redis_db: Option<Sp<i64>>,
     pub redis_sentinel_password_env: Option<Sp<String>>,
     pub redis_sentinel_password_file: Option<Sp<String>>,
-    pub readiness: Option<Sp<String>>,
+    pub readiness: Option<Leaf<Readiness>>,
     pub logout_redirect: Option<Sp<String>>,
-    pub idle_timeout: Option<Sp<String>>,
+    pub idle_timeout: Option<Leaf<Duration>>,
 }
 
 /// One `[[upstream]]`.
@@ -171,15 +178,15 @@ pub(crate) struct UpstreamFile {
     pub url: Option<Sp<String>>,
     pub host: Option<Sp<String>>,
     pub path_prefix: Option<Sp<String>>,
-    pub allow_user_types: Option<Sp<Vec<Sp<String>>>>,
+    pub allow_user_types: Option<Sp<Vec<Leaf<UserType>>>>,
     pub allow_districts: Option<Sp<Vec<Sp<String>>>>,
     pub login_district_id: Option<Sp<String>>,
-    pub public_paths: Option<Sp<Vec<Sp<String>>>>,
+    pub public_paths: Option<Sp<Vec<Leaf<PublicPath>>>>,
     pub strip_path_prefix: Option<Sp<bool>>,
     pub forward_access_token: Option<Sp<bool>>,
     pub tls_verify: Option<Sp<bool>>,
     pub tls_ca: Option<Sp<String>>,
-    pub timeout: Option<Sp<String>>,
+    pub timeout: Option<Leaf<Duration>>,
     pub assertion: Option<Sp<bool>>,
     pub assertion_audience: Option<Sp<String>>,
     pub confirm_students: Option<Sp<bool>>,
@@ -193,18 +200,18 @@ pub(crate) struct UpstreamFile {
 /// `[upstream.headers]`: identity header key (a `header` key of the field table) = name, in
 /// file order.
 #[derive(Debug, Default)]
-pub(crate) struct HeadersFile(pub Vec<(Sp<String>, Sp<String>)>);
+pub(crate) struct HeadersFile(pub Entries<Leaf<HeaderName>>);
 
 /// `[upstream.set_headers]`: header name = value, in file order.
 #[derive(Debug, Default)]
-pub(crate) struct SetHeadersFile(pub Vec<(Sp<String>, Sp<SetValueFile>)>);
+pub(crate) struct SetHeadersFile(pub Entries<Sp<SetValueFile>>);
 
 /// One `set_headers` value: a template, a list of them, or a table of either by role.
 #[derive(Debug)]
 pub(crate) enum SetValueFile {
     One(String),
     List(Vec<Sp<String>>),
-    ByRole(Vec<(Sp<String>, Sp<TemplatesFile>)>),
+    ByRole(Entries<Sp<TemplatesFile>>),
 }
 
 impl SetValueFile {
@@ -237,8 +244,8 @@ pub(crate) enum TemplatesFile {
     List(Vec<Sp<String>>),
 }
 
-/// A table's entries: key and value, each with its span.
-type Entries<V> = Vec<(Sp<String>, Sp<V>)>;
+/// A table's entries in file order: key (with its span) and value.
+pub(crate) type Entries<V> = Vec<(Sp<String>, V)>;
 
 /// `[upstream.headers]` may name the identity headers of the field table only.
 static HEADER_KEYS: LazyLock<Vec<&'static str>> =
@@ -272,7 +279,7 @@ where
     A: MapAccess<'de>,
     V: Deserialize<'de>,
 {
-    let mut out: Vec<(Sp<String>, Sp<V>)> = Vec::new();
+    let mut out: Entries<V> = Vec::new();
     while let Some(k) = map.next_key_seed(KeyIn(allowed))? {
         out.push((k, map.next_value()?));
     }
@@ -695,7 +702,13 @@ fn message(serde: &str, path: &[Seg], node: Option<&DeValue<'_>>) -> String {
     if matches!(node, DeValue::Integer(_)) && serde.contains("overflow") {
         return format!("{} is too large: expected a small integer", shown(owner));
     }
-    format!("{} {serde}", shown(path))
+    // A leaf that does not read: an entry of a list, or a key of an [[upstream]] named with
+    // its index as validation names it (`upstream[0].timeout`).
+    match path {
+        _ if element => format!("{} entry {serde}", shown(owner)),
+        [_, Seg::Index(_), _] => format!("{} {serde}", dotted(path)),
+        _ => format!("{} {serde}", shown(path)),
+    }
 }
 
 fn describe(v: &DeValue<'_>) -> &'static str {

@@ -2,10 +2,12 @@
 //! reading secrets (client secret, district-app tokens), and describing the routes for
 //! `clever-gateway check`.
 //!
-//! Layers: [`file`] mirrors the file (serde, spans), [`validate`] turns it into the typed
-//! [`model`] the rest of the gateway uses.
+//! Layers: [`file`] is the file's schema (serde, spans) with its leaves read into their types
+//! ([`leaf`]), [`validate`] applies the rules across keys and builds the typed [`model`] the rest
+//! of the gateway uses.
 
 mod file;
+mod leaf;
 pub mod model;
 mod validate;
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{duration, http_url, path, Ctx};
+use super::{http_url, path, Ctx};
 use crate::config::file::{quote, AssertionFile, Sp};
 use crate::config::model::{AssertionConfig, CleverConfig};
 
@@ -53,23 +53,19 @@ pub(super) fn assertion(
         }
     };
     let overlap = match &a.overlap {
-        None => Some(DEFAULT_OVERLAP),
-        Some(v) => duration(ctx, v, "assertion.overlap").and_then(|d| {
-            if d < MIN_OVERLAP {
-                ctx.err(
-                    v.span(),
-                    format!(
-                        "assertion.overlap {} is shorter than an assertion's 5 minute life: \
-                         tokens signed with a previous key would stop verifying while still in \
-                         use; expected at least \"5m\" (default \"1h\")",
-                        quote(v.get_ref())
-                    ),
-                );
-                None
-            } else {
-                Some(d)
-            }
-        }),
+        Some(v) if v.value < MIN_OVERLAP => {
+            ctx.err(
+                v.span(),
+                format!(
+                    "assertion.overlap {} is shorter than an assertion's 5 minute life: tokens \
+                     signed with a previous key would stop verifying while still in use; \
+                     expected at least \"5m\" (default \"1h\")",
+                    quote(&v.text)
+                ),
+            );
+            None
+        }
+        v => ctx.value("assertion.overlap", v.as_ref(), DEFAULT_OVERLAP),
     };
     Some(Some(AssertionConfig {
         issuer: issuer?,

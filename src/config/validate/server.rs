@@ -6,8 +6,6 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ipnet::IpNet;
-
 use super::{duration_in, path, secret_source, Ctx};
 use crate::config::file::{quote, ServerFile, Sp};
 use crate::config::model::{LogFormat, ServerConfig};
@@ -29,16 +27,8 @@ pub(super) fn server(
     let s = table.map(|t| t.get_ref()).unwrap_or(&default);
     let tspan = table_span(table);
 
-    let listen = match &s.listen {
-        Some(list) => socket_addrs(ctx, list, "server.listen"),
-        None if ctx.invalid.contains("server.listen") => None,
-        None => Some(vec![DEFAULT_LISTEN]),
-    };
-    let tls_listen = match &s.tls_listen {
-        Some(list) => socket_addrs(ctx, list, "server.tls_listen"),
-        None if ctx.invalid.contains("server.tls_listen") => None,
-        None => Some(Vec::new()),
-    };
+    let listen = ctx.values("server.listen", s.listen.as_ref(), vec![DEFAULT_LISTEN]);
+    let tls_listen = ctx.values("server.tls_listen", s.tls_listen.as_ref(), Vec::new());
     if let (Some(plain), Some(tls)) = (&listen, &tls_listen) {
         if plain.is_empty() && tls.is_empty() {
             let span = s
@@ -114,10 +104,7 @@ pub(super) fn server(
     };
     let process = process(ctx, s, first_addr, tspan.clone());
 
-    let admin_listen = match &s.admin_listen {
-        Some(a) => socket_addr(ctx, a, "server.admin_listen").map(Some),
-        None => Some(None),
-    };
+    let admin_listen = ctx.optional("server.admin_listen", s.admin_listen.as_ref());
 
     // One address, one listener; and no two listeners on one port where one of them takes
     // every address (the second could not be bound).
@@ -186,35 +173,11 @@ pub(super) fn server(
         }
     };
 
-    let trusted_proxies = match &s.trusted_proxies {
-        None => Some(Vec::new()),
-        Some(list) => {
-            let mut out = Vec::new();
-            let mut ok = true;
-            for item in list.get_ref() {
-                let text = item.get_ref().trim();
-                let net = text
-                    .parse::<IpNet>()
-                    .map(|n| n.trunc())
-                    .or_else(|_| text.parse::<IpAddr>().map(IpNet::from));
-                match net {
-                    Ok(n) => out.push(n),
-                    Err(_) => {
-                        ok = false;
-                        ctx.err(
-                            item.span(),
-                            format!(
-                                "server.trusted_proxies entry {} is not an address: expected a \
-                                 CIDR like \"10.0.0.0/8\" or an IP address like \"192.0.2.7\"",
-                                quote(item.get_ref())
-                            ),
-                        );
-                    }
-                }
-            }
-            ok.then_some(out)
-        }
-    };
+    let trusted_proxies = ctx.values(
+        "server.trusted_proxies",
+        s.trusted_proxies.as_ref(),
+        Vec::new(),
+    );
 
     let header_timeout = duration_in(
         ctx,
@@ -313,23 +276,7 @@ fn process(
         "from 0s to 300s",
     );
 
-    let log_format = match &s.log_format {
-        None => Some(LogFormat::Human),
-        Some(f) => match f.get_ref().as_str() {
-            "human" => Some(LogFormat::Human),
-            "json" => Some(LogFormat::Json),
-            other => {
-                ctx.err(
-                    f.span(),
-                    format!(
-                        "server.log_format {} is not a log format: expected \"human\" or \"json\"",
-                        quote(other)
-                    ),
-                );
-                None
-            }
-        },
-    };
+    let log_format = ctx.value("server.log_format", s.log_format.as_ref(), LogFormat::Human);
 
     let default_stem = first_addr.map(run_file_stem);
     let pid_file = run_path(
@@ -442,39 +389,6 @@ fn run_path(
         }
         None => Some(path.to_path_buf()),
     }
-}
-
-fn socket_addr(ctx: &mut Ctx<'_, '_>, v: &Sp<String>, shown: &str) -> Option<SocketAddr> {
-    match v.get_ref().trim().parse::<SocketAddr>() {
-        Ok(a) => Some(a),
-        Err(_) => {
-            ctx.err(
-                v.span(),
-                format!(
-                    "{shown} {} is not an address: expected \"ip:port\" such as \"0.0.0.0:8080\" \
-                     or \"[::]:8080\"",
-                    quote(v.get_ref())
-                ),
-            );
-            None
-        }
-    }
-}
-
-fn socket_addrs(
-    ctx: &mut Ctx<'_, '_>,
-    list: &Sp<Vec<Sp<String>>>,
-    shown: &str,
-) -> Option<Vec<SocketAddr>> {
-    let mut out = Vec::new();
-    let mut ok = true;
-    for item in list.get_ref() {
-        match socket_addr(ctx, item, shown) {
-            Some(a) => out.push(a),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
 }
 
 /// Whether two listen addresses cannot both be bound: the same address (listed twice), or the

@@ -11,16 +11,13 @@ use url::Host;
 use super::headers::{headers, Specs};
 use super::{duration_in, http_url, path, Ctx};
 use crate::config::file::{quote, Sp, UpstreamFile};
-use crate::config::model::{PublicPath, Upstream, UpstreamUrl};
+use crate::config::model::{Upstream, UpstreamUrl};
 use crate::identity::UserType;
 
 /// Like nginx's proxy_read_timeout: how long the app may be silent while answering.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
-
-/// Every name `UserType::parse` accepts, for messages.
-const USER_TYPES: &str = "student, teacher, staff, school_admin, district_admin, contact";
 
 /// Returns the upstreams (when all are valid) and each upstream's name as written (by index).
 pub(super) fn upstreams(
@@ -201,7 +198,6 @@ fn upstream(
     };
 
     let allow_user_types = match &u.allow_user_types {
-        None => Some(None),
         Some(list) if list.get_ref().is_empty() => {
             ctx.err(
                 list.span(),
@@ -212,26 +208,14 @@ fn upstream(
         }
         Some(list) => {
             let mut types: Vec<UserType> = Vec::new();
-            let mut ok = true;
-            for item in list.get_ref() {
-                match UserType::parse(item.get_ref()) {
-                    Some(t) if types.contains(&t) => {}
-                    Some(t) => types.push(t),
-                    None => {
-                        ok = false;
-                        ctx.err(
-                            item.span(),
-                            format!(
-                                "upstream.allow_user_types entry {} is not a Clever user type: \
-                                 expected one of {USER_TYPES}",
-                                quote(item.get_ref())
-                            ),
-                        );
-                    }
+            for t in list.get_ref() {
+                if !types.contains(&t.value) {
+                    types.push(t.value);
                 }
             }
-            ok.then_some(Some(types))
+            Some(Some(types))
         }
+        None => ctx.optional(&key("allow_user_types"), None),
     };
 
     let allow_districts = match &u.allow_districts {
@@ -276,29 +260,7 @@ fn upstream(
         Some(d) => Some(Some(d.get_ref().clone())),
     };
 
-    let public_paths = match &u.public_paths {
-        None => Some(Vec::new()),
-        Some(list) => {
-            let mut out = Vec::new();
-            let mut ok = true;
-            for item in list.get_ref() {
-                match public_path(item.get_ref()) {
-                    Ok(p) => out.push(p),
-                    Err(why) => {
-                        ok = false;
-                        ctx.err(
-                            item.span(),
-                            format!(
-                                "upstream.public_paths entry {} {why}",
-                                quote(item.get_ref())
-                            ),
-                        );
-                    }
-                }
-            }
-            ok.then_some(out)
-        }
-    };
+    let public_paths = ctx.values(&key("public_paths"), u.public_paths.as_ref(), Vec::new());
 
     let app_cookies = app_cookies(ctx, u.app_cookies.as_ref());
     let logout_paths = logout_paths(ctx, u.logout_paths.as_ref(), path_prefix.as_deref());
@@ -651,30 +613,11 @@ fn path_prefix(p: &str) -> Result<String, &'static str> {
     })
 }
 
-fn public_path(p: &str) -> Result<PublicPath, &'static str> {
-    if !p.starts_with('/') {
-        return Err("does not start with \"/\": expected an absolute path such as \"/static/\" or \"/favicon.ico\"");
-    }
-    if p.contains(['?', '#']) {
-        return Err("has \"?\" or \"#\": public paths match the path only, never the query");
-    }
-    if p.contains("..") {
-        return Err("contains \"..\": expected a normalized path");
-    }
-    if p.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("contains a space or control character: expected a plain path");
-    }
-    Ok(if p.ends_with('/') {
-        PublicPath::Prefix(p.to_owned())
-    } else {
-        PublicPath::Exact(p.to_owned())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
     use super::*;
+    use crate::config::model::PublicPath;
 
     #[test]
     fn upstream_none_is_error() {
