@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -21,7 +22,9 @@ use serde::{Deserialize, Deserializer};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::leaf::Leaf;
+use super::leaf::{
+    AppCookie, CookieDomain, DistrictId, Leaf, LogoutRedirect, PathPrefix, RouteHost, UpstreamName,
+};
 use super::model::{ApiVersion, LogFormat, PublicPath, Readiness, StoreKind};
 use super::ConfigProblem;
 use crate::identity::template::did_you_mean;
@@ -91,11 +94,11 @@ where
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DistrictFile {
-    pub id: Option<Sp<String>>,
+    pub id: Option<Leaf<DistrictId>>,
     pub name: Option<Sp<String>>,
     pub description: Option<Sp<String>>,
     pub token_env: Option<Sp<String>>,
-    pub token_file: Option<Sp<String>>,
+    pub token_file: Option<Leaf<PathBuf>>,
 }
 
 /// `[assertion]`
@@ -103,8 +106,8 @@ pub(crate) struct DistrictFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct AssertionFile {
     pub issuer: Option<Sp<String>>,
-    pub key_file: Option<Sp<String>>,
-    pub previous_key_files: Option<Sp<Vec<Sp<String>>>>,
+    pub key_file: Option<Leaf<PathBuf>>,
+    pub previous_key_files: Option<Sp<Vec<Leaf<PathBuf>>>>,
     pub overlap: Option<Leaf<Duration>>,
 }
 
@@ -114,8 +117,8 @@ pub(crate) struct AssertionFile {
 pub(crate) struct ServerFile {
     pub listen: Option<Sp<Vec<Leaf<SocketAddr>>>>,
     pub tls_listen: Option<Sp<Vec<Leaf<SocketAddr>>>>,
-    pub tls_cert: Option<Sp<String>>,
-    pub tls_key: Option<Sp<String>>,
+    pub tls_cert: Option<Leaf<PathBuf>>,
+    pub tls_key: Option<Leaf<PathBuf>>,
     pub redirect_to_https: Option<Sp<bool>>,
     pub threads: Option<Sp<i64>>,
     pub grace_period: Option<Leaf<Duration>>,
@@ -127,7 +130,7 @@ pub(crate) struct ServerFile {
     pub trusted_proxies: Option<Sp<Vec<Leaf<IpNet>>>>,
     pub header_timeout: Option<Leaf<Duration>>,
     pub forward_auth_secret_env: Option<Sp<String>>,
-    pub forward_auth_secret_file: Option<Sp<String>>,
+    pub forward_auth_secret_file: Option<Leaf<PathBuf>>,
 }
 
 /// `[clever]`
@@ -136,7 +139,7 @@ pub(crate) struct ServerFile {
 pub(crate) struct CleverFile {
     pub client_id: Option<Sp<String>>,
     pub client_secret_env: Option<Sp<String>>,
-    pub client_secret_file: Option<Sp<String>>,
+    pub client_secret_file: Option<Leaf<PathBuf>>,
     pub redirect_uri: Option<Sp<String>>,
     pub api_version: Option<Leaf<ApiVersion>>,
     pub authorize_url: Option<Sp<String>>,
@@ -152,21 +155,21 @@ pub(crate) struct CleverFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SessionFile {
     pub cookie_name: Option<Sp<String>>,
-    pub cookie_domain: Option<Sp<String>>,
+    pub cookie_domain: Option<Leaf<CookieDomain>>,
     pub cookie_secure: Option<Sp<bool>>,
     pub ttl: Option<Leaf<Duration>>,
     pub login_timeout: Option<Leaf<Duration>>,
     pub store: Option<Leaf<StoreKind>>,
     pub redis_url: Option<Sp<String>>,
     pub redis_password_env: Option<Sp<String>>,
-    pub redis_password_file: Option<Sp<String>>,
+    pub redis_password_file: Option<Leaf<PathBuf>>,
     pub redis_sentinels: Option<Sp<Vec<Sp<String>>>>,
     pub redis_master_name: Option<Sp<String>>,
     pub redis_db: Option<Sp<i64>>,
     pub redis_sentinel_password_env: Option<Sp<String>>,
-    pub redis_sentinel_password_file: Option<Sp<String>>,
+    pub redis_sentinel_password_file: Option<Leaf<PathBuf>>,
     pub readiness: Option<Leaf<Readiness>>,
-    pub logout_redirect: Option<Sp<String>>,
+    pub logout_redirect: Option<Leaf<LogoutRedirect>>,
     pub idle_timeout: Option<Leaf<Duration>>,
 }
 
@@ -174,10 +177,10 @@ pub(crate) struct SessionFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpstreamFile {
-    pub name: Option<Sp<String>>,
+    pub name: Option<Leaf<UpstreamName>>,
     pub url: Option<Sp<String>>,
-    pub host: Option<Sp<String>>,
-    pub path_prefix: Option<Sp<String>>,
+    pub host: Option<Leaf<RouteHost>>,
+    pub path_prefix: Option<Leaf<PathPrefix>>,
     pub allow_user_types: Option<Sp<Vec<Leaf<UserType>>>>,
     pub allow_districts: Option<Sp<Vec<Sp<String>>>>,
     pub login_district_id: Option<Sp<String>>,
@@ -191,7 +194,7 @@ pub(crate) struct UpstreamFile {
     pub assertion_audience: Option<Sp<String>>,
     pub confirm_students: Option<Sp<bool>>,
     pub required_headers: Option<Sp<Vec<Sp<String>>>>,
-    pub app_cookies: Option<Sp<Vec<Sp<String>>>>,
+    pub app_cookies: Option<Sp<Vec<Leaf<AppCookie>>>>,
     pub logout_paths: Option<Sp<Vec<Sp<String>>>>,
     pub headers: Option<Sp<HeadersFile>>,
     pub set_headers: Option<Sp<SetHeadersFile>>,

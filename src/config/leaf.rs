@@ -6,12 +6,14 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use http::HeaderName;
 use ipnet::IpNet;
 use serde::de::{self, value::StrDeserializer, Deserialize, Deserializer, IntoDeserializer};
 use toml::Spanned;
+use url::Url;
 
 use super::file::quote;
 use super::model::{ApiVersion, LogFormat, PublicPath, Readiness, StoreKind};
@@ -34,6 +36,8 @@ impl<T> Leaf<T> {
 /// How a leaf reads its text; `Err` says why not, as it follows the quoted text in a message
 /// (`is not a duration: expected …`).
 pub(crate) trait FromText: Sized {
+    /// Whether the message quotes the text before the reason.
+    const QUOTED: bool = true;
     fn from_text(text: &str) -> Result<Self, String>;
 }
 
@@ -56,7 +60,8 @@ impl<T: FromText> de::Visitor<'_> for ReadVisitor<T> {
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Read<T>, E> {
         match T::from_text(v) {
             Ok(value) => Ok(Read(value, v.to_owned())),
-            Err(why) => Err(E::custom(format!("{} {why}", quote(v)))),
+            Err(why) if T::QUOTED => Err(E::custom(format!("{} {why}", quote(v)))),
+            Err(why) => Err(E::custom(why)),
         }
     }
 }
@@ -191,6 +196,176 @@ impl FromText for PublicPath {
     }
 }
 
+/// A file path: anything but empty.
+impl FromText for PathBuf {
+    const QUOTED: bool = false;
+    fn from_text(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Err("is empty: expected a file path".to_owned());
+        }
+        Ok(PathBuf::from(text))
+    }
+}
+
+/// Reads a newtype around a `String` with `check`, which says why not.
+macro_rules! text_leaf {
+    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub(crate) struct $name(pub String);
+
+        impl FromText for $name {
+            fn from_text(text: &str) -> Result<Self, String> {
+                let check: fn(&str) -> Result<String, &'static str> = $check;
+                check(text).map($name).map_err(str::to_owned)
+            }
+        }
+    };
+}
+
+text_leaf!(
+    /// `upstream.name`: letters, digits, `_`, `.`, `-`; not the metrics' own label.
+    UpstreamName,
+    |text| {
+        if text == crate::metrics::GATEWAY_UPSTREAM {
+            Err("is reserved: metrics use it for requests the gateway answers itself; choose \
+                 another name")
+        } else if !text.is_empty()
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        {
+            Ok(text.to_owned())
+        } else {
+            Err("is not a valid name: expected letters, digits, \"_\", \".\" or \"-\" (at least \
+                 one)")
+        }
+    }
+);
+
+text_leaf!(
+    /// `upstream.host` to match: lower-cased, no port, no path.
+    RouteHost,
+    |h| {
+        if h.is_empty() {
+            return Err("is empty: expected a host name such as \
+                        \"gradebook.example-district.org\", or remove the key to match any host");
+        }
+        if h.contains('/') {
+            return Err("contains \"/\": expected a bare host name (no scheme or path)");
+        }
+        if let Some(inner) = h.strip_prefix('[') {
+            // An IPv6 literal, as it appears in a Host header.
+            return match inner.strip_suffix(']') {
+                Some(ip) if ip.parse::<std::net::Ipv6Addr>().is_ok() => Ok(h.to_ascii_lowercase()),
+                _ => Err("is not a host: expected a host name or a bracketed IPv6 address, \
+                          without a port"),
+            };
+        }
+        if h.contains(':') {
+            return Err("has a port: expected the host name alone (the port is ignored when \
+                        matching)");
+        }
+        if !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
+            return Err("is not a host name: expected letters, digits, \"-\", \".\" \
+                        (internationalized names in their xn-- form)");
+        }
+        Ok(h.to_ascii_lowercase())
+    }
+);
+
+text_leaf!(
+    /// `upstream.path_prefix`, normalised: no trailing `/` except for `/` itself.
+    PathPrefix,
+    |p| {
+        if !p.starts_with('/') {
+            return Err("does not start with \"/\": expected an absolute path such as \"/staff\"");
+        }
+        if p.contains(['?', '#']) || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("has a query, fragment or space: expected a plain path such as \"/staff\"");
+        }
+        if p.split('/').any(|s| s == "." || s == "..") {
+            return Err("has a \".\" or \"..\" segment: expected a normalized path");
+        }
+        let trimmed = p.trim_end_matches('/');
+        if trimmed == "/_gateway" || trimmed.starts_with("/_gateway/") {
+            return Err("is under /_gateway/, which the gateway reserves for its own endpoints: \
+                        choose another prefix");
+        }
+        Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
+    }
+);
+
+text_leaf!(
+    /// `district.id`: Clever ids are 24 hex characters; anything id-like is accepted, nothing
+    /// that could be unsafe in a URL path, a log line or a header.
+    DistrictId,
+    |id| {
+        let ok = !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| id.to_owned()).ok_or(
+            "is not a district id: expected a Clever district id such as \
+             \"5d0a9e5d0958b300014e49d2\" (letters, digits, \"-\" and \"_\", at most 64)",
+        )
+    }
+);
+
+text_leaf!(
+    /// `session.cookie_domain`: a host name, optionally with one leading dot; lower-cased.
+    CookieDomain,
+    |s| {
+        let name = s.strip_prefix('.').unwrap_or(s);
+        let ok = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        ok.then(|| s.to_ascii_lowercase()).ok_or(
+            "is not a host name: expected a name like \"example-district.org\" or \
+             \".example-district.org\" (no scheme, port or path)",
+        )
+    }
+);
+
+text_leaf!(
+    /// `session.logout_redirect`: a same-site path, or an absolute http(s) URL.
+    LogoutRedirect,
+    |text| {
+        let is_path = text.starts_with('/')
+            && !text.starts_with("//")
+            && !text.contains('\\')
+            && !text.chars().any(char::is_control);
+        let is_url = !text.starts_with('/')
+            && Url::parse(text)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        (is_path || is_url).then(|| text.to_owned()).ok_or(
+            "is not a path or URL: expected a path starting with a single \"/\" or an absolute \
+             http(s) URL",
+        )
+    }
+);
+
+text_leaf!(
+    /// An `upstream.app_cookies` entry: a cookie name (RFC 6265 token).
+    AppCookie,
+    |name| {
+        (!name.is_empty() && name.bytes().all(is_cookie_token))
+            .then(|| name.to_owned())
+            .ok_or(
+                "is not a cookie name: expected the name the app's Set-Cookie uses, such as \
+                 \"PHPSESSID\" or \"sessionid\" (letters, digits and !#$%&'*+-.^_`|~ only)",
+            )
+    }
+);
+
+/// RFC 6265 `token`: a visible ASCII character that is not a separator.
+pub(crate) fn is_cookie_token(b: u8) -> bool {
+    (0x21..0x7f).contains(&b) && !b"()<>@,;:\\\"/[]?={}".contains(&b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +380,14 @@ mod tests {
         assert_eq!(api_kind("v3.10"), Some(ApiVersion::V3));
         assert_eq!(api_kind("v3."), None);
         assert_eq!(api_kind("v1.0"), None);
+    }
+
+    #[test]
+    fn route_host_bracketed_ipv6_is_accepted() {
+        assert_eq!(
+            RouteHost::from_text("[::1]"),
+            Ok(RouteHost("[::1]".to_owned()))
+        );
+        assert!(RouteHost::from_text("[::1]:80").is_err());
     }
 }

@@ -154,7 +154,7 @@ fn path(ctx: &mut Ctx<'_, '_>, v: Option<&Sp<String>>, shown: &str) -> Option<Op
 fn secret_source(
     ctx: &mut Ctx<'_, '_>,
     env: Option<&Sp<String>>,
-    file: Option<&Sp<String>>,
+    file: Option<&Leaf<PathBuf>>,
     (env_key, file_key): (&str, &str),
     example_var: &str,
 ) -> Option<Option<SecretSource>> {
@@ -169,7 +169,7 @@ fn secret_source(
         (Some(e), None) => {
             env_var_name(ctx, e, env_key, example_var).map(|n| Some(SecretSource::Env(n)))
         }
-        (None, Some(f)) => path(ctx, Some(f), file_key).map(|p| p.map(SecretSource::File)),
+        (None, Some(f)) => Some(Some(SecretSource::File(f.value.clone()))),
         (None, None) => Some(None),
     }
 }

@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{duration_in, path, secret_source, Ctx};
+use super::{duration_in, secret_source, Ctx};
 use crate::config::file::{quote, ServerFile, Sp};
 use crate::config::model::{LogFormat, ServerConfig};
 
@@ -44,8 +44,8 @@ pub(super) fn server(
         }
     }
 
-    let tls_cert = path(ctx, s.tls_cert.as_ref(), "server.tls_cert");
-    let tls_key = path(ctx, s.tls_key.as_ref(), "server.tls_key");
+    let tls_cert = ctx.optional("server.tls_cert", s.tls_cert.as_ref());
+    let tls_key = ctx.optional("server.tls_key", s.tls_key.as_ref());
     let tls_wanted = tls_listen.as_ref().is_some_and(|t| !t.is_empty())
         || ctx.invalid.contains("server.tls_listen");
     if tls_wanted {

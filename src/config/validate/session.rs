@@ -3,11 +3,9 @@
 
 use std::time::Duration;
 
-use url::Url;
-
 use super::{duration_in, Ctx};
 use crate::config::file::{quote, SessionFile, Sp};
-use crate::config::leaf::Leaf;
+use crate::config::leaf::{is_cookie_token, Leaf, LogoutRedirect};
 use crate::config::model::{Readiness, SessionConfig, StoreKind};
 
 pub(super) const DEFAULT_COOKIE_NAME: &str = "clever_gateway";
@@ -67,26 +65,9 @@ pub(super) fn session(
         }
     };
 
-    let cookie_domain = match &s.cookie_domain {
-        None => Some(None),
-        Some(d) => {
-            let text = d.get_ref();
-            if is_cookie_domain(text) {
-                Some(Some(text.to_ascii_lowercase()))
-            } else {
-                ctx.err(
-                    d.span(),
-                    format!(
-                        "session.cookie_domain {} is not a host name: expected a name like \
-                         \"example-district.org\" or \".example-district.org\" (no scheme, port \
-                         or path)",
-                        quote(text)
-                    ),
-                );
-                None
-            }
-        }
-    };
+    let cookie_domain = ctx
+        .optional("session.cookie_domain", s.cookie_domain.as_ref())
+        .map(|d| d.map(|d| d.0));
 
     let ttl = match &s.ttl {
         Some(t) if t.value.is_zero() => {
@@ -127,33 +108,13 @@ pub(super) fn session(
 
     let readiness = ctx.value("session.readiness", s.readiness.as_ref(), Readiness::Store);
 
-    let logout_redirect = match &s.logout_redirect {
-        None => Some("/".to_owned()),
-        Some(v) => {
-            let text = v.get_ref();
-            let is_path = text.starts_with('/')
-                && !text.starts_with("//")
-                && !text.contains('\\')
-                && !text.chars().any(char::is_control);
-            let is_url = !text.starts_with('/')
-                && Url::parse(text).is_ok_and(|u| {
-                    matches!(u.scheme(), "http" | "https") && u.host_str().is_some()
-                });
-            if is_path || is_url {
-                Some(text.clone())
-            } else {
-                ctx.err(
-                    v.span(),
-                    format!(
-                        "session.logout_redirect {} is not a path or URL: expected a path \
-                         starting with a single \"/\" or an absolute http(s) URL",
-                        quote(text)
-                    ),
-                );
-                None
-            }
-        }
-    };
+    let logout_redirect = ctx
+        .value(
+            "session.logout_redirect",
+            s.logout_redirect.as_ref(),
+            LogoutRedirect("/".into()),
+        )
+        .map(|r| r.0);
 
     let (redis, redis_password) = redis?;
     Some(SessionConfig {
@@ -206,27 +167,6 @@ fn idle_timeout(
         return None;
     }
     Some(Some(d))
-}
-
-/// RFC 6265 `token`: a visible ASCII character that is not a separator.
-pub(super) fn is_cookie_token(b: u8) -> bool {
-    (0x21..0x7f).contains(&b) && !b"()<>@,;:\\\"/[]?={}".contains(&b)
-}
-
-/// A host name, optionally with one leading dot.
-fn is_cookie_domain(s: &str) -> bool {
-    let name = s.strip_prefix('.').unwrap_or(s);
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
 }
 
 #[cfg(test)]

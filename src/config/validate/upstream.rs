@@ -11,6 +11,7 @@ use url::Host;
 use super::headers::{headers, Specs};
 use super::{duration_in, http_url, path, Ctx};
 use crate::config::file::{quote, Sp, UpstreamFile};
+use crate::config::leaf::{AppCookie, Leaf, PathPrefix};
 use crate::config::model::{Upstream, UpstreamUrl};
 use crate::identity::UserType;
 
@@ -114,36 +115,7 @@ fn upstream(
             );
             None
         }
-        Some(n) => {
-            let text = n.get_ref();
-            if text == crate::metrics::GATEWAY_UPSTREAM {
-                ctx.err(
-                    n.span(),
-                    format!(
-                        "upstream.name {} is reserved: metrics use it for requests the gateway \
-                         answers itself; choose another name",
-                        quote(text)
-                    ),
-                );
-                None
-            } else if !text.is_empty()
-                && text
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-            {
-                Some(text.clone())
-            } else {
-                ctx.err(
-                    n.span(),
-                    format!(
-                        "upstream.name {} is not a valid name: expected letters, digits, \"_\", \
-                         \".\" or \"-\" (at least one)",
-                        quote(text)
-                    ),
-                );
-                None
-            }
-        }
+        Some(n) => Some(n.value.0.clone()),
     };
 
     let url = match &u.url {
@@ -169,33 +141,16 @@ fn upstream(
         "1s to 1h (how long the app may stay silent while answering; default 60s)",
     );
 
-    let host = match &u.host {
-        None => Some(None),
-        Some(h) => match route_host(h.get_ref()) {
-            Ok(host) => Some(Some(host)),
-            Err(why) => {
-                ctx.err(
-                    h.span(),
-                    format!("upstream.host {} {why}", quote(h.get_ref())),
-                );
-                None
-            }
-        },
-    };
-
-    let path_prefix = match &u.path_prefix {
-        None => Some("/".to_owned()),
-        Some(p) => match path_prefix(p.get_ref()) {
-            Ok(prefix) => Some(prefix),
-            Err(why) => {
-                ctx.err(
-                    p.span(),
-                    format!("upstream.path_prefix {} {why}", quote(p.get_ref())),
-                );
-                None
-            }
-        },
-    };
+    let host = ctx
+        .optional(&key("host"), u.host.as_ref())
+        .map(|h| h.map(|h| h.0));
+    let path_prefix = ctx
+        .value(
+            &key("path_prefix"),
+            u.path_prefix.as_ref(),
+            PathPrefix("/".into()),
+        )
+        .map(|p| p.0);
 
     let allow_user_types = match &u.allow_user_types {
         Some(list) if list.get_ref().is_empty() => {
@@ -262,7 +217,7 @@ fn upstream(
 
     let public_paths = ctx.values(&key("public_paths"), u.public_paths.as_ref(), Vec::new());
 
-    let app_cookies = app_cookies(ctx, u.app_cookies.as_ref());
+    let app_cookies = app_cookies(ctx, &key("app_cookies"), u.app_cookies.as_ref());
     let logout_paths = logout_paths(ctx, u.logout_paths.as_ref(), path_prefix.as_deref());
 
     let forward_access_token = u
@@ -336,30 +291,18 @@ fn upstream(
 
 /// `app_cookies`: cookie names (RFC 6265 tokens), repeats dropped. Whether one is the
 /// gateway's own is checked with `[session]` (`app_cookies_not_ours`).
-fn app_cookies(ctx: &mut Ctx<'_, '_>, list: Option<&Sp<Vec<Sp<String>>>>) -> Option<Vec<String>> {
-    let Some(list) = list else {
-        return Some(Vec::new());
-    };
+fn app_cookies(
+    ctx: &Ctx<'_, '_>,
+    path: &str,
+    list: Option<&Sp<Vec<Leaf<AppCookie>>>>,
+) -> Option<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
-    let mut ok = true;
-    for item in list.get_ref() {
-        let name = item.get_ref();
-        if name.is_empty() || !name.bytes().all(super::session::is_cookie_token) {
-            ok = false;
-            ctx.err(
-                item.span(),
-                format!(
-                    "upstream.app_cookies entry {} is not a cookie name: expected the name the \
-                     app's Set-Cookie uses, such as \"PHPSESSID\" or \"sessionid\" (letters, \
-                     digits and !#$%&'*+-.^_`|~ only)",
-                    quote(name)
-                ),
-            );
-        } else if !out.contains(name) {
-            out.push(name.clone());
+    for name in ctx.values(path, list, Vec::new())? {
+        if !out.contains(&name.0) {
+            out.push(name.0);
         }
     }
-    ok.then_some(out)
+    Some(out)
 }
 
 /// No `app_cookies` entry may name one of the gateway's own cookies: expiring it at sign-in
@@ -375,13 +318,13 @@ pub(super) fn app_cookies_not_ours(
             continue;
         };
         for item in names.get_ref() {
-            if jar.reserves(item.get_ref()) {
+            if jar.reserves(&item.text) {
                 ctx.err(
                     item.span(),
                     format!(
                         "upstream.app_cookies entry {} is one of the gateway's own cookies \
                          (session.cookie_name {}): list only the app's cookies",
-                        quote(item.get_ref()),
+                        quote(&item.text),
                         quote(cookie_name)
                     ),
                 );
@@ -560,57 +503,6 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
         Ok(mut addrs) => addrs.next().ok_or_else(|| "no addresses".to_owned()),
         Err(e) => Err(e.to_string()),
     }
-}
-
-/// `host` to match: lower-cased, no port, no path.
-fn route_host(h: &str) -> Result<String, &'static str> {
-    if h.is_empty() {
-        return Err("is empty: expected a host name such as \"gradebook.example-district.org\", or remove the key to match any host");
-    }
-    if h.contains('/') {
-        return Err("contains \"/\": expected a bare host name (no scheme or path)");
-    }
-    if let Some(inner) = h.strip_prefix('[') {
-        // An IPv6 literal, as it appears in a Host header.
-        return match inner.strip_suffix(']') {
-            Some(ip) if ip.parse::<std::net::Ipv6Addr>().is_ok() => Ok(h.to_ascii_lowercase()),
-            _ => Err(
-                "is not a host: expected a host name or a bracketed IPv6 address, without a port",
-            ),
-        };
-    }
-    if h.contains(':') {
-        return Err("has a port: expected the host name alone (the port is ignored when matching)");
-    }
-    if !h
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
-    {
-        return Err("is not a host name: expected letters, digits, \"-\", \".\" (internationalized names in their xn-- form)");
-    }
-    Ok(h.to_ascii_lowercase())
-}
-
-/// `path_prefix`, normalised: no trailing `/` except for `/` itself.
-fn path_prefix(p: &str) -> Result<String, &'static str> {
-    if !p.starts_with('/') {
-        return Err("does not start with \"/\": expected an absolute path such as \"/staff\"");
-    }
-    if p.contains(['?', '#']) || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("has a query, fragment or space: expected a plain path such as \"/staff\"");
-    }
-    if p.split('/').any(|s| s == "." || s == "..") {
-        return Err("has a \".\" or \"..\" segment: expected a normalized path");
-    }
-    let trimmed = p.trim_end_matches('/');
-    if trimmed == "/_gateway" || trimmed.starts_with("/_gateway/") {
-        return Err("is under /_gateway/, which the gateway reserves for its own endpoints: choose another prefix");
-    }
-    Ok(if trimmed.is_empty() {
-        "/".to_owned()
-    } else {
-        trimmed.to_owned()
-    })
 }
 
 #[cfg(test)]
@@ -1104,11 +996,5 @@ mod tests {
             &doc("", "", "", "strip_path_prefix = \"yes\""),
             &["upstream.strip_path_prefix", "true or false"],
         );
-    }
-
-    #[test]
-    fn route_host_bracketed_ipv6_is_accepted() {
-        assert_eq!(route_host("[::1]"), Ok("[::1]".to_owned()));
-        assert!(route_host("[::1]:80").is_err());
     }
 }
