@@ -671,6 +671,57 @@ allow_user_types = []
         }
     }
 
+    /// One bad line per kind of problem the file layer finds: a leaf that does not read, a
+    /// wrong type, a bad list entry, an unknown key.
+    const BAD_SERVER_LINES: &[(&str, &str)] = &[
+        (
+            "grace_period = \"soon\"",
+            "server.grace_period \"soon\" is not a duration",
+        ),
+        ("header_timeout = 5", "wrong type for server.header_timeout"),
+        (
+            "log_format = \"xml\"",
+            "server.log_format \"xml\" is not a log format",
+        ),
+        (
+            "admin_listen = \"nowhere\"",
+            "server.admin_listen \"nowhere\" is not an address",
+        ),
+        (
+            "trusted_proxies = [\"10.0.0.0/8\", \"bad\"]",
+            "server.trusted_proxies entry \"bad\" is not an address",
+        ),
+        ("threads = \"many\"", "wrong type for server.threads"),
+        ("colour = \"blue\"", "unknown key \"colour\" in [server]"),
+        ("upgrade_sock = 7", "wrong type for server.upgrade_sock"),
+    ];
+
+    proptest::proptest! {
+        /// Every problem at once: however many bad lines a table holds, in any order, each is
+        /// reported once, on its own line, and nothing else is.
+        #[test]
+        fn every_bad_leaf_is_reported_once_at_its_line(
+            lines in proptest::strategy::Strategy::prop_shuffle(
+                proptest::sample::subsequence(BAD_SERVER_LINES.to_vec(), 1..=8),
+            ),
+        ) {
+            let body: Vec<&str> = lines.iter().map(|(line, _)| *line).collect();
+            let src = format!("[server]\n{}\n{MINIMAL}", body.join("\n"));
+            let p = match parse_str(&src, "gw.toml") {
+                Ok(_) => panic!("expected problems in:\n{src}"),
+                Err(e) => e.problems,
+            };
+            proptest::prop_assert_eq!(p.len(), lines.len(), "{:#?}", p);
+            for (i, (_, says)) in lines.iter().enumerate() {
+                let at = p.iter().find(|p| p.line == i + 2);
+                proptest::prop_assert!(
+                    at.is_some_and(|p| p.message.contains(says)),
+                    "line {}: {:?} in {:#?}", i + 2, says, p
+                );
+            }
+        }
+    }
+
     #[test]
     fn load_reads_a_file() {
         let dir = tempfile::tempdir().unwrap();
