@@ -23,7 +23,8 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::leaf::{
-    AppCookie, CookieDomain, DistrictId, Leaf, LogoutRedirect, PathPrefix, RouteHost, UpstreamName,
+    AppCookie, CookieDomain, DistrictId, Leaf, LogoutRedirect, PathPrefix, RouteHost, Threads,
+    UpstreamName,
 };
 use super::model::{ApiVersion, LogFormat, PublicPath, Readiness, StoreKind};
 use super::ConfigProblem;
@@ -120,7 +121,7 @@ pub(crate) struct ServerFile {
     pub tls_cert: Option<Leaf<PathBuf>>,
     pub tls_key: Option<Leaf<PathBuf>>,
     pub redirect_to_https: Option<Sp<bool>>,
-    pub threads: Option<Sp<i64>>,
+    pub threads: Option<Threads>,
     pub grace_period: Option<Leaf<Duration>>,
     pub log_format: Option<Leaf<LogFormat>>,
     pub pid_file: Option<Sp<String>>,

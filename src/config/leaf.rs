@@ -361,6 +361,22 @@ text_leaf!(
     }
 );
 
+/// `server.threads`: worker threads, 1 to 1024.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Threads(pub usize);
+
+impl<'de> Deserialize<'de> for Threads {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        match usize::try_from(n) {
+            Ok(n) if (1..=1024).contains(&n) => Ok(Threads(n)),
+            _ => Err(de::Error::custom(format!(
+                "is {n}: expected a number of worker threads from 1 to 1024"
+            ))),
+        }
+    }
+}
+
 /// RFC 6265 `token`: a visible ASCII character that is not a separator.
 pub(crate) fn is_cookie_token(b: u8) -> bool {
     (0x21..0x7f).contains(&b) && !b"()<>@,;:\\\"/[]?={}".contains(&b)
