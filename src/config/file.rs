@@ -473,7 +473,8 @@ impl<'a> Sink<'a> {
 pub(crate) struct Parsed {
     pub file: FileConfig,
     /// Dotted paths (`server.threads`, `upstream[0].url`, `clever`) of keys that were present
-    /// but pruned (wrong type, unknown), so validation does not also call them missing.
+    /// but pruned (wrong type, unknown, unreadable), or lists that lost an entry, so validation
+    /// does not also call them missing or empty.
     pub invalid: HashSet<String>,
 }
 
@@ -500,18 +501,10 @@ pub(crate) fn parse(src: &str, sink: &mut Sink<'_>) -> Option<Parsed> {
     let span = root.span();
     let mut table = root.into_inner();
     let mut invalid = HashSet::new();
-    // Lists with a bad entry: each entry is reported, then the whole list is dropped.
-    let mut lists: Vec<Vec<Seg>> = Vec::new();
     loop {
         let doc = Spanned::new(span.clone(), table.clone());
         let e = match FileConfig::deserialize(toml::de::Deserializer::from(doc)) {
-            Ok(file) if lists.is_empty() => return Some(Parsed { file, invalid }),
-            Ok(_) => {
-                for list in lists.drain(..) {
-                    prune(&mut table, &list);
-                }
-                continue;
-            }
+            Ok(file) => return Some(Parsed { file, invalid }),
             Err(e) => e,
         };
         let at = e.span().unwrap_or(0..0);
@@ -534,10 +527,9 @@ pub(crate) fn parse(src: &str, sink: &mut Sink<'_>) -> Option<Parsed> {
         } else {
             &path[..]
         };
+        // A list with a bad entry keeps its other entries, for the rules across keys that
+        // read them; it is invalid as a whole.
         invalid.insert(dotted(key_path));
-        if element {
-            lists.push(key_path.to_vec());
-        }
         if !prune(&mut table, &path) {
             return None;
         }

@@ -20,7 +20,8 @@ pub(super) fn districts(
     };
     let mut out: Vec<DistrictConfig> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
-    let mut ok = true;
+    // An entry that is not a table was reported; the others are still checked.
+    let mut ok = !ctx.invalid.contains("district");
     for (i, table) in list.get_ref().iter().enumerate() {
         let d = table.get_ref();
         let tspan = table.span();

@@ -117,7 +117,8 @@ impl Ctx<'_, '_> {
         }
     }
 
-    /// A list of leaves: `default` when absent, `None` when refused (reported).
+    /// A list of leaves: `default` when absent, `None` when it or an entry was refused
+    /// (reported).
     fn values<T: Clone>(
         &self,
         path: &str,
@@ -125,8 +126,9 @@ impl Ctx<'_, '_> {
         default: Vec<T>,
     ) -> Option<Vec<T>> {
         match v {
+            _ if self.invalid.contains(path) => None,
             Some(list) => Some(list.get_ref().iter().map(|l| l.value.clone()).collect()),
-            None => (!self.invalid.contains(path)).then_some(default),
+            None => Some(default),
         }
     }
 

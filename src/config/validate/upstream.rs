@@ -33,7 +33,7 @@ pub(super) fn upstreams(
         return (None, Vec::new());
     };
     if list.get_ref().is_empty() {
-        ctx.err(list.span(), NONE);
+        ctx.missing("upstream", list.span(), NONE);
         return (None, Vec::new());
     }
 
@@ -153,6 +153,7 @@ fn upstream(
         .map(|p| p.0);
 
     let allow_user_types = match &u.allow_user_types {
+        _ if ctx.invalid.contains(&key("allow_user_types")) => None,
         Some(list) if list.get_ref().is_empty() => {
             ctx.err(
                 list.span(),
@@ -170,7 +171,7 @@ fn upstream(
             }
             Some(Some(types))
         }
-        None => ctx.optional(&key("allow_user_types"), None),
+        None => Some(None),
     };
 
     let allow_districts = match &u.allow_districts {
@@ -567,6 +568,24 @@ mod tests {
             "",
             "path_prefix = \"/lib\"\nlogout_paths = [\"/lib/out\", \"/lib\"]",
         ));
+    }
+
+    #[test]
+    fn upstream_list_with_a_bad_entry_still_has_its_other_entries_checked() {
+        // The bad name is refused while the file is read; the gateway's own cookie next to it
+        // is still refused by the rule that joins [session] and app_cookies.
+        let src = doc("", "", "", "app_cookies = [\"clever_gateway\", \"a b\"]");
+        let p = problems(&src);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(p[0]
+            .message
+            .contains("\"clever_gateway\" is one of the gateway's own cookies"));
+        assert!(p[1].message.contains("\"a b\" is not a cookie name"));
+        // Nor does a list left without a good entry read as empty.
+        one(
+            &doc("", "", "", "allow_user_types = [\"pupil\"]"),
+            &["\"pupil\" is not a Clever user type"],
+        );
     }
 
     #[test]
