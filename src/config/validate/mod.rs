@@ -1,7 +1,8 @@
-//! Turns the file mirror into the typed model, collecting every problem (never just the first)
+//! Turns the parsed file into the typed model, collecting every problem (never just the first)
 //! with its place: the entry point, the problem context [`Ctx`], and the checks the tables share
-//! (file paths, http(s) URLs, duration bounds). Each table's rules live in its own module; the
-//! leaves arrive already read into their types ([`super::leaf`]).
+//! (secret sources, http(s) URLs, duration bounds). The leaves arrive already read into their
+//! types ([`super::leaf`]); what is left here are the rules across keys and tables, and the keys
+//! whose message names the key itself (URLs, secrets), each table in its own module.
 
 mod assertion;
 mod clever;

@@ -1,5 +1,6 @@
-//! `[[upstream]]`: names, URLs (resolved now), routes (host, path_prefix) unique across upstreams,
-//! who may enter, and public paths. Identity header names are in [`super::headers`].
+//! `[[upstream]]`: names and routes (host, path_prefix) unique across upstreams, URLs (resolved
+//! now) and their TLS keys, who may enter, the app's cookies and logout paths. Identity header
+//! names are in [`super::headers`].
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::Range;
