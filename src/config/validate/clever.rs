@@ -122,10 +122,7 @@ pub(super) fn clever(
         "more than 0s and at most 60s",
     );
 
-    let discover = c
-        .discover_district_tokens
-        .as_ref()
-        .is_some_and(|b| *b.get_ref());
+    let discover = c.discover_district_tokens == Some(true);
     let refresh = match &c.district_tokens_refresh {
         Some(r) if !discover => {
             ctx.err(

@@ -153,102 +153,18 @@ fn upstream(
         )
         .map(|p| p.0);
 
-    let allow_user_types = match &u.allow_user_types {
-        _ if ctx.invalid.contains(&key("allow_user_types")) => None,
-        Some(list) if list.get_ref().is_empty() => {
-            ctx.err(
-                list.span(),
-                "upstream.allow_user_types is empty, which would lock everyone out: list at \
-                 least one type, or remove the key to allow every type",
-            );
-            None
-        }
-        Some(list) => {
-            let mut types: Vec<UserType> = Vec::new();
-            for t in list.get_ref() {
-                if !types.contains(&t.value) {
-                    types.push(t.value);
-                }
-            }
-            Some(Some(types))
-        }
-        None => Some(None),
-    };
-
-    let allow_districts = match &u.allow_districts {
-        None => Some(None),
-        Some(list) if list.get_ref().is_empty() => {
-            ctx.err(
-                list.span(),
-                "upstream.allow_districts is empty, which would lock everyone out: list at least \
-                 one district id, or remove the key to allow every district",
-            );
-            None
-        }
-        Some(list) => {
-            let mut ids: Vec<String> = Vec::new();
-            let mut ok = true;
-            for item in list.get_ref() {
-                let id = item.get_ref();
-                if id.trim().is_empty() {
-                    ok = false;
-                    ctx.err(
-                        item.span(),
-                        "upstream.allow_districts has an empty entry: expected Clever district ids",
-                    );
-                } else if !ids.contains(id) {
-                    ids.push(id.clone());
-                }
-            }
-            ok.then_some(Some(ids))
-        }
-    };
-
-    let login_district_id = match &u.login_district_id {
-        None => Some(None),
-        Some(d) if d.get_ref().trim().is_empty() => {
-            ctx.err(
-                d.span(),
-                "upstream.login_district_id is empty: expected a Clever district id, or remove \
-                 the key",
-            );
-            None
-        }
-        Some(d) => Some(Some(d.get_ref().clone())),
-    };
-
+    let allow_user_types = allow_user_types(ctx, u, &key("allow_user_types"));
+    let allow_districts = allow_districts(ctx, u);
+    let login_district_id = login_district_id(ctx, u);
     let public_paths = ctx.values(&key("public_paths"), u.public_paths.as_ref(), Vec::new());
 
     let app_cookies = app_cookies(ctx, &key("app_cookies"), u.app_cookies.as_ref());
     let logout_paths = logout_paths(ctx, u.logout_paths.as_ref(), path_prefix.as_deref());
 
-    let forward_access_token = u
-        .forward_access_token
-        .as_ref()
-        .is_some_and(|b| *b.get_ref());
+    let forward_access_token = u.forward_access_token == Some(true);
     let headers = headers(ctx, u, forward_access_token, specs);
-
-    let assertion_on = u.assertion.as_ref().is_some_and(|b| *b.get_ref());
-    let assertion_audience = match &u.assertion_audience {
-        None => Some(None),
-        Some(a) if !assertion_on => {
-            ctx.err(
-                a.span(),
-                "upstream.assertion_audience is set but assertion is not true: add \
-                 assertion = true to this upstream, or remove assertion_audience",
-            );
-            None
-        }
-        Some(a) if a.get_ref().trim().is_empty() => {
-            ctx.err(
-                a.span(),
-                "upstream.assertion_audience is empty: expected the audience the app checks \
-                 (default: the upstream's name)",
-            );
-            None
-        }
-        Some(a) => Some(Some(a.get_ref().clone())),
-    };
+    let assertion_on = u.assertion == Some(true);
+    let assertion_audience = assertion_audience(ctx, u, assertion_on);
 
     let route = match (&host, &path_prefix) {
         (Some(h), Some(p)) => {
@@ -279,8 +195,8 @@ fn upstream(
             allow_districts: allow_districts?,
             login_district_id: login_district_id?,
             public_paths: public_paths?,
-            strip_path_prefix: u.strip_path_prefix.as_ref().is_some_and(|b| *b.get_ref()),
-            confirm_students: u.confirm_students.as_ref().is_some_and(|b| *b.get_ref()),
+            strip_path_prefix: u.strip_path_prefix == Some(true),
+            confirm_students: u.confirm_students == Some(true),
             forward_access_token,
             app_cookies: app_cookies?,
             logout_paths: logout_paths?,
@@ -289,6 +205,107 @@ fn upstream(
         })
     })();
     (built, name, route)
+}
+
+/// `allow_user_types`: never empty (that would lock everyone out); repeats dropped.
+fn allow_user_types(
+    ctx: &mut Ctx<'_, '_>,
+    u: &UpstreamFile,
+    path: &str,
+) -> Option<Option<Vec<UserType>>> {
+    let Some(list) = &u.allow_user_types else {
+        return Some(None);
+    };
+    if ctx.invalid.contains(path) {
+        return None;
+    }
+    if list.get_ref().is_empty() {
+        ctx.err(
+            list.span(),
+            "upstream.allow_user_types is empty, which would lock everyone out: list at least \
+             one type, or remove the key to allow every type",
+        );
+        return None;
+    }
+    let mut types: Vec<UserType> = Vec::new();
+    for t in list.get_ref() {
+        if !types.contains(&t.value) {
+            types.push(t.value);
+        }
+    }
+    Some(Some(types))
+}
+
+/// `allow_districts`: never empty, no empty entry; repeats dropped.
+fn allow_districts(ctx: &mut Ctx<'_, '_>, u: &UpstreamFile) -> Option<Option<Vec<String>>> {
+    let Some(list) = &u.allow_districts else {
+        return Some(None);
+    };
+    if list.get_ref().is_empty() {
+        ctx.err(
+            list.span(),
+            "upstream.allow_districts is empty, which would lock everyone out: list at least \
+             one district id, or remove the key to allow every district",
+        );
+        return None;
+    }
+    let mut ids: Vec<String> = Vec::new();
+    let mut ok = true;
+    for item in list.get_ref() {
+        let id = item.get_ref();
+        if id.trim().is_empty() {
+            ok = false;
+            ctx.err(
+                item.span(),
+                "upstream.allow_districts has an empty entry: expected Clever district ids",
+            );
+        } else if !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    ok.then_some(Some(ids))
+}
+
+fn login_district_id(ctx: &mut Ctx<'_, '_>, u: &UpstreamFile) -> Option<Option<String>> {
+    match &u.login_district_id {
+        Some(d) if d.get_ref().trim().is_empty() => {
+            ctx.err(
+                d.span(),
+                "upstream.login_district_id is empty: expected a Clever district id, or remove \
+                 the key",
+            );
+            None
+        }
+        d => Some(d.as_ref().map(|d| d.get_ref().clone())),
+    }
+}
+
+/// `assertion_audience`: only with `assertion = true`, and not empty.
+fn assertion_audience(
+    ctx: &mut Ctx<'_, '_>,
+    u: &UpstreamFile,
+    assertion_on: bool,
+) -> Option<Option<String>> {
+    let Some(a) = &u.assertion_audience else {
+        return Some(None);
+    };
+    if !assertion_on {
+        ctx.err(
+            a.span(),
+            "upstream.assertion_audience is set but assertion is not true: add assertion = true \
+             to this upstream, or remove assertion_audience",
+        );
+        return None;
+    }
+    if a.get_ref().trim().is_empty() {
+        ctx.err(
+            a.span(),
+            "upstream.assertion_audience is empty: expected the audience the app checks \
+             (default: the upstream's name)",
+        );
+        return None;
+    }
+    Some(Some(a.get_ref().clone()))
 }
 
 /// `app_cookies`: cookie names (RFC 6265 tokens), repeats dropped. Whether one is the
