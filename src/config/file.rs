@@ -1,21 +1,35 @@
-//! The `gateway.toml` file as written: serde structs mirroring it, the shape check that finds
-//! every unknown key and wrong type at once, and the mapping from byte spans to `line:col`.
+//! The `gateway.toml` file as written: the serde structs below are the schema (the one place
+//! that names each key and its type), [`parse`] reports every unknown key and wrong type at once,
+//! and [`Locator`] maps byte spans to `line:col`.
 //!
-//! Serde stops at its first error, so the document is first parsed into toml's spanned tree and
-//! walked against [`ROOT`]: each unknown key or mistyped value is reported and pruned, which lets
-//! the serde pass that follows succeed and validation report its own problems in the same run.
+//! Serde stops at its first error, so [`parse`] deserializes toml's spanned tree, reports the
+//! error at its span, prunes the key or value it names and deserializes again, until the rest
+//! reads; validation then reports its own problems in the same run.
 
 use std::collections::HashSet;
 use std::fmt;
+use std::net::SocketAddr;
 use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::LazyLock;
+use std::time::Duration;
 
-use serde::de::{MapAccess, SeqAccess, Visitor};
+use http::HeaderName;
+use ipnet::IpNet;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use super::leaf::{
+    AppCookie, CookieDomain, DistrictId, Leaf, LogoutRedirect, PathPrefix, RouteHost, Threads,
+    UpstreamName,
+};
+use super::model::{ApiVersion, LogFormat, PublicPath, Readiness, StoreKind};
 use super::ConfigProblem;
 use crate::identity::template::did_you_mean;
+use crate::identity::UserType;
 
 /// A value with the byte span it was read from.
 pub(crate) type Sp<T> = Spanned<T>;
@@ -24,23 +38,68 @@ pub(crate) type Sp<T> = Spanned<T>;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileConfig {
+    #[serde(default, deserialize_with = "table")]
     pub server: Option<Sp<ServerFile>>,
+    #[serde(default, deserialize_with = "table")]
     pub clever: Option<Sp<CleverFile>>,
+    #[serde(default, deserialize_with = "table")]
     pub session: Option<Sp<SessionFile>>,
+    #[serde(default, deserialize_with = "tables")]
     pub upstream: Option<Sp<Vec<Sp<UpstreamFile>>>>,
+    #[serde(default, deserialize_with = "table")]
     pub assertion: Option<Sp<AssertionFile>>,
+    #[serde(default, deserialize_with = "tables")]
     pub district: Option<Sp<Vec<Sp<DistrictFile>>>>,
+}
+
+/// A table only: a derived struct alone would also read an array (as its fields in order).
+struct MapOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(Shape::<MapOnly<T>>::new("a table"))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Shape<MapOnly<T>> {
+    type Value = MapOnly<T>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MapOnly<T>, A::Error> {
+        T::deserialize(de::value::MapAccessDeserializer::new(map)).map(MapOnly)
+    }
+}
+
+/// `[[upstream]]`, `[[district]]`: the tables with the array's span.
+pub(crate) type Tables<T> = Sp<Vec<Sp<T>>>;
+
+fn unwrap<T>(t: Sp<MapOnly<T>>) -> Sp<T> {
+    Sp::new(t.span(), t.into_inner().0)
+}
+
+fn table<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Sp<T>>, D::Error> {
+    Ok(Option::<Sp<MapOnly<T>>>::deserialize(d)?.map(unwrap))
+}
+
+fn tables<'de, D, T>(d: D) -> Result<Option<Tables<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let list = Option::<Sp<Vec<Sp<MapOnly<T>>>>>::deserialize(d)?;
+    Ok(list.map(|l| Sp::new(l.span(), l.into_inner().into_iter().map(unwrap).collect())))
 }
 
 /// One `[[district]]`: a district-app token credential.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DistrictFile {
-    pub id: Option<Sp<String>>,
+    pub id: Option<Leaf<DistrictId>>,
     pub name: Option<Sp<String>>,
     pub description: Option<Sp<String>>,
     pub token_env: Option<Sp<String>>,
-    pub token_file: Option<Sp<String>>,
+    pub token_file: Option<Leaf<PathBuf>>,
 }
 
 /// `[assertion]`
@@ -48,31 +107,31 @@ pub(crate) struct DistrictFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct AssertionFile {
     pub issuer: Option<Sp<String>>,
-    pub key_file: Option<Sp<String>>,
-    pub previous_key_files: Option<Sp<Vec<Sp<String>>>>,
-    pub overlap: Option<Sp<String>>,
+    pub key_file: Option<Leaf<PathBuf>>,
+    pub previous_key_files: Option<Sp<Vec<Leaf<PathBuf>>>>,
+    pub overlap: Option<Leaf<Duration>>,
 }
 
 /// `[server]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ServerFile {
-    pub listen: Option<Sp<Vec<Sp<String>>>>,
-    pub tls_listen: Option<Sp<Vec<Sp<String>>>>,
-    pub tls_cert: Option<Sp<String>>,
-    pub tls_key: Option<Sp<String>>,
+    pub listen: Option<Sp<Vec<Leaf<SocketAddr>>>>,
+    pub tls_listen: Option<Sp<Vec<Leaf<SocketAddr>>>>,
+    pub tls_cert: Option<Leaf<PathBuf>>,
+    pub tls_key: Option<Leaf<PathBuf>>,
     pub redirect_to_https: Option<Sp<bool>>,
-    pub threads: Option<Sp<i64>>,
-    pub grace_period: Option<Sp<String>>,
-    pub log_format: Option<Sp<String>>,
+    pub threads: Option<Threads>,
+    pub grace_period: Option<Leaf<Duration>>,
+    pub log_format: Option<Leaf<LogFormat>>,
     pub pid_file: Option<Sp<String>>,
     pub upgrade_sock: Option<Sp<String>>,
-    pub admin_listen: Option<Sp<String>>,
+    pub admin_listen: Option<Leaf<SocketAddr>>,
     pub landing: Option<Sp<String>>,
-    pub trusted_proxies: Option<Sp<Vec<Sp<String>>>>,
-    pub header_timeout: Option<Sp<String>>,
+    pub trusted_proxies: Option<Sp<Vec<Leaf<IpNet>>>>,
+    pub header_timeout: Option<Leaf<Duration>>,
     pub forward_auth_secret_env: Option<Sp<String>>,
-    pub forward_auth_secret_file: Option<Sp<String>>,
+    pub forward_auth_secret_file: Option<Leaf<PathBuf>>,
 }
 
 /// `[clever]`
@@ -81,15 +140,15 @@ pub(crate) struct ServerFile {
 pub(crate) struct CleverFile {
     pub client_id: Option<Sp<String>>,
     pub client_secret_env: Option<Sp<String>>,
-    pub client_secret_file: Option<Sp<String>>,
+    pub client_secret_file: Option<Leaf<PathBuf>>,
     pub redirect_uri: Option<Sp<String>>,
-    pub api_version: Option<Sp<String>>,
+    pub api_version: Option<Leaf<ApiVersion>>,
     pub authorize_url: Option<Sp<String>>,
     pub token_url: Option<Sp<String>>,
     pub api_base: Option<Sp<String>>,
-    pub timeout: Option<Sp<String>>,
-    pub discover_district_tokens: Option<Sp<bool>>,
-    pub district_tokens_refresh: Option<Sp<String>>,
+    pub timeout: Option<Leaf<Duration>>,
+    pub discover_district_tokens: Option<bool>,
+    pub district_tokens_refresh: Option<Leaf<Duration>>,
 }
 
 /// `[session]`
@@ -97,46 +156,46 @@ pub(crate) struct CleverFile {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SessionFile {
     pub cookie_name: Option<Sp<String>>,
-    pub cookie_domain: Option<Sp<String>>,
+    pub cookie_domain: Option<Leaf<CookieDomain>>,
     pub cookie_secure: Option<Sp<bool>>,
-    pub ttl: Option<Sp<String>>,
-    pub login_timeout: Option<Sp<String>>,
-    pub store: Option<Sp<String>>,
+    pub ttl: Option<Leaf<Duration>>,
+    pub login_timeout: Option<Leaf<Duration>>,
+    pub store: Option<Leaf<StoreKind>>,
     pub redis_url: Option<Sp<String>>,
     pub redis_password_env: Option<Sp<String>>,
-    pub redis_password_file: Option<Sp<String>>,
+    pub redis_password_file: Option<Leaf<PathBuf>>,
     pub redis_sentinels: Option<Sp<Vec<Sp<String>>>>,
     pub redis_master_name: Option<Sp<String>>,
     pub redis_db: Option<Sp<i64>>,
     pub redis_sentinel_password_env: Option<Sp<String>>,
-    pub redis_sentinel_password_file: Option<Sp<String>>,
-    pub readiness: Option<Sp<String>>,
-    pub logout_redirect: Option<Sp<String>>,
-    pub idle_timeout: Option<Sp<String>>,
+    pub redis_sentinel_password_file: Option<Leaf<PathBuf>>,
+    pub readiness: Option<Leaf<Readiness>>,
+    pub logout_redirect: Option<Leaf<LogoutRedirect>>,
+    pub idle_timeout: Option<Leaf<Duration>>,
 }
 
 /// One `[[upstream]]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpstreamFile {
-    pub name: Option<Sp<String>>,
+    pub name: Option<Leaf<UpstreamName>>,
     pub url: Option<Sp<String>>,
-    pub host: Option<Sp<String>>,
-    pub path_prefix: Option<Sp<String>>,
-    pub allow_user_types: Option<Sp<Vec<Sp<String>>>>,
+    pub host: Option<Leaf<RouteHost>>,
+    pub path_prefix: Option<Leaf<PathPrefix>>,
+    pub allow_user_types: Option<Sp<Vec<Leaf<UserType>>>>,
     pub allow_districts: Option<Sp<Vec<Sp<String>>>>,
     pub login_district_id: Option<Sp<String>>,
-    pub public_paths: Option<Sp<Vec<Sp<String>>>>,
-    pub strip_path_prefix: Option<Sp<bool>>,
-    pub forward_access_token: Option<Sp<bool>>,
+    pub public_paths: Option<Sp<Vec<Leaf<PublicPath>>>>,
+    pub strip_path_prefix: Option<bool>,
+    pub forward_access_token: Option<bool>,
     pub tls_verify: Option<Sp<bool>>,
     pub tls_ca: Option<Sp<String>>,
-    pub timeout: Option<Sp<String>>,
-    pub assertion: Option<Sp<bool>>,
+    pub timeout: Option<Leaf<Duration>>,
+    pub assertion: Option<bool>,
     pub assertion_audience: Option<Sp<String>>,
-    pub confirm_students: Option<Sp<bool>>,
+    pub confirm_students: Option<bool>,
     pub required_headers: Option<Sp<Vec<Sp<String>>>>,
-    pub app_cookies: Option<Sp<Vec<Sp<String>>>>,
+    pub app_cookies: Option<Sp<Vec<Leaf<AppCookie>>>>,
     pub logout_paths: Option<Sp<Vec<Sp<String>>>>,
     pub headers: Option<Sp<HeadersFile>>,
     pub set_headers: Option<Sp<SetHeadersFile>>,
@@ -145,18 +204,18 @@ pub(crate) struct UpstreamFile {
 /// `[upstream.headers]`: identity header key (a `header` key of the field table) = name, in
 /// file order.
 #[derive(Debug, Default)]
-pub(crate) struct HeadersFile(pub Vec<(Sp<String>, Sp<String>)>);
+pub(crate) struct HeadersFile(pub Entries<Leaf<HeaderName>>);
 
 /// `[upstream.set_headers]`: header name = value, in file order.
 #[derive(Debug, Default)]
-pub(crate) struct SetHeadersFile(pub Vec<(Sp<String>, Sp<SetValueFile>)>);
+pub(crate) struct SetHeadersFile(pub Entries<Sp<SetValueFile>>);
 
 /// One `set_headers` value: a template, a list of them, or a table of either by role.
 #[derive(Debug)]
 pub(crate) enum SetValueFile {
     One(String),
     List(Vec<Sp<String>>),
-    ByRole(Vec<(Sp<String>, Sp<TemplatesFile>)>),
+    ByRole(Entries<Sp<TemplatesFile>>),
 }
 
 impl SetValueFile {
@@ -189,17 +248,43 @@ pub(crate) enum TemplatesFile {
     List(Vec<Sp<String>>),
 }
 
-/// A table's entries: key and value, each with its span.
-type Entries<V> = Vec<(Sp<String>, Sp<V>)>;
+/// A table's entries in file order: key (with its span) and value.
+pub(crate) type Entries<V> = Vec<(Sp<String>, V)>;
+
+/// `[upstream.headers]` may name the identity headers of the field table only.
+static HEADER_KEYS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| crate::identity::fields::header_keys().collect());
+/// A role table of `[upstream.set_headers]`: a role or `default`.
+static ROLE_KEYS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| crate::identity::template::ValueSpec::role_keys().collect());
+
+/// A table key with its span, refused (at the key) unless it is one of `allowed`.
+struct KeyIn(Option<&'static [&'static str]>);
+
+impl<'de> DeserializeSeed<'de> for KeyIn {
+    type Value = Sp<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Sp<String>, D::Error> {
+        let key = Sp::<String>::deserialize(d)?;
+        match self.0 {
+            Some(allowed) if !allowed.contains(&key.get_ref().as_str()) => {
+                Err(de::Error::unknown_field(key.get_ref(), allowed))
+            }
+            _ => Ok(key),
+        }
+    }
+}
 
 /// A table's entries in file order (toml hands them over sorted by key).
-fn entries_in_file_order<'de, A, V>(mut map: A) -> Result<Entries<V>, A::Error>
+fn entries<'de, A, V>(
+    mut map: A,
+    allowed: Option<&'static [&'static str]>,
+) -> Result<Entries<V>, A::Error>
 where
     A: MapAccess<'de>,
     V: Deserialize<'de>,
 {
-    let mut out: Vec<(Sp<String>, Sp<V>)> = Vec::new();
-    while let Some(k) = map.next_key::<Sp<String>>()? {
+    let mut out: Entries<V> = Vec::new();
+    while let Some(k) = map.next_key_seed(KeyIn(allowed))? {
         out.push((k, map.next_value()?));
     }
     out.sort_by_key(|(k, _)| k.span().start);
@@ -230,7 +315,7 @@ impl<'de> Visitor<'de> for Shape<HeadersFile> {
         f.write_str(self.0)
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<HeadersFile, A::Error> {
-        entries_in_file_order(map).map(HeadersFile)
+        entries(map, Some(&HEADER_KEYS[..])).map(HeadersFile)
     }
 }
 
@@ -240,7 +325,7 @@ impl<'de> Visitor<'de> for Shape<SetHeadersFile> {
         f.write_str(self.0)
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SetHeadersFile, A::Error> {
-        entries_in_file_order(map).map(SetHeadersFile)
+        entries(map, None).map(SetHeadersFile)
     }
 }
 
@@ -249,14 +334,21 @@ impl<'de> Visitor<'de> for Shape<SetValueFile> {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0)
     }
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SetValueFile, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<SetValueFile, E> {
         Ok(SetValueFile::One(v.to_owned()))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<SetValueFile, A::Error> {
         spanned_strings(seq).map(SetValueFile::List)
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SetValueFile, A::Error> {
-        entries_in_file_order(map).map(SetValueFile::ByRole)
+        let roles = entries(map, Some(&ROLE_KEYS[..]))?;
+        if roles.is_empty() {
+            return Err(de::Error::custom(format!(
+                "is an empty role table: give at least one of {}",
+                ROLE_KEYS.join(", ")
+            )));
+        }
+        Ok(SetValueFile::ByRole(roles))
     }
 }
 
@@ -265,7 +357,7 @@ impl<'de> Visitor<'de> for Shape<TemplatesFile> {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0)
     }
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TemplatesFile, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<TemplatesFile, E> {
         Ok(TemplatesFile::One(v.to_owned()))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<TemplatesFile, A::Error> {
@@ -275,20 +367,22 @@ impl<'de> Visitor<'de> for Shape<TemplatesFile> {
 
 impl<'de> Deserialize<'de> for HeadersFile {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(Shape::<HeadersFile>::new("a table of header names"))
+        d.deserialize_map(Shape::<HeadersFile>::new("a table ([upstream.headers])"))
     }
 }
 
 impl<'de> Deserialize<'de> for SetHeadersFile {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(Shape::<SetHeadersFile>::new("a table of headers"))
+        d.deserialize_map(Shape::<SetHeadersFile>::new(
+            "a table ([upstream.set_headers])",
+        ))
     }
 }
 
 impl<'de> Deserialize<'de> for SetValueFile {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(Shape::<SetValueFile>::new(
-            "a template, a list of templates or a table of them by role",
+            "a template (\"{email}\"), a list of templates or a table of them by role",
         ))
     }
 }
@@ -300,225 +394,6 @@ impl<'de> Deserialize<'de> for TemplatesFile {
         ))
     }
 }
-
-/// The type a key must have.
-#[derive(Clone, Copy)]
-pub(crate) enum Kind {
-    Str,
-    Bool,
-    Int,
-    StrList,
-    Table(&'static Section),
-    Tables(&'static Section),
-    /// A `set_headers` value: a template, a list of them, or a role table of either.
-    Template,
-    /// A role table's entry: a template or a list of them.
-    Templates,
-}
-
-impl Kind {
-    fn expected(self) -> String {
-        match self {
-            Kind::Str => "a string".to_owned(),
-            Kind::Bool => "true or false".to_owned(),
-            Kind::Int => "an integer".to_owned(),
-            Kind::StrList => "an array of strings".to_owned(),
-            Kind::Template => {
-                "a template (\"{email}\"), a list of templates or a table of them by role"
-                    .to_owned()
-            }
-            Kind::Templates => "a template or a list of templates".to_owned(),
-            Kind::Table(s) => format!("a table ([{}])", s.title),
-            Kind::Tables(s) => format!("an array of tables ([[{}]], one per entry)", s.title),
-        }
-    }
-}
-
-/// The keys one table may hold. A fixed list names exactly the fields of its serde struct (a
-/// test checks).
-pub(crate) struct Section {
-    /// How the table is written in messages: `server`, `upstream`, `upstream.headers`.
-    pub title: &'static str,
-    pub keys: Keys,
-}
-
-/// Which keys a table may hold.
-#[derive(Clone, Copy)]
-pub(crate) enum Keys {
-    /// These keys, each with its type.
-    Fixed(&'static [(&'static str, Kind)]),
-    /// The keys the function lists (from a table elsewhere), all of one type.
-    Listed(fn() -> Vec<&'static str>, Kind),
-    /// Any key (a header name), all of one type.
-    Any(Kind),
-}
-
-impl Section {
-    /// The type of `key`, or `None` when the table may not hold it.
-    pub fn kind_of(&self, key: &str) -> Option<Kind> {
-        match self.keys {
-            Keys::Fixed(keys) => keys.iter().find(|(k, _)| *k == key).map(|(_, kind)| *kind),
-            Keys::Listed(list, kind) => list().contains(&key).then_some(kind),
-            Keys::Any(kind) => Some(kind),
-        }
-    }
-
-    /// The keys it may hold, for messages (empty for any key).
-    pub fn allowed(&self) -> Vec<&'static str> {
-        match self.keys {
-            Keys::Fixed(keys) => keys.iter().map(|(k, _)| *k).collect(),
-            Keys::Listed(list, _) => list(),
-            Keys::Any(_) => Vec::new(),
-        }
-    }
-}
-
-/// The document root.
-pub(crate) static ROOT: Section = Section {
-    title: "",
-    keys: Keys::Fixed(&[
-        ("server", Kind::Table(&SERVER)),
-        ("clever", Kind::Table(&CLEVER)),
-        ("session", Kind::Table(&SESSION)),
-        ("upstream", Kind::Tables(&UPSTREAM)),
-        ("assertion", Kind::Table(&ASSERTION)),
-        ("district", Kind::Tables(&DISTRICT)),
-    ]),
-};
-
-pub(crate) static DISTRICT: Section = Section {
-    title: "district",
-    keys: Keys::Fixed(&[
-        ("id", Kind::Str),
-        ("name", Kind::Str),
-        ("description", Kind::Str),
-        ("token_env", Kind::Str),
-        ("token_file", Kind::Str),
-    ]),
-};
-
-pub(crate) static ASSERTION: Section = Section {
-    title: "assertion",
-    keys: Keys::Fixed(&[
-        ("issuer", Kind::Str),
-        ("key_file", Kind::Str),
-        ("previous_key_files", Kind::StrList),
-        ("overlap", Kind::Str),
-    ]),
-};
-
-pub(crate) static SERVER: Section = Section {
-    title: "server",
-    keys: Keys::Fixed(&[
-        ("listen", Kind::StrList),
-        ("tls_listen", Kind::StrList),
-        ("tls_cert", Kind::Str),
-        ("tls_key", Kind::Str),
-        ("redirect_to_https", Kind::Bool),
-        ("threads", Kind::Int),
-        ("grace_period", Kind::Str),
-        ("log_format", Kind::Str),
-        ("pid_file", Kind::Str),
-        ("upgrade_sock", Kind::Str),
-        ("admin_listen", Kind::Str),
-        ("landing", Kind::Str),
-        ("trusted_proxies", Kind::StrList),
-        ("header_timeout", Kind::Str),
-        ("forward_auth_secret_env", Kind::Str),
-        ("forward_auth_secret_file", Kind::Str),
-    ]),
-};
-
-pub(crate) static CLEVER: Section = Section {
-    title: "clever",
-    keys: Keys::Fixed(&[
-        ("client_id", Kind::Str),
-        ("client_secret_env", Kind::Str),
-        ("client_secret_file", Kind::Str),
-        ("redirect_uri", Kind::Str),
-        ("api_version", Kind::Str),
-        ("authorize_url", Kind::Str),
-        ("token_url", Kind::Str),
-        ("api_base", Kind::Str),
-        ("timeout", Kind::Str),
-        ("discover_district_tokens", Kind::Bool),
-        ("district_tokens_refresh", Kind::Str),
-    ]),
-};
-
-pub(crate) static SESSION: Section = Section {
-    title: "session",
-    keys: Keys::Fixed(&[
-        ("cookie_name", Kind::Str),
-        ("cookie_domain", Kind::Str),
-        ("cookie_secure", Kind::Bool),
-        ("ttl", Kind::Str),
-        ("login_timeout", Kind::Str),
-        ("store", Kind::Str),
-        ("redis_url", Kind::Str),
-        ("redis_password_env", Kind::Str),
-        ("redis_password_file", Kind::Str),
-        ("redis_sentinels", Kind::StrList),
-        ("redis_master_name", Kind::Str),
-        ("redis_db", Kind::Int),
-        ("redis_sentinel_password_env", Kind::Str),
-        ("redis_sentinel_password_file", Kind::Str),
-        ("readiness", Kind::Str),
-        ("logout_redirect", Kind::Str),
-        ("idle_timeout", Kind::Str),
-    ]),
-};
-
-pub(crate) static UPSTREAM: Section = Section {
-    title: "upstream",
-    keys: Keys::Fixed(&[
-        ("name", Kind::Str),
-        ("url", Kind::Str),
-        ("host", Kind::Str),
-        ("path_prefix", Kind::Str),
-        ("allow_user_types", Kind::StrList),
-        ("allow_districts", Kind::StrList),
-        ("login_district_id", Kind::Str),
-        ("public_paths", Kind::StrList),
-        ("strip_path_prefix", Kind::Bool),
-        ("forward_access_token", Kind::Bool),
-        ("tls_verify", Kind::Bool),
-        ("tls_ca", Kind::Str),
-        ("timeout", Kind::Str),
-        ("assertion", Kind::Bool),
-        ("assertion_audience", Kind::Str),
-        ("confirm_students", Kind::Bool),
-        ("required_headers", Kind::StrList),
-        ("app_cookies", Kind::StrList),
-        ("logout_paths", Kind::StrList),
-        ("headers", Kind::Table(&HEADERS)),
-        ("set_headers", Kind::Table(&SET_HEADERS)),
-    ]),
-};
-
-/// `[upstream.headers]`: the identity headers of the field table, each a header name.
-pub(crate) static HEADERS: Section = Section {
-    title: "upstream.headers",
-    keys: Keys::Listed(
-        || crate::identity::fields::header_keys().collect(),
-        Kind::Str,
-    ),
-};
-
-/// `[upstream.set_headers]`: any header name = a template value.
-pub(crate) static SET_HEADERS: Section = Section {
-    title: "upstream.set_headers",
-    keys: Keys::Any(Kind::Template),
-};
-
-/// A role table inside `[upstream.set_headers]`: a role or `default` = template(s).
-pub(crate) static ROLE_TABLE: Section = Section {
-    title: "upstream.set_headers role table",
-    keys: Keys::Listed(
-        || crate::identity::template::ValueSpec::role_keys().collect(),
-        Kind::Templates,
-    ),
-};
 
 /// Maps byte offsets in the source to 1-based `line:col` (columns count characters).
 pub(crate) struct Locator<'a> {
@@ -594,16 +469,26 @@ impl<'a> Sink<'a> {
     }
 }
 
-/// The file after parsing and the shape check.
+/// The file after parsing.
 pub(crate) struct Parsed {
     pub file: FileConfig,
     /// Dotted paths (`server.threads`, `upstream[0].url`, `clever`) of keys that were present
-    /// but pruned (wrong type, unknown), so validation does not also call them missing.
+    /// but pruned (wrong type, unknown, unreadable), or lists that lost an entry, so validation
+    /// does not also call them missing or empty.
     pub invalid: HashSet<String>,
 }
 
-/// Parses the document, reports syntax errors, unknown keys and wrong types into `sink`, and
-/// deserializes what is left. `None` when the document could not be read as TOML at all.
+/// One step of a path into the document.
+#[derive(Clone, Debug)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// Parses the document and deserializes it into [`FileConfig`], reporting every syntax error,
+/// unknown key, wrong type and unreadable value into `sink`: each serde error is reported at its
+/// span and what it names is pruned, until the rest deserializes. `None` when the document could
+/// not be read as TOML at all.
 pub(crate) fn parse(src: &str, sink: &mut Sink<'_>) -> Option<Parsed> {
     let (root, errors) = DeTable::parse_recoverable(src);
     if !errors.is_empty() {
@@ -616,173 +501,209 @@ pub(crate) fn parse(src: &str, sink: &mut Sink<'_>) -> Option<Parsed> {
     let span = root.span();
     let mut table = root.into_inner();
     let mut invalid = HashSet::new();
-    check_table(&ROOT, &mut table, "", sink, &mut invalid);
-    let root = Spanned::new(span, table);
-    match FileConfig::deserialize(toml::de::Deserializer::from(root)) {
-        Ok(file) => Some(Parsed { file, invalid }),
-        Err(e) => {
-            // Not expected after the shape check; reported rather than trusted.
-            sink.at(e.span().unwrap_or(0..0), e.message().to_owned());
-            None
-        }
-    }
-}
-
-fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{prefix}.{key}")
-    }
-}
-
-/// Checks one table against `section`, recursing into sub-tables; prunes bad entries.
-fn check_table(
-    section: &Section,
-    table: &mut DeTable<'_>,
-    path: &str,
-    sink: &mut Sink<'_>,
-    invalid: &mut HashSet<String>,
-) {
-    let mut drop: Vec<String> = Vec::new();
-    for (key, value) in table.iter_mut() {
-        let name: &str = key.get_ref();
-        let key_path = join(path, name);
-        let Some(kind) = section.kind_of(name) else {
-            sink.at(key.span(), unknown_key_message(section, name));
-            // An inline secret is still a secret the user meant to give: not "missing" too.
-            invalid.insert(key_path);
-            drop.push(name.to_owned());
-            continue;
+    loop {
+        let doc = Spanned::new(span.clone(), table.clone());
+        let e = match FileConfig::deserialize(toml::de::Deserializer::from(doc)) {
+            Ok(file) => return Some(Parsed { file, invalid }),
+            Err(e) => e,
         };
-        if !check_value(kind, value, &key_path, section, name, sink, invalid) {
-            invalid.insert(key_path);
-            drop.push(name.to_owned());
+        let at = e.span().unwrap_or(0..0);
+        let unknown = e.message().starts_with("unknown field `");
+        let mut path = Vec::new();
+        if !find(&table, &at, unknown, &mut path) {
+            // Not expected: every error names a key or a value. Reported rather than trusted.
+            sink.at(at, e.message().to_owned());
+            return None;
         }
-    }
-    for name in &drop {
-        table.remove(name.as_str());
+        let node = if unknown {
+            None
+        } else {
+            value_at(&table, &path)
+        };
+        sink.at(at, message(e.message(), &path, node));
+        let element = matches!(path.last(), Some(Seg::Index(_)));
+        let key_path = if element {
+            &path[..path.len() - 1]
+        } else {
+            &path[..]
+        };
+        // A list with a bad entry keeps its other entries, for the rules across keys that
+        // read them; it is invalid as a whole.
+        invalid.insert(dotted(key_path));
+        if !prune(&mut table, &path) {
+            return None;
+        }
     }
 }
 
-/// Checks one value; `false` when it has the wrong type and must be pruned.
-fn check_value(
-    kind: Kind,
-    value: &mut Spanned<DeValue<'_>>,
-    path: &str,
-    section: &Section,
-    name: &str,
-    sink: &mut Sink<'_>,
-    invalid: &mut HashSet<String>,
-) -> bool {
-    let span = value.span();
-    let shown = display_path(section, name);
-    let wrong = |sink: &mut Sink<'_>, found: &DeValue<'_>, span: Range<usize>| {
-        sink.at(
-            span,
-            format!(
-                "wrong type for {shown}: expected {}, found {}",
-                kind.expected(),
-                describe(found)
-            ),
-        );
+/// Finds the key (`key`) or value whose span is `at`, outermost first (an array of tables
+/// spans like its first table); its path goes to `path`.
+fn find(table: &DeTable<'_>, at: &Range<usize>, key: bool, path: &mut Vec<Seg>) -> bool {
+    for (k, v) in table.iter() {
+        path.push(Seg::Key(k.get_ref().to_string()));
+        if (key && k.span() == *at) || (!key && v.span() == *at) || find_in(v, at, key, path) {
+            return true;
+        }
+        path.pop();
+    }
+    false
+}
+
+fn find_in(v: &Spanned<DeValue<'_>>, at: &Range<usize>, key: bool, path: &mut Vec<Seg>) -> bool {
+    match v.get_ref() {
+        DeValue::Table(t) => find(t, at, key, path),
+        DeValue::Array(items) => items.iter().enumerate().any(|(i, item)| {
+            path.push(Seg::Index(i));
+            let found = (!key && item.span() == *at) || find_in(item, at, key, path);
+            if !found {
+                path.pop();
+            }
+            found
+        }),
+        _ => false,
+    }
+}
+
+fn value_at<'t, 'i>(table: &'t DeTable<'i>, path: &[Seg]) -> Option<&'t DeValue<'i>> {
+    let (Seg::Key(first), rest) = path.split_first()? else {
+        return None;
     };
-    match (kind, value.get_mut()) {
-        (Kind::Str, DeValue::String(_)) | (Kind::Bool, DeValue::Boolean(_)) => true,
-        (Kind::Int, DeValue::Integer(i)) => {
-            if i64::from_str_radix(i.as_str(), i.radix()).is_ok() {
-                true
-            } else {
-                sink.at(
-                    span,
-                    format!("{shown} is too large: expected a small integer"),
-                );
-                false
+    let mut v = table.get(first.as_str())?.get_ref();
+    for seg in rest {
+        v = match (seg, v) {
+            (Seg::Key(k), DeValue::Table(t)) => t.get(k.as_str())?.get_ref(),
+            (Seg::Index(i), DeValue::Array(a)) => a.get(*i)?.get_ref(),
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+/// Removes what `path` names (`false`: nothing there); a role table left empty goes too (its
+/// keys were reported).
+fn prune(table: &mut DeTable<'_>, path: &[Seg]) -> bool {
+    let Some((last, parent)) = path.split_last() else {
+        return false;
+    };
+    let container = if parent.is_empty() {
+        None
+    } else {
+        value_mut(table, parent)
+    };
+    match (last, container) {
+        (Seg::Key(k), None) if parent.is_empty() => table.remove(k.as_str()).is_some(),
+        (Seg::Key(k), Some(DeValue::Table(t))) => {
+            let removed = t.remove(k.as_str()).is_some();
+            let role_table = matches!(parent, [_, _, Seg::Key(s), _] if s == "set_headers");
+            if t.is_empty() && role_table {
+                prune(table, parent);
             }
+            removed
         }
-        (Kind::StrList, DeValue::Array(items)) => {
-            let mut ok = true;
-            for item in items.iter() {
-                if !item.get_ref().is_str() {
-                    sink.at(
-                        item.span(),
-                        format!(
-                            "wrong type in {shown}: expected a string, found {}",
-                            describe(item.get_ref())
-                        ),
-                    );
-                    ok = false;
-                }
-            }
-            ok
-        }
-        (Kind::Table(sub), DeValue::Table(t)) => {
-            check_table(sub, t, path, sink, invalid);
+        (Seg::Index(i), Some(DeValue::Array(a))) if *i < a.len() => {
+            let kept: Vec<_> = a
+                .iter()
+                .cloned()
+                .enumerate()
+                .filter(|(j, _)| j != i)
+                .collect();
+            *a = toml::de::DeArray::new();
+            kept.into_iter().for_each(|(_, item)| a.push(item));
             true
         }
-        (Kind::Template | Kind::Templates, DeValue::String(_)) => true,
-        (Kind::Template | Kind::Templates, DeValue::Array(items)) => {
-            let mut ok = true;
-            for item in items.iter() {
-                if !item.get_ref().is_str() {
-                    sink.at(
-                        item.span(),
-                        format!(
-                            "wrong type in {shown}: expected a template (a string), found {}",
-                            describe(item.get_ref())
-                        ),
-                    );
-                    ok = false;
-                }
-            }
-            ok
-        }
-        (Kind::Template, DeValue::Table(t)) if t.is_empty() => {
-            sink.at(
-                span,
-                format!(
-                    "{shown} is an empty role table: give at least one of {}",
-                    ROLE_TABLE.allowed().join(", ")
-                ),
-            );
-            false
-        }
-        (Kind::Template, DeValue::Table(t)) => {
-            check_table(&ROLE_TABLE, t, path, sink, invalid);
-            true
-        }
-        (Kind::Tables(sub), DeValue::Array(items)) => {
-            if let Some(bad) = items.iter().find(|i| !i.get_ref().is_table()) {
-                let (bad_span, found) = (bad.span(), describe(bad.get_ref()));
-                sink.at(
-                    bad_span,
-                    format!(
-                        "wrong type in {shown}: expected {}, found {found}",
-                        kind.expected()
-                    ),
-                );
-                return false;
-            }
-            for (i, item) in items.iter_mut().enumerate() {
-                if let DeValue::Table(t) = item.get_mut() {
-                    check_table(sub, t, &format!("{path}[{i}]"), sink, invalid);
-                }
-            }
-            true
-        }
-        (_, found) => {
-            wrong(sink, found, span);
-            false
-        }
+        _ => false,
     }
 }
 
-/// `server.threads`, `upstream.headers.email`, `[clever]`.
-fn display_path(section: &Section, key: &str) -> String {
-    if section.title.is_empty() {
-        format!("[{key}]")
+fn value_mut<'t, 'i>(table: &'t mut DeTable<'i>, path: &[Seg]) -> Option<&'t mut DeValue<'i>> {
+    let (Seg::Key(first), rest) = path.split_first()? else {
+        return None;
+    };
+    let mut v = table.get_mut(first.as_str())?.get_mut();
+    for seg in rest {
+        v = match (seg, v) {
+            (Seg::Key(k), DeValue::Table(t)) => t.get_mut(k.as_str())?.get_mut(),
+            (Seg::Index(i), DeValue::Array(a)) => a.get_mut(*i)?.get_mut(),
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+/// `upstream[0].url`, for [`Parsed::invalid`].
+fn dotted(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) if out.is_empty() => out.push_str(k),
+            Seg::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// How a key is named in messages: `[clever]` at the top level, else `upstream.headers.email`
+/// (array indices left out).
+fn shown(path: &[Seg]) -> String {
+    let keys: Vec<&str> = path
+        .iter()
+        .filter_map(|s| match s {
+            Seg::Key(k) => Some(k.as_str()),
+            Seg::Index(_) => None,
+        })
+        .collect();
+    match keys[..] {
+        [one] => format!("[{one}]"),
+        _ => keys.join("."),
+    }
+}
+
+/// The message for one serde error about the key or value at `path` (`node`: the value).
+fn message(serde: &str, path: &[Seg], node: Option<&DeValue<'_>>) -> String {
+    let element = matches!(path.last(), Some(Seg::Index(_)));
+    let owner = if element {
+        &path[..path.len() - 1]
     } else {
-        format!("{}.{key}", section.title)
+        path
+    };
+    let Some(node) = node else {
+        return unknown_key_message(serde, path);
+    };
+    if let Some((_, expected)) = serde
+        .strip_prefix("invalid type: ")
+        .and_then(|m| m.rsplit_once(", expected "))
+    {
+        let at_top = matches!(owner, [Seg::Key(k)] if k == "upstream" || k == "district");
+        let expected = match expected {
+            _ if at_top => format!("an array of tables ([[{}]], one per entry)", dotted(owner)),
+            "a boolean" => "true or false".to_owned(),
+            "i64" => "an integer".to_owned(),
+            "a sequence" => "an array of strings".to_owned(),
+            "a string" if dotted(owner).contains("set_headers") => {
+                "a template (a string)".to_owned()
+            }
+            "a table" => format!("a table ([{}])", dotted(owner)),
+            s => s.to_owned(),
+        };
+        let (word, shown) = (if element { "in" } else { "for" }, shown(owner));
+        return format!(
+            "wrong type {word} {shown}: expected {expected}, found {}",
+            describe(node)
+        );
+    }
+    if matches!(node, DeValue::Integer(_)) && serde.contains("overflow") {
+        return format!("{} is too large: expected a small integer", shown(owner));
+    }
+    // A leaf that does not read: an entry of a list, or a key of an [[upstream]] named with
+    // its index as validation names it (`upstream[0].timeout`).
+    match path {
+        _ if element => format!("{} entry {serde}", shown(owner)),
+        [_, Seg::Index(_), _] => format!("{} {serde}", dotted(path)),
+        _ => format!("{} {serde}", shown(path)),
     }
 }
 
@@ -801,23 +722,32 @@ fn describe(v: &DeValue<'_>) -> &'static str {
     }
 }
 
-fn unknown_key_message(section: &Section, key: &str) -> String {
-    if section.title == "clever" && key == "client_secret" {
+/// An unknown key, from serde's "unknown field `key`, expected one of `a`, `b`": the keys the
+/// table's struct allows, in declaration order.
+fn unknown_key_message(serde: &str, path: &[Seg]) -> String {
+    let Some((Seg::Key(key), table)) = path.split_last() else {
+        return serde.to_owned();
+    };
+    let title = dotted(table);
+    let title = title.split('[').next().unwrap_or_default();
+    if title == "clever" && key == "client_secret" {
         return "the client secret is never inline: use client_secret_env or client_secret_file"
             .to_owned();
     }
-    if section.title == "district" && matches!(key, "token" | "access_token") {
+    if title == "district" && matches!(key.as_str(), "token" | "access_token") {
         return "a district-app token is never inline: use token_env or token_file".to_owned();
     }
-    let allowed: Vec<&str> = section.allowed();
-    let place = if section.title.is_empty() {
-        "at the top level".to_owned()
-    } else if matches!(section.title, "upstream" | "district") {
-        format!("in [[{}]]", section.title)
-    } else if section.title == ROLE_TABLE.title {
-        "in a role table of [upstream.set_headers]".to_owned()
-    } else {
-        format!("in [{}]", section.title)
+    let listed = serde
+        .strip_prefix(&format!("unknown field `{key}`, "))
+        .unwrap_or_default();
+    let allowed: Vec<&str> = listed.split('`').skip(1).step_by(2).collect();
+    let place = match table {
+        [] => "at the top level".to_owned(),
+        [_, Seg::Index(_)] => format!("in [[{title}]]"),
+        [.., Seg::Key(s), _] if s == "set_headers" => {
+            "in a role table of [upstream.set_headers]".to_owned()
+        }
+        _ => format!("in [{}]", shown(table).trim_matches(['[', ']'])),
     };
     let hint = did_you_mean(key, &allowed);
     format!(
@@ -841,69 +771,6 @@ pub(crate) fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::de::{self, Deserializer, Visitor};
-
-    /// Captures the field names serde passes to `deserialize_struct`.
-    struct FieldNames(Vec<&'static str>);
-
-    #[derive(Debug)]
-    struct Stop;
-    impl std::fmt::Display for Stop {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("stop")
-        }
-    }
-    impl std::error::Error for Stop {}
-    impl de::Error for Stop {
-        fn custom<T: std::fmt::Display>(_: T) -> Self {
-            Stop
-        }
-    }
-
-    impl<'de> Deserializer<'de> for &mut FieldNames {
-        type Error = Stop;
-        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
-            Err(Stop)
-        }
-        fn deserialize_struct<V: Visitor<'de>>(
-            self,
-            _: &'static str,
-            fields: &'static [&'static str],
-            _: V,
-        ) -> Result<V::Value, Stop> {
-            self.0.extend_from_slice(fields);
-            Err(Stop)
-        }
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
-            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
-            identifier ignored_any
-        }
-    }
-
-    fn fields<T: for<'de> Deserialize<'de>>() -> Vec<&'static str> {
-        let mut names = FieldNames(Vec::new());
-        let _ = T::deserialize(&mut names);
-        names.0.sort_unstable();
-        names.0
-    }
-
-    fn keys(section: &Section) -> Vec<&'static str> {
-        let mut k: Vec<&str> = section.allowed();
-        k.sort_unstable();
-        k
-    }
-
-    #[test]
-    fn schema_every_section_matches_its_serde_struct() {
-        assert_eq!(keys(&ROOT), fields::<FileConfig>());
-        assert_eq!(keys(&SERVER), fields::<ServerFile>());
-        assert_eq!(keys(&CLEVER), fields::<CleverFile>());
-        assert_eq!(keys(&SESSION), fields::<SessionFile>());
-        assert_eq!(keys(&UPSTREAM), fields::<UpstreamFile>());
-        assert_eq!(keys(&ASSERTION), fields::<AssertionFile>());
-        assert_eq!(keys(&DISTRICT), fields::<DistrictFile>());
-    }
 
     #[test]
     fn locator_multibyte_line_counts_characters() {

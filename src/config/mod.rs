@@ -2,10 +2,12 @@
 //! reading secrets (client secret, district-app tokens), and describing the routes for
 //! `clever-gateway check`.
 //!
-//! Layers: [`file`] mirrors the file (serde, spans), [`validate`] turns it into the typed
-//! [`model`] the rest of the gateway uses.
+//! Layers: [`file`] is the file's schema (serde, spans) with its leaves read into their types
+//! ([`leaf`]), [`validate`] applies the rules across keys and builds the typed [`model`] the rest
+//! of the gateway uses.
 
 mod file;
+mod leaf;
 pub mod model;
 mod validate;
 
@@ -435,21 +437,25 @@ mod tests {
                 .filter_map(|l| l.trim_start_matches("# ").strip_prefix('['))
                 .next_back()
                 .unwrap_or("");
-            let section = match table.trim_matches(['[', ']']) {
-                "server" => &file::SERVER,
-                "clever" => &file::CLEVER,
-                "session" => &file::SESSION,
-                "upstream" => &file::UPSTREAM,
-                "upstream.headers" => &file::HEADERS,
-                "upstream.set_headers" => &file::SET_HEADERS,
-                "assertion" => &file::ASSERTION,
-                "district" => &file::DISTRICT,
+            // The key alone in its table, uncommented: the schema must know it.
+            let doc = match table.trim_matches(['[', ']']) {
+                "upstream" => format!("[[upstream]]\n{rest}\n"),
+                sub @ ("upstream.headers" | "upstream.set_headers") => {
+                    format!("[[upstream]]\n[{sub}]\n{rest}\n")
+                }
+                "district" => format!("[[district]]\n{rest}\n"),
+                t @ ("server" | "clever" | "session" | "assertion") => format!("[{t}]\n{rest}\n"),
                 other => panic!("unexpected table {other:?} before {line:?}"),
             };
+            let mut sink = file::Sink::new("x", &doc);
+            let _ = file::parse(&doc, &mut sink);
             assert!(
-                section.kind_of(key).is_some(),
-                "example key {key:?} is not in [{}]",
-                section.title
+                !sink
+                    .problems
+                    .iter()
+                    .any(|p| p.message.contains("unknown key")),
+                "example key {key:?} is not in [{table}]: {:?}",
+                sink.problems
             );
             checked += 1;
         }
@@ -662,6 +668,57 @@ allow_user_types = []
         ];
         for src in odd {
             assert!(parse_str(src, "x").is_err(), "{src:?}");
+        }
+    }
+
+    /// One bad line per kind of problem the file layer finds: a leaf that does not read, a
+    /// wrong type, a bad list entry, an unknown key.
+    const BAD_SERVER_LINES: &[(&str, &str)] = &[
+        (
+            "grace_period = \"soon\"",
+            "server.grace_period \"soon\" is not a duration",
+        ),
+        ("header_timeout = 5", "wrong type for server.header_timeout"),
+        (
+            "log_format = \"xml\"",
+            "server.log_format \"xml\" is not a log format",
+        ),
+        (
+            "admin_listen = \"nowhere\"",
+            "server.admin_listen \"nowhere\" is not an address",
+        ),
+        (
+            "trusted_proxies = [\"10.0.0.0/8\", \"bad\"]",
+            "server.trusted_proxies entry \"bad\" is not an address",
+        ),
+        ("threads = \"many\"", "wrong type for server.threads"),
+        ("colour = \"blue\"", "unknown key \"colour\" in [server]"),
+        ("upgrade_sock = 7", "wrong type for server.upgrade_sock"),
+    ];
+
+    proptest::proptest! {
+        /// Every problem at once: however many bad lines a table holds, in any order, each is
+        /// reported once, on its own line, and nothing else is.
+        #[test]
+        fn every_bad_leaf_is_reported_once_at_its_line(
+            lines in proptest::strategy::Strategy::prop_shuffle(
+                proptest::sample::subsequence(BAD_SERVER_LINES.to_vec(), 1..=8),
+            ),
+        ) {
+            let body: Vec<&str> = lines.iter().map(|(line, _)| *line).collect();
+            let src = format!("[server]\n{}\n{MINIMAL}", body.join("\n"));
+            let p = match parse_str(&src, "gw.toml") {
+                Ok(_) => panic!("expected problems in:\n{src}"),
+                Err(e) => e.problems,
+            };
+            proptest::prop_assert_eq!(p.len(), lines.len(), "{:#?}", p);
+            for (i, (_, says)) in lines.iter().enumerate() {
+                let at = p.iter().find(|p| p.line == i + 2);
+                proptest::prop_assert!(
+                    at.is_some_and(|p| p.message.contains(says)),
+                    "line {}: {:?} in {:#?}", i + 2, says, p
+                );
+            }
         }
     }
 

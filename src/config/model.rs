@@ -1,4 +1,5 @@
-//! The typed configuration the rest of the gateway uses: validated, resolved, no serde.
+//! The typed configuration the rest of the gateway uses: validated and resolved. The enums a
+//! key names derive `Deserialize`, so their names are written once.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -94,7 +95,8 @@ pub struct ServerConfig {
 }
 
 /// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     /// One human-readable line per event.
     #[default]
@@ -148,7 +150,8 @@ pub struct CleverConfig {
     pub district_tokens_refresh: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum StoreKind {
     Memory,
     Redis,
@@ -179,7 +182,8 @@ pub struct SentinelTarget {
 }
 
 /// What `/_gateway/readyz` reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Readiness {
     /// Ready while the session store answers (the default): a load balancer stops sending
     /// traffic to a replica that cannot sign anyone in.

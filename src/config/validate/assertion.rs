@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{duration, http_url, path, Ctx};
+use super::{http_url, Ctx};
 use crate::config::file::{quote, AssertionFile, Sp};
 use crate::config::model::{AssertionConfig, CleverConfig};
 
@@ -37,39 +37,26 @@ pub(super) fn assertion(
         // Invalid [clever] is reported there.
         None => clever.map(|c| c.redirect_uri.origin().ascii_serialization()),
     };
-    let key_file = path(ctx, a.key_file.as_ref(), "assertion.key_file");
-    let previous_key_files = match &a.previous_key_files {
-        None => Some(Vec::new()),
-        Some(list) => {
-            let mut out = Vec::new();
-            let mut ok = true;
-            for item in list.get_ref() {
-                match path(ctx, Some(item), "assertion.previous_key_files entry") {
-                    Some(Some(p)) => out.push(p),
-                    _ => ok = false,
-                }
-            }
-            ok.then_some(out)
-        }
-    };
+    let key_file = ctx.optional("assertion.key_file", a.key_file.as_ref());
+    let previous_key_files = ctx.values(
+        "assertion.previous_key_files",
+        a.previous_key_files.as_ref(),
+        Vec::new(),
+    );
     let overlap = match &a.overlap {
-        None => Some(DEFAULT_OVERLAP),
-        Some(v) => duration(ctx, v, "assertion.overlap").and_then(|d| {
-            if d < MIN_OVERLAP {
-                ctx.err(
-                    v.span(),
-                    format!(
-                        "assertion.overlap {} is shorter than an assertion's 5 minute life: \
-                         tokens signed with a previous key would stop verifying while still in \
-                         use; expected at least \"5m\" (default \"1h\")",
-                        quote(v.get_ref())
-                    ),
-                );
-                None
-            } else {
-                Some(d)
-            }
-        }),
+        Some(v) if v.value < MIN_OVERLAP => {
+            ctx.err(
+                v.span(),
+                format!(
+                    "assertion.overlap {} is shorter than an assertion's 5 minute life: tokens \
+                     signed with a previous key would stop verifying while still in use; \
+                     expected at least \"5m\" (default \"1h\")",
+                    quote(&v.text)
+                ),
+            );
+            None
+        }
+        v => ctx.value("assertion.overlap", v.as_ref(), DEFAULT_OVERLAP),
     };
     Some(Some(AssertionConfig {
         issuer: issuer?,

@@ -88,22 +88,10 @@ pub(super) fn clever(
         }
     };
 
-    let (api_version, api_kind) = match &c.api_version {
-        None => (Some("v3.0".to_owned()), Some(ApiVersion::V3)),
-        Some(v) => match api_kind(v.get_ref()) {
-            Some(kind) => (Some(v.get_ref().clone()), Some(kind)),
-            None => {
-                ctx.err(
-                    v.span(),
-                    format!(
-                        "clever.api_version {} is not a Clever API version: expected v2.x or \
-                         v3.x (v2.0, v2.1, v3.0, v3.1)",
-                        quote(v.get_ref())
-                    ),
-                );
-                (None, None)
-            }
-        },
+    let api_version = match &c.api_version {
+        Some(v) => Some((v.text.clone(), v.value)),
+        None => (!ctx.invalid.contains("clever.api_version"))
+            .then(|| ("v3.0".to_owned(), ApiVersion::V3)),
     };
 
     let authorize_url = url_or_default(
@@ -134,10 +122,7 @@ pub(super) fn clever(
         "more than 0s and at most 60s",
     );
 
-    let discover = c
-        .discover_district_tokens
-        .as_ref()
-        .is_some_and(|b| *b.get_ref());
+    let discover = c.discover_district_tokens == Some(true);
     let refresh = match &c.district_tokens_refresh {
         Some(r) if !discover => {
             ctx.err(
@@ -161,8 +146,8 @@ pub(super) fn clever(
         client_id: client_id?,
         client_secret: client_secret?,
         redirect_uri: redirect_uri?,
-        api_version: api_version?,
-        api_kind: api_kind?,
+        api_version: api_version.clone()?.0,
+        api_kind: api_version?.1,
         authorize_url: authorize_url?,
         token_url: token_url?,
         api_base: api_base?,
@@ -207,19 +192,6 @@ fn redirect_uri(ctx: &mut Ctx<'_, '_>, v: &Sp<String>) -> Option<Url> {
         return None;
     }
     Some(url)
-}
-
-/// `v2.<n>` or `v3.<n>`.
-fn api_kind(v: &str) -> Option<ApiVersion> {
-    let (kind, minor) = if let Some(rest) = v.strip_prefix("v2.") {
-        (ApiVersion::V2, rest)
-    } else if let Some(rest) = v.strip_prefix("v3.") {
-        (ApiVersion::V3, rest)
-    } else {
-        return None;
-    };
-    (!minor.is_empty() && minor.len() <= 3 && minor.bytes().all(|b| b.is_ascii_digit()))
-        .then_some(kind)
 }
 
 fn url_or_default(
@@ -524,13 +496,5 @@ mod tests {
                 &["at least 1s and at most 24h"],
             );
         }
-    }
-
-    #[test]
-    fn api_kind_parses_versions() {
-        assert_eq!(api_kind("v2.0"), Some(ApiVersion::V2));
-        assert_eq!(api_kind("v3.10"), Some(ApiVersion::V3));
-        assert_eq!(api_kind("v3."), None);
-        assert_eq!(api_kind("v1.0"), None);
     }
 }

@@ -20,7 +20,8 @@ pub(super) fn districts(
     };
     let mut out: Vec<DistrictConfig> = Vec::new();
     let mut seen: Vec<String> = Vec::new();
-    let mut ok = true;
+    // An entry that is not a table was reported; the others are still checked.
+    let mut ok = !ctx.invalid.contains("district");
     for (i, table) in list.get_ref().iter().enumerate() {
         let d = table.get_ref();
         let tspan = table.span();
@@ -35,31 +36,20 @@ pub(super) fn districts(
                 );
                 None
             }
-            Some(v) if !district_id_ok(v.get_ref()) => {
-                ctx.err(
-                    v.span(),
-                    format!(
-                        "district.id {} is not a district id: {ID_HINT} (letters, digits, \"-\" \
-                         and \"_\", at most 64)",
-                        quote(v.get_ref())
-                    ),
-                );
-                None
-            }
-            Some(v) if seen.contains(v.get_ref()) => {
+            Some(v) if seen.contains(&v.text) => {
                 ctx.err(
                     v.span(),
                     format!(
                         "district.id {} is already used by an earlier [[district]]: each district \
                          is listed once, with one token",
-                        quote(v.get_ref())
+                        quote(&v.text)
                     ),
                 );
                 None
             }
             Some(v) => {
-                seen.push(v.get_ref().clone());
-                Some(v.get_ref().clone())
+                seen.push(v.text.clone());
+                Some(v.text.clone())
             }
         };
 
@@ -118,16 +108,6 @@ pub(super) fn districts(
         }
     }
     ok.then_some(out)
-}
-
-/// Clever ids are 24 hex characters; anything id-like is accepted, nothing that could be unsafe
-/// in a URL path, a log line or a header.
-fn district_id_ok(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Fields from `/users/{id}` need the v3 API; section ids also need a district-app token to

@@ -11,6 +11,7 @@ use http::HeaderName;
 
 use super::Ctx;
 use crate::config::file::{quote, SetValueFile, Sp, TemplatesFile, UpstreamFile};
+use crate::config::leaf::Leaf;
 use crate::config::model::{HeaderOrigin, SendHeader, SendValue};
 use crate::identity::fields::{When, ROLE_ORDER};
 use crate::identity::template::{role_key, RoleKey, Template};
@@ -84,7 +85,7 @@ struct Chosen<'f> {
     field: Field,
     key: &'static str,
     header: HeaderName,
-    written: Option<&'f Sp<String>>,
+    written: Option<&'f Leaf<HeaderName>>,
 }
 
 /// What one upstream receives and which names it claims.
@@ -111,7 +112,7 @@ pub(super) fn headers(
             f => SendValue::Spec(specs.index(ValueSpec::field(f))),
         };
         let wire = match c.written {
-            Some(w) => Bytes::from(w.get_ref().clone()),
+            Some(w) => Bytes::from(w.text.clone()),
             None => match c.field.def().header {
                 Some(h) => Bytes::from_static(h.name.as_bytes()),
                 None => Bytes::from(c.header.as_str().to_owned()),
@@ -133,7 +134,7 @@ pub(super) fn headers(
 
 /// The identity headers of `[upstream.headers]`: the defaults, renamed or turned on.
 fn identity_headers<'f>(ctx: &mut Ctx<'_, '_>, u: &'f UpstreamFile) -> Option<Vec<Chosen<'f>>> {
-    let written: &[(Sp<String>, Sp<String>)] = match &u.headers {
+    let written: &[(Sp<String>, Leaf<HeaderName>)] = match &u.headers {
         Some(h) => &h.get_ref().0,
         None => &[],
     };
@@ -148,35 +149,20 @@ fn identity_headers<'f>(ctx: &mut Ctx<'_, '_>, u: &'f UpstreamFile) -> Option<Ve
         let header = match value {
             None if h.when == When::Named => None,
             None => HeaderName::from_bytes(h.name.as_bytes()).ok(),
-            Some(v) => match HeaderName::from_bytes(v.get_ref().as_bytes()) {
-                Ok(n) if reserved(&canonical_header_name(n.as_str())) => {
-                    ok = false;
-                    ctx.err(
-                        v.span(),
-                        format!(
-                            "upstream.headers.{} {} is a header the gateway or HTTP itself \
-                             uses: choose another name, such as \"X-Clever-User-Id\"",
-                            h.key,
-                            quote(v.get_ref())
-                        ),
-                    );
-                    None
-                }
-                Ok(n) => Some(n),
-                Err(_) => {
-                    ok = false;
-                    ctx.err(
-                        v.span(),
-                        format!(
-                            "upstream.headers.{} {} is not a valid header name: expected \
-                             letters, digits and - such as \"X-Clever-User-Id\"",
-                            h.key,
-                            quote(v.get_ref())
-                        ),
-                    );
-                    None
-                }
-            },
+            Some(v) if reserved(&canonical_header_name(v.value.as_str())) => {
+                ok = false;
+                ctx.err(
+                    v.span(),
+                    format!(
+                        "upstream.headers.{} {} is a header the gateway or HTTP itself uses: \
+                         choose another name, such as \"X-Clever-User-Id\"",
+                        h.key,
+                        quote(&v.text)
+                    ),
+                );
+                None
+            }
+            Some(v) => Some(v.value.clone()),
         };
         if let Some(header) = header {
             chosen.push(Chosen {
@@ -210,7 +196,7 @@ fn identity_headers<'f>(ctx: &mut Ctx<'_, '_>, u: &'f UpstreamFile) -> Option<Ve
                         "upstream.headers.{} {} is the same header as {} (\"_\" and \"-\" count \
                          as equal): give each identity header its own name",
                         this.key,
-                        quote(v.get_ref()),
+                        quote(&v.text),
                         other.key
                     ),
                 );

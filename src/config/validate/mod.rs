@@ -1,6 +1,8 @@
-//! Turns the file mirror into the typed model, collecting every problem (never just the first)
+//! Turns the parsed file into the typed model, collecting every problem (never just the first)
 //! with its place: the entry point, the problem context [`Ctx`], and the checks the tables share
-//! (file paths, http(s) URLs, durations). Each table's rules live in its own module.
+//! (secret sources, http(s) URLs, duration bounds). The leaves arrive already read into their
+//! types ([`super::leaf`]); what is left here are the rules across keys and tables, and the keys
+//! whose message names the key itself (URLs, secrets), each table in its own module.
 
 mod assertion;
 mod clever;
@@ -22,14 +24,13 @@ use std::time::Duration;
 use url::Url;
 
 use super::file::{quote, Parsed, Sink, Sp};
+use super::leaf::Leaf;
 use super::model::{Config, SecretSource};
 use crate::identity::CORE_FIELDS;
 use clever::clever;
 use server::server;
 use session::session;
 use upstream::upstreams;
-
-const DURATION_HINT: &str = "expected a duration like \"90s\" or \"2h\"";
 
 /// Builds the model; `None` if anything was reported (the problems are in `sink`).
 pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
@@ -101,6 +102,37 @@ impl Ctx<'_, '_> {
         }
     }
 
+    /// A leaf's value: `default` when the key is absent, `None` when it was refused (reported).
+    fn value<T: Clone>(&self, path: &str, v: Option<&Leaf<T>>, default: T) -> Option<T> {
+        match v {
+            Some(v) => Some(v.value.clone()),
+            None => (!self.invalid.contains(path)).then_some(default),
+        }
+    }
+
+    /// An optional leaf's value: `Some(None)` when absent, `None` when refused (reported).
+    fn optional<T: Clone>(&self, path: &str, v: Option<&Leaf<T>>) -> Option<Option<T>> {
+        match v {
+            Some(v) => Some(Some(v.value.clone())),
+            None => (!self.invalid.contains(path)).then_some(None),
+        }
+    }
+
+    /// A list of leaves: `default` when absent, `None` when it or an entry was refused
+    /// (reported).
+    fn values<T: Clone>(
+        &self,
+        path: &str,
+        v: Option<&Sp<Vec<Leaf<T>>>>,
+        default: Vec<T>,
+    ) -> Option<Vec<T>> {
+        match v {
+            _ if self.invalid.contains(path) => None,
+            Some(list) => Some(list.get_ref().iter().map(|l| l.value.clone()).collect()),
+            None => Some(default),
+        }
+    }
+
     /// Whether the key was written at all (even with a wrong type).
     fn written<T>(&self, path: &str, value: &Option<T>) -> bool {
         value.is_some() || self.invalid.contains(path)
@@ -125,7 +157,7 @@ fn path(ctx: &mut Ctx<'_, '_>, v: Option<&Sp<String>>, shown: &str) -> Option<Op
 fn secret_source(
     ctx: &mut Ctx<'_, '_>,
     env: Option<&Sp<String>>,
-    file: Option<&Sp<String>>,
+    file: Option<&Leaf<PathBuf>>,
     (env_key, file_key): (&str, &str),
     example_var: &str,
 ) -> Option<Option<SecretSource>> {
@@ -140,7 +172,7 @@ fn secret_source(
         (Some(e), None) => {
             env_var_name(ctx, e, env_key, example_var).map(|n| Some(SecretSource::Env(n)))
         }
-        (None, Some(f)) => path(ctx, Some(f), file_key).map(|p| p.map(SecretSource::File)),
+        (None, Some(f)) => Some(Some(SecretSource::File(f.value.clone()))),
         (None, None) => Some(None),
     }
 }
@@ -211,42 +243,27 @@ fn http_url(ctx: &mut Ctx<'_, '_>, v: &Sp<String>, shown: &str, example: &str) -
     Some(url)
 }
 
-fn duration(ctx: &mut Ctx<'_, '_>, v: &Sp<String>, shown: &str) -> Option<Duration> {
-    match humantime::parse_duration(v.get_ref().trim()) {
-        Ok(d) => Some(d),
-        Err(_) => {
-            ctx.err(
-                v.span(),
-                format!(
-                    "{shown} {} is not a duration: {DURATION_HINT}",
-                    quote(v.get_ref())
-                ),
-            );
-            None
-        }
-    }
-}
-
-/// An optional duration key: `default` when absent, else parsed and within `range`, reported
-/// as "`shown` `value` is out of range: expected `expected`" when outside it.
+/// A duration key: `default` when absent, else within `range`, reported as "`shown` `text` is
+/// out of range: expected `expected`" when outside it. `shown` is also the key's path.
 fn duration_in(
     ctx: &mut Ctx<'_, '_>,
-    v: Option<&Sp<String>>,
+    v: Option<&Leaf<Duration>>,
     shown: &str,
     default: Duration,
     range: std::ops::RangeInclusive<Duration>,
     expected: &str,
 ) -> Option<Duration> {
-    let Some(v) = v else { return Some(default) };
-    let d = duration(ctx, v, shown)?;
-    if range.contains(&d) {
-        Some(d)
+    let Some(v) = v else {
+        return ctx.value(shown, None, default);
+    };
+    if range.contains(&v.value) {
+        Some(v.value)
     } else {
         ctx.err(
             v.span(),
             format!(
                 "{shown} {} is out of range: expected {expected}",
-                quote(v.get_ref())
+                quote(&v.text)
             ),
         );
         None

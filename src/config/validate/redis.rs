@@ -8,6 +8,7 @@ use url::{Host, Url};
 
 use super::{secret_source, Ctx};
 use crate::config::file::{quote, SessionFile, Sp};
+use crate::config::leaf::Leaf;
 use crate::config::model::{RedisTarget, SecretSource, SentinelTarget, StoreKind};
 
 /// Sentinel's own default port, for an entry written without one.
@@ -81,7 +82,7 @@ fn only_with_redis_store(ctx: &mut Ctx<'_, '_>, s: &SessionFile) -> Option<Redis
         ),
         (
             "redis_password_file",
-            s.redis_password_file.as_ref().map(Sp::span),
+            s.redis_password_file.as_ref().map(Leaf::span),
         ),
         (
             "redis_sentinel_password_env",
@@ -89,7 +90,7 @@ fn only_with_redis_store(ctx: &mut Ctx<'_, '_>, s: &SessionFile) -> Option<Redis
         ),
         (
             "redis_sentinel_password_file",
-            s.redis_sentinel_password_file.as_ref().map(Sp::span),
+            s.redis_sentinel_password_file.as_ref().map(Leaf::span),
         ),
     ]
     .into_iter()
@@ -126,15 +127,13 @@ fn sentinel_only_keys(ctx: &mut Ctx<'_, '_>, s: &SessionFile) -> Option<()> {
         );
         ok = false;
     }
-    for v in [
-        &s.redis_sentinel_password_env,
-        &s.redis_sentinel_password_file,
-    ]
-    .into_iter()
-    .flatten()
-    {
+    let sentinel_password = [
+        s.redis_sentinel_password_env.as_ref().map(Sp::span),
+        s.redis_sentinel_password_file.as_ref().map(Leaf::span),
+    ];
+    for span in sentinel_password.into_iter().flatten() {
         ctx.err(
-            v.span(),
+            span,
             "a Sentinel password is set with redis_url: it is for redis_sentinels; remove it \
              (the data node's password is redis_password_env or redis_password_file)",
         );

@@ -6,9 +6,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ipnet::IpNet;
-
-use super::{duration_in, path, secret_source, Ctx};
+use super::{duration_in, secret_source, Ctx};
 use crate::config::file::{quote, ServerFile, Sp};
 use crate::config::model::{LogFormat, ServerConfig};
 
@@ -29,192 +27,31 @@ pub(super) fn server(
     let s = table.map(|t| t.get_ref()).unwrap_or(&default);
     let tspan = table_span(table);
 
-    let listen = match &s.listen {
-        Some(list) => socket_addrs(ctx, list, "server.listen"),
-        None if ctx.invalid.contains("server.listen") => None,
-        None => Some(vec![DEFAULT_LISTEN]),
-    };
-    let tls_listen = match &s.tls_listen {
-        Some(list) => socket_addrs(ctx, list, "server.tls_listen"),
-        None if ctx.invalid.contains("server.tls_listen") => None,
-        None => Some(Vec::new()),
-    };
-    if let (Some(plain), Some(tls)) = (&listen, &tls_listen) {
-        if plain.is_empty() && tls.is_empty() {
-            let span = s
-                .listen
-                .as_ref()
-                .map(|l| l.span())
-                .unwrap_or_else(|| tspan.clone());
-            ctx.err(
-                span,
-                "server.listen and server.tls_listen are both empty, so nothing would listen: \
-                 give at least one \"ip:port\" in listen or tls_listen",
-            );
-        }
-    }
+    let listen = ctx.values("server.listen", s.listen.as_ref(), vec![DEFAULT_LISTEN]);
+    let tls_listen = ctx.values("server.tls_listen", s.tls_listen.as_ref(), Vec::new());
+    let admin_listen = ctx.optional("server.admin_listen", s.admin_listen.as_ref());
+    something_listens(ctx, s, &listen, &tls_listen, tspan.clone());
+    listeners_distinct(ctx, s, &listen, &tls_listen, &admin_listen);
 
-    let tls_cert = path(ctx, s.tls_cert.as_ref(), "server.tls_cert");
-    let tls_key = path(ctx, s.tls_key.as_ref(), "server.tls_key");
+    let tls_cert = ctx.optional("server.tls_cert", s.tls_cert.as_ref());
+    let tls_key = ctx.optional("server.tls_key", s.tls_key.as_ref());
     let tls_wanted = tls_listen.as_ref().is_some_and(|t| !t.is_empty())
         || ctx.invalid.contains("server.tls_listen");
-    if tls_wanted {
-        let span = s
-            .tls_listen
-            .as_ref()
-            .map(|t| t.span())
-            .unwrap_or_else(|| tspan.clone());
-        for (key, value) in [("tls_cert", &s.tls_cert), ("tls_key", &s.tls_key)] {
-            if !ctx.written(&format!("server.{key}"), value) {
-                ctx.err(
-                    span.clone(),
-                    format!(
-                        "server.tls_listen is set but server.{key} is missing: TLS listeners \
-                         need both tls_cert and tls_key"
-                    ),
-                );
-            }
-        }
-    } else if tls_listen.is_some() {
-        for (key, value) in [("tls_cert", &s.tls_cert), ("tls_key", &s.tls_key)] {
-            if let Some(v) = value {
-                ctx.err(
-                    v.span(),
-                    format!(
-                        "server.{key} is set but server.tls_listen is empty: tls_cert and \
-                         tls_key are only used with tls_listen, so set all three or none"
-                    ),
-                );
-            }
-        }
-    }
-
+    tls_files_with_tls_listen(ctx, s, tls_wanted, tls_listen.is_some(), tspan.clone());
     let redirect_to_https = redirect_to_https(ctx, s, tls_wanted);
-
-    let threads = s.threads.as_ref().and_then(|t| {
-        let n = *t.get_ref();
-        match usize::try_from(n) {
-            Ok(n) if (1..=1024).contains(&n) => Some(n),
-            _ => {
-                ctx.err(
-                    t.span(),
-                    format!(
-                        "server.threads is {n}: expected a number of worker threads from 1 to 1024"
-                    ),
-                );
-                None
-            }
-        }
-    });
-    let threads_ok = s.threads.is_none() || threads.is_some();
 
     let first_addr = match (&listen, &tls_listen) {
         (Some(plain), Some(tls)) => plain.first().or(tls.first()).copied(),
         _ => None,
     };
-    let process = process(ctx, s, first_addr, tspan.clone());
+    let process = process(ctx, s, first_addr, tspan);
+    let landing = landing(ctx, s, upstream_names);
 
-    let admin_listen = match &s.admin_listen {
-        Some(a) => socket_addr(ctx, a, "server.admin_listen").map(Some),
-        None => Some(None),
-    };
-
-    // One address, one listener; and no two listeners on one port where one of them takes
-    // every address (the second could not be bound).
-    let mut seen: Vec<SocketAddr> = Vec::new();
-    if s.listen.is_none() {
-        seen.extend(listen.iter().flatten());
-    }
-    let lists = [(&s.listen, &listen), (&s.tls_listen, &tls_listen)];
-    for (written, parsed) in lists {
-        if let (Some(written), Some(parsed)) = (written, parsed) {
-            for (w, addr) in written.get_ref().iter().zip(parsed) {
-                match seen.iter().find(|s| listeners_clash(**s, *addr)) {
-                    Some(other) if other == addr => ctx.err(
-                        w.span(),
-                        format!(
-                            "address {addr} is listed twice: each listener needs its own address"
-                        ),
-                    ),
-                    Some(other) => ctx.err(w.span(), overlap_message(*addr, *other)),
-                    None => seen.push(*addr),
-                }
-            }
-        }
-    }
-    if let (Some(w), Some(Some(addr))) = (&s.admin_listen, &admin_listen) {
-        match seen.iter().find(|s| listeners_clash(**s, *addr)) {
-            Some(other) if other == addr => ctx.err(
-                w.span(),
-                format!(
-                    "server.admin_listen {addr} is also a proxy listener: give the admin \
-                     listener its own address"
-                ),
-            ),
-            Some(other) => ctx.err(w.span(), overlap_message(*addr, *other)),
-            None => {}
-        }
-    }
-
-    let landing = match &s.landing {
-        None => Some(0),
-        Some(l) => {
-            let wanted = l.get_ref();
-            match upstream_names
-                .iter()
-                .position(|n| n.as_deref() == Some(wanted.as_str()))
-            {
-                Some(i) => Some(i),
-                None => {
-                    let known: Vec<String> =
-                        upstream_names.iter().flatten().map(|n| quote(n)).collect();
-                    let allowed = if known.is_empty() {
-                        "expected the name of an [[upstream]]".to_owned()
-                    } else {
-                        format!("expected one of {}", known.join(", "))
-                    };
-                    ctx.err(
-                        l.span(),
-                        format!(
-                            "server.landing {} names no upstream: {allowed}",
-                            quote(wanted)
-                        ),
-                    );
-                    None
-                }
-            }
-        }
-    };
-
-    let trusted_proxies = match &s.trusted_proxies {
-        None => Some(Vec::new()),
-        Some(list) => {
-            let mut out = Vec::new();
-            let mut ok = true;
-            for item in list.get_ref() {
-                let text = item.get_ref().trim();
-                let net = text
-                    .parse::<IpNet>()
-                    .map(|n| n.trunc())
-                    .or_else(|_| text.parse::<IpAddr>().map(IpNet::from));
-                match net {
-                    Ok(n) => out.push(n),
-                    Err(_) => {
-                        ok = false;
-                        ctx.err(
-                            item.span(),
-                            format!(
-                                "server.trusted_proxies entry {} is not an address: expected a \
-                                 CIDR like \"10.0.0.0/8\" or an IP address like \"192.0.2.7\"",
-                                quote(item.get_ref())
-                            ),
-                        );
-                    }
-                }
-            }
-            ok.then_some(out)
-        }
-    };
+    let trusted_proxies = ctx.values(
+        "server.trusted_proxies",
+        s.trusted_proxies.as_ref(),
+        Vec::new(),
+    );
 
     let header_timeout = duration_in(
         ctx,
@@ -235,9 +72,6 @@ pub(super) fn server(
         "FORWARD_AUTH_SECRET",
     );
 
-    if !threads_ok {
-        return None;
-    }
     let process = process?;
     Some(ServerConfig {
         listen: listen?,
@@ -245,7 +79,7 @@ pub(super) fn server(
         tls_cert: tls_cert?,
         tls_key: tls_key?,
         redirect_to_https: redirect_to_https?,
-        threads,
+        threads: s.threads.map(|t| t.0),
         grace_period: process.grace_period,
         log_format: process.log_format,
         pid_file: process.pid_file,
@@ -256,6 +90,140 @@ pub(super) fn server(
         header_timeout: header_timeout?,
         forward_auth_secret: forward_auth_secret?,
     })
+}
+
+/// `server.listen` and `server.tls_listen` may not both be empty.
+fn something_listens(
+    ctx: &mut Ctx<'_, '_>,
+    s: &ServerFile,
+    listen: &Option<Vec<SocketAddr>>,
+    tls_listen: &Option<Vec<SocketAddr>>,
+    tspan: Range<usize>,
+) {
+    if let (Some(plain), Some(tls)) = (listen, tls_listen) {
+        if plain.is_empty() && tls.is_empty() {
+            let span = s.listen.as_ref().map_or(tspan, |l| l.span());
+            ctx.err(
+                span,
+                "server.listen and server.tls_listen are both empty, so nothing would listen: \
+                 give at least one \"ip:port\" in listen or tls_listen",
+            );
+        }
+    }
+}
+
+/// One address, one listener; and no two listeners on one port where one of them takes every
+/// address (the second could not be bound). The admin listener is no proxy listener either.
+fn listeners_distinct(
+    ctx: &mut Ctx<'_, '_>,
+    s: &ServerFile,
+    listen: &Option<Vec<SocketAddr>>,
+    tls_listen: &Option<Vec<SocketAddr>>,
+    admin_listen: &Option<Option<SocketAddr>>,
+) {
+    let mut seen: Vec<SocketAddr> = Vec::new();
+    if s.listen.is_none() {
+        seen.extend(listen.iter().flatten());
+    }
+    let lists = [(&s.listen, listen), (&s.tls_listen, tls_listen)];
+    for (written, parsed) in lists {
+        if let (Some(written), Some(parsed)) = (written, parsed) {
+            for (w, addr) in written.get_ref().iter().zip(parsed) {
+                match seen.iter().find(|s| listeners_clash(**s, *addr)) {
+                    Some(other) if other == addr => ctx.err(
+                        w.span(),
+                        format!(
+                            "address {addr} is listed twice: each listener needs its own address"
+                        ),
+                    ),
+                    Some(other) => ctx.err(w.span(), overlap_message(*addr, *other)),
+                    None => seen.push(*addr),
+                }
+            }
+        }
+    }
+    if let (Some(w), Some(Some(addr))) = (&s.admin_listen, admin_listen) {
+        match seen.iter().find(|s| listeners_clash(**s, *addr)) {
+            Some(other) if other == addr => ctx.err(
+                w.span(),
+                format!(
+                    "server.admin_listen {addr} is also a proxy listener: give the admin \
+                     listener its own address"
+                ),
+            ),
+            Some(other) => ctx.err(w.span(), overlap_message(*addr, *other)),
+            None => {}
+        }
+    }
+}
+
+/// `tls_cert` and `tls_key` come with `tls_listen`, both of them, and never without it.
+/// `tls_listen_read`: `tls_listen` is absent or valid (when refused, nothing is said here).
+fn tls_files_with_tls_listen(
+    ctx: &mut Ctx<'_, '_>,
+    s: &ServerFile,
+    tls_wanted: bool,
+    tls_listen_read: bool,
+    tspan: Range<usize>,
+) {
+    let files = [("tls_cert", &s.tls_cert), ("tls_key", &s.tls_key)];
+    if tls_wanted {
+        let span = s.tls_listen.as_ref().map_or(tspan, |t| t.span());
+        for (key, value) in files {
+            if !ctx.written(&format!("server.{key}"), value) {
+                ctx.err(
+                    span.clone(),
+                    format!(
+                        "server.tls_listen is set but server.{key} is missing: TLS listeners \
+                         need both tls_cert and tls_key"
+                    ),
+                );
+            }
+        }
+    } else if tls_listen_read {
+        for (key, value) in files {
+            if let Some(v) = value {
+                ctx.err(
+                    v.span(),
+                    format!(
+                        "server.{key} is set but server.tls_listen is empty: tls_cert and \
+                         tls_key are only used with tls_listen, so set all three or none"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// `landing`: the name of an upstream (default: the first).
+fn landing(
+    ctx: &mut Ctx<'_, '_>,
+    s: &ServerFile,
+    upstream_names: &[Option<String>],
+) -> Option<usize> {
+    let Some(l) = &s.landing else {
+        return Some(0);
+    };
+    let wanted = l.get_ref();
+    let found = upstream_names
+        .iter()
+        .position(|n| n.as_deref() == Some(wanted.as_str()));
+    if found.is_none() {
+        let known: Vec<String> = upstream_names.iter().flatten().map(|n| quote(n)).collect();
+        let allowed = if known.is_empty() {
+            "expected the name of an [[upstream]]".to_owned()
+        } else {
+            format!("expected one of {}", known.join(", "))
+        };
+        ctx.err(
+            l.span(),
+            format!(
+                "server.landing {} names no upstream: {allowed}",
+                quote(wanted)
+            ),
+        );
+    }
+    found
 }
 
 /// A request's whole header must arrive within this, from its first byte (slow-header
@@ -313,23 +281,7 @@ fn process(
         "from 0s to 300s",
     );
 
-    let log_format = match &s.log_format {
-        None => Some(LogFormat::Human),
-        Some(f) => match f.get_ref().as_str() {
-            "human" => Some(LogFormat::Human),
-            "json" => Some(LogFormat::Json),
-            other => {
-                ctx.err(
-                    f.span(),
-                    format!(
-                        "server.log_format {} is not a log format: expected \"human\" or \"json\"",
-                        quote(other)
-                    ),
-                );
-                None
-            }
-        },
-    };
+    let log_format = ctx.value("server.log_format", s.log_format.as_ref(), LogFormat::Human);
 
     let default_stem = first_addr.map(run_file_stem);
     let pid_file = run_path(
@@ -442,39 +394,6 @@ fn run_path(
         }
         None => Some(path.to_path_buf()),
     }
-}
-
-fn socket_addr(ctx: &mut Ctx<'_, '_>, v: &Sp<String>, shown: &str) -> Option<SocketAddr> {
-    match v.get_ref().trim().parse::<SocketAddr>() {
-        Ok(a) => Some(a),
-        Err(_) => {
-            ctx.err(
-                v.span(),
-                format!(
-                    "{shown} {} is not an address: expected \"ip:port\" such as \"0.0.0.0:8080\" \
-                     or \"[::]:8080\"",
-                    quote(v.get_ref())
-                ),
-            );
-            None
-        }
-    }
-}
-
-fn socket_addrs(
-    ctx: &mut Ctx<'_, '_>,
-    list: &Sp<Vec<Sp<String>>>,
-    shown: &str,
-) -> Option<Vec<SocketAddr>> {
-    let mut out = Vec::new();
-    let mut ok = true;
-    for item in list.get_ref() {
-        match socket_addr(ctx, item, shown) {
-            Some(a) => out.push(a),
-            None => ok = false,
-        }
-    }
-    ok.then_some(out)
 }
 
 /// Whether two listen addresses cannot both be bound: the same address (listed twice), or the

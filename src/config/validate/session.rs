@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use url::Url;
-
-use super::{duration, duration_in, Ctx};
+use super::{duration_in, Ctx};
 use crate::config::file::{quote, SessionFile, Sp};
+use crate::config::leaf::{is_cookie_token, Leaf, LogoutRedirect};
 use crate::config::model::{Readiness, SessionConfig, StoreKind};
 
 pub(super) const DEFAULT_COOKIE_NAME: &str = "clever_gateway";
@@ -66,50 +65,30 @@ pub(super) fn session(
         }
     };
 
-    let cookie_domain = match &s.cookie_domain {
-        None => Some(None),
-        Some(d) => {
-            let text = d.get_ref();
-            if is_cookie_domain(text) {
-                Some(Some(text.to_ascii_lowercase()))
-            } else {
-                ctx.err(
-                    d.span(),
-                    format!(
-                        "session.cookie_domain {} is not a host name: expected a name like \
-                         \"example-district.org\" or \".example-district.org\" (no scheme, port \
-                         or path)",
-                        quote(text)
-                    ),
-                );
-                None
-            }
-        }
-    };
+    let cookie_domain = ctx
+        .optional("session.cookie_domain", s.cookie_domain.as_ref())
+        .map(|d| d.map(|d| d.0));
 
     let ttl = match &s.ttl {
-        None => Some(DEFAULT_TTL),
-        Some(t) => duration(ctx, t, "session.ttl").and_then(|d| {
-            if d.is_zero() {
-                ctx.err(
-                    t.span(),
-                    "session.ttl is zero: expected a session lifetime more than 0s and at most 24h",
-                );
-                None
-            } else if d > MAX_TTL {
-                ctx.err(
-                    t.span(),
-                    format!(
-                        "session.ttl {} is longer than 24h: the cap is 24h because Clever access \
-                         tokens live 24h and a session must not outlive its token",
-                        quote(t.get_ref())
-                    ),
-                );
-                None
-            } else {
-                Some(d)
-            }
-        }),
+        Some(t) if t.value.is_zero() => {
+            ctx.err(
+                t.span(),
+                "session.ttl is zero: expected a session lifetime more than 0s and at most 24h",
+            );
+            None
+        }
+        Some(t) if t.value > MAX_TTL => {
+            ctx.err(
+                t.span(),
+                format!(
+                    "session.ttl {} is longer than 24h: the cap is 24h because Clever access \
+                     tokens live 24h and a session must not outlive its token",
+                    quote(&t.text)
+                ),
+            );
+            None
+        }
+        t => ctx.value("session.ttl", t.as_ref(), DEFAULT_TTL),
     };
 
     let idle_timeout = idle_timeout(ctx, s.idle_timeout.as_ref(), ttl);
@@ -123,73 +102,19 @@ pub(super) fn session(
         "1m to 1h (how long a user may take to sign in at Clever; default 10m)",
     );
 
-    let store = match &s.store {
-        None => Some(StoreKind::Memory),
-        Some(v) => match v.get_ref().as_str() {
-            "memory" => Some(StoreKind::Memory),
-            "redis" => Some(StoreKind::Redis),
-            other => {
-                ctx.err(
-                    v.span(),
-                    format!(
-                        "session.store {} is not a store: expected \"memory\" or \"redis\"",
-                        quote(other)
-                    ),
-                );
-                None
-            }
-        },
-    };
+    let store = ctx.value("session.store", s.store.as_ref(), StoreKind::Memory);
 
     let redis = super::redis::redis(ctx, s, store);
 
-    let readiness = match &s.readiness {
-        None => Some(Readiness::Store),
-        Some(v) => match v.get_ref().as_str() {
-            "store" => Some(Readiness::Store),
-            "process" => Some(Readiness::Process),
-            other => {
-                ctx.err(
-                    v.span(),
-                    format!(
-                        "session.readiness {} is not a readiness mode: expected \"store\" \
-                         (readyz is 503 while the session store is unreachable; the default) or \
-                         \"process\" (readyz is 200 while the process runs)",
-                        quote(other)
-                    ),
-                );
-                None
-            }
-        },
-    };
+    let readiness = ctx.value("session.readiness", s.readiness.as_ref(), Readiness::Store);
 
-    let logout_redirect = match &s.logout_redirect {
-        None => Some("/".to_owned()),
-        Some(v) => {
-            let text = v.get_ref();
-            let is_path = text.starts_with('/')
-                && !text.starts_with("//")
-                && !text.contains('\\')
-                && !text.chars().any(char::is_control);
-            let is_url = !text.starts_with('/')
-                && Url::parse(text).is_ok_and(|u| {
-                    matches!(u.scheme(), "http" | "https") && u.host_str().is_some()
-                });
-            if is_path || is_url {
-                Some(text.clone())
-            } else {
-                ctx.err(
-                    v.span(),
-                    format!(
-                        "session.logout_redirect {} is not a path or URL: expected a path \
-                         starting with a single \"/\" or an absolute http(s) URL",
-                        quote(text)
-                    ),
-                );
-                None
-            }
-        }
-    };
+    let logout_redirect = ctx
+        .value(
+            "session.logout_redirect",
+            s.logout_redirect.as_ref(),
+            LogoutRedirect("/".into()),
+        )
+        .map(|r| r.0);
 
     let (redis, redis_password) = redis?;
     Some(SessionConfig {
@@ -211,18 +136,20 @@ pub(super) fn session(
 /// images) and at most `ttl` (when `ttl` could be read), since sessions end at `ttl` anyway.
 fn idle_timeout(
     ctx: &mut Ctx<'_, '_>,
-    v: Option<&Sp<String>>,
+    v: Option<&Leaf<Duration>>,
     ttl: Option<Duration>,
 ) -> Option<Option<Duration>> {
-    let Some(v) = v else { return Some(None) };
-    let d = duration(ctx, v, "session.idle_timeout")?;
+    let Some(v) = v else {
+        return ctx.optional("session.idle_timeout", None);
+    };
+    let d = v.value;
     if d < MIN_IDLE_TIMEOUT {
         ctx.err(
             v.span(),
             format!(
                 "session.idle_timeout {} is shorter than 1s: expected how long an unused \
                  session lives, at least 1s and at most session.ttl (for example \"20m\")",
-                quote(v.get_ref())
+                quote(&v.text)
             ),
         );
         return None;
@@ -233,34 +160,13 @@ fn idle_timeout(
             format!(
                 "session.idle_timeout {} is longer than session.ttl ({}): expected at most \
                  session.ttl, since every session ends at ttl anyway",
-                quote(v.get_ref()),
+                quote(&v.text),
                 humantime::format_duration(ttl)
             ),
         );
         return None;
     }
     Some(Some(d))
-}
-
-/// RFC 6265 `token`: a visible ASCII character that is not a separator.
-pub(super) fn is_cookie_token(b: u8) -> bool {
-    (0x21..0x7f).contains(&b) && !b"()<>@,;:\\\"/[]?={}".contains(&b)
-}
-
-/// A host name, optionally with one leading dot.
-fn is_cookie_domain(s: &str) -> bool {
-    let name = s.strip_prefix('.').unwrap_or(s);
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
 }
 
 #[cfg(test)]

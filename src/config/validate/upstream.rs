@@ -1,5 +1,6 @@
-//! `[[upstream]]`: names, URLs (resolved now), routes (host, path_prefix) unique across upstreams,
-//! who may enter, and public paths. Identity header names are in [`super::headers`].
+//! `[[upstream]]`: names and routes (host, path_prefix) unique across upstreams, URLs (resolved
+//! now) and their TLS keys, who may enter, the app's cookies and logout paths. Identity header
+//! names are in [`super::headers`].
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::Range;
@@ -11,16 +12,14 @@ use url::Host;
 use super::headers::{headers, Specs};
 use super::{duration_in, http_url, path, Ctx};
 use crate::config::file::{quote, Sp, UpstreamFile};
-use crate::config::model::{PublicPath, Upstream, UpstreamUrl};
+use crate::config::leaf::{AppCookie, Leaf, PathPrefix};
+use crate::config::model::{Upstream, UpstreamUrl};
 use crate::identity::UserType;
 
 /// Like nginx's proxy_read_timeout: how long the app may be silent while answering.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
-
-/// Every name `UserType::parse` accepts, for messages.
-const USER_TYPES: &str = "student, teacher, staff, school_admin, district_admin, contact";
 
 /// Returns the upstreams (when all are valid) and each upstream's name as written (by index).
 pub(super) fn upstreams(
@@ -35,7 +34,7 @@ pub(super) fn upstreams(
         return (None, Vec::new());
     };
     if list.get_ref().is_empty() {
-        ctx.err(list.span(), NONE);
+        ctx.missing("upstream", list.span(), NONE);
         return (None, Vec::new());
     }
 
@@ -117,36 +116,7 @@ fn upstream(
             );
             None
         }
-        Some(n) => {
-            let text = n.get_ref();
-            if text == crate::metrics::GATEWAY_UPSTREAM {
-                ctx.err(
-                    n.span(),
-                    format!(
-                        "upstream.name {} is reserved: metrics use it for requests the gateway \
-                         answers itself; choose another name",
-                        quote(text)
-                    ),
-                );
-                None
-            } else if !text.is_empty()
-                && text
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-            {
-                Some(text.clone())
-            } else {
-                ctx.err(
-                    n.span(),
-                    format!(
-                        "upstream.name {} is not a valid name: expected letters, digits, \"_\", \
-                         \".\" or \"-\" (at least one)",
-                        quote(text)
-                    ),
-                );
-                None
-            }
-        }
+        Some(n) => Some(n.value.0.clone()),
     };
 
     let url = match &u.url {
@@ -172,164 +142,29 @@ fn upstream(
         "1s to 1h (how long the app may stay silent while answering; default 60s)",
     );
 
-    let host = match &u.host {
-        None => Some(None),
-        Some(h) => match route_host(h.get_ref()) {
-            Ok(host) => Some(Some(host)),
-            Err(why) => {
-                ctx.err(
-                    h.span(),
-                    format!("upstream.host {} {why}", quote(h.get_ref())),
-                );
-                None
-            }
-        },
-    };
+    let host = ctx
+        .optional(&key("host"), u.host.as_ref())
+        .map(|h| h.map(|h| h.0));
+    let path_prefix = ctx
+        .value(
+            &key("path_prefix"),
+            u.path_prefix.as_ref(),
+            PathPrefix("/".into()),
+        )
+        .map(|p| p.0);
 
-    let path_prefix = match &u.path_prefix {
-        None => Some("/".to_owned()),
-        Some(p) => match path_prefix(p.get_ref()) {
-            Ok(prefix) => Some(prefix),
-            Err(why) => {
-                ctx.err(
-                    p.span(),
-                    format!("upstream.path_prefix {} {why}", quote(p.get_ref())),
-                );
-                None
-            }
-        },
-    };
+    let allow_user_types = allow_user_types(ctx, u, &key("allow_user_types"));
+    let allow_districts = allow_districts(ctx, u);
+    let login_district_id = login_district_id(ctx, u);
+    let public_paths = ctx.values(&key("public_paths"), u.public_paths.as_ref(), Vec::new());
 
-    let allow_user_types = match &u.allow_user_types {
-        None => Some(None),
-        Some(list) if list.get_ref().is_empty() => {
-            ctx.err(
-                list.span(),
-                "upstream.allow_user_types is empty, which would lock everyone out: list at \
-                 least one type, or remove the key to allow every type",
-            );
-            None
-        }
-        Some(list) => {
-            let mut types: Vec<UserType> = Vec::new();
-            let mut ok = true;
-            for item in list.get_ref() {
-                match UserType::parse(item.get_ref()) {
-                    Some(t) if types.contains(&t) => {}
-                    Some(t) => types.push(t),
-                    None => {
-                        ok = false;
-                        ctx.err(
-                            item.span(),
-                            format!(
-                                "upstream.allow_user_types entry {} is not a Clever user type: \
-                                 expected one of {USER_TYPES}",
-                                quote(item.get_ref())
-                            ),
-                        );
-                    }
-                }
-            }
-            ok.then_some(Some(types))
-        }
-    };
-
-    let allow_districts = match &u.allow_districts {
-        None => Some(None),
-        Some(list) if list.get_ref().is_empty() => {
-            ctx.err(
-                list.span(),
-                "upstream.allow_districts is empty, which would lock everyone out: list at least \
-                 one district id, or remove the key to allow every district",
-            );
-            None
-        }
-        Some(list) => {
-            let mut ids: Vec<String> = Vec::new();
-            let mut ok = true;
-            for item in list.get_ref() {
-                let id = item.get_ref();
-                if id.trim().is_empty() {
-                    ok = false;
-                    ctx.err(
-                        item.span(),
-                        "upstream.allow_districts has an empty entry: expected Clever district ids",
-                    );
-                } else if !ids.contains(id) {
-                    ids.push(id.clone());
-                }
-            }
-            ok.then_some(Some(ids))
-        }
-    };
-
-    let login_district_id = match &u.login_district_id {
-        None => Some(None),
-        Some(d) if d.get_ref().trim().is_empty() => {
-            ctx.err(
-                d.span(),
-                "upstream.login_district_id is empty: expected a Clever district id, or remove \
-                 the key",
-            );
-            None
-        }
-        Some(d) => Some(Some(d.get_ref().clone())),
-    };
-
-    let public_paths = match &u.public_paths {
-        None => Some(Vec::new()),
-        Some(list) => {
-            let mut out = Vec::new();
-            let mut ok = true;
-            for item in list.get_ref() {
-                match public_path(item.get_ref()) {
-                    Ok(p) => out.push(p),
-                    Err(why) => {
-                        ok = false;
-                        ctx.err(
-                            item.span(),
-                            format!(
-                                "upstream.public_paths entry {} {why}",
-                                quote(item.get_ref())
-                            ),
-                        );
-                    }
-                }
-            }
-            ok.then_some(out)
-        }
-    };
-
-    let app_cookies = app_cookies(ctx, u.app_cookies.as_ref());
+    let app_cookies = app_cookies(ctx, &key("app_cookies"), u.app_cookies.as_ref());
     let logout_paths = logout_paths(ctx, u.logout_paths.as_ref(), path_prefix.as_deref());
 
-    let forward_access_token = u
-        .forward_access_token
-        .as_ref()
-        .is_some_and(|b| *b.get_ref());
+    let forward_access_token = u.forward_access_token == Some(true);
     let headers = headers(ctx, u, forward_access_token, specs);
-
-    let assertion_on = u.assertion.as_ref().is_some_and(|b| *b.get_ref());
-    let assertion_audience = match &u.assertion_audience {
-        None => Some(None),
-        Some(a) if !assertion_on => {
-            ctx.err(
-                a.span(),
-                "upstream.assertion_audience is set but assertion is not true: add \
-                 assertion = true to this upstream, or remove assertion_audience",
-            );
-            None
-        }
-        Some(a) if a.get_ref().trim().is_empty() => {
-            ctx.err(
-                a.span(),
-                "upstream.assertion_audience is empty: expected the audience the app checks \
-                 (default: the upstream's name)",
-            );
-            None
-        }
-        Some(a) => Some(Some(a.get_ref().clone())),
-    };
+    let assertion_on = u.assertion == Some(true);
+    let assertion_audience = assertion_audience(ctx, u, assertion_on);
 
     let route = match (&host, &path_prefix) {
         (Some(h), Some(p)) => {
@@ -360,8 +195,8 @@ fn upstream(
             allow_districts: allow_districts?,
             login_district_id: login_district_id?,
             public_paths: public_paths?,
-            strip_path_prefix: u.strip_path_prefix.as_ref().is_some_and(|b| *b.get_ref()),
-            confirm_students: u.confirm_students.as_ref().is_some_and(|b| *b.get_ref()),
+            strip_path_prefix: u.strip_path_prefix == Some(true),
+            confirm_students: u.confirm_students == Some(true),
             forward_access_token,
             app_cookies: app_cookies?,
             logout_paths: logout_paths?,
@@ -372,32 +207,121 @@ fn upstream(
     (built, name, route)
 }
 
-/// `app_cookies`: cookie names (RFC 6265 tokens), repeats dropped. Whether one is the
-/// gateway's own is checked with `[session]` (`app_cookies_not_ours`).
-fn app_cookies(ctx: &mut Ctx<'_, '_>, list: Option<&Sp<Vec<Sp<String>>>>) -> Option<Vec<String>> {
-    let Some(list) = list else {
-        return Some(Vec::new());
+/// `allow_user_types`: never empty (that would lock everyone out); repeats dropped.
+fn allow_user_types(
+    ctx: &mut Ctx<'_, '_>,
+    u: &UpstreamFile,
+    path: &str,
+) -> Option<Option<Vec<UserType>>> {
+    let Some(list) = &u.allow_user_types else {
+        return Some(None);
     };
-    let mut out: Vec<String> = Vec::new();
+    if ctx.invalid.contains(path) {
+        return None;
+    }
+    if list.get_ref().is_empty() {
+        ctx.err(
+            list.span(),
+            "upstream.allow_user_types is empty, which would lock everyone out: list at least \
+             one type, or remove the key to allow every type",
+        );
+        return None;
+    }
+    let mut types: Vec<UserType> = Vec::new();
+    for t in list.get_ref() {
+        if !types.contains(&t.value) {
+            types.push(t.value);
+        }
+    }
+    Some(Some(types))
+}
+
+/// `allow_districts`: never empty, no empty entry; repeats dropped.
+fn allow_districts(ctx: &mut Ctx<'_, '_>, u: &UpstreamFile) -> Option<Option<Vec<String>>> {
+    let Some(list) = &u.allow_districts else {
+        return Some(None);
+    };
+    if list.get_ref().is_empty() {
+        ctx.err(
+            list.span(),
+            "upstream.allow_districts is empty, which would lock everyone out: list at least \
+             one district id, or remove the key to allow every district",
+        );
+        return None;
+    }
+    let mut ids: Vec<String> = Vec::new();
     let mut ok = true;
     for item in list.get_ref() {
-        let name = item.get_ref();
-        if name.is_empty() || !name.bytes().all(super::session::is_cookie_token) {
+        let id = item.get_ref();
+        if id.trim().is_empty() {
             ok = false;
             ctx.err(
                 item.span(),
-                format!(
-                    "upstream.app_cookies entry {} is not a cookie name: expected the name the \
-                     app's Set-Cookie uses, such as \"PHPSESSID\" or \"sessionid\" (letters, \
-                     digits and !#$%&'*+-.^_`|~ only)",
-                    quote(name)
-                ),
+                "upstream.allow_districts has an empty entry: expected Clever district ids",
             );
-        } else if !out.contains(name) {
-            out.push(name.clone());
+        } else if !ids.contains(id) {
+            ids.push(id.clone());
         }
     }
-    ok.then_some(out)
+    ok.then_some(Some(ids))
+}
+
+fn login_district_id(ctx: &mut Ctx<'_, '_>, u: &UpstreamFile) -> Option<Option<String>> {
+    match &u.login_district_id {
+        Some(d) if d.get_ref().trim().is_empty() => {
+            ctx.err(
+                d.span(),
+                "upstream.login_district_id is empty: expected a Clever district id, or remove \
+                 the key",
+            );
+            None
+        }
+        d => Some(d.as_ref().map(|d| d.get_ref().clone())),
+    }
+}
+
+/// `assertion_audience`: only with `assertion = true`, and not empty.
+fn assertion_audience(
+    ctx: &mut Ctx<'_, '_>,
+    u: &UpstreamFile,
+    assertion_on: bool,
+) -> Option<Option<String>> {
+    let Some(a) = &u.assertion_audience else {
+        return Some(None);
+    };
+    if !assertion_on {
+        ctx.err(
+            a.span(),
+            "upstream.assertion_audience is set but assertion is not true: add assertion = true \
+             to this upstream, or remove assertion_audience",
+        );
+        return None;
+    }
+    if a.get_ref().trim().is_empty() {
+        ctx.err(
+            a.span(),
+            "upstream.assertion_audience is empty: expected the audience the app checks \
+             (default: the upstream's name)",
+        );
+        return None;
+    }
+    Some(Some(a.get_ref().clone()))
+}
+
+/// `app_cookies`: cookie names (RFC 6265 tokens), repeats dropped. Whether one is the
+/// gateway's own is checked with `[session]` (`app_cookies_not_ours`).
+fn app_cookies(
+    ctx: &Ctx<'_, '_>,
+    path: &str,
+    list: Option<&Sp<Vec<Leaf<AppCookie>>>>,
+) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for name in ctx.values(path, list, Vec::new())? {
+        if !out.contains(&name.0) {
+            out.push(name.0);
+        }
+    }
+    Some(out)
 }
 
 /// No `app_cookies` entry may name one of the gateway's own cookies: expiring it at sign-in
@@ -413,13 +337,13 @@ pub(super) fn app_cookies_not_ours(
             continue;
         };
         for item in names.get_ref() {
-            if jar.reserves(item.get_ref()) {
+            if jar.reserves(&item.text) {
                 ctx.err(
                     item.span(),
                     format!(
                         "upstream.app_cookies entry {} is one of the gateway's own cookies \
                          (session.cookie_name {}): list only the app's cookies",
-                        quote(item.get_ref()),
+                        quote(&item.text),
                         quote(cookie_name)
                     ),
                 );
@@ -600,81 +524,11 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
     }
 }
 
-/// `host` to match: lower-cased, no port, no path.
-fn route_host(h: &str) -> Result<String, &'static str> {
-    if h.is_empty() {
-        return Err("is empty: expected a host name such as \"gradebook.example-district.org\", or remove the key to match any host");
-    }
-    if h.contains('/') {
-        return Err("contains \"/\": expected a bare host name (no scheme or path)");
-    }
-    if let Some(inner) = h.strip_prefix('[') {
-        // An IPv6 literal, as it appears in a Host header.
-        return match inner.strip_suffix(']') {
-            Some(ip) if ip.parse::<std::net::Ipv6Addr>().is_ok() => Ok(h.to_ascii_lowercase()),
-            _ => Err(
-                "is not a host: expected a host name or a bracketed IPv6 address, without a port",
-            ),
-        };
-    }
-    if h.contains(':') {
-        return Err("has a port: expected the host name alone (the port is ignored when matching)");
-    }
-    if !h
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
-    {
-        return Err("is not a host name: expected letters, digits, \"-\", \".\" (internationalized names in their xn-- form)");
-    }
-    Ok(h.to_ascii_lowercase())
-}
-
-/// `path_prefix`, normalised: no trailing `/` except for `/` itself.
-fn path_prefix(p: &str) -> Result<String, &'static str> {
-    if !p.starts_with('/') {
-        return Err("does not start with \"/\": expected an absolute path such as \"/staff\"");
-    }
-    if p.contains(['?', '#']) || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("has a query, fragment or space: expected a plain path such as \"/staff\"");
-    }
-    if p.split('/').any(|s| s == "." || s == "..") {
-        return Err("has a \".\" or \"..\" segment: expected a normalized path");
-    }
-    let trimmed = p.trim_end_matches('/');
-    if trimmed == "/_gateway" || trimmed.starts_with("/_gateway/") {
-        return Err("is under /_gateway/, which the gateway reserves for its own endpoints: choose another prefix");
-    }
-    Ok(if trimmed.is_empty() {
-        "/".to_owned()
-    } else {
-        trimmed.to_owned()
-    })
-}
-
-fn public_path(p: &str) -> Result<PublicPath, &'static str> {
-    if !p.starts_with('/') {
-        return Err("does not start with \"/\": expected an absolute path such as \"/static/\" or \"/favicon.ico\"");
-    }
-    if p.contains(['?', '#']) {
-        return Err("has \"?\" or \"#\": public paths match the path only, never the query");
-    }
-    if p.contains("..") {
-        return Err("contains \"..\": expected a normalized path");
-    }
-    if p.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("contains a space or control character: expected a plain path");
-    }
-    Ok(if p.ends_with('/') {
-        PublicPath::Prefix(p.to_owned())
-    } else {
-        PublicPath::Exact(p.to_owned())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
     use super::*;
+    use crate::config::model::PublicPath;
 
     #[test]
     fn upstream_none_is_error() {
@@ -732,6 +586,24 @@ mod tests {
             "",
             "path_prefix = \"/lib\"\nlogout_paths = [\"/lib/out\", \"/lib\"]",
         ));
+    }
+
+    #[test]
+    fn upstream_list_with_a_bad_entry_still_has_its_other_entries_checked() {
+        // The bad name is refused while the file is read; the gateway's own cookie next to it
+        // is still refused by the rule that joins [session] and app_cookies.
+        let src = doc("", "", "", "app_cookies = [\"clever_gateway\", \"a b\"]");
+        let p = problems(&src);
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(p[0]
+            .message
+            .contains("\"clever_gateway\" is one of the gateway's own cookies"));
+        assert!(p[1].message.contains("\"a b\" is not a cookie name"));
+        // Nor does a list left without a good entry read as empty.
+        one(
+            &doc("", "", "", "allow_user_types = [\"pupil\"]"),
+            &["\"pupil\" is not a Clever user type"],
+        );
     }
 
     #[test]
@@ -1161,11 +1033,5 @@ mod tests {
             &doc("", "", "", "strip_path_prefix = \"yes\""),
             &["upstream.strip_path_prefix", "true or false"],
         );
-    }
-
-    #[test]
-    fn route_host_bracketed_ipv6_is_accepted() {
-        assert_eq!(route_host("[::1]"), Ok("[::1]".to_owned()));
-        assert!(route_host("[::1]:80").is_err());
     }
 }

@@ -1,0 +1,409 @@
+//! Leaves written as strings and read into their real types while the file is deserialized
+//! ([`Leaf`]): durations, socket addresses, networks, header names, enums and paths. A leaf that
+//! does not read is reported by the file layer at its span, `key "text" why`, and pruned.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::HeaderName;
+use ipnet::IpNet;
+use serde::de::{self, value::StrDeserializer, Deserialize, Deserializer, IntoDeserializer};
+use toml::Spanned;
+use url::Url;
+
+use super::file::quote;
+use super::model::{ApiVersion, LogFormat, PublicPath, Readiness, StoreKind};
+use crate::identity::UserType;
+
+/// A string leaf read into `T`, with its span and its text as written.
+#[derive(Debug, Clone)]
+pub(crate) struct Leaf<T> {
+    pub value: T,
+    pub text: String,
+    span: Range<usize>,
+}
+
+impl<T> Leaf<T> {
+    pub fn span(&self) -> Range<usize> {
+        self.span.clone()
+    }
+}
+
+/// How a leaf reads its text; `Err` says why not, as it follows the quoted text in a message
+/// (`is not a duration: expected …`).
+pub(crate) trait FromText: Sized {
+    /// Whether the message quotes the text before the reason.
+    const QUOTED: bool = true;
+    fn from_text(text: &str) -> Result<Self, String>;
+}
+
+/// The value and text inside the span (the toml deserializer puts a visitor's error there).
+struct Read<T>(T, String);
+
+impl<'de, T: FromText> Deserialize<'de> for Read<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(ReadVisitor(PhantomData))
+    }
+}
+
+struct ReadVisitor<T>(PhantomData<T>);
+
+impl<T: FromText> de::Visitor<'_> for ReadVisitor<T> {
+    type Value = Read<T>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Read<T>, E> {
+        match T::from_text(v) {
+            Ok(value) => Ok(Read(value, v.to_owned())),
+            Err(why) if T::QUOTED => Err(E::custom(format!("{} {why}", quote(v)))),
+            Err(why) => Err(E::custom(why)),
+        }
+    }
+}
+
+impl<'de, T: FromText> Deserialize<'de> for Leaf<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let read = Spanned::<Read<T>>::deserialize(d)?;
+        let span = read.span();
+        let Read(value, text) = read.into_inner();
+        Ok(Leaf { value, text, span })
+    }
+}
+
+/// An enum named by its serde names (`rename_all`): `is not a {what}: expected "a" or "b"`.
+fn named<T: for<'de> Deserialize<'de>>(text: &str, what: &str) -> Result<T, String> {
+    let d: StrDeserializer<'_, de::value::Error> = text.into_deserializer();
+    T::deserialize(d).map_err(|e| {
+        let e = e.to_string();
+        let names = e.split_once(", expected ").map_or("", |(_, n)| n);
+        format!("is not {what}: expected {}", names.replace('`', "\""))
+    })
+}
+
+impl FromText for LogFormat {
+    fn from_text(text: &str) -> Result<Self, String> {
+        named(text, "a log format")
+    }
+}
+
+impl FromText for StoreKind {
+    fn from_text(text: &str) -> Result<Self, String> {
+        named(text, "a store")
+    }
+}
+
+impl FromText for Readiness {
+    fn from_text(text: &str) -> Result<Self, String> {
+        named(text, "a readiness mode").map_err(|_| {
+            "is not a readiness mode: expected \"store\" (readyz is 503 while the session store \
+             is unreachable; the default) or \"process\" (readyz is 200 while the process runs)"
+                .to_owned()
+        })
+    }
+}
+
+impl FromText for Duration {
+    fn from_text(text: &str) -> Result<Self, String> {
+        humantime::parse_duration(text.trim())
+            .map_err(|_| "is not a duration: expected a duration like \"90s\" or \"2h\"".to_owned())
+    }
+}
+
+impl FromText for SocketAddr {
+    fn from_text(text: &str) -> Result<Self, String> {
+        text.trim().parse().map_err(|_| {
+            "is not an address: expected \"ip:port\" such as \"0.0.0.0:8080\" or \"[::]:8080\""
+                .to_owned()
+        })
+    }
+}
+
+/// A network, or one address (a /32 or /128); host bits are cleared.
+impl FromText for IpNet {
+    fn from_text(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        text.parse::<IpNet>()
+            .map(|n| n.trunc())
+            .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+            .map_err(|_| {
+                "is not an address: expected a CIDR like \"10.0.0.0/8\" or an IP address like \
+                 \"192.0.2.7\""
+                    .to_owned()
+            })
+    }
+}
+
+impl FromText for HeaderName {
+    fn from_text(text: &str) -> Result<Self, String> {
+        HeaderName::from_bytes(text.as_bytes()).map_err(|_| {
+            "is not a valid header name: expected letters, digits and - such as \
+             \"X-Clever-User-Id\""
+                .to_owned()
+        })
+    }
+}
+
+impl FromText for UserType {
+    fn from_text(text: &str) -> Result<Self, String> {
+        UserType::parse(text).ok_or_else(|| {
+            "is not a Clever user type: expected one of student, teacher, staff, school_admin, \
+             district_admin, contact"
+                .to_owned()
+        })
+    }
+}
+
+/// `v2.<n>` or `v3.<n>`.
+impl FromText for ApiVersion {
+    fn from_text(text: &str) -> Result<Self, String> {
+        let kind = match text.split_once('.') {
+            Some(("v2", minor)) => Some((ApiVersion::V2, minor)),
+            Some(("v3", minor)) => Some((ApiVersion::V3, minor)),
+            _ => None,
+        };
+        kind.filter(|(_, m)| !m.is_empty() && m.len() <= 3 && m.bytes().all(|b| b.is_ascii_digit()))
+            .map(|(kind, _)| kind)
+            .ok_or_else(|| {
+                "is not a Clever API version: expected v2.x or v3.x (v2.0, v2.1, v3.0, v3.1)"
+                    .to_owned()
+            })
+    }
+}
+
+/// An entry of `public_paths`: a prefix when it ends in `/`.
+impl FromText for PublicPath {
+    fn from_text(p: &str) -> Result<Self, String> {
+        let why = if !p.starts_with('/') {
+            "does not start with \"/\": expected an absolute path such as \"/static/\" or \
+             \"/favicon.ico\""
+        } else if p.contains(['?', '#']) {
+            "has \"?\" or \"#\": public paths match the path only, never the query"
+        } else if p.contains("..") {
+            "contains \"..\": expected a normalized path"
+        } else if p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            "contains a space or control character: expected a plain path"
+        } else if p.ends_with('/') {
+            return Ok(PublicPath::Prefix(p.to_owned()));
+        } else {
+            return Ok(PublicPath::Exact(p.to_owned()));
+        };
+        Err(why.to_owned())
+    }
+}
+
+/// A file path: anything but empty.
+impl FromText for PathBuf {
+    const QUOTED: bool = false;
+    fn from_text(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Err("is empty: expected a file path".to_owned());
+        }
+        Ok(PathBuf::from(text))
+    }
+}
+
+/// Reads a newtype around a `String` with `check`, which says why not.
+macro_rules! text_leaf {
+    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub(crate) struct $name(pub String);
+
+        impl FromText for $name {
+            fn from_text(text: &str) -> Result<Self, String> {
+                let check: fn(&str) -> Result<String, &'static str> = $check;
+                check(text).map($name).map_err(str::to_owned)
+            }
+        }
+    };
+}
+
+text_leaf!(
+    /// `upstream.name`: letters, digits, `_`, `.`, `-`; not the metrics' own label.
+    UpstreamName,
+    |text| {
+        if text == crate::metrics::GATEWAY_UPSTREAM {
+            Err("is reserved: metrics use it for requests the gateway answers itself; choose \
+                 another name")
+        } else if !text.is_empty()
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        {
+            Ok(text.to_owned())
+        } else {
+            Err("is not a valid name: expected letters, digits, \"_\", \".\" or \"-\" (at least \
+                 one)")
+        }
+    }
+);
+
+text_leaf!(
+    /// `upstream.host` to match: lower-cased, no port, no path.
+    RouteHost,
+    |h| {
+        if h.is_empty() {
+            return Err("is empty: expected a host name such as \
+                        \"gradebook.example-district.org\", or remove the key to match any host");
+        }
+        if h.contains('/') {
+            return Err("contains \"/\": expected a bare host name (no scheme or path)");
+        }
+        if let Some(inner) = h.strip_prefix('[') {
+            // An IPv6 literal, as it appears in a Host header.
+            return match inner.strip_suffix(']') {
+                Some(ip) if ip.parse::<std::net::Ipv6Addr>().is_ok() => Ok(h.to_ascii_lowercase()),
+                _ => Err("is not a host: expected a host name or a bracketed IPv6 address, \
+                          without a port"),
+            };
+        }
+        if h.contains(':') {
+            return Err("has a port: expected the host name alone (the port is ignored when \
+                        matching)");
+        }
+        if !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
+            return Err("is not a host name: expected letters, digits, \"-\", \".\" \
+                        (internationalized names in their xn-- form)");
+        }
+        Ok(h.to_ascii_lowercase())
+    }
+);
+
+text_leaf!(
+    /// `upstream.path_prefix`, normalised: no trailing `/` except for `/` itself.
+    PathPrefix,
+    |p| {
+        if !p.starts_with('/') {
+            return Err("does not start with \"/\": expected an absolute path such as \"/staff\"");
+        }
+        if p.contains(['?', '#']) || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("has a query, fragment or space: expected a plain path such as \"/staff\"");
+        }
+        if p.split('/').any(|s| s == "." || s == "..") {
+            return Err("has a \".\" or \"..\" segment: expected a normalized path");
+        }
+        let trimmed = p.trim_end_matches('/');
+        if trimmed == "/_gateway" || trimmed.starts_with("/_gateway/") {
+            return Err("is under /_gateway/, which the gateway reserves for its own endpoints: \
+                        choose another prefix");
+        }
+        Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
+    }
+);
+
+text_leaf!(
+    /// `district.id`: Clever ids are 24 hex characters; anything id-like is accepted, nothing
+    /// that could be unsafe in a URL path, a log line or a header.
+    DistrictId,
+    |id| {
+        let ok = !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| id.to_owned()).ok_or(
+            "is not a district id: expected a Clever district id such as \
+             \"5d0a9e5d0958b300014e49d2\" (letters, digits, \"-\" and \"_\", at most 64)",
+        )
+    }
+);
+
+text_leaf!(
+    /// `session.cookie_domain`: a host name, optionally with one leading dot; lower-cased.
+    CookieDomain,
+    |s| {
+        let name = s.strip_prefix('.').unwrap_or(s);
+        let ok = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        ok.then(|| s.to_ascii_lowercase()).ok_or(
+            "is not a host name: expected a name like \"example-district.org\" or \
+             \".example-district.org\" (no scheme, port or path)",
+        )
+    }
+);
+
+text_leaf!(
+    /// `session.logout_redirect`: a same-site path, or an absolute http(s) URL.
+    LogoutRedirect,
+    |text| {
+        let is_path = text.starts_with('/')
+            && !text.starts_with("//")
+            && !text.contains('\\')
+            && !text.chars().any(char::is_control);
+        let is_url = !text.starts_with('/')
+            && Url::parse(text)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        (is_path || is_url).then(|| text.to_owned()).ok_or(
+            "is not a path or URL: expected a path starting with a single \"/\" or an absolute \
+             http(s) URL",
+        )
+    }
+);
+
+text_leaf!(
+    /// An `upstream.app_cookies` entry: a cookie name (RFC 6265 token).
+    AppCookie,
+    |name| {
+        (!name.is_empty() && name.bytes().all(is_cookie_token))
+            .then(|| name.to_owned())
+            .ok_or(
+                "is not a cookie name: expected the name the app's Set-Cookie uses, such as \
+                 \"PHPSESSID\" or \"sessionid\" (letters, digits and !#$%&'*+-.^_`|~ only)",
+            )
+    }
+);
+
+/// `server.threads`: worker threads, 1 to 1024.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Threads(pub usize);
+
+impl<'de> Deserialize<'de> for Threads {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        match usize::try_from(n) {
+            Ok(n) if (1..=1024).contains(&n) => Ok(Threads(n)),
+            _ => Err(de::Error::custom(format!(
+                "is {n}: expected a number of worker threads from 1 to 1024"
+            ))),
+        }
+    }
+}
+
+/// RFC 6265 `token`: a visible ASCII character that is not a separator.
+pub(crate) fn is_cookie_token(b: u8) -> bool {
+    (0x21..0x7f).contains(&b) && !b"()<>@,;:\\\"/[]?={}".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_kind(text: &str) -> Option<ApiVersion> {
+        ApiVersion::from_text(text).ok()
+    }
+
+    #[test]
+    fn api_kind_parses_versions() {
+        assert_eq!(api_kind("v2.0"), Some(ApiVersion::V2));
+        assert_eq!(api_kind("v3.10"), Some(ApiVersion::V3));
+        assert_eq!(api_kind("v3."), None);
+        assert_eq!(api_kind("v1.0"), None);
+    }
+
+    #[test]
+    fn route_host_bracketed_ipv6_is_accepted() {
+        assert_eq!(
+            RouteHost::from_text("[::1]"),
+            Ok(RouteHost("[::1]".to_owned()))
+        );
+        assert!(RouteHost::from_text("[::1]:80").is_err());
+    }
+}
