@@ -234,7 +234,7 @@ impl Gateway {
         if let Some(token) = assertion {
             reply = reply.with_header(X_CLEVER_ASSERTION, token.to_string());
         }
-        for (h, value) in crate::proxy::headers::session_headers(headers, &rec, specs) {
+        for (h, value) in super::upstream_headers::session_headers(headers, &rec, specs) {
             // The access token only for a proxy that proved itself (forward_auth_secret).
             if h.value == crate::config::SendValue::Token && !token_allowed {
                 continue;

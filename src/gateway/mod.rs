@@ -1,11 +1,15 @@
 //! What happens to one request, decided without pingora: routing, public paths, session
 //! lookup, policy, and the login redirect or 401 for anonymous requests. The gateway's own
 //! endpoints live in `endpoints`, the checks made before any decision in `precheck`, the
-//! same-site check of a sign-out in `origin`.
+//! same-site check of a sign-out in `origin`, the header edits on the way upstream in
+//! `upstream_headers` (with the forwarding and path-override claims in `claims`). Nothing here
+//! imports `proxy`: the pingora glue depends on these decisions, never the reverse.
 
+pub mod claims;
 mod endpoints;
 mod origin;
 mod precheck;
+pub mod upstream_headers;
 
 pub use endpoints::{
     forward_auth_proven, forward_auth_upstream, login_url, X_CLEVER_FORWARD_AUTH_SECRET,

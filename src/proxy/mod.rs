@@ -3,9 +3,7 @@
 //! The only module that sees pingora's `Session`.
 
 pub mod admin;
-pub mod claims;
 pub mod header_guard;
-pub mod headers;
 pub mod response;
 
 use std::sync::Arc;
@@ -23,11 +21,11 @@ use pingora::upstreams::peer::{HttpPeer, PeerOptions};
 use pingora::{ErrorSource, ErrorType};
 
 use crate::config::ServerConfig;
+use crate::gateway::upstream_headers::{self as headers, Edits, ForwardFacts};
 use crate::gateway::{refuse_request, wants_html, Decision, Forward, Gateway, RequestFacts};
 use crate::https;
 use crate::pages::Reply;
 use crate::refusal::Refusal;
-use headers::{Edits, ForwardFacts};
 
 /// How long to wait for an upstream to accept a connection (for its answer: its `timeout`).
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
