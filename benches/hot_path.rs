@@ -38,7 +38,7 @@ use clever_gateway::clever::CleverClient;
 use clever_gateway::gateway::upstream_headers::{self as headers, Edits, ForwardFacts};
 use clever_gateway::gateway::{Decision, Gateway, RequestFacts};
 use clever_gateway::identity::{Field, Identity, UserType};
-use clever_gateway::metrics::Metrics;
+use clever_gateway::process::metrics::Metrics;
 use clever_gateway::secret::{random_token, Secret};
 use clever_gateway::session::memory::MemoryLimits;
 use clever_gateway::session::{MemoryStore, SessionId, SessionRecord, SessionStore, SystemClock};

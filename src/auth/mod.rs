@@ -2,6 +2,7 @@
 //! identity, new session), Clever-initiated bounces, code replay, logout, and the return-path
 //! policy. It returns `Reply` values and never touches pingora.
 
+pub mod assertion;
 pub mod enrich;
 pub mod login_state;
 pub mod policy;
@@ -15,9 +16,9 @@ use subtle::ConstantTimeEq;
 use crate::clever::district::DistrictTokens;
 use crate::clever::{CleverClient, CleverError, Endpoint, LoginParams};
 use crate::config::Config;
-use crate::metrics::{LoginOutcome, Metrics, NO_REASON};
-use crate::pages::Reply;
-use crate::refusal::Refusal;
+use crate::gateway::pages::Reply;
+use crate::gateway::refusal::Refusal;
+use crate::process::metrics::{LoginOutcome, Metrics, NO_REASON};
 use crate::secret::random_token;
 use crate::session::cookies::{AppCookies, CookieJarSpec, GatewayCookies};
 use crate::session::{Clock, CodeClaim, SessionId, SessionRecord, SessionStore, StoreError};
@@ -523,7 +524,7 @@ impl Auth {
         let Some(h) = host else {
             return path.to_string();
         };
-        let bare = crate::routing::strip_port(h);
+        let bare = crate::gateway::routing::strip_port(h);
         let callback_host = self.cfg.clever.redirect_uri.host_str().unwrap_or("");
         let port_ok = h.len() == bare.len()
             || h[bare.len()..]
@@ -560,7 +561,7 @@ impl Auth {
                 return_to.split('?').next().unwrap_or("/").to_string(),
             ),
         };
-        crate::routing::route(&self.cfg, host.as_deref(), &path)
+        crate::gateway::routing::route(&self.cfg, host.as_deref(), &path)
             .map(|i| LoginParams::for_upstream(&self.cfg.upstreams[i]))
             .unwrap_or_default()
     }
@@ -712,10 +713,10 @@ mod tests {
 
     /// The value of `clever_gateway_logins_total{outcome,reason}` in `auth`'s metrics.
     fn logins(auth: &Auth, outcome: &str, reason: &str) -> f64 {
-        crate::metrics::parse_text(&auth.metrics().render().unwrap())
+        crate::process::metrics::parse_text(&auth.metrics().render().unwrap())
             .into_iter()
             .find(|s| {
-                s.name == crate::metrics::names::LOGINS
+                s.name == crate::process::metrics::names::LOGINS
                     && s.labels
                         == vec![
                             ("outcome".to_string(), outcome.to_string()),
@@ -765,9 +766,9 @@ mod tests {
         };
         assert_eq!(auth.callback(ctx, Some(&query)).await.status, 502);
         assert_eq!(logins(&auth, "failed", "clever_error"), 1.0);
-        let errors = crate::metrics::parse_text(&auth.metrics().render().unwrap())
+        let errors = crate::process::metrics::parse_text(&auth.metrics().render().unwrap())
             .into_iter()
-            .find(|s| s.name == crate::metrics::names::CLEVER_ERRORS)
+            .find(|s| s.name == crate::process::metrics::names::CLEVER_ERRORS)
             .expect("a Clever error counted");
         assert_eq!(
             errors.labels,

@@ -3,6 +3,7 @@
 //! `/districts/{id}`, sections; see [`district`] and [`roster`]), with Clever's answers parsed
 //! leniently.
 
+pub mod check_online;
 pub mod district;
 mod parse;
 pub mod roster;
@@ -15,7 +16,7 @@ use url::Url;
 
 use crate::config::{ApiVersion, CleverConfig};
 use crate::identity::Identity;
-use crate::metrics::Metrics;
+use crate::process::metrics::Metrics;
 use crate::secret::Secret;
 
 pub use parse::{parse_me, parse_token_response, parse_user, role_schools, MeResponse};

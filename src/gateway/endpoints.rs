@@ -149,7 +149,7 @@ impl Gateway {
             Err(e) => tracing::warn!(error = %e, "metrics: cannot count sessions"),
         }
         match self.metrics.render() {
-            Ok(text) => Reply::typed(200, crate::metrics::CONTENT_TYPE, text),
+            Ok(text) => Reply::typed(200, crate::process::metrics::CONTENT_TYPE, text),
             Err(e) => {
                 tracing::error!(error = %e, "metrics: cannot render");
                 Reply::text(500, "metrics unavailable\n")
@@ -273,8 +273,10 @@ impl Gateway {
                 }
                 self.auth.logout(ctx).await
             }
-            "GET" | "HEAD" if req.wants_html => crate::pages::sign_out_page(req.request_id)
-                .with_form_target(self.logout_origin().as_deref()),
+            "GET" | "HEAD" if req.wants_html => {
+                crate::gateway::pages::sign_out_page(req.request_id)
+                    .with_form_target(self.logout_origin().as_deref())
+            }
             // JSON whatever the client accepts: only a script sends other methods.
             _ => self.refuse(
                 Ctx {
@@ -329,7 +331,7 @@ mod endpoint_tests {
     use super::*;
     use crate::clever::CleverClient;
     use crate::identity::{Identity, UserType};
-    use crate::metrics::parse_text;
+    use crate::process::metrics::parse_text;
     use crate::secret::Secret;
     use crate::session::memory::MemoryLimits;
     use crate::session::{
@@ -550,7 +552,7 @@ user_id = "X-Remote-User"
         let samples = parse_text(&text);
         let denial = samples
             .iter()
-            .find(|s| s.name == crate::metrics::names::DENIALS)
+            .find(|s| s.name == crate::process::metrics::names::DENIALS)
             .expect("denial counted");
         assert_eq!(
             denial.labels,
@@ -712,7 +714,7 @@ user_id = "X-Remote-User"
         let text = body(&reply(&gw, "/_gateway/metrics").await).to_string();
         let denied = parse_text(&text)
             .into_iter()
-            .find(|s| s.name == crate::metrics::names::DENIALS)
+            .find(|s| s.name == crate::process::metrics::names::DENIALS)
             .expect("denial counted");
         assert_eq!(denied.value, 1.0);
         assert!(denied

@@ -7,8 +7,12 @@
 
 pub mod claims;
 mod endpoints;
+pub mod https;
 mod origin;
+pub mod pages;
 mod precheck;
+pub mod refusal;
+pub mod routing;
 pub mod upstream_headers;
 
 pub use endpoints::{
@@ -21,17 +25,17 @@ pub use precheck::{
 
 use std::sync::Arc;
 
-use crate::assertion::{Assertions, X_CLEVER_ASSERTION};
+use crate::auth::assertion::{Assertions, X_CLEVER_ASSERTION};
 use crate::auth::{policy, safe_return_path, Auth, Ctx};
 use crate::config::Config;
+use crate::gateway::pages::Reply;
+use crate::gateway::refusal::Refusal;
 use crate::identity::{canonical_header_name, SPOOFABLE_PREFIX};
-use crate::metrics::Metrics;
-use crate::pages::Reply;
-use crate::refusal::Refusal;
-use crate::routing::{self, NormalizedPath};
+use crate::process::metrics::Metrics;
 use crate::secret::Secret;
 use crate::session::cookies::GatewayCookies;
 use crate::session::{unix_secs, SessionId, SessionRecord};
+use routing::NormalizedPath;
 
 /// The reserved prefix for the gateway's own endpoints, on every host.
 pub const GATEWAY_PREFIX: &str = "/_gateway/";

@@ -21,11 +21,11 @@ use pingora::upstreams::peer::{HttpPeer, PeerOptions};
 use pingora::{ErrorSource, ErrorType};
 
 use crate::config::ServerConfig;
+use crate::gateway::https;
+use crate::gateway::pages::Reply;
+use crate::gateway::refusal::Refusal;
 use crate::gateway::upstream_headers::{self as headers, Edits, ForwardFacts};
 use crate::gateway::{refuse_request, wants_html, Decision, Forward, Gateway, RequestFacts};
-use crate::https;
-use crate::pages::Reply;
-use crate::refusal::Refusal;
 
 /// How long to wait for an upstream to accept a connection (for its answer: its `timeout`).
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,7 +45,7 @@ pub struct RequestCtx {
     forward: Option<Forward>,
     wants_html: bool,
     /// Counts this request until the context is dropped (graceful shutdown waits for it).
-    _in_flight: crate::lifecycle::InFlight,
+    _in_flight: crate::process::lifecycle::InFlight,
 }
 
 /// The gateway as a pingora proxy service.
@@ -252,7 +252,7 @@ impl GatewayProxy {
                     metrics.upstream_latency(name, took);
                 }
             }
-            None => metrics.request(crate::metrics::GATEWAY_UPSTREAM, status),
+            None => metrics.request(crate::process::metrics::GATEWAY_UPSTREAM, status),
         }
     }
 }
@@ -319,7 +319,7 @@ impl ProxyHttp for GatewayProxy {
         session: &mut Session,
         _ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        if crate::lifecycle::draining() {
+        if crate::process::lifecycle::draining() {
             session.set_keepalive(None);
         }
         Ok(())
@@ -482,7 +482,8 @@ impl ProxyHttp for GatewayProxy {
             }
         }
         if let Some(token) = &f.assertion {
-            upstream_request.insert_header(crate::assertion::X_CLEVER_ASSERTION, token.as_ref())?;
+            upstream_request
+                .insert_header(crate::auth::assertion::X_CLEVER_ASSERTION, token.as_ref())?;
         }
         if let Some(p) = &f.upstream_path {
             let uri: http::Uri = p
@@ -663,7 +664,7 @@ impl ProxyHttp for GatewayProxy {
             .map(|s| s.elapsed().as_secs_f64() * 1000.0)
             .unwrap_or(0.0);
         tracing::info!(
-            // crate::logfmt::ACCESS_TARGET: the human format writes this line itself.
+            // crate::process::logfmt::ACCESS_TARGET: the human format writes this line itself.
             target: "access",
             request_id = %ctx.request_id,
             upstream,

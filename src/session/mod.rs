@@ -8,7 +8,6 @@ pub mod memory;
 pub mod primary;
 pub mod redis;
 pub mod store;
-pub mod testing;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

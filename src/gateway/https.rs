@@ -4,8 +4,8 @@
 
 use std::net::{Ipv6Addr, SocketAddr};
 
-use crate::pages::Reply;
-use crate::refusal::Refusal;
+use crate::gateway::pages::Reply;
+use crate::gateway::refusal::Refusal;
 
 /// Answered on plain HTTP even with `redirect_to_https`: load balancers and orchestrators
 /// probe them there.

@@ -17,15 +17,16 @@ use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 use pingora::services::Service as PingoraService;
 
-use crate::assertion::{Assertions, KeyError};
+use crate::auth::assertion::{Assertions, KeyError};
 use crate::auth::Auth;
 use crate::clever::district::{discover_forever, DistrictTokens};
 use crate::clever::CleverClient;
 use crate::config::{Config, RedisTarget, StoreKind};
 use crate::gateway::Gateway;
-use crate::lifecycle::{self, PidFileError};
-use crate::listeners::{self, Claim, ListenError, Sockets};
-use crate::metrics::Metrics;
+use crate::process::lifecycle::{self, PidFileError};
+use crate::process::listeners::{self, Claim, ListenError, Sockets};
+use crate::process::metrics::Metrics;
+use crate::process::tls::{ListenerTls, TlsFileError};
 use crate::proxy::header_guard::{HeaderGuard, HeaderLimits};
 use crate::proxy::GatewayProxy;
 use crate::secret::Secret;
@@ -34,7 +35,6 @@ use crate::session::{
     Clock, LoginTimes, MemoryStore, PrimaryAt, RedisSettings, RedisStore, SentinelSettings,
     SessionStore, SystemClock,
 };
-use crate::tls::{ListenerTls, TlsFileError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +83,8 @@ pub const MIN_FORWARD_AUTH_SECRET: usize = 32;
 /// Builds the request logic (store, Clever client, login flows) for a configuration.
 pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let metrics = crate::metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
+    let metrics =
+        crate::process::metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
     let metrics = Arc::new(metrics);
     let store = build_store(&cfg, clock.clone(), metrics.clone())?;
     let clever = CleverClient::new(cfg.clever.clone(), secret, metrics.clone())
@@ -430,11 +431,11 @@ pub fn load_listener_tls(cfg: &Config) -> Result<Option<ListenerTls>, StartError
 /// pingora will (it panics if they cannot be read), warns when HTTPS upstreams would be
 /// verified against none, and warns about every upstream with `tls_verify = false`.
 pub fn load_upstream_tls(cfg: &Config) -> Result<Vec<Option<Arc<CaType>>>, StartError> {
-    let roots = crate::tls::system_roots().map_err(StartError::SystemRoots)?;
+    let roots = crate::process::tls::system_roots().map_err(StartError::SystemRoots)?;
     let mut cas = Vec::with_capacity(cfg.upstreams.len());
     for u in &cfg.upstreams {
         let ca = match &u.tls_ca {
-            Some(path) if u.url.tls => Some(crate::tls::load_upstream_ca(&u.name, path)?),
+            Some(path) if u.url.tls => Some(crate::process::tls::load_upstream_ca(&u.name, path)?),
             _ => None,
         };
         if u.url.tls && !u.tls_verify {
