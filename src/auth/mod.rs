@@ -3,8 +3,8 @@
 //! policy. It returns `Reply` values and never touches pingora.
 
 pub mod assertion;
-pub mod enrich;
-pub mod login_state;
+pub(crate) mod enrich;
+pub(crate) mod login_state;
 pub mod policy;
 pub mod return_path;
 

@@ -4,9 +4,9 @@
 //! leniently.
 
 pub mod check_online;
-pub mod district;
+pub(crate) mod district;
 mod parse;
-pub mod roster;
+pub(crate) mod roster;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

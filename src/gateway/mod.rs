@@ -5,13 +5,13 @@
 //! `upstream_headers` (with the forwarding and path-override claims in `claims`). Nothing here
 //! imports `proxy`: the pingora glue depends on these decisions, never the reverse.
 
-pub mod claims;
+pub(crate) mod claims;
 mod endpoints;
-pub mod https;
+pub(crate) mod https;
 mod origin;
-pub mod pages;
+pub(crate) mod pages;
 mod precheck;
-pub mod refusal;
+pub(crate) mod refusal;
 pub mod routing;
 pub mod upstream_headers;
 

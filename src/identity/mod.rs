@@ -4,9 +4,9 @@
 //! request headers could carry identity and are scrubbed.
 
 pub mod fields;
-pub mod record;
-pub mod render;
-pub mod template;
+pub(crate) mod record;
+pub(crate) mod render;
+pub(crate) mod template;
 
 use serde::{Deserialize, Serialize};
 

@@ -2,9 +2,9 @@
 //! plain decision code in `gateway`, and writes replies or forwards with rewritten headers.
 //! The only module that sees pingora's `Session`.
 
-pub mod admin;
-pub mod header_guard;
-pub mod response;
+pub(crate) mod admin;
+pub(crate) mod header_guard;
+pub(crate) mod response;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
