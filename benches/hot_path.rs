@@ -35,6 +35,7 @@ use pingora::http::RequestHeader;
 
 use clever_gateway::auth::{policy, Auth};
 use clever_gateway::clever::CleverClient;
+use clever_gateway::gateway::host::Host;
 use clever_gateway::gateway::upstream_headers::{self as headers, Edits, ForwardFacts};
 use clever_gateway::gateway::{Decision, Gateway, RequestFacts};
 use clever_gateway::identity::{Field, Identity, UserType};
@@ -305,10 +306,12 @@ fn signed_in_decide(gw: &Gateway, req: &RequestHeader) -> RequestHeader {
         .auth
         .cookies()
         .read(up.headers.get_all(COOKIE).iter().map(|v| v.as_bytes()));
-    let host = up
-        .headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok());
+    let host = Host::of_request(
+        up.uri.authority().map(|a| a.as_str()),
+        up.headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok()),
+    );
     let facts = RequestFacts {
         method: up.method.as_str(),
         host,

@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 use crate::clever::district::DistrictTokens;
 use crate::clever::{CleverClient, CleverError, Endpoint, LoginParams};
 use crate::config::Config;
+use crate::gateway::host::Host;
 use crate::gateway::pages::Reply;
 use crate::gateway::refusal::Refusal;
 use crate::process::metrics::{LoginOutcome, Metrics, NO_REASON};
@@ -520,16 +521,15 @@ impl Auth {
     /// Where to send the browser after login: the same-site `path` on the host it asked for.
     /// A host other than the callback's is kept, as an absolute URL, only when an upstream is
     /// configured for it (`host`); for any other host the path alone is used.
-    pub fn return_target(&self, host: Option<&str>, path: &str) -> String {
+    pub fn return_target(&self, host: Option<Host<'_>>, path: &str) -> String {
         let Some(h) = host else {
             return path.to_string();
         };
-        let bare = crate::gateway::routing::strip_port(h);
+        let bare = h.name();
         let callback_host = self.cfg.clever.redirect_uri.host_str().unwrap_or("");
-        let port_ok = h.len() == bare.len()
-            || h[bare.len()..]
-                .strip_prefix(':')
-                .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        // No brackets (an IPv6 literal), and no port or a non-empty numeric one.
+        let port_ok = h.port() != Some("")
+            && h.as_str().len() == bare.len() + h.port().map_or(0, |p| 1 + p.len());
         let name_ok = !bare.is_empty()
             && bare
                 .bytes()
@@ -545,7 +545,7 @@ impl Auth {
         format!(
             "{}://{}{}",
             self.cfg.clever.redirect_uri.scheme(),
-            h.to_ascii_lowercase(),
+            h.as_str().to_ascii_lowercase(),
             path
         )
     }
@@ -561,7 +561,7 @@ impl Auth {
                 return_to.split('?').next().unwrap_or("/").to_string(),
             ),
         };
-        crate::gateway::routing::route(&self.cfg, host.as_deref(), &path)
+        crate::gateway::routing::route(&self.cfg, host.as_deref().map(Host::parse), &path)
             .map(|i| LoginParams::for_upstream(&self.cfg.upstreams[i]))
             .unwrap_or_default()
     }
@@ -845,9 +845,15 @@ mod tests {
     async fn return_target_keeps_configured_other_host_only() {
         let (_sim, auth, _) = setup().await;
         // The callback host: a path is enough.
-        assert_eq!(auth.return_target(Some("gw.example.org"), "/x"), "/x");
+        assert_eq!(
+            auth.return_target(Some(Host::parse("gw.example.org")), "/x"),
+            "/x"
+        );
         // A host no upstream is configured for: never an absolute URL to it.
-        assert_eq!(auth.return_target(Some("evil.example"), "/x"), "/x");
+        assert_eq!(
+            auth.return_target(Some(Host::parse("evil.example")), "/x"),
+            "/x"
+        );
         assert_eq!(auth.return_target(None, "/x"), "/x");
     }
 

@@ -430,7 +430,7 @@ user_id = "X-Remote-User"
     fn facts<'a>(path: &'a str, cookies: GatewayCookies) -> RequestFacts<'a> {
         RequestFacts {
             method: "GET",
-            host: Some("gw.example.org"),
+            host: Some(Host::parse("gw.example.org")),
             path,
             query: None,
             cookies,

@@ -7,6 +7,7 @@
 
 pub(crate) mod claims;
 mod endpoints;
+pub mod host;
 pub(crate) mod https;
 mod origin;
 pub(crate) mod pages;
@@ -35,6 +36,7 @@ use crate::process::metrics::Metrics;
 use crate::secret::Secret;
 use crate::session::cookies::GatewayCookies;
 use crate::session::{unix_secs, SessionId, SessionRecord};
+use host::Host;
 use routing::NormalizedPath;
 
 /// The reserved prefix for the gateway's own endpoints, on every host.
@@ -44,7 +46,8 @@ pub const GATEWAY_PREFIX: &str = "/_gateway/";
 #[derive(Debug, Clone)]
 pub struct RequestFacts<'a> {
     pub method: &'a str,
-    pub host: Option<&'a str>,
+    /// The host the request was sent to.
+    pub host: Option<Host<'a>>,
     /// Raw path of the request target (no query).
     pub path: &'a str,
     pub query: Option<&'a str>,

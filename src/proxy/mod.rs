@@ -21,6 +21,7 @@ use pingora::upstreams::peer::{HttpPeer, PeerOptions};
 use pingora::{ErrorSource, ErrorType};
 
 use crate::config::ServerConfig;
+use crate::gateway::host::Host;
 use crate::gateway::https;
 use crate::gateway::pages::Reply;
 use crate::gateway::refusal::Refusal;
@@ -125,13 +126,12 @@ fn sec_fetch_mode(req: &RequestHeader) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// `host[:port]` the request was sent to: the URI's authority (HTTP/2 `:authority`, or an
-/// HTTP/1 absolute-form target), else the HTTP/1 `Host` header.
-fn request_host(req: &RequestHeader) -> Option<&str> {
-    match req.uri.authority() {
-        Some(a) => Some(https::authority_host(a.as_str())),
-        None => req.headers.get(HOST).and_then(|v| v.to_str().ok()),
-    }
+/// The host the request was sent to.
+fn request_host(req: &RequestHeader) -> Option<Host<'_>> {
+    Host::of_request(
+        req.uri.authority().map(|a| a.as_str()),
+        req.headers.get(HOST).and_then(|v| v.to_str().ok()),
+    )
 }
 
 /// Certificate checks for an `https://` upstream: both on unless `tls_verify = false`, against
@@ -468,7 +468,7 @@ impl ProxyHttp for GatewayProxy {
             ForwardFacts {
                 client_ip,
                 tls,
-                host: request_host(upstream_request),
+                host: request_host(upstream_request).map(|h| h.as_str()),
                 request_id: ctx.request_id.header_value(),
             },
             &gw.cfg.server.trusted_proxies,
