@@ -158,25 +158,13 @@ impl Auth {
         self
     }
 
-    /// The district-app tokens sign-ins read records and section ids with.
-    pub fn district_tokens(&self) -> &Arc<DistrictTokens> {
-        self.enricher.tokens()
-    }
-
     /// The Clever client the login flows use.
     pub fn clever(&self) -> &CleverClient {
         &self.clever
     }
 
-    pub fn cookies(&self) -> &CookieJarSpec {
-        &self.cookies
-    }
-
-    pub fn store(&self) -> &Arc<dyn SessionStore> {
-        &self.store
-    }
-
-    pub fn metrics(&self) -> &Arc<Metrics> {
+    #[cfg(test)]
+    fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 

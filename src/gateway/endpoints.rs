@@ -132,7 +132,7 @@ impl Gateway {
     pub async fn readyz(&self) -> Reply {
         let ready = match self.cfg.session.readiness {
             Readiness::Process => true,
-            Readiness::Store => self.auth.store().ready().await,
+            Readiness::Store => self.store.ready().await,
         };
         if ready {
             Reply::text(200, "ready\n")
@@ -144,7 +144,7 @@ impl Gateway {
     /// Every metric family in the Prometheus text format, with the live-session gauge read
     /// from the store just now.
     pub async fn metrics_text(&self) -> Reply {
-        match self.auth.store().session_count().await {
+        match self.store.session_count().await {
             Ok(n) => self.metrics.set_sessions(n),
             Err(e) => tracing::warn!(error = %e, "metrics: cannot count sessions"),
         }
@@ -422,9 +422,9 @@ user_id = "X-Remote-User"
             store.clone(),
             clever,
             Arc::new(SystemClock),
-            metrics,
+            metrics.clone(),
         );
-        (Gateway::new(cfg, auth), store)
+        (Gateway::new(cfg, auth, store.clone(), metrics), store)
     }
 
     fn facts<'a>(path: &'a str, cookies: GatewayCookies) -> RequestFacts<'a> {

@@ -34,8 +34,8 @@ use crate::gateway::refusal::Refusal;
 use crate::identity::{canonical_header_name, SPOOFABLE_PREFIX};
 use crate::process::metrics::Metrics;
 use crate::secret::Secret;
-use crate::session::cookies::GatewayCookies;
-use crate::session::{unix_secs, SessionId, SessionRecord};
+use crate::session::cookies::{CookieJarSpec, GatewayCookies};
+use crate::session::{unix_secs, SessionId, SessionRecord, SessionStore};
 use host::Host;
 use routing::NormalizedPath;
 
@@ -97,6 +97,11 @@ pub struct Gateway {
     /// (identity headers, `set_headers`), but those under `X-Clever-`, which is spoofable as a
     /// whole.
     pub identity_header_names: Vec<String>,
+    /// The session store (readiness, the session count of `/_gateway/metrics`).
+    pub store: Arc<dyn SessionStore>,
+    /// The gateway's cookies: read from each request, removed from what goes upstream and
+    /// refused in what comes back.
+    pub cookies: CookieJarSpec,
     /// The same metrics the login flows and the Clever client record into.
     pub metrics: Arc<Metrics>,
     /// The assertion signer, when `[assertion]` or an upstream's `assertion = true` asks.
@@ -115,7 +120,13 @@ pub fn wants_html(sec_fetch_mode: Option<&str>, accept: Option<&str>) -> bool {
 }
 
 impl Gateway {
-    pub fn new(cfg: Arc<Config>, auth: Auth) -> Self {
+    /// The request logic over `auth`'s login flows and the same `store` and `metrics` they use.
+    pub fn new(
+        cfg: Arc<Config>,
+        auth: Auth,
+        store: Arc<dyn SessionStore>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let mut names: Vec<String> = Vec::new();
         for u in &cfg.upstreams {
             for h in &u.scrubbed {
@@ -128,8 +139,10 @@ impl Gateway {
             }
         }
         Gateway {
+            cookies: CookieJarSpec::from_config(&cfg.session),
             cfg,
-            metrics: auth.metrics().clone(),
+            store,
+            metrics,
             auth,
             identity_header_names: names,
             assertions: None,

@@ -81,7 +81,11 @@ pub enum StartError {
 pub const MIN_FORWARD_AUTH_SECRET: usize = 32;
 
 /// Builds the request logic (store, Clever client, login flows) for a configuration.
-pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartError> {
+/// Also returns the district-app tokens, which discovery (`discover_district_tokens`) fills.
+pub fn build_gateway(
+    cfg: Arc<Config>,
+    secret: Secret,
+) -> Result<(Gateway, Arc<DistrictTokens>), StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let metrics =
         crate::process::metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
@@ -90,9 +94,15 @@ pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartE
     let clever = CleverClient::new(cfg.clever.clone(), secret, metrics.clone())
         .map_err(|e| StartError::Client(e.to_string()))?;
     let tokens = Arc::new(read_district_tokens(&cfg)?);
-    let auth =
-        Auth::new(cfg.clone(), store, clever, clock.clone(), metrics).with_district_tokens(tokens);
-    let mut gateway = Gateway::new(cfg.clone(), auth);
+    let auth = Auth::new(
+        cfg.clone(),
+        store.clone(),
+        clever,
+        clock.clone(),
+        metrics.clone(),
+    )
+    .with_district_tokens(tokens.clone());
+    let mut gateway = Gateway::new(cfg.clone(), auth, store, metrics);
     if let Some(src) = &cfg.server.forward_auth_secret {
         let secret = crate::config::read_secret(src).map_err(StartError::ForwardAuthSecret)?;
         if secret.chars().count() < MIN_FORWARD_AUTH_SECRET {
@@ -102,10 +112,11 @@ pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartE
         }
         gateway = gateway.with_forward_auth_secret(Secret::new(secret));
     }
-    Ok(match &cfg.assertion {
+    let gateway = match &cfg.assertion {
         Some(a) => gateway.with_assertions(Arc::new(Assertions::load(a, clock)?)),
         None => gateway,
-    })
+    };
+    Ok((gateway, tokens))
 }
 
 /// The `[[district]]` tokens, read now: an unreadable one stops the start naming its district
@@ -210,7 +221,8 @@ pub fn build_server_with(
     // Discovery gets its own client (and connection pool): it runs on the background
     // service's runtime, logins on the proxy's.
     let discovery_secret = secret.clone();
-    let gateway = Arc::new(build_gateway(cfg.clone(), secret)?);
+    let (gateway, district_tokens) = build_gateway(cfg.clone(), secret)?;
+    let gateway = Arc::new(gateway);
     // Bound once every file and secret has been read (an error in those is reported whether
     // or not the ports are free), and before the fork of --daemon: a taken address is a start
     // error (exit 2). With --upgrade the running gateway holds them, by design, and hands them
@@ -287,7 +299,7 @@ pub fn build_server_with(
             "district-app tokens",
             Discovery {
                 client,
-                tokens: gateway.auth.district_tokens().clone(),
+                tokens: district_tokens,
                 refresh: cfg.clever.district_tokens_refresh,
             },
         ));

@@ -364,8 +364,7 @@ impl ProxyHttp for GatewayProxy {
         }
         let req = session.req_header();
         let cookies = gw
-            .auth
-            .cookies()
+            .cookies
             .read(req.headers.get_all(COOKIE).iter().map(|v| v.as_bytes()));
         let facts = RequestFacts {
             method: req.method.as_str(),
@@ -456,7 +455,7 @@ impl ProxyHttp for GatewayProxy {
         }
         apply_cookie(
             upstream_request,
-            headers::upstream_cookie(&upstream_request.headers, gw.auth.cookies()),
+            headers::upstream_cookie(&upstream_request.headers, &gw.cookies),
         )?;
         let tls = is_tls(session);
         let client_ip = session
@@ -535,7 +534,7 @@ impl ProxyHttp for GatewayProxy {
             upstream_response.remove_header(&http::header::CONTENT_LENGTH);
             upstream_response.remove_header(&http::header::TRANSFER_ENCODING);
         }
-        let dropped = drop_reserved_set_cookies(upstream_response, self.gateway.auth.cookies())?;
+        let dropped = drop_reserved_set_cookies(upstream_response, &self.gateway.cookies)?;
         if dropped > 0 {
             let upstream = upstream(ctx);
             tracing::warn!(
