@@ -28,11 +28,13 @@ use std::sync::Arc;
 
 use crate::auth::assertion::{Assertions, X_CLEVER_ASSERTION};
 use crate::auth::{policy, safe_return_path, Auth, Ctx};
-use crate::config::Config;
+use crate::clever::LoginParams;
+use crate::config::{Config, Upstream};
 use crate::gateway::pages::Reply;
 use crate::gateway::refusal::Refusal;
 use crate::identity::{canonical_header_name, SPOOFABLE_PREFIX};
 use crate::process::metrics::Metrics;
+use crate::process::tls::UpstreamCa;
 use crate::secret::Secret;
 use crate::session::cookies::{CookieJarSpec, GatewayCookies};
 use crate::session::{unix_secs, SessionId, SessionRecord, SessionStore};
@@ -75,9 +77,28 @@ pub enum Decision {
     Forward(Forward),
 }
 
+/// One upstream as the requests sent to it use it, built once at start: its configuration
+/// (address, timeouts, identity header names, `set_headers`, login parameters) and the CA its
+/// certificate must chain to. A decision carries it, so the proxy needs no index into
+/// `cfg.upstreams` and no list beside it.
+#[derive(Debug)]
+pub struct UpstreamRt {
+    pub cfg: Upstream,
+    /// `tls_ca`, read at start (`None`: the system roots, or a plain `http://` upstream).
+    pub(crate) ca: Option<UpstreamCa>,
+}
+
+impl UpstreamRt {
+    /// The parameters of a login started for this upstream.
+    pub fn login_params(&self) -> LoginParams<'_> {
+        LoginParams::for_upstream(&self.cfg)
+    }
+}
+
 #[derive(Debug)]
 pub struct Forward {
-    pub upstream: usize,
+    /// The upstream to send the request to.
+    pub upstream: Arc<UpstreamRt>,
     pub session: Option<Arc<SessionRecord>>,
     /// Path and query to send upstream, when it differs from the request's.
     pub upstream_path: Option<String>,
@@ -104,6 +125,8 @@ pub struct Gateway {
     pub cookies: CookieJarSpec,
     /// The same metrics the login flows and the Clever client record into.
     pub metrics: Arc<Metrics>,
+    /// Every upstream, in `cfg.upstreams`' order (routing answers with a position).
+    pub upstreams: Vec<Arc<UpstreamRt>>,
     /// The assertion signer, when `[assertion]` or an upstream's `assertion = true` asks.
     pub assertions: Option<Arc<Assertions>>,
     /// `server.forward_auth_secret`, read at start: only a request that carries it gets an
@@ -138,7 +161,18 @@ impl Gateway {
                 }
             }
         }
+        let upstreams = cfg
+            .upstreams
+            .iter()
+            .map(|u| {
+                Arc::new(UpstreamRt {
+                    cfg: u.clone(),
+                    ca: None,
+                })
+            })
+            .collect();
         Gateway {
+            upstreams,
             cookies: CookieJarSpec::from_config(&cfg.session),
             cfg,
             store,
@@ -148,6 +182,22 @@ impl Gateway {
             assertions: None,
             forward_auth_secret: None,
         }
+    }
+
+    /// Each upstream's `tls_ca` (by position in `cfg.upstreams`), read at start.
+    pub(crate) fn with_upstream_cas(mut self, cas: Vec<Option<UpstreamCa>>) -> Self {
+        self.upstreams = self
+            .upstreams
+            .iter()
+            .zip(cas.into_iter().chain(std::iter::repeat(None)))
+            .map(|(u, ca)| {
+                Arc::new(UpstreamRt {
+                    cfg: u.cfg.clone(),
+                    ca,
+                })
+            })
+            .collect();
+        self
     }
 
     /// The secret a forward-auth proxy must send for `/_gateway/auth` to include access tokens.
@@ -214,7 +264,7 @@ impl Gateway {
         };
         if placement.public {
             return Decision::Forward(Forward {
-                upstream: up,
+                upstream: self.upstreams[up].clone(),
                 session: None,
                 upstream_path,
                 assertion: None,
@@ -238,7 +288,7 @@ impl Gateway {
             return Decision::Reply(self.denied(ctx, &upstream.name, &rec, denial));
         }
         Decision::Forward(Forward {
-            upstream: up,
+            upstream: self.upstreams[up].clone(),
             assertion: self.assertion_for(up, &sid, &rec),
             session: Some(rec),
             upstream_path,
@@ -273,7 +323,7 @@ impl Gateway {
         let path = safe_return_path(&target).unwrap_or_else(|| "/".to_string());
         if req.wants_html {
             let return_to = self.auth.return_target(req.host, &path);
-            let login = crate::clever::LoginParams::for_upstream(&self.cfg.upstreams[up]);
+            let login = self.upstreams[up].login_params();
             return self.auth.start_login(ctx, &return_to, login, false).await;
         }
         let login_url = login_url(&path);

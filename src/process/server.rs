@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
-use pingora::protocols::tls::CaType;
 use pingora::protocols::Stream;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{ExecutionPhase, ListenFds, RunArgs, Server, ShutdownWatch};
@@ -26,6 +25,7 @@ use crate::gateway::Gateway;
 use crate::process::lifecycle::{self, PidFileError};
 use crate::process::listeners::{self, Claim, ListenError, Sockets};
 use crate::process::metrics::Metrics;
+use crate::process::tls::{load_upstream_ca, UpstreamCa};
 use crate::process::tls::{ListenerTls, TlsFileError};
 use crate::proxy::header_guard::{HeaderGuard, HeaderLimits};
 use crate::proxy::GatewayProxy;
@@ -222,7 +222,7 @@ pub fn build_server_with(
     // service's runtime, logins on the proxy's.
     let discovery_secret = secret.clone();
     let (gateway, district_tokens) = build_gateway(cfg.clone(), secret)?;
-    let gateway = Arc::new(gateway);
+    let gateway = Arc::new(gateway.with_upstream_cas(upstream_ca));
     // Bound once every file and secret has been read (an error in those is reported whether
     // or not the ports are free), and before the fork of --daemon: a taken address is a start
     // error (exit 2). With --upgrade the running gateway holds them, by design, and hands them
@@ -246,7 +246,6 @@ pub fn build_server_with(
         &server.configuration,
         GatewayProxy {
             gateway: gateway.clone(),
-            upstream_ca,
         },
     );
     let limits = HeaderLimits {
@@ -442,12 +441,12 @@ pub fn load_listener_tls(cfg: &Config) -> Result<Option<ListenerTls>, StartError
 /// Per upstream (by index): its `tls_ca`, read now. Also loads the system roots the way
 /// pingora will (it panics if they cannot be read), warns when HTTPS upstreams would be
 /// verified against none, and warns about every upstream with `tls_verify = false`.
-pub fn load_upstream_tls(cfg: &Config) -> Result<Vec<Option<Arc<CaType>>>, StartError> {
+pub fn load_upstream_tls(cfg: &Config) -> Result<Vec<Option<UpstreamCa>>, StartError> {
     let roots = crate::process::tls::system_roots().map_err(StartError::SystemRoots)?;
     let mut cas = Vec::with_capacity(cfg.upstreams.len());
     for u in &cfg.upstreams {
         let ca = match &u.tls_ca {
-            Some(path) if u.url.tls => Some(crate::process::tls::load_upstream_ca(&u.name, path)?),
+            Some(path) if u.url.tls => Some(load_upstream_ca(&u.name, path)?),
             _ => None,
         };
         if u.url.tls && !u.tls_verify {

@@ -15,7 +15,6 @@ use http::header::{ACCEPT, COOKIE, HOST, SET_COOKIE};
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
-use pingora::protocols::tls::CaType;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::{HttpPeer, PeerOptions};
 use pingora::{ErrorSource, ErrorType};
@@ -27,6 +26,7 @@ use crate::gateway::pages::Reply;
 use crate::gateway::refusal::Refusal;
 use crate::gateway::upstream_headers::{self as headers, Edits, ForwardFacts};
 use crate::gateway::{refuse_request, wants_html, Decision, Forward, Gateway, RequestFacts};
+use crate::process::tls::UpstreamCa;
 
 /// How long to wait for an upstream to accept a connection (for its answer: its `timeout`).
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,8 +52,6 @@ pub struct RequestCtx {
 /// The gateway as a pingora proxy service.
 pub struct GatewayProxy {
     pub gateway: Arc<Gateway>,
-    /// Per upstream (by index): the CA its certificate must chain to (`tls_ca`), read at start.
-    pub upstream_ca: Vec<Option<Arc<CaType>>>,
 }
 
 /// A request id: 96 random bits, base64url (16 characters). It names a request in logs and is
@@ -136,10 +134,10 @@ fn request_host(req: &RequestHeader) -> Option<Host<'_>> {
 
 /// Certificate checks for an `https://` upstream: both on unless `tls_verify = false`, against
 /// its `tls_ca` when set (else the system roots).
-fn upstream_tls(options: &mut PeerOptions, verify: bool, ca: Option<Arc<CaType>>) {
+fn upstream_tls(options: &mut PeerOptions, verify: bool, ca: Option<&UpstreamCa>) {
     options.verify_cert = verify;
     options.verify_hostname = verify;
-    options.ca = ca;
+    options.ca = ca.map(|c| c.0.clone());
 }
 
 /// `redirect_to_https`: the answer for a request that came in on a plain `listen` socket
@@ -246,7 +244,7 @@ impl GatewayProxy {
         let metrics = &self.gateway.metrics;
         match &ctx.forward {
             Some(f) => {
-                let name = &self.gateway.cfg.upstreams[f.upstream].name;
+                let name = &f.upstream.cfg.name;
                 metrics.request(name, status);
                 if let Some(took) = ctx.upstream_took {
                     metrics.upstream_latency(name, took);
@@ -414,12 +412,11 @@ impl ProxyHttp for GatewayProxy {
                 "no upstream chosen",
             ));
         };
-        let up = &self.gateway.cfg.upstreams[f.upstream];
+        let up = &f.upstream.cfg;
         let u = &up.url;
         let mut peer = HttpPeer::new(u.addr, u.tls, u.host.clone());
         if u.tls {
-            let ca = self.upstream_ca.get(f.upstream).cloned().flatten();
-            upstream_tls(&mut peer.options, up.tls_verify, ca);
+            upstream_tls(&mut peer.options, up.tls_verify, f.upstream.ca.as_ref());
         }
         peer.options.connection_timeout = Some(UPSTREAM_CONNECT_TIMEOUT);
         peer.options.total_connection_timeout = Some(UPSTREAM_CONNECT_TIMEOUT * 2);
@@ -449,7 +446,7 @@ impl ProxyHttp for GatewayProxy {
                 "no upstream chosen",
             ));
         };
-        let upstream = &gw.cfg.upstreams[f.upstream];
+        let upstream = &f.upstream.cfg;
         for name in headers::spoofable(&upstream_request.headers, &gw.identity_header_names) {
             upstream_request.remove_header(&name);
         }
@@ -521,7 +518,7 @@ impl ProxyHttp for GatewayProxy {
         let upstream = |ctx: &RequestCtx| {
             ctx.forward
                 .as_ref()
-                .map(|f| self.gateway.cfg.upstreams[f.upstream].name.clone())
+                .map(|f| f.upstream.cfg.name.clone())
                 .unwrap_or_else(|| "-".to_string())
         };
         let status = upstream_response.status.as_u16();
@@ -594,7 +591,7 @@ impl ProxyHttp for GatewayProxy {
         let upstream = ctx
             .forward
             .as_ref()
-            .map(|f| self.gateway.cfg.upstreams[f.upstream].name.as_str())
+            .map(|f| f.upstream.cfg.name.as_str())
             .unwrap_or("-");
         tracing::warn!(request_id = %ctx.request_id, upstream, status = code, error = e.etype().as_str(), "request failed");
         if code > 0 && session.response_written().is_none() {
@@ -650,7 +647,7 @@ impl ProxyHttp for GatewayProxy {
         let upstream = ctx
             .forward
             .as_ref()
-            .map(|f| self.gateway.cfg.upstreams[f.upstream].name.as_str())
+            .map(|f| f.upstream.cfg.name.as_str())
             .unwrap_or("-");
         let user_id = ctx
             .forward
