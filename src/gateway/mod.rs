@@ -1,9 +1,11 @@
 //! What happens to one request, decided without pingora: routing, public paths, session
 //! lookup, policy, and the login redirect or 401 for anonymous requests. The gateway's own
-//! endpoints live in `endpoints`, the checks made before any decision in `precheck`, the
-//! same-site check of a sign-out in `origin`, the header edits on the way upstream in
-//! `upstream_headers` (with the forwarding and path-override claims in `claims`). Nothing here
-//! imports `proxy`: the pingora glue depends on these decisions, never the reverse.
+//! endpoints live in `endpoints`, the request's host in `host`, routing in `routing`, the
+//! checks made before any decision in `precheck`, the same-site check of a sign-out in
+//! `origin`, the header edits on the way upstream in `upstream_headers` (with the forwarding
+//! and path-override claims in `claims`), the gateway's own pages in `pages` and every refusal
+//! in `refusal`. Nothing here imports `proxy`: the pingora glue depends on these decisions,
+//! never the reverse.
 
 pub(crate) mod claims;
 mod endpoints;
