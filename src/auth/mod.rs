@@ -513,21 +513,16 @@ impl Auth {
         let Some(h) = host else {
             return path.to_string();
         };
-        let bare = h.name();
+        let Some(bare) = h.plain_name() else {
+            return path.to_string();
+        };
         let callback_host = self.cfg.clever.redirect_uri.host_str().unwrap_or("");
-        // No brackets (an IPv6 literal), and no port or a non-empty numeric one.
-        let port_ok = h.port() != Some("")
-            && h.as_str().len() == bare.len() + h.port().map_or(0, |p| 1 + p.len());
-        let name_ok = !bare.is_empty()
-            && bare
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
         let configured = self.cfg.upstreams.iter().any(|u| {
             u.host
                 .as_deref()
                 .is_some_and(|x| x.eq_ignore_ascii_case(bare))
         });
-        if bare.eq_ignore_ascii_case(callback_host) || !(port_ok && name_ok && configured) {
+        if bare.eq_ignore_ascii_case(callback_host) || !configured {
             return path.to_string();
         }
         format!(

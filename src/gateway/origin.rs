@@ -38,6 +38,10 @@ fn same_origin_as_host(origin: &str, host: Option<Host<'_>>) -> bool {
     };
     let o_host = o_host.trim_start_matches('[').trim_end_matches(']');
     let (name, port) = (host.name(), host.port());
+    if port.is_none() && !host.is_bracketed() && name.contains(':') {
+        // What follows the last colon is no port number: never this site.
+        return false;
+    }
     let port_ok = match port {
         None => o.port().is_none(),
         Some(p) => p.parse::<u16>().ok() == o.port_or_known_default(),
@@ -48,6 +52,80 @@ fn same_origin_as_host(origin: &str, host: Option<Host<'_>>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `same_origin_as_host` as it was, on the host text (with its own split of it).
+    fn same_origin_before(origin: &str, host: &str) -> bool {
+        fn split_host(host: &str) -> (&str, Option<&str>) {
+            if let Some(rest) = host.strip_prefix('[') {
+                let (name, after) = rest.split_once(']').unwrap_or((rest, ""));
+                return (name, after.strip_prefix(':'));
+            }
+            match host.rsplit_once(':') {
+                Some((name, port)) => (name, Some(port)),
+                None => (host, None),
+            }
+        }
+        let Ok(o) = url::Url::parse(origin) else {
+            return false;
+        };
+        let Some(o_host) = o.host_str() else {
+            return false;
+        };
+        let o_host = o_host.trim_start_matches('[').trim_end_matches(']');
+        let (name, port) = split_host(host);
+        let port_ok = match port {
+            None => o.port().is_none(),
+            Some(p) => p.parse::<u16>().ok() == o.port_or_known_default(),
+        };
+        matches!(o.scheme(), "http" | "https") && o_host.eq_ignore_ascii_case(name) && port_ok
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 4000,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        #[test]
+        fn same_origin_answers_what_it_answered_before(
+            host in super::super::host::tests::host_text(),
+            scheme in proptest::sample::select(vec!["http://", "https://", "ftp://"]),
+            origin_host in super::super::host::tests::host_text(),
+        ) {
+            let origins = [
+                format!("{scheme}{origin_host}"),
+                format!("{scheme}{host}"),
+                format!("{scheme}[{host}]"),
+            ];
+            for origin in origins {
+                proptest::prop_assert_eq!(
+                    same_origin_as_host(&origin, Some(Host::parse(&host))),
+                    same_origin_before(&origin, &host),
+                    "{} {}", origin, host
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unbracketed_host_with_a_non_numeric_tail_is_never_this_site() {
+        // As before `Host`: the text after the last colon was the port, and no number.
+        for (origin, host) in [
+            ("http://[::1:b]", "::1:b"),
+            ("http://[2001:db8::b]", "2001:db8::b"),
+        ] {
+            assert!(
+                !same_origin_as_host(origin, Some(Host::parse(host))),
+                "{host}"
+            );
+            assert!(!same_origin_before(origin, host), "{host}");
+        }
+        assert!(same_origin_as_host(
+            "http://[::1]:8080",
+            Some(Host::parse("[::1]:8080"))
+        ));
+    }
 
     fn cross_site(
         sec_fetch_site: Option<&str>,
