@@ -35,10 +35,11 @@ use pingora::http::RequestHeader;
 
 use clever_gateway::auth::{policy, Auth};
 use clever_gateway::clever::CleverClient;
+use clever_gateway::gateway::host::Host;
+use clever_gateway::gateway::upstream_headers::{self as headers, Edits, ForwardFacts};
 use clever_gateway::gateway::{Decision, Gateway, RequestFacts};
 use clever_gateway::identity::{Field, Identity, UserType};
-use clever_gateway::metrics::Metrics;
-use clever_gateway::proxy::headers::{self, Edits, ForwardFacts};
+use clever_gateway::process::metrics::Metrics;
 use clever_gateway::secret::{random_token, Secret};
 use clever_gateway::session::memory::MemoryLimits;
 use clever_gateway::session::{MemoryStore, SessionId, SessionRecord, SessionStore, SystemClock};
@@ -159,8 +160,14 @@ fn fixture() -> Fixture {
     ready(store.insert(&id, record(OTHER_SESSIONS))).unwrap();
     let metrics = Arc::new(Metrics::new().unwrap());
     let clever = CleverClient::new(cfg.clever.clone(), Secret::new("s"), metrics.clone()).unwrap();
-    let auth = Auth::new(cfg.clone(), store, clever, Arc::new(SystemClock), metrics);
-    let gw = Gateway::new(cfg, auth);
+    let auth = Auth::new(
+        cfg.clone(),
+        store.clone(),
+        clever,
+        Arc::new(SystemClock),
+        metrics.clone(),
+    );
+    let gw = Gateway::new(cfg, auth, store, metrics);
 
     let mut req = RequestHeader::build("GET", b"/grades/2026/term1?class=7b", Some(20)).unwrap();
     for (k, v) in browser_headers(id.expose()) {
@@ -238,11 +245,8 @@ fn rewrite(
     for name in headers::spoofable(&up.headers, &gw.identity_header_names) {
         up.remove_header(&name);
     }
-    clever_gateway::proxy::apply_cookie(
-        up,
-        headers::upstream_cookie(&up.headers, gw.auth.cookies()),
-    )
-    .unwrap();
+    clever_gateway::proxy::apply_cookie(up, headers::upstream_cookie(&up.headers, &gw.cookies))
+        .unwrap();
     let host = up
         .headers
         .get(http::header::HOST)
@@ -270,8 +274,7 @@ fn signed_in(gw: &Gateway, req: &RequestHeader) -> RequestHeader {
         up.remove_header(&name);
     }
     let cookies = gw
-        .auth
-        .cookies()
+        .cookies
         .read(up.headers.get_all(COOKIE).iter().map(|v| v.as_bytes()));
     let (_, rec) = ready(gw.auth.session(&cookies)).unwrap().expect("session");
     policy::check(&gw.cfg.upstreams[0], &rec.identity).expect("allowed");
@@ -302,13 +305,14 @@ fn signed_in_decide(gw: &Gateway, req: &RequestHeader) -> RequestHeader {
             .and_then(|v| v.to_str().ok()),
     );
     let cookies = gw
-        .auth
-        .cookies()
+        .cookies
         .read(up.headers.get_all(COOKIE).iter().map(|v| v.as_bytes()));
-    let host = up
-        .headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok());
+    let host = Host::of_request(
+        up.uri.authority().map(|a| a.as_str()),
+        up.headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok()),
+    );
     let facts = RequestFacts {
         method: up.method.as_str(),
         host,

@@ -8,9 +8,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use clever_gateway::config;
-use clever_gateway::fatal;
+use clever_gateway::process::fatal;
+use clever_gateway::process::server::RunMode;
 use clever_gateway::secret::Secret;
-use clever_gateway::server::RunMode;
 
 /// jemalloc instead of glibc's allocator: fewer instructions per allocation on the request
 /// path and no per-chunk header on the session store's small objects (see Cargo.toml).
@@ -59,6 +59,7 @@ enum Command {
     /// dropping connections. Validates first: a bad file changes nothing (exit 2).
     Reload,
     /// Try it out: Clever simulator + sample app + gateway on loopback.
+    #[cfg(feature = "sim")]
     Demo {
         /// Port for the gateway (another free port is used if it is taken).
         #[arg(long, default_value_t = 8080)]
@@ -89,14 +90,14 @@ fn init_logging(format: config::LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(clever_gateway::logbuf::BatchedStderr::new());
+        .with_writer(clever_gateway::process::logbuf::BatchedStderr::new());
     match format {
         config::LogFormat::Human => builder
             .with_ansi(std::io::stderr().is_terminal())
-            .event_format(clever_gateway::logfmt::HumanFormat::default())
+            .event_format(clever_gateway::process::logfmt::HumanFormat::default())
             .init(),
         config::LogFormat::Json => builder
-            .with_timer(clever_gateway::logfmt::Rfc3339Micros)
+            .with_timer(clever_gateway::process::logfmt::Rfc3339Micros)
             .json()
             .flatten_event(true)
             .with_current_span(false)
@@ -109,6 +110,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let log_format = cli.log_format.map(config::LogFormat::from);
     match cli.command {
+        #[cfg(feature = "sim")]
         Some(Command::Demo { port }) => {
             let format = fatal::format_for(log_format, None);
             init_logging(format);
@@ -196,7 +198,7 @@ fn check(path: PathBuf, cfg: config::Config, online: bool) -> ExitCode {
         }
     }
     if let Some(a) = &cfg.assertion {
-        for e in clever_gateway::assertion::check_key_files(a) {
+        for e in clever_gateway::auth::assertion::check_key_files(a) {
             eprintln!("warning: {e} (run will refuse to start until it is readable)");
         }
     }
@@ -244,7 +246,7 @@ fn check(path: PathBuf, cfg: config::Config, online: bool) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let report = runtime.block_on(clever_gateway::check_online::check_online(&cfg));
+    let report = runtime.block_on(clever_gateway::clever::check_online::check_online(&cfg));
     print!("{}", report.render());
     if report.ok() {
         ExitCode::SUCCESS
@@ -287,14 +289,16 @@ fn reload(path: PathBuf, cfg: config::Config, log_format: Option<LogFormat>) -> 
             .into(),
         );
     }
-    let plan = clever_gateway::reload::Plan {
+    let plan = clever_gateway::process::reload::Plan {
         exe,
         config_path: path,
         server: cfg.server,
         extra_args,
         limits: Default::default(),
     };
-    match clever_gateway::reload::reload(&plan, |step| eprintln!("clever-gateway reload: {step}")) {
+    match clever_gateway::process::reload::reload(&plan, |step| {
+        eprintln!("clever-gateway reload: {step}")
+    }) {
         Ok(done) => {
             println!(
                 "reloaded: pid {} serves {} (pid {} finished its requests and exited; took {})",
@@ -321,7 +325,7 @@ fn run(_path: PathBuf, cfg: config::Config, mode: RunMode, format: config::LogFo
             return ExitCode::from(2);
         }
     };
-    match clever_gateway::server::serve(Arc::new(cfg), secret, mode) {
+    match clever_gateway::process::server::serve(Arc::new(cfg), secret, mode) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             fatal::report(format, format_args!("clever-gateway: {e}"));

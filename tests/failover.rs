@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clever_gateway::metrics::parse_text;
-use clever_gateway::session::testing::{RedisHa, SKIPPED_SENTINEL};
+use clever_gateway::process::metrics::parse_text;
+use clever_gateway::testing::redis::{RedisHa, SKIPPED_SENTINEL};
 use common::*;
 
 /// How long the Sentinels wait before they call the primary down.
@@ -552,10 +552,10 @@ async fn sentinel_over_tls_verified_against_ssl_cert_file() {
     let (cert, key) = (dir.path().join("redis.pem"), dir.path().join("redis.key"));
     std::fs::write(&cert, c.cert.pem()).unwrap();
     std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
-    let Some(redis) = clever_gateway::session::testing::RedisServer::start_tls(&cert, &key) else {
+    let Some(redis) = clever_gateway::testing::redis::RedisServer::start_tls(&cert, &key) else {
         return eprintln!("{SKIPPED_SENTINEL}");
     };
-    let Some(sentinels) = clever_gateway::session::testing::Sentinels::start(1, &redis, 5000, None)
+    let Some(sentinels) = clever_gateway::testing::redis::Sentinels::start(1, &redis, 5000, None)
     else {
         return eprintln!("{SKIPPED_SENTINEL}");
     };

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clever_gateway::identity::{Identity, UserType};
-use clever_gateway::metrics::Metrics;
+use clever_gateway::process::metrics::Metrics;
 use clever_gateway::secret::Secret;
 use clever_gateway::session::memory::MemoryLimits;
-use clever_gateway::session::testing::{RedisServer, SKIPPED};
 use clever_gateway::session::{
     LoginTimes, MemoryStore, PrimaryAt, RedisSettings, RedisStore, SessionId, SessionRecord,
     SessionStore, SystemClock,
 };
+use clever_gateway::testing::redis::{RedisServer, SKIPPED};
 
 struct Counting;
 

@@ -13,7 +13,7 @@ use common::*;
 type Samples = BTreeMap<(String, BTreeMap<String, String>), f64>;
 
 fn parse(text: &str) -> Samples {
-    clever_gateway::metrics::parse_text(text)
+    clever_gateway::process::metrics::parse_text(text)
         .into_iter()
         .map(|s| ((s.name, s.labels.into_iter().collect()), s.value))
         .collect()

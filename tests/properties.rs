@@ -5,8 +5,8 @@
 //! shapes as plain `#[test]`s.
 
 use clever_gateway::config::parse_str;
-use clever_gateway::invariants::*;
-use clever_gateway::routing::normalize_path;
+use clever_gateway::gateway::routing::normalize_path;
+use clever_gateway::testing::invariants::*;
 use proptest::prelude::*;
 
 /// Cases per property: `PROPTEST_CASES` when set, else `default` (sized so the whole file runs

@@ -6,8 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use clever_gateway::session::testing::{RedisServer, SKIPPED};
 use clever_gateway::sim::SimHandle;
+use clever_gateway::testing::redis::{RedisServer, SKIPPED};
 use common::*;
 
 /// Simulator, upstream, Redis, and the config every replica shares (its `redirect_uri` is

@@ -15,14 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clever_gateway::identity::{Field, Identity, UserType, CORE_FIELDS};
-use clever_gateway::metrics::Metrics;
+use clever_gateway::process::metrics::Metrics;
 use clever_gateway::secret::Secret;
 use clever_gateway::session::memory::MemoryLimits;
-use clever_gateway::session::testing::{RedisServer, SKIPPED};
 use clever_gateway::session::{
     Clock, CodeClaim, LoginTimes, MemoryStore, PrimaryAt, RedisSettings, RedisStore, SessionId,
     SessionRecord, SessionStore, SystemClock,
 };
+use clever_gateway::testing::redis::{RedisServer, SKIPPED};
 
 const TTL: Duration = Duration::from_secs(2 * 3600);
 
@@ -284,7 +284,7 @@ async fn scaling_redis_sign_in_cost_with_and_without_a_replica() {
         v[v.len() / 2]
     };
     let acks = acked_metrics.render().unwrap();
-    let replica_acks = clever_gateway::metrics::parse_text(&acks)
+    let replica_acks = clever_gateway::process::metrics::parse_text(&acks)
         .into_iter()
         .find(|s| {
             s.name == "clever_gateway_redis_writes_total"

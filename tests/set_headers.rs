@@ -7,7 +7,7 @@
 
 mod common;
 
-use clever_gateway::metrics::parse_text;
+use clever_gateway::process::metrics::parse_text;
 use clever_gateway::sim::{Endpoint, Fault, SimHandle, UserView, DEMO_DISTRICT, DEMO_DISTRICT_2};
 use common::*;
 

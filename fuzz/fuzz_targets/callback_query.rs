@@ -2,4 +2,4 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &str| clever_gateway::invariants::check_callback(data));
+fuzz_target!(|data: &str| clever_gateway::testing::invariants::check_callback(data));

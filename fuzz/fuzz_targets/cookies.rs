@@ -4,6 +4,6 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    clever_gateway::invariants::check_strip(data);
-    clever_gateway::invariants::check_read(&[data]);
+    clever_gateway::testing::invariants::check_strip(data);
+    clever_gateway::testing::invariants::check_read(&[data]);
 });

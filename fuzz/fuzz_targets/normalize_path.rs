@@ -6,10 +6,10 @@ use std::sync::LazyLock;
 use clever_gateway::config::Config;
 use libfuzzer_sys::fuzz_target;
 
-static CFG: LazyLock<Config> = LazyLock::new(clever_gateway::invariants::public_config);
-static ROUTES: LazyLock<Config> = LazyLock::new(clever_gateway::invariants::routes_config);
+static CFG: LazyLock<Config> = LazyLock::new(clever_gateway::testing::invariants::public_config);
+static ROUTES: LazyLock<Config> = LazyLock::new(clever_gateway::testing::invariants::routes_config);
 
 fuzz_target!(|data: &str| {
-    clever_gateway::invariants::check_normalize(&CFG, data);
-    clever_gateway::invariants::check_placement(&ROUTES, data);
+    clever_gateway::testing::invariants::check_normalize(&CFG, data);
+    clever_gateway::testing::invariants::check_placement(&ROUTES, data);
 });

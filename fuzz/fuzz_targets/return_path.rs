@@ -2,4 +2,4 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &str| clever_gateway::invariants::check_return_path(data));
+fuzz_target!(|data: &str| clever_gateway::testing::invariants::check_return_path(data));

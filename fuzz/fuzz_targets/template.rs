@@ -8,6 +8,6 @@ fuzz_target!(|data: &str| {
     let template = lines.next().unwrap_or_default();
     let values: Vec<String> = lines.map(str::to_string).collect();
     let roles = template.len() as u8;
-    let rec = clever_gateway::invariants::record_from(&values, roles);
-    clever_gateway::invariants::check_template(template, &rec);
+    let rec = clever_gateway::testing::invariants::record_from(&values, roles);
+    clever_gateway::testing::invariants::check_template(template, &rec);
 });

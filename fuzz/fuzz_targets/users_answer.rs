@@ -3,4 +3,4 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| clever_gateway::invariants::check_user(data));
+fuzz_target!(|data: &[u8]| clever_gateway::testing::invariants::check_user(data));

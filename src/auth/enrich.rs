@@ -83,11 +83,6 @@ impl Enricher {
         }
     }
 
-    /// The district-app tokens enrichment reads with (discovery refreshes them in place).
-    pub fn tokens(&self) -> &Arc<DistrictTokens> {
-        &self.tokens
-    }
-
     /// The fields `/users/{id}` carries that `identity` lacks although a header that applies
     /// to this user needs them (the roles always: policies need them).
     pub fn lacking(&self, identity: &Identity) -> FieldSet {

@@ -2,8 +2,9 @@
 //! identity, new session), Clever-initiated bounces, code replay, logout, and the return-path
 //! policy. It returns `Reply` values and never touches pingora.
 
-pub mod enrich;
-pub mod login_state;
+pub mod assertion;
+pub(crate) mod enrich;
+pub(crate) mod login_state;
 pub mod policy;
 pub mod return_path;
 
@@ -15,9 +16,10 @@ use subtle::ConstantTimeEq;
 use crate::clever::district::DistrictTokens;
 use crate::clever::{CleverClient, CleverError, Endpoint, LoginParams};
 use crate::config::Config;
-use crate::metrics::{LoginOutcome, Metrics, NO_REASON};
-use crate::pages::Reply;
-use crate::refusal::Refusal;
+use crate::gateway::host::Host;
+use crate::gateway::pages::Reply;
+use crate::gateway::refusal::Refusal;
+use crate::process::metrics::{LoginOutcome, Metrics, NO_REASON};
 use crate::secret::random_token;
 use crate::session::cookies::{AppCookies, CookieJarSpec, GatewayCookies};
 use crate::session::{Clock, CodeClaim, SessionId, SessionRecord, SessionStore, StoreError};
@@ -156,25 +158,13 @@ impl Auth {
         self
     }
 
-    /// The district-app tokens sign-ins read records and section ids with.
-    pub fn district_tokens(&self) -> &Arc<DistrictTokens> {
-        self.enricher.tokens()
-    }
-
     /// The Clever client the login flows use.
     pub fn clever(&self) -> &CleverClient {
         &self.clever
     }
 
-    pub fn cookies(&self) -> &CookieJarSpec {
-        &self.cookies
-    }
-
-    pub fn store(&self) -> &Arc<dyn SessionStore> {
-        &self.store
-    }
-
-    pub fn metrics(&self) -> &Arc<Metrics> {
+    #[cfg(test)]
+    fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
@@ -519,32 +509,26 @@ impl Auth {
     /// Where to send the browser after login: the same-site `path` on the host it asked for.
     /// A host other than the callback's is kept, as an absolute URL, only when an upstream is
     /// configured for it (`host`); for any other host the path alone is used.
-    pub fn return_target(&self, host: Option<&str>, path: &str) -> String {
+    pub fn return_target(&self, host: Option<Host<'_>>, path: &str) -> String {
         let Some(h) = host else {
             return path.to_string();
         };
-        let bare = crate::routing::strip_port(h);
+        let Some(bare) = h.plain_name() else {
+            return path.to_string();
+        };
         let callback_host = self.cfg.clever.redirect_uri.host_str().unwrap_or("");
-        let port_ok = h.len() == bare.len()
-            || h[bare.len()..]
-                .strip_prefix(':')
-                .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-        let name_ok = !bare.is_empty()
-            && bare
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
         let configured = self.cfg.upstreams.iter().any(|u| {
             u.host
                 .as_deref()
                 .is_some_and(|x| x.eq_ignore_ascii_case(bare))
         });
-        if bare.eq_ignore_ascii_case(callback_host) || !(port_ok && name_ok && configured) {
+        if bare.eq_ignore_ascii_case(callback_host) || !configured {
             return path.to_string();
         }
         format!(
             "{}://{}{}",
             self.cfg.clever.redirect_uri.scheme(),
-            h.to_ascii_lowercase(),
+            h.as_str().to_ascii_lowercase(),
             path
         )
     }
@@ -560,7 +544,7 @@ impl Auth {
                 return_to.split('?').next().unwrap_or("/").to_string(),
             ),
         };
-        crate::routing::route(&self.cfg, host.as_deref(), &path)
+        crate::gateway::routing::route(&self.cfg, host.as_deref().map(Host::parse), &path)
             .map(|i| LoginParams::for_upstream(&self.cfg.upstreams[i]))
             .unwrap_or_default()
     }
@@ -712,10 +696,10 @@ mod tests {
 
     /// The value of `clever_gateway_logins_total{outcome,reason}` in `auth`'s metrics.
     fn logins(auth: &Auth, outcome: &str, reason: &str) -> f64 {
-        crate::metrics::parse_text(&auth.metrics().render().unwrap())
+        crate::process::metrics::parse_text(&auth.metrics().render().unwrap())
             .into_iter()
             .find(|s| {
-                s.name == crate::metrics::names::LOGINS
+                s.name == crate::process::metrics::names::LOGINS
                     && s.labels
                         == vec![
                             ("outcome".to_string(), outcome.to_string()),
@@ -765,9 +749,9 @@ mod tests {
         };
         assert_eq!(auth.callback(ctx, Some(&query)).await.status, 502);
         assert_eq!(logins(&auth, "failed", "clever_error"), 1.0);
-        let errors = crate::metrics::parse_text(&auth.metrics().render().unwrap())
+        let errors = crate::process::metrics::parse_text(&auth.metrics().render().unwrap())
             .into_iter()
-            .find(|s| s.name == crate::metrics::names::CLEVER_ERRORS)
+            .find(|s| s.name == crate::process::metrics::names::CLEVER_ERRORS)
             .expect("a Clever error counted");
         assert_eq!(
             errors.labels,
@@ -844,9 +828,15 @@ mod tests {
     async fn return_target_keeps_configured_other_host_only() {
         let (_sim, auth, _) = setup().await;
         // The callback host: a path is enough.
-        assert_eq!(auth.return_target(Some("gw.example.org"), "/x"), "/x");
+        assert_eq!(
+            auth.return_target(Some(Host::parse("gw.example.org")), "/x"),
+            "/x"
+        );
         // A host no upstream is configured for: never an absolute URL to it.
-        assert_eq!(auth.return_target(Some("evil.example"), "/x"), "/x");
+        assert_eq!(
+            auth.return_target(Some(Host::parse("evil.example")), "/x"),
+            "/x"
+        );
         assert_eq!(auth.return_target(None, "/x"), "/x");
     }
 

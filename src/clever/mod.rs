@@ -3,9 +3,10 @@
 //! `/districts/{id}`, sections; see [`district`] and [`roster`]), with Clever's answers parsed
 //! leniently.
 
-pub mod district;
+pub mod check_online;
+pub(crate) mod district;
 mod parse;
-pub mod roster;
+pub(crate) mod roster;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use url::Url;
 
 use crate::config::{ApiVersion, CleverConfig};
 use crate::identity::Identity;
-use crate::metrics::Metrics;
+use crate::process::metrics::Metrics;
 use crate::secret::Secret;
 
 pub use parse::{parse_me, parse_token_response, parse_user, role_schools, MeResponse};

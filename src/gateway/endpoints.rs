@@ -132,7 +132,7 @@ impl Gateway {
     pub async fn readyz(&self) -> Reply {
         let ready = match self.cfg.session.readiness {
             Readiness::Process => true,
-            Readiness::Store => self.auth.store().ready().await,
+            Readiness::Store => self.store.ready().await,
         };
         if ready {
             Reply::text(200, "ready\n")
@@ -144,12 +144,12 @@ impl Gateway {
     /// Every metric family in the Prometheus text format, with the live-session gauge read
     /// from the store just now.
     pub async fn metrics_text(&self) -> Reply {
-        match self.auth.store().session_count().await {
+        match self.store.session_count().await {
             Ok(n) => self.metrics.set_sessions(n),
             Err(e) => tracing::warn!(error = %e, "metrics: cannot count sessions"),
         }
         match self.metrics.render() {
-            Ok(text) => Reply::typed(200, crate::metrics::CONTENT_TYPE, text),
+            Ok(text) => Reply::typed(200, crate::process::metrics::CONTENT_TYPE, text),
             Err(e) => {
                 tracing::error!(error = %e, "metrics: cannot render");
                 Reply::text(500, "metrics unavailable\n")
@@ -234,7 +234,7 @@ impl Gateway {
         if let Some(token) = assertion {
             reply = reply.with_header(X_CLEVER_ASSERTION, token.to_string());
         }
-        for (h, value) in crate::proxy::headers::session_headers(headers, &rec, specs) {
+        for (h, value) in super::upstream_headers::session_headers(headers, &rec, specs) {
             // The access token only for a proxy that proved itself (forward_auth_secret).
             if h.value == crate::config::SendValue::Token && !token_allowed {
                 continue;
@@ -273,8 +273,10 @@ impl Gateway {
                 }
                 self.auth.logout(ctx).await
             }
-            "GET" | "HEAD" if req.wants_html => crate::pages::sign_out_page(req.request_id)
-                .with_form_target(self.logout_origin().as_deref()),
+            "GET" | "HEAD" if req.wants_html => {
+                crate::gateway::pages::sign_out_page(req.request_id)
+                    .with_form_target(self.logout_origin().as_deref())
+            }
             // JSON whatever the client accepts: only a script sends other methods.
             _ => self.refuse(
                 Ctx {
@@ -329,7 +331,7 @@ mod endpoint_tests {
     use super::*;
     use crate::clever::CleverClient;
     use crate::identity::{Identity, UserType};
-    use crate::metrics::parse_text;
+    use crate::process::metrics::parse_text;
     use crate::secret::Secret;
     use crate::session::memory::MemoryLimits;
     use crate::session::{
@@ -420,15 +422,15 @@ user_id = "X-Remote-User"
             store.clone(),
             clever,
             Arc::new(SystemClock),
-            metrics,
+            metrics.clone(),
         );
-        (Gateway::new(cfg, auth), store)
+        (Gateway::new(cfg, auth, store.clone(), metrics), store)
     }
 
     fn facts<'a>(path: &'a str, cookies: GatewayCookies) -> RequestFacts<'a> {
         RequestFacts {
             method: "GET",
-            host: Some("gw.example.org"),
+            host: Some(Host::parse("gw.example.org")),
             path,
             query: None,
             cookies,
@@ -550,7 +552,7 @@ user_id = "X-Remote-User"
         let samples = parse_text(&text);
         let denial = samples
             .iter()
-            .find(|s| s.name == crate::metrics::names::DENIALS)
+            .find(|s| s.name == crate::process::metrics::names::DENIALS)
             .expect("denial counted");
         assert_eq!(
             denial.labels,
@@ -712,7 +714,7 @@ user_id = "X-Remote-User"
         let text = body(&reply(&gw, "/_gateway/metrics").await).to_string();
         let denied = parse_text(&text)
             .into_iter()
-            .find(|s| s.name == crate::metrics::names::DENIALS)
+            .find(|s| s.name == crate::process::metrics::names::DENIALS)
             .expect("denial counted");
         assert_eq!(denied.value, 1.0);
         assert!(denied

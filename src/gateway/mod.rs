@@ -1,11 +1,22 @@
 //! What happens to one request, decided without pingora: routing, public paths, session
 //! lookup, policy, and the login redirect or 401 for anonymous requests. The gateway's own
-//! endpoints live in `endpoints`, the checks made before any decision in `precheck`, the
-//! same-site check of a sign-out in `origin`.
+//! endpoints live in `endpoints`, the request's host in `host`, routing in `routing`, the
+//! checks made before any decision in `precheck`, the same-site check of a sign-out in
+//! `origin`, the header edits on the way upstream in `upstream_headers` (with the forwarding
+//! and path-override claims in `claims`), the gateway's own pages in `pages` and every refusal
+//! in `refusal`. Nothing here imports `proxy`: the pingora glue depends on these decisions,
+//! never the reverse.
 
+pub(crate) mod claims;
 mod endpoints;
+pub mod host;
+pub(crate) mod https;
 mod origin;
+pub(crate) mod pages;
 mod precheck;
+pub(crate) mod refusal;
+pub mod routing;
+pub mod upstream_headers;
 
 pub use endpoints::{
     forward_auth_proven, forward_auth_upstream, login_url, X_CLEVER_FORWARD_AUTH_SECRET,
@@ -17,17 +28,20 @@ pub use precheck::{
 
 use std::sync::Arc;
 
-use crate::assertion::{Assertions, X_CLEVER_ASSERTION};
+use crate::auth::assertion::{Assertions, X_CLEVER_ASSERTION};
 use crate::auth::{policy, safe_return_path, Auth, Ctx};
-use crate::config::Config;
+use crate::clever::LoginParams;
+use crate::config::{Config, Upstream};
+use crate::gateway::pages::Reply;
+use crate::gateway::refusal::Refusal;
 use crate::identity::{canonical_header_name, SPOOFABLE_PREFIX};
-use crate::metrics::Metrics;
-use crate::pages::Reply;
-use crate::refusal::Refusal;
-use crate::routing::{self, NormalizedPath};
+use crate::process::metrics::Metrics;
+use crate::process::tls::UpstreamCa;
 use crate::secret::Secret;
-use crate::session::cookies::GatewayCookies;
-use crate::session::{unix_secs, SessionId, SessionRecord};
+use crate::session::cookies::{CookieJarSpec, GatewayCookies};
+use crate::session::{unix_secs, SessionId, SessionRecord, SessionStore};
+use host::Host;
+use routing::NormalizedPath;
 
 /// The reserved prefix for the gateway's own endpoints, on every host.
 pub const GATEWAY_PREFIX: &str = "/_gateway/";
@@ -36,7 +50,8 @@ pub const GATEWAY_PREFIX: &str = "/_gateway/";
 #[derive(Debug, Clone)]
 pub struct RequestFacts<'a> {
     pub method: &'a str,
-    pub host: Option<&'a str>,
+    /// The host the request was sent to.
+    pub host: Option<Host<'a>>,
     /// Raw path of the request target (no query).
     pub path: &'a str,
     pub query: Option<&'a str>,
@@ -64,9 +79,28 @@ pub enum Decision {
     Forward(Forward),
 }
 
+/// One upstream as the requests sent to it use it, built once at start: its configuration
+/// (address, timeouts, identity header names, `set_headers`, login parameters) and the CA its
+/// certificate must chain to. A decision carries it, so the proxy needs no index into
+/// `cfg.upstreams` and no list beside it.
+#[derive(Debug)]
+pub struct UpstreamRt {
+    pub cfg: Upstream,
+    /// `tls_ca`, read at start (`None`: the system roots, or a plain `http://` upstream).
+    pub(crate) ca: Option<UpstreamCa>,
+}
+
+impl UpstreamRt {
+    /// The parameters of a login started for this upstream.
+    pub fn login_params(&self) -> LoginParams<'_> {
+        LoginParams::for_upstream(&self.cfg)
+    }
+}
+
 #[derive(Debug)]
 pub struct Forward {
-    pub upstream: usize,
+    /// The upstream to send the request to.
+    pub upstream: Arc<UpstreamRt>,
     pub session: Option<Arc<SessionRecord>>,
     /// Path and query to send upstream, when it differs from the request's.
     pub upstream_path: Option<String>,
@@ -86,8 +120,15 @@ pub struct Gateway {
     /// (identity headers, `set_headers`), but those under `X-Clever-`, which is spoofable as a
     /// whole.
     pub identity_header_names: Vec<String>,
+    /// The session store (readiness, the session count of `/_gateway/metrics`).
+    pub store: Arc<dyn SessionStore>,
+    /// The gateway's cookies: read from each request, removed from what goes upstream and
+    /// refused in what comes back.
+    pub cookies: CookieJarSpec,
     /// The same metrics the login flows and the Clever client record into.
     pub metrics: Arc<Metrics>,
+    /// Every upstream, in `cfg.upstreams`' order (routing answers with a position).
+    pub upstreams: Vec<Arc<UpstreamRt>>,
     /// The assertion signer, when `[assertion]` or an upstream's `assertion = true` asks.
     pub assertions: Option<Arc<Assertions>>,
     /// `server.forward_auth_secret`, read at start: only a request that carries it gets an
@@ -104,7 +145,13 @@ pub fn wants_html(sec_fetch_mode: Option<&str>, accept: Option<&str>) -> bool {
 }
 
 impl Gateway {
-    pub fn new(cfg: Arc<Config>, auth: Auth) -> Self {
+    /// The request logic over `auth`'s login flows and the same `store` and `metrics` they use.
+    pub fn new(
+        cfg: Arc<Config>,
+        auth: Auth,
+        store: Arc<dyn SessionStore>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let mut names: Vec<String> = Vec::new();
         for u in &cfg.upstreams {
             for h in &u.scrubbed {
@@ -116,14 +163,43 @@ impl Gateway {
                 }
             }
         }
+        let upstreams = cfg
+            .upstreams
+            .iter()
+            .map(|u| {
+                Arc::new(UpstreamRt {
+                    cfg: u.clone(),
+                    ca: None,
+                })
+            })
+            .collect();
         Gateway {
+            upstreams,
+            cookies: CookieJarSpec::from_config(&cfg.session),
             cfg,
-            metrics: auth.metrics().clone(),
+            store,
+            metrics,
             auth,
             identity_header_names: names,
             assertions: None,
             forward_auth_secret: None,
         }
+    }
+
+    /// Each upstream's `tls_ca` (by position in `cfg.upstreams`), read at start.
+    pub(crate) fn with_upstream_cas(mut self, cas: Vec<Option<UpstreamCa>>) -> Self {
+        self.upstreams = self
+            .upstreams
+            .iter()
+            .zip(cas.into_iter().chain(std::iter::repeat(None)))
+            .map(|(u, ca)| {
+                Arc::new(UpstreamRt {
+                    cfg: u.cfg.clone(),
+                    ca,
+                })
+            })
+            .collect();
+        self
     }
 
     /// The secret a forward-auth proxy must send for `/_gateway/auth` to include access tokens.
@@ -190,7 +266,7 @@ impl Gateway {
         };
         if placement.public {
             return Decision::Forward(Forward {
-                upstream: up,
+                upstream: self.upstreams[up].clone(),
                 session: None,
                 upstream_path,
                 assertion: None,
@@ -214,7 +290,7 @@ impl Gateway {
             return Decision::Reply(self.denied(ctx, &upstream.name, &rec, denial));
         }
         Decision::Forward(Forward {
-            upstream: up,
+            upstream: self.upstreams[up].clone(),
             assertion: self.assertion_for(up, &sid, &rec),
             session: Some(rec),
             upstream_path,
@@ -249,7 +325,7 @@ impl Gateway {
         let path = safe_return_path(&target).unwrap_or_else(|| "/".to_string());
         if req.wants_html {
             let return_to = self.auth.return_target(req.host, &path);
-            let login = crate::clever::LoginParams::for_upstream(&self.cfg.upstreams[up]);
+            let login = self.upstreams[up].login_params();
             return self.auth.start_login(ctx, &return_to, login, false).await;
         }
         let login_url = login_url(&path);

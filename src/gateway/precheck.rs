@@ -1,7 +1,7 @@
 //! Checks made before the gateway decides anything: a clean request target, bounded headers,
 //! unambiguous framing (request-smuggling shapes).
 
-use crate::refusal::Refusal;
+use crate::gateway::refusal::Refusal;
 
 /// The most header bytes (names and values) a request may carry; pingora itself allows 1 MiB.
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;

@@ -4,9 +4,9 @@
 //! request headers could carry identity and are scrubbed.
 
 pub mod fields;
-pub mod record;
-pub mod render;
-pub mod template;
+pub(crate) mod record;
+pub(crate) mod render;
+pub(crate) mod template;
 
 use serde::{Deserialize, Serialize};
 
@@ -88,8 +88,11 @@ impl RoleSet {
     }
 
     /// The `X-Clever-User-Type` value: every role, comma-separated, in the stable order.
-    pub fn header(self) -> &'static str {
-        USER_TYPE_VALUES[usize::from(self.0) % USER_TYPE_VALUES.len()]
+    pub fn header(self) -> String {
+        self.iter()
+            .map(UserType::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -112,43 +115,6 @@ impl FromIterator<UserType> for RoleSet {
 /// At most this many school or section ids are kept per user (about 5 KB of header); Clever
 /// lists beyond it are cut after sorting.
 pub const MAX_IDS: usize = 200;
-
-/// `X-Clever-User-Type` for every set of roles, indexed by the set (bit `t` for `UserType` `t`),
-/// each in the stable order: a session's value needs no storage of its own.
-const USER_TYPE_VALUES: [&str; 32] = [
-    "",
-    "student",
-    "teacher",
-    "student,teacher",
-    "staff",
-    "student,staff",
-    "teacher,staff",
-    "student,teacher,staff",
-    "district_admin",
-    "student,district_admin",
-    "teacher,district_admin",
-    "student,teacher,district_admin",
-    "staff,district_admin",
-    "student,staff,district_admin",
-    "teacher,staff,district_admin",
-    "student,teacher,staff,district_admin",
-    "contact",
-    "student,contact",
-    "teacher,contact",
-    "student,teacher,contact",
-    "staff,contact",
-    "student,staff,contact",
-    "teacher,staff,contact",
-    "student,teacher,staff,contact",
-    "district_admin,contact",
-    "student,district_admin,contact",
-    "teacher,district_admin,contact",
-    "student,teacher,district_admin,contact",
-    "staff,district_admin,contact",
-    "student,staff,district_admin,contact",
-    "teacher,staff,district_admin,contact",
-    "student,teacher,staff,district_admin,contact",
-];
 
 /// Bytes that RFC 8187's `attr-char` allows unencoded; everything else is percent-encoded.
 const RFC8187_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -237,6 +203,43 @@ mod tests {
         assert_eq!(set.header(), "teacher,district_admin");
         assert_eq!(RoleSet::default().header(), "");
     }
+
+    /// `X-Clever-User-Type` for every set of roles, indexed by the set (bit `t` for `UserType`
+    /// `t`), each in the stable order.
+    const USER_TYPE_VALUES: [&str; 32] = [
+        "",
+        "student",
+        "teacher",
+        "student,teacher",
+        "staff",
+        "student,staff",
+        "teacher,staff",
+        "student,teacher,staff",
+        "district_admin",
+        "student,district_admin",
+        "teacher,district_admin",
+        "student,teacher,district_admin",
+        "staff,district_admin",
+        "student,staff,district_admin",
+        "teacher,staff,district_admin",
+        "student,teacher,staff,district_admin",
+        "contact",
+        "student,contact",
+        "teacher,contact",
+        "student,teacher,contact",
+        "staff,contact",
+        "student,staff,contact",
+        "teacher,staff,contact",
+        "student,teacher,staff,contact",
+        "district_admin,contact",
+        "student,district_admin,contact",
+        "teacher,district_admin,contact",
+        "student,teacher,district_admin,contact",
+        "staff,district_admin,contact",
+        "student,staff,district_admin,contact",
+        "teacher,staff,district_admin,contact",
+        "student,teacher,staff,district_admin,contact",
+    ];
 
     #[test]
     fn user_type_values_table_is_every_role_set_in_stable_order() {

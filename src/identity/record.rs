@@ -1,8 +1,8 @@
 //! The signed-in user's record as a session keeps it: the value of each kept field of the
-//! [`FIELDS`](super::fields::FIELDS) table in one buffer, the roles as a set, and which fields
-//! were asked of Clever at sign-in. Built with [`IdentityBuilder`]; stored (Redis) as a flat
-//! JSON object keyed by each field's `stored` name, readable by older gateways and reading
-//! their records.
+//! [`FIELDS`](super::fields::FIELDS) table in one buffer (`user_type` as the header value of
+//! the roles), the roles as a set, and which fields were asked of Clever at sign-in. Built
+//! with [`IdentityBuilder`]; stored (Redis) as a flat JSON object keyed by each field's
+//! `stored` name, readable by older gateways and reading their records.
 
 use std::fmt;
 
@@ -63,9 +63,6 @@ impl Identity {
     /// The value of `field`, when the record has one (never empty). `user_type` is the
     /// comma-separated roles of section 4; lists are comma-separated.
     pub fn get(&self, field: Field) -> Option<&str> {
-        if field == Field::UserType {
-            return (!self.roles.is_empty()).then(|| self.roles.header());
-        }
         let range = self.range(field);
         // Only `&str` values are written into the buffer.
         (!range.is_empty()).then(|| std::str::from_utf8(&self.buf[range]).unwrap_or_default())
@@ -103,8 +100,8 @@ impl Identity {
     }
 
     /// The `X-Clever-User-Type` value: every role, comma-separated, stable order.
-    pub fn user_type_header(&self) -> &'static str {
-        self.roles.header()
+    pub fn user_type_header(&self) -> &str {
+        self.get(Field::UserType).unwrap_or_default()
     }
 
     /// The ids of a list field (`school_ids`, `section_ids`), sorted.
@@ -200,7 +197,7 @@ impl Identity {
         b
     }
 
-    /// The stored value of a field kept in the buffer (`user_type` is not).
+    /// The value a builder holds for a field (`user_type` is rebuilt from the roles).
     fn value(&self, field: Field) -> Option<&str> {
         (field != Field::UserType)
             .then(|| self.get(field))
@@ -315,10 +312,17 @@ impl IdentityBuilder {
     }
 
     pub fn build(self) -> Identity {
-        let total: usize = self.values.iter().flatten().map(String::len).sum();
+        // `user_type` is kept as the header value of the roles, beside the other fields.
+        let roles = self.roles.header();
+        let total: usize =
+            self.values.iter().flatten().map(String::len).sum::<usize>() + roles.len();
         let mut buf = Vec::with_capacity(total.min(usize::from(u16::MAX)));
         let mut ends = [0u16; Field::COUNT];
         for (i, value) in self.values.iter().enumerate() {
+            let value = match i == Field::UserType as usize {
+                true => Some(roles.as_str()),
+                false => value.as_deref(),
+            };
             if let Some(v) = value {
                 // Not reachable with the bounds above (23 values of at most 13 KB); a value
                 // that would not fit is left out rather than wrapped.

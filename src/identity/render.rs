@@ -16,8 +16,6 @@ enum Slot {
     Missing,
     /// The field's value in the record, as it is.
     Record(Field),
-    /// `X-Clever-User-Type`: from the static table of role sets.
-    Roles,
     /// A range of the rendered buffer.
     Own(u32, u32),
 }
@@ -37,7 +35,6 @@ impl Rendered {
         for spec in specs {
             let slot = match (spec.bare_field(), spec.render(rec)) {
                 (_, Outcome::Missing(_) | Outcome::NoEntry) => Slot::Missing,
-                (Some(Field::UserType), Outcome::Value(_)) => Slot::Roles,
                 (Some(f), Outcome::Value(v)) if rec.get(f) == Some(v.as_str()) => Slot::Record(f),
                 (_, Outcome::Value(v)) => {
                     match (u32::try_from(own.len()), u32::try_from(own.len() + v.len())) {
@@ -63,7 +60,6 @@ impl Rendered {
     pub fn value(&self, rec: &Identity, i: usize) -> Option<HeaderValue> {
         let bytes = match *self.slots.get(i)? {
             Slot::Missing => return None,
-            Slot::Roles => return Some(HeaderValue::from_static(rec.user_type_header())),
             Slot::Record(f) => rec.bytes(f)?,
             Slot::Own(start, end) => self.own.slice(start as usize..end as usize),
         };
@@ -110,7 +106,7 @@ mod tests {
         ];
         let r = Rendered::new(&rec, &specs);
         assert_eq!(r.slots[0], Slot::Record(Field::Id));
-        assert_eq!(r.slots[1], Slot::Roles);
+        assert_eq!(r.slots[1], Slot::Record(Field::UserType));
         assert_eq!(r.value(&rec, 1).unwrap(), "teacher,district_admin");
         assert_eq!(
             r.value(&rec, 2).unwrap(),

@@ -9,8 +9,8 @@ use http::header::CONTENT_LENGTH;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
+use crate::gateway::pages::Reply;
 use crate::gateway::Gateway;
-use crate::pages::Reply;
 
 /// The app served on `admin_listen`.
 pub struct AdminApp {

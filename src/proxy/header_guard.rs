@@ -1,5 +1,5 @@
 //! Bounds on reading a request's header over HTTP/1: the whole header must arrive within
-//! `server.header_timeout` of its first byte, and no more than [`MAX_HEADER_SECTION`] bytes of
+//! `server.header_timeout` of its first byte, and no more than [`MAX_HEADER_SECTION`](crate::gateway::MAX_HEADER_SECTION) bytes of
 //! it are read. Pingora alone bounds each read (60 s, so a byte every few seconds keeps a
 //! connection forever) and the header at 1 MiB (held in memory per connection while it
 //! arrives). [`HeaderGuard`] wraps each new connection's stream and enforces both until the end
@@ -23,8 +23,6 @@ use pingora::protocols::{
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
-
-pub use crate::gateway::MAX_HEADER_SECTION;
 
 /// What a header may cost: time from its first byte, and bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,11 +2,9 @@
 //! plain decision code in `gateway`, and writes replies or forwards with rewritten headers.
 //! The only module that sees pingora's `Session`.
 
-pub mod admin;
-pub mod claims;
-pub mod header_guard;
-pub mod headers;
-pub mod response;
+pub(crate) mod admin;
+pub(crate) mod header_guard;
+pub(crate) mod response;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,17 +15,18 @@ use http::header::{ACCEPT, COOKIE, HOST, SET_COOKIE};
 use http::HeaderValue;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
-use pingora::protocols::tls::CaType;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::{HttpPeer, PeerOptions};
 use pingora::{ErrorSource, ErrorType};
 
 use crate::config::ServerConfig;
+use crate::gateway::host::Host;
+use crate::gateway::https;
+use crate::gateway::pages::Reply;
+use crate::gateway::refusal::Refusal;
+use crate::gateway::upstream_headers::{self as headers, Edits, ForwardFacts};
 use crate::gateway::{refuse_request, wants_html, Decision, Forward, Gateway, RequestFacts};
-use crate::https;
-use crate::pages::Reply;
-use crate::refusal::Refusal;
-use headers::{Edits, ForwardFacts};
+use crate::process::tls::UpstreamCa;
 
 /// How long to wait for an upstream to accept a connection (for its answer: its `timeout`).
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,14 +46,12 @@ pub struct RequestCtx {
     forward: Option<Forward>,
     wants_html: bool,
     /// Counts this request until the context is dropped (graceful shutdown waits for it).
-    _in_flight: crate::lifecycle::InFlight,
+    _in_flight: crate::process::lifecycle::InFlight,
 }
 
 /// The gateway as a pingora proxy service.
 pub struct GatewayProxy {
     pub gateway: Arc<Gateway>,
-    /// Per upstream (by index): the CA its certificate must chain to (`tls_ca`), read at start.
-    pub upstream_ca: Vec<Option<Arc<CaType>>>,
 }
 
 /// A request id: 96 random bits, base64url (16 characters). It names a request in logs and is
@@ -127,21 +124,20 @@ fn sec_fetch_mode(req: &RequestHeader) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// `host[:port]` the request was sent to: the URI's authority (HTTP/2 `:authority`, or an
-/// HTTP/1 absolute-form target), else the HTTP/1 `Host` header.
-fn request_host(req: &RequestHeader) -> Option<&str> {
-    match req.uri.authority() {
-        Some(a) => Some(https::authority_host(a.as_str())),
-        None => req.headers.get(HOST).and_then(|v| v.to_str().ok()),
-    }
+/// The host the request was sent to.
+fn request_host(req: &RequestHeader) -> Option<Host<'_>> {
+    Host::of_request(
+        req.uri.authority().map(|a| a.as_str()),
+        req.headers.get(HOST).and_then(|v| v.to_str().ok()),
+    )
 }
 
 /// Certificate checks for an `https://` upstream: both on unless `tls_verify = false`, against
 /// its `tls_ca` when set (else the system roots).
-fn upstream_tls(options: &mut PeerOptions, verify: bool, ca: Option<Arc<CaType>>) {
+fn upstream_tls(options: &mut PeerOptions, verify: bool, ca: Option<&UpstreamCa>) {
     options.verify_cert = verify;
     options.verify_hostname = verify;
-    options.ca = ca;
+    options.ca = ca.map(|c| c.0.clone());
 }
 
 /// `redirect_to_https`: the answer for a request that came in on a plain `listen` socket
@@ -248,13 +244,13 @@ impl GatewayProxy {
         let metrics = &self.gateway.metrics;
         match &ctx.forward {
             Some(f) => {
-                let name = &self.gateway.cfg.upstreams[f.upstream].name;
+                let name = &f.upstream.cfg.name;
                 metrics.request(name, status);
                 if let Some(took) = ctx.upstream_took {
                     metrics.upstream_latency(name, took);
                 }
             }
-            None => metrics.request(crate::metrics::GATEWAY_UPSTREAM, status),
+            None => metrics.request(crate::process::metrics::GATEWAY_UPSTREAM, status),
         }
     }
 }
@@ -321,7 +317,7 @@ impl ProxyHttp for GatewayProxy {
         session: &mut Session,
         _ctx: &mut RequestCtx,
     ) -> pingora::Result<()> {
-        if crate::lifecycle::draining() {
+        if crate::process::lifecycle::draining() {
             session.set_keepalive(None);
         }
         Ok(())
@@ -366,8 +362,7 @@ impl ProxyHttp for GatewayProxy {
         }
         let req = session.req_header();
         let cookies = gw
-            .auth
-            .cookies()
+            .cookies
             .read(req.headers.get_all(COOKIE).iter().map(|v| v.as_bytes()));
         let facts = RequestFacts {
             method: req.method.as_str(),
@@ -417,12 +412,11 @@ impl ProxyHttp for GatewayProxy {
                 "no upstream chosen",
             ));
         };
-        let up = &self.gateway.cfg.upstreams[f.upstream];
+        let up = &f.upstream.cfg;
         let u = &up.url;
         let mut peer = HttpPeer::new(u.addr, u.tls, u.host.clone());
         if u.tls {
-            let ca = self.upstream_ca.get(f.upstream).cloned().flatten();
-            upstream_tls(&mut peer.options, up.tls_verify, ca);
+            upstream_tls(&mut peer.options, up.tls_verify, f.upstream.ca.as_ref());
         }
         peer.options.connection_timeout = Some(UPSTREAM_CONNECT_TIMEOUT);
         peer.options.total_connection_timeout = Some(UPSTREAM_CONNECT_TIMEOUT * 2);
@@ -452,13 +446,13 @@ impl ProxyHttp for GatewayProxy {
                 "no upstream chosen",
             ));
         };
-        let upstream = &gw.cfg.upstreams[f.upstream];
+        let upstream = &f.upstream.cfg;
         for name in headers::spoofable(&upstream_request.headers, &gw.identity_header_names) {
             upstream_request.remove_header(&name);
         }
         apply_cookie(
             upstream_request,
-            headers::upstream_cookie(&upstream_request.headers, gw.auth.cookies()),
+            headers::upstream_cookie(&upstream_request.headers, &gw.cookies),
         )?;
         let tls = is_tls(session);
         let client_ip = session
@@ -470,7 +464,7 @@ impl ProxyHttp for GatewayProxy {
             ForwardFacts {
                 client_ip,
                 tls,
-                host: request_host(upstream_request),
+                host: request_host(upstream_request).map(|h| h.as_str()),
                 request_id: ctx.request_id.header_value(),
             },
             &gw.cfg.server.trusted_proxies,
@@ -484,7 +478,8 @@ impl ProxyHttp for GatewayProxy {
             }
         }
         if let Some(token) = &f.assertion {
-            upstream_request.insert_header(crate::assertion::X_CLEVER_ASSERTION, token.as_ref())?;
+            upstream_request
+                .insert_header(crate::auth::assertion::X_CLEVER_ASSERTION, token.as_ref())?;
         }
         if let Some(p) = &f.upstream_path {
             let uri: http::Uri = p
@@ -523,7 +518,7 @@ impl ProxyHttp for GatewayProxy {
         let upstream = |ctx: &RequestCtx| {
             ctx.forward
                 .as_ref()
-                .map(|f| self.gateway.cfg.upstreams[f.upstream].name.clone())
+                .map(|f| f.upstream.cfg.name.clone())
                 .unwrap_or_else(|| "-".to_string())
         };
         let status = upstream_response.status.as_u16();
@@ -536,7 +531,7 @@ impl ProxyHttp for GatewayProxy {
             upstream_response.remove_header(&http::header::CONTENT_LENGTH);
             upstream_response.remove_header(&http::header::TRANSFER_ENCODING);
         }
-        let dropped = drop_reserved_set_cookies(upstream_response, self.gateway.auth.cookies())?;
+        let dropped = drop_reserved_set_cookies(upstream_response, &self.gateway.cookies)?;
         if dropped > 0 {
             let upstream = upstream(ctx);
             tracing::warn!(
@@ -596,7 +591,7 @@ impl ProxyHttp for GatewayProxy {
         let upstream = ctx
             .forward
             .as_ref()
-            .map(|f| self.gateway.cfg.upstreams[f.upstream].name.as_str())
+            .map(|f| f.upstream.cfg.name.as_str())
             .unwrap_or("-");
         tracing::warn!(request_id = %ctx.request_id, upstream, status = code, error = e.etype().as_str(), "request failed");
         if code > 0 && session.response_written().is_none() {
@@ -652,7 +647,7 @@ impl ProxyHttp for GatewayProxy {
         let upstream = ctx
             .forward
             .as_ref()
-            .map(|f| self.gateway.cfg.upstreams[f.upstream].name.as_str())
+            .map(|f| f.upstream.cfg.name.as_str())
             .unwrap_or("-");
         let user_id = ctx
             .forward
@@ -665,7 +660,7 @@ impl ProxyHttp for GatewayProxy {
             .map(|s| s.elapsed().as_secs_f64() * 1000.0)
             .unwrap_or(0.0);
         tracing::info!(
-            // crate::logfmt::ACCESS_TARGET: the human format writes this line itself.
+            // crate::process::logfmt::ACCESS_TARGET: the human format writes this line itself.
             target: "access",
             request_id = %ctx.request_id,
             upstream,

@@ -39,7 +39,7 @@ macro_rules! store_conformance {
                 let clock = std::sync::Arc::new($crate::session::ManualClock::new());
                 let make = $make;
                 let Some(fixture) = make(clock.clone()) else {
-                    eprintln!("{}", $crate::session::testing::SKIPPED);
+                    eprintln!("{}", $crate::testing::redis::SKIPPED);
                     return;
                 };
                 $crate::session::conformance::$name(&fixture, &clock).await;

@@ -330,10 +330,6 @@ impl AppCookies {
     pub fn set_cookies(&self) -> &[String] {
         &self.0
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// The `Set-Cookie` values expiring `name` at each of `paths` and `domains` (`None`: host-only).
@@ -581,7 +577,7 @@ mod tests {
                 return Ok(());
             };
             let set = AppCookies::from_config(&cfg);
-            proptest::prop_assert!(!set.is_empty());
+            proptest::prop_assert!(!set.set_cookies().is_empty());
             for line in set.set_cookies() {
                 let c = Cookie::parse(line.as_str()).unwrap();
                 proptest::prop_assert_eq!(c.name(), name.as_str());

@@ -3,12 +3,11 @@
 mod acks;
 #[cfg(test)]
 pub(crate) mod conformance;
-pub mod cookies;
+pub(crate) mod cookies;
 pub mod memory;
-pub mod primary;
-pub mod redis;
-pub mod store;
-pub mod testing;
+pub(crate) mod primary;
+pub(crate) mod redis;
+pub(crate) mod store;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};

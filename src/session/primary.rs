@@ -21,7 +21,7 @@ use tokio::sync::{watch, Notify};
 
 use super::acks::{AbortOnDrop, Acks};
 use super::store::StoreError;
-use crate::metrics::Metrics;
+use crate::process::metrics::Metrics;
 use crate::secret::Secret;
 
 /// Upper bound of one lookup through the Sentinels (they are asked three at a time).
@@ -571,8 +571,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn switch_master_for_our_name_wakes_the_lookup_others_do_not() {
-        let Some(server) = crate::session::testing::RedisServer::start() else {
-            return eprintln!("{}", crate::session::testing::SKIPPED);
+        let Some(server) = crate::testing::redis::RedisServer::start() else {
+            return eprintln!("{}", crate::testing::redis::SKIPPED);
         };
         // A plain server stands in for a Sentinel: the channel and messages are the same.
         let p = Arc::new(Primary::unknown(

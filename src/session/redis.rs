@@ -56,7 +56,7 @@ use super::primary::{Check, Node, Primary, PrimaryAt};
 use super::store::{CodeClaim, LoginTimes, SessionStore, StoreError};
 use super::{Clock, SessionId, SessionRecord};
 use crate::identity::Identity;
-use crate::metrics::{Metrics, WriteAck};
+use crate::process::metrics::{Metrics, WriteAck};
 use crate::secret::Secret;
 
 /// Every key and the pub/sub channel start with this.
@@ -758,13 +758,13 @@ mod tests {
     //! The store conformance suite against a real `redis-server` (one per test, on a free
     //! loopback port), then what only a shared store has: replicas, revocation, outages.
     use super::*;
-    use crate::metrics::{names, parse_text};
+    use crate::process::metrics::{names, parse_text};
     use crate::session::conformance::{store_conformance, Fixture};
     use crate::session::primary::SentinelSettings;
-    use crate::session::testing::{
+    use crate::session::ManualClock;
+    use crate::testing::redis::{
         RedisHa, RedisServer, Sentinels, MASTER_NAME, SKIPPED, SKIPPED_SENTINEL,
     };
-    use crate::session::ManualClock;
 
     /// A redis-server and two gateway replicas on it, on the system clock; `None` without
     /// redis-server. Keep the server alive as long as the stores.

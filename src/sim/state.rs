@@ -141,7 +141,7 @@ pub(crate) struct Shared {
     /// Injected latency of every Clever endpoint, when set.
     pub latency: Option<Latency>,
     /// Signs OpenID Connect id_tokens; published at `/oauth/certs`.
-    pub signing_key: crate::assertion::SigningKey,
+    pub signing_key: crate::auth::assertion::SigningKey,
     /// Served over HTTPS.
     pub tls: bool,
     /// Per listener: connections accepted, and TLS handshakes completed on them.
@@ -176,7 +176,7 @@ impl Shared {
             users: cfg.users,
             token_type_in_response: cfg.token_type_in_response,
             latency: cfg.latency,
-            signing_key: crate::assertion::SigningKey::generate()
+            signing_key: crate::auth::assertion::SigningKey::generate()
                 .expect("the OS can generate a P-256 key"),
             listeners: Mutex::new(Vec::new()),
             in_flight: AtomicU64::new(0),

@@ -249,8 +249,8 @@ impl Drop for KillOnDrop {
 
 /// Whether `pid` is a live process (not gone, not a zombie).
 pub fn alive(pid: u32) -> bool {
-    clever_gateway::lifecycle::process_state(pid as i32)
-        == clever_gateway::lifecycle::ProcessState::Running
+    clever_gateway::process::lifecycle::process_state(pid as i32)
+        == clever_gateway::process::lifecycle::ProcessState::Running
 }
 
 /// Waits at most `limit` for `pid` (not a child) to be gone; how long it took.

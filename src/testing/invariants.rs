@@ -11,13 +11,13 @@ use crate::auth::return_path::safe_return_path;
 use crate::clever::parse_user;
 use crate::config::PublicPath;
 use crate::config::{parse_str, Config};
+use crate::gateway::routing::{normalize_path, place, upstream_path};
+use crate::gateway::upstream_headers::spoofable;
 use crate::identity::canonical_header_name;
 use crate::identity::fields::{Kind, ROLE_ORDER};
 use crate::identity::{
     valid_id, Field, Identity, Outcome, Rendered, Template, UserType, ValueSpec,
 };
-use crate::proxy::headers::spoofable;
-use crate::routing::{normalize_path, place, upstream_path};
 use crate::session::cookies::CookieJarSpec;
 
 pub const SITE: &str = "https://gw.example.org/";

@@ -1,13 +1,15 @@
 //! `clever-gateway demo`: the Clever simulator, a sample app and the gateway on loopback, so a
 //! person can sign in as any kind of user from a browser without a Clever account.
 
+pub mod app;
+
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use crate::config;
-use crate::demo_app::SampleApp;
 use crate::secret::Secret;
 use crate::sim::{SimConfig, SimHandle};
+use app::SampleApp;
 
 /// Addresses of the demo's helper servers.
 #[derive(Debug, Clone)]
@@ -130,8 +132,10 @@ pub fn run(port: u16) -> anyhow::Result<()> {
     let services = start_services(port)?;
     let text = demo_config_text(port, &services);
     let cfg = config::parse_str(&text, "<demo>").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let server =
-        crate::server::build_server(Arc::new(cfg), Secret::new(services.client_secret.clone()))?;
+    let server = crate::process::server::build_server(
+        Arc::new(cfg),
+        Secret::new(services.client_secret.clone()),
+    )?;
     println!();
     println!("  clever-gateway demo is running.");
     println!();
@@ -146,7 +150,7 @@ pub fn run(port: u16) -> anyhow::Result<()> {
     );
     println!("  Press Ctrl-C to stop.");
     println!();
-    crate::server::run(server);
+    crate::process::server::run(server);
     Ok(())
 }
 

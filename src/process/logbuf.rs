@@ -20,7 +20,7 @@ use std::time::Duration;
 use tracing::Metadata;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::logfmt::ACCESS_TARGET;
+use crate::process::logfmt::ACCESS_TARGET;
 
 /// A thread's buffer is written out when it holds this much.
 pub const BATCH: usize = 16 * 1024;

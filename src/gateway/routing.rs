@@ -9,6 +9,7 @@ use std::borrow::Cow;
 
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 
+use super::host::Host;
 use crate::config::{Config, Upstream};
 use readings::Case;
 
@@ -201,11 +202,11 @@ pub fn prefix_matches(prefix: &str, path: &str) -> bool {
 /// The upstream for a request: upstreams whose `host` equals the request host (case-insensitive,
 /// port and one trailing dot ignored) first, then those without `host`; longest `path_prefix`
 /// wins in each group.
-pub fn route(cfg: &Config, host: Option<&str>, path: &str) -> Option<usize> {
-    route_to(cfg, host.map(route_host), path)
+pub fn route(cfg: &Config, host: Option<Host<'_>>, path: &str) -> Option<usize> {
+    route_to(cfg, host.map(|h| h.route_name()), path)
 }
 
-/// `route` for a host name already made what routes match (`route_host`).
+/// `route` for a host name already made what routes match ([`Host::route_name`]).
 fn route_to(cfg: &Config, host: Option<&str>, path: &str) -> Option<usize> {
     let best = |want_host: bool| {
         cfg.upstreams
@@ -217,13 +218,6 @@ fn route_to(cfg: &Config, host: Option<&str>, path: &str) -> Option<usize> {
             .map(|(i, _)| i)
     };
     best(true).or_else(|| best(false))
-}
-
-/// The host name routes match: without the port, and without one trailing dot
-/// (`apps.example.org.` is the same name to DNS and to the app's web server).
-fn route_host(host: &str) -> &str {
-    let h = strip_port(host);
-    h.strip_suffix('.').unwrap_or(h)
 }
 
 /// Whether upstream `u` is in the group being tried: the request's host's upstreams
@@ -320,11 +314,11 @@ impl Placement {
 /// (public paths compared with case).
 pub fn place(
     cfg: &Config,
-    host: Option<&str>,
+    host: Option<Host<'_>>,
     norm: &NormalizedPath<'_>,
 ) -> Result<Option<Placement>, PathError> {
     let path: &str = &norm.decoded;
-    let host = host.map(route_host);
+    let host = host.map(|h| h.route_name());
     let Some(upstream) = route_to(cfg, host, path) else {
         return Ok(None);
     };
@@ -360,17 +354,6 @@ fn place_every_reading(
         }
     }
     Ok(())
-}
-
-/// `host[:port]` or `[v6]:port` → the host part.
-pub fn strip_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    host.rsplit_once(':')
-        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
-        .map(|(h, _)| h)
-        .unwrap_or(host)
 }
 
 /// Whether the normalised path is one of the upstream's public paths, as it is (the gateway's
@@ -588,13 +571,6 @@ mod tests {
         assert_eq!(normalize_path("a"), Err(PathError::NotAbsolute));
     }
 
-    #[test]
-    fn strip_port_handles_v4_v6_and_names() {
-        assert_eq!(strip_port("a.example.org:8080"), "a.example.org");
-        assert_eq!(strip_port("a.example.org"), "a.example.org");
-        assert_eq!(strip_port("[::1]:80"), "::1");
-    }
-
     fn config(upstreams: &str) -> Config {
         let text = format!(
             "[clever]\nclient_id = \"4c63c1cf623dce82caac\"\nclient_secret_env = \"X\"\nredirect_uri = \"https://gw.example.org/cb\"\n{upstreams}"
@@ -607,7 +583,7 @@ mod tests {
     }
 
     fn routed(cfg: &Config, host: Option<&str>, path: &str) -> Option<String> {
-        route(cfg, host, path).map(|i| cfg.upstreams[i].name.clone())
+        route(cfg, host.map(Host::parse), path).map(|i| cfg.upstreams[i].name.clone())
     }
 
     #[test]
@@ -712,7 +688,7 @@ mod tests {
     /// `place` for a raw request path (`Err` also for what `normalize_path` refuses).
     fn placed(cfg: &Config, host: Option<&str>, raw: &str) -> Result<Placement, PathError> {
         let n = normalize_path(raw)?;
-        place(cfg, host, &n).map(|p| p.expect("routed"))
+        place(cfg, host.map(Host::parse), &n).map(|p| p.expect("routed"))
     }
 
     /// The upstreams whose rules apply to `p`: its route, then the others.

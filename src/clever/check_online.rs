@@ -14,7 +14,7 @@ use url::{Host, Url};
 use crate::clever::district::{DistrictInfo, TokenSource};
 use crate::clever::{CleverClient, CleverError};
 use crate::config::{read_secret, Config, SecretSource};
-use crate::metrics::Metrics;
+use crate::process::metrics::Metrics;
 use crate::secret::Secret;
 
 /// One district's line in the table.

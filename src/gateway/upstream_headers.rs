@@ -171,7 +171,8 @@ pub fn forwarding(headers: &HeaderMap, facts: ForwardFacts<'_>, trusted: &[IpNet
 }
 
 /// An IP address as `Display` writes it, as a header value; IPv4 without the formatting
-/// machinery (it is on every forwarded request).
+/// machinery (it is on every forwarded request): `Ipv4Addr`'s `Display` cost 1.6k
+/// instructions of a signed-in request's 124k (1.3%, `bench/callgrind.sh`, 2026-12-05).
 pub fn ip_value(ip: IpAddr) -> HeaderValue {
     match ip {
         IpAddr::V4(v4) => {

@@ -10,8 +10,8 @@ use tracing::Level;
 
 use crate::auth::policy::Denial;
 use crate::clever::CleverError;
-use crate::metrics::{LoginOutcome, Metrics};
-use crate::pages::{page, Reply, SIGN_OUT_FORM};
+use crate::gateway::pages::{page, Reply, SIGN_OUT_FORM};
+use crate::process::metrics::{LoginOutcome, Metrics};
 
 /// Where a failed sign-in's "Try again" leads.
 const SIGN_IN_AGAIN: &str = "/_gateway/login?rd=/";

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::config::ServerConfig;
-use crate::lifecycle::{
+use crate::process::lifecycle::{
     process_name, process_state, read_pid_file, signal, write_pid, PidFileError, ProcessState,
 };
 

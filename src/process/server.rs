@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
-use pingora::protocols::tls::CaType;
 use pingora::protocols::Stream;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{ExecutionPhase, ListenFds, RunArgs, Server, ShutdownWatch};
@@ -17,15 +16,17 @@ use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 use pingora::services::Service as PingoraService;
 
-use crate::assertion::{Assertions, KeyError};
+use crate::auth::assertion::{Assertions, KeyError};
 use crate::auth::Auth;
 use crate::clever::district::{discover_forever, DistrictTokens};
 use crate::clever::CleverClient;
 use crate::config::{Config, RedisTarget, StoreKind};
 use crate::gateway::Gateway;
-use crate::lifecycle::{self, PidFileError};
-use crate::listeners::{self, Claim, ListenError, Sockets};
-use crate::metrics::Metrics;
+use crate::process::lifecycle::{self, PidFileError};
+use crate::process::listeners::{self, Claim, ListenError, Sockets};
+use crate::process::metrics::Metrics;
+use crate::process::tls::{load_upstream_ca, UpstreamCa};
+use crate::process::tls::{ListenerTls, TlsFileError};
 use crate::proxy::header_guard::{HeaderGuard, HeaderLimits};
 use crate::proxy::GatewayProxy;
 use crate::secret::Secret;
@@ -34,7 +35,6 @@ use crate::session::{
     Clock, LoginTimes, MemoryStore, PrimaryAt, RedisSettings, RedisStore, SentinelSettings,
     SessionStore, SystemClock,
 };
-use crate::tls::{ListenerTls, TlsFileError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -81,17 +81,28 @@ pub enum StartError {
 pub const MIN_FORWARD_AUTH_SECRET: usize = 32;
 
 /// Builds the request logic (store, Clever client, login flows) for a configuration.
-pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartError> {
+/// Also returns the district-app tokens, which discovery (`discover_district_tokens`) fills.
+pub fn build_gateway(
+    cfg: Arc<Config>,
+    secret: Secret,
+) -> Result<(Gateway, Arc<DistrictTokens>), StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let metrics = crate::metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
+    let metrics =
+        crate::process::metrics::Metrics::new().map_err(|e| StartError::Metrics(e.to_string()))?;
     let metrics = Arc::new(metrics);
     let store = build_store(&cfg, clock.clone(), metrics.clone())?;
     let clever = CleverClient::new(cfg.clever.clone(), secret, metrics.clone())
         .map_err(|e| StartError::Client(e.to_string()))?;
     let tokens = Arc::new(read_district_tokens(&cfg)?);
-    let auth =
-        Auth::new(cfg.clone(), store, clever, clock.clone(), metrics).with_district_tokens(tokens);
-    let mut gateway = Gateway::new(cfg.clone(), auth);
+    let auth = Auth::new(
+        cfg.clone(),
+        store.clone(),
+        clever,
+        clock.clone(),
+        metrics.clone(),
+    )
+    .with_district_tokens(tokens.clone());
+    let mut gateway = Gateway::new(cfg.clone(), auth, store, metrics);
     if let Some(src) = &cfg.server.forward_auth_secret {
         let secret = crate::config::read_secret(src).map_err(StartError::ForwardAuthSecret)?;
         if secret.chars().count() < MIN_FORWARD_AUTH_SECRET {
@@ -101,10 +112,11 @@ pub fn build_gateway(cfg: Arc<Config>, secret: Secret) -> Result<Gateway, StartE
         }
         gateway = gateway.with_forward_auth_secret(Secret::new(secret));
     }
-    Ok(match &cfg.assertion {
+    let gateway = match &cfg.assertion {
         Some(a) => gateway.with_assertions(Arc::new(Assertions::load(a, clock)?)),
         None => gateway,
-    })
+    };
+    Ok((gateway, tokens))
 }
 
 /// The `[[district]]` tokens, read now: an unreadable one stops the start naming its district
@@ -209,7 +221,8 @@ pub fn build_server_with(
     // Discovery gets its own client (and connection pool): it runs on the background
     // service's runtime, logins on the proxy's.
     let discovery_secret = secret.clone();
-    let gateway = Arc::new(build_gateway(cfg.clone(), secret)?);
+    let (gateway, district_tokens) = build_gateway(cfg.clone(), secret)?;
+    let gateway = Arc::new(gateway.with_upstream_cas(upstream_ca));
     // Bound once every file and secret has been read (an error in those is reported whether
     // or not the ports are free), and before the fork of --daemon: a taken address is a start
     // error (exit 2). With --upgrade the running gateway holds them, by design, and hands them
@@ -233,7 +246,6 @@ pub fn build_server_with(
         &server.configuration,
         GatewayProxy {
             gateway: gateway.clone(),
-            upstream_ca,
         },
     );
     let limits = HeaderLimits {
@@ -286,7 +298,7 @@ pub fn build_server_with(
             "district-app tokens",
             Discovery {
                 client,
-                tokens: gateway.auth.district_tokens().clone(),
+                tokens: district_tokens,
                 refresh: cfg.clever.district_tokens_refresh,
             },
         ));
@@ -429,12 +441,12 @@ pub fn load_listener_tls(cfg: &Config) -> Result<Option<ListenerTls>, StartError
 /// Per upstream (by index): its `tls_ca`, read now. Also loads the system roots the way
 /// pingora will (it panics if they cannot be read), warns when HTTPS upstreams would be
 /// verified against none, and warns about every upstream with `tls_verify = false`.
-pub fn load_upstream_tls(cfg: &Config) -> Result<Vec<Option<Arc<CaType>>>, StartError> {
-    let roots = crate::tls::system_roots().map_err(StartError::SystemRoots)?;
+pub fn load_upstream_tls(cfg: &Config) -> Result<Vec<Option<UpstreamCa>>, StartError> {
+    let roots = crate::process::tls::system_roots().map_err(StartError::SystemRoots)?;
     let mut cas = Vec::with_capacity(cfg.upstreams.len());
     for u in &cfg.upstreams {
         let ca = match &u.tls_ca {
-            Some(path) if u.url.tls => Some(crate::tls::load_upstream_ca(&u.name, path)?),
+            Some(path) if u.url.tls => Some(load_upstream_ca(&u.name, path)?),
             _ => None,
         };
         if u.url.tls && !u.tls_verify {

@@ -114,9 +114,20 @@ impl ListenerTls {
     }
 }
 
+/// An upstream's `tls_ca` in pingora's per-peer CA form, read once at start. Opaque outside
+/// the pingora glue: the gateway's decisions carry it to the proxy without looking inside.
+#[derive(Clone)]
+pub struct UpstreamCa(pub(crate) Arc<CaType>);
+
+impl std::fmt::Debug for UpstreamCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UpstreamCa({} certificates)", self.0.len())
+    }
+}
+
 /// Reads an upstream's `tls_ca`: one or more PEM certificates that its certificate must chain
 /// to, in pingora's per-peer CA form. `upstream` names it in messages.
-pub fn load_upstream_ca(upstream: &str, path: &Path) -> Result<Arc<CaType>, TlsFileError> {
+pub fn load_upstream_ca(upstream: &str, path: &Path) -> Result<UpstreamCa, TlsFileError> {
     let key = format!("upstream {upstream:?} tls_ca");
     let certs = read_certs(&key, path)?;
     let mut out: Vec<WrappedX509> = Vec::with_capacity(certs.len());
@@ -136,7 +147,7 @@ pub fn load_upstream_ca(upstream: &str, path: &Path) -> Result<Arc<CaType>, TlsF
         .map_err(|e| why(format!("is not a valid X.509 certificate ({e})")))?;
         out.push(wrapped);
     }
-    Ok(Arc::from(out.into_boxed_slice()))
+    Ok(UpstreamCa(Arc::from(out.into_boxed_slice())))
 }
 
 /// Loads the system roots the way pingora's connector does when the proxy service is built

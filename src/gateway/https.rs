@@ -1,23 +1,17 @@
 //! Request decisions that depend on how the request arrived, decided without pingora: the
-//! request's host for HTTP/1 (`Host`) and HTTP/2 (`:authority`), whether a connection came in on
-//! a plain `listen` socket, and the `redirect_to_https` answer for those.
+//! whether a connection came in on a plain `listen` socket, and the `redirect_to_https` answer
+//! for those (to the request's [`Host`]).
 
-use std::net::{Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
-use crate::pages::Reply;
-use crate::refusal::Refusal;
+use super::host::Host;
+
+use crate::gateway::pages::Reply;
+use crate::gateway::refusal::Refusal;
 
 /// Answered on plain HTTP even with `redirect_to_https`: load balancers and orchestrators
 /// probe them there.
 pub const PLAIN_HTTP_PATHS: [&str; 2] = ["/_gateway/healthz", "/_gateway/readyz"];
-
-/// The host (and port) of a URI authority, without user info: an HTTP/2 `:authority` or an
-/// HTTP/1 absolute-form target (`http://user@host:port/`).
-pub fn authority_host(authority: &str) -> &str {
-    authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host)
-}
 
 /// Whether a connection accepted on local address `local` came in on one of the `listen`
 /// addresses (a listener on `0.0.0.0` or `[::]` accepts on every address of its port).
@@ -27,39 +21,15 @@ pub fn on_listener(local: SocketAddr, listen: &[SocketAddr]) -> bool {
         .any(|l| l.port() == local.port() && (l.ip() == local.ip() || l.ip().is_unspecified()))
 }
 
-/// The host part of a `Host` value as it may appear in a URL: lower-cased, without the port,
-/// brackets kept around an IPv6 address. `None` for anything that is not a plain host name, an
-/// IPv4 address or a bracketed IPv6 address with an optional numeric port: such a value is
-/// never copied into a `Location`.
-pub fn url_host(host: &str) -> Option<String> {
-    let (name, port) = match host.strip_prefix('[') {
-        Some(rest) => {
-            let (ip, after) = rest.split_once(']')?;
-            ip.parse::<Ipv6Addr>().ok()?;
-            (&host[..ip.len() + 2], after)
-        }
-        None => match host.split_once(':') {
-            Some((name, _)) => (name, &host[name.len()..]),
-            None => (host, ""),
-        },
-    };
-    let port_ok = port.is_empty()
-        || port
-            .strip_prefix(':')
-            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
-    let name_ok = name.starts_with('[')
-        || (!name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)));
-    (port_ok && name_ok).then(|| name.to_ascii_lowercase())
-}
-
 /// Where `redirect_to_https` sends a request: `https://` + the request's host without its port +
 /// `:https_port` unless it is 443 + the path and query as received. `None` when the request
 /// names no usable host.
-pub fn https_location(host: Option<&str>, path_and_query: &str, https_port: u16) -> Option<String> {
-    let host = url_host(host?)?;
+pub fn https_location(
+    host: Option<Host<'_>>,
+    path_and_query: &str,
+    https_port: u16,
+) -> Option<String> {
+    let host = host?.url_host()?;
     let port = if https_port == 443 {
         String::new()
     } else {
@@ -78,7 +48,7 @@ pub fn https_location(host: Option<&str>, path_and_query: &str, https_port: u16)
 /// on: `None` for the health endpoints (served as usual), 308 to HTTPS (method and body are
 /// kept by the browser), or 400 when there is no host to redirect to.
 pub fn https_redirect(
-    host: Option<&str>,
+    host: Option<Host<'_>>,
     path: &str,
     path_and_query: &str,
     https_port: u16,
@@ -106,14 +76,19 @@ mod tests {
         s.parse().unwrap()
     }
 
-    #[test]
-    fn authority_host_drops_user_info_keeps_port() {
-        assert_eq!(
-            authority_host("apps.example.org:8443"),
-            "apps.example.org:8443"
-        );
-        assert_eq!(authority_host("u:p@apps.example.org"), "apps.example.org");
-        assert_eq!(authority_host("[::1]:8443"), "[::1]:8443");
+    fn https_location(host: Option<&str>, path_and_query: &str, port: u16) -> Option<String> {
+        super::https_location(host.map(Host::parse), path_and_query, port)
+    }
+
+    fn https_redirect(
+        host: Option<&str>,
+        path: &str,
+        path_and_query: &str,
+        port: u16,
+        html: bool,
+        id: &str,
+    ) -> Option<Reply> {
+        super::https_redirect(host.map(Host::parse), path, path_and_query, port, html, id)
     }
 
     #[test]
@@ -129,42 +104,6 @@ mod tests {
         assert!(on_listener(addr("[2001:db8::1]:7080"), &listen));
         assert!(!on_listener(addr("127.0.0.1:8443"), &listen));
         assert!(!on_listener(addr("127.0.0.1:8080"), &[]));
-    }
-
-    #[test]
-    fn url_host_strips_port_keeps_ipv6_brackets() {
-        assert_eq!(
-            url_host("Apps.Example.org:8080").as_deref(),
-            Some("apps.example.org")
-        );
-        assert_eq!(
-            url_host("apps.example.org").as_deref(),
-            Some("apps.example.org")
-        );
-        assert_eq!(url_host("127.0.0.1:80").as_deref(), Some("127.0.0.1"));
-        assert_eq!(url_host("[::1]:8080").as_deref(), Some("[::1]"));
-        assert_eq!(url_host("[::1]").as_deref(), Some("[::1]"));
-        assert_eq!(url_host("host:").as_deref(), Some("host"));
-    }
-
-    #[test]
-    fn url_host_refuses_what_could_change_the_url() {
-        for bad in [
-            "",
-            ":8080",
-            "evil.example/path",
-            "a@evil.example",
-            "evil.example:80x",
-            "evil.example:80:80",
-            "[::1",
-            "[not-ip]:80",
-            "[::1]x",
-            "ex ample.org",
-            "evil.example\\@x",
-            "évil.example",
-        ] {
-            assert_eq!(url_host(bad), None, "{bad:?}");
-        }
     }
 
     #[test]

@@ -124,7 +124,9 @@ impl SigningKey {
         SigningKey::from_pair(&pair).map_err(|_| KeyError::Generate)
     }
 
-    /// The public key as a JWK (with `kid`, `alg` ES256 and `use` sig).
+    /// The public key as a JWK (with `kid`, `alg` ES256 and `use` sig); the simulator
+    /// publishes its own key with it.
+    #[cfg(any(test, feature = "sim"))]
     pub(crate) fn jwk(&self) -> &serde_json::Value {
         &self.jwk
     }
