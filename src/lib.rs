@@ -34,9 +34,3 @@ pub mod sim;
 #[cfg(any(test, feature = "sim"))]
 #[doc(hidden)]
 pub mod testing;
-
-// The paths `config` uses for these (it is rewritten on another branch; drop these once it
-// names them by their layer).
-pub(crate) use auth::assertion;
-pub(crate) use gateway::routing;
-pub(crate) use process::metrics;

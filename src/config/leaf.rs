@@ -227,7 +227,7 @@ text_leaf!(
     /// `upstream.name`: letters, digits, `_`, `.`, `-`; not the metrics' own label.
     UpstreamName,
     |text| {
-        if text == crate::metrics::GATEWAY_UPSTREAM {
+        if text == crate::process::metrics::GATEWAY_UPSTREAM {
             Err("is reserved: metrics use it for requests the gateway answers itself; choose \
                  another name")
         } else if !text.is_empty()

@@ -10,7 +10,7 @@ use crate::config::model::{AssertionConfig, CleverConfig};
 /// Previous keys stay published this long after start unless `overlap` says otherwise.
 const DEFAULT_OVERLAP: Duration = Duration::from_secs(3600);
 /// A token lives 5 minutes: an overlap shorter than that would orphan tokens still in use.
-const MIN_OVERLAP: Duration = crate::assertion::TOKEN_TTL;
+const MIN_OVERLAP: Duration = crate::auth::assertion::TOKEN_TTL;
 
 /// `Some(None)`: assertions are off (no table, no upstream asks); `None`: invalid (reported).
 /// `wanted`: some upstream sets `assertion = true`.

@@ -368,7 +368,7 @@ fn logout_paths(
         let p = item.get_ref();
         let why = logout_path(p).err().or_else(|| {
             let prefix = prefix?;
-            (!crate::routing::prefix_matches(prefix, p)).then_some(
+            (!crate::gateway::routing::prefix_matches(prefix, p)).then_some(
                 "is not under this upstream's path_prefix, so it never reaches this upstream: \
                  expected a path the app serves under its path_prefix",
             )
@@ -403,7 +403,7 @@ fn logout_path(p: &str) -> Result<(), &'static str> {
                     reads decoded, such as \"/logout/\"",
         );
     }
-    match crate::routing::normalize_path(p) {
+    match crate::gateway::routing::normalize_path(p) {
         Ok(n) if n.decoded == p => {}
         _ => {
             return Err(
