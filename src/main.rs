@@ -83,26 +83,34 @@ impl From<LogFormat> for config::LogFormat {
 }
 
 /// Logs go to stderr: human lines (colored only on a terminal) or one JSON object per line with
-/// the event's fields at the top level. Pingora's own `log` records are included.
+/// the event's fields, and those of the request span it is written in (its `request_id`), at
+/// the top level. Pingora's own `log` records are included.
 fn init_logging(format: config::LogFormat) {
     use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(clever_gateway::process::logbuf::BatchedStderr::new());
+    let writer = clever_gateway::process::logbuf::BatchedStderr::new();
     match format {
-        config::LogFormat::Human => builder
+        config::LogFormat::Human => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
             .with_ansi(std::io::stderr().is_terminal())
             .event_format(clever_gateway::process::logfmt::HumanFormat::default())
             .init(),
-        config::LogFormat::Json => builder
-            .with_timer(clever_gateway::process::logfmt::Rfc3339Micros)
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .init(),
+        config::LogFormat::Json => {
+            let mut json = json_subscriber::JsonLayer::new(writer);
+            json.with_timer("timestamp", clever_gateway::process::logfmt::Rfc3339Micros)
+                .with_level("level")
+                .with_target("target")
+                .with_flattened_event()
+                .with_top_level_flattened_current_span();
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(json)
+                .init();
+        }
     }
 }
 

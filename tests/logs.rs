@@ -262,3 +262,92 @@ async fn a_daemon_writes_its_access_lines_as_it_serves() {
     }
     assert!(logged, "no access line within 2 s:\n{}", read(&f.log));
 }
+
+/// Starts a gateway with `args`, signs a teacher in through the simulator and sends one request
+/// with a bad path; returns the log and the request ids the gateway answered the three requests
+/// that log (the login start, the callback, the refusal) with.
+async fn sign_in_and_refusal(args: &[&str]) -> (String, [String; 3]) {
+    let app = Upstream::start().await;
+    let f = Files::new();
+    let (gw, port, sim) = run_on_a_free_port(&f, args, |port, sim| {
+        config(port, sim, f.dir.path(), "", &app.addr.to_string(), "")
+    })
+    .await;
+    sim.set_auto_login(Some(&life::common::user_with_roles(&["teacher"])));
+    let client = life::common::browser();
+    let id = |r: &reqwest::Response| r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let start = client
+        .get(format!("http://127.0.0.1:{port}/x"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 302);
+    let callback = life::common::location(
+        &client
+            .get(life::common::location(&start))
+            .send()
+            .await
+            .unwrap(),
+    );
+    let done = client.get(&callback).send().await.unwrap();
+    assert_eq!(done.status(), 302, "signed in");
+    let refused = client
+        .get(format!("http://127.0.0.1:{port}/a/%2e%2e%2f/b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let ids = [id(&start), id(&done), id(&refused)];
+    for _ in 0..100 {
+        if read(&f.log).contains("bad request path") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(gw);
+    (read(&f.log), ids)
+}
+
+/// The lines a sign-in and a refusal write carry the id of the request they belong to (the
+/// request span's), once, at the top level of the JSON object, as the access line does.
+#[tokio::test]
+async fn sign_in_and_refusal_lines_carry_their_request_id_in_json() {
+    let (logs, [start, callback, refused]) = sign_in_and_refusal(&["--log-format", "json"]).await;
+    let line = |message: &str| {
+        let raw = logs
+            .lines()
+            .find(|l| l.contains(&format!("\"message\":\"{message}\"")))
+            .unwrap_or_else(|| panic!("no {message:?} line:\n{logs}"));
+        assert_eq!(raw.matches("\"request_id\"").count(), 1, "{raw}");
+        serde_json::from_str::<serde_json::Value>(raw).unwrap()
+    };
+    assert_eq!(line("login started")["request_id"], start.as_str());
+    let completed = line("login completed");
+    assert_eq!(completed["request_id"], callback.as_str());
+    assert!(completed["user_id"].is_string(), "{completed}");
+    let bad = line("bad request path");
+    assert_eq!(bad["request_id"], refused.as_str());
+    assert_eq!(bad["reason"], "bad_path");
+}
+
+/// The same in the human format: `request{request_id=…}` before the line's target.
+#[tokio::test]
+async fn sign_in_and_refusal_lines_carry_their_request_id_in_human_lines() {
+    let (logs, [start, callback, refused]) = sign_in_and_refusal(&[]).await;
+    for (message, id) in [
+        ("login started", start),
+        ("login completed", callback),
+        ("bad request path", refused),
+    ] {
+        let line = logs
+            .lines()
+            .find(|l| l.contains(message))
+            .unwrap_or_else(|| panic!("no {message:?} line:\n{logs}"));
+        assert_eq!(
+            line.matches(&format!("request_id={id}")).count(),
+            1,
+            "{line}"
+        );
+    }
+}

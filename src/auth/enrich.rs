@@ -99,18 +99,13 @@ impl Enricher {
 
     /// The record as the session keeps it: enriched with what the upstreams ask for, reduced to
     /// the kept fields. Never fails.
-    pub async fn enrich(
-        &self,
-        clever: &CleverClient,
-        identity: Identity,
-        request_id: &str,
-    ) -> Identity {
+    pub async fn enrich(&self, clever: &CleverClient, identity: Identity) -> Identity {
         let mut identity = identity;
         let lacking = self.lacking(&identity);
         let district = identity.district_id().unwrap_or_default().to_string();
         match plan(!lacking.is_empty(), &identity, &self.tokens) {
             TokenPlan::NotWanted | TokenPlan::NoDistrict => {}
-            TokenPlan::NoToken => self.no_token(&district, Read::Record, lacking, request_id),
+            TokenPlan::NoToken => self.no_token(&district, Read::Record, lacking),
             TokenPlan::Fetch(token, source) => {
                 match clever.user_record(identity.user_id(), &token).await {
                     Ok(fuller) => {
@@ -118,7 +113,6 @@ impl Enricher {
                         identity = identity.fill_absent(&fuller.build());
                         let found = identity.present().minus(before);
                         tracing::debug!(
-                            request_id,
                             district_id = %district,
                             token_source = source.as_str(),
                             found = %names(found),
@@ -126,32 +120,29 @@ impl Enricher {
                             "read the user's record with the district-app token"
                         );
                     }
-                    Err(e) => self.record_failed(&district, source, &e, lacking, request_id),
+                    Err(e) => self.record_failed(&district, source, &e, lacking),
                 }
             }
         }
         match plan(self.wants_sections, &identity, &self.tokens) {
             TokenPlan::NotWanted | TokenPlan::NoDistrict => {}
-            TokenPlan::NoToken => {
-                self.no_token(&district, Read::Sections, FieldSet::EMPTY, request_id)
-            }
+            TokenPlan::NoToken => self.no_token(&district, Read::Sections, FieldSet::EMPTY),
             TokenPlan::Fetch(token, source) => {
                 match clever.user_sections(identity.user_id(), &token).await {
                     Ok(ids) => identity = identity.with_ids(Field::SectionIds, ids),
-                    Err(e) => self.sections_failed(&district, source, &e, request_id),
+                    Err(e) => self.sections_failed(&district, source, &e),
                 }
             }
         }
         identity.retain(self.kept)
     }
 
-    fn no_token(&self, district: &str, read: Read, lacking: FieldSet, request_id: &str) {
+    fn no_token(&self, district: &str, read: Read, lacking: FieldSet) {
         if !self.first_time(district, read, "no_token") {
             return;
         }
         match read {
             Read::Record => tracing::info!(
-                request_id,
                 district_id = %district,
                 lacking = %names(lacking),
                 "no district-app token for this district: its users' headers go without the \
@@ -159,7 +150,6 @@ impl Enricher {
                  discover_district_tokens; logged once per district)"
             ),
             Read::Sections => tracing::info!(
-                request_id,
                 district_id = %district,
                 "no district-app token for this district: its users get no section ids \
                  (add a [[district]] table or discover_district_tokens; logged once per \
@@ -174,10 +164,9 @@ impl Enricher {
         source: TokenSource,
         e: &CleverError,
         lacking: FieldSet,
-        request_id: &str,
     ) {
         if !self.first_time(district, Read::Record, e.reason()) {
-            tracing::debug!(request_id, district_id = %district, reason = e.reason(), "could not read the user's record with the district-app token");
+            tracing::debug!(district_id = %district, reason = e.reason(), "could not read the user's record with the district-app token");
             return;
         }
         let why = match e {
@@ -190,7 +179,6 @@ impl Enricher {
             _ => "Clever's answer could not be used",
         };
         tracing::warn!(
-            request_id,
             district_id = %district,
             token_source = source.as_str(),
             reason = e.reason(),
@@ -201,19 +189,12 @@ impl Enricher {
         );
     }
 
-    fn sections_failed(
-        &self,
-        district: &str,
-        source: TokenSource,
-        e: &SectionsError,
-        request_id: &str,
-    ) {
+    fn sections_failed(&self, district: &str, source: TokenSource, e: &SectionsError) {
         if !self.first_time(district, Read::Sections, e.reason()) {
             return;
         }
         match e {
             SectionsError::NoAccess(status) => tracing::warn!(
-                request_id,
                 district_id = %district,
                 status,
                 token_source = source.as_str(),
@@ -222,7 +203,6 @@ impl Enricher {
                  once per district)"
             ),
             _ => tracing::warn!(
-                request_id,
                 district_id = %district,
                 reason = e.reason(),
                 error = %e,

@@ -27,7 +27,9 @@ use login_state::{LoginSealer, LoginState, OpenError};
 
 pub use return_path::safe_return_path;
 
-/// Per-request facts the login flows need.
+/// Per-request facts the login flows need. The flows run in the request's span
+/// (`gateway::request_span`), which gives their log lines the request id; `request_id` is here
+/// for the pages that show it.
 #[derive(Debug, Clone, Copy)]
 pub struct Ctx<'a> {
     pub cookies: &'a GatewayCookies,
@@ -202,7 +204,6 @@ impl Auth {
         let capped = login_state::cap_return_to(return_to);
         if capped.len() < return_to.len() {
             tracing::info!(
-                request_id = ctx.request_id,
                 len = return_to.len(),
                 max = login_state::MAX_RETURN_TO,
                 "return address too long to keep: shortened"
@@ -218,7 +219,7 @@ impl Auth {
             },
         );
         let evicted = login_state::to_evict(&ctx.cookies.logins, name.len() + value.len() + 3);
-        tracing::info!(request_id = ctx.request_id, from_clever, "login started");
+        tracing::info!(from_clever, "login started");
         let who = if from_clever {
             "clever_initiated"
         } else {
@@ -335,10 +336,7 @@ impl Auth {
             Ok(i) => i,
             Err(e) => return self.refuse(ctx, Refusal::Clever(e)),
         };
-        let identity = self
-            .enricher
-            .enrich(&self.clever, identity, ctx.request_id)
-            .await;
+        let identity = self.enricher.enrich(&self.clever, identity).await;
         if identity.roles().is_empty() {
             let e = CleverError::BadResponse(Endpoint::Users, "the user has no known role".into());
             self.metrics.clever_error(e.endpoint().as_str(), e.reason());
@@ -357,9 +355,9 @@ impl Auth {
             ..claim
         };
         if let Err(e) = self.store.complete_code(&key, done).await {
-            tracing::warn!(request_id = ctx.request_id, error = %e, "could not record exchanged code");
+            tracing::warn!(error = %e, "could not record exchanged code");
         }
-        tracing::info!(request_id = ctx.request_id, user_id = %user_id, "login completed");
+        tracing::info!(user_id = %user_id, "login completed");
         self.metrics.login(LoginOutcome::Completed, NO_REASON);
         let mut reply = self.expire_app_cookies(
             Reply::redirect(&login.return_to)
@@ -389,10 +387,7 @@ impl Auth {
             ),
             None => landing_root(&landing.path_prefix),
         };
-        tracing::info!(
-            request_id = ctx.request_id,
-            "Clever-initiated login; bouncing through authorize"
-        );
+        tracing::info!("Clever-initiated login; bouncing through authorize");
         // Never confirmed=false here: the user just chose the app in their own Clever session,
         // and the bounce must stay invisible.
         let login = LoginParams {
@@ -408,10 +403,7 @@ impl Auth {
     /// (`same_browser`: the request proves, with the login cookie of the sign-in that received
     /// the code, that it started that sign-in), or start a fresh login.
     async fn replay(&self, ctx: Ctx<'_>, claim: CodeClaim, same_browser: bool) -> Reply {
-        tracing::info!(
-            request_id = ctx.request_id,
-            "sign-in code seen before; not exchanging it again"
-        );
+        tracing::info!("sign-in code seen before; not exchanging it again");
         match self.session(ctx.cookies).await {
             Ok(Some(_)) => return Reply::redirect(&claim.return_to),
             Ok(None) => {}
@@ -466,7 +458,7 @@ impl Auth {
         if let Err(e) = self.end_sessions(ctx.cookies).await {
             return self.refuse(ctx, Refusal::SignOutStoreUnavailable(e.to_string()));
         }
-        tracing::info!(request_id = ctx.request_id, "logout");
+        tracing::info!("logout");
         self.signed_out(Reply::redirect(&self.cfg.session.logout_redirect))
     }
 

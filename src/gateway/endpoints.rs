@@ -216,7 +216,6 @@ impl Gateway {
                     forward_auth_proven(self.forward_auth_secret.as_ref(), req.forward_auth_secret);
                 if upstream.forward_access_token && !proven {
                     tracing::warn!(
-                        request_id = req.request_id,
                         upstream = %upstream.name,
                         secret_configured = self.forward_auth_secret.is_some(),
                         "forward-auth: access token withheld: the request did not carry \

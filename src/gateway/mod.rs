@@ -28,6 +28,8 @@ pub use precheck::{
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use crate::auth::assertion::{Assertions, X_CLEVER_ASSERTION};
 use crate::auth::{policy, safe_return_path, Auth, Ctx};
 use crate::clever::LoginParams;
@@ -233,10 +235,12 @@ impl Gateway {
             request_id: req.request_id,
         };
         if req.path == self.auth.callback_path() {
-            return Decision::Reply(self.auth.callback(ctx, req.query).await);
+            let sign_in = self.auth.callback(ctx, req.query);
+            return Decision::Reply(sign_in.instrument(request_span(req.request_id)).await);
         }
         if let Some(endpoint) = req.path.strip_prefix(GATEWAY_PREFIX) {
-            return Decision::Reply(self.endpoint(ctx, req, endpoint).await);
+            let answer = self.endpoint(ctx, req, endpoint);
+            return Decision::Reply(answer.instrument(request_span(req.request_id)).await);
         }
         let norm = match routing::normalize_path(req.path) {
             Ok(n) => n,
@@ -274,7 +278,8 @@ impl Gateway {
             });
         }
         let Some((sid, rec)) = found else {
-            return Decision::Reply(self.anonymous(ctx, req, up).await);
+            let login = self.anonymous(ctx, req, up);
+            return Decision::Reply(login.instrument(request_span(req.request_id)).await);
         };
         // The route's policy, and that of every route an app server may read the path as
         // under (`routing::place`).
@@ -303,11 +308,11 @@ impl Gateway {
     /// returns the `Set-Cookie` values to add to the app's answer (the session cookie and every
     /// `app_cookies` expired). A store that cannot be reached is logged; the browser's cookies
     /// are expired all the same.
-    pub async fn app_signed_out(&self, cookies: &GatewayCookies, request_id: &str) -> Vec<String> {
+    /// Run it in the request's span (`request_span`).
+    pub async fn app_signed_out(&self, cookies: &GatewayCookies) -> Vec<String> {
         match self.auth.end_sessions(cookies).await {
-            Ok(()) => tracing::info!(request_id, "logout (the app's logout path)"),
+            Ok(()) => tracing::info!("logout (the app's logout path)"),
             Err(e) => tracing::error!(
-                request_id,
                 error = %e,
                 "logout path: session store unavailable, the session is not ended server side \
                  (its cookie is expired)"
@@ -372,6 +377,24 @@ impl Gateway {
 pub fn is_logout_path(upstream: &crate::config::Upstream, path: &NormalizedPath<'_>) -> bool {
     !upstream.logout_paths.is_empty()
         && routing::readings::reads_as_one_of(&path.decoded, &upstream.logout_paths)
+}
+
+/// The span a request's sign-in, sign-out, `/_gateway/` endpoint and refusal lines are written
+/// in: it carries the request id (at the top level of a JSON line too), so the layers below log
+/// without being handed it. Not opened on the paths whose only line is the access line, which
+/// names the request id itself. At ERROR level, so that it is on whenever any line is.
+pub fn request_span(request_id: &str) -> tracing::Span {
+    tracing::error_span!(REQUEST_SPAN, request_id = %request_id)
+}
+
+/// The name of [`request_span`].
+pub const REQUEST_SPAN: &str = "request";
+
+/// Whether the current span is a [`request_span`].
+pub fn in_request_span() -> bool {
+    tracing::Span::current()
+        .metadata()
+        .is_some_and(|m| m.name() == REQUEST_SPAN)
 }
 
 #[cfg(test)]

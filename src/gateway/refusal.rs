@@ -308,7 +308,10 @@ impl Refusal {
         self.reply(request_id, wants_html)
     }
 
+    /// Logged in the request's span: the one the caller runs in, or one opened here.
     fn log(&self, request_id: &str) {
+        let span = (!super::in_request_span()).then(|| super::request_span(request_id));
+        let _in_span = span.as_ref().map(tracing::Span::enter);
         macro_rules! at {
             ($($field:tt)*) => {
                 match self.level() {
@@ -334,7 +337,6 @@ impl Refusal {
                 } => {
                     let fields: Vec<&str> = missing.iter().map(|f| f.name()).collect();
                     at!(
-                        request_id,
                         upstream = %upstream,
                         user_id = %user_id,
                         reason,
@@ -345,7 +347,6 @@ impl Refusal {
                     )
                 }
                 _ => at!(
-                    request_id,
                     upstream = %upstream,
                     user_id = %user_id,
                     reason,
@@ -353,19 +354,18 @@ impl Refusal {
                 ),
             },
             Refusal::CleverCallbackError { code, description } => at!(
-                request_id,
                 reason,
                 error = %code,
                 description = %description,
                 "{message}"
             ),
-            Refusal::Clever(e) => at!(request_id, reason, error = %e, "{message}"),
+            Refusal::Clever(e) => at!(reason, error = %e, "{message}"),
             Refusal::StoreUnavailable(e)
             | Refusal::SignInStoreUnavailable(e)
             | Refusal::SignOutStoreUnavailable(e) => {
-                at!(request_id, reason, error = %e, "{message}")
+                at!(reason, error = %e, "{message}")
             }
-            _ => at!(request_id, reason, why = self.why(), "{message}"),
+            _ => at!(reason, why = self.why(), "{message}"),
         }
     }
 

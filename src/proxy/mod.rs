@@ -18,6 +18,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::{HttpPeer, PeerOptions};
 use pingora::{ErrorSource, ErrorType};
+use tracing::Instrument;
 
 use crate::config::ServerConfig;
 use crate::gateway::host::Host;
@@ -25,7 +26,9 @@ use crate::gateway::https;
 use crate::gateway::pages::Reply;
 use crate::gateway::refusal::Refusal;
 use crate::gateway::upstream_headers::{self as headers, Edits, ForwardFacts};
-use crate::gateway::{refuse_request, wants_html, Decision, Forward, Gateway, RequestFacts};
+use crate::gateway::{
+    refuse_request, request_span, wants_html, Decision, Forward, Gateway, RequestFacts,
+};
 use crate::process::tls::UpstreamCa;
 
 /// How long to wait for an upstream to accept a connection (for its answer: its `timeout`).
@@ -555,7 +558,12 @@ impl ProxyHttp for GatewayProxy {
     ) -> pingora::Result<()> {
         upstream_response.insert_header("X-Request-Id", ctx.request_id.header_value().clone())?;
         if let Some(cookies) = ctx.forward.as_mut().and_then(|f| f.sign_out.take()) {
-            for set in self.gateway.app_signed_out(&cookies, &ctx.request_id).await {
+            for set in self
+                .gateway
+                .app_signed_out(&cookies)
+                .instrument(request_span(&ctx.request_id))
+                .await
+            {
                 upstream_response.append_header(SET_COOKIE, set)?;
             }
         }
@@ -599,7 +607,12 @@ impl ProxyHttp for GatewayProxy {
             let mut reply = Refusal::Upstream(code).reply(&ctx.request_id, ctx.wants_html);
             // A logout path the app did not answer still signs the browser out.
             if let Some(cookies) = ctx.forward.as_mut().and_then(|f| f.sign_out.take()) {
-                for set in self.gateway.app_signed_out(&cookies, &ctx.request_id).await {
+                for set in self
+                    .gateway
+                    .app_signed_out(&cookies)
+                    .instrument(request_span(&ctx.request_id))
+                    .await
+                {
                     reply = reply.with_cookie(set);
                 }
             }
