@@ -221,8 +221,8 @@ for l in open("/proc/meminfo"):
         ram = f"{int(l.split()[1]) / 1024 / 1024:.1f} GiB"
         break
 print(f"- machine: {os.cpu_count()} CPUs (`nproc`; {cpu}), {ram} RAM, kernel {platform.release()}, loopback only; the "
-      "simulator, the upstream, the relying parties and the storm driver share these CPUs, and the machine "
-      "was shared with other work (builds) during the run: compare figures within this run (ratios)")
+      "simulator, the upstream, the relying parties and the storm driver share these CPUs: compare figures "
+      f"within this run (ratios); load average when the storm ended: {open('/proc/loadavg').read().split()[0]}")
 print(f"- versions: {out('/usr/sbin/apache2', '-v').replace('Server version: ', '')}; mod_auth_openidc "
       f"{out('dpkg-query', '-W', '-f=${Version}', 'libapache2-mod-auth-openidc')}; "
       f"{out('nginx', '-v').replace('nginx version: ', '')}; {out('rustc', '--version')}")
