@@ -11,11 +11,17 @@
 #
 #   bench/storm.sh                               # 3000 sign-ins over 60 s, 200 browsing
 #   SIGNINS=600 OVER=20 BROWSING=50 bench/storm.sh   # quicker
+#   PROFILE=1 SKIP_APACHE=1 bench/storm.sh       # where the gateway's added time goes
 #
 # Environment: SIGNINS (3000), OVER seconds (60), BROWSING (200), PAUSE_MS (100), BEFORE
 # seconds of browsing before the storm (10), LATENCY (150ms) and JITTER (50ms) of each Clever
 # call, GATEWAY_THREADS (2), SKIP_APACHE=1, SKIP_BUILD=1 (run the binaries already built), CARGO_TARGET_DIR (target), SMOKE=1 (debug builds,
-# to check the rig quickly; its figures mean nothing).
+# to check the rig quickly; its figures mean nothing), PROFILE=1 (the gateway logs JSON with its
+# access lines and each call to Clever, and bench/results/storm-profile.md splits each sign-in's
+# time at the gateway by where it went; its logging costs CPU, so its headline figures go there
+# too, not to storm.md).
+# GATEWAY_NICE (0): the gateway's nice value (-10: it gets a CPU before the rig that loads it,
+# as on a machine of its own; an experiment for the profile, not the benchmark's setting).
 # Installs nginx, apache2 and libapache2-mod-auth-openidc with apt-get when they are missing and
 # it runs as root; starts nothing off loopback; stops every process it started, also on Ctrl-C.
 set -euo pipefail
@@ -88,6 +94,7 @@ cat >"$work/gateway.toml" <<EOF
 [server]
 listen = ["127.0.0.1:$gw_port"]
 threads = $GATEWAY_THREADS
+log_format = "$( [ "${PROFILE:-0}" = 1 ] && echo json || echo human )"
 
 [clever]
 client_id = "$client_id"
@@ -105,8 +112,10 @@ name = "app"
 url = "http://127.0.0.1:$up_port"
 EOF
 # SSL_CERT_FILE: the gateway's Clever client trusts the test CA (and nothing else) here.
-CLEVER_GATEWAY_BENCH_SECRET=$client_secret SSL_CERT_FILE=$ca RUST_LOG=warn \
-  "$gateway_bin" run --config "$work/gateway.toml" 2>"$work/gateway.log" >/dev/null &
+gateway_log=warn
+[ "${PROFILE:-0}" = 1 ] && gateway_log=warn,access=info,clever_gateway::clever=debug
+CLEVER_GATEWAY_BENCH_SECRET=$client_secret SSL_CERT_FILE=$ca RUST_LOG=$gateway_log \
+  nice -n "${GATEWAY_NICE:-0}" "$gateway_bin" run --config "$work/gateway.toml" 2>"$work/gateway.log" >/dev/null &
 gw_pid=$!
 pids+=($!)
 
@@ -173,13 +182,15 @@ wait_http "http://127.0.0.1:$up_port/"
 wait_http "http://127.0.0.1:$gw_port/_gateway/healthz"
 [ -n "$ap_pid" ] && wait_http "http://127.0.0.1:$ap_port/app/page" '^302$'
 
-storm() { # name mode target pid
+storm() { # name mode target pid [more driver options]
   echo "== storm through $1: $SIGNINS sign-ins over ${OVER}s, $BROWSING browsing" >&2
-  "$bin/storm" --mode "$2" --target "$3" --pid "$4" --sim "$sim_base" --ca "$ca" \
+  "$bin/storm" --mode "$2" --target "$3" --pid "$4" "${@:5}" --sim "$sim_base" --ca "$ca" \
     --client-id "$client_id" --path /app/page --expect "signed in" --signins "$SIGNINS" --over "$OVER" \
     --browsing "$BROWSING" --pause-ms "$PAUSE_MS" --before "$BEFORE"
 }
-storm gateway gateway "http://127.0.0.1:$gw_port" "$gw_pid" >"$work/gateway.json"
+profile_opts=()
+[ "${PROFILE:-0}" = 1 ] && profile_opts=(--hops-out "$work/hops.jsonl")
+storm gateway gateway "http://127.0.0.1:$gw_port" "$gw_pid" "${profile_opts[@]}" >"$work/gateway.json"
 [ -n "$ap_pid" ] && storm "Apache + mod_auth_openidc" rp "http://127.0.0.1:$ap_port" "$ap_pid" >"$work/apache.json"
 [ -n "$ap_pid" ] || echo null >"$work/apache.json"
 if [ "${SMOKE:-0}" = 1 ]; then
@@ -188,9 +199,10 @@ if [ "${SMOKE:-0}" = 1 ]; then
 fi
 
 results=bench/results/storm.md
+[ "${PROFILE:-0}" = 1 ] && results=bench/results/storm-profile.md
 [ "${SMOKE:-0}" = 1 ] && results=$work/storm.md
 mkdir -p bench/results
-python3 - "$work/gateway.json" "$work/apache.json" "$api_port" "$SIGNINS" "$OVER" "$BROWSING" \
+GATEWAY_LOG=$gateway_log python3 - "$work/gateway.json" "$work/apache.json" "$api_port" "$SIGNINS" "$OVER" "$BROWSING" \
   "$PAUSE_MS" "$LATENCY" "$JITTER" "$GATEWAY_THREADS" >"$results" <<'PY'
 import datetime, json, os, platform, subprocess, sys
 gw_path, ap_path, api_port, signins, over, browsing, pause, latency, jitter, threads = sys.argv[1:11]
@@ -229,7 +241,7 @@ print(f"- versions: {out('/usr/sbin/apache2', '-v').replace('Server version: ', 
 print(f"- storm: {signins} Clever-initiated sign-ins by new browsers arriving evenly over {over} s, while "
       f"{browsing} signed-in browsers load a page every {pause} ms on average; every Clever call "
       f"(authorize, token exchange, API) held {latency} ± {jitter} by the simulator, over HTTPS")
-print(f"- gateway: production-profile build, threads = {threads}, memory store, `RUST_LOG=warn`; "
+print(f"- gateway: production-profile build, threads = {threads}, memory store, `RUST_LOG={os.environ['GATEWAY_LOG']}`; "
       "Apache httpd 2.4 event MPM (2 processes x 64 threads) with mod_auth_openidc (Debian's), "
       "session cache in shared memory, the same upstream\n")
 rows = [("gateway", gw)] + ([("Apache + mod_auth_openidc", ap)] if ap else [])
@@ -271,4 +283,88 @@ print("```json")
 print(json.dumps({"gateway": gw, "apache": ap}, indent=1, sort_keys=True))
 print("```")
 PY
+if [ "${PROFILE:-0}" = 1 ]; then
+  python3 - "$work/gateway.log" "$work/hops.jsonl" "$work/gateway.json" >>"$results" <<'PY'
+# Where each sign-in's time at the gateway went, joined by request id: the browser's wait on
+# each request to the gateway (the driver), the gateway's own time for it (its access line, from
+# the request's header read to the end of its answer), the gateway's calls to Clever as it saw
+# them ("clever call" debug lines, in the request's span), and Clever's time in them as the
+# simulator held them.
+import json, sys
+log_path, hops_path, gw_path = sys.argv[1:4]
+access, clever, calls = {}, {}, {}
+for line in open(log_path):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    rid = e.get("request_id")
+    if not rid:
+        continue
+    if e.get("target") == "access":
+        access[rid] = e["duration_ms"]
+    elif e.get("message") == "clever call":
+        clever[rid] = clever.get(rid, 0.0) + e["duration_ms"]
+        calls[rid] = calls.get(rid, 0) + 1
+parts = {k: [] for k in ("at", "outside", "own", "between", "clever_seen", "clever_held", "ncalls")}
+by_hop = {}  # hop number -> [(the browser's wait, the gateway's own time less its Clever calls)]
+missing = 0
+for line in open(hops_path):
+    s = json.loads(line)
+    ids = [h["request_id"] for h in s["hops"]]
+    if not all(i in access for i in ids):
+        missing += 1
+        continue
+    a = sum(h["ms"] for h in s["hops"])
+    g = sum(access[i] for i in ids)
+    c = sum(clever.get(i, 0.0) for i in ids)
+    held = s["clever_ms"]
+    parts["at"].append(a - held)
+    parts["outside"].append(a - g)
+    parts["own"].append(g - c)
+    parts["between"].append(c - held)
+    parts["clever_seen"].append(c)
+    parts["clever_held"].append(held)
+    parts["ncalls"].append(sum(calls.get(i, 0) for i in ids))
+    for k, h in enumerate(s["hops"]):
+        by_hop.setdefault(k, []).append((h["ms"], access[h["request_id"]] - clever.get(h["request_id"], 0.0),
+                                         calls.get(h["request_id"], 0)))
+def pct(v, p):
+    v = sorted(v)
+    return v[min(len(v) - 1, max(0, -(-len(v) * p // 100) - 1))] if v else float("nan")
+gw = json.load(open(gw_path))
+n = len(parts["at"])
+print("\n## Where the time at the gateway goes (PROFILE=1)\n")
+print(f"{n} sign-ins joined by request id ({missing} not found in the gateway's log). Per sign-in, summed over its "
+      f"requests to the gateway (the bounce, the callback, the first page); {pct(parts['ncalls'], 50)} calls to Clever "
+      "per sign-in at p50.\n")
+print("| part of a sign-in's time at the gateway | p50 ms | p99 ms | max ms |")
+print("| --- | ---: | ---: | ---: |")
+rows = [
+    ("at the gateway, less Clever's time as held (= the storm's \"at the relying party\")", "at"),
+    ("outside the gateway's requests: the browser's connection and the request on the wire before the gateway read its header, and the answer's way back", "outside"),
+    ("the gateway's own, less its calls to Clever: its code, the store, and waiting for a CPU", "own"),
+    ("between the gateway and Clever's handler: the calls as the gateway saw them less as the simulator held them (TLS and HTTP in both processes, both runtimes' wake-ups)", "between"),
+    ("the gateway's calls to Clever, as it saw them", "clever_seen"),
+    ("the same calls, as the simulator held them", "clever_held"),
+]
+for label, k in rows:
+    v = parts[k]
+    print(f"| {label} | {pct(v, 50):.2f} | {pct(v, 99):.2f} | {max(v) if v else float('nan'):.2f} |")
+print("\nBy request (the browser's wait on it, and the gateway's own time for it less its calls to Clever):\n")
+print("| request | calls to Clever | browser waited p50 / p99 ms | gateway's own p50 / p99 ms |")
+print("| --- | ---: | --- | --- |")
+names = {0: "the callback without a state (the bounce to authorize)", 1: "the callback with the code",
+         2: "the first page (proxied to the app)"}
+for k in sorted(by_hop):
+    rows_ = by_hop[k]
+    waited, own = [r[0] for r in rows_], [r[1] for r in rows_]
+    print(f"| {names.get(k, k)} | {pct([r[2] for r in rows_], 50)} | {pct(waited, 50):.2f} / {pct(waited, 99):.2f} | "
+          f"{pct(own, 50):.2f} / {pct(own, 99):.2f} |")
+cpu = gw.get("cpu") or {}
+if cpu.get("run_queue_wait_s") is not None:
+    print(f"\nThe gateway's threads waited {cpu['run_queue_wait_s']:.2f} s for a CPU during the {gw['storm_s']:.0f} s storm "
+          f"(runnable, not running; /proc/<pid>/task/*/schedstat), against {cpu['storm_cpu_s']:.2f} s of CPU they used.")
+PY
+fi
 cat "$results"

@@ -69,6 +69,11 @@ struct Args {
     /// from /proc before, during and after the storm, and its peak RSS at the end.
     #[arg(long)]
     pid: Option<u32>,
+    /// Writes one JSON line per sign-in of the storm to this file: Clever's time in the
+    /// relying party's own calls, and each request to the relying party (its `X-Request-Id` and
+    /// how long the browser waited on it), for `bench/storm.sh`'s PROFILE=1 breakdown.
+    #[arg(long)]
+    hops_out: Option<String>,
 }
 
 /// CPU seconds (user + kernel) of `pid`, its threads and its child processes, from /proc.
@@ -92,6 +97,28 @@ fn cpu_seconds(pid: u32) -> f64 {
         }
     }
     ticks as f64 / tck
+}
+
+/// Seconds the threads of `pid` (and its children) spent runnable but waiting for a CPU, from
+/// /proc's schedstat (its second field, nanoseconds).
+fn run_delay_seconds(pid: u32) -> f64 {
+    let mut ns = 0u64;
+    for p in std::iter::once(pid).chain(children(pid)) {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+                continue;
+            };
+            ns += stat
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ns as f64 / 1e9
 }
 
 /// The child processes of `pid`.
@@ -176,6 +203,8 @@ struct SignIn {
     wall: Duration,
     /// The part of `wall` spent in requests to the relying party (the hops through it).
     at_target: Duration,
+    /// Each request to the relying party: its `X-Request-Id` (when it sent one) and time.
+    hops: Vec<(String, Duration)>,
     /// The code Clever issued for it (from the callback URL).
     code: Option<String>,
     error: Option<String>,
@@ -191,6 +220,7 @@ async fn follow(
 ) -> SignIn {
     let start = Instant::now();
     let mut at_target = Duration::ZERO;
+    let mut hops = Vec::new();
     let mut url = url;
     let mut code = None;
     for _ in 0..12 {
@@ -209,12 +239,19 @@ async fn follow(
                 return SignIn {
                     wall: start.elapsed(),
                     at_target,
+                    hops,
                     code,
                     error: Some(format!("GET {}: {e}", redact(&url))),
                 }
             }
         };
         let status = resp.status();
+        let request_id = resp
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         if status.is_redirection() {
             let Some(next) = resp
                 .headers()
@@ -225,19 +262,24 @@ async fn follow(
                 return SignIn {
                     wall: start.elapsed(),
                     at_target,
+                    hops,
                     code,
                     error: Some(format!("{status} without Location")),
                 };
             };
             if on_target {
-                at_target += hop.elapsed();
+                let took = hop.elapsed();
+                at_target += took;
+                hops.push((request_id, took));
             }
             url = next.to_string();
             continue;
         }
         let body = resp.bytes().await.unwrap_or_default();
         if on_target {
-            at_target += hop.elapsed();
+            let took = hop.elapsed();
+            at_target += took;
+            hops.push((request_id, took));
         }
         let shows = |text: &str| {
             body.windows(text.len().max(1))
@@ -259,6 +301,7 @@ async fn follow(
         return SignIn {
             wall: start.elapsed(),
             at_target,
+            hops,
             code,
             error,
         };
@@ -266,6 +309,7 @@ async fn follow(
     SignIn {
         wall: start.elapsed(),
         at_target,
+        hops,
         code,
         error: Some("more than 12 redirects".into()),
     }
@@ -289,6 +333,7 @@ async fn sign_in(
                 SignIn {
                     wall: Duration::ZERO,
                     at_target: Duration::ZERO,
+                    hops: Vec::new(),
                     code: None,
                     error: Some(format!("client: {e}")),
                 },
@@ -322,6 +367,7 @@ async fn sign_in(
         let failed = SignIn {
             wall: Duration::ZERO,
             at_target: Duration::ZERO,
+            hops: Vec::new(),
             code: None,
             error,
         };
@@ -434,6 +480,7 @@ async fn run(args: Args) -> anyhow::Result<Value> {
 
     // The storm: arrivals evenly spread over `over` seconds.
     let cpu_at_storm = args.pid.map(cpu_seconds);
+    let waited_at_storm = args.pid.map(run_delay_seconds);
     let storm_start = Instant::now();
     let gap = Duration::from_secs_f64(args.over / args.signins.max(1) as f64);
     let mut storm = tokio::task::JoinSet::new();
@@ -451,6 +498,7 @@ async fn run(args: Args) -> anyhow::Result<Value> {
     }
     let storm_end = Instant::now();
     let cpu_at_end = args.pid.map(cpu_seconds);
+    let waited_at_end = args.pid.map(run_delay_seconds);
     stopped.store(true, std::sync::atomic::Ordering::SeqCst);
     while browsers.join_next().await.is_some() {}
 
@@ -470,6 +518,7 @@ async fn run(args: Args) -> anyhow::Result<Value> {
     let mut added_at_target = Vec::new();
     let mut errors = Vec::new();
     let mut unmatched = 0;
+    let mut hop_lines = String::new();
     for r in &results {
         if let Some(e) = &r.error {
             errors.push(e.clone());
@@ -496,9 +545,19 @@ async fn run(args: Args) -> anyhow::Result<Value> {
                     .unwrap_or(0);
                 let server_side = us.saturating_sub(by_browser) as f64 / 1e3;
                 added_at_target.push(r.at_target.as_secs_f64() * 1e3 - server_side);
+                let hops: Vec<Value> = r
+                    .hops
+                    .iter()
+                    .map(|(id, d)| json!({"request_id": id, "ms": d.as_secs_f64() * 1e3}))
+                    .collect();
+                let line = json!({"clever_ms": server_side, "hops": hops});
+                hop_lines.push_str(&format!("{line}\n"));
             }
             None => unmatched += 1,
         }
+    }
+    if let Some(path) = &args.hops_out {
+        std::fs::write(path, hop_lines)?;
     }
     let loads = loads.lock().unwrap();
     let window = |from: Instant, to: Instant| {
@@ -531,6 +590,8 @@ async fn run(args: Args) -> anyhow::Result<Value> {
                 "cpu_ms_per_signin": signin_cpu * 1e3 / wall.len().max(1) as f64,
                 "signins_per_cpu_s": wall.len() as f64 / signin_cpu.max(1e-9),
                 "peak_rss_kib": peak_rss_kib(pid),
+                // Its threads' time runnable but without a CPU during the storm.
+                "run_queue_wait_s": waited_at_end.zip(waited_at_storm).map(|(e, s)| e - s),
             })
         }
         _ => Value::Null,

@@ -505,12 +505,12 @@ impl CleverClient {
             Ok(Raw { status, .. }) => tracing::debug!(
                 endpoint = ep.as_str(),
                 status,
-                ms = elapsed.as_millis() as u64,
+                duration_ms = crate::process::logfmt::millis(elapsed),
                 "clever call"
             ),
             Err(e) => tracing::warn!(
                 endpoint = ep.as_str(),
-                ms = elapsed.as_millis() as u64,
+                duration_ms = crate::process::logfmt::millis(elapsed),
                 error = %e,
                 "clever call failed"
             ),

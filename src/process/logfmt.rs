@@ -19,6 +19,12 @@ use tracing_subscriber::registry::LookupSpan;
 /// The target of the one-line-per-request access log.
 pub const ACCESS_TARGET: &str = "access";
 
+/// A duration as a log field: milliseconds with two decimals, a number (so JSON logs can be
+/// queried numerically), as the access line and each call to Clever write it.
+pub fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 100_000.0).round() / 100.0
+}
+
 /// tracing-subscriber's default event format, faster on the access line (see the module docs).
 #[derive(Debug)]
 pub struct HumanFormat {

@@ -670,7 +670,7 @@ impl ProxyHttp for GatewayProxy {
             .unwrap_or("-");
         let ms = ctx
             .started
-            .map(|s| s.elapsed().as_secs_f64() * 1000.0)
+            .map(|s| crate::process::logfmt::millis(s.elapsed()))
             .unwrap_or(0.0);
         tracing::info!(
             // crate::process::logfmt::ACCESS_TARGET: the human format writes this line itself.
@@ -680,8 +680,7 @@ impl ProxyHttp for GatewayProxy {
             method = %req.method,
             path = %req.uri.path(),
             status,
-            // A number (two decimals), so JSON logs can be queried numerically.
-            duration_ms = (ms * 100.0).round() / 100.0,
+            duration_ms = ms,
             user_id,
             error = e.map(|e| e.etype().as_str()),
             "request"
