@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION};
+use thread_local::ThreadLocal;
 use url::Url;
 
 use crate::config::{ApiVersion, CleverConfig};
@@ -129,7 +130,11 @@ impl CleverError {
 /// Calls Clever with the configured endpoints and credentials.
 #[derive(Debug, Clone)]
 pub struct CleverClient {
-    http: reqwest::Client,
+    /// The connections to Clever, a pool per thread that calls it (see [`CleverClient::http`]).
+    http: Arc<ThreadLocal<reqwest::Client>>,
+    /// The pool of the thread that built this client: where a thread whose own could not be
+    /// built (never seen: the same settings built this one) makes its calls.
+    shared: reqwest::Client,
     cfg: CleverConfig,
     secret: Secret,
     metrics: Arc<Metrics>,
@@ -137,14 +142,26 @@ pub struct CleverClient {
     backoff: Duration,
 }
 
-/// The connections to Clever: one pool per gateway process (every sign-in shares it), HTTP/1.1
-/// keep-alive. A connection idle this long is closed (a quiet hour holds none open; the next
-/// sign-in opens one again).
+/// The connections to Clever: HTTP/1.1 keep-alive, a pool per thread (every sign-in on the
+/// thread shares it). A connection idle this long is closed (a quiet hour holds none open; the
+/// next sign-in opens one again).
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections kept per Clever host: above the sign-ins a district's 8:00 AM storm keeps
 /// in flight at once (a few dozen: `bench/storm.sh`), so a storm reuses its connections instead
 /// of closing and opening them, and bounded, so a burst does not leave hundreds open.
 pub const POOL_MAX_IDLE_PER_HOST: usize = 128;
+
+/// A pool of connections to Clever with the configured timeouts; no redirects followed.
+fn http_client(cfg: &CleverConfig) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(cfg.timeout)
+        .connect_timeout(cfg.timeout)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("clever-gateway/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
 
 /// Cap on a Clever response body we are willing to read.
 const MAX_BODY: usize = 256 * 1024;
@@ -161,16 +178,12 @@ impl CleverClient {
         secret: Secret,
         metrics: Arc<Metrics>,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("clever-gateway/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let shared = http_client(&cfg)?;
+        let http = ThreadLocal::new();
+        http.get_or(|| shared.clone());
         Ok(CleverClient {
-            http,
+            http: Arc::new(http),
+            shared,
             cfg,
             secret,
             metrics,
@@ -180,6 +193,16 @@ impl CleverClient {
 
     pub fn config(&self) -> &CleverConfig {
         &self.cfg
+    }
+
+    /// The calling thread's pool of connections to Clever. A pooled connection is driven by
+    /// the runtime that opened it, and each pingora thread is a runtime of its own: with one
+    /// pool per thread, a call's request and answer are handled on the thread that waits for
+    /// them, rather than handed to another thread and back (two more wake-ups, each one a
+    /// wait for a CPU at 8:00 AM; bench/results/storm-profile.md).
+    fn http(&self) -> &reqwest::Client {
+        self.http
+            .get_or(|| http_client(&self.cfg).unwrap_or_else(|_| self.shared.clone()))
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {
@@ -227,7 +250,7 @@ impl CleverClient {
             ("redirect_uri", self.cfg.redirect_uri.as_str()),
         ];
         let req = self
-            .http
+            .http()
             .post(self.cfg.token_url.clone())
             .basic_auth(&self.cfg.client_id, Some(self.secret.expose()))
             .header(ACCEPT, "application/json")
@@ -324,7 +347,7 @@ impl CleverClient {
         let mut url = self.cfg.token_url.clone();
         url.query_pairs_mut().append_pair("owner_type", "district");
         let req = self
-            .http
+            .http()
             .get(url)
             .basic_auth(&self.cfg.client_id, Some(self.secret.expose()))
             .header(ACCEPT, "application/json");
@@ -460,7 +483,7 @@ impl CleverClient {
             return Err(CleverError::Timeout(ep));
         }
         Ok(self
-            .http
+            .http()
             .get(url)
             .timeout(left)
             .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
@@ -596,6 +619,47 @@ mod tests {
         .unwrap();
         c.backoff = backoff;
         c
+    }
+
+    /// Each pingora thread is a tokio runtime of its own. A call on one thread must not wait
+    /// for another to be scheduled: a connection pooled by a thread whose runtime is not
+    /// running (busy with its own requests, here not driven at all) is never handed to another
+    /// thread's call.
+    #[test]
+    fn a_call_never_waits_for_another_threads_runtime() {
+        let sim_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let sim = sim_rt.block_on(start());
+        let token = Secret::new(sim_rt.block_on(token_for(&sim, TEACHER)));
+        let c = client_for(&sim, "3s", Duration::from_millis(10));
+        let current = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        // Thread B signs someone in and leaves its connection idle; its runtime is kept but no
+        // longer driven (as a thread busy with other work).
+        let b = std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = current();
+                let id = rt.block_on(c.fetch_identity(&token));
+                (rt, id.map(|i| i.user_id().to_string()))
+            })
+            .join()
+            .unwrap()
+        });
+        assert_eq!(b.1.as_deref().ok(), Some(TEACHER));
+        // Thread A's call does not depend on B's runtime.
+        let a = current().block_on(c.fetch_identity(&token));
+        assert_eq!(
+            a.as_ref().map(|i| i.user_id()).map_err(|e| e.to_string()),
+            Ok(TEACHER)
+        );
+        drop(b);
     }
 
     #[tokio::test]
