@@ -14,7 +14,7 @@
 #   PROFILE=1 SKIP_APACHE=1 bench/storm.sh       # where the gateway's added time goes
 #
 # Environment: SIGNINS (3000), OVER seconds (60), BROWSING (200), PAUSE_MS (100), BEFORE
-# seconds of browsing before the storm (10), LATENCY (150ms) and JITTER (50ms) of each Clever
+# seconds of browsing before the storm and again after it (10), LATENCY (150ms) and JITTER (50ms) of each Clever
 # call, GATEWAY_THREADS (2), SKIP_APACHE=1, SKIP_BUILD=1 (run the binaries already built), CARGO_TARGET_DIR (target), SMOKE=1 (debug builds,
 # to check the rig quickly; its figures mean nothing), PROFILE=1 (the gateway logs JSON with its
 # access lines and each call to Clever, and bench/results/storm-profile.md splits each sign-in's

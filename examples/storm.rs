@@ -62,7 +62,7 @@ struct Args {
     /// uniform between 0 and twice this).
     #[arg(long, default_value_t = 100)]
     pause_ms: u64,
-    /// Seconds of browsing measured before the storm starts.
+    /// Seconds of browsing measured before the storm starts, and again after it ends.
     #[arg(long, default_value_t = 10.0)]
     before: f64,
     /// The relying party's process: its CPU time (and its children's, for Apache) is read
@@ -499,6 +499,11 @@ async fn run(args: Args) -> anyhow::Result<Value> {
     let storm_end = Instant::now();
     let cpu_at_end = args.pid.map(cpu_seconds);
     let waited_at_end = args.pid.map(run_delay_seconds);
+    // Browsing alone again, as long as before the storm: the browsing's CPU per page comes
+    // from both windows (one 10 s window alone moved the sign-ins' CPU by a factor of two).
+    tokio::time::sleep(Duration::from_secs_f64(args.before)).await;
+    let cpu_after = args.pid.map(cpu_seconds);
+    let after_end = Instant::now();
     stopped.store(true, std::sync::atomic::Ordering::SeqCst);
     while browsers.join_next().await.is_some() {}
 
@@ -577,15 +582,33 @@ async fn run(args: Args) -> anyhow::Result<Value> {
         s
     };
     let before_start = storm_start - Duration::from_secs_f64(args.before);
-    // The sign-ins' CPU: the storm's, less what browsing cost at the rate measured before it.
-    let cpu = match (args.pid, cpu_at_browsing, cpu_at_storm, cpu_at_end) {
-        (Some(pid), Some(b), Some(s), Some(e)) => {
-            let browsing_rate = (s - b) / args.before;
-            let storm_s = (storm_end - storm_start).as_secs_f64();
-            let signin_cpu = (e - s) - browsing_rate * storm_s;
+    // The sign-ins' CPU: the storm's, less what its pages cost at the CPU per page measured
+    // browsing alone before and after it (per page, not per second: under the storm the
+    // browsers load fewer pages a second).
+    let pages = |from: Instant, to: Instant| {
+        loads
+            .iter()
+            .filter(|(t, _, _)| *t >= from && *t < to)
+            .count() as f64
+    };
+    let pages_alone = pages(before_start, storm_start) + pages(storm_end, after_end);
+    let pages_during = pages(storm_start, storm_end);
+    let cpu = match (
+        args.pid,
+        cpu_at_browsing,
+        cpu_at_storm,
+        cpu_at_end,
+        cpu_after,
+    ) {
+        (Some(pid), Some(b), Some(s), Some(e), Some(a)) => {
+            let browsing_rate = ((s - b) + (a - e)) / (2.0 * args.before);
+            let per_page = ((s - b) + (a - e)) / pages_alone.max(1.0);
+            let signin_cpu = (e - s) - per_page * pages_during;
             json!({
                 "storm_cpu_s": e - s,
                 "browsing_cpu_per_s": browsing_rate,
+                "browsing_cpu_us_per_page": per_page * 1e6,
+                "pages_during_storm": pages_during,
                 "signin_cpu_s": signin_cpu,
                 "cpu_ms_per_signin": signin_cpu * 1e3 / wall.len().max(1) as f64,
                 "signins_per_cpu_s": wall.len() as f64 / signin_cpu.max(1e-9),
