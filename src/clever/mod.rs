@@ -146,9 +146,10 @@ pub struct CleverClient {
 /// thread shares it). A connection idle this long is closed (a quiet hour holds none open; the
 /// next sign-in opens one again).
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Idle connections kept per Clever host (per thread): above the sign-ins a district's 8:00 AM storm keeps
-/// in flight at once (a few dozen: `bench/storm.sh`), so a storm reuses its connections instead
-/// of closing and opening them, and bounded, so a burst does not leave hundreds open.
+/// Idle connections kept per Clever host and thread: above the sign-ins a district's 8:00 AM
+/// storm keeps in flight at once (a few dozen: `bench/storm.sh`), so a storm reuses its
+/// connections instead of closing and opening them, and bounded, so a burst does not leave
+/// hundreds open.
 pub const POOL_MAX_IDLE_PER_HOST: usize = 128;
 
 /// A pool of connections to Clever with the configured timeouts; no redirects followed.
