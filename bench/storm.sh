@@ -206,8 +206,13 @@ GATEWAY_LOG=$gateway_log python3 - "$work/gateway.json" "$work/apache.json" "$ap
   "$PAUSE_MS" "$LATENCY" "$JITTER" "$GATEWAY_THREADS" >"$results" <<'PY'
 import datetime, json, os, platform, subprocess, sys
 gw_path, ap_path, api_port, signins, over, browsing, pause, latency, jitter, threads = sys.argv[1:11]
-gw = json.load(open(gw_path))
-ap = json.load(open(ap_path))
+def nan(o):
+    # An empty sample (BROWSING=0) has null percentiles: print them as nan.
+    if isinstance(o, dict):
+        return {k: float("nan") if v is None and k.endswith("_ms") else nan(v) for k, v in o.items()}
+    return o
+gw = nan(json.load(open(gw_path)))
+ap = nan(json.load(open(ap_path)))
 cpu = "?"
 for l in open("/proc/cpuinfo"):
     if l.startswith("model name"):
