@@ -23,7 +23,8 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::leaf::{
-    AppCookie, CookieDomain, DistrictId, Leaf, LogoutRedirect, PathPrefix, RouteHost, Threads,
+    CookieDomain, CookieName, DistrictId, HttpUrl, Leaf, LogoutPath, LogoutRedirect, MasterName,
+    NonEmpty, PathPrefix, RedisDb, RedisUrl, RouteHost, RunPath, SentinelAddr, Threads,
     UpstreamName,
 };
 use super::model::{ApiVersion, LogFormat, PublicPath, Readiness, StoreKind};
@@ -71,6 +72,28 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for Shape<MapOnly<T>> {
     }
 }
 
+/// A value written in the file, with its span: a [`Sp`] or a [`Leaf`].
+pub(crate) trait Written {
+    fn at(&self) -> Range<usize>;
+}
+
+impl<T> Written for Sp<T> {
+    fn at(&self) -> Range<usize> {
+        self.span()
+    }
+}
+
+impl<T> Written for Leaf<T> {
+    fn at(&self) -> Range<usize> {
+        self.span()
+    }
+}
+
+/// The span of a key's value, if it is written.
+pub(crate) fn span_of(v: &Option<impl Written>) -> Option<Range<usize>> {
+    v.as_ref().map(Written::at)
+}
+
 /// `[[upstream]]`, `[[district]]`: the tables with the array's span.
 pub(crate) type Tables<T> = Sp<Vec<Sp<T>>>;
 
@@ -96,7 +119,7 @@ where
 #[serde(deny_unknown_fields)]
 pub(crate) struct DistrictFile {
     pub id: Option<Leaf<DistrictId>>,
-    pub name: Option<Sp<String>>,
+    pub name: Option<Leaf<NonEmpty>>,
     pub description: Option<Sp<String>>,
     pub token_env: Option<Sp<String>>,
     pub token_file: Option<Leaf<PathBuf>>,
@@ -106,7 +129,7 @@ pub(crate) struct DistrictFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AssertionFile {
-    pub issuer: Option<Sp<String>>,
+    pub issuer: Option<Leaf<HttpUrl>>,
     pub key_file: Option<Leaf<PathBuf>>,
     pub previous_key_files: Option<Sp<Vec<Leaf<PathBuf>>>>,
     pub overlap: Option<Leaf<Duration>>,
@@ -124,8 +147,8 @@ pub(crate) struct ServerFile {
     pub threads: Option<Threads>,
     pub grace_period: Option<Leaf<Duration>>,
     pub log_format: Option<Leaf<LogFormat>>,
-    pub pid_file: Option<Sp<String>>,
-    pub upgrade_sock: Option<Sp<String>>,
+    pub pid_file: Option<Leaf<RunPath>>,
+    pub upgrade_sock: Option<Leaf<RunPath>>,
     pub admin_listen: Option<Leaf<SocketAddr>>,
     pub landing: Option<Sp<String>>,
     pub trusted_proxies: Option<Sp<Vec<Leaf<IpNet>>>>,
@@ -138,14 +161,14 @@ pub(crate) struct ServerFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CleverFile {
-    pub client_id: Option<Sp<String>>,
+    pub client_id: Option<Leaf<NonEmpty>>,
     pub client_secret_env: Option<Sp<String>>,
     pub client_secret_file: Option<Leaf<PathBuf>>,
-    pub redirect_uri: Option<Sp<String>>,
+    pub redirect_uri: Option<Leaf<HttpUrl>>,
     pub api_version: Option<Leaf<ApiVersion>>,
-    pub authorize_url: Option<Sp<String>>,
-    pub token_url: Option<Sp<String>>,
-    pub api_base: Option<Sp<String>>,
+    pub authorize_url: Option<Leaf<HttpUrl>>,
+    pub token_url: Option<Leaf<HttpUrl>>,
+    pub api_base: Option<Leaf<HttpUrl>>,
     pub timeout: Option<Leaf<Duration>>,
     pub discover_district_tokens: Option<bool>,
     pub district_tokens_refresh: Option<Leaf<Duration>>,
@@ -155,18 +178,18 @@ pub(crate) struct CleverFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SessionFile {
-    pub cookie_name: Option<Sp<String>>,
+    pub cookie_name: Option<Leaf<CookieName>>,
     pub cookie_domain: Option<Leaf<CookieDomain>>,
     pub cookie_secure: Option<Sp<bool>>,
     pub ttl: Option<Leaf<Duration>>,
     pub login_timeout: Option<Leaf<Duration>>,
     pub store: Option<Leaf<StoreKind>>,
-    pub redis_url: Option<Sp<String>>,
+    pub redis_url: Option<Leaf<RedisUrl>>,
     pub redis_password_env: Option<Sp<String>>,
     pub redis_password_file: Option<Leaf<PathBuf>>,
-    pub redis_sentinels: Option<Sp<Vec<Sp<String>>>>,
-    pub redis_master_name: Option<Sp<String>>,
-    pub redis_db: Option<Sp<i64>>,
+    pub redis_sentinels: Option<Sp<Vec<Leaf<SentinelAddr>>>>,
+    pub redis_master_name: Option<Leaf<MasterName>>,
+    pub redis_db: Option<Sp<RedisDb>>,
     pub redis_sentinel_password_env: Option<Sp<String>>,
     pub redis_sentinel_password_file: Option<Leaf<PathBuf>>,
     pub readiness: Option<Leaf<Readiness>>,
@@ -184,7 +207,7 @@ pub(crate) struct UpstreamFile {
     pub path_prefix: Option<Leaf<PathPrefix>>,
     pub allow_user_types: Option<Sp<Vec<Leaf<UserType>>>>,
     pub allow_districts: Option<Sp<Vec<Sp<String>>>>,
-    pub login_district_id: Option<Sp<String>>,
+    pub login_district_id: Option<Leaf<NonEmpty>>,
     pub public_paths: Option<Sp<Vec<Leaf<PublicPath>>>>,
     pub strip_path_prefix: Option<bool>,
     pub forward_access_token: Option<bool>,
@@ -192,11 +215,11 @@ pub(crate) struct UpstreamFile {
     pub tls_ca: Option<Sp<String>>,
     pub timeout: Option<Leaf<Duration>>,
     pub assertion: Option<bool>,
-    pub assertion_audience: Option<Sp<String>>,
+    pub assertion_audience: Option<Leaf<NonEmpty>>,
     pub confirm_students: Option<bool>,
     pub required_headers: Option<Sp<Vec<Sp<String>>>>,
-    pub app_cookies: Option<Sp<Vec<Leaf<AppCookie>>>>,
-    pub logout_paths: Option<Sp<Vec<Sp<String>>>>,
+    pub app_cookies: Option<Sp<Vec<Leaf<CookieName>>>>,
+    pub logout_paths: Option<Sp<Vec<Leaf<LogoutPath>>>>,
     pub headers: Option<Sp<HeadersFile>>,
     pub set_headers: Option<Sp<SetHeadersFile>>,
 }
