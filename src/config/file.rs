@@ -56,19 +56,16 @@ pub(crate) struct FileConfig {
 /// A table only: a derived struct alone would also read an array (as its fields in order).
 struct MapOnly<T>(T);
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(Shape::<MapOnly<T>>::new("a table"))
+impl<'de, T: Deserialize<'de>> Shaped<'de> for MapOnly<T> {
+    const EXPECTING: &'static str = "a table";
+    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        T::deserialize(de::value::MapAccessDeserializer::new(map)).map(MapOnly)
     }
 }
 
-impl<'de, T: Deserialize<'de>> Visitor<'de> for Shape<MapOnly<T>> {
-    type Value = MapOnly<T>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MapOnly<T>, A::Error> {
-        T::deserialize(de::value::MapAccessDeserializer::new(map)).map(MapOnly)
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Shape(std::marker::PhantomData))
     }
 }
 
@@ -233,42 +230,44 @@ pub(crate) struct HeadersFile(pub Entries<Leaf<HeaderName>>);
 #[derive(Debug, Default)]
 pub(crate) struct SetHeadersFile(pub Entries<Sp<SetValueFile>>);
 
-/// One `set_headers` value: a template, a list of them, or a table of either by role.
+/// One `set_headers` value: templates, or a table of them by role.
 #[derive(Debug)]
 pub(crate) enum SetValueFile {
-    One(String),
-    List(Vec<Sp<String>>),
+    Templates(TemplatesFile),
     ByRole(Entries<Sp<TemplatesFile>>),
 }
 
-impl SetValueFile {
-    /// Every template string of the value with its span (`whole`: the value's own).
+/// A template or a list of them.
+#[derive(Debug)]
+pub(crate) enum TemplatesFile {
+    One(String),
+    List(Vec<Sp<String>>),
+}
+
+impl TemplatesFile {
+    /// Each template with its span (`whole`: the value's own).
     pub fn templates(&self, whole: Range<usize>) -> Vec<(&str, Range<usize>)> {
         match self {
-            SetValueFile::One(t) => vec![(t.as_str(), whole)],
-            SetValueFile::List(list) => list
+            TemplatesFile::One(t) => vec![(t.as_str(), whole)],
+            TemplatesFile::List(list) => list
                 .iter()
                 .map(|t| (t.get_ref().as_str(), t.span()))
-                .collect(),
-            SetValueFile::ByRole(entries) => entries
-                .iter()
-                .flat_map(|(_, e)| match e.get_ref() {
-                    TemplatesFile::One(t) => vec![(t.as_str(), e.span())],
-                    TemplatesFile::List(list) => list
-                        .iter()
-                        .map(|t| (t.get_ref().as_str(), t.span()))
-                        .collect(),
-                })
                 .collect(),
         }
     }
 }
 
-/// A role table's entry: a template or a list of them.
-#[derive(Debug)]
-pub(crate) enum TemplatesFile {
-    One(String),
-    List(Vec<Sp<String>>),
+impl SetValueFile {
+    /// Every template of the value with its span (`whole`: the value's own).
+    pub fn templates(&self, whole: Range<usize>) -> Vec<(&str, Range<usize>)> {
+        match self {
+            SetValueFile::Templates(t) => t.templates(whole),
+            SetValueFile::ByRole(roles) => roles
+                .iter()
+                .flat_map(|(_, t)| t.get_ref().templates(t.span()))
+                .collect(),
+        }
+    }
 }
 
 /// A table's entries in file order: key (with its span) and value.
@@ -314,107 +313,98 @@ where
     Ok(out)
 }
 
-/// The serde visitor of a hand-shaped value above: `expecting` names the shape.
-struct Shape<T>(&'static str, std::marker::PhantomData<T>);
-
-impl<T> Shape<T> {
-    fn new(what: &'static str) -> Self {
-        Shape(what, std::marker::PhantomData)
+/// A value of a shape serde does not derive: what `string`, `seq` and `map` accept; anything
+/// else is a wrong type, "expected `EXPECTING`".
+trait Shaped<'de>: Sized {
+    const EXPECTING: &'static str;
+    fn string<E: de::Error>(s: &str) -> Result<Self, E> {
+        Err(E::invalid_type(de::Unexpected::Str(s), &Self::EXPECTING))
+    }
+    fn seq<A: SeqAccess<'de>>(_: A) -> Result<Self, A::Error> {
+        Err(de::Error::invalid_type(
+            de::Unexpected::Seq,
+            &Self::EXPECTING,
+        ))
+    }
+    fn map<A: MapAccess<'de>>(_: A) -> Result<Self, A::Error> {
+        Err(de::Error::invalid_type(
+            de::Unexpected::Map,
+            &Self::EXPECTING,
+        ))
     }
 }
 
-/// The strings of an array, each with its span.
-fn spanned_strings<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<Vec<Sp<String>>, A::Error> {
-    let mut out = Vec::new();
-    while let Some(s) = seq.next_element::<Sp<String>>()? {
-        out.push(s);
-    }
-    Ok(out)
-}
+/// The serde visitor of a [`Shaped`] value.
+struct Shape<T>(std::marker::PhantomData<T>);
 
-impl<'de> Visitor<'de> for Shape<HeadersFile> {
-    type Value = HeadersFile;
+impl<'de, T: Shaped<'de>> Visitor<'de> for Shape<T> {
+    type Value = T;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+        f.write_str(T::EXPECTING)
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<HeadersFile, A::Error> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        T::string(v)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
+        T::seq(seq)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::map(map)
+    }
+}
+
+macro_rules! shaped {
+    ($($t:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any(Shape(std::marker::PhantomData))
+            }
+        }
+    )*};
+}
+shaped!(HeadersFile, SetHeadersFile, SetValueFile, TemplatesFile);
+
+impl<'de> Shaped<'de> for HeadersFile {
+    const EXPECTING: &'static str = "a table ([upstream.headers])";
+    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
         entries(map, Some(&HEADER_KEYS[..])).map(HeadersFile)
     }
 }
 
-impl<'de> Visitor<'de> for Shape<SetHeadersFile> {
-    type Value = SetHeadersFile;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SetHeadersFile, A::Error> {
+impl<'de> Shaped<'de> for SetHeadersFile {
+    const EXPECTING: &'static str = "a table ([upstream.set_headers])";
+    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
         entries(map, None).map(SetHeadersFile)
     }
 }
 
-impl<'de> Visitor<'de> for Shape<SetValueFile> {
-    type Value = SetValueFile;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+impl<'de> Shaped<'de> for SetValueFile {
+    const EXPECTING: &'static str =
+        "a template (\"{email}\"), a list of templates or a table of them by role";
+    fn string<E: de::Error>(s: &str) -> Result<Self, E> {
+        TemplatesFile::string(s).map(SetValueFile::Templates)
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<SetValueFile, E> {
-        Ok(SetValueFile::One(v.to_owned()))
+    fn seq<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error> {
+        TemplatesFile::seq(seq).map(SetValueFile::Templates)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<SetValueFile, A::Error> {
-        spanned_strings(seq).map(SetValueFile::List)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SetValueFile, A::Error> {
-        let roles = entries(map, Some(&ROLE_KEYS[..]))?;
-        if roles.is_empty() {
-            return Err(de::Error::custom(format!(
+    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        match entries(map, Some(&ROLE_KEYS[..]))? {
+            roles if roles.is_empty() => Err(de::Error::custom(format!(
                 "is an empty role table: give at least one of {}",
                 ROLE_KEYS.join(", ")
-            )));
+            ))),
+            roles => Ok(SetValueFile::ByRole(roles)),
         }
-        Ok(SetValueFile::ByRole(roles))
     }
 }
 
-impl<'de> Visitor<'de> for Shape<TemplatesFile> {
-    type Value = TemplatesFile;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+impl<'de> Shaped<'de> for TemplatesFile {
+    const EXPECTING: &'static str = "a template or a list of templates";
+    fn string<E: de::Error>(s: &str) -> Result<Self, E> {
+        Ok(TemplatesFile::One(s.to_owned()))
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<TemplatesFile, E> {
-        Ok(TemplatesFile::One(v.to_owned()))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<TemplatesFile, A::Error> {
-        spanned_strings(seq).map(TemplatesFile::List)
-    }
-}
-
-impl<'de> Deserialize<'de> for HeadersFile {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(Shape::<HeadersFile>::new("a table ([upstream.headers])"))
-    }
-}
-
-impl<'de> Deserialize<'de> for SetHeadersFile {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(Shape::<SetHeadersFile>::new(
-            "a table ([upstream.set_headers])",
-        ))
-    }
-}
-
-impl<'de> Deserialize<'de> for SetValueFile {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Shape::<SetValueFile>::new(
-            "a template (\"{email}\"), a list of templates or a table of them by role",
-        ))
-    }
-}
-
-impl<'de> Deserialize<'de> for TemplatesFile {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Shape::<TemplatesFile>::new(
-            "a template or a list of templates",
-        ))
+    fn seq<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error> {
+        Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(TemplatesFile::List)
     }
 }
 
@@ -538,12 +528,8 @@ pub(crate) fn parse(src: &str, sink: &mut Sink<'_>) -> Option<Parsed> {
             sink.at(at, e.message().to_owned());
             return None;
         }
-        let node = if unknown {
-            None
-        } else {
-            value_at(&table, &path)
-        };
-        sink.at(at, message(e.message(), &path, node));
+        let node = value_mut(&mut table, &path).filter(|_| !unknown);
+        sink.at(at, message(e.message(), &path, node.map(|v| &*v)));
         let element = matches!(path.last(), Some(Seg::Index(_)));
         let key_path = if element {
             &path[..path.len() - 1]
@@ -585,21 +571,6 @@ fn find_in(v: &Spanned<DeValue<'_>>, at: &Range<usize>, key: bool, path: &mut Ve
         }),
         _ => false,
     }
-}
-
-fn value_at<'t, 'i>(table: &'t DeTable<'i>, path: &[Seg]) -> Option<&'t DeValue<'i>> {
-    let (Seg::Key(first), rest) = path.split_first()? else {
-        return None;
-    };
-    let mut v = table.get(first.as_str())?.get_ref();
-    for seg in rest {
-        v = match (seg, v) {
-            (Seg::Key(k), DeValue::Table(t)) => t.get(k.as_str())?.get_ref(),
-            (Seg::Index(i), DeValue::Array(a)) => a.get(*i)?.get_ref(),
-            _ => return None,
-        };
-    }
-    Some(v)
 }
 
 /// Removes what `path` names (`false`: nothing there); a role table left empty goes too (its

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::HeaderName;
 
 use super::Ctx;
-use crate::config::file::{quote, SetValueFile, Sp, TemplatesFile, UpstreamFile};
+use crate::config::file::{quote, SetValueFile, Sp, UpstreamFile};
 use crate::config::leaf::Leaf;
 use crate::config::model::{HeaderOrigin, SendHeader, SendValue};
 use crate::identity::fields::{When, ROLE_ORDER};
@@ -55,28 +55,6 @@ impl Specs {
             }
         }
     }
-
-    /// The identity headers sent by default, under their default names: what
-    /// `/_gateway/auth` answers with when no upstream is named.
-    pub(super) fn defaults(&mut self) -> Vec<SendHeader> {
-        FIELDS
-            .iter()
-            .filter_map(|d| {
-                d.header
-                    .filter(|h| h.when == When::Always)
-                    .map(|h| (d.field, h))
-            })
-            .filter_map(|(field, h)| {
-                Some(SendHeader {
-                    name: HeaderName::from_bytes(h.name.as_bytes()).ok()?,
-                    wire: Bytes::from_static(h.name.as_bytes()),
-                    value: SendValue::Spec(self.index(ValueSpec::field(field))),
-                    origin: HeaderOrigin::Identity(field),
-                    required: false,
-                })
-            })
-            .collect()
-    }
 }
 
 /// One identity header as it will be sent: its field, its name, and where it was written
@@ -85,6 +63,8 @@ struct Chosen<'f> {
     field: Field,
     key: &'static str,
     header: HeaderName,
+    /// The name as written, or the default's.
+    wire: Bytes,
     written: Option<&'f Leaf<HeaderName>>,
 }
 
@@ -111,16 +91,9 @@ pub(super) fn headers(
             Field::AccessToken => SendValue::Token,
             f => SendValue::Spec(specs.index(ValueSpec::field(f))),
         };
-        let wire = match c.written {
-            Some(w) => Bytes::from(w.text.clone()),
-            None => match c.field.def().header {
-                Some(h) => Bytes::from_static(h.name.as_bytes()),
-                None => Bytes::from(c.header.as_str().to_owned()),
-            },
-        };
         out.headers.push(SendHeader {
             name: c.header.clone(),
-            wire,
+            wire: c.wire.clone(),
             value,
             origin: HeaderOrigin::Identity(c.field),
             required: false,
@@ -169,6 +142,9 @@ fn identity_headers<'f>(ctx: &mut Ctx<'_, '_>, u: &'f UpstreamFile) -> Option<Ve
                 field: d.field,
                 key: h.key,
                 header,
+                wire: value.map_or(Bytes::from_static(h.name.as_bytes()), |v| {
+                    Bytes::from(v.text.clone())
+                }),
                 written: value,
             });
         }
@@ -291,52 +267,30 @@ fn set_headers(
 
 /// One `set_headers` value as a spec; every template problem is reported.
 fn value_spec(ctx: &mut Ctx<'_, '_>, shown: &str, value: &Sp<SetValueFile>) -> Option<ValueSpec> {
-    match value.get_ref() {
-        SetValueFile::One(text) => {
-            templates(ctx, shown, &[(text.as_str(), value.span())], value.span())
-                .map(ValueSpec::List)
-        }
-        SetValueFile::List(list) => {
-            let list: Vec<(&str, Range<usize>)> = list
-                .iter()
-                .map(|s| (s.get_ref().as_str(), s.span()))
-                .collect();
-            templates(ctx, shown, &list, value.span()).map(ValueSpec::List)
-        }
-        SetValueFile::ByRole(entries) => {
-            if entries.is_empty() {
-                // The file layer reported an empty table, or refused every key of it.
-                return None;
+    let SetValueFile::ByRole(entries) = value.get_ref() else {
+        let list = value.get_ref().templates(value.span());
+        return templates(ctx, shown, &list, value.span()).map(ValueSpec::List);
+    };
+    let mut roles: [Option<Vec<Template>>; 5] = Default::default();
+    let mut default = None;
+    let mut ok = true;
+    for (key, entry) in entries {
+        let list = entry.get_ref().templates(entry.span());
+        let shown = format!("{shown}.{}", key.get_ref());
+        let Some(list) = templates(ctx, &shown, &list, entry.span()) else {
+            ok = false;
+            continue;
+        };
+        // The file layer refused every other key.
+        match role_key(key.get_ref()) {
+            Some(RoleKey::Role(role)) => {
+                roles[ROLE_ORDER.iter().position(|r| *r == role).unwrap_or(0)] = Some(list);
             }
-            let mut roles: [Option<Vec<Template>>; 5] = Default::default();
-            let mut default = None;
-            let mut ok = true;
-            for (key, entry) in entries {
-                let list: Vec<(&str, Range<usize>)> = match entry.get_ref() {
-                    TemplatesFile::One(text) => vec![(text.as_str(), entry.span())],
-                    TemplatesFile::List(list) => list
-                        .iter()
-                        .map(|s| (s.get_ref().as_str(), s.span()))
-                        .collect(),
-                };
-                let shown = format!("{shown}.{}", key.get_ref());
-                let Some(list) = templates(ctx, &shown, &list, entry.span()) else {
-                    ok = false;
-                    continue;
-                };
-                // The file layer refused every other key.
-                match role_key(key.get_ref()) {
-                    Some(RoleKey::Role(role)) => {
-                        let i = ROLE_ORDER.iter().position(|r| *r == role).unwrap_or(0);
-                        roles[i] = Some(list);
-                    }
-                    Some(RoleKey::Default) => default = Some(list),
-                    None => ok = false,
-                }
-            }
-            ok.then_some(ValueSpec::ByRole { roles, default })
+            Some(RoleKey::Default) => default = Some(list),
+            None => ok = false,
         }
     }
+    ok.then_some(ValueSpec::ByRole { roles, default })
 }
 
 /// Templates written at the given spans (a list at `whole`); `None` if any is wrong (each

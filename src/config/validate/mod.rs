@@ -38,7 +38,11 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
     };
     let file = &parsed.file;
     let mut specs = headers::Specs::default();
-    let default_headers = specs.defaults();
+    // What `/_gateway/auth` answers with when no upstream is named: the identity headers an
+    // upstream sends by default, under their default names.
+    let default_headers = headers::headers(&mut ctx, &Default::default(), false, &mut specs)
+        .map(|h| h.headers)
+        .unwrap_or_default();
     let (upstreams, names) = upstreams(&mut ctx, file.upstream.as_ref(), &mut specs);
     let server = server(&mut ctx, file.server.as_ref(), &names);
     let clever = clever(&mut ctx, file.clever.as_ref());
