@@ -411,29 +411,26 @@ impl<'de> Shaped<'de> for TemplatesFile {
 /// Maps byte offsets in the source to 1-based `line:col` (columns count characters).
 pub(crate) struct Locator<'a> {
     src: &'a str,
-    line_starts: Vec<usize>,
 }
 
 impl<'a> Locator<'a> {
     pub fn new(src: &'a str) -> Self {
-        let mut line_starts = vec![0];
-        line_starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
-        Locator { src, line_starts }
+        Locator { src }
     }
 
-    /// 1-based line and column of a byte offset; offsets past the end map to the end.
+    /// 1-based line and column of a byte offset; offsets past the end map to the end, and
+    /// inside a character to its start.
     pub fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.src.len());
-        let line = match self.line_starts.binary_search(&offset) {
-            Ok(i) => i,
-            Err(i) => i.saturating_sub(1),
-        };
-        let start = self.line_starts.get(line).copied().unwrap_or(0);
-        let col = match self.src.get(start..offset) {
-            Some(text) => text.chars().count(),
-            None => offset.saturating_sub(start),
-        };
-        (line + 1, col + 1)
+        let mut at = offset.min(self.src.len());
+        while !self.src.is_char_boundary(at) {
+            at -= 1;
+        }
+        let before = &self.src[..at];
+        let start = before.rfind('\n').map_or(0, |i| i + 1);
+        (
+            before.matches('\n').count() + 1,
+            before[start..].chars().count() + 1,
+        )
     }
 }
 

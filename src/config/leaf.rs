@@ -213,8 +213,15 @@ impl FromText for PathBuf {
     }
 }
 
-/// Reads a newtype around a `String` with `check`, which says why not.
+/// Reads a newtype around a `String` with `check`, which says why not; or, given a predicate
+/// and the reason, the text as written when the predicate holds.
 macro_rules! text_leaf {
+    ($(#[$doc:meta])* $name:ident, $ok:expr, $why:literal) => {
+        text_leaf!($(#[$doc])* $name, |text| {
+            let ok: fn(&str) -> bool = $ok;
+            ok(text).then(|| text.to_owned()).ok_or($why)
+        });
+    };
     ($(#[$doc:meta])* $name:ident, $check:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq)]
@@ -304,15 +311,11 @@ text_leaf!(
     /// `district.id`: Clever ids are 24 hex characters; anything id-like is accepted, nothing
     /// that could be unsafe in a URL path, a log line or a header.
     DistrictId,
-    |id| {
-        let ok = !id.is_empty()
-            && id.len() <= 64
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        ok.then(|| id.to_owned()).ok_or(
-            "is not a district id: expected a Clever district id such as \
-             \"5d0a9e5d0958b300014e49d2\" (letters, digits, \"-\" and \"_\", at most 64)",
-        )
-    }
+    |id| !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+    "is not a district id: expected a Clever district id such as \"5d0a9e5d0958b300014e49d2\" \
+     (letters, digits, \"-\" and \"_\", at most 64)"
 );
 
 text_leaf!(
@@ -339,42 +342,29 @@ text_leaf!(
 text_leaf!(
     /// `session.logout_redirect`: a same-site path, or an absolute http(s) URL.
     LogoutRedirect,
-    |text| {
-        let is_path = text.starts_with('/')
-            && !text.starts_with("//")
-            && !text.contains('\\')
-            && !text.chars().any(char::is_control);
-        let is_url = !text.starts_with('/')
-            && Url::parse(text)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
-        (is_path || is_url).then(|| text.to_owned()).ok_or(
-            "is not a path or URL: expected a path starting with a single \"/\" or an absolute \
-             http(s) URL",
-        )
-    }
+    |text| match text.strip_prefix('/') {
+        Some(path) => {
+            !path.starts_with('/') && !text.contains('\\') && !text.contains(char::is_control)
+        }
+        None => Url::parse(text)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some()),
+    },
+    "is not a path or URL: expected a path starting with a single \"/\" or an absolute http(s) \
+     URL"
 );
 
 text_leaf!(
     /// `session.cookie_name`, an `upstream.app_cookies` entry: a cookie name (RFC 6265 token).
     CookieName,
-    |name| {
-        (!name.is_empty() && name.bytes().all(is_cookie_token))
-            .then(|| name.to_owned())
-            .ok_or(
-                "is not a cookie name: expected letters, digits and !#$%&'*+-.^_`|~ only (an RFC \
-                 6265 token)",
-            )
-    }
+    |name| !name.is_empty() && name.bytes().all(is_cookie_token),
+    "is not a cookie name: expected letters, digits and !#$%&'*+-.^_`|~ only (an RFC 6265 token)"
 );
 
 text_leaf!(
     /// The name of an environment variable holding a secret: no `=`, NUL or whitespace.
     EnvName,
-    |n| {
-        (!n.is_empty() && !n.contains(['=', '\0']) && !n.chars().any(char::is_whitespace))
-            .then(|| n.to_owned())
-            .ok_or("is not an environment variable name: expected a name like \"CLIENT_SECRET\"")
-    }
+    |n| !n.is_empty() && !n.contains(['=', '\0']) && !n.contains(char::is_whitespace),
+    "is not an environment variable name: expected a name like \"CLIENT_SECRET\""
 );
 
 /// `server.pid_file`, `server.upgrade_sock`: absolute, so that `reload` (systemd's ExecReload
@@ -519,14 +509,8 @@ fn sentinel(host: &str, url: &Url, tls: bool) -> SentinelAddr {
 text_leaf!(
     /// `session.redis_master_name`: the name the Sentinels monitor the primary under.
     MasterName,
-    |n| {
-        (!n.is_empty() && !n.chars().any(|c| c.is_whitespace() || c.is_control()))
-            .then(|| n.to_owned())
-            .ok_or(
-                "is not a Sentinel master name: expected a non-empty name without spaces, like \
-                 \"gateway\"",
-            )
-    }
+    |n| !n.is_empty() && !n.contains(|c: char| c.is_whitespace() || c.is_control()),
+    "is not a Sentinel master name: expected a non-empty name without spaces, like \"gateway\""
 );
 
 text_leaf!(

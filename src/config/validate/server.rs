@@ -32,7 +32,6 @@ pub(super) fn server(
 
     let listen = ctx.values("server.listen", s.listen.as_ref(), vec![DEFAULT_LISTEN]);
     let tls_listen = ctx.values("server.tls_listen", s.tls_listen.as_ref(), Vec::new());
-    let admin_listen = ctx.optional("server.admin_listen", s.admin_listen.as_ref());
     if let (Some([]), Some([])) = (listen.as_deref(), tls_listen.as_deref()) {
         ctx.err(
             s.listen.as_ref().map_or(tspan.clone(), |l| l.span()),
@@ -40,7 +39,7 @@ pub(super) fn server(
              at least one \"ip:port\" in listen or tls_listen",
         );
     }
-    listeners_distinct(ctx, s, &listen, &tls_listen, &admin_listen);
+    listeners_distinct(ctx, s, &listen, &tls_listen);
 
     let tls_wanted = tls_listen.as_ref().is_some_and(|t| !t.is_empty())
         || ctx.invalid.contains("server.tls_listen");
@@ -97,7 +96,7 @@ pub(super) fn server(
         log_format: val(&s.log_format).unwrap_or(LogFormat::Human),
         pid_file: pid_file?,
         upgrade_sock: upgrade_sock?,
-        admin_listen: admin_listen?,
+        admin_listen: val(&s.admin_listen),
         landing: landing?,
         trusted_proxies: vals(&s.trusted_proxies),
         header_timeout: header_timeout?,
@@ -112,39 +111,34 @@ fn listeners_distinct(
     s: &ServerFile,
     listen: &Option<Vec<SocketAddr>>,
     tls_listen: &Option<Vec<SocketAddr>>,
-    admin_listen: &Option<Option<SocketAddr>>,
 ) {
     let mut seen: Vec<SocketAddr> = Vec::new();
     if s.listen.is_none() {
         seen.extend(listen.iter().flatten());
     }
+    // Lists with a refused entry are left out (reported).
     let lists = [(&s.listen, listen), (&s.tls_listen, tls_listen)];
-    for (written, parsed) in lists {
-        if let (Some(written), Some(parsed)) = (written, parsed) {
-            for (w, addr) in written.get_ref().iter().zip(parsed) {
-                match seen.iter().find(|s| listeners_clash(**s, *addr)) {
-                    Some(other) if other == addr => ctx.err(
-                        w.span(),
-                        format!(
-                            "address {addr} is listed twice: each listener needs its own address"
-                        ),
-                    ),
-                    Some(other) => ctx.err(w.span(), overlap_message(*addr, *other)),
-                    None => seen.push(*addr),
-                }
-            }
-        }
-    }
-    if let (Some(w), Some(Some(addr))) = (&s.admin_listen, admin_listen) {
-        match seen.iter().find(|s| listeners_clash(**s, *addr)) {
-            Some(other) if other == addr => ctx.err(
+    let proxies = lists.into_iter().filter(|(_, read)| read.is_some());
+    let proxies = proxies.flat_map(|(written, _)| written.iter().flat_map(|l| l.get_ref()));
+    for (admin, w) in proxies
+        .map(|w| (false, w))
+        .chain(s.admin_listen.iter().map(|w| (true, w)))
+    {
+        let addr = w.value;
+        match seen.iter().find(|s| listeners_clash(**s, addr)) {
+            Some(other) if *other == addr && admin => ctx.err(
                 w.span(),
                 format!(
                     "server.admin_listen {addr} is also a proxy listener: give the admin \
                      listener its own address"
                 ),
             ),
-            Some(other) => ctx.err(w.span(), overlap_message(*addr, *other)),
+            Some(other) if *other == addr => ctx.err(
+                w.span(),
+                format!("address {addr} is listed twice: each listener needs its own address"),
+            ),
+            Some(other) => ctx.err(w.span(), overlap_message(addr, *other)),
+            None if !admin => seen.push(addr),
             None => {}
         }
     }
