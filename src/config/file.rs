@@ -23,9 +23,9 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::leaf::{
-    CookieDomain, CookieName, DistrictId, HttpUrl, Leaf, LogoutPath, LogoutRedirect, MasterName,
-    NonEmpty, PathPrefix, RedisDb, RedisUrl, RouteHost, RunPath, SentinelAddr, Threads,
-    UpstreamName,
+    CleverTimeout, CookieDomain, CookieName, DistrictId, GracePeriod, HeaderTimeout, HttpUrl, Leaf,
+    LoginTimeout, LogoutPath, LogoutRedirect, MasterName, NonEmpty, PathPrefix, RedisDb, RedisUrl,
+    RouteHost, RunPath, SentinelAddr, Threads, TokensRefresh, UpstreamName, UpstreamTimeout,
 };
 use super::model::{ApiVersion, LogFormat, PublicPath, Readiness, StoreKind};
 use super::ConfigProblem;
@@ -142,14 +142,14 @@ pub(crate) struct ServerFile {
     pub tls_key: Option<Leaf<PathBuf>>,
     pub redirect_to_https: Option<Sp<bool>>,
     pub threads: Option<Threads>,
-    pub grace_period: Option<Leaf<Duration>>,
+    pub grace_period: Option<Leaf<GracePeriod>>,
     pub log_format: Option<Leaf<LogFormat>>,
     pub pid_file: Option<Leaf<RunPath>>,
     pub upgrade_sock: Option<Leaf<RunPath>>,
     pub admin_listen: Option<Leaf<SocketAddr>>,
     pub landing: Option<Sp<String>>,
     pub trusted_proxies: Option<Sp<Vec<Leaf<IpNet>>>>,
-    pub header_timeout: Option<Leaf<Duration>>,
+    pub header_timeout: Option<Leaf<HeaderTimeout>>,
     pub forward_auth_secret_env: Option<Sp<String>>,
     pub forward_auth_secret_file: Option<Leaf<PathBuf>>,
 }
@@ -166,9 +166,9 @@ pub(crate) struct CleverFile {
     pub authorize_url: Option<Leaf<HttpUrl>>,
     pub token_url: Option<Leaf<HttpUrl>>,
     pub api_base: Option<Leaf<HttpUrl>>,
-    pub timeout: Option<Leaf<Duration>>,
+    pub timeout: Option<Leaf<CleverTimeout>>,
     pub discover_district_tokens: Option<bool>,
-    pub district_tokens_refresh: Option<Leaf<Duration>>,
+    pub district_tokens_refresh: Option<Leaf<TokensRefresh>>,
 }
 
 /// `[session]`
@@ -179,7 +179,7 @@ pub(crate) struct SessionFile {
     pub cookie_domain: Option<Leaf<CookieDomain>>,
     pub cookie_secure: Option<Sp<bool>>,
     pub ttl: Option<Leaf<Duration>>,
-    pub login_timeout: Option<Leaf<Duration>>,
+    pub login_timeout: Option<Leaf<LoginTimeout>>,
     pub store: Option<Leaf<StoreKind>>,
     pub redis_url: Option<Leaf<RedisUrl>>,
     pub redis_password_env: Option<Sp<String>>,
@@ -210,7 +210,7 @@ pub(crate) struct UpstreamFile {
     pub forward_access_token: Option<bool>,
     pub tls_verify: Option<Sp<bool>>,
     pub tls_ca: Option<Sp<String>>,
-    pub timeout: Option<Leaf<Duration>>,
+    pub timeout: Option<Leaf<UpstreamTimeout>>,
     pub assertion: Option<bool>,
     pub assertion_audience: Option<Leaf<NonEmpty>>,
     pub confirm_students: Option<bool>,

@@ -538,6 +538,74 @@ text_leaf!(
     }
 );
 
+/// A duration within `$min..=$max` (out of range: "expected `$expected`"), `$default` when
+/// the key is absent.
+macro_rules! bounded_duration {
+    ($(#[$doc:meta])* $name:ident, $default:expr, $min:expr, $max:expr, $expected:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub(crate) struct $name(pub Duration);
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name($default)
+            }
+        }
+
+        impl FromText for $name {
+            fn from_text(text: &str) -> Result<Self, String> {
+                let d = Duration::from_text(text)?;
+                ($min..=$max).contains(&d).then_some($name(d)).ok_or_else(|| {
+                    concat!("is out of range: expected ", $expected).to_owned()
+                })
+            }
+        }
+    };
+}
+
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+bounded_duration!(
+    /// `server.grace_period`: how long SIGTERM (and the old process of a reload) lets requests
+    /// finish; pingora's own default is 300 s.
+    GracePeriod, secs(10), secs(0), secs(300), "from 0s to 300s"
+);
+
+bounded_duration!(
+    /// `server.header_timeout`: a request's whole header must arrive within this, from its
+    /// first byte (slow-header attacks); each read alone is bounded by pingora's own timeouts.
+    HeaderTimeout, secs(10), secs(1), secs(120),
+    "from 1s to 120s (how long a client may take to send a request's header; default 10s)"
+);
+
+bounded_duration!(
+    /// `clever.timeout`: of each request to Clever.
+    CleverTimeout, secs(5), Duration::from_nanos(1), secs(60), "more than 0s and at most 60s"
+);
+
+bounded_duration!(
+    /// `clever.district_tokens_refresh`: how often discovered district-app tokens are listed
+    /// again.
+    TokensRefresh, secs(3600), secs(1), secs(24 * 3600),
+    "at least 1s and at most 24h (default \"1h\")"
+);
+
+bounded_duration!(
+    /// `session.login_timeout`: like oauth2-proxy's CSRF cookie, long enough to type a
+    /// password, short enough that abandoned sign-ins do not pile up.
+    LoginTimeout, secs(600), secs(60), secs(3600),
+    "1m to 1h (how long a user may take to sign in at Clever; default 10m)"
+);
+
+bounded_duration!(
+    /// `upstream.timeout`: like nginx's proxy_read_timeout, how long the app may be silent
+    /// while answering.
+    UpstreamTimeout, secs(60), secs(1), secs(3600),
+    "1s to 1h (how long the app may stay silent while answering; default 60s)"
+);
+
 /// `server.threads`: worker threads, 1 to 1024.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Threads(pub usize);

@@ -1,11 +1,9 @@
 //! `[clever]`: client id, where the client secret comes from, the exact redirect_uri, the API
 //! version, Clever's endpoints, and the request timeout.
 
-use std::time::Duration;
-
 use url::Url;
 
-use super::{duration_in, secret_source, val, Ctx};
+use super::{secret_source, val, Ctx};
 use crate::config::file::{quote, CleverFile, Sp};
 use crate::config::leaf::{HttpUrl, Leaf};
 use crate::config::model::{ApiVersion, CleverConfig};
@@ -53,14 +51,6 @@ pub(super) fn clever(
     );
     let redirect_uri =
         redirect_uri.and_then(|u| exact_redirect_uri(ctx, c.redirect_uri.as_ref()?, u.0));
-    let timeout = duration_in(
-        ctx,
-        c.timeout.as_ref(),
-        "clever.timeout",
-        Duration::from_secs(5),
-        Duration::from_nanos(1)..=Duration::from_secs(60),
-        "more than 0s and at most 60s",
-    );
 
     let discover = c.discover_district_tokens == Some(true);
     let refresh = c.district_tokens_refresh.as_ref();
@@ -71,15 +61,6 @@ pub(super) fn clever(
              discover_district_tokens = true, or remove district_tokens_refresh",
         );
     }
-    let refresh = duration_in(
-        ctx,
-        refresh.filter(|_| discover),
-        "clever.district_tokens_refresh",
-        // How often discovered district-app tokens are listed again, unless the file says.
-        Duration::from_secs(3600),
-        Duration::from_secs(1)..=Duration::from_secs(24 * 3600),
-        "at least 1s and at most 24h (default \"1h\")",
-    );
     let url = |v: &Option<Leaf<HttpUrl>>, default: &str| {
         val(v).map_or_else(|| Url::parse(default).expect("a valid default"), |u| u.0)
     };
@@ -93,9 +74,9 @@ pub(super) fn clever(
         authorize_url: url(&c.authorize_url, "https://clever.com/oauth/authorize"),
         token_url: url(&c.token_url, "https://clever.com/oauth/tokens"),
         api_base: url(&c.api_base, "https://api.clever.com"),
-        timeout: timeout?,
+        timeout: val(&c.timeout).unwrap_or_default().0,
         discover_district_tokens: discover,
-        district_tokens_refresh: refresh?,
+        district_tokens_refresh: val(&c.district_tokens_refresh).unwrap_or_default().0,
     })
 }
 
@@ -125,6 +106,7 @@ mod tests {
     use super::super::testutil::*;
     use super::*;
     use crate::config::model::SecretSource;
+    use std::time::Duration;
 
     #[test]
     fn clever_missing_table_is_error_at_start() {

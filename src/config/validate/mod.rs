@@ -14,14 +14,11 @@ mod session;
 mod tls;
 mod upstream;
 
-pub use upstream::DEFAULT_TIMEOUT as DEFAULT_UPSTREAM_TIMEOUT;
-
 use std::collections::HashSet;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use super::file::{quote, Parsed, Sink, Sp};
+use super::file::{Parsed, Sink, Sp};
 use super::leaf::{self, EnvName, FromText, Leaf};
 use super::model::{Config, SecretSource};
 use crate::identity::CORE_FIELDS;
@@ -212,33 +209,6 @@ fn secret_source(
             .map(|n: EnvName| Some(SecretSource::Env(n.0))),
         (None, Some(f)) => Some(Some(SecretSource::File(f.value.clone()))),
         (None, None) => Some(None),
-    }
-}
-
-/// A duration key: `default` when absent, else within `range`, reported as "`shown` `text` is
-/// out of range: expected `expected`" when outside it. `shown` is also the key's path.
-fn duration_in(
-    ctx: &mut Ctx<'_, '_>,
-    v: Option<&Leaf<Duration>>,
-    shown: &str,
-    default: Duration,
-    range: std::ops::RangeInclusive<Duration>,
-    expected: &str,
-) -> Option<Duration> {
-    let Some(v) = v else {
-        return ctx.value(shown, None, default);
-    };
-    if range.contains(&v.value) {
-        Some(v.value)
-    } else {
-        ctx.err(
-            v.span(),
-            format!(
-                "{shown} {} is out of range: expected {expected}",
-                quote(&v.text)
-            ),
-        );
-        None
     }
 }
 

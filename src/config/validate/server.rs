@@ -4,20 +4,14 @@
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use super::{duration_in, secret_source, val, vals, Ctx};
+use super::{secret_source, val, vals, Ctx};
 use crate::config::file::{quote, ServerFile, Sp};
 use crate::config::leaf::{Leaf, RunPath};
 use crate::config::model::{LogFormat, ServerConfig};
 
 const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8080);
-/// A request's whole header must arrive within this, from its first byte (slow-header
-/// attacks); each read alone is bounded by pingora's own timeouts.
-pub(crate) const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// SIGTERM's grace period when the file names none (pingora's own default is 300 s).
-pub(crate) const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
 /// A unix socket path must fit `sun_path`: 108 bytes with the terminating NUL.
 const MAX_SOCK_PATH: usize = 107;
 
@@ -59,23 +53,7 @@ pub(super) fn server(
         _ => None,
     };
     let (pid_file, upgrade_sock) = run_files(ctx, s, first_addr, tspan);
-    let grace_period = duration_in(
-        ctx,
-        s.grace_period.as_ref(),
-        "server.grace_period",
-        DEFAULT_GRACE_PERIOD,
-        Duration::ZERO..=Duration::from_secs(300),
-        "from 0s to 300s",
-    );
     let landing = landing(ctx, s, upstream_names);
-    let header_timeout = duration_in(
-        ctx,
-        s.header_timeout.as_ref(),
-        "server.header_timeout",
-        DEFAULT_HEADER_TIMEOUT,
-        Duration::from_secs(1)..=Duration::from_secs(120),
-        "from 1s to 120s (how long a client may take to send a request's header; default 10s)",
-    );
     let forward_auth_secret = secret_source(
         ctx,
         s.forward_auth_secret_env.as_ref(),
@@ -92,14 +70,14 @@ pub(super) fn server(
         tls_key: val(&s.tls_key),
         redirect_to_https: redirect.is_some(),
         threads: s.threads.map(|t| t.0),
-        grace_period: grace_period?,
+        grace_period: val(&s.grace_period).unwrap_or_default().0,
         log_format: val(&s.log_format).unwrap_or(LogFormat::Human),
         pid_file: pid_file?,
         upgrade_sock: upgrade_sock?,
         admin_listen: val(&s.admin_listen),
         landing: landing?,
         trusted_proxies: vals(&s.trusted_proxies),
-        header_timeout: header_timeout?,
+        header_timeout: val(&s.header_timeout).unwrap_or_default().0,
         forward_auth_secret: forward_auth_secret?,
     })
 }
@@ -282,6 +260,7 @@ mod tests {
     use super::super::testutil::*;
     use super::*;
     use crate::config::SecretSource;
+    use std::time::Duration;
 
     #[test]
     fn server_absent_gets_defaults() {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{duration_in, val, Ctx};
+use super::{val, Ctx};
 use crate::config::file::{quote, SessionFile, Sp};
 use crate::config::model::{Readiness, SessionConfig, StoreKind};
 
@@ -76,16 +76,6 @@ pub(super) fn session(
             );
         }
     }
-    let login_timeout = duration_in(
-        ctx,
-        s.login_timeout.as_ref(),
-        "session.login_timeout",
-        // Like oauth2-proxy's CSRF cookie: long enough to type a password, short enough that
-        // abandoned sign-ins do not pile up.
-        Duration::from_secs(600),
-        Duration::from_secs(60)..=Duration::from_secs(3600),
-        "1m to 1h (how long a user may take to sign in at Clever; default 10m)",
-    );
     let store = ctx.value("session.store", s.store.as_ref(), StoreKind::Memory);
     let (redis, redis_password) = super::redis::redis(ctx, s, store)?;
     Some(SessionConfig {
@@ -93,7 +83,7 @@ pub(super) fn session(
         cookie_domain: val(&s.cookie_domain).map(|d| d.0),
         cookie_secure,
         ttl: ttl?,
-        login_timeout: login_timeout?,
+        login_timeout: val(&s.login_timeout).unwrap_or_default().0,
         store: store?,
         redis,
         redis_password,

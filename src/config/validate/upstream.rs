@@ -5,18 +5,14 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::Range;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use url::Host;
 
 use super::headers::{headers, Specs};
-use super::{duration_in, val, vals, Ctx};
+use super::{val, vals, Ctx};
 use crate::config::file::{quote, span_of, Sp, UpstreamFile};
 use crate::config::leaf::{HttpUrl, PathPrefix};
 use crate::config::model::{Upstream, UpstreamUrl};
-
-/// Like nginx's proxy_read_timeout: how long the app may be silent while answering.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Returns the upstreams (when all are valid) and each upstream's name as written (by index).
 pub(super) fn upstreams(
@@ -105,14 +101,6 @@ fn upstream(
         Some(v) => upstream_url(ctx, v),
     };
     let (tls_verify, tls_ca) = upstream_tls(ctx, u, url.as_ref());
-    let timeout = duration_in(
-        ctx,
-        u.timeout.as_ref(),
-        &key("timeout"),
-        DEFAULT_TIMEOUT,
-        Duration::from_secs(1)..=Duration::from_secs(3600),
-        "1s to 1h (how long the app may stay silent while answering; default 60s)",
-    );
     let host = ctx.optional(&key("host"), u.host.as_ref());
     let prefix = ctx.value(
         &key("path_prefix"),
@@ -181,7 +169,7 @@ fn upstream(
             url: url?,
             tls_verify,
             tls_ca,
-            timeout: timeout?,
+            timeout: val(&u.timeout).unwrap_or_default().0,
             host: host?.map(|h| h.0),
             path_prefix: prefix?.0,
             allow_user_types,
@@ -356,6 +344,7 @@ mod tests {
     use super::*;
     use crate::config::model::PublicPath;
     use crate::identity::UserType;
+    use std::time::Duration;
 
     #[test]
     fn upstream_none_is_error() {
