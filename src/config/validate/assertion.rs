@@ -20,7 +20,7 @@ pub(super) fn assertion(
     clever: Option<&CleverConfig>,
     wanted: bool,
 ) -> Option<Option<AssertionConfig>> {
-    if table.is_none() && !wanted && !ctx.invalid.contains("assertion") {
+    if table.is_none() && !wanted && ctx.valid("assertion") {
         return Some(None);
     }
     let default = AssertionFile::default();

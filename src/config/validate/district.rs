@@ -15,7 +15,7 @@ pub(super) fn districts(
 ) -> Option<Vec<DistrictConfig>> {
     let (mut out, mut seen) = (Vec::new(), Vec::new());
     // An entry that is not a table was reported; the others are still checked.
-    let mut ok = !ctx.invalid.contains("district");
+    let mut ok = ctx.valid("district");
     for (i, table) in list.map_or(&[][..], |l| l.get_ref()).iter().enumerate() {
         let (d, tspan) = (table.get_ref(), table.span());
         let key = |k: &str| format!("district[{i}].{k}");

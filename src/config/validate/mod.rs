@@ -96,40 +96,14 @@ impl Ctx<'_, '_> {
 
     /// Reports a missing key, unless it was there with a wrong type (already reported).
     fn missing(&mut self, path: &str, span: Range<usize>, message: impl Into<String>) {
-        if !self.invalid.contains(path) {
+        if self.valid(path) {
             self.err(span, message);
         }
     }
 
-    /// A leaf's value: `default` when the key is absent, `None` when it was refused (reported).
-    fn value<T: Clone>(&self, path: &str, v: Option<&Leaf<T>>, default: T) -> Option<T> {
-        match v {
-            Some(v) => Some(v.value.clone()),
-            None => (!self.invalid.contains(path)).then_some(default),
-        }
-    }
-
-    /// An optional leaf's value: `Some(None)` when absent, `None` when refused (reported).
-    fn optional<T: Clone>(&self, path: &str, v: Option<&Leaf<T>>) -> Option<Option<T>> {
-        match v {
-            Some(v) => Some(Some(v.value.clone())),
-            None => (!self.invalid.contains(path)).then_some(None),
-        }
-    }
-
-    /// A list of leaves: `default` when absent, `None` when it or an entry was refused
-    /// (reported).
-    fn values<T: Clone>(
-        &self,
-        path: &str,
-        v: Option<&Sp<Vec<Leaf<T>>>>,
-        default: Vec<T>,
-    ) -> Option<Vec<T>> {
-        match v {
-            _ if self.invalid.contains(path) => None,
-            Some(list) => Some(list.get_ref().iter().map(|l| l.value.clone()).collect()),
-            None => Some(default),
-        }
+    /// Whether the key at `path` was not refused by the file layer (absent or read).
+    fn valid(&self, path: &str) -> bool {
+        !self.invalid.contains(path)
     }
 
     /// A required leaf's value; when absent, `message` is reported at `span` (unless the key
@@ -156,7 +130,7 @@ impl Ctx<'_, '_> {
         span: Range<usize>,
         message: &str,
     ) -> Option<SecretSource> {
-        if source == Some(None) && !keys.iter().any(|k| self.invalid.contains(k)) {
+        if source == Some(None) && keys.iter().all(|k| self.valid(k)) {
             self.err(span, message);
         }
         source.flatten()
@@ -168,11 +142,6 @@ impl Ctx<'_, '_> {
         let read = leaf::read(v.get_ref());
         read.map_err(|why| self.err(v.span(), format!("{shown} {why}")))
             .ok()
-    }
-
-    /// Whether the key was written at all (even with a wrong type).
-    fn written<T>(&self, path: &str, value: &Option<T>) -> bool {
-        value.is_some() || self.invalid.contains(path)
     }
 }
 

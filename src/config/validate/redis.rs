@@ -121,7 +121,7 @@ fn sentinel(
     s: &SessionFile,
     list: &Sp<Vec<Leaf<SentinelAddr>>>,
 ) -> Option<SentinelTarget> {
-    if list.get_ref().is_empty() && !ctx.invalid.contains("session.redis_sentinels") {
+    if list.get_ref().is_empty() && ctx.valid("session.redis_sentinels") {
         ctx.err(
             list.span(),
             "session.redis_sentinels is empty: expected the Sentinels' addresses, like \

@@ -24,8 +24,13 @@ pub(super) fn server(
     let s = table.map_or(&default, |t| t.get_ref());
     let tspan = table.map_or(0..0, |t| t.span());
 
-    let listen = ctx.values("server.listen", s.listen.as_ref(), vec![DEFAULT_LISTEN]);
-    let tls_listen = ctx.values("server.tls_listen", s.tls_listen.as_ref(), Vec::new());
+    // `None` when a listener was refused (reported): the rules across them wait.
+    let listen = s
+        .listen
+        .as_ref()
+        .map_or(vec![DEFAULT_LISTEN], |_| vals(&s.listen));
+    let listen = ctx.valid("server.listen").then_some(listen);
+    let tls_listen = ctx.valid("server.tls_listen").then(|| vals(&s.tls_listen));
     if let (Some([]), Some([])) = (listen.as_deref(), tls_listen.as_deref()) {
         ctx.err(
             s.listen.as_ref().map_or(tspan.clone(), |l| l.span()),
@@ -35,8 +40,8 @@ pub(super) fn server(
     }
     listeners_distinct(ctx, s, &listen, &tls_listen);
 
-    let tls_wanted = tls_listen.as_ref().is_some_and(|t| !t.is_empty())
-        || ctx.invalid.contains("server.tls_listen");
+    let tls_wanted =
+        tls_listen.as_ref().is_some_and(|t| !t.is_empty()) || !ctx.valid("server.tls_listen");
     tls_files_with_tls_listen(ctx, s, tls_wanted, tls_listen.is_some(), tspan.clone());
     let redirect = s.redirect_to_https.as_ref().filter(|v| *v.get_ref());
     if let Some(v) = redirect.filter(|_| !tls_wanted) {
@@ -133,7 +138,7 @@ fn tls_files_with_tls_listen(
 ) {
     let files = [("tls_cert", &s.tls_cert), ("tls_key", &s.tls_key)];
     for (key, value) in files {
-        if tls_wanted && !ctx.written(&format!("server.{key}"), value) {
+        if tls_wanted && value.is_none() && ctx.valid(&format!("server.{key}")) {
             ctx.err(
                 s.tls_listen.as_ref().map_or(tspan.clone(), |t| t.span()),
                 format!(
@@ -193,7 +198,7 @@ fn run_files(
     let stem = first_addr.map(|a| format!("{}_{}", a.ip().to_string().replace(':', "-"), a.port()));
     let path = |key: &str, v: &Option<Leaf<RunPath>>, ext: &str| match v {
         Some(v) => Some(v.value.0.clone()),
-        None if ctx.invalid.contains(key) => None,
+        None if !ctx.valid(key) => None,
         None => stem
             .as_ref()
             .map(|stem| ServerConfig::default_run_dir().join(format!("{stem}.{ext}"))),

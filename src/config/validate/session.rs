@@ -50,7 +50,10 @@ pub(super) fn session(
             );
             None
         }
-        t => ctx.value("session.ttl", t.as_ref(), Duration::from_secs(2 * 3600)),
+        t => ctx.valid("session.ttl").then(|| {
+            t.as_ref()
+                .map_or(Duration::from_secs(2 * 3600), |t| t.value)
+        }),
     };
 
     // At least 1s (a shorter one would end sessions between a page and its images) and at
@@ -76,7 +79,9 @@ pub(super) fn session(
             );
         }
     }
-    let store = ctx.value("session.store", s.store.as_ref(), StoreKind::Memory);
+    let store = ctx
+        .valid("session.store")
+        .then(|| val(&s.store).unwrap_or(StoreKind::Memory));
     let (redis, redis_password) = super::redis::redis(ctx, s, store)?;
     Some(SessionConfig {
         cookie_name: val(&s.cookie_name).map_or(DEFAULT_COOKIE_NAME.to_owned(), |n| n.0),

@@ -101,12 +101,10 @@ fn upstream(
         Some(v) => upstream_url(ctx, v),
     };
     let (tls_verify, tls_ca) = upstream_tls(ctx, u, url.as_ref());
-    let host = ctx.optional(&key("host"), u.host.as_ref());
-    let prefix = ctx.value(
-        &key("path_prefix"),
-        u.path_prefix.as_ref(),
-        PathPrefix("/".into()),
-    );
+    // `None` when refused (reported): the route is then not compared.
+    let host = ctx.valid(&key("host")).then(|| val(&u.host));
+    let prefix = val(&u.path_prefix).unwrap_or(PathPrefix("/".into()));
+    let prefix = ctx.valid(&key("path_prefix")).then_some(prefix);
     let allow_user_types = allow_list(
         ctx,
         &u.allow_user_types,
@@ -198,7 +196,7 @@ fn allow_list<E, T: PartialEq>(
 ) -> Option<Vec<T>> {
     let list = list.as_ref()?;
     let key = path.rsplit('.').next().unwrap_or_default();
-    if list.get_ref().is_empty() && !ctx.invalid.contains(path) {
+    if list.get_ref().is_empty() && ctx.valid(path) {
         ctx.err(
             list.span(),
             format!(
