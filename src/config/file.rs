@@ -592,14 +592,8 @@ fn prune(table: &mut DeTable<'_>, path: &[Seg]) -> bool {
             removed
         }
         (Seg::Index(i), Some(DeValue::Array(a))) if *i < a.len() => {
-            let kept: Vec<_> = a
-                .iter()
-                .cloned()
-                .enumerate()
-                .filter(|(j, _)| j != i)
-                .collect();
-            *a = toml::de::DeArray::new();
-            kept.into_iter().for_each(|(_, item)| a.push(item));
+            let kept = a.iter().enumerate().filter(|(j, _)| j != i);
+            *a = kept.map(|(_, item)| item.clone()).collect();
             true
         }
         _ => false,
@@ -623,18 +617,12 @@ fn value_mut<'t, 'i>(table: &'t mut DeTable<'i>, path: &[Seg]) -> Option<&'t mut
 
 /// `upstream[0].url`, for [`Parsed::invalid`].
 fn dotted(path: &[Seg]) -> String {
-    let mut out = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) if out.is_empty() => out.push_str(k),
-            Seg::Key(k) => {
-                out.push('.');
-                out.push_str(k);
-            }
-            Seg::Index(i) => out.push_str(&format!("[{i}]")),
-        }
-    }
-    out
+    let segs = path.iter().map(|seg| match seg {
+        Seg::Key(k) => format!(".{k}"),
+        Seg::Index(i) => format!("[{i}]"),
+    });
+    let dotted: String = segs.collect();
+    dotted.strip_prefix('.').unwrap_or(&dotted).to_owned()
 }
 
 /// How a key is named in messages: `[clever]` at the top level, else `upstream.headers.email`

@@ -107,75 +107,59 @@ pub(super) fn headers(
 
 /// The identity headers of `[upstream.headers]`: the defaults, renamed or turned on.
 fn identity_headers<'f>(ctx: &mut Ctx<'_, '_>, u: &'f UpstreamFile) -> Option<Vec<Chosen<'f>>> {
-    let written: &[(Sp<String>, Leaf<HeaderName>)] = match &u.headers {
-        Some(h) => &h.get_ref().0,
-        None => &[],
-    };
+    let written = u.headers.iter().flat_map(|h| &h.get_ref().0);
     let mut ok = true;
     let mut chosen: Vec<Chosen<'_>> = Vec::new();
-    for d in FIELDS.iter() {
-        let Some(h) = d.header else { continue };
+    for (field, h) in FIELDS.iter().filter_map(|d| Some((d.field, d.header?))) {
         let value = written
-            .iter()
+            .clone()
             .find(|(k, _)| k.get_ref() == h.key)
             .map(|(_, v)| v);
         let header = match value {
-            None if h.when == When::Named => None,
+            None if h.when == When::Named => continue,
             None => HeaderName::from_bytes(h.name.as_bytes()).ok(),
             Some(v) if reserved(&canonical_header_name(v.value.as_str())) => {
                 ok = false;
-                ctx.err(
-                    v.span(),
-                    format!(
-                        "upstream.headers.{} {} is a header the gateway or HTTP itself uses: \
-                         choose another name, such as \"X-Clever-User-Id\"",
-                        h.key,
-                        quote(&v.text)
-                    ),
+                let message = format!(
+                    "upstream.headers.{} {} is a header the gateway or HTTP itself uses: choose \
+                     another name, such as \"X-Clever-User-Id\"",
+                    h.key,
+                    quote(&v.text)
                 );
-                None
+                ctx.err(v.span(), message);
+                continue;
             }
             Some(v) => Some(v.value.clone()),
         };
-        if let Some(header) = header {
-            chosen.push(Chosen {
-                field: d.field,
-                key: h.key,
-                header,
-                wire: value.map_or(Bytes::from_static(h.name.as_bytes()), |v| {
-                    Bytes::from(v.text.clone())
-                }),
-                written: value,
-            });
-        }
+        let wire = value.map_or(Bytes::from_static(h.name.as_bytes()), |v| {
+            Bytes::from(v.text.clone())
+        });
+        let (key, written) = (h.key, value);
+        chosen.extend(header.map(|header| Chosen {
+            field,
+            key,
+            header,
+            wire,
+            written,
+        }));
     }
-
-    // `_` and `-` are the same header to CGI and PHP apps.
-    for (j, later) in chosen.iter().enumerate() {
-        for earlier in &chosen[..j] {
-            if canonical_header_name(later.header.as_str())
-                != canonical_header_name(earlier.header.as_str())
-            {
-                continue;
-            }
-            // Point at a name the user wrote (two defaults never clash).
-            let (this, other) = if later.written.is_some() {
-                (later, earlier)
-            } else {
-                (earlier, later)
-            };
-            if let Some(v) = this.written {
+    // `_` and `-` are the same header to CGI and PHP apps. Each clash is reported once, at a
+    // name the user wrote (two defaults never clash): the later one when both are written.
+    for (j, this) in chosen.iter().enumerate() {
+        let Some(v) = this.written else { continue };
+        let canonical = canonical_header_name(this.header.as_str());
+        for (k, other) in chosen.iter().enumerate() {
+            let clash = canonical_header_name(other.header.as_str()) == canonical;
+            if k != j && clash && (k < j || other.written.is_none()) {
                 ok = false;
-                ctx.err(
-                    v.span(),
-                    format!(
-                        "upstream.headers.{} {} is the same header as {} (\"_\" and \"-\" count \
-                         as equal): give each identity header its own name",
-                        this.key,
-                        quote(&v.text),
-                        other.key
-                    ),
+                let message = format!(
+                    "upstream.headers.{} {} is the same header as {} (\"_\" and \"-\" count as \
+                     equal): give each identity header its own name",
+                    this.key,
+                    quote(&v.text),
+                    other.key
                 );
+                ctx.err(v.span(), message);
             }
         }
     }
@@ -189,57 +173,43 @@ fn set_headers(
     identity: &[Chosen<'_>],
     specs: &mut Specs,
 ) -> Option<Vec<SendHeader>> {
-    let Some(table) = &u.set_headers else {
-        return Some(Vec::new());
-    };
     let mut ok = true;
     let mut out: Vec<SendHeader> = Vec::new();
-    let mut seen: Vec<(String, &Sp<String>)> = Vec::new();
-    for (key, value) in &table.get_ref().0 {
+    let mut seen: Vec<&str> = Vec::new();
+    for (key, value) in u.set_headers.iter().flat_map(|t| &t.get_ref().0) {
         let text = key.get_ref();
         let shown = format!("upstream.set_headers {}", quote(text));
-        let name = match HeaderName::from_bytes(text.as_bytes()) {
-            Ok(n) => n,
-            Err(_) => {
-                ok = false;
-                ctx.err(
-                    key.span(),
-                    format!(
-                        "{shown} is not a valid header name: expected letters, digits and - \
-                         such as \"X-Remote-User\""
-                    ),
-                );
-                continue;
-            }
+        let Ok(name) = HeaderName::from_bytes(text.as_bytes()) else {
+            ok = false;
+            let why = "is not a valid header name: expected letters, digits and - such as \
+                       \"X-Remote-User\"";
+            ctx.err(key.span(), format!("{shown} {why}"));
+            continue;
         };
         let canonical = canonical_header_name(name.as_str());
+        let same = |name: &str| canonical_header_name(name) == canonical;
         let clash = if reserved(&canonical) {
             Some("a header the gateway sets or forbids".to_owned())
-        } else if let Some(c) = identity
-            .iter()
-            .find(|c| canonical_header_name(c.header.as_str()) == canonical)
-        {
+        } else if let Some(c) = identity.iter().find(|c| same(c.header.as_str())) {
             Some(format!(
                 "the same header as upstream.headers.{} (\"_\" and \"-\" count as equal)",
                 c.key
             ))
-        } else if let Some(h) = FIELDS.iter().find_map(|d| {
-            d.header
-                .filter(|h| canonical_header_name(h.name) == canonical)
-        }) {
+        } else if let Some(h) = FIELDS
+            .iter()
+            .find_map(|d| d.header.filter(|h| same(h.name)))
+        {
             Some(format!(
                 "the default name of the identity header upstream.headers.{}",
                 h.key
             ))
         } else {
-            seen.iter()
-                .find(|(c, _)| *c == canonical)
-                .map(|(_, earlier)| {
-                    format!(
-                        "the same header as {} above (\"_\" and \"-\" count as equal)",
-                        quote(earlier.get_ref())
-                    )
-                })
+            seen.iter().find(|earlier| same(earlier)).map(|earlier| {
+                format!(
+                    "the same header as {} above (\"_\" and \"-\" count as equal)",
+                    quote(earlier)
+                )
+            })
         };
         if let Some(why) = clash {
             ok = false;
@@ -249,7 +219,7 @@ fn set_headers(
             );
             continue;
         }
-        seen.push((canonical, key));
+        seen.push(text);
         let Some(spec) = value_spec(ctx, &shown, value) else {
             ok = false;
             continue;
