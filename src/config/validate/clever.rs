@@ -53,10 +53,9 @@ pub(super) fn clever(
         redirect_uri.and_then(|u| exact_redirect_uri(ctx, c.redirect_uri.as_ref()?, u.0));
 
     let discover = c.discover_district_tokens == Some(true);
-    let refresh = c.district_tokens_refresh.as_ref();
-    if let Some(r) = refresh.filter(|_| !discover) {
-        ctx.err(
-            r.span(),
+    if !discover {
+        ctx.if_set(
+            &c.district_tokens_refresh,
             "clever.district_tokens_refresh is set but discover_district_tokens is not true: add \
              discover_district_tokens = true, or remove district_tokens_refresh",
         );

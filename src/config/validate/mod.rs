@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::path::PathBuf;
 
-use super::file::{Parsed, Sink, Sp};
+use super::file::{Parsed, Sink, Sp, Written};
 use super::leaf::{self, EnvName, FromText, Leaf};
 use super::model::{Config, SecretSource};
 use crate::identity::CORE_FIELDS;
@@ -98,6 +98,13 @@ impl Ctx<'_, '_> {
     fn missing(&mut self, path: &str, span: Range<usize>, message: impl Into<String>) {
         if self.valid(path) {
             self.err(span, message);
+        }
+    }
+
+    /// Reports `message` at a key's value if the key is written (a key that must not be).
+    fn if_set(&mut self, v: &Option<impl Written>, message: impl Into<String>) {
+        if let Some(v) = v {
+            self.err(v.at(), message);
         }
     }
 

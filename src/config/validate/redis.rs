@@ -88,31 +88,21 @@ fn only_with_redis_store(ctx: &mut Ctx<'_, '_>, s: &SessionFile) -> Option<Redis
 
 /// The keys that only mean something with `redis_sentinels`, refused next to `redis_url`.
 fn sentinel_only_keys(ctx: &mut Ctx<'_, '_>, s: &SessionFile) {
-    if let Some(span) = span_of(&s.redis_master_name) {
-        ctx.err(
-            span,
-            "session.redis_master_name is set with redis_url: it names the primary for \
-             redis_sentinels; remove it, or use redis_sentinels instead of redis_url",
-        );
-    }
-    if let Some(span) = span_of(&s.redis_db) {
-        ctx.err(
-            span,
-            "session.redis_db is set with redis_url: with redis_url the database is the URL's \
-             path (redis://host:6379/2); remove redis_db",
-        );
-    }
-    let passwords = [
-        span_of(&s.redis_sentinel_password_env),
-        span_of(&s.redis_sentinel_password_file),
-    ];
-    for span in passwords.into_iter().flatten() {
-        ctx.err(
-            span,
-            "a Sentinel password is set with redis_url: it is for redis_sentinels; remove it \
-             (the data node's password is redis_password_env or redis_password_file)",
-        );
-    }
+    ctx.if_set(
+        &s.redis_master_name,
+        "session.redis_master_name is set with redis_url: it names the primary for \
+         redis_sentinels; remove it, or use redis_sentinels instead of redis_url",
+    );
+    ctx.if_set(
+        &s.redis_db,
+        "session.redis_db is set with redis_url: with redis_url the database is the URL's path \
+         (redis://host:6379/2); remove redis_db",
+    );
+    const SENTINEL_PASSWORD: &str = "a Sentinel password is set with redis_url: it is for \
+        redis_sentinels; remove it (the data node's password is redis_password_env or \
+        redis_password_file)";
+    ctx.if_set(&s.redis_sentinel_password_env, SENTINEL_PASSWORD);
+    ctx.if_set(&s.redis_sentinel_password_file, SENTINEL_PASSWORD);
 }
 
 /// `redis_sentinels` with `redis_master_name`, `redis_db` and the Sentinels' password.

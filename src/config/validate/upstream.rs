@@ -143,9 +143,9 @@ fn upstream(
     let forward_access_token = u.forward_access_token == Some(true);
     let headers = headers(ctx, u, forward_access_token, specs);
     let assertion_on = u.assertion == Some(true);
-    if let Some(span) = span_of(&u.assertion_audience).filter(|_| !assertion_on) {
-        ctx.err(
-            span,
+    if !assertion_on {
+        ctx.if_set(
+            &u.assertion_audience,
             "upstream.assertion_audience is set but assertion is not true: add assertion = true \
              to this upstream, or remove assertion_audience",
         );
@@ -260,24 +260,19 @@ fn upstream_tls(
         .as_ref()
         .and_then(|v| ctx.read::<PathBuf>(v, "upstream.tls_ca"));
     if url.is_some_and(|url| !url.tls) {
-        if let Some(span) = span_of(&u.tls_verify) {
-            ctx.err(
-                span,
-                "upstream.tls_verify is set but upstream.url is http://: certificate \
-                 verification applies only to https:// upstreams, so remove tls_verify or use \
-                 an https:// url",
-            );
-        }
-        if let Some(span) = span_of(&u.tls_ca) {
-            ctx.err(
-                span,
-                "upstream.tls_ca is set but upstream.url is http://: a CA applies only to \
-                 https:// upstreams, so remove tls_ca or use an https:// url",
-            );
-        }
-    } else if let Some(span) = span_of(&u.tls_ca).filter(|_| !verify) {
-        ctx.err(
-            span,
+        ctx.if_set(
+            &u.tls_verify,
+            "upstream.tls_verify is set but upstream.url is http://: certificate verification \
+             applies only to https:// upstreams, so remove tls_verify or use an https:// url",
+        );
+        ctx.if_set(
+            &u.tls_ca,
+            "upstream.tls_ca is set but upstream.url is http://: a CA applies only to https:// \
+             upstreams, so remove tls_ca or use an https:// url",
+        );
+    } else if !verify {
+        ctx.if_set(
+            &u.tls_ca,
             "upstream.tls_ca is set together with tls_verify = false, which turns verification \
              off so the CA would never be used: keep tls_ca and remove tls_verify = false (the \
              app's certificate is then verified against that CA)",
