@@ -1,6 +1,7 @@
 //! Leaves written as strings and read into their real types while the file is deserialized
-//! ([`Leaf`]): durations, socket addresses, networks, header names, enums and paths. A leaf that
-//! does not read is reported by the file layer at its span, `key "text" why`, and pruned.
+//! ([`Leaf`]): durations (bounded ones with their defaults), socket addresses, networks, URLs,
+//! header names, enums, paths, Redis targets and names. A leaf that does not read is reported
+//! by the file layer at its span, `key "text" why`, and pruned.
 
 use std::fmt;
 use std::marker::PhantomData;

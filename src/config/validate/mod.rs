@@ -1,8 +1,10 @@
 //! Turns the parsed file into the typed model, collecting every problem (never just the first)
-//! with its place: the entry point, the problem context [`Ctx`], and the checks the tables share
-//! (secret sources, http(s) URLs, duration bounds). The leaves arrive already read into their
-//! types ([`super::leaf`]); what is left here are the rules across keys and tables, and the keys
-//! whose message names the key itself (URLs, secrets), each table in its own module.
+//! with its place: the entry point, the problem context [`Ctx`] and the shapes of rule the
+//! tables share (a required key, a required secret from one source, a key that must not be
+//! written). The leaves arrive already read into their types ([`super::leaf`]); what is left
+//! here are the rules across keys and tables, each table in its own module. A table's builder
+//! may fill a refused key with its default: the model is returned only when nothing was
+//! reported, and [`Ctx::valid`] keeps the rules across keys from running on such a default.
 
 mod assertion;
 mod clever;
