@@ -278,19 +278,17 @@ fn templates(
         );
         return None;
     }
-    let mut out = Vec::new();
-    let mut ok = true;
-    for (text, span) in list {
-        match Template::parse(text) {
-            Ok(t) => out.push(t),
+    let parsed: Vec<Option<Template>> = (list.iter())
+        .map(|(text, span)| match Template::parse(text) {
+            Ok(t) => Some(t),
             Err(e) => {
-                ok = false;
                 let at = ctx.sink.inside(span.clone(), text, e.offset);
                 ctx.err(at, format!("{shown}: {}", e.message));
+                None
             }
-        }
-    }
-    ok.then_some(out)
+        })
+        .collect();
+    parsed.into_iter().collect()
 }
 
 /// `required_headers`: each must be a `set_headers` name of the same upstream.

@@ -159,27 +159,20 @@ fn tls_files_with_tls_listen(
 }
 
 /// `landing`: the name of an upstream (default: the first).
-fn landing(
-    ctx: &mut Ctx<'_, '_>,
-    s: &ServerFile,
-    upstream_names: &[Option<String>],
-) -> Option<usize> {
+fn landing(ctx: &mut Ctx<'_, '_>, s: &ServerFile, names: &[Option<String>]) -> Option<usize> {
     let Some(l) = &s.landing else {
         return Some(0);
     };
-    let wanted = l.get_ref();
-    let found = upstream_names
-        .iter()
-        .position(|n| n.as_deref() == Some(wanted.as_str()));
+    let found = names.iter().position(|n| n.as_ref() == Some(l.get_ref()));
     if found.is_none() {
-        let known: Vec<String> = upstream_names.iter().flatten().map(|n| quote(n)).collect();
+        let known: Vec<String> = names.iter().flatten().map(|n| quote(n)).collect();
         let allowed = match known.is_empty() {
             true => "expected the name of an [[upstream]]".to_owned(),
             false => format!("expected one of {}", known.join(", ")),
         };
         let message = format!(
             "server.landing {} names no upstream: {allowed}",
-            quote(wanted)
+            quote(l.get_ref())
         );
         ctx.err(l.span(), message);
     }
