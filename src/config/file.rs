@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use http::HeaderName;
 use ipnet::IpNet;
@@ -23,9 +22,10 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::leaf::{
-    CleverTimeout, CookieDomain, CookieName, DistrictId, GracePeriod, HeaderTimeout, HttpUrl, Leaf,
-    LoginTimeout, LogoutPath, LogoutRedirect, MasterName, NonEmpty, PathPrefix, RedisDb, RedisUrl,
-    RouteHost, RunPath, SentinelAddr, Threads, TokensRefresh, UpstreamName, UpstreamTimeout,
+    CleverTimeout, CookieDomain, CookieName, DistrictId, GracePeriod, HeaderTimeout, HttpUrl,
+    IdleTimeout, Leaf, LoginTimeout, LogoutPath, LogoutRedirect, MasterName, NonEmpty, Overlap,
+    PathPrefix, RedisDb, RedisUrl, RouteHost, RunPath, SentinelAddr, Threads, TokensRefresh, Ttl,
+    UpstreamName, UpstreamTimeout,
 };
 use super::model::{ApiVersion, LogFormat, PublicPath, Readiness, StoreKind};
 use super::ConfigProblem;
@@ -129,7 +129,7 @@ pub(crate) struct AssertionFile {
     pub issuer: Option<Leaf<HttpUrl>>,
     pub key_file: Option<Leaf<PathBuf>>,
     pub previous_key_files: Option<Sp<Vec<Leaf<PathBuf>>>>,
-    pub overlap: Option<Leaf<Duration>>,
+    pub overlap: Option<Leaf<Overlap>>,
 }
 
 /// `[server]`
@@ -178,7 +178,7 @@ pub(crate) struct SessionFile {
     pub cookie_name: Option<Leaf<CookieName>>,
     pub cookie_domain: Option<Leaf<CookieDomain>>,
     pub cookie_secure: Option<Sp<bool>>,
-    pub ttl: Option<Leaf<Duration>>,
+    pub ttl: Option<Leaf<Ttl>>,
     pub login_timeout: Option<Leaf<LoginTimeout>>,
     pub store: Option<Leaf<StoreKind>>,
     pub redis_url: Option<Leaf<RedisUrl>>,
@@ -191,7 +191,7 @@ pub(crate) struct SessionFile {
     pub redis_sentinel_password_file: Option<Leaf<PathBuf>>,
     pub readiness: Option<Leaf<Readiness>>,
     pub logout_redirect: Option<Leaf<LogoutRedirect>>,
-    pub idle_timeout: Option<Leaf<Duration>>,
+    pub idle_timeout: Option<Leaf<IdleTimeout>>,
 }
 
 /// One `[[upstream]]`.

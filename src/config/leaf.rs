@@ -607,6 +607,55 @@ bounded_duration!(
     "1s to 1h (how long the app may stay silent while answering; default 60s)"
 );
 
+bounded_duration!(
+    /// `assertion.overlap`: how long previous keys stay published after start; an assertion
+    /// lives 5 minutes, and a shorter overlap would orphan tokens still in use.
+    Overlap, secs(3600), crate::auth::assertion::TOKEN_TTL, Duration::MAX,
+    "at least \"5m\", an assertion's life, or tokens signed with a previous key would stop \
+     verifying while still in use (default \"1h\")"
+);
+
+/// `session.ttl`: more than 0s and at most 24h, since Clever access tokens live 24h and a
+/// session must not outlive its token.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ttl(pub Duration);
+
+impl Default for Ttl {
+    fn default() -> Self {
+        Ttl(secs(2 * 3600))
+    }
+}
+
+impl FromText for Ttl {
+    fn from_text(text: &str) -> Result<Self, String> {
+        Err(match Duration::from_text(text)? {
+            d if d.is_zero() => "is zero: expected a session lifetime more than 0s and at most 24h",
+            d if d > secs(24 * 3600) => {
+                "is longer than 24h: the cap is 24h because Clever access \
+                tokens live 24h and a session must not outlive its token"
+            }
+            d => return Ok(Ttl(d)),
+        }
+        .to_owned())
+    }
+}
+
+/// `session.idle_timeout`: at least 1s, since a shorter one would end sessions between a page
+/// and its images (and at most `ttl`, checked with `[session]`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdleTimeout(pub Duration);
+
+impl FromText for IdleTimeout {
+    fn from_text(text: &str) -> Result<Self, String> {
+        match Duration::from_text(text)? {
+            d if d < secs(1) => Err("is shorter than 1s: expected how long an unused session \
+                lives, at least 1s and at most session.ttl (for example \"20m\")"
+                .to_owned()),
+            d => Ok(IdleTimeout(d)),
+        }
+    }
+}
+
 /// `server.threads`: worker threads, 1 to 1024.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Threads(pub usize);

@@ -1,16 +1,9 @@
 //! `[assertion]`: the issuer of signed identity assertions, the signing key file, previous keys
 //! kept published during a rotation, and for how long.
 
-use std::time::Duration;
-
 use super::{val, vals, Ctx};
-use crate::config::file::{quote, AssertionFile, Sp};
+use crate::config::file::{AssertionFile, Sp};
 use crate::config::model::{AssertionConfig, CleverConfig};
-
-/// Previous keys stay published this long after start unless `overlap` says otherwise.
-const DEFAULT_OVERLAP: Duration = Duration::from_secs(3600);
-/// A token lives 5 minutes: an overlap shorter than that would orphan tokens still in use.
-const MIN_OVERLAP: Duration = crate::auth::assertion::TOKEN_TTL;
 
 /// `Some(None)`: assertions are off (no table, no upstream asks); `None`: invalid (reported).
 /// `wanted`: some upstream sets `assertion = true`.
@@ -25,17 +18,6 @@ pub(super) fn assertion(
     }
     let default = AssertionFile::default();
     let a = table.map_or(&default, |t| t.get_ref());
-    if let Some(v) = a.overlap.as_ref().filter(|v| v.value < MIN_OVERLAP) {
-        ctx.err(
-            v.span(),
-            format!(
-                "assertion.overlap {} is shorter than an assertion's 5 minute life: tokens \
-                 signed with a previous key would stop verifying while still in use; expected \
-                 at least \"5m\" (default \"1h\")",
-                quote(&v.text)
-            ),
-        );
-    }
     Some(Some(AssertionConfig {
         issuer: match &a.issuer {
             Some(v) => v.text.clone(),
@@ -44,7 +26,7 @@ pub(super) fn assertion(
         },
         key_file: val(&a.key_file),
         previous_key_files: vals(&a.previous_key_files),
-        overlap: val(&a.overlap).unwrap_or(DEFAULT_OVERLAP),
+        overlap: val(&a.overlap).unwrap_or_default().0,
     }))
 }
 

@@ -1,14 +1,11 @@
 //! `[session]`: the cookie (name, domain, Secure), session lifetime, the store (its Redis keys
 //! in `redis.rs`), readiness, and where logout lands.
 
-use std::time::Duration;
-
 use super::{val, Ctx};
 use crate::config::file::{quote, SessionFile, Sp};
 use crate::config::model::{Readiness, SessionConfig, StoreKind};
 
 pub(super) const DEFAULT_COOKIE_NAME: &str = "clever_gateway";
-const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 
 pub(super) fn session(
     ctx: &mut Ctx<'_, '_>,
@@ -32,48 +29,18 @@ pub(super) fn session(
             ctx.err(n.span(), format!("session.cookie_name {why}"));
         }
     }
-    let ttl = match &s.ttl {
-        Some(t) if t.value.is_zero() => {
-            let why =
-                "session.ttl is zero: expected a session lifetime more than 0s and at most 24h";
-            ctx.err(t.span(), why);
-            None
-        }
-        Some(t) if t.value > MAX_TTL => {
-            ctx.err(
-                t.span(),
-                format!(
-                    "session.ttl {} is longer than 24h: the cap is 24h because Clever access \
-                     tokens live 24h and a session must not outlive its token",
-                    quote(&t.text)
-                ),
-            );
-            None
-        }
-        t => ctx.valid("session.ttl").then(|| {
-            t.as_ref()
-                .map_or(Duration::from_secs(2 * 3600), |t| t.value)
-        }),
-    };
-
-    // At least 1s (a shorter one would end sessions between a page and its images) and at
-    // most `ttl` (when `ttl` could be read), since sessions end at `ttl` anyway.
-    if let Some(v) = &s.idle_timeout {
-        let text = quote(&v.text);
-        if v.value < Duration::from_secs(1) {
+    // At most `ttl` (when `ttl` could be read), since sessions end at `ttl` anyway.
+    let ttl = ctx
+        .valid("session.ttl")
+        .then(|| val(&s.ttl).unwrap_or_default().0);
+    if let (Some(v), Some(ttl)) = (&s.idle_timeout, ttl) {
+        if v.value.0 > ttl {
             ctx.err(
                 v.span(),
                 format!(
-                    "session.idle_timeout {text} is shorter than 1s: expected how long an unused \
-                     session lives, at least 1s and at most session.ttl (for example \"20m\")"
-                ),
-            );
-        } else if let Some(ttl) = ttl.filter(|ttl| v.value > *ttl) {
-            ctx.err(
-                v.span(),
-                format!(
-                    "session.idle_timeout {text} is longer than session.ttl ({}): expected at \
-                     most session.ttl, since every session ends at ttl anyway",
+                    "session.idle_timeout {} is longer than session.ttl ({}): expected at most \
+                     session.ttl, since every session ends at ttl anyway",
+                    quote(&v.text),
                     humantime::format_duration(ttl)
                 ),
             );
@@ -94,7 +61,7 @@ pub(super) fn session(
         redis_password,
         readiness: val(&s.readiness).unwrap_or(Readiness::Store),
         logout_redirect: val(&s.logout_redirect).map_or("/".to_owned(), |r| r.0),
-        idle_timeout: val(&s.idle_timeout),
+        idle_timeout: val(&s.idle_timeout).map(|d| d.0),
     })
 }
 
@@ -103,6 +70,7 @@ mod tests {
     use super::super::testutil::*;
     use super::*;
     use crate::config::model::{RedisTarget, SecretSource};
+    use std::time::Duration;
 
     #[test]
     fn session_defaults_are_applied() {
