@@ -39,22 +39,29 @@ pub(crate) type Sp<T> = Spanned<T>;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileConfig {
-    #[serde(default, deserialize_with = "table")]
-    pub server: Option<Sp<ServerFile>>,
-    #[serde(default, deserialize_with = "table")]
-    pub clever: Option<Sp<CleverFile>>,
-    #[serde(default, deserialize_with = "table")]
-    pub session: Option<Sp<SessionFile>>,
-    #[serde(default, deserialize_with = "tables")]
-    pub upstream: Option<Sp<Vec<Sp<UpstreamFile>>>>,
-    #[serde(default, deserialize_with = "table")]
-    pub assertion: Option<Sp<AssertionFile>>,
-    #[serde(default, deserialize_with = "tables")]
-    pub district: Option<Sp<Vec<Sp<DistrictFile>>>>,
+    pub server: Option<Table<ServerFile>>,
+    pub clever: Option<Table<CleverFile>>,
+    pub session: Option<Table<SessionFile>>,
+    pub upstream: Option<Tables<UpstreamFile>>,
+    pub assertion: Option<Table<AssertionFile>>,
+    pub district: Option<Tables<DistrictFile>>,
 }
 
+/// A table, with its span.
+pub(crate) type Table<T> = Sp<MapOnly<T>>;
+/// `[[upstream]]`, `[[district]]`: the tables with the array's span.
+pub(crate) type Tables<T> = Sp<Vec<Table<T>>>;
+
 /// A table only: a derived struct alone would also read an array (as its fields in order).
-struct MapOnly<T>(T);
+#[derive(Debug)]
+pub(crate) struct MapOnly<T>(pub T);
+
+impl<T> std::ops::Deref for MapOnly<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
 
 impl<'de, T: Deserialize<'de>> Shaped<'de> for MapOnly<T> {
     const EXPECTING: &'static str = "a table";
@@ -89,26 +96,6 @@ impl<T> Written for Leaf<T> {
 /// The span of a key's value, if it is written.
 pub(crate) fn span_of(v: &Option<impl Written>) -> Option<Range<usize>> {
     v.as_ref().map(Written::at)
-}
-
-/// `[[upstream]]`, `[[district]]`: the tables with the array's span.
-pub(crate) type Tables<T> = Sp<Vec<Sp<T>>>;
-
-fn unwrap<T>(t: Sp<MapOnly<T>>) -> Sp<T> {
-    Sp::new(t.span(), t.into_inner().0)
-}
-
-fn table<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Sp<T>>, D::Error> {
-    Ok(Option::<Sp<MapOnly<T>>>::deserialize(d)?.map(unwrap))
-}
-
-fn tables<'de, D, T>(d: D) -> Result<Option<Tables<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    let list = Option::<Sp<Vec<Sp<MapOnly<T>>>>>::deserialize(d)?;
-    Ok(list.map(|l| Sp::new(l.span(), l.into_inner().into_iter().map(unwrap).collect())))
 }
 
 /// One `[[district]]`: a district-app token credential.

@@ -2,14 +2,14 @@
 //! kept published during a rotation, and for how long.
 
 use super::{val, vals, Ctx};
-use crate::config::file::{AssertionFile, Sp};
+use crate::config::file::{AssertionFile, Table};
 use crate::config::model::{AssertionConfig, CleverConfig};
 
 /// `Some(None)`: assertions are off (no table, no upstream asks); `None`: invalid (reported).
 /// `wanted`: some upstream sets `assertion = true`.
 pub(super) fn assertion(
     ctx: &mut Ctx<'_, '_>,
-    table: Option<&Sp<AssertionFile>>,
+    table: Option<&Table<AssertionFile>>,
     clever: Option<&CleverConfig>,
     wanted: bool,
 ) -> Option<Option<AssertionConfig>> {
@@ -17,7 +17,7 @@ pub(super) fn assertion(
         return Some(None);
     }
     let default = AssertionFile::default();
-    let a = table.map_or(&default, |t| t.get_ref());
+    let a = table.map_or(&default, |t| &t.get_ref().0);
     Some(Some(AssertionConfig {
         issuer: match &a.issuer {
             Some(v) => v.text.clone(),

@@ -4,13 +4,13 @@
 use url::Url;
 
 use super::{secret_source, val, Ctx};
-use crate::config::file::{quote, CleverFile, Sp};
+use crate::config::file::{quote, CleverFile, Table};
 use crate::config::leaf::{HttpUrl, Leaf};
 use crate::config::model::{ApiVersion, CleverConfig};
 
 pub(super) fn clever(
     ctx: &mut Ctx<'_, '_>,
-    table: Option<&Sp<CleverFile>>,
+    table: Option<&Table<CleverFile>>,
 ) -> Option<CleverConfig> {
     let Some(table) = table else {
         ctx.missing(

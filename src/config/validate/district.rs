@@ -3,7 +3,7 @@
 //! the enrichment headers (`school_ids`, `section_ids`) to what can provide them.
 
 use super::{secret_source, Ctx};
-use crate::config::file::{quote, DistrictFile, Sp, UpstreamFile};
+use crate::config::file::{quote, DistrictFile, Tables, UpstreamFile};
 use crate::config::model::{ApiVersion, CleverConfig, DistrictConfig};
 use crate::identity::template::Template;
 use crate::identity::Field;
@@ -11,7 +11,7 @@ use crate::identity::Field;
 /// The `[[district]]` tables; `None` when any is invalid (reported).
 pub(super) fn districts(
     ctx: &mut Ctx<'_, '_>,
-    list: Option<&Sp<Vec<Sp<DistrictFile>>>>,
+    list: Option<&Tables<DistrictFile>>,
 ) -> Option<Vec<DistrictConfig>> {
     let (mut out, mut seen) = (Vec::new(), Vec::new());
     // An entry that is not a table was reported; the others are still checked.
@@ -75,7 +75,7 @@ pub(super) fn districts(
 /// `set_headers` template.
 pub(super) fn enrichment_sources(
     ctx: &mut Ctx<'_, '_>,
-    upstreams: Option<&Sp<Vec<Sp<UpstreamFile>>>>,
+    upstreams: Option<&Tables<UpstreamFile>>,
     clever: Option<&CleverConfig>,
     districts: Option<&[DistrictConfig]>,
 ) {

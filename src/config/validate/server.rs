@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use super::{secret_source, val, vals, Ctx};
-use crate::config::file::{quote, ServerFile, Sp};
+use crate::config::file::{quote, ServerFile, Table};
 use crate::config::leaf::{Leaf, RunPath};
 use crate::config::model::{LogFormat, ServerConfig};
 
@@ -17,11 +17,11 @@ const MAX_SOCK_PATH: usize = 107;
 
 pub(super) fn server(
     ctx: &mut Ctx<'_, '_>,
-    table: Option<&Sp<ServerFile>>,
+    table: Option<&Table<ServerFile>>,
     upstream_names: &[Option<String>],
 ) -> Option<ServerConfig> {
     let default = ServerFile::default();
-    let s = table.map_or(&default, |t| t.get_ref());
+    let s = table.map_or(&default, |t| &t.get_ref().0);
     let tspan = table.map_or(0..0, |t| t.span());
 
     // `None` when a listener was refused (reported): the rules across them wait.

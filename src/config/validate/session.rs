@@ -2,17 +2,17 @@
 //! in `redis.rs`), readiness, and where logout lands.
 
 use super::{val, Ctx};
-use crate::config::file::{quote, SessionFile, Sp};
+use crate::config::file::{quote, SessionFile, Table};
 use crate::config::model::{Readiness, SessionConfig, StoreKind};
 
 pub(super) const DEFAULT_COOKIE_NAME: &str = "clever_gateway";
 
 pub(super) fn session(
     ctx: &mut Ctx<'_, '_>,
-    table: Option<&Sp<SessionFile>>,
+    table: Option<&Table<SessionFile>>,
 ) -> Option<SessionConfig> {
     let default = SessionFile::default();
-    let s = table.map_or(&default, |t| t.get_ref());
+    let s = table.map_or(&default, |t| &t.get_ref().0);
     let cookie_secure = s.cookie_secure.as_ref().is_none_or(|b| *b.get_ref());
     if let Some(n) = &s.cookie_name {
         let why = if n.text.starts_with("__Host-") && (!cookie_secure || s.cookie_domain.is_some())

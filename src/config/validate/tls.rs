@@ -2,7 +2,7 @@
 //! address never sends its cookies without `Secure`.
 
 use super::Ctx;
-use crate::config::file::{SessionFile, Sp};
+use crate::config::file::{SessionFile, Table};
 use crate::config::model::ServerConfig;
 
 /// Refuses `session.cookie_secure = false` with a TLS listener on a non-loopback address: the
@@ -11,7 +11,7 @@ use crate::config::model::ServerConfig;
 /// `0.0.0.0` and `[::]` are public.
 pub(super) fn secure_cookies_with_tls(
     ctx: &mut Ctx<'_, '_>,
-    session: Option<&Sp<SessionFile>>,
+    session: Option<&Table<SessionFile>>,
     server: Option<&ServerConfig>,
 ) {
     let flag = session.and_then(|s| s.get_ref().cookie_secure.as_ref());

@@ -10,14 +10,14 @@ use url::Host;
 
 use super::headers::{headers, Specs};
 use super::{val, vals, Ctx};
-use crate::config::file::{quote, span_of, Sp, UpstreamFile};
+use crate::config::file::{quote, span_of, Sp, Table, Tables, UpstreamFile};
 use crate::config::leaf::{HttpUrl, PathPrefix};
 use crate::config::model::{Upstream, UpstreamUrl};
 
 /// Returns the upstreams (when all are valid) and each upstream's name as written (by index).
 pub(super) fn upstreams(
     ctx: &mut Ctx<'_, '_>,
-    list: Option<&Sp<Vec<Sp<UpstreamFile>>>>,
+    list: Option<&Tables<UpstreamFile>>,
     specs: &mut Specs,
 ) -> (Option<Vec<Upstream>>, Vec<Option<String>>) {
     let Some(list) = list.filter(|l| !l.get_ref().is_empty()) else {
@@ -77,7 +77,7 @@ type Route = (Option<String>, String, Range<usize>);
 fn upstream(
     ctx: &mut Ctx<'_, '_>,
     i: usize,
-    table: &Sp<UpstreamFile>,
+    table: &Table<UpstreamFile>,
     specs: &mut Specs,
 ) -> (Option<Upstream>, Option<Route>) {
     let (u, tspan) = (table.get_ref(), table.span());
@@ -223,7 +223,7 @@ fn dedup<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
 /// would sign the browser straight out again.
 pub(super) fn app_cookies_not_ours(
     ctx: &mut Ctx<'_, '_>,
-    list: Option<&Sp<Vec<Sp<UpstreamFile>>>>,
+    list: Option<&Tables<UpstreamFile>>,
     cookie_name: &str,
 ) {
     let jar = crate::session::cookies::CookieJarSpec::named(cookie_name);
