@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use http::HeaderName;
 use ipnet::IpNet;
@@ -23,8 +22,10 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::leaf::{
-    AppCookie, CookieDomain, DistrictId, Leaf, LogoutRedirect, PathPrefix, RouteHost, Threads,
-    UpstreamName,
+    CleverTimeout, CookieDomain, CookieName, DistrictId, GracePeriod, HeaderTimeout, HttpUrl,
+    IdleTimeout, Leaf, LoginTimeout, LogoutPath, LogoutRedirect, MasterName, NonEmpty, Overlap,
+    PathPrefix, RedisDb, RedisUrl, RouteHost, RunPath, SentinelAddr, Threads, TokensRefresh, Ttl,
+    UpstreamName, UpstreamTimeout,
 };
 use super::model::{ApiVersion, LogFormat, PublicPath, Readiness, StoreKind};
 use super::ConfigProblem;
@@ -38,57 +39,63 @@ pub(crate) type Sp<T> = Spanned<T>;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileConfig {
-    #[serde(default, deserialize_with = "table")]
-    pub server: Option<Sp<ServerFile>>,
-    #[serde(default, deserialize_with = "table")]
-    pub clever: Option<Sp<CleverFile>>,
-    #[serde(default, deserialize_with = "table")]
-    pub session: Option<Sp<SessionFile>>,
-    #[serde(default, deserialize_with = "tables")]
-    pub upstream: Option<Sp<Vec<Sp<UpstreamFile>>>>,
-    #[serde(default, deserialize_with = "table")]
-    pub assertion: Option<Sp<AssertionFile>>,
-    #[serde(default, deserialize_with = "tables")]
-    pub district: Option<Sp<Vec<Sp<DistrictFile>>>>,
+    pub server: Option<Table<ServerFile>>,
+    pub clever: Option<Table<CleverFile>>,
+    pub session: Option<Table<SessionFile>>,
+    pub upstream: Option<Tables<UpstreamFile>>,
+    pub assertion: Option<Table<AssertionFile>>,
+    pub district: Option<Tables<DistrictFile>>,
 }
+
+/// A table, with its span.
+pub(crate) type Table<T> = Sp<MapOnly<T>>;
+/// `[[upstream]]`, `[[district]]`: the tables with the array's span.
+pub(crate) type Tables<T> = Sp<Vec<Table<T>>>;
 
 /// A table only: a derived struct alone would also read an array (as its fields in order).
-struct MapOnly<T>(T);
+#[derive(Debug)]
+pub(crate) struct MapOnly<T>(pub T);
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(Shape::<MapOnly<T>>::new("a table"))
+impl<T> std::ops::Deref for MapOnly<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
     }
 }
 
-impl<'de, T: Deserialize<'de>> Visitor<'de> for Shape<MapOnly<T>> {
-    type Value = MapOnly<T>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MapOnly<T>, A::Error> {
+impl<'de, T: Deserialize<'de>> Shaped<'de> for MapOnly<T> {
+    const EXPECTING: &'static str = "a table";
+    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
         T::deserialize(de::value::MapAccessDeserializer::new(map)).map(MapOnly)
     }
 }
 
-/// `[[upstream]]`, `[[district]]`: the tables with the array's span.
-pub(crate) type Tables<T> = Sp<Vec<Sp<T>>>;
-
-fn unwrap<T>(t: Sp<MapOnly<T>>) -> Sp<T> {
-    Sp::new(t.span(), t.into_inner().0)
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Shape(std::marker::PhantomData))
+    }
 }
 
-fn table<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Sp<T>>, D::Error> {
-    Ok(Option::<Sp<MapOnly<T>>>::deserialize(d)?.map(unwrap))
+/// A value written in the file, with its span: a [`Sp`] or a [`Leaf`].
+pub(crate) trait Written {
+    fn at(&self) -> Range<usize>;
 }
 
-fn tables<'de, D, T>(d: D) -> Result<Option<Tables<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    let list = Option::<Sp<Vec<Sp<MapOnly<T>>>>>::deserialize(d)?;
-    Ok(list.map(|l| Sp::new(l.span(), l.into_inner().into_iter().map(unwrap).collect())))
+impl<T> Written for Sp<T> {
+    fn at(&self) -> Range<usize> {
+        self.span()
+    }
+}
+
+impl<T> Written for Leaf<T> {
+    fn at(&self) -> Range<usize> {
+        self.span()
+    }
+}
+
+/// The span of a key's value, if it is written.
+pub(crate) fn span_of(v: &Option<impl Written>) -> Option<Range<usize>> {
+    v.as_ref().map(Written::at)
 }
 
 /// One `[[district]]`: a district-app token credential.
@@ -96,7 +103,7 @@ where
 #[serde(deny_unknown_fields)]
 pub(crate) struct DistrictFile {
     pub id: Option<Leaf<DistrictId>>,
-    pub name: Option<Sp<String>>,
+    pub name: Option<Leaf<NonEmpty>>,
     pub description: Option<Sp<String>>,
     pub token_env: Option<Sp<String>>,
     pub token_file: Option<Leaf<PathBuf>>,
@@ -106,10 +113,10 @@ pub(crate) struct DistrictFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AssertionFile {
-    pub issuer: Option<Sp<String>>,
+    pub issuer: Option<Leaf<HttpUrl>>,
     pub key_file: Option<Leaf<PathBuf>>,
     pub previous_key_files: Option<Sp<Vec<Leaf<PathBuf>>>>,
-    pub overlap: Option<Leaf<Duration>>,
+    pub overlap: Option<Leaf<Overlap>>,
 }
 
 /// `[server]`
@@ -122,14 +129,14 @@ pub(crate) struct ServerFile {
     pub tls_key: Option<Leaf<PathBuf>>,
     pub redirect_to_https: Option<Sp<bool>>,
     pub threads: Option<Threads>,
-    pub grace_period: Option<Leaf<Duration>>,
+    pub grace_period: Option<Leaf<GracePeriod>>,
     pub log_format: Option<Leaf<LogFormat>>,
-    pub pid_file: Option<Sp<String>>,
-    pub upgrade_sock: Option<Sp<String>>,
+    pub pid_file: Option<Leaf<RunPath>>,
+    pub upgrade_sock: Option<Leaf<RunPath>>,
     pub admin_listen: Option<Leaf<SocketAddr>>,
     pub landing: Option<Sp<String>>,
     pub trusted_proxies: Option<Sp<Vec<Leaf<IpNet>>>>,
-    pub header_timeout: Option<Leaf<Duration>>,
+    pub header_timeout: Option<Leaf<HeaderTimeout>>,
     pub forward_auth_secret_env: Option<Sp<String>>,
     pub forward_auth_secret_file: Option<Leaf<PathBuf>>,
 }
@@ -138,40 +145,40 @@ pub(crate) struct ServerFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CleverFile {
-    pub client_id: Option<Sp<String>>,
+    pub client_id: Option<Leaf<NonEmpty>>,
     pub client_secret_env: Option<Sp<String>>,
     pub client_secret_file: Option<Leaf<PathBuf>>,
-    pub redirect_uri: Option<Sp<String>>,
+    pub redirect_uri: Option<Leaf<HttpUrl>>,
     pub api_version: Option<Leaf<ApiVersion>>,
-    pub authorize_url: Option<Sp<String>>,
-    pub token_url: Option<Sp<String>>,
-    pub api_base: Option<Sp<String>>,
-    pub timeout: Option<Leaf<Duration>>,
+    pub authorize_url: Option<Leaf<HttpUrl>>,
+    pub token_url: Option<Leaf<HttpUrl>>,
+    pub api_base: Option<Leaf<HttpUrl>>,
+    pub timeout: Option<Leaf<CleverTimeout>>,
     pub discover_district_tokens: Option<bool>,
-    pub district_tokens_refresh: Option<Leaf<Duration>>,
+    pub district_tokens_refresh: Option<Leaf<TokensRefresh>>,
 }
 
 /// `[session]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SessionFile {
-    pub cookie_name: Option<Sp<String>>,
+    pub cookie_name: Option<Leaf<CookieName>>,
     pub cookie_domain: Option<Leaf<CookieDomain>>,
     pub cookie_secure: Option<Sp<bool>>,
-    pub ttl: Option<Leaf<Duration>>,
-    pub login_timeout: Option<Leaf<Duration>>,
+    pub ttl: Option<Leaf<Ttl>>,
+    pub login_timeout: Option<Leaf<LoginTimeout>>,
     pub store: Option<Leaf<StoreKind>>,
-    pub redis_url: Option<Sp<String>>,
+    pub redis_url: Option<Leaf<RedisUrl>>,
     pub redis_password_env: Option<Sp<String>>,
     pub redis_password_file: Option<Leaf<PathBuf>>,
-    pub redis_sentinels: Option<Sp<Vec<Sp<String>>>>,
-    pub redis_master_name: Option<Sp<String>>,
-    pub redis_db: Option<Sp<i64>>,
+    pub redis_sentinels: Option<Sp<Vec<Leaf<SentinelAddr>>>>,
+    pub redis_master_name: Option<Leaf<MasterName>>,
+    pub redis_db: Option<Sp<RedisDb>>,
     pub redis_sentinel_password_env: Option<Sp<String>>,
     pub redis_sentinel_password_file: Option<Leaf<PathBuf>>,
     pub readiness: Option<Leaf<Readiness>>,
     pub logout_redirect: Option<Leaf<LogoutRedirect>>,
-    pub idle_timeout: Option<Leaf<Duration>>,
+    pub idle_timeout: Option<Leaf<IdleTimeout>>,
 }
 
 /// One `[[upstream]]`.
@@ -184,19 +191,19 @@ pub(crate) struct UpstreamFile {
     pub path_prefix: Option<Leaf<PathPrefix>>,
     pub allow_user_types: Option<Sp<Vec<Leaf<UserType>>>>,
     pub allow_districts: Option<Sp<Vec<Sp<String>>>>,
-    pub login_district_id: Option<Sp<String>>,
+    pub login_district_id: Option<Leaf<NonEmpty>>,
     pub public_paths: Option<Sp<Vec<Leaf<PublicPath>>>>,
     pub strip_path_prefix: Option<bool>,
     pub forward_access_token: Option<bool>,
     pub tls_verify: Option<Sp<bool>>,
     pub tls_ca: Option<Sp<String>>,
-    pub timeout: Option<Leaf<Duration>>,
+    pub timeout: Option<Leaf<UpstreamTimeout>>,
     pub assertion: Option<bool>,
-    pub assertion_audience: Option<Sp<String>>,
+    pub assertion_audience: Option<Leaf<NonEmpty>>,
     pub confirm_students: Option<bool>,
     pub required_headers: Option<Sp<Vec<Sp<String>>>>,
-    pub app_cookies: Option<Sp<Vec<Leaf<AppCookie>>>>,
-    pub logout_paths: Option<Sp<Vec<Sp<String>>>>,
+    pub app_cookies: Option<Sp<Vec<Leaf<CookieName>>>>,
+    pub logout_paths: Option<Sp<Vec<Leaf<LogoutPath>>>>,
     pub headers: Option<Sp<HeadersFile>>,
     pub set_headers: Option<Sp<SetHeadersFile>>,
 }
@@ -210,42 +217,44 @@ pub(crate) struct HeadersFile(pub Entries<Leaf<HeaderName>>);
 #[derive(Debug, Default)]
 pub(crate) struct SetHeadersFile(pub Entries<Sp<SetValueFile>>);
 
-/// One `set_headers` value: a template, a list of them, or a table of either by role.
+/// One `set_headers` value: templates, or a table of them by role.
 #[derive(Debug)]
 pub(crate) enum SetValueFile {
-    One(String),
-    List(Vec<Sp<String>>),
+    Templates(TemplatesFile),
     ByRole(Entries<Sp<TemplatesFile>>),
 }
 
-impl SetValueFile {
-    /// Every template string of the value with its span (`whole`: the value's own).
+/// A template or a list of them.
+#[derive(Debug)]
+pub(crate) enum TemplatesFile {
+    One(String),
+    List(Vec<Sp<String>>),
+}
+
+impl TemplatesFile {
+    /// Each template with its span (`whole`: the value's own).
     pub fn templates(&self, whole: Range<usize>) -> Vec<(&str, Range<usize>)> {
         match self {
-            SetValueFile::One(t) => vec![(t.as_str(), whole)],
-            SetValueFile::List(list) => list
+            TemplatesFile::One(t) => vec![(t.as_str(), whole)],
+            TemplatesFile::List(list) => list
                 .iter()
                 .map(|t| (t.get_ref().as_str(), t.span()))
-                .collect(),
-            SetValueFile::ByRole(entries) => entries
-                .iter()
-                .flat_map(|(_, e)| match e.get_ref() {
-                    TemplatesFile::One(t) => vec![(t.as_str(), e.span())],
-                    TemplatesFile::List(list) => list
-                        .iter()
-                        .map(|t| (t.get_ref().as_str(), t.span()))
-                        .collect(),
-                })
                 .collect(),
         }
     }
 }
 
-/// A role table's entry: a template or a list of them.
-#[derive(Debug)]
-pub(crate) enum TemplatesFile {
-    One(String),
-    List(Vec<Sp<String>>),
+impl SetValueFile {
+    /// Every template of the value with its span (`whole`: the value's own).
+    pub fn templates(&self, whole: Range<usize>) -> Vec<(&str, Range<usize>)> {
+        match self {
+            SetValueFile::Templates(t) => t.templates(whole),
+            SetValueFile::ByRole(roles) => roles
+                .iter()
+                .flat_map(|(_, t)| t.get_ref().templates(t.span()))
+                .collect(),
+        }
+    }
 }
 
 /// A table's entries in file order: key (with its span) and value.
@@ -291,136 +300,124 @@ where
     Ok(out)
 }
 
-/// The serde visitor of a hand-shaped value above: `expecting` names the shape.
-struct Shape<T>(&'static str, std::marker::PhantomData<T>);
-
-impl<T> Shape<T> {
-    fn new(what: &'static str) -> Self {
-        Shape(what, std::marker::PhantomData)
+/// A value of a shape serde does not derive: what `string`, `seq` and `map` accept; anything
+/// else is a wrong type, "expected `EXPECTING`".
+trait Shaped<'de>: Sized {
+    const EXPECTING: &'static str;
+    fn string<E: de::Error>(s: &str) -> Result<Self, E> {
+        Err(E::invalid_type(de::Unexpected::Str(s), &Self::EXPECTING))
+    }
+    fn seq<A: SeqAccess<'de>>(_: A) -> Result<Self, A::Error> {
+        Err(de::Error::invalid_type(
+            de::Unexpected::Seq,
+            &Self::EXPECTING,
+        ))
+    }
+    fn map<A: MapAccess<'de>>(_: A) -> Result<Self, A::Error> {
+        Err(de::Error::invalid_type(
+            de::Unexpected::Map,
+            &Self::EXPECTING,
+        ))
     }
 }
 
-/// The strings of an array, each with its span.
-fn spanned_strings<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<Vec<Sp<String>>, A::Error> {
-    let mut out = Vec::new();
-    while let Some(s) = seq.next_element::<Sp<String>>()? {
-        out.push(s);
-    }
-    Ok(out)
-}
+/// The serde visitor of a [`Shaped`] value.
+struct Shape<T>(std::marker::PhantomData<T>);
 
-impl<'de> Visitor<'de> for Shape<HeadersFile> {
-    type Value = HeadersFile;
+impl<'de, T: Shaped<'de>> Visitor<'de> for Shape<T> {
+    type Value = T;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+        f.write_str(T::EXPECTING)
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<HeadersFile, A::Error> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        T::string(v)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
+        T::seq(seq)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::map(map)
+    }
+}
+
+macro_rules! shaped {
+    ($($t:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any(Shape(std::marker::PhantomData))
+            }
+        }
+    )*};
+}
+shaped!(HeadersFile, SetHeadersFile, SetValueFile, TemplatesFile);
+
+impl<'de> Shaped<'de> for HeadersFile {
+    const EXPECTING: &'static str = "a table ([upstream.headers])";
+    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
         entries(map, Some(&HEADER_KEYS[..])).map(HeadersFile)
     }
 }
 
-impl<'de> Visitor<'de> for Shape<SetHeadersFile> {
-    type Value = SetHeadersFile;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SetHeadersFile, A::Error> {
+impl<'de> Shaped<'de> for SetHeadersFile {
+    const EXPECTING: &'static str = "a table ([upstream.set_headers])";
+    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
         entries(map, None).map(SetHeadersFile)
     }
 }
 
-impl<'de> Visitor<'de> for Shape<SetValueFile> {
-    type Value = SetValueFile;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+impl<'de> Shaped<'de> for SetValueFile {
+    const EXPECTING: &'static str =
+        "a template (\"{email}\"), a list of templates or a table of them by role";
+    fn string<E: de::Error>(s: &str) -> Result<Self, E> {
+        TemplatesFile::string(s).map(SetValueFile::Templates)
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<SetValueFile, E> {
-        Ok(SetValueFile::One(v.to_owned()))
+    fn seq<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error> {
+        TemplatesFile::seq(seq).map(SetValueFile::Templates)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<SetValueFile, A::Error> {
-        spanned_strings(seq).map(SetValueFile::List)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SetValueFile, A::Error> {
-        let roles = entries(map, Some(&ROLE_KEYS[..]))?;
-        if roles.is_empty() {
-            return Err(de::Error::custom(format!(
+    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+        match entries(map, Some(&ROLE_KEYS[..]))? {
+            roles if roles.is_empty() => Err(de::Error::custom(format!(
                 "is an empty role table: give at least one of {}",
                 ROLE_KEYS.join(", ")
-            )));
+            ))),
+            roles => Ok(SetValueFile::ByRole(roles)),
         }
-        Ok(SetValueFile::ByRole(roles))
     }
 }
 
-impl<'de> Visitor<'de> for Shape<TemplatesFile> {
-    type Value = TemplatesFile;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+impl<'de> Shaped<'de> for TemplatesFile {
+    const EXPECTING: &'static str = "a template or a list of templates";
+    fn string<E: de::Error>(s: &str) -> Result<Self, E> {
+        Ok(TemplatesFile::One(s.to_owned()))
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<TemplatesFile, E> {
-        Ok(TemplatesFile::One(v.to_owned()))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<TemplatesFile, A::Error> {
-        spanned_strings(seq).map(TemplatesFile::List)
-    }
-}
-
-impl<'de> Deserialize<'de> for HeadersFile {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(Shape::<HeadersFile>::new("a table ([upstream.headers])"))
-    }
-}
-
-impl<'de> Deserialize<'de> for SetHeadersFile {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(Shape::<SetHeadersFile>::new(
-            "a table ([upstream.set_headers])",
-        ))
-    }
-}
-
-impl<'de> Deserialize<'de> for SetValueFile {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Shape::<SetValueFile>::new(
-            "a template (\"{email}\"), a list of templates or a table of them by role",
-        ))
-    }
-}
-
-impl<'de> Deserialize<'de> for TemplatesFile {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Shape::<TemplatesFile>::new(
-            "a template or a list of templates",
-        ))
+    fn seq<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error> {
+        Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(TemplatesFile::List)
     }
 }
 
 /// Maps byte offsets in the source to 1-based `line:col` (columns count characters).
 pub(crate) struct Locator<'a> {
     src: &'a str,
-    line_starts: Vec<usize>,
 }
 
 impl<'a> Locator<'a> {
     pub fn new(src: &'a str) -> Self {
-        let mut line_starts = vec![0];
-        line_starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
-        Locator { src, line_starts }
+        Locator { src }
     }
 
-    /// 1-based line and column of a byte offset; offsets past the end map to the end.
+    /// 1-based line and column of a byte offset; offsets past the end map to the end, and
+    /// inside a character to its start.
     pub fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.src.len());
-        let line = match self.line_starts.binary_search(&offset) {
-            Ok(i) => i,
-            Err(i) => i.saturating_sub(1),
-        };
-        let start = self.line_starts.get(line).copied().unwrap_or(0);
-        let col = match self.src.get(start..offset) {
-            Some(text) => text.chars().count(),
-            None => offset.saturating_sub(start),
-        };
-        (line + 1, col + 1)
+        let mut at = offset.min(self.src.len());
+        while !self.src.is_char_boundary(at) {
+            at -= 1;
+        }
+        let before = &self.src[..at];
+        let start = before.rfind('\n').map_or(0, |i| i + 1);
+        (
+            before.matches('\n').count() + 1,
+            before[start..].chars().count() + 1,
+        )
     }
 }
 
@@ -515,12 +512,8 @@ pub(crate) fn parse(src: &str, sink: &mut Sink<'_>) -> Option<Parsed> {
             sink.at(at, e.message().to_owned());
             return None;
         }
-        let node = if unknown {
-            None
-        } else {
-            value_at(&table, &path)
-        };
-        sink.at(at, message(e.message(), &path, node));
+        let node = value_mut(&mut table, &path).filter(|_| !unknown);
+        sink.at(at, message(e.message(), &path, node.map(|v| &*v)));
         let element = matches!(path.last(), Some(Seg::Index(_)));
         let key_path = if element {
             &path[..path.len() - 1]
@@ -564,21 +557,6 @@ fn find_in(v: &Spanned<DeValue<'_>>, at: &Range<usize>, key: bool, path: &mut Ve
     }
 }
 
-fn value_at<'t, 'i>(table: &'t DeTable<'i>, path: &[Seg]) -> Option<&'t DeValue<'i>> {
-    let (Seg::Key(first), rest) = path.split_first()? else {
-        return None;
-    };
-    let mut v = table.get(first.as_str())?.get_ref();
-    for seg in rest {
-        v = match (seg, v) {
-            (Seg::Key(k), DeValue::Table(t)) => t.get(k.as_str())?.get_ref(),
-            (Seg::Index(i), DeValue::Array(a)) => a.get(*i)?.get_ref(),
-            _ => return None,
-        };
-    }
-    Some(v)
-}
-
 /// Removes what `path` names (`false`: nothing there); a role table left empty goes too (its
 /// keys were reported).
 fn prune(table: &mut DeTable<'_>, path: &[Seg]) -> bool {
@@ -601,14 +579,8 @@ fn prune(table: &mut DeTable<'_>, path: &[Seg]) -> bool {
             removed
         }
         (Seg::Index(i), Some(DeValue::Array(a))) if *i < a.len() => {
-            let kept: Vec<_> = a
-                .iter()
-                .cloned()
-                .enumerate()
-                .filter(|(j, _)| j != i)
-                .collect();
-            *a = toml::de::DeArray::new();
-            kept.into_iter().for_each(|(_, item)| a.push(item));
+            let kept = a.iter().enumerate().filter(|(j, _)| j != i);
+            *a = kept.map(|(_, item)| item.clone()).collect();
             true
         }
         _ => false,
@@ -632,18 +604,12 @@ fn value_mut<'t, 'i>(table: &'t mut DeTable<'i>, path: &[Seg]) -> Option<&'t mut
 
 /// `upstream[0].url`, for [`Parsed::invalid`].
 fn dotted(path: &[Seg]) -> String {
-    let mut out = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) if out.is_empty() => out.push_str(k),
-            Seg::Key(k) => {
-                out.push('.');
-                out.push_str(k);
-            }
-            Seg::Index(i) => out.push_str(&format!("[{i}]")),
-        }
-    }
-    out
+    let segs = path.iter().map(|seg| match seg {
+        Seg::Key(k) => format!(".{k}"),
+        Seg::Index(i) => format!("[{i}]"),
+    });
+    let dotted: String = segs.collect();
+    dotted.strip_prefix('.').unwrap_or(&dotted).to_owned()
 }
 
 /// How a key is named in messages: `[clever]` at the top level, else `upstream.headers.email`

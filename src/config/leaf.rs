@@ -1,6 +1,7 @@
 //! Leaves written as strings and read into their real types while the file is deserialized
-//! ([`Leaf`]): durations, socket addresses, networks, header names, enums and paths. A leaf that
-//! does not read is reported by the file layer at its span, `key "text" why`, and pruned.
+//! ([`Leaf`]): durations (bounded ones with their defaults), socket addresses, networks, URLs,
+//! header names, enums, paths, Redis targets and names. A leaf that does not read is reported
+//! by the file layer at its span, `key "text" why`, and pruned.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -13,7 +14,7 @@ use http::HeaderName;
 use ipnet::IpNet;
 use serde::de::{self, value::StrDeserializer, Deserialize, Deserializer, IntoDeserializer};
 use toml::Spanned;
-use url::Url;
+use url::{Host, Url};
 
 use super::file::quote;
 use super::model::{ApiVersion, LogFormat, PublicPath, Readiness, StoreKind};
@@ -58,12 +59,18 @@ impl<T: FromText> de::Visitor<'_> for ReadVisitor<T> {
         f.write_str("a string")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Read<T>, E> {
-        match T::from_text(v) {
-            Ok(value) => Ok(Read(value, v.to_owned())),
-            Err(why) if T::QUOTED => Err(E::custom(format!("{} {why}", quote(v)))),
-            Err(why) => Err(E::custom(why)),
-        }
+        read(v)
+            .map(|value| Read(value, v.to_owned()))
+            .map_err(E::custom)
     }
+}
+
+/// Reads `text` into `T`; `Err` is the message after the key's name: `"text" why`.
+pub(crate) fn read<T: FromText>(text: &str) -> Result<T, String> {
+    T::from_text(text).map_err(|why| match T::QUOTED {
+        true => format!("{} {why}", quote(text)),
+        false => why,
+    })
 }
 
 impl<'de, T: FromText> Deserialize<'de> for Leaf<T> {
@@ -207,8 +214,15 @@ impl FromText for PathBuf {
     }
 }
 
-/// Reads a newtype around a `String` with `check`, which says why not.
+/// Reads a newtype around a `String` with `check`, which says why not; or, given a predicate
+/// and the reason, the text as written when the predicate holds.
 macro_rules! text_leaf {
+    ($(#[$doc:meta])* $name:ident, $ok:expr, $why:literal) => {
+        text_leaf!($(#[$doc])* $name, |text| {
+            let ok: fn(&str) -> bool = $ok;
+            ok(text).then(|| text.to_owned()).ok_or($why)
+        });
+    };
     ($(#[$doc:meta])* $name:ident, $check:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,15 +312,11 @@ text_leaf!(
     /// `district.id`: Clever ids are 24 hex characters; anything id-like is accepted, nothing
     /// that could be unsafe in a URL path, a log line or a header.
     DistrictId,
-    |id| {
-        let ok = !id.is_empty()
-            && id.len() <= 64
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        ok.then(|| id.to_owned()).ok_or(
-            "is not a district id: expected a Clever district id such as \
-             \"5d0a9e5d0958b300014e49d2\" (letters, digits, \"-\" and \"_\", at most 64)",
-        )
-    }
+    |id| !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+    "is not a district id: expected a Clever district id such as \"5d0a9e5d0958b300014e49d2\" \
+     (letters, digits, \"-\" and \"_\", at most 64)"
 );
 
 text_leaf!(
@@ -333,33 +343,318 @@ text_leaf!(
 text_leaf!(
     /// `session.logout_redirect`: a same-site path, or an absolute http(s) URL.
     LogoutRedirect,
-    |text| {
-        let is_path = text.starts_with('/')
-            && !text.starts_with("//")
-            && !text.contains('\\')
-            && !text.chars().any(char::is_control);
-        let is_url = !text.starts_with('/')
-            && Url::parse(text)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
-        (is_path || is_url).then(|| text.to_owned()).ok_or(
-            "is not a path or URL: expected a path starting with a single \"/\" or an absolute \
-             http(s) URL",
-        )
-    }
+    |text| match text.strip_prefix('/') {
+        Some(path) => {
+            !path.starts_with('/') && !text.contains('\\') && !text.contains(char::is_control)
+        }
+        None => Url::parse(text)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some()),
+    },
+    "is not a path or URL: expected a path starting with a single \"/\" or an absolute http(s) \
+     URL"
 );
 
 text_leaf!(
-    /// An `upstream.app_cookies` entry: a cookie name (RFC 6265 token).
-    AppCookie,
-    |name| {
-        (!name.is_empty() && name.bytes().all(is_cookie_token))
-            .then(|| name.to_owned())
-            .ok_or(
-                "is not a cookie name: expected the name the app's Set-Cookie uses, such as \
-                 \"PHPSESSID\" or \"sessionid\" (letters, digits and !#$%&'*+-.^_`|~ only)",
-            )
+    /// `session.cookie_name`, an `upstream.app_cookies` entry: a cookie name (RFC 6265 token).
+    CookieName,
+    |name| !name.is_empty() && name.bytes().all(is_cookie_token),
+    "is not a cookie name: expected letters, digits and !#$%&'*+-.^_`|~ only (an RFC 6265 token)"
+);
+
+text_leaf!(
+    /// The name of an environment variable holding a secret: no `=`, NUL or whitespace.
+    EnvName,
+    |n| !n.is_empty() && !n.contains(['=', '\0']) && !n.contains(char::is_whitespace),
+    "is not an environment variable name: expected a name like \"CLIENT_SECRET\""
+);
+
+/// `server.pid_file`, `server.upgrade_sock`: absolute, so that `reload` (systemd's ExecReload
+/// runs in /) finds the same file as `run`.
+#[derive(Debug, Clone)]
+pub(crate) struct RunPath(pub PathBuf);
+
+impl FromText for RunPath {
+    fn from_text(text: &str) -> Result<Self, String> {
+        let path = std::path::Path::new(text);
+        let problem = if text.trim().is_empty() {
+            "is empty"
+        } else if !path.is_absolute() {
+            "is relative"
+        } else if text.ends_with('/') || path.file_name().is_none() {
+            "names a directory"
+        } else {
+            return Ok(RunPath(path.into()));
+        };
+        Err(format!(
+            "{problem}: expected an absolute file path such as \"/run/clever-gateway/gateway.pid\" \
+             or \"/run/clever-gateway/gateway.sock\""
+        ))
+    }
+}
+
+/// An absolute `http://` or `https://` URL with a host and no fragment.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpUrl(pub Url);
+
+impl FromText for HttpUrl {
+    fn from_text(text: &str) -> Result<Self, String> {
+        const WANT: &str = "expected an absolute http:// or https:// URL";
+        let url = Url::parse(text).map_err(|e| format!("is not a valid URL ({e}): {WANT}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("has scheme {:?}: {WANT}", url.scheme()));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(format!("has no host: {WANT}"));
+        }
+        if url.fragment().is_some() {
+            return Err("has a fragment (#…): remove it".to_owned());
+        }
+        Ok(HttpUrl(url))
+    }
+}
+
+/// Text that is not empty (nor only spaces); the message does not quote it.
+#[derive(Debug, Clone)]
+pub(crate) struct NonEmpty(pub String);
+
+impl FromText for NonEmpty {
+    const QUOTED: bool = false;
+    fn from_text(text: &str) -> Result<Self, String> {
+        match text.trim().is_empty() {
+            true => Err("is empty: expected a value".to_owned()),
+            false => Ok(NonEmpty(text.to_owned())),
+        }
+    }
+}
+
+/// `session.redis_url`: `redis://` or `rediss://` with a host and no password. Never quoted:
+/// it may hold a password.
+#[derive(Debug, Clone)]
+pub(crate) struct RedisUrl(pub String);
+
+impl FromText for RedisUrl {
+    const QUOTED: bool = false;
+    fn from_text(text: &str) -> Result<Self, String> {
+        let scheme_ok = text.starts_with("redis://") || text.starts_with("rediss://");
+        match Url::parse(text)
+            .ok()
+            .filter(|p| scheme_ok && p.host_str().is_some())
+        {
+            // In a file that is shown, copied and committed: it comes from a secret source.
+            Some(url) if url.password().is_some() => Err("holds a password: the Redis password \
+                is never inline; remove it from the URL and set redis_password_env or \
+                redis_password_file"
+                .to_owned()),
+            Some(_) => Ok(RedisUrl(text.to_owned())),
+            None => Err("is not a Redis URL: expected redis://host:port/db or \
+                         rediss://host:port/db"
+                .to_owned()),
+        }
+    }
+}
+
+/// A `redis_sentinels` entry: `host:port`, `redis://host:port` or `rediss://host:port` (TLS);
+/// the port defaults to Sentinel's 26379. The host is an IPv6 address without brackets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SentinelAddr {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+impl FromText for SentinelAddr {
+    const QUOTED: bool = false;
+    fn from_text(text: &str) -> Result<Self, String> {
+        let (tls, url) = match text.strip_prefix("rediss://") {
+            Some(rest) => (true, Url::parse(&format!("redis://{rest}"))),
+            None if text.starts_with("redis://") => (false, Url::parse(text)),
+            None if text.contains("://") => (false, Err(url::ParseError::InvalidDomainCharacter)),
+            None => (false, Url::parse(&format!("redis://{text}"))),
+        };
+        let why = match &url {
+            Err(_) => "is not a Sentinel address".to_owned(),
+            // Never echoed: it may hold a password.
+            Ok(u) if u.password().is_some() || !u.username().is_empty() => "holds a user or \
+                password (set redis_sentinel_password_env or redis_sentinel_password_file \
+                instead)"
+                .to_owned(),
+            Ok(u)
+                if !matches!(u.path(), "" | "/")
+                    || u.query().is_some()
+                    || u.fragment().is_some() =>
+            {
+                format!("{} has a path or query", quote(text))
+            }
+            Ok(u) => match u.host() {
+                Some(Host::Domain(d)) if !d.is_empty() => return Ok(sentinel(d, u, tls)),
+                Some(Host::Ipv4(a)) => return Ok(sentinel(&a.to_string(), u, tls)),
+                Some(Host::Ipv6(a)) => return Ok(sentinel(&a.to_string(), u, tls)),
+                _ => format!("{} has no host", quote(text)),
+            },
+        };
+        Err(format!(
+            "{why}: expected host:port like \"10.0.0.5:26379\" (rediss://host:port for TLS)"
+        ))
+    }
+}
+
+fn sentinel(host: &str, url: &Url, tls: bool) -> SentinelAddr {
+    let port = url.port().unwrap_or(26379);
+    SentinelAddr {
+        host: host.to_owned(),
+        port,
+        tls,
+    }
+}
+
+text_leaf!(
+    /// `session.redis_master_name`: the name the Sentinels monitor the primary under.
+    MasterName,
+    |n| !n.is_empty() && !n.contains(|c: char| c.is_whitespace() || c.is_control()),
+    "is not a Sentinel master name: expected a non-empty name without spaces, like \"gateway\""
+);
+
+text_leaf!(
+    /// An `upstream.logout_paths` entry: a path as the gateway normalises request paths, so
+    /// that comparing it exactly with the normalised request path is meaningful.
+    LogoutPath,
+    |p| {
+        use crate::gateway::routing::normalize_path;
+        Err(if !p.starts_with('/') {
+            "does not start with \"/\": expected an absolute path such as \"/logout.php\""
+        } else if p.contains(['?', '#']) {
+            "has \"?\" or \"#\": logout paths match the path only, never the query"
+        } else if p.chars().any(|c| c.is_whitespace() || c.is_control()) || p.contains('%') {
+            "contains a space, control character or \"%\": expected the path as it reads \
+             decoded, such as \"/logout/\""
+        } else if !normalize_path(p).is_ok_and(|n| n.decoded == p) {
+            "is not a normalised path (\".\", \"..\" or empty segments): expected it as \
+             requests are compared, such as \"/app/logout\""
+        } else if p == "/_gateway" || p.starts_with(crate::gateway::GATEWAY_PREFIX) {
+            "is under /_gateway/, which the gateway answers itself: sign-out there is \
+             /_gateway/logout"
+        } else {
+            return Ok(p.to_owned());
+        })
     }
 );
+
+/// A duration within `$min..=$max` (out of range: "expected `$expected`"), `$default` when
+/// the key is absent.
+macro_rules! bounded_duration {
+    ($(#[$doc:meta])* $name:ident, $default:expr, $min:expr, $max:expr, $expected:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub(crate) struct $name(pub Duration);
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name($default)
+            }
+        }
+
+        impl FromText for $name {
+            fn from_text(text: &str) -> Result<Self, String> {
+                let d = Duration::from_text(text)?;
+                ($min..=$max).contains(&d).then_some($name(d)).ok_or_else(|| {
+                    concat!("is out of range: expected ", $expected).to_owned()
+                })
+            }
+        }
+    };
+}
+
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+bounded_duration!(
+    /// `server.grace_period`: how long SIGTERM (and the old process of a reload) lets requests
+    /// finish; pingora's own default is 300 s.
+    GracePeriod, secs(10), secs(0), secs(300), "from 0s to 300s"
+);
+
+bounded_duration!(
+    /// `server.header_timeout`: a request's whole header must arrive within this, from its
+    /// first byte (slow-header attacks); each read alone is bounded by pingora's own timeouts.
+    HeaderTimeout, secs(10), secs(1), secs(120),
+    "from 1s to 120s (how long a client may take to send a request's header; default 10s)"
+);
+
+bounded_duration!(
+    /// `clever.timeout`: of each request to Clever.
+    CleverTimeout, secs(5), Duration::from_nanos(1), secs(60), "more than 0s and at most 60s"
+);
+
+bounded_duration!(
+    /// `clever.district_tokens_refresh`: how often discovered district-app tokens are listed
+    /// again.
+    TokensRefresh, secs(3600), secs(1), secs(24 * 3600),
+    "at least 1s and at most 24h (default \"1h\")"
+);
+
+bounded_duration!(
+    /// `session.login_timeout`: like oauth2-proxy's CSRF cookie, long enough to type a
+    /// password, short enough that abandoned sign-ins do not pile up.
+    LoginTimeout, secs(600), secs(60), secs(3600),
+    "1m to 1h (how long a user may take to sign in at Clever; default 10m)"
+);
+
+bounded_duration!(
+    /// `upstream.timeout`: like nginx's proxy_read_timeout, how long the app may be silent
+    /// while answering.
+    UpstreamTimeout, secs(60), secs(1), secs(3600),
+    "1s to 1h (how long the app may stay silent while answering; default 60s)"
+);
+
+bounded_duration!(
+    /// `assertion.overlap`: how long previous keys stay published after start; an assertion
+    /// lives 5 minutes, and a shorter overlap would orphan tokens still in use.
+    Overlap, secs(3600), crate::auth::assertion::TOKEN_TTL, Duration::MAX,
+    "at least \"5m\", an assertion's life, or tokens signed with a previous key would stop \
+     verifying while still in use (default \"1h\")"
+);
+
+/// `session.ttl`: more than 0s and at most 24h, since Clever access tokens live 24h and a
+/// session must not outlive its token.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ttl(pub Duration);
+
+impl Default for Ttl {
+    fn default() -> Self {
+        Ttl(secs(2 * 3600))
+    }
+}
+
+impl FromText for Ttl {
+    fn from_text(text: &str) -> Result<Self, String> {
+        Err(match Duration::from_text(text)? {
+            d if d.is_zero() => "is zero: expected a session lifetime more than 0s and at most 24h",
+            d if d > secs(24 * 3600) => {
+                "is longer than 24h: the cap is 24h because Clever access \
+                tokens live 24h and a session must not outlive its token"
+            }
+            d => return Ok(Ttl(d)),
+        }
+        .to_owned())
+    }
+}
+
+/// `session.idle_timeout`: at least 1s, since a shorter one would end sessions between a page
+/// and its images (and at most `ttl`, checked with `[session]`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdleTimeout(pub Duration);
+
+impl FromText for IdleTimeout {
+    fn from_text(text: &str) -> Result<Self, String> {
+        match Duration::from_text(text)? {
+            d if d < secs(1) => Err("is shorter than 1s: expected how long an unused session \
+                lives, at least 1s and at most session.ttl (for example \"20m\")"
+                .to_owned()),
+            d => Ok(IdleTimeout(d)),
+        }
+    }
+}
 
 /// `server.threads`: worker threads, 1 to 1024.
 #[derive(Debug, Clone, Copy)]
@@ -372,6 +667,21 @@ impl<'de> Deserialize<'de> for Threads {
             Ok(n) if (1..=1024).contains(&n) => Ok(Threads(n)),
             _ => Err(de::Error::custom(format!(
                 "is {n}: expected a number of worker threads from 1 to 1024"
+            ))),
+        }
+    }
+}
+
+/// `session.redis_db`: a database number, 0 or more.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RedisDb(pub i64);
+
+impl<'de> Deserialize<'de> for RedisDb {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match i64::deserialize(d)? {
+            n if n >= 0 => Ok(RedisDb(n)),
+            n => Err(de::Error::custom(format!(
+                "is {n}: expected a database number, 0 or more (default 0)"
             ))),
         }
     }

@@ -313,7 +313,7 @@ fn options(up: &Upstream) -> Vec<String> {
     if !up.logout_paths.is_empty() {
         tokens.push(format!("logout_paths={}", up.logout_paths.join(",")));
     }
-    if up.timeout != validate::DEFAULT_UPSTREAM_TIMEOUT {
+    if up.timeout != leaf::UpstreamTimeout::default().0 {
         let t = up.timeout;
         tokens.push(if t.subsec_nanos() == 0 {
             format!("timeout={}s", t.as_secs())

@@ -1,68 +1,32 @@
 //! `[assertion]`: the issuer of signed identity assertions, the signing key file, previous keys
 //! kept published during a rotation, and for how long.
 
-use std::time::Duration;
-
-use super::{http_url, Ctx};
-use crate::config::file::{quote, AssertionFile, Sp};
+use super::{val, vals, Ctx};
+use crate::config::file::{AssertionFile, Table};
 use crate::config::model::{AssertionConfig, CleverConfig};
-
-/// Previous keys stay published this long after start unless `overlap` says otherwise.
-const DEFAULT_OVERLAP: Duration = Duration::from_secs(3600);
-/// A token lives 5 minutes: an overlap shorter than that would orphan tokens still in use.
-const MIN_OVERLAP: Duration = crate::auth::assertion::TOKEN_TTL;
 
 /// `Some(None)`: assertions are off (no table, no upstream asks); `None`: invalid (reported).
 /// `wanted`: some upstream sets `assertion = true`.
 pub(super) fn assertion(
     ctx: &mut Ctx<'_, '_>,
-    table: Option<&Sp<AssertionFile>>,
+    table: Option<&Table<AssertionFile>>,
     clever: Option<&CleverConfig>,
     wanted: bool,
 ) -> Option<Option<AssertionConfig>> {
-    if table.is_none() && !wanted && !ctx.invalid.contains("assertion") {
+    if table.is_none() && !wanted && ctx.valid("assertion") {
         return Some(None);
     }
     let default = AssertionFile::default();
-    let a = table.map(|t| t.get_ref()).unwrap_or(&default);
-
-    let issuer = match &a.issuer {
-        Some(v) => http_url(
-            ctx,
-            v,
-            "assertion.issuer",
-            "https://apps.example-district.org",
-        )
-        .map(|_| v.get_ref().clone()),
-        // Invalid [clever] is reported there.
-        None => clever.map(|c| c.redirect_uri.origin().ascii_serialization()),
-    };
-    let key_file = ctx.optional("assertion.key_file", a.key_file.as_ref());
-    let previous_key_files = ctx.values(
-        "assertion.previous_key_files",
-        a.previous_key_files.as_ref(),
-        Vec::new(),
-    );
-    let overlap = match &a.overlap {
-        Some(v) if v.value < MIN_OVERLAP => {
-            ctx.err(
-                v.span(),
-                format!(
-                    "assertion.overlap {} is shorter than an assertion's 5 minute life: tokens \
-                     signed with a previous key would stop verifying while still in use; \
-                     expected at least \"5m\" (default \"1h\")",
-                    quote(&v.text)
-                ),
-            );
-            None
-        }
-        v => ctx.value("assertion.overlap", v.as_ref(), DEFAULT_OVERLAP),
-    };
+    let a = table.map_or(&default, |t| &t.get_ref().0);
     Some(Some(AssertionConfig {
-        issuer: issuer?,
-        key_file: key_file?,
-        previous_key_files: previous_key_files?,
-        overlap: overlap?,
+        issuer: match &a.issuer {
+            Some(v) => v.text.clone(),
+            // Invalid [clever] is reported there.
+            None => clever?.redirect_uri.origin().ascii_serialization(),
+        },
+        key_file: val(&a.key_file),
+        previous_key_files: vals(&a.previous_key_files),
+        overlap: val(&a.overlap).unwrap_or_default().0,
     }))
 }
 

@@ -1,24 +1,16 @@
 //! `[clever]`: client id, where the client secret comes from, the exact redirect_uri, the API
 //! version, Clever's endpoints, and the request timeout.
 
-use std::time::Duration;
-
 use url::Url;
 
-use super::{duration_in, http_url, secret_source, Ctx};
-use crate::config::file::{quote, CleverFile, Sp};
+use super::{secret_source, val, Ctx};
+use crate::config::file::{quote, CleverFile, Table};
+use crate::config::leaf::{HttpUrl, Leaf};
 use crate::config::model::{ApiVersion, CleverConfig};
-
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-const MAX_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often discovered district-app tokens are listed again, unless the file says.
-const DEFAULT_TOKENS_REFRESH: Duration = Duration::from_secs(3600);
-const MIN_TOKENS_REFRESH: Duration = Duration::from_secs(1);
-const MAX_TOKENS_REFRESH: Duration = Duration::from_secs(24 * 3600);
 
 pub(super) fn clever(
     ctx: &mut Ctx<'_, '_>,
-    table: Option<&Sp<CleverFile>>,
+    table: Option<&Table<CleverFile>>,
 ) -> Option<CleverConfig> {
     let Some(table) = table else {
         ctx.missing(
@@ -29,181 +21,83 @@ pub(super) fn clever(
         );
         return None;
     };
-    let c = table.get_ref();
-    let tspan = table.span();
-
-    let client_id = match &c.client_id {
-        Some(id) if id.get_ref().trim().is_empty() => {
-            ctx.err(
-                id.span(),
-                "clever.client_id is empty: expected the client id of the app registered at Clever",
-            );
-            None
-        }
-        Some(id) => Some(id.get_ref().clone()),
-        None => {
-            ctx.missing(
-                "clever.client_id",
-                tspan.clone(),
-                "[clever] has no client_id: expected the client id of the app registered at Clever",
-            );
-            None
-        }
-    };
-
-    let client_secret = match secret_source(
+    let (c, tspan) = (table.get_ref(), table.span());
+    let client_id = ctx.required(
+        "clever.client_id",
+        &c.client_id,
+        tspan.clone(),
+        "[clever] has no client_id: expected the client id of the app registered at Clever",
+    );
+    let client_secret = secret_source(
         ctx,
         c.client_secret_env.as_ref(),
         c.client_secret_file.as_ref(),
         ("clever.client_secret_env", "clever.client_secret_file"),
-        "CLEVER_CLIENT_SECRET",
-    ) {
-        None => None,
-        Some(Some(source)) => Some(source),
-        Some(None) => {
-            let written = ["client_secret_env", "client_secret_file", "client_secret"]
-                .iter()
-                .any(|k| ctx.invalid.contains(&format!("clever.{k}")));
-            if !written {
-                ctx.err(
-                    tspan.clone(),
-                    "[clever] has no client secret: set client_secret_env (an environment \
-                     variable) or client_secret_file (a file path)",
-                );
-            }
-            None
-        }
-    };
-
-    let redirect_uri = match &c.redirect_uri {
-        Some(u) => redirect_uri(ctx, u),
-        None => {
-            ctx.missing(
-                "clever.redirect_uri",
-                tspan.clone(),
-                "[clever] has no redirect_uri: expected the absolute URL registered at Clever, \
-                 whose path the gateway serves as its callback",
-            );
-            None
-        }
-    };
-
-    let api_version = match &c.api_version {
-        Some(v) => Some((v.text.clone(), v.value)),
-        None => (!ctx.invalid.contains("clever.api_version"))
-            .then(|| ("v3.0".to_owned(), ApiVersion::V3)),
-    };
-
-    let authorize_url = url_or_default(
-        ctx,
-        &c.authorize_url,
-        "clever.authorize_url",
-        "https://clever.com/oauth/authorize",
     );
-    let token_url = url_or_default(
-        ctx,
-        &c.token_url,
-        "clever.token_url",
-        "https://clever.com/oauth/tokens",
+    let client_secret = ctx.required_secret(
+        client_secret,
+        &["client_secret_env", "client_secret_file", "client_secret"]
+            .map(|k| format!("clever.{k}")),
+        tspan.clone(),
+        "[clever] has no client secret: set client_secret_env (an environment variable) or \
+         client_secret_file (a file path)",
     );
-    let api_base = url_or_default(
-        ctx,
-        &c.api_base,
-        "clever.api_base",
-        "https://api.clever.com",
+    let redirect_uri = ctx.required(
+        "clever.redirect_uri",
+        &c.redirect_uri,
+        tspan,
+        "[clever] has no redirect_uri: expected the absolute URL registered at Clever, whose \
+         path the gateway serves as its callback",
     );
-
-    let timeout = duration_in(
-        ctx,
-        c.timeout.as_ref(),
-        "clever.timeout",
-        DEFAULT_TIMEOUT,
-        Duration::from_nanos(1)..=MAX_TIMEOUT,
-        "more than 0s and at most 60s",
-    );
+    let redirect_uri =
+        redirect_uri.and_then(|u| exact_redirect_uri(ctx, c.redirect_uri.as_ref()?, u.0));
 
     let discover = c.discover_district_tokens == Some(true);
-    let refresh = match &c.district_tokens_refresh {
-        Some(r) if !discover => {
-            ctx.err(
-                r.span(),
-                "clever.district_tokens_refresh is set but discover_district_tokens is not true: \
-                 add discover_district_tokens = true, or remove district_tokens_refresh",
-            );
-            None
-        }
-        r => duration_in(
-            ctx,
-            r.as_ref(),
-            "clever.district_tokens_refresh",
-            DEFAULT_TOKENS_REFRESH,
-            MIN_TOKENS_REFRESH..=MAX_TOKENS_REFRESH,
-            "at least 1s and at most 24h (default \"1h\")",
-        ),
+    if !discover {
+        ctx.if_set(
+            &c.district_tokens_refresh,
+            "clever.district_tokens_refresh is set but discover_district_tokens is not true: add \
+             discover_district_tokens = true, or remove district_tokens_refresh",
+        );
+    }
+    let url = |v: &Option<Leaf<HttpUrl>>, default: &str| {
+        val(v).map_or_else(|| Url::parse(default).expect("a valid default"), |u| u.0)
     };
-
+    let api_version = c.api_version.as_ref();
     Some(CleverConfig {
-        client_id: client_id?,
+        client_id: client_id?.0,
         client_secret: client_secret?,
         redirect_uri: redirect_uri?,
-        api_version: api_version.clone()?.0,
-        api_kind: api_version?.1,
-        authorize_url: authorize_url?,
-        token_url: token_url?,
-        api_base: api_base?,
-        timeout: timeout?,
+        api_version: api_version.map_or("v3.0".to_owned(), |v| v.text.clone()),
+        api_kind: api_version.map_or(ApiVersion::V3, |v| v.value),
+        authorize_url: url(&c.authorize_url, "https://clever.com/oauth/authorize"),
+        token_url: url(&c.token_url, "https://clever.com/oauth/tokens"),
+        api_base: url(&c.api_base, "https://api.clever.com"),
+        timeout: val(&c.timeout).unwrap_or_default().0,
         discover_district_tokens: discover,
-        district_tokens_refresh: refresh?,
+        district_tokens_refresh: val(&c.district_tokens_refresh).unwrap_or_default().0,
     })
 }
 
 /// The callback URL, which must stay byte for byte what was written: Clever compares the
 /// `redirect_uri` sent at authorize and at token exchange with the registered URI exactly, and
 /// the gateway sends `Url::as_str`, so a URL that parsing would normalise is refused.
-fn redirect_uri(ctx: &mut Ctx<'_, '_>, v: &Sp<String>) -> Option<Url> {
-    let url = http_url(
-        ctx,
-        v,
-        "clever.redirect_uri",
-        "https://apps.example-district.org/oauth/clever/callback",
-    )?;
-    let text = v.get_ref();
-    if url.query().is_some() {
-        ctx.err(
-            v.span(),
-            format!(
-                "clever.redirect_uri {} has a query (?…): expected scheme, host, port and path \
-                 only (Clever adds its own code and state parameters to this URL)",
-                quote(text)
-            ),
-        );
-        return None;
-    }
-    if url.as_str() != text {
-        let sent = quote(url.as_str());
-        ctx.err(
-            v.span(),
-            format!(
-                "clever.redirect_uri {} would be sent as {sent}: redirect_uri must be written \
-                 exactly as it will be sent to Clever: {sent} (register that exact URI at Clever)",
-                quote(text)
-            ),
-        );
-        return None;
-    }
-    Some(url)
-}
-
-fn url_or_default(
-    ctx: &mut Ctx<'_, '_>,
-    v: &Option<Sp<String>>,
-    shown: &str,
-    default: &str,
-) -> Option<Url> {
-    match v {
-        Some(u) => http_url(ctx, u, shown, default),
-        None => Url::parse(default).ok(),
-    }
+fn exact_redirect_uri(ctx: &mut Ctx<'_, '_>, v: &Leaf<HttpUrl>, url: Url) -> Option<Url> {
+    let (text, sent) = (quote(&v.text), quote(url.as_str()));
+    let why = if url.query().is_some() {
+        "has a query (?…): expected scheme, host, port and path only (Clever adds its own code \
+         and state parameters to this URL)"
+            .to_owned()
+    } else if url.as_str() != v.text {
+        format!(
+            "would be sent as {sent}: redirect_uri must be written exactly as it will be sent to \
+             Clever: {sent} (register that exact URI at Clever)"
+        )
+    } else {
+        return Some(url);
+    };
+    ctx.err(v.span(), format!("clever.redirect_uri {text} {why}"));
+    None
 }
 
 #[cfg(test)]
@@ -211,6 +105,7 @@ mod tests {
     use super::super::testutil::*;
     use super::*;
     use crate::config::model::SecretSource;
+    use std::time::Duration;
 
     #[test]
     fn clever_missing_table_is_error_at_start() {

@@ -3,104 +3,64 @@
 //! the enrichment headers (`school_ids`, `section_ids`) to what can provide them.
 
 use super::{secret_source, Ctx};
-use crate::config::file::{quote, DistrictFile, Sp, UpstreamFile};
+use crate::config::file::{quote, DistrictFile, Tables, UpstreamFile};
 use crate::config::model::{ApiVersion, CleverConfig, DistrictConfig};
 use crate::identity::template::Template;
 use crate::identity::Field;
 
-const ID_HINT: &str = "expected a Clever district id such as \"5d0a9e5d0958b300014e49d2\"";
-
 /// The `[[district]]` tables; `None` when any is invalid (reported).
 pub(super) fn districts(
     ctx: &mut Ctx<'_, '_>,
-    list: Option<&Sp<Vec<Sp<DistrictFile>>>>,
+    list: Option<&Tables<DistrictFile>>,
 ) -> Option<Vec<DistrictConfig>> {
-    let Some(list) = list else {
-        return Some(Vec::new());
-    };
-    let mut out: Vec<DistrictConfig> = Vec::new();
-    let mut seen: Vec<String> = Vec::new();
+    let (mut out, mut seen) = (Vec::new(), Vec::new());
     // An entry that is not a table was reported; the others are still checked.
-    let mut ok = !ctx.invalid.contains("district");
-    for (i, table) in list.get_ref().iter().enumerate() {
-        let d = table.get_ref();
-        let tspan = table.span();
+    let mut ok = ctx.valid("district");
+    for (i, table) in list.map_or(&[][..], |l| l.get_ref()).iter().enumerate() {
+        let (d, tspan) = (table.get_ref(), table.span());
         let key = |k: &str| format!("district[{i}].{k}");
-
-        let id = match &d.id {
-            None => {
-                ctx.missing(
-                    &key("id"),
-                    tspan.clone(),
-                    format!("[[district]] has no id: {ID_HINT}"),
-                );
-                None
-            }
-            Some(v) if seen.contains(&v.text) => {
-                ctx.err(
-                    v.span(),
-                    format!(
-                        "district.id {} is already used by an earlier [[district]]: each district \
-                         is listed once, with one token",
-                        quote(&v.text)
-                    ),
-                );
-                None
-            }
-            Some(v) => {
-                seen.push(v.text.clone());
-                Some(v.text.clone())
-            }
-        };
-
-        let name = match &d.name {
-            None => {
-                ctx.missing(
-                    &key("name"),
-                    tspan.clone(),
-                    "[[district]] has no name: expected the district's name, shown by \
-                     `check --online` and in logs",
-                );
-                None
-            }
-            Some(v) if v.get_ref().trim().is_empty() => {
-                ctx.err(
-                    v.span(),
-                    "district.name is empty: expected the district's name",
-                );
-                None
-            }
-            Some(v) => Some(v.get_ref().clone()),
-        };
-
-        let token = match secret_source(
+        let id = ctx.required(
+            &key("id"),
+            &d.id,
+            tspan.clone(),
+            "[[district]] has no id: expected a Clever district id such as \
+             \"5d0a9e5d0958b300014e49d2\"",
+        );
+        if let Some(v) = d.id.as_ref().filter(|v| seen.contains(&v.text)) {
+            ctx.err(
+                v.span(),
+                format!(
+                    "district.id {} is already used by an earlier [[district]]: each district is \
+                     listed once, with one token",
+                    quote(&v.text)
+                ),
+            );
+        }
+        seen.extend(d.id.as_ref().map(|v| v.text.clone()));
+        let name = ctx.required(
+            &key("name"),
+            &d.name,
+            tspan.clone(),
+            "[[district]] has no name: expected the district's name, shown by `check --online` \
+             and in logs",
+        );
+        let token = secret_source(
             ctx,
             d.token_env.as_ref(),
             d.token_file.as_ref(),
             ("district.token_env", "district.token_file"),
-            "CLEVER_DISTRICT_TOKEN",
-        ) {
-            None => None,
-            Some(Some(source)) => Some(source),
-            Some(None) => {
-                let written = ["token_env", "token_file", "token", "access_token"]
-                    .iter()
-                    .any(|k| ctx.invalid.contains(&key(k)));
-                if !written {
-                    ctx.err(
-                        tspan.clone(),
-                        "[[district]] has no token: set token_env (an environment variable) or \
-                         token_file (a file path) holding the district-app token",
-                    );
-                }
-                None
-            }
-        };
-
+        );
+        let token = ctx.required_secret(
+            token,
+            &["token_env", "token_file", "token", "access_token"].map(key),
+            tspan,
+            "[[district]] has no token: set token_env (an environment variable) or token_file \
+             (a file path) holding the district-app token",
+        );
         match (id, name, token) {
             (Some(id), Some(name), Some(token)) => out.push(DistrictConfig {
-                id,
-                name,
+                id: id.0,
+                name: name.0,
                 description: d.description.as_ref().map(|v| v.get_ref().clone()),
                 token,
             }),
@@ -115,7 +75,7 @@ pub(super) fn districts(
 /// `set_headers` template.
 pub(super) fn enrichment_sources(
     ctx: &mut Ctx<'_, '_>,
-    upstreams: Option<&Sp<Vec<Sp<UpstreamFile>>>>,
+    upstreams: Option<&Tables<UpstreamFile>>,
     clever: Option<&CleverConfig>,
     districts: Option<&[DistrictConfig]>,
 ) {

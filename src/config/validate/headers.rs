@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::HeaderName;
 
 use super::Ctx;
-use crate::config::file::{quote, SetValueFile, Sp, TemplatesFile, UpstreamFile};
+use crate::config::file::{quote, SetValueFile, Sp, UpstreamFile};
 use crate::config::leaf::Leaf;
 use crate::config::model::{HeaderOrigin, SendHeader, SendValue};
 use crate::identity::fields::{When, ROLE_ORDER};
@@ -55,28 +55,6 @@ impl Specs {
             }
         }
     }
-
-    /// The identity headers sent by default, under their default names: what
-    /// `/_gateway/auth` answers with when no upstream is named.
-    pub(super) fn defaults(&mut self) -> Vec<SendHeader> {
-        FIELDS
-            .iter()
-            .filter_map(|d| {
-                d.header
-                    .filter(|h| h.when == When::Always)
-                    .map(|h| (d.field, h))
-            })
-            .filter_map(|(field, h)| {
-                Some(SendHeader {
-                    name: HeaderName::from_bytes(h.name.as_bytes()).ok()?,
-                    wire: Bytes::from_static(h.name.as_bytes()),
-                    value: SendValue::Spec(self.index(ValueSpec::field(field))),
-                    origin: HeaderOrigin::Identity(field),
-                    required: false,
-                })
-            })
-            .collect()
-    }
 }
 
 /// One identity header as it will be sent: its field, its name, and where it was written
@@ -85,6 +63,8 @@ struct Chosen<'f> {
     field: Field,
     key: &'static str,
     header: HeaderName,
+    /// The name as written, or the default's.
+    wire: Bytes,
     written: Option<&'f Leaf<HeaderName>>,
 }
 
@@ -111,16 +91,9 @@ pub(super) fn headers(
             Field::AccessToken => SendValue::Token,
             f => SendValue::Spec(specs.index(ValueSpec::field(f))),
         };
-        let wire = match c.written {
-            Some(w) => Bytes::from(w.text.clone()),
-            None => match c.field.def().header {
-                Some(h) => Bytes::from_static(h.name.as_bytes()),
-                None => Bytes::from(c.header.as_str().to_owned()),
-            },
-        };
         out.headers.push(SendHeader {
             name: c.header.clone(),
-            wire,
+            wire: c.wire.clone(),
             value,
             origin: HeaderOrigin::Identity(c.field),
             required: false,
@@ -134,72 +107,59 @@ pub(super) fn headers(
 
 /// The identity headers of `[upstream.headers]`: the defaults, renamed or turned on.
 fn identity_headers<'f>(ctx: &mut Ctx<'_, '_>, u: &'f UpstreamFile) -> Option<Vec<Chosen<'f>>> {
-    let written: &[(Sp<String>, Leaf<HeaderName>)] = match &u.headers {
-        Some(h) => &h.get_ref().0,
-        None => &[],
-    };
+    let written = u.headers.iter().flat_map(|h| &h.get_ref().0);
     let mut ok = true;
     let mut chosen: Vec<Chosen<'_>> = Vec::new();
-    for d in FIELDS.iter() {
-        let Some(h) = d.header else { continue };
+    for (field, h) in FIELDS.iter().filter_map(|d| Some((d.field, d.header?))) {
         let value = written
-            .iter()
+            .clone()
             .find(|(k, _)| k.get_ref() == h.key)
             .map(|(_, v)| v);
         let header = match value {
-            None if h.when == When::Named => None,
+            None if h.when == When::Named => continue,
             None => HeaderName::from_bytes(h.name.as_bytes()).ok(),
             Some(v) if reserved(&canonical_header_name(v.value.as_str())) => {
                 ok = false;
-                ctx.err(
-                    v.span(),
-                    format!(
-                        "upstream.headers.{} {} is a header the gateway or HTTP itself uses: \
-                         choose another name, such as \"X-Clever-User-Id\"",
-                        h.key,
-                        quote(&v.text)
-                    ),
+                let message = format!(
+                    "upstream.headers.{} {} is a header the gateway or HTTP itself uses: choose \
+                     another name, such as \"X-Clever-User-Id\"",
+                    h.key,
+                    quote(&v.text)
                 );
-                None
+                ctx.err(v.span(), message);
+                continue;
             }
             Some(v) => Some(v.value.clone()),
         };
-        if let Some(header) = header {
-            chosen.push(Chosen {
-                field: d.field,
-                key: h.key,
-                header,
-                written: value,
-            });
-        }
+        let wire = value.map_or(Bytes::from_static(h.name.as_bytes()), |v| {
+            Bytes::from(v.text.clone())
+        });
+        let (key, written) = (h.key, value);
+        chosen.extend(header.map(|header| Chosen {
+            field,
+            key,
+            header,
+            wire,
+            written,
+        }));
     }
-
-    // `_` and `-` are the same header to CGI and PHP apps.
-    for (j, later) in chosen.iter().enumerate() {
-        for earlier in &chosen[..j] {
-            if canonical_header_name(later.header.as_str())
-                != canonical_header_name(earlier.header.as_str())
-            {
-                continue;
-            }
-            // Point at a name the user wrote (two defaults never clash).
-            let (this, other) = if later.written.is_some() {
-                (later, earlier)
-            } else {
-                (earlier, later)
-            };
-            if let Some(v) = this.written {
+    // `_` and `-` are the same header to CGI and PHP apps. Each clash is reported once, at a
+    // name the user wrote (two defaults never clash): the later one when both are written.
+    for (j, this) in chosen.iter().enumerate() {
+        let Some(v) = this.written else { continue };
+        let canonical = canonical_header_name(this.header.as_str());
+        for (k, other) in chosen.iter().enumerate() {
+            let clash = canonical_header_name(other.header.as_str()) == canonical;
+            if k != j && clash && (k < j || other.written.is_none()) {
                 ok = false;
-                ctx.err(
-                    v.span(),
-                    format!(
-                        "upstream.headers.{} {} is the same header as {} (\"_\" and \"-\" count \
-                         as equal): give each identity header its own name",
-                        this.key,
-                        quote(&v.text),
-                        other.key
-                    ),
+                let message = format!(
+                    "upstream.headers.{} {} is the same header as {} (\"_\" and \"-\" count as \
+                     equal): give each identity header its own name",
+                    this.key,
+                    quote(&v.text),
+                    other.key
                 );
+                ctx.err(v.span(), message);
             }
         }
     }
@@ -213,57 +173,43 @@ fn set_headers(
     identity: &[Chosen<'_>],
     specs: &mut Specs,
 ) -> Option<Vec<SendHeader>> {
-    let Some(table) = &u.set_headers else {
-        return Some(Vec::new());
-    };
     let mut ok = true;
     let mut out: Vec<SendHeader> = Vec::new();
-    let mut seen: Vec<(String, &Sp<String>)> = Vec::new();
-    for (key, value) in &table.get_ref().0 {
+    let mut seen: Vec<&str> = Vec::new();
+    for (key, value) in u.set_headers.iter().flat_map(|t| &t.get_ref().0) {
         let text = key.get_ref();
         let shown = format!("upstream.set_headers {}", quote(text));
-        let name = match HeaderName::from_bytes(text.as_bytes()) {
-            Ok(n) => n,
-            Err(_) => {
-                ok = false;
-                ctx.err(
-                    key.span(),
-                    format!(
-                        "{shown} is not a valid header name: expected letters, digits and - \
-                         such as \"X-Remote-User\""
-                    ),
-                );
-                continue;
-            }
+        let Ok(name) = HeaderName::from_bytes(text.as_bytes()) else {
+            ok = false;
+            let why = "is not a valid header name: expected letters, digits and - such as \
+                       \"X-Remote-User\"";
+            ctx.err(key.span(), format!("{shown} {why}"));
+            continue;
         };
         let canonical = canonical_header_name(name.as_str());
+        let same = |name: &str| canonical_header_name(name) == canonical;
         let clash = if reserved(&canonical) {
             Some("a header the gateway sets or forbids".to_owned())
-        } else if let Some(c) = identity
-            .iter()
-            .find(|c| canonical_header_name(c.header.as_str()) == canonical)
-        {
+        } else if let Some(c) = identity.iter().find(|c| same(c.header.as_str())) {
             Some(format!(
                 "the same header as upstream.headers.{} (\"_\" and \"-\" count as equal)",
                 c.key
             ))
-        } else if let Some(h) = FIELDS.iter().find_map(|d| {
-            d.header
-                .filter(|h| canonical_header_name(h.name) == canonical)
-        }) {
+        } else if let Some(h) = FIELDS
+            .iter()
+            .find_map(|d| d.header.filter(|h| same(h.name)))
+        {
             Some(format!(
                 "the default name of the identity header upstream.headers.{}",
                 h.key
             ))
         } else {
-            seen.iter()
-                .find(|(c, _)| *c == canonical)
-                .map(|(_, earlier)| {
-                    format!(
-                        "the same header as {} above (\"_\" and \"-\" count as equal)",
-                        quote(earlier.get_ref())
-                    )
-                })
+            seen.iter().find(|earlier| same(earlier)).map(|earlier| {
+                format!(
+                    "the same header as {} above (\"_\" and \"-\" count as equal)",
+                    quote(earlier)
+                )
+            })
         };
         if let Some(why) = clash {
             ok = false;
@@ -273,7 +219,7 @@ fn set_headers(
             );
             continue;
         }
-        seen.push((canonical, key));
+        seen.push(text);
         let Some(spec) = value_spec(ctx, &shown, value) else {
             ok = false;
             continue;
@@ -291,52 +237,30 @@ fn set_headers(
 
 /// One `set_headers` value as a spec; every template problem is reported.
 fn value_spec(ctx: &mut Ctx<'_, '_>, shown: &str, value: &Sp<SetValueFile>) -> Option<ValueSpec> {
-    match value.get_ref() {
-        SetValueFile::One(text) => {
-            templates(ctx, shown, &[(text.as_str(), value.span())], value.span())
-                .map(ValueSpec::List)
-        }
-        SetValueFile::List(list) => {
-            let list: Vec<(&str, Range<usize>)> = list
-                .iter()
-                .map(|s| (s.get_ref().as_str(), s.span()))
-                .collect();
-            templates(ctx, shown, &list, value.span()).map(ValueSpec::List)
-        }
-        SetValueFile::ByRole(entries) => {
-            if entries.is_empty() {
-                // The file layer reported an empty table, or refused every key of it.
-                return None;
+    let SetValueFile::ByRole(entries) = value.get_ref() else {
+        let list = value.get_ref().templates(value.span());
+        return templates(ctx, shown, &list, value.span()).map(ValueSpec::List);
+    };
+    let mut roles: [Option<Vec<Template>>; 5] = Default::default();
+    let mut default = None;
+    let mut ok = true;
+    for (key, entry) in entries {
+        let list = entry.get_ref().templates(entry.span());
+        let shown = format!("{shown}.{}", key.get_ref());
+        let Some(list) = templates(ctx, &shown, &list, entry.span()) else {
+            ok = false;
+            continue;
+        };
+        // The file layer refused every other key.
+        match role_key(key.get_ref()) {
+            Some(RoleKey::Role(role)) => {
+                roles[ROLE_ORDER.iter().position(|r| *r == role).unwrap_or(0)] = Some(list);
             }
-            let mut roles: [Option<Vec<Template>>; 5] = Default::default();
-            let mut default = None;
-            let mut ok = true;
-            for (key, entry) in entries {
-                let list: Vec<(&str, Range<usize>)> = match entry.get_ref() {
-                    TemplatesFile::One(text) => vec![(text.as_str(), entry.span())],
-                    TemplatesFile::List(list) => list
-                        .iter()
-                        .map(|s| (s.get_ref().as_str(), s.span()))
-                        .collect(),
-                };
-                let shown = format!("{shown}.{}", key.get_ref());
-                let Some(list) = templates(ctx, &shown, &list, entry.span()) else {
-                    ok = false;
-                    continue;
-                };
-                // The file layer refused every other key.
-                match role_key(key.get_ref()) {
-                    Some(RoleKey::Role(role)) => {
-                        let i = ROLE_ORDER.iter().position(|r| *r == role).unwrap_or(0);
-                        roles[i] = Some(list);
-                    }
-                    Some(RoleKey::Default) => default = Some(list),
-                    None => ok = false,
-                }
-            }
-            ok.then_some(ValueSpec::ByRole { roles, default })
+            Some(RoleKey::Default) => default = Some(list),
+            None => ok = false,
         }
     }
+    ok.then_some(ValueSpec::ByRole { roles, default })
 }
 
 /// Templates written at the given spans (a list at `whole`); `None` if any is wrong (each
@@ -354,19 +278,17 @@ fn templates(
         );
         return None;
     }
-    let mut out = Vec::new();
-    let mut ok = true;
-    for (text, span) in list {
-        match Template::parse(text) {
-            Ok(t) => out.push(t),
+    let parsed: Vec<Option<Template>> = (list.iter())
+        .map(|(text, span)| match Template::parse(text) {
+            Ok(t) => Some(t),
             Err(e) => {
-                ok = false;
                 let at = ctx.sink.inside(span.clone(), text, e.offset);
                 ctx.err(at, format!("{shown}: {}", e.message));
+                None
             }
-        }
-    }
-    ok.then_some(out)
+        })
+        .collect();
+    parsed.into_iter().collect()
 }
 
 /// `required_headers`: each must be a `set_headers` name of the same upstream.

@@ -1,8 +1,10 @@
 //! Turns the parsed file into the typed model, collecting every problem (never just the first)
-//! with its place: the entry point, the problem context [`Ctx`], and the checks the tables share
-//! (secret sources, http(s) URLs, duration bounds). The leaves arrive already read into their
-//! types ([`super::leaf`]); what is left here are the rules across keys and tables, and the keys
-//! whose message names the key itself (URLs, secrets), each table in its own module.
+//! with its place: the entry point, the problem context [`Ctx`] and the shapes of rule the
+//! tables share (a required key, a required secret from one source, a key that must not be
+//! written). The leaves arrive already read into their types ([`super::leaf`]); what is left
+//! here are the rules across keys and tables, each table in its own module. A table's builder
+//! may fill a refused key with its default: the model is returned only when nothing was
+//! reported, and [`Ctx::valid`] keeps the rules across keys from running on such a default.
 
 mod assertion;
 mod clever;
@@ -14,17 +16,12 @@ mod session;
 mod tls;
 mod upstream;
 
-pub use upstream::DEFAULT_TIMEOUT as DEFAULT_UPSTREAM_TIMEOUT;
-
 use std::collections::HashSet;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use url::Url;
-
-use super::file::{quote, Parsed, Sink, Sp};
-use super::leaf::Leaf;
+use super::file::{Parsed, Sink, Sp, Written};
+use super::leaf::{self, EnvName, FromText, Leaf};
 use super::model::{Config, SecretSource};
 use crate::identity::CORE_FIELDS;
 use clever::clever;
@@ -40,7 +37,11 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
     };
     let file = &parsed.file;
     let mut specs = headers::Specs::default();
-    let default_headers = specs.defaults();
+    // What `/_gateway/auth` answers with when no upstream is named: the identity headers an
+    // upstream sends by default, under their default names.
+    let default_headers = headers::headers(&mut ctx, &Default::default(), false, &mut specs)
+        .map(|h| h.headers)
+        .unwrap_or_default();
     let (upstreams, names) = upstreams(&mut ctx, file.upstream.as_ref(), &mut specs);
     let server = server(&mut ctx, file.server.as_ref(), &names);
     let clever = clever(&mut ctx, file.clever.as_ref());
@@ -49,7 +50,7 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
         .session
         .as_ref()
         .and_then(|s| s.get_ref().cookie_name.as_ref())
-        .map_or(session::DEFAULT_COOKIE_NAME, |n| n.get_ref().as_str());
+        .map_or(session::DEFAULT_COOKIE_NAME, |n| n.text.as_str());
     upstream::app_cookies_not_ours(&mut ctx, file.upstream.as_ref(), cookie_name);
     tls::secure_cookies_with_tls(&mut ctx, file.session.as_ref(), server.as_ref());
     let wanted = upstreams
@@ -97,58 +98,73 @@ impl Ctx<'_, '_> {
 
     /// Reports a missing key, unless it was there with a wrong type (already reported).
     fn missing(&mut self, path: &str, span: Range<usize>, message: impl Into<String>) {
-        if !self.invalid.contains(path) {
+        if self.valid(path) {
             self.err(span, message);
         }
     }
 
-    /// A leaf's value: `default` when the key is absent, `None` when it was refused (reported).
-    fn value<T: Clone>(&self, path: &str, v: Option<&Leaf<T>>, default: T) -> Option<T> {
-        match v {
-            Some(v) => Some(v.value.clone()),
-            None => (!self.invalid.contains(path)).then_some(default),
+    /// Reports `message` at a key's value if the key is written (a key that must not be).
+    fn if_set(&mut self, v: &Option<impl Written>, message: impl Into<String>) {
+        if let Some(v) = v {
+            self.err(v.at(), message);
         }
     }
 
-    /// An optional leaf's value: `Some(None)` when absent, `None` when refused (reported).
-    fn optional<T: Clone>(&self, path: &str, v: Option<&Leaf<T>>) -> Option<Option<T>> {
-        match v {
-            Some(v) => Some(Some(v.value.clone())),
-            None => (!self.invalid.contains(path)).then_some(None),
-        }
+    /// Whether the key at `path` was not refused by the file layer (absent or read).
+    fn valid(&self, path: &str) -> bool {
+        !self.invalid.contains(path)
     }
 
-    /// A list of leaves: `default` when absent, `None` when it or an entry was refused
-    /// (reported).
-    fn values<T: Clone>(
-        &self,
+    /// A required leaf's value; when absent, `message` is reported at `span` (unless the key
+    /// was refused).
+    fn required<T: Clone>(
+        &mut self,
         path: &str,
-        v: Option<&Sp<Vec<Leaf<T>>>>,
-        default: Vec<T>,
-    ) -> Option<Vec<T>> {
-        match v {
-            _ if self.invalid.contains(path) => None,
-            Some(list) => Some(list.get_ref().iter().map(|l| l.value.clone()).collect()),
-            None => Some(default),
+        v: &Option<Leaf<T>>,
+        span: Range<usize>,
+        message: &str,
+    ) -> Option<T> {
+        if v.is_none() {
+            self.missing(path, span, message);
         }
+        val(v)
     }
 
-    /// Whether the key was written at all (even with a wrong type).
-    fn written<T>(&self, path: &str, value: &Option<T>) -> bool {
-        value.is_some() || self.invalid.contains(path)
+    /// A secret that must come from somewhere: reported at `span` when neither source is
+    /// set and none of `keys` (paths) was refused.
+    fn required_secret(
+        &mut self,
+        source: Option<Option<SecretSource>>,
+        keys: &[String],
+        span: Range<usize>,
+        message: &str,
+    ) -> Option<SecretSource> {
+        if source == Some(None) && keys.iter().all(|k| self.valid(k)) {
+            self.err(span, message);
+        }
+        source.flatten()
+    }
+
+    /// A string leaf read here rather than by the file layer (to name it `shown`): reported
+    /// as the file layer reports a [`Leaf`], `None` when it does not read.
+    fn read<T: FromText>(&mut self, v: &Sp<String>, shown: &str) -> Option<T> {
+        let read = leaf::read(v.get_ref());
+        read.map_err(|why| self.err(v.span(), format!("{shown} {why}")))
+            .ok()
     }
 }
 
-/// An optional file path: `Some(None)` when absent, `None` when invalid.
-fn path(ctx: &mut Ctx<'_, '_>, v: Option<&Sp<String>>, shown: &str) -> Option<Option<PathBuf>> {
-    match v {
-        None => Some(None),
-        Some(p) if p.get_ref().trim().is_empty() => {
-            ctx.err(p.span(), format!("{shown} is empty: expected a file path"));
-            None
-        }
-        Some(p) => Some(Some(PathBuf::from(p.get_ref()))),
-    }
+/// A leaf's value, if written and read (a refused one was reported).
+fn val<T: Clone>(v: &Option<Leaf<T>>) -> Option<T> {
+    v.as_ref().map(|v| v.value.clone())
+}
+
+/// A list of leaves' values (empty when absent; a refused entry was reported).
+fn vals<T: Clone>(v: &Option<Sp<Vec<Leaf<T>>>>) -> Vec<T> {
+    v.iter()
+        .flat_map(|l| l.get_ref())
+        .map(|l| l.value.clone())
+        .collect()
 }
 
 /// Where a secret comes from: `env_key` (an environment variable's name) or `file_key` (a
@@ -159,114 +175,18 @@ fn secret_source(
     env: Option<&Sp<String>>,
     file: Option<&Leaf<PathBuf>>,
     (env_key, file_key): (&str, &str),
-    example_var: &str,
 ) -> Option<Option<SecretSource>> {
     match (env, file) {
         (Some(_), Some(f)) => {
-            ctx.err(
-                f.span(),
-                format!("{env_key} and {file_key} are both set: use exactly one of them"),
-            );
+            let both = format!("{env_key} and {file_key} are both set: use exactly one of them");
+            ctx.err(f.span(), both);
             None
         }
-        (Some(e), None) => {
-            env_var_name(ctx, e, env_key, example_var).map(|n| Some(SecretSource::Env(n)))
-        }
+        (Some(e), None) => ctx
+            .read(e, env_key)
+            .map(|n: EnvName| Some(SecretSource::Env(n.0))),
         (None, Some(f)) => Some(Some(SecretSource::File(f.value.clone()))),
         (None, None) => Some(None),
-    }
-}
-
-/// An environment variable name for a secret (`client_secret_env`, `redis_password_env`):
-/// non-empty, no `=`, NUL or whitespace. `example` is shown in the error.
-fn env_var_name(
-    ctx: &mut Ctx<'_, '_>,
-    v: &Sp<String>,
-    shown: &str,
-    example: &str,
-) -> Option<String> {
-    let name = v.get_ref();
-    if name.is_empty() || name.contains(['=', '\0']) || name.chars().any(char::is_whitespace) {
-        ctx.err(
-            v.span(),
-            format!(
-                "{shown} {} is not an environment variable name: expected a name like \"{example}\"",
-                quote(name)
-            ),
-        );
-        return None;
-    }
-    Some(name.clone())
-}
-
-fn http_url(ctx: &mut Ctx<'_, '_>, v: &Sp<String>, shown: &str, example: &str) -> Option<Url> {
-    let text = v.get_ref();
-    let allowed = format!("expected an absolute http:// or https:// URL such as {example:?}");
-    let url = match Url::parse(text) {
-        Ok(u) => u,
-        Err(e) => {
-            ctx.err(
-                v.span(),
-                format!(
-                    "{shown} {} is not a valid URL ({e}): {allowed}",
-                    quote(text)
-                ),
-            );
-            return None;
-        }
-    };
-    if !matches!(url.scheme(), "http" | "https") {
-        ctx.err(
-            v.span(),
-            format!(
-                "{shown} {} has scheme {:?}: {allowed}",
-                quote(text),
-                url.scheme()
-            ),
-        );
-        return None;
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        ctx.err(
-            v.span(),
-            format!("{shown} {} has no host: {allowed}", quote(text)),
-        );
-        return None;
-    }
-    if url.fragment().is_some() {
-        ctx.err(
-            v.span(),
-            format!("{shown} {} has a fragment (#…): remove it", quote(text)),
-        );
-        return None;
-    }
-    Some(url)
-}
-
-/// A duration key: `default` when absent, else within `range`, reported as "`shown` `text` is
-/// out of range: expected `expected`" when outside it. `shown` is also the key's path.
-fn duration_in(
-    ctx: &mut Ctx<'_, '_>,
-    v: Option<&Leaf<Duration>>,
-    shown: &str,
-    default: Duration,
-    range: std::ops::RangeInclusive<Duration>,
-    expected: &str,
-) -> Option<Duration> {
-    let Some(v) = v else {
-        return ctx.value(shown, None, default);
-    };
-    if range.contains(&v.value) {
-        Some(v.value)
-    } else {
-        ctx.err(
-            v.span(),
-            format!(
-                "{shown} {} is out of range: expected {expected}",
-                quote(&v.text)
-            ),
-        );
-        None
     }
 }
 

@@ -2,17 +2,10 @@
 //! `redis_master_name` and `redis_db`) and where the passwords come from. Each key is refused
 //! with `store = "memory"`, and `redis_url` and `redis_sentinels` exclude each other.
 
-use std::ops::Range;
-
-use url::{Host, Url};
-
 use super::{secret_source, Ctx};
-use crate::config::file::{quote, SessionFile, Sp};
-use crate::config::leaf::Leaf;
+use crate::config::file::{quote, span_of, SessionFile, Sp};
+use crate::config::leaf::{Leaf, SentinelAddr};
 use crate::config::model::{RedisTarget, SecretSource, SentinelTarget, StoreKind};
-
-/// Sentinel's own default port, for an entry written without one.
-const SENTINEL_PORT: u16 = 26379;
 
 /// What the Redis keys resolve to: the target (`None` without Redis), the data nodes'
 /// password source. `None` when a problem was reported.
@@ -26,7 +19,6 @@ pub(super) fn redis(
     if store == Some(StoreKind::Memory) {
         return only_with_redis_store(ctx, s);
     }
-    let store_span = s.store.as_ref().map(|v| v.span()).unwrap_or(0..0);
     let target = match (&s.redis_url, &s.redis_sentinels) {
         (Some(_), Some(list)) => {
             ctx.err(
@@ -38,15 +30,14 @@ pub(super) fn redis(
             None
         }
         (Some(u), None) => {
-            let url = redis_url(ctx, u);
-            let unused = sentinel_only_keys(ctx, s);
-            url.zip(unused).map(|(u, ())| Some(RedisTarget::Url(u)))
+            sentinel_only_keys(ctx, s);
+            Some(RedisTarget::Url(u.value.0.clone()))
         }
-        (None, Some(list)) => sentinel(ctx, s, list).map(|t| Some(RedisTarget::Sentinel(t))),
+        (None, Some(list)) => sentinel(ctx, s, list).map(RedisTarget::Sentinel),
         (None, None) if store.is_some() => {
             ctx.missing(
                 "session.redis_url",
-                store_span,
+                span_of(&s.store).unwrap_or(0..0),
                 "session.store is \"redis\" but redis_url is missing: expected a URL starting \
                  with redis:// or rediss://, or redis_sentinels = [\"host:26379\", ...] with \
                  redis_master_name to find the primary through Sentinel",
@@ -61,197 +52,97 @@ pub(super) fn redis(
         s.redis_password_env.as_ref(),
         s.redis_password_file.as_ref(),
         ("session.redis_password_env", "session.redis_password_file"),
-        "REDIS_PASSWORD",
     );
-    Some((target?, password?))
+    Some((target, password?))
 }
 
 /// With `store = "memory"`, every Redis key is an error (it would silently do nothing).
 fn only_with_redis_store(ctx: &mut Ctx<'_, '_>, s: &SessionFile) -> Option<RedisKeys> {
-    let set: Vec<(&str, Range<usize>)> = [
-        ("redis_url", s.redis_url.as_ref().map(Sp::span)),
-        ("redis_sentinels", s.redis_sentinels.as_ref().map(Sp::span)),
-        (
-            "redis_master_name",
-            s.redis_master_name.as_ref().map(Sp::span),
-        ),
-        ("redis_db", s.redis_db.as_ref().map(Sp::span)),
-        (
-            "redis_password_env",
-            s.redis_password_env.as_ref().map(Sp::span),
-        ),
-        (
-            "redis_password_file",
-            s.redis_password_file.as_ref().map(Leaf::span),
-        ),
+    let keys = [
+        ("redis_url", span_of(&s.redis_url)),
+        ("redis_sentinels", span_of(&s.redis_sentinels)),
+        ("redis_master_name", span_of(&s.redis_master_name)),
+        ("redis_db", span_of(&s.redis_db)),
+        ("redis_password_env", span_of(&s.redis_password_env)),
+        ("redis_password_file", span_of(&s.redis_password_file)),
         (
             "redis_sentinel_password_env",
-            s.redis_sentinel_password_env.as_ref().map(Sp::span),
+            span_of(&s.redis_sentinel_password_env),
         ),
         (
             "redis_sentinel_password_file",
-            s.redis_sentinel_password_file.as_ref().map(Leaf::span),
+            span_of(&s.redis_sentinel_password_file),
         ),
-    ]
-    .into_iter()
-    .filter_map(|(k, span)| span.map(|sp| (k, sp)))
-    .collect();
-    for (key, span) in &set {
+    ];
+    for (key, span) in keys.into_iter().filter_map(|(k, s)| Some((k, s?))) {
         ctx.err(
-            span.clone(),
+            span,
             format!(
                 "session.{key} is set but session.store is not \"redis\": set store = \"redis\" \
                  or remove {key}"
             ),
         );
     }
-    set.is_empty().then_some((None, None))
+    Some((None, None))
 }
 
 /// The keys that only mean something with `redis_sentinels`, refused next to `redis_url`.
-fn sentinel_only_keys(ctx: &mut Ctx<'_, '_>, s: &SessionFile) -> Option<()> {
-    let mut ok = true;
-    if let Some(n) = &s.redis_master_name {
-        ctx.err(
-            n.span(),
-            "session.redis_master_name is set with redis_url: it names the primary for \
-             redis_sentinels; remove it, or use redis_sentinels instead of redis_url",
-        );
-        ok = false;
-    }
-    if let Some(db) = &s.redis_db {
-        ctx.err(
-            db.span(),
-            "session.redis_db is set with redis_url: with redis_url the database is the URL's \
-             path (redis://host:6379/2); remove redis_db",
-        );
-        ok = false;
-    }
-    let sentinel_password = [
-        s.redis_sentinel_password_env.as_ref().map(Sp::span),
-        s.redis_sentinel_password_file.as_ref().map(Leaf::span),
-    ];
-    for span in sentinel_password.into_iter().flatten() {
-        ctx.err(
-            span,
-            "a Sentinel password is set with redis_url: it is for redis_sentinels; remove it \
-             (the data node's password is redis_password_env or redis_password_file)",
-        );
-        ok = false;
-    }
-    ok.then_some(())
-}
-
-/// `redis_url`: `redis://` or `rediss://` with a host and no password. The URL may hold a
-/// password: it is never quoted in messages.
-fn redis_url(ctx: &mut Ctx<'_, '_>, u: &Sp<String>) -> Option<String> {
-    let text = u.get_ref();
-    let scheme_ok = text.starts_with("redis://") || text.starts_with("rediss://");
-    let parsed = Url::parse(text).ok().filter(|p| p.host_str().is_some());
-    if scheme_ok && parsed.as_ref().is_some_and(|p| p.password().is_some()) {
-        // A password in the URL would sit in a file that is shown, copied and committed: it
-        // comes from redis_password_env or redis_password_file instead.
-        ctx.err(
-            u.span(),
-            "session.redis_url holds a password: the Redis password is never inline; remove it \
-             from the URL and set redis_password_env or redis_password_file",
-        );
-        None
-    } else if scheme_ok && parsed.is_some() {
-        Some(text.clone())
-    } else {
-        ctx.err(
-            u.span(),
-            "session.redis_url is not a Redis URL: expected redis://host:port/db or \
-             rediss://host:port/db",
-        );
-        None
-    }
+fn sentinel_only_keys(ctx: &mut Ctx<'_, '_>, s: &SessionFile) {
+    ctx.if_set(
+        &s.redis_master_name,
+        "session.redis_master_name is set with redis_url: it names the primary for \
+         redis_sentinels; remove it, or use redis_sentinels instead of redis_url",
+    );
+    ctx.if_set(
+        &s.redis_db,
+        "session.redis_db is set with redis_url: with redis_url the database is the URL's path \
+         (redis://host:6379/2); remove redis_db",
+    );
+    const SENTINEL_PASSWORD: &str = "a Sentinel password is set with redis_url: it is for \
+        redis_sentinels; remove it (the data node's password is redis_password_env or \
+        redis_password_file)";
+    ctx.if_set(&s.redis_sentinel_password_env, SENTINEL_PASSWORD);
+    ctx.if_set(&s.redis_sentinel_password_file, SENTINEL_PASSWORD);
 }
 
 /// `redis_sentinels` with `redis_master_name`, `redis_db` and the Sentinels' password.
 fn sentinel(
     ctx: &mut Ctx<'_, '_>,
     s: &SessionFile,
-    list: &Sp<Vec<Sp<String>>>,
+    list: &Sp<Vec<Leaf<SentinelAddr>>>,
 ) -> Option<SentinelTarget> {
-    let mut ok = true;
-    if list.get_ref().is_empty() {
+    if list.get_ref().is_empty() && ctx.valid("session.redis_sentinels") {
         ctx.err(
             list.span(),
             "session.redis_sentinels is empty: expected the Sentinels' addresses, like \
              [\"10.0.0.5:26379\", \"10.0.0.6:26379\", \"10.0.0.7:26379\"]",
         );
-        ok = false;
     }
-    let mut sentinels: Vec<(String, u16)> = Vec::new();
-    let mut tls: Option<bool> = None;
+    let mut sentinels: Vec<&SentinelAddr> = Vec::new();
     for entry in list.get_ref() {
-        let Some((host, port, entry_tls)) = sentinel_address(ctx, entry) else {
-            ok = false;
+        let (this, text) = (&entry.value, quote(&entry.text));
+        let why = if sentinels.first().is_some_and(|first| first.tls != this.tls) {
+            "mixes rediss:// (TLS) and plain entries: write every entry rediss://host:port for \
+             TLS, or none of them"
+                .to_owned()
+        } else if sentinels
+            .iter()
+            .any(|s| (&s.host, s.port) == (&this.host, this.port))
+        {
+            format!("lists {text} twice: list each Sentinel once")
+        } else {
+            sentinels.push(this);
             continue;
         };
-        if *tls.get_or_insert(entry_tls) != entry_tls {
-            ctx.err(
-                entry.span(),
-                "session.redis_sentinels mixes rediss:// (TLS) and plain entries: write every \
-                 entry rediss://host:port for TLS, or none of them",
-            );
-            ok = false;
-        } else if sentinels.contains(&(host.clone(), port)) {
-            ctx.err(
-                entry.span(),
-                format!(
-                    "session.redis_sentinels lists {} twice: list each Sentinel once",
-                    quote(entry.get_ref())
-                ),
-            );
-            ok = false;
-        } else {
-            sentinels.push((host, port));
-        }
+        ctx.err(entry.span(), format!("session.redis_sentinels {why}"));
     }
-    let master_name = match &s.redis_master_name {
-        None => {
-            ctx.missing(
-                "session.redis_master_name",
-                list.span(),
-                "session.redis_sentinels is set but redis_master_name is missing: expected the \
-                 name the Sentinels monitor the primary under (sentinel monitor <name> ...)",
-            );
-            None
-        }
-        Some(n) => {
-            let name = n.get_ref();
-            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                ctx.err(
-                    n.span(),
-                    format!(
-                        "session.redis_master_name {} is not a Sentinel master name: expected \
-                         a non-empty name without spaces, like \"gateway\"",
-                        quote(name)
-                    ),
-                );
-                None
-            } else {
-                Some(name.clone())
-            }
-        }
-    };
-    let db = match &s.redis_db {
-        None => Some(0),
-        Some(v) if *v.get_ref() >= 0 => Some(*v.get_ref()),
-        Some(v) => {
-            ctx.err(
-                v.span(),
-                format!(
-                    "session.redis_db is {}: expected a database number, 0 or more (default 0)",
-                    v.get_ref()
-                ),
-            );
-            None
-        }
-    };
+    let master_name = ctx.required(
+        "session.redis_master_name",
+        &s.redis_master_name,
+        list.span(),
+        "session.redis_sentinels is set but redis_master_name is missing: expected the name the \
+         Sentinels monitor the primary under (sentinel monitor <name> ...)",
+    );
     let password = secret_source(
         ctx,
         s.redis_sentinel_password_env.as_ref(),
@@ -260,62 +151,14 @@ fn sentinel(
             "session.redis_sentinel_password_env",
             "session.redis_sentinel_password_file",
         ),
-        "REDIS_SENTINEL_PASSWORD",
     );
-    let (master_name, db, password) = (master_name?, db?, password?);
-    ok.then_some(SentinelTarget {
-        sentinels,
-        master_name,
-        db,
-        tls: tls.unwrap_or(false),
-        password,
+    Some(SentinelTarget {
+        sentinels: sentinels.iter().map(|s| (s.host.clone(), s.port)).collect(),
+        master_name: master_name?.0,
+        db: s.redis_db.as_ref().map_or(0, |db| db.get_ref().0),
+        tls: sentinels.first().is_some_and(|s| s.tls),
+        password: password?,
     })
-}
-
-/// One `redis_sentinels` entry: `host:port`, `redis://host:port` or `rediss://host:port`
-/// (TLS); the port defaults to 26379. Returns the host (IPv6 without brackets), port and TLS.
-fn sentinel_address(ctx: &mut Ctx<'_, '_>, entry: &Sp<String>) -> Option<(String, u16, bool)> {
-    let text = entry.get_ref();
-    let (tls, url) = if let Some(rest) = text.strip_prefix("rediss://") {
-        (true, Url::parse(&format!("redis://{rest}")))
-    } else if text.starts_with("redis://") {
-        (false, Url::parse(text))
-    } else if text.contains("://") {
-        (false, Err(url::ParseError::InvalidDomainCharacter))
-    } else {
-        (false, Url::parse(&format!("redis://{text}")))
-    };
-    let bad = |ctx: &mut Ctx<'_, '_>, why: &str| {
-        ctx.err(
-            entry.span(),
-            format!(
-                "session.redis_sentinels entry {why}: expected host:port like \
-                 \"10.0.0.5:26379\" (rediss://host:port for TLS)"
-            ),
-        );
-        None
-    };
-    let Ok(url) = url else {
-        return bad(ctx, "is not a Sentinel address");
-    };
-    if url.password().is_some() || !url.username().is_empty() {
-        // Never echoed: it may hold a password.
-        return bad(
-            ctx,
-            "holds a user or password (set redis_sentinel_password_env or \
-             redis_sentinel_password_file instead)",
-        );
-    }
-    if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
-        return bad(ctx, &format!("{} has a path or query", quote(text)));
-    }
-    let host = match url.host() {
-        Some(Host::Domain(d)) if !d.is_empty() => d.to_string(),
-        Some(Host::Ipv4(a)) => a.to_string(),
-        Some(Host::Ipv6(a)) => a.to_string(),
-        _ => return bad(ctx, &format!("{} has no host", quote(text))),
-    };
-    Some((host, url.port().unwrap_or(SENTINEL_PORT), tls))
 }
 
 #[cfg(test)]

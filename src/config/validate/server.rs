@@ -3,64 +3,62 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use super::{duration_in, secret_source, Ctx};
-use crate::config::file::{quote, ServerFile, Sp};
+use super::{secret_source, val, vals, Ctx};
+use crate::config::file::{quote, ServerFile, Table};
+use crate::config::leaf::{Leaf, RunPath};
 use crate::config::model::{LogFormat, ServerConfig};
 
 const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8080);
-
-/// A table's span, or the document start when the table is absent.
-fn table_span<T>(t: Option<&Sp<T>>) -> Range<usize> {
-    t.map(|t| t.span()).unwrap_or(0..0)
-}
+/// A unix socket path must fit `sun_path`: 108 bytes with the terminating NUL.
+const MAX_SOCK_PATH: usize = 107;
 
 pub(super) fn server(
     ctx: &mut Ctx<'_, '_>,
-    table: Option<&Sp<ServerFile>>,
+    table: Option<&Table<ServerFile>>,
     upstream_names: &[Option<String>],
 ) -> Option<ServerConfig> {
     let default = ServerFile::default();
-    let s = table.map(|t| t.get_ref()).unwrap_or(&default);
-    let tspan = table_span(table);
+    let s = table.map_or(&default, |t| &t.get_ref().0);
+    let tspan = table.map_or(0..0, |t| t.span());
 
-    let listen = ctx.values("server.listen", s.listen.as_ref(), vec![DEFAULT_LISTEN]);
-    let tls_listen = ctx.values("server.tls_listen", s.tls_listen.as_ref(), Vec::new());
-    let admin_listen = ctx.optional("server.admin_listen", s.admin_listen.as_ref());
-    something_listens(ctx, s, &listen, &tls_listen, tspan.clone());
-    listeners_distinct(ctx, s, &listen, &tls_listen, &admin_listen);
+    // `None` when a listener was refused (reported): the rules across them wait.
+    let listen = s
+        .listen
+        .as_ref()
+        .map_or(vec![DEFAULT_LISTEN], |_| vals(&s.listen));
+    let listen = ctx.valid("server.listen").then_some(listen);
+    let tls_listen = ctx.valid("server.tls_listen").then(|| vals(&s.tls_listen));
+    if let (Some([]), Some([])) = (listen.as_deref(), tls_listen.as_deref()) {
+        ctx.err(
+            s.listen.as_ref().map_or(tspan.clone(), |l| l.span()),
+            "server.listen and server.tls_listen are both empty, so nothing would listen: give \
+             at least one \"ip:port\" in listen or tls_listen",
+        );
+    }
+    listeners_distinct(ctx, s, &listen, &tls_listen);
 
-    let tls_cert = ctx.optional("server.tls_cert", s.tls_cert.as_ref());
-    let tls_key = ctx.optional("server.tls_key", s.tls_key.as_ref());
-    let tls_wanted = tls_listen.as_ref().is_some_and(|t| !t.is_empty())
-        || ctx.invalid.contains("server.tls_listen");
+    let tls_wanted =
+        tls_listen.as_ref().is_some_and(|t| !t.is_empty()) || !ctx.valid("server.tls_listen");
     tls_files_with_tls_listen(ctx, s, tls_wanted, tls_listen.is_some(), tspan.clone());
-    let redirect_to_https = redirect_to_https(ctx, s, tls_wanted);
+    let redirect = s.redirect_to_https.as_ref().filter(|v| *v.get_ref());
+    if let Some(v) = redirect.filter(|_| !tls_wanted) {
+        ctx.err(
+            v.span(),
+            "server.redirect_to_https is true but server.tls_listen is empty: the redirect sends \
+             browsers to the gateway's HTTPS listener, so set tls_listen (with tls_cert and \
+             tls_key) or remove redirect_to_https",
+        );
+    }
 
     let first_addr = match (&listen, &tls_listen) {
         (Some(plain), Some(tls)) => plain.first().or(tls.first()).copied(),
         _ => None,
     };
-    let process = process(ctx, s, first_addr, tspan);
+    let (pid_file, upgrade_sock) = run_files(ctx, s, first_addr, tspan);
     let landing = landing(ctx, s, upstream_names);
-
-    let trusted_proxies = ctx.values(
-        "server.trusted_proxies",
-        s.trusted_proxies.as_ref(),
-        Vec::new(),
-    );
-
-    let header_timeout = duration_in(
-        ctx,
-        s.header_timeout.as_ref(),
-        "server.header_timeout",
-        DEFAULT_HEADER_TIMEOUT,
-        MIN_HEADER_TIMEOUT..=MAX_HEADER_TIMEOUT,
-        "from 1s to 120s (how long a client may take to send a request's header; default 10s)",
-    );
     let forward_auth_secret = secret_source(
         ctx,
         s.forward_auth_secret_env.as_ref(),
@@ -69,47 +67,24 @@ pub(super) fn server(
             "server.forward_auth_secret_env",
             "server.forward_auth_secret_file",
         ),
-        "FORWARD_AUTH_SECRET",
     );
-
-    let process = process?;
     Some(ServerConfig {
         listen: listen?,
         tls_listen: tls_listen?,
-        tls_cert: tls_cert?,
-        tls_key: tls_key?,
-        redirect_to_https: redirect_to_https?,
+        tls_cert: val(&s.tls_cert),
+        tls_key: val(&s.tls_key),
+        redirect_to_https: redirect.is_some(),
         threads: s.threads.map(|t| t.0),
-        grace_period: process.grace_period,
-        log_format: process.log_format,
-        pid_file: process.pid_file,
-        upgrade_sock: process.upgrade_sock,
-        admin_listen: admin_listen?,
+        grace_period: val(&s.grace_period).unwrap_or_default().0,
+        log_format: val(&s.log_format).unwrap_or(LogFormat::Human),
+        pid_file: pid_file?,
+        upgrade_sock: upgrade_sock?,
+        admin_listen: val(&s.admin_listen),
         landing: landing?,
-        trusted_proxies: trusted_proxies?,
-        header_timeout: header_timeout?,
+        trusted_proxies: vals(&s.trusted_proxies),
+        header_timeout: val(&s.header_timeout).unwrap_or_default().0,
         forward_auth_secret: forward_auth_secret?,
     })
-}
-
-/// `server.listen` and `server.tls_listen` may not both be empty.
-fn something_listens(
-    ctx: &mut Ctx<'_, '_>,
-    s: &ServerFile,
-    listen: &Option<Vec<SocketAddr>>,
-    tls_listen: &Option<Vec<SocketAddr>>,
-    tspan: Range<usize>,
-) {
-    if let (Some(plain), Some(tls)) = (listen, tls_listen) {
-        if plain.is_empty() && tls.is_empty() {
-            let span = s.listen.as_ref().map_or(tspan, |l| l.span());
-            ctx.err(
-                span,
-                "server.listen and server.tls_listen are both empty, so nothing would listen: \
-                 give at least one \"ip:port\" in listen or tls_listen",
-            );
-        }
-    }
 }
 
 /// One address, one listener; and no two listeners on one port where one of them takes every
@@ -119,39 +94,34 @@ fn listeners_distinct(
     s: &ServerFile,
     listen: &Option<Vec<SocketAddr>>,
     tls_listen: &Option<Vec<SocketAddr>>,
-    admin_listen: &Option<Option<SocketAddr>>,
 ) {
     let mut seen: Vec<SocketAddr> = Vec::new();
     if s.listen.is_none() {
         seen.extend(listen.iter().flatten());
     }
+    // Lists with a refused entry are left out (reported).
     let lists = [(&s.listen, listen), (&s.tls_listen, tls_listen)];
-    for (written, parsed) in lists {
-        if let (Some(written), Some(parsed)) = (written, parsed) {
-            for (w, addr) in written.get_ref().iter().zip(parsed) {
-                match seen.iter().find(|s| listeners_clash(**s, *addr)) {
-                    Some(other) if other == addr => ctx.err(
-                        w.span(),
-                        format!(
-                            "address {addr} is listed twice: each listener needs its own address"
-                        ),
-                    ),
-                    Some(other) => ctx.err(w.span(), overlap_message(*addr, *other)),
-                    None => seen.push(*addr),
-                }
-            }
-        }
-    }
-    if let (Some(w), Some(Some(addr))) = (&s.admin_listen, admin_listen) {
-        match seen.iter().find(|s| listeners_clash(**s, *addr)) {
-            Some(other) if other == addr => ctx.err(
+    let proxies = lists.into_iter().filter(|(_, read)| read.is_some());
+    let proxies = proxies.flat_map(|(written, _)| written.iter().flat_map(|l| l.get_ref()));
+    for (admin, w) in proxies
+        .map(|w| (false, w))
+        .chain(s.admin_listen.iter().map(|w| (true, w)))
+    {
+        let addr = w.value;
+        match seen.iter().find(|s| listeners_clash(**s, addr)) {
+            Some(other) if *other == addr && admin => ctx.err(
                 w.span(),
                 format!(
                     "server.admin_listen {addr} is also a proxy listener: give the admin \
                      listener its own address"
                 ),
             ),
-            Some(other) => ctx.err(w.span(), overlap_message(*addr, *other)),
+            Some(other) if *other == addr => ctx.err(
+                w.span(),
+                format!("address {addr} is listed twice: each listener needs its own address"),
+            ),
+            Some(other) => ctx.err(w.span(), overlap_message(addr, *other)),
+            None if !admin => seen.push(addr),
             None => {}
         }
     }
@@ -167,154 +137,80 @@ fn tls_files_with_tls_listen(
     tspan: Range<usize>,
 ) {
     let files = [("tls_cert", &s.tls_cert), ("tls_key", &s.tls_key)];
-    if tls_wanted {
-        let span = s.tls_listen.as_ref().map_or(tspan, |t| t.span());
-        for (key, value) in files {
-            if !ctx.written(&format!("server.{key}"), value) {
-                ctx.err(
-                    span.clone(),
-                    format!(
-                        "server.tls_listen is set but server.{key} is missing: TLS listeners \
-                         need both tls_cert and tls_key"
-                    ),
-                );
-            }
-        }
-    } else if tls_listen_read {
-        for (key, value) in files {
-            if let Some(v) = value {
-                ctx.err(
-                    v.span(),
-                    format!(
-                        "server.{key} is set but server.tls_listen is empty: tls_cert and \
-                         tls_key are only used with tls_listen, so set all three or none"
-                    ),
-                );
-            }
+    for (key, value) in files {
+        if tls_wanted && value.is_none() && ctx.valid(&format!("server.{key}")) {
+            ctx.err(
+                s.tls_listen.as_ref().map_or(tspan.clone(), |t| t.span()),
+                format!(
+                    "server.tls_listen is set but server.{key} is missing: TLS listeners need \
+                     both tls_cert and tls_key"
+                ),
+            );
+        } else if let Some(v) = value.as_ref().filter(|_| !tls_wanted && tls_listen_read) {
+            ctx.err(
+                v.span(),
+                format!(
+                    "server.{key} is set but server.tls_listen is empty: tls_cert and tls_key \
+                     are only used with tls_listen, so set all three or none"
+                ),
+            );
         }
     }
 }
 
 /// `landing`: the name of an upstream (default: the first).
-fn landing(
-    ctx: &mut Ctx<'_, '_>,
-    s: &ServerFile,
-    upstream_names: &[Option<String>],
-) -> Option<usize> {
+fn landing(ctx: &mut Ctx<'_, '_>, s: &ServerFile, names: &[Option<String>]) -> Option<usize> {
     let Some(l) = &s.landing else {
         return Some(0);
     };
-    let wanted = l.get_ref();
-    let found = upstream_names
-        .iter()
-        .position(|n| n.as_deref() == Some(wanted.as_str()));
+    let found = names.iter().position(|n| n.as_ref() == Some(l.get_ref()));
     if found.is_none() {
-        let known: Vec<String> = upstream_names.iter().flatten().map(|n| quote(n)).collect();
-        let allowed = if known.is_empty() {
-            "expected the name of an [[upstream]]".to_owned()
-        } else {
-            format!("expected one of {}", known.join(", "))
+        let known: Vec<String> = names.iter().flatten().map(|n| quote(n)).collect();
+        let allowed = match known.is_empty() {
+            true => "expected the name of an [[upstream]]".to_owned(),
+            false => format!("expected one of {}", known.join(", ")),
         };
-        ctx.err(
-            l.span(),
-            format!(
-                "server.landing {} names no upstream: {allowed}",
-                quote(wanted)
-            ),
+        let message = format!(
+            "server.landing {} names no upstream: {allowed}",
+            quote(l.get_ref())
         );
+        ctx.err(l.span(), message);
     }
     found
 }
 
-/// A request's whole header must arrive within this, from its first byte (slow-header
-/// attacks); each read alone is bounded by pingora's own timeouts.
-pub(crate) const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-const MIN_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
-const MAX_HEADER_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// `redirect_to_https`: only with an HTTPS listener to send browsers to.
-fn redirect_to_https(ctx: &mut Ctx<'_, '_>, s: &ServerFile, tls_wanted: bool) -> Option<bool> {
-    let Some(v) = &s.redirect_to_https else {
-        return Some(false);
-    };
-    if *v.get_ref() && !tls_wanted {
-        ctx.err(
-            v.span(),
-            "server.redirect_to_https is true but server.tls_listen is empty: the redirect sends \
-             browsers to the gateway's HTTPS listener, so set tls_listen (with tls_cert and \
-             tls_key) or remove redirect_to_https",
-        );
-        return None;
-    }
-    Some(*v.get_ref())
-}
-
-/// SIGTERM's grace period when the file names none (pingora's own default is 300 s).
-pub(crate) const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
-const MAX_GRACE_PERIOD: Duration = Duration::from_secs(300);
-/// A unix socket path must fit `sun_path`: 108 bytes with the terminating NUL.
-const MAX_SOCK_PATH: usize = 107;
-
-/// The `[server]` keys about the process rather than the listeners.
-struct Process {
-    grace_period: Duration,
-    log_format: LogFormat,
-    pid_file: PathBuf,
-    upgrade_sock: PathBuf,
-}
-
-/// `grace_period`, `log_format`, `pid_file` and `upgrade_sock`. `first_addr` (the first listener)
-/// names the default pid file and upgrade socket; `None` when the listeners are invalid, which is
-/// already reported.
-fn process(
+/// `pid_file` and `upgrade_sock`; by default named after `first_addr` (the first listener;
+/// `None` when the listeners are invalid, which is already reported) in the run directory.
+fn run_files(
     ctx: &mut Ctx<'_, '_>,
     s: &ServerFile,
     first_addr: Option<SocketAddr>,
     tspan: Range<usize>,
-) -> Option<Process> {
-    let grace_period = duration_in(
-        ctx,
-        s.grace_period.as_ref(),
-        "server.grace_period",
-        DEFAULT_GRACE_PERIOD,
-        Duration::ZERO..=MAX_GRACE_PERIOD,
-        "from 0s to 300s",
-    );
-
-    let log_format = ctx.value("server.log_format", s.log_format.as_ref(), LogFormat::Human);
-
-    let default_stem = first_addr.map(run_file_stem);
-    let pid_file = run_path(
-        ctx,
-        s.pid_file.as_ref(),
-        "server.pid_file",
-        default_stem
+) -> (Option<PathBuf>, Option<PathBuf>) {
+    // `0.0.0.0_8080`, `--1_8443` (for `[::1]:8443`): a listener as a file name.
+    let stem = first_addr.map(|a| format!("{}_{}", a.ip().to_string().replace(':', "-"), a.port()));
+    let path = |key: &str, v: &Option<Leaf<RunPath>>, ext: &str| match v {
+        Some(v) => Some(v.value.0.clone()),
+        None if !ctx.valid(key) => None,
+        None => stem
             .as_ref()
-            .map(|stem| ServerConfig::default_run_dir().join(format!("{stem}.pid"))),
-    );
-    let upgrade_sock = run_path(
-        ctx,
-        s.upgrade_sock.as_ref(),
-        "server.upgrade_sock",
-        default_stem
-            .as_ref()
-            .map(|stem| ServerConfig::default_run_dir().join(format!("{stem}.sock"))),
-    );
-    if let Some(sock) = &upgrade_sock {
+            .map(|stem| ServerConfig::default_run_dir().join(format!("{stem}.{ext}"))),
+    };
+    let pid_file = path("server.pid_file", &s.pid_file, "pid");
+    let upgrade_sock = path("server.upgrade_sock", &s.upgrade_sock, "sock");
+    let sock_span = s.upgrade_sock.as_ref().map_or(tspan, |v| v.span());
+    if let Some(sock) = upgrade_sock.as_ref() {
         let len = sock.as_os_str().len();
+        let what = match &s.upgrade_sock {
+            Some(_) => "server.upgrade_sock".to_owned(),
+            None => format!(
+                "the default server.upgrade_sock {} (under the temp directory)",
+                quote(&sock.to_string_lossy())
+            ),
+        };
         if len > MAX_SOCK_PATH {
-            let (span, what) = match &s.upgrade_sock {
-                Some(v) => (v.span(), "server.upgrade_sock".to_owned()),
-                None => (
-                    tspan.clone(),
-                    format!(
-                        "the default server.upgrade_sock {} (under the temp directory)",
-                        quote(&sock.to_string_lossy())
-                    ),
-                ),
-            };
             ctx.err(
-                span,
+                sock_span.clone(),
                 format!(
                     "{what} is {len} bytes long: a unix socket path holds at most \
                      {MAX_SOCK_PATH} bytes, so set server.upgrade_sock to a shorter absolute path"
@@ -322,78 +218,13 @@ fn process(
             );
         }
     }
-    if let (Some(pid), Some(sock)) = (&pid_file, &upgrade_sock) {
-        if pid == sock {
-            let span = s
-                .upgrade_sock
-                .as_ref()
-                .map(|v| v.span())
-                .unwrap_or_else(|| tspan.clone());
-            ctx.err(
-                span,
-                "server.pid_file and server.upgrade_sock are the same path: give each its own file",
-            );
-        }
+    if pid_file.is_some() && pid_file == upgrade_sock {
+        ctx.err(
+            sock_span,
+            "server.pid_file and server.upgrade_sock are the same path: give each its own file",
+        );
     }
-    Some(Process {
-        grace_period: grace_period?,
-        log_format: log_format?,
-        pid_file: pid_file?,
-        upgrade_sock: upgrade_sock?,
-    })
-}
-
-/// `0.0.0.0_8080`, `--1_8443` (for `[::1]:8443`): a listener as a file name.
-fn run_file_stem(addr: SocketAddr) -> String {
-    format!(
-        "{}_{}",
-        addr.ip().to_string().replace(':', "-"),
-        addr.port()
-    )
-}
-
-/// An absolute path for a file the running gateway and `reload` must agree on; `default` when
-/// absent (`None` when the default is unknown because the listeners are invalid).
-fn run_path(
-    ctx: &mut Ctx<'_, '_>,
-    v: Option<&Sp<String>>,
-    shown: &str,
-    default: Option<PathBuf>,
-) -> Option<PathBuf> {
-    let Some(v) = v else {
-        return default;
-    };
-    let text = v.get_ref();
-    let path = Path::new(text);
-    let problem = if text.trim().is_empty() {
-        Some("is empty")
-    } else if !path.is_absolute() {
-        // `reload` (systemd's ExecReload runs in /) must find the same file as `run`.
-        Some("is relative")
-    } else if text.ends_with('/') || path.file_name().is_none() {
-        Some("names a directory")
-    } else {
-        None
-    };
-    match problem {
-        Some(problem) => {
-            ctx.err(
-                v.span(),
-                format!(
-                    "{shown} {} {problem}: expected an absolute file path such as \
-                     \"/run/clever-gateway/gateway.{}\"",
-                    quote(text),
-                    if shown.ends_with("sock") {
-                        "sock"
-                    } else {
-                        "pid"
-                    }
-                ),
-            );
-            None
-        }
-        None => Some(path.to_path_buf()),
-    }
+    (pid_file, upgrade_sock)
 }
 
 /// Whether two listen addresses cannot both be bound: the same address (listed twice), or the
@@ -427,6 +258,7 @@ mod tests {
     use super::super::testutil::*;
     use super::*;
     use crate::config::SecretSource;
+    use std::time::Duration;
 
     #[test]
     fn server_absent_gets_defaults() {

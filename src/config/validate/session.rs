@@ -1,172 +1,68 @@
 //! `[session]`: the cookie (name, domain, Secure), session lifetime, the store (its Redis keys
 //! in `redis.rs`), readiness, and where logout lands.
 
-use std::time::Duration;
-
-use super::{duration_in, Ctx};
-use crate::config::file::{quote, SessionFile, Sp};
-use crate::config::leaf::{is_cookie_token, Leaf, LogoutRedirect};
+use super::{val, Ctx};
+use crate::config::file::{quote, SessionFile, Table};
 use crate::config::model::{Readiness, SessionConfig, StoreKind};
 
 pub(super) const DEFAULT_COOKIE_NAME: &str = "clever_gateway";
-const DEFAULT_TTL: Duration = Duration::from_secs(2 * 3600);
-const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
-/// Like oauth2-proxy's CSRF cookie: long enough to type a password, short enough that
-/// abandoned sign-ins do not pile up.
-const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
-const MIN_LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
-const MAX_LOGIN_TIMEOUT: Duration = Duration::from_secs(3600);
-const MIN_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 
 pub(super) fn session(
     ctx: &mut Ctx<'_, '_>,
-    table: Option<&Sp<SessionFile>>,
+    table: Option<&Table<SessionFile>>,
 ) -> Option<SessionConfig> {
     let default = SessionFile::default();
-    let s = table.map(|t| t.get_ref()).unwrap_or(&default);
-
-    let cookie_secure = s
-        .cookie_secure
-        .as_ref()
-        .map(|b| *b.get_ref())
-        .unwrap_or(true);
-
-    let cookie_name = match &s.cookie_name {
-        None => Some(DEFAULT_COOKIE_NAME.to_owned()),
-        Some(n) => {
-            let name = n.get_ref();
-            if name.is_empty() || !name.bytes().all(is_cookie_token) {
-                ctx.err(
-                    n.span(),
-                    format!(
-                        "session.cookie_name {} is not a cookie name: expected letters, digits \
-                         and !#$%&'*+-.^_`|~ only (an RFC 6265 token)",
-                        quote(name)
-                    ),
-                );
-                None
-            } else if name.starts_with("__Host-") && (!cookie_secure || s.cookie_domain.is_some()) {
-                ctx.err(
-                    n.span(),
-                    "session.cookie_name starts with __Host-, which browsers accept only with \
-                     cookie_secure = true and no cookie_domain: change the name or those settings",
-                );
-                None
-            } else if name.starts_with("__Secure-") && !cookie_secure {
-                ctx.err(
-                    n.span(),
-                    "session.cookie_name starts with __Secure-, which browsers accept only with \
-                     cookie_secure = true: change the name or set cookie_secure = true",
-                );
-                None
-            } else {
-                Some(name.clone())
-            }
+    let s = table.map_or(&default, |t| &t.get_ref().0);
+    let cookie_secure = s.cookie_secure.as_ref().is_none_or(|b| *b.get_ref());
+    if let Some(n) = &s.cookie_name {
+        let why = if n.text.starts_with("__Host-") && (!cookie_secure || s.cookie_domain.is_some())
+        {
+            "starts with __Host-, which browsers accept only with cookie_secure = true and no \
+             cookie_domain: change the name or those settings"
+        } else if n.text.starts_with("__Secure-") && !cookie_secure {
+            "starts with __Secure-, which browsers accept only with cookie_secure = true: change \
+             the name or set cookie_secure = true"
+        } else {
+            ""
+        };
+        if !why.is_empty() {
+            ctx.err(n.span(), format!("session.cookie_name {why}"));
         }
-    };
-
-    let cookie_domain = ctx
-        .optional("session.cookie_domain", s.cookie_domain.as_ref())
-        .map(|d| d.map(|d| d.0));
-
-    let ttl = match &s.ttl {
-        Some(t) if t.value.is_zero() => {
+    }
+    // At most `ttl` (when `ttl` could be read), since sessions end at `ttl` anyway.
+    let ttl = ctx
+        .valid("session.ttl")
+        .then(|| val(&s.ttl).unwrap_or_default().0);
+    if let (Some(v), Some(ttl)) = (&s.idle_timeout, ttl) {
+        if v.value.0 > ttl {
             ctx.err(
-                t.span(),
-                "session.ttl is zero: expected a session lifetime more than 0s and at most 24h",
-            );
-            None
-        }
-        Some(t) if t.value > MAX_TTL => {
-            ctx.err(
-                t.span(),
+                v.span(),
                 format!(
-                    "session.ttl {} is longer than 24h: the cap is 24h because Clever access \
-                     tokens live 24h and a session must not outlive its token",
-                    quote(&t.text)
+                    "session.idle_timeout {} is longer than session.ttl ({}): expected at most \
+                     session.ttl, since every session ends at ttl anyway",
+                    quote(&v.text),
+                    humantime::format_duration(ttl)
                 ),
             );
-            None
         }
-        t => ctx.value("session.ttl", t.as_ref(), DEFAULT_TTL),
-    };
-
-    let idle_timeout = idle_timeout(ctx, s.idle_timeout.as_ref(), ttl);
-
-    let login_timeout = duration_in(
-        ctx,
-        s.login_timeout.as_ref(),
-        "session.login_timeout",
-        DEFAULT_LOGIN_TIMEOUT,
-        MIN_LOGIN_TIMEOUT..=MAX_LOGIN_TIMEOUT,
-        "1m to 1h (how long a user may take to sign in at Clever; default 10m)",
-    );
-
-    let store = ctx.value("session.store", s.store.as_ref(), StoreKind::Memory);
-
-    let redis = super::redis::redis(ctx, s, store);
-
-    let readiness = ctx.value("session.readiness", s.readiness.as_ref(), Readiness::Store);
-
-    let logout_redirect = ctx
-        .value(
-            "session.logout_redirect",
-            s.logout_redirect.as_ref(),
-            LogoutRedirect("/".into()),
-        )
-        .map(|r| r.0);
-
-    let (redis, redis_password) = redis?;
+    }
+    let store = ctx
+        .valid("session.store")
+        .then(|| val(&s.store).unwrap_or(StoreKind::Memory));
+    let (redis, redis_password) = super::redis::redis(ctx, s, store)?;
     Some(SessionConfig {
-        cookie_name: cookie_name?,
-        cookie_domain: cookie_domain?,
+        cookie_name: val(&s.cookie_name).map_or(DEFAULT_COOKIE_NAME.to_owned(), |n| n.0),
+        cookie_domain: val(&s.cookie_domain).map(|d| d.0),
         cookie_secure,
         ttl: ttl?,
-        login_timeout: login_timeout?,
+        login_timeout: val(&s.login_timeout).unwrap_or_default().0,
         store: store?,
         redis,
         redis_password,
-        readiness: readiness?,
-        logout_redirect: logout_redirect?,
-        idle_timeout: idle_timeout?,
+        readiness: val(&s.readiness).unwrap_or(Readiness::Store),
+        logout_redirect: val(&s.logout_redirect).map_or("/".to_owned(), |r| r.0),
+        idle_timeout: val(&s.idle_timeout).map(|d| d.0),
     })
-}
-
-/// `idle_timeout`: at least 1s (a shorter one would end sessions between a page and its
-/// images) and at most `ttl` (when `ttl` could be read), since sessions end at `ttl` anyway.
-fn idle_timeout(
-    ctx: &mut Ctx<'_, '_>,
-    v: Option<&Leaf<Duration>>,
-    ttl: Option<Duration>,
-) -> Option<Option<Duration>> {
-    let Some(v) = v else {
-        return ctx.optional("session.idle_timeout", None);
-    };
-    let d = v.value;
-    if d < MIN_IDLE_TIMEOUT {
-        ctx.err(
-            v.span(),
-            format!(
-                "session.idle_timeout {} is shorter than 1s: expected how long an unused \
-                 session lives, at least 1s and at most session.ttl (for example \"20m\")",
-                quote(&v.text)
-            ),
-        );
-        return None;
-    }
-    if let Some(ttl) = ttl.filter(|ttl| d > *ttl) {
-        ctx.err(
-            v.span(),
-            format!(
-                "session.idle_timeout {} is longer than session.ttl ({}): expected at most \
-                 session.ttl, since every session ends at ttl anyway",
-                quote(&v.text),
-                humantime::format_duration(ttl)
-            ),
-        );
-        return None;
-    }
-    Some(Some(d))
 }
 
 #[cfg(test)]
@@ -174,6 +70,7 @@ mod tests {
     use super::super::testutil::*;
     use super::*;
     use crate::config::model::{RedisTarget, SecretSource};
+    use std::time::Duration;
 
     #[test]
     fn session_defaults_are_applied() {

@@ -1,44 +1,33 @@
 //! Rules that join `[server]` and `[session]` over TLS: a gateway that serves HTTPS on a public
 //! address never sends its cookies without `Secure`.
 
-use std::net::SocketAddr;
-
 use super::Ctx;
-use crate::config::file::{SessionFile, Sp};
+use crate::config::file::{SessionFile, Table};
 use crate::config::model::ServerConfig;
 
 /// Refuses `session.cookie_secure = false` with a TLS listener on a non-loopback address: the
 /// browser would also send the session cookie over plain HTTP, to this host or to anyone who
-/// can answer for it on the network. Loopback TLS listeners (local testing) may keep it.
+/// can answer for it on the network. Loopback TLS listeners (local testing) may keep it;
+/// `0.0.0.0` and `[::]` are public.
 pub(super) fn secure_cookies_with_tls(
     ctx: &mut Ctx<'_, '_>,
-    session: Option<&Sp<SessionFile>>,
+    session: Option<&Table<SessionFile>>,
     server: Option<&ServerConfig>,
 ) {
-    let Some(flag) = session.and_then(|s| s.get_ref().cookie_secure.as_ref()) else {
-        return;
-    };
-    if *flag.get_ref() {
-        return;
+    let flag = session.and_then(|s| s.get_ref().cookie_secure.as_ref());
+    let public = server.and_then(|s| s.tls_listen.iter().find(|a| !a.ip().is_loopback()));
+    if let (Some(flag), Some(public)) = (flag.filter(|f| !*f.get_ref()), public) {
+        ctx.err(
+            flag.span(),
+            format!(
+                "session.cookie_secure = false with the TLS listener {public}, which is not a \
+                 loopback address: browsers would also send the session cookie over plain HTTP, \
+                 where anyone on the network can read it and sign in as the user; remove \
+                 cookie_secure = false (it is only for plain-HTTP development, and for TLS \
+                 listeners on 127.0.0.1 or [::1] in local testing)"
+            ),
+        );
     }
-    let Some(public) = server.and_then(|s| first_public(&s.tls_listen)) else {
-        return;
-    };
-    ctx.err(
-        flag.span(),
-        format!(
-            "session.cookie_secure = false with the TLS listener {public}, which is not a \
-             loopback address: browsers would also send the session cookie over plain HTTP, \
-             where anyone on the network can read it and sign in as the user; remove \
-             cookie_secure = false (it is only for plain-HTTP development, and for TLS \
-             listeners on 127.0.0.1 or [::1] in local testing)"
-        ),
-    );
-}
-
-/// The first listener that is not on a loopback address (`0.0.0.0` and `[::]` are public).
-fn first_public(listeners: &[SocketAddr]) -> Option<SocketAddr> {
-    listeners.iter().copied().find(|a| !a.ip().is_loopback())
 }
 
 #[cfg(test)]

@@ -5,523 +5,330 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::ops::Range;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use url::Host;
 
 use super::headers::{headers, Specs};
-use super::{duration_in, http_url, path, Ctx};
-use crate::config::file::{quote, Sp, UpstreamFile};
-use crate::config::leaf::{AppCookie, Leaf, PathPrefix};
+use super::{val, vals, Ctx};
+use crate::config::file::{quote, span_of, Sp, Table, Tables, UpstreamFile};
+use crate::config::leaf::{HttpUrl, PathPrefix};
 use crate::config::model::{Upstream, UpstreamUrl};
-use crate::identity::UserType;
-
-/// Like nginx's proxy_read_timeout: how long the app may be silent while answering.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-const MIN_TIMEOUT: Duration = Duration::from_secs(1);
-const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Returns the upstreams (when all are valid) and each upstream's name as written (by index).
 pub(super) fn upstreams(
     ctx: &mut Ctx<'_, '_>,
-    list: Option<&Sp<Vec<Sp<UpstreamFile>>>>,
+    list: Option<&Tables<UpstreamFile>>,
     specs: &mut Specs,
 ) -> (Option<Vec<Upstream>>, Vec<Option<String>>) {
-    const NONE: &str =
-        "no [[upstream]] table: define at least one [[upstream]] with a name and a url";
-    let Some(list) = list else {
-        ctx.missing("upstream", 0..0, NONE);
+    let Some(list) = list.filter(|l| !l.get_ref().is_empty()) else {
+        ctx.missing(
+            "upstream",
+            list.map_or(0..0, |l| l.span()),
+            "no [[upstream]] table: define at least one [[upstream]] with a name and a url",
+        );
         return (None, Vec::new());
     };
-    if list.get_ref().is_empty() {
-        ctx.missing("upstream", list.span(), NONE);
-        return (None, Vec::new());
-    }
-
-    let mut out = Vec::new();
-    let mut ok = true;
-    let mut names: Vec<Option<String>> = Vec::new();
+    let (mut out, mut names) = (Vec::new(), Vec::new());
     // (host, path_prefix, name) of each upstream whose route could be read.
     let mut routes: Vec<(Option<String>, String, Option<String>)> = Vec::new();
     for (i, up) in list.get_ref().iter().enumerate() {
-        let (upstream, name, route) = upstream(ctx, i, up, specs);
-        // Unique names.
-        if let (Some(n), Some(written)) = (&name, &up.get_ref().name) {
-            if names.iter().flatten().any(|m| m == n) {
-                ctx.err(
-                    written.span(),
-                    format!(
-                        "upstream.name {} is already used by an earlier upstream: each upstream \
-                         needs its own name",
-                        quote(n)
-                    ),
-                );
-                ok = false;
-            }
+        let (upstream, route) = upstream(ctx, i, up, specs);
+        let name = val(&up.get_ref().name).map(|n| n.0);
+        if let Some(n) = up.get_ref().name.as_ref().filter(|_| names.contains(&name)) {
+            ctx.err(
+                n.span(),
+                format!(
+                    "upstream.name {} is already used by an earlier upstream: each upstream needs \
+                     its own name",
+                    quote(&n.text)
+                ),
+            );
         }
-        // Unique (host, path_prefix).
         if let Some((host, prefix, span)) = route {
-            if let Some((_, _, other)) = routes.iter().find(|(h, p, _)| *h == host && *p == prefix)
-            {
-                let host_text = host
-                    .as_deref()
-                    .map(quote)
-                    .unwrap_or_else(|| "any host".into());
-                ctx.err(
+            match routes.iter().find(|(h, p, _)| *h == host && *p == prefix) {
+                Some((_, _, other)) => ctx.err(
                     span,
                     format!(
-                        "upstream path_prefix {} on {host_text} is already routed to {}: \
-                         each (host, path_prefix) pair must be unique",
+                        "upstream path_prefix {} on {} is already routed to {}: each (host, \
+                         path_prefix) pair must be unique",
                         quote(&prefix),
+                        host.as_deref().map_or("any host".into(), quote),
                         other
                             .as_deref()
-                            .map(|n| format!("upstream {}", quote(n)))
-                            .unwrap_or_else(|| "an earlier upstream".to_owned())
+                            .map_or("an earlier upstream".into(), |n| format!(
+                                "upstream {}",
+                                quote(n)
+                            ))
                     ),
-                );
-                ok = false;
-            } else {
-                routes.push((host, prefix, name.clone()));
+                ),
+                None => routes.push((host, prefix, name.clone())),
             }
         }
         names.push(name);
-        match upstream {
-            Some(u) => out.push(u),
-            None => ok = false,
-        }
+        out.push(upstream);
     }
-    (ok.then_some(out), names)
+    (out.into_iter().collect(), names)
 }
 
 type Route = (Option<String>, String, Range<usize>);
 
-/// Validates one upstream; also returns its name and route (host, prefix, span) when readable,
-/// for the checks across upstreams.
+/// Validates one upstream; also returns its route (host, prefix, span) when readable, for the
+/// checks across upstreams.
 fn upstream(
     ctx: &mut Ctx<'_, '_>,
     i: usize,
-    table: &Sp<UpstreamFile>,
+    table: &Table<UpstreamFile>,
     specs: &mut Specs,
-) -> (Option<Upstream>, Option<String>, Option<Route>) {
-    let u = table.get_ref();
-    let tspan = table.span();
+) -> (Option<Upstream>, Option<Route>) {
+    let (u, tspan) = (table.get_ref(), table.span());
     let key = |k: &str| format!("upstream[{i}].{k}");
-
-    let name = match &u.name {
-        None => {
-            ctx.missing(
-                &key("name"),
-                tspan.clone(),
-                "[[upstream]] has no name: expected a name of letters, digits, \"_\", \".\" or \"-\"",
-            );
-            None
-        }
-        Some(n) => Some(n.value.0.clone()),
-    };
-
+    let name = ctx.required(
+        &key("name"),
+        &u.name,
+        tspan.clone(),
+        "[[upstream]] has no name: expected a name of letters, digits, \"_\", \".\" or \"-\"",
+    );
     let url = match &u.url {
         None => {
             ctx.missing(
                 &key("url"),
                 tspan.clone(),
-                "[[upstream]] has no url: expected the app's address such as \"http://127.0.0.1:9000\"",
+                "[[upstream]] has no url: expected the app's address such as \
+                 \"http://127.0.0.1:9000\"",
             );
             None
         }
         Some(v) => upstream_url(ctx, v),
     };
-
     let (tls_verify, tls_ca) = upstream_tls(ctx, u, url.as_ref());
-
-    let timeout = duration_in(
+    // `None` when refused (reported): the route is then not compared.
+    let host = ctx.valid(&key("host")).then(|| val(&u.host));
+    let prefix = val(&u.path_prefix).unwrap_or(PathPrefix("/".into()));
+    let prefix = ctx.valid(&key("path_prefix")).then_some(prefix);
+    let allow_user_types = allow_list(
         ctx,
-        u.timeout.as_ref(),
-        &key("timeout"),
-        DEFAULT_TIMEOUT,
-        MIN_TIMEOUT..=MAX_TIMEOUT,
-        "1s to 1h (how long the app may stay silent while answering; default 60s)",
+        &u.allow_user_types,
+        (&key("allow_user_types"), "type"),
+        |t| t.value,
     );
-
-    let host = ctx
-        .optional(&key("host"), u.host.as_ref())
-        .map(|h| h.map(|h| h.0));
-    let path_prefix = ctx
-        .value(
-            &key("path_prefix"),
-            u.path_prefix.as_ref(),
-            PathPrefix("/".into()),
-        )
-        .map(|p| p.0);
-
-    let allow_user_types = allow_user_types(ctx, u, &key("allow_user_types"));
-    let allow_districts = allow_districts(ctx, u);
-    let login_district_id = login_district_id(ctx, u);
-    let public_paths = ctx.values(&key("public_paths"), u.public_paths.as_ref(), Vec::new());
-
-    let app_cookies = app_cookies(ctx, &key("app_cookies"), u.app_cookies.as_ref());
-    let logout_paths = logout_paths(ctx, u.logout_paths.as_ref(), path_prefix.as_deref());
-
-    let forward_access_token = u.forward_access_token == Some(true);
-    let headers = headers(ctx, u, forward_access_token, specs);
-    let assertion_on = u.assertion == Some(true);
-    let assertion_audience = assertion_audience(ctx, u, assertion_on);
-
-    let route = match (&host, &path_prefix) {
-        (Some(h), Some(p)) => {
-            let span = u
-                .path_prefix
-                .as_ref()
-                .map(|p| p.span())
-                .unwrap_or_else(|| tspan.clone());
-            Some((h.clone(), p.clone(), span))
-        }
-        _ => None,
-    };
-
-    let built = (|| {
-        let name = name.clone()?;
-        let audience = assertion_audience?;
-        let sends = headers?;
-        Some(Upstream {
-            assertion: assertion_on.then(|| audience.unwrap_or_else(|| name.clone())),
-            name,
-            url: url?,
-            tls_verify: tls_verify?,
-            tls_ca: tls_ca?,
-            timeout: timeout?,
-            host: host?,
-            path_prefix: path_prefix?,
-            allow_user_types: allow_user_types?,
-            allow_districts: allow_districts?,
-            login_district_id: login_district_id?,
-            public_paths: public_paths?,
-            strip_path_prefix: u.strip_path_prefix == Some(true),
-            confirm_students: u.confirm_students == Some(true),
-            forward_access_token,
-            app_cookies: app_cookies?,
-            logout_paths: logout_paths?,
-            headers: sends.headers,
-            scrubbed: sends.scrubbed,
-        })
-    })();
-    (built, name, route)
-}
-
-/// `allow_user_types`: never empty (that would lock everyone out); repeats dropped.
-fn allow_user_types(
-    ctx: &mut Ctx<'_, '_>,
-    u: &UpstreamFile,
-    path: &str,
-) -> Option<Option<Vec<UserType>>> {
-    let Some(list) = &u.allow_user_types else {
-        return Some(None);
-    };
-    if ctx.invalid.contains(path) {
-        return None;
-    }
-    if list.get_ref().is_empty() {
-        ctx.err(
-            list.span(),
-            "upstream.allow_user_types is empty, which would lock everyone out: list at least \
-             one type, or remove the key to allow every type",
-        );
-        return None;
-    }
-    let mut types: Vec<UserType> = Vec::new();
-    for t in list.get_ref() {
-        if !types.contains(&t.value) {
-            types.push(t.value);
-        }
-    }
-    Some(Some(types))
-}
-
-/// `allow_districts`: never empty, no empty entry; repeats dropped.
-fn allow_districts(ctx: &mut Ctx<'_, '_>, u: &UpstreamFile) -> Option<Option<Vec<String>>> {
-    let Some(list) = &u.allow_districts else {
-        return Some(None);
-    };
-    if list.get_ref().is_empty() {
-        ctx.err(
-            list.span(),
-            "upstream.allow_districts is empty, which would lock everyone out: list at least \
-             one district id, or remove the key to allow every district",
-        );
-        return None;
-    }
-    let mut ids: Vec<String> = Vec::new();
-    let mut ok = true;
-    for item in list.get_ref() {
-        let id = item.get_ref();
-        if id.trim().is_empty() {
-            ok = false;
+    let allow_districts = allow_list(
+        ctx,
+        &u.allow_districts,
+        (&key("allow_districts"), "district"),
+        |d| d.get_ref().clone(),
+    );
+    for item in u.allow_districts.iter().flat_map(|l| l.get_ref()) {
+        if item.get_ref().trim().is_empty() {
             ctx.err(
                 item.span(),
                 "upstream.allow_districts has an empty entry: expected Clever district ids",
             );
-        } else if !ids.contains(id) {
-            ids.push(id.clone());
         }
     }
-    ok.then_some(Some(ids))
-}
-
-fn login_district_id(ctx: &mut Ctx<'_, '_>, u: &UpstreamFile) -> Option<Option<String>> {
-    match &u.login_district_id {
-        Some(d) if d.get_ref().trim().is_empty() => {
+    // Logout paths are compared exactly with the normalised request path.
+    for item in u.logout_paths.iter().flat_map(|l| l.get_ref()) {
+        let routing = crate::gateway::routing::prefix_matches;
+        if prefix.as_ref().is_some_and(|p| !routing(&p.0, &item.text)) {
             ctx.err(
-                d.span(),
-                "upstream.login_district_id is empty: expected a Clever district id, or remove \
-                 the key",
+                item.span(),
+                format!(
+                    "upstream.logout_paths entry {} is not under this upstream's path_prefix, so \
+                     it never reaches this upstream: expected a path the app serves under its \
+                     path_prefix",
+                    quote(&item.text)
+                ),
             );
-            None
         }
-        d => Some(d.as_ref().map(|d| d.get_ref().clone())),
     }
-}
-
-/// `assertion_audience`: only with `assertion = true`, and not empty.
-fn assertion_audience(
-    ctx: &mut Ctx<'_, '_>,
-    u: &UpstreamFile,
-    assertion_on: bool,
-) -> Option<Option<String>> {
-    let Some(a) = &u.assertion_audience else {
-        return Some(None);
-    };
+    let forward_access_token = u.forward_access_token == Some(true);
+    let headers = headers(ctx, u, forward_access_token, specs);
+    let assertion_on = u.assertion == Some(true);
     if !assertion_on {
-        ctx.err(
-            a.span(),
+        ctx.if_set(
+            &u.assertion_audience,
             "upstream.assertion_audience is set but assertion is not true: add assertion = true \
              to this upstream, or remove assertion_audience",
         );
-        return None;
     }
-    if a.get_ref().trim().is_empty() {
-        ctx.err(
-            a.span(),
-            "upstream.assertion_audience is empty: expected the audience the app checks \
-             (default: the upstream's name)",
-        );
-        return None;
-    }
-    Some(Some(a.get_ref().clone()))
+    let route = match (&host, &prefix) {
+        (Some(h), Some(p)) => {
+            let span = span_of(&u.path_prefix).unwrap_or(tspan);
+            Some((h.as_ref().map(|h| h.0.clone()), p.0.clone(), span))
+        }
+        _ => None,
+    };
+    let built = (|| {
+        let name = name?.0;
+        let audience = val(&u.assertion_audience).map_or_else(|| name.clone(), |a| a.0);
+        let sends = headers?;
+        Some(Upstream {
+            assertion: assertion_on.then_some(audience),
+            name,
+            url: url?,
+            tls_verify,
+            tls_ca,
+            timeout: val(&u.timeout).unwrap_or_default().0,
+            host: host?.map(|h| h.0),
+            path_prefix: prefix?.0,
+            allow_user_types,
+            allow_districts,
+            login_district_id: val(&u.login_district_id).map(|d| d.0),
+            public_paths: vals(&u.public_paths),
+            strip_path_prefix: u.strip_path_prefix == Some(true),
+            confirm_students: u.confirm_students == Some(true),
+            forward_access_token,
+            app_cookies: dedup(vals(&u.app_cookies).into_iter().map(|c| c.0)),
+            logout_paths: dedup(vals(&u.logout_paths).into_iter().map(|p| p.0)),
+            headers: sends.headers,
+            scrubbed: sends.scrubbed,
+        })
+    })();
+    (built, route)
 }
 
-/// `app_cookies`: cookie names (RFC 6265 tokens), repeats dropped. Whether one is the
-/// gateway's own is checked with `[session]` (`app_cookies_not_ours`).
-fn app_cookies(
-    ctx: &Ctx<'_, '_>,
-    path: &str,
-    list: Option<&Sp<Vec<Leaf<AppCookie>>>>,
-) -> Option<Vec<String>> {
-    let mut out: Vec<String> = Vec::new();
-    for name in ctx.values(path, list, Vec::new())? {
-        if !out.contains(&name.0) {
-            out.push(name.0);
+/// Who may enter: `None` (everyone) when absent; never empty, which would lock everyone out;
+/// repeats dropped.
+fn allow_list<E, T: PartialEq>(
+    ctx: &mut Ctx<'_, '_>,
+    list: &Option<Sp<Vec<E>>>,
+    (path, what): (&str, &str),
+    value: impl Fn(&E) -> T,
+) -> Option<Vec<T>> {
+    let list = list.as_ref()?;
+    let key = path.rsplit('.').next().unwrap_or_default();
+    if list.get_ref().is_empty() && ctx.valid(path) {
+        ctx.err(
+            list.span(),
+            format!(
+                "upstream.{key} is empty, which would lock everyone out: list at least one \
+                 {what}, or remove the key to allow every {what}"
+            ),
+        );
+    }
+    Some(dedup(list.get_ref().iter().map(value)))
+}
+
+/// The items in their first order, without repeats.
+fn dedup<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
         }
     }
-    Some(out)
+    out
 }
 
 /// No `app_cookies` entry may name one of the gateway's own cookies: expiring it at sign-in
 /// would sign the browser straight out again.
 pub(super) fn app_cookies_not_ours(
     ctx: &mut Ctx<'_, '_>,
-    list: Option<&Sp<Vec<Sp<UpstreamFile>>>>,
+    list: Option<&Tables<UpstreamFile>>,
     cookie_name: &str,
 ) {
     let jar = crate::session::cookies::CookieJarSpec::named(cookie_name);
-    for up in list.map(|l| l.get_ref().as_slice()).unwrap_or_default() {
-        let Some(names) = &up.get_ref().app_cookies else {
-            continue;
-        };
-        for item in names.get_ref() {
-            if jar.reserves(&item.text) {
-                ctx.err(
-                    item.span(),
-                    format!(
-                        "upstream.app_cookies entry {} is one of the gateway's own cookies \
-                         (session.cookie_name {}): list only the app's cookies",
-                        quote(&item.text),
-                        quote(cookie_name)
-                    ),
-                );
-            }
+    let ups = list.map(|l| l.get_ref().as_slice()).unwrap_or_default();
+    for item in ups
+        .iter()
+        .flat_map(|u| &u.get_ref().app_cookies)
+        .flat_map(|l| l.get_ref())
+    {
+        if jar.reserves(&item.text) {
+            ctx.err(
+                item.span(),
+                format!(
+                    "upstream.app_cookies entry {} is one of the gateway's own cookies \
+                     (session.cookie_name {}): list only the app's cookies",
+                    quote(&item.text),
+                    quote(cookie_name)
+                ),
+            );
         }
     }
-}
-
-/// `logout_paths`: absolute, normalised paths (compared exactly with the request's normalised
-/// path) that this upstream serves: under its `path_prefix`, never under `/_gateway/`.
-fn logout_paths(
-    ctx: &mut Ctx<'_, '_>,
-    list: Option<&Sp<Vec<Sp<String>>>>,
-    prefix: Option<&str>,
-) -> Option<Vec<String>> {
-    let Some(list) = list else {
-        return Some(Vec::new());
-    };
-    let mut out: Vec<String> = Vec::new();
-    let mut ok = true;
-    for item in list.get_ref() {
-        let p = item.get_ref();
-        let why = logout_path(p).err().or_else(|| {
-            let prefix = prefix?;
-            (!crate::gateway::routing::prefix_matches(prefix, p)).then_some(
-                "is not under this upstream's path_prefix, so it never reaches this upstream: \
-                 expected a path the app serves under its path_prefix",
-            )
-        });
-        match why {
-            Some(why) => {
-                ok = false;
-                ctx.err(
-                    item.span(),
-                    format!("upstream.logout_paths entry {} {why}", quote(p)),
-                );
-            }
-            None if !out.contains(p) => out.push(p.clone()),
-            None => {}
-        }
-    }
-    ok.then_some(out)
-}
-
-/// One `logout_paths` entry: a path as the gateway normalises request paths, so an exact
-/// comparison with the normalised request path is meaningful.
-fn logout_path(p: &str) -> Result<(), &'static str> {
-    if !p.starts_with('/') {
-        return Err("does not start with \"/\": expected an absolute path such as \"/logout.php\"");
-    }
-    if p.contains(['?', '#']) {
-        return Err("has \"?\" or \"#\": logout paths match the path only, never the query");
-    }
-    if p.chars().any(|c| c.is_whitespace() || c.is_control()) || p.contains('%') {
-        return Err(
-            "contains a space, control character or \"%\": expected the path as it \
-                    reads decoded, such as \"/logout/\"",
-        );
-    }
-    match crate::gateway::routing::normalize_path(p) {
-        Ok(n) if n.decoded == p => {}
-        _ => {
-            return Err(
-                "is not a normalised path (\".\", \"..\" or empty segments): expected \
-                         it as requests are compared, such as \"/app/logout\"",
-            )
-        }
-    }
-    if p == "/_gateway" || p.starts_with(crate::gateway::GATEWAY_PREFIX) {
-        return Err(
-            "is under /_gateway/, which the gateway answers itself: sign-out there is \
-                    /_gateway/logout",
-        );
-    }
-    Ok(())
 }
 
 /// `tls_verify` and `tls_ca`: both only for `https://` upstreams, and a CA to verify with
-/// contradicts turning verification off. `None` where invalid.
+/// contradicts turning verification off.
 fn upstream_tls(
     ctx: &mut Ctx<'_, '_>,
     u: &UpstreamFile,
     url: Option<&UpstreamUrl>,
-) -> (Option<bool>, Option<Option<PathBuf>>) {
-    let mut verify = Some(u.tls_verify.as_ref().is_none_or(|v| *v.get_ref()));
-    let mut ca = path(ctx, u.tls_ca.as_ref(), "upstream.tls_ca");
+) -> (bool, Option<PathBuf>) {
+    let verify = u.tls_verify.as_ref().is_none_or(|v| *v.get_ref());
+    let ca = u
+        .tls_ca
+        .as_ref()
+        .and_then(|v| ctx.read::<PathBuf>(v, "upstream.tls_ca"));
     if url.is_some_and(|url| !url.tls) {
-        if let Some(v) = &u.tls_verify {
-            ctx.err(
-                v.span(),
-                "upstream.tls_verify is set but upstream.url is http://: certificate \
-                 verification applies only to https:// upstreams, so remove tls_verify or use \
-                 an https:// url",
-            );
-            verify = None;
-        }
-        if let Some(v) = &u.tls_ca {
-            ctx.err(
-                v.span(),
-                "upstream.tls_ca is set but upstream.url is http://: a CA applies only to \
-                 https:// upstreams, so remove tls_ca or use an https:// url",
-            );
-            ca = None;
-        }
-    } else if let (Some(v), Some(false)) = (&u.tls_ca, verify) {
-        ctx.err(
-            v.span(),
+        ctx.if_set(
+            &u.tls_verify,
+            "upstream.tls_verify is set but upstream.url is http://: certificate verification \
+             applies only to https:// upstreams, so remove tls_verify or use an https:// url",
+        );
+        ctx.if_set(
+            &u.tls_ca,
+            "upstream.tls_ca is set but upstream.url is http://: a CA applies only to https:// \
+             upstreams, so remove tls_ca or use an https:// url",
+        );
+    } else if !verify {
+        ctx.if_set(
+            &u.tls_ca,
             "upstream.tls_ca is set together with tls_verify = false, which turns verification \
              off so the CA would never be used: keep tls_ca and remove tls_verify = false (the \
              app's certificate is then verified against that CA)",
         );
-        ca = None;
     }
     (verify, ca)
 }
 
 fn upstream_url(ctx: &mut Ctx<'_, '_>, v: &Sp<String>) -> Option<UpstreamUrl> {
-    let url = http_url(ctx, v, "upstream.url", "http://127.0.0.1:9000")?;
-    // Nothing below quotes the URL: it may carry a password in its user info.
-    if !url.username().is_empty() || url.password().is_some() {
-        ctx.err(
-            v.span(),
-            "upstream.url has user info (user:password@): not allowed; the gateway forwards \
-             identity headers, not credentials",
-        );
-        return None;
-    }
-    if url.query().is_some() {
-        ctx.err(
-            v.span(),
-            format!(
-                "upstream.url {} has a query (?…): expected scheme, host, port and path only",
-                quote(url.as_str())
+    let url = ctx.read::<HttpUrl>(v, "upstream.url")?.0;
+    // Nothing here quotes a URL with user info: it may carry a password.
+    let why = if !url.username().is_empty() || url.password().is_some() {
+        "has user info (user:password@): not allowed; the gateway forwards identity headers, \
+         not credentials"
+            .to_owned()
+    } else if url.query().is_some() {
+        let text = quote(url.as_str());
+        format!("{text} has a query (?…): expected scheme, host, port and path only")
+    } else {
+        let tls = url.scheme() == "https";
+        let port = url
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
+        let (host, addr) = match url.host() {
+            Some(Host::Ipv4(ip)) => (ip.to_string(), Ok(SocketAddr::new(ip.into(), port))),
+            Some(Host::Ipv6(ip)) => (ip.to_string(), Ok(SocketAddr::new(ip.into(), port))),
+            // Resolved once, now; the first address wins.
+            Some(Host::Domain(d)) => (d.to_owned(), resolve(d, port)),
+            None => return None,
+        };
+        match addr {
+            Ok(addr) => {
+                let base_path = url.path().trim_end_matches('/').to_owned();
+                return Some(UpstreamUrl {
+                    original: url,
+                    tls,
+                    host,
+                    port,
+                    addr,
+                    base_path,
+                });
+            }
+            Err(why) => format!(
+                "host {} does not resolve ({why}): expected a resolvable host name or an IP \
+                 address",
+                quote(&host)
             ),
-        );
-        return None;
-    }
-    let tls = url.scheme() == "https";
-    let port = url
-        .port_or_known_default()
-        .unwrap_or(if tls { 443 } else { 80 });
-    let (host, addr) = match url.host() {
-        Some(Host::Ipv4(ip)) => (ip.to_string(), Ok(SocketAddr::new(ip.into(), port))),
-        Some(Host::Ipv6(ip)) => (ip.to_string(), Ok(SocketAddr::new(ip.into(), port))),
-        Some(Host::Domain(d)) => (d.to_owned(), resolve(d, port)),
-        None => return None,
-    };
-    let addr = match addr {
-        Ok(a) => a,
-        Err(why) => {
-            ctx.err(
-                v.span(),
-                format!(
-                    "upstream.url host {} does not resolve ({why}): expected a resolvable host \
-                     name or an IP address",
-                    quote(&host)
-                ),
-            );
-            return None;
         }
     };
-    let base_path = url.path().trim_end_matches('/').to_owned();
-    Some(UpstreamUrl {
-        original: url,
-        tls,
-        host,
-        port,
-        addr,
-        base_path,
-    })
+    ctx.err(v.span(), format!("upstream.url {why}"));
+    None
 }
 
-/// Resolves once, now; the first address wins.
 fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    match (host, port).to_socket_addrs() {
-        Ok(mut addrs) => addrs.next().ok_or_else(|| "no addresses".to_owned()),
-        Err(e) => Err(e.to_string()),
-    }
+    let mut addrs = (host, port).to_socket_addrs().map_err(|e| e.to_string())?;
+    addrs.next().ok_or_else(|| "no addresses".to_owned())
 }
 
 #[cfg(test)]
@@ -529,6 +336,8 @@ mod tests {
     use super::super::testutil::*;
     use super::*;
     use crate::config::model::PublicPath;
+    use crate::identity::UserType;
+    use std::time::Duration;
 
     #[test]
     fn upstream_none_is_error() {
