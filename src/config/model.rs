@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +20,7 @@ pub struct Config {
     pub clever: CleverConfig,
     pub session: SessionConfig,
     /// In file order; never empty.
-    pub upstreams: Vec<Upstream>,
+    pub upstreams: Vec<Arc<Upstream>>,
     /// Signed identity assertions: `Some` when `[assertion]` is written or an upstream sets
     /// `assertion = true`.
     pub assertion: Option<AssertionConfig>,

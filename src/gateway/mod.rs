@@ -87,7 +87,8 @@ pub enum Decision {
 /// `cfg.upstreams` and no list beside it.
 #[derive(Debug)]
 pub struct UpstreamRt {
-    pub cfg: Upstream,
+    /// The upstream's configuration: the same allocation as its entry in `Config.upstreams`.
+    pub cfg: Arc<Upstream>,
     /// `tls_ca`, read at start (`None`: the system roots, or a plain `http://` upstream).
     pub(crate) ca: Option<UpstreamCa>,
 }

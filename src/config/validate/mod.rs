@@ -19,6 +19,7 @@ mod upstream;
 use std::collections::HashSet;
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::file::{Parsed, Sink, Sp, Written};
 use super::leaf::{self, EnvName, FromText, Leaf};
@@ -72,7 +73,7 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
         server: server?,
         clever: clever?,
         session: session?,
-        upstreams: upstreams?,
+        upstreams: upstreams?.into_iter().map(Arc::new).collect(),
         assertion: assertion?,
         districts: districts?,
         kept_fields: specs
