@@ -76,48 +76,44 @@ struct Args {
     hops_out: Option<String>,
 }
 
-/// CPU seconds (user + kernel) of `pid`, its threads and its child processes, from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let tck = 100.0; // USER_HZ on Linux
-    let mut ticks = 0u64;
+/// The file `name` of every thread of `pid` and of its child processes, from /proc.
+fn task_files(pid: u32, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
     for p in std::iter::once(pid).chain(children(pid)) {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
             continue;
         };
-        for task in tasks.flatten() {
-            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-                continue;
-            };
-            // Fields after the command name (which ends with ')'): utime is the 12th, stime
-            // the 13th of them.
-            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            ticks += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-            ticks += f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        }
+        out.extend(
+            tasks
+                .flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join(name)).ok()),
+        );
+    }
+    out
+}
+
+/// CPU seconds (user + kernel) of `pid`, its threads and its child processes.
+fn cpu_seconds(pid: u32) -> f64 {
+    let tck = 100.0; // USER_HZ on Linux
+    let mut ticks = 0u64;
+    for stat in task_files(pid, "stat") {
+        // Fields after the command name (which ends with ')'): utime is the 12th, stime the
+        // 13th of them.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        ticks += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        ticks += f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     }
     ticks as f64 / tck
 }
 
-/// Seconds the threads of `pid` (and its children) spent runnable but waiting for a CPU, from
-/// /proc's schedstat (its second field, nanoseconds).
+/// Seconds the threads of `pid` (and its children) spent runnable but waiting for a CPU:
+/// schedstat's second field, nanoseconds.
 fn run_delay_seconds(pid: u32) -> f64 {
-    let mut ns = 0u64;
-    for p in std::iter::once(pid).chain(children(pid)) {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
-                continue;
-            };
-            ns += stat
-                .split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
+    let ns: u64 = task_files(pid, "schedstat")
+        .iter()
+        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum();
     ns as f64 / 1e9
 }
 
