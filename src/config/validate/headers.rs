@@ -2,7 +2,8 @@
 //! (the `header` entries of the field table, each under its default or configured name),
 //! `[upstream.set_headers]` (templates, lists and role tables of section 4b) and
 //! `required_headers`. Names must be valid, not ones the gateway or HTTP itself uses, and
-//! distinct from each other (`_` and `-` count as equal); every template must parse.
+//! distinct from each other (`_` and `-` count as equal); every template must parse,
+//! and use only fields the API version and the district-app tokens can give.
 
 use std::ops::Range;
 
@@ -12,7 +13,7 @@ use http::HeaderName;
 use super::Ctx;
 use crate::config::file::{quote, SetValueFile, Sp, UpstreamFile};
 use crate::config::leaf::Leaf;
-use crate::config::model::{HeaderOrigin, SendHeader, SendValue};
+use crate::config::model::{ApiVersion, HeaderOrigin, SendHeader, SendValue};
 use crate::identity::fields::{When, ROLE_ORDER};
 use crate::identity::template::{role_key, RoleKey, Template};
 use crate::identity::{canonical_header_name, Field, ValueSpec, FIELDS};
@@ -38,6 +39,33 @@ const RESERVED_HEADERS: &[&str] = &[
 /// Whether the gateway sets or forbids a header of this canonical name.
 fn reserved(canonical: &str) -> bool {
     RESERVED_HEADERS.contains(&canonical) || canonical.starts_with("x-forwarded-")
+}
+
+/// What the enrichment fields can come from: `school_ids`, `section_ids` and the fields of
+/// `/users/{id}` need the v3 API, and section ids a district-app token to read them with.
+#[derive(Clone, Copy)]
+pub(super) struct Sources {
+    pub api: ApiVersion,
+    pub no_tokens: bool,
+}
+
+impl Sources {
+    /// Why `field` cannot be had, if it cannot.
+    fn lack(self, field: Field) -> Option<&'static str> {
+        if self.api == ApiVersion::V2 && field.def().source.needs_v3() {
+            Some(
+                "Clever's v3 API (the user's record and sections come from /v3.0/users): set \
+                 clever.api_version to v3.0 or v3.1, or remove it",
+            )
+        } else if field == Field::SectionIds && self.no_tokens {
+            Some(
+                "a district-app token to read sections with: add a [[district]] table with \
+                 token_env or token_file, or set clever.discover_district_tokens = true",
+            )
+        } else {
+            None
+        }
+    }
 }
 
 /// The distinct value specs of every upstream, in the order first seen; a header's value is
@@ -115,6 +143,12 @@ fn identity_headers<'f>(ctx: &mut Ctx<'_, '_>, u: &'f UpstreamFile) -> Option<Ve
             .clone()
             .find(|(k, _)| k.get_ref() == h.key)
             .map(|(_, v)| v);
+        let lack = ctx.sources.and_then(|s| s.lack(field));
+        if let (Some(v), Some(why)) = (value, lack) {
+            if matches!(field, Field::SchoolIds | Field::SectionIds) {
+                ctx.err(v.span(), format!("upstream.headers.{} needs {why}", h.key));
+            }
+        }
         let header = match value {
             None if h.when == When::Named => continue,
             None => HeaderName::from_bytes(h.name.as_bytes()).ok(),
@@ -179,6 +213,7 @@ fn set_headers(
     for (key, value) in u.set_headers.iter().flat_map(|t| &t.get_ref().0) {
         let text = key.get_ref();
         let shown = format!("upstream.set_headers {}", quote(text));
+        let spec = value_spec(ctx, &shown, value);
         let Ok(name) = HeaderName::from_bytes(text.as_bytes()) else {
             ok = false;
             let why = "is not a valid header name: expected letters, digits and - such as \
@@ -220,7 +255,7 @@ fn set_headers(
             continue;
         }
         seen.push(text);
-        let Some(spec) = value_spec(ctx, &shown, value) else {
+        let Some(spec) = spec else {
             ok = false;
             continue;
         };
@@ -239,15 +274,15 @@ fn set_headers(
 fn value_spec(ctx: &mut Ctx<'_, '_>, shown: &str, value: &Sp<SetValueFile>) -> Option<ValueSpec> {
     let SetValueFile::ByRole(entries) = value.get_ref() else {
         let list = value.get_ref().templates(value.span());
-        return templates(ctx, shown, &list, value.span()).map(ValueSpec::List);
+        return templates(ctx, (shown, shown), &list, value.span()).map(ValueSpec::List);
     };
     let mut roles: [Option<Vec<Template>>; 5] = Default::default();
     let mut default = None;
     let mut ok = true;
     for (key, entry) in entries {
         let list = entry.get_ref().templates(entry.span());
-        let shown = format!("{shown}.{}", key.get_ref());
-        let Some(list) = templates(ctx, &shown, &list, entry.span()) else {
+        let role = format!("{shown}.{}", key.get_ref());
+        let Some(list) = templates(ctx, (shown, &role), &list, entry.span()) else {
             ok = false;
             continue;
         };
@@ -263,11 +298,12 @@ fn value_spec(ctx: &mut Ctx<'_, '_>, shown: &str, value: &Sp<SetValueFile>) -> O
     ok.then_some(ValueSpec::ByRole { roles, default })
 }
 
-/// Templates written at the given spans (a list at `whole`); `None` if any is wrong (each
-/// reported).
+/// Templates written at the given spans (a list at `whole`) for the header `owner` (`shown`:
+/// with its role); `None` if any is wrong (each reported). A field the API version or the
+/// token sources cannot give is reported too.
 fn templates(
     ctx: &mut Ctx<'_, '_>,
-    shown: &str,
+    (owner, shown): (&str, &str),
     list: &[(&str, Range<usize>)],
     whole: Range<usize>,
 ) -> Option<Vec<Template>> {
@@ -280,7 +316,19 @@ fn templates(
     }
     let parsed: Vec<Option<Template>> = (list.iter())
         .map(|(text, span)| match Template::parse(text) {
-            Ok(t) => Some(t),
+            Ok(t) => {
+                let sources = ctx.sources;
+                let lack =
+                    sources.and_then(|s| t.fields().iter().find_map(|f| Some((f, s.lack(f)?))));
+                if let Some((f, why)) = lack {
+                    let name = f.name();
+                    ctx.err(
+                        span.clone(),
+                        format!("{owner} uses {{{name}}}, which needs {why}"),
+                    );
+                }
+                Some(t)
+            }
             Err(e) => {
                 let at = ctx.sink.inside(span.clone(), text, e.offset);
                 ctx.err(at, format!("{shown}: {}", e.message));
@@ -614,6 +662,21 @@ mod tests {
         );
         let p = one(&src, &["same header as \"X-A\" above"]);
         assert_eq!(p.line, line_of(&src, "x_a"));
+    }
+
+    #[test]
+    fn set_headers_bad_name_and_its_templates_are_reported_together() {
+        let src = doc(
+            "",
+            "api_version = \"v2.1\"",
+            "",
+            "[upstream.set_headers]\n\"X Remote\" = [\"{studnet}\", \"{grade}\"]",
+        );
+        let p = problems(&src);
+        assert_eq!(p.len(), 3, "{p:#?}");
+        assert!(p[0].message.contains("not a valid header name"), "{p:#?}");
+        assert!(p[1].message.contains("unknown field \"studnet\""), "{p:#?}");
+        assert!(p[2].message.contains("uses {grade}, which needs Clever's v3 API"));
     }
 
     #[test]
