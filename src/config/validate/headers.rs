@@ -68,6 +68,26 @@ impl Sources {
     }
 }
 
+/// What a header name that is taken should be instead.
+const ANOTHER: &str = "choose another name, such as \"X-Remote-User\"";
+
+/// Why the header `name` cannot be used: the gateway sets or forbids it, or one of `claims`
+/// (a name, and who has it) is the same header.
+fn taken<'c>(name: &str, mut claims: impl Iterator<Item = (&'c str, String)>) -> Option<String> {
+    let canonical = canonical_header_name(name);
+    if reserved(&canonical) {
+        return Some("a header the gateway sets or forbids".to_owned());
+    }
+    claims
+        .find(|(other, _)| canonical_header_name(other) == canonical)
+        .map(|(_, who)| who)
+}
+
+/// The clash with `who`'s header.
+fn same_as(who: &str) -> String {
+    format!("the same header as {who} (\"_\" and \"-\" count as equal)")
+}
+
 /// The distinct value specs of every upstream, in the order first seen; a header's value is
 /// an index into it.
 #[derive(Default)]
@@ -149,52 +169,36 @@ fn identity_headers<'f>(ctx: &mut Ctx<'_, '_>, u: &'f UpstreamFile) -> Option<Ve
                 ctx.err(v.span(), format!("upstream.headers.{} needs {why}", h.key));
             }
         }
-        let header = match value {
+        let (header, wire) = match value {
             None if h.when == When::Named => continue,
-            None => HeaderName::from_bytes(h.name.as_bytes()).ok(),
-            Some(v) if reserved(&canonical_header_name(v.value.as_str())) => {
-                ok = false;
-                let message = format!(
-                    "upstream.headers.{} {} is a header the gateway or HTTP itself uses: choose \
-                     another name, such as \"X-Clever-User-Id\"",
-                    h.key,
-                    quote(&v.text)
-                );
-                ctx.err(v.span(), message);
-                continue;
-            }
-            Some(v) => Some(v.value.clone()),
+            None => (
+                HeaderName::try_from(h.name).expect("a default header name is valid"),
+                Bytes::from_static(h.name.as_bytes()),
+            ),
+            Some(v) => (v.value.clone(), Bytes::from(v.text.clone())),
         };
-        let wire = value.map_or(Bytes::from_static(h.name.as_bytes()), |v| {
-            Bytes::from(v.text.clone())
-        });
         let (key, written) = (h.key, value);
-        chosen.extend(header.map(|header| Chosen {
+        chosen.push(Chosen {
             field,
             key,
             header,
             wire,
             written,
-        }));
+        });
     }
     // `_` and `-` are the same header to CGI and PHP apps. Each clash is reported once, at a
     // name the user wrote (two defaults never clash): the later one when both are written.
     for (j, this) in chosen.iter().enumerate() {
         let Some(v) = this.written else { continue };
-        let canonical = canonical_header_name(this.header.as_str());
-        for (k, other) in chosen.iter().enumerate() {
-            let clash = canonical_header_name(other.header.as_str()) == canonical;
-            if k != j && clash && (k < j || other.written.is_none()) {
-                ok = false;
-                let message = format!(
-                    "upstream.headers.{} {} is the same header as {} (\"_\" and \"-\" count as \
-                     equal): give each identity header its own name",
-                    this.key,
-                    quote(&v.text),
-                    other.key
-                );
-                ctx.err(v.span(), message);
-            }
+        let others = chosen
+            .iter()
+            .enumerate()
+            .filter(|(k, o)| *k < j || (*k != j && o.written.is_none()));
+        let claims = others.map(|(_, o)| (o.header.as_str(), same_as(o.key)));
+        if let Some(why) = taken(this.header.as_str(), claims) {
+            ok = false;
+            let shown = format!("upstream.headers.{} {}", this.key, quote(&v.text));
+            ctx.err(v.span(), format!("{shown} is {why}: {ANOTHER}"));
         }
     }
     ok.then_some(chosen)
@@ -221,37 +225,25 @@ fn set_headers(
             ctx.err(key.span(), format!("{shown} {why}"));
             continue;
         };
-        let canonical = canonical_header_name(name.as_str());
-        let same = |name: &str| canonical_header_name(name) == canonical;
-        let clash = if reserved(&canonical) {
-            Some("a header the gateway sets or forbids".to_owned())
-        } else if let Some(c) = identity.iter().find(|c| same(c.header.as_str())) {
-            Some(format!(
-                "the same header as upstream.headers.{} (\"_\" and \"-\" count as equal)",
-                c.key
-            ))
-        } else if let Some(h) = FIELDS
-            .iter()
-            .find_map(|d| d.header.filter(|h| same(h.name)))
-        {
-            Some(format!(
+        let identity = (identity.iter()).map(|c| {
+            (
+                c.header.as_str(),
+                same_as(&format!("upstream.headers.{}", c.key)),
+            )
+        });
+        let defaults = FIELDS.iter().filter_map(|d| d.header).map(|h| {
+            let who = format!(
                 "the default name of the identity header upstream.headers.{}",
                 h.key
-            ))
-        } else {
-            seen.iter().find(|earlier| same(earlier)).map(|earlier| {
-                format!(
-                    "the same header as {} above (\"_\" and \"-\" count as equal)",
-                    quote(earlier)
-                )
-            })
-        };
-        if let Some(why) = clash {
-            ok = false;
-            ctx.err(
-                key.span(),
-                format!("{shown} is {why}: give it a name of its own, such as \"X-Remote-User\""),
             );
+            (h.name, who)
+        });
+        let earlier = seen
+            .iter()
+            .map(|e| (*e, same_as(&format!("{} above", quote(e)))));
+        if let Some(why) = taken(name.as_str(), identity.chain(defaults).chain(earlier)) {
+            ok = false;
+            ctx.err(key.span(), format!("{shown} is {why}: {ANOTHER}"));
             continue;
         }
         seen.push(text);
@@ -676,7 +668,9 @@ mod tests {
         assert_eq!(p.len(), 3, "{p:#?}");
         assert!(p[0].message.contains("not a valid header name"), "{p:#?}");
         assert!(p[1].message.contains("unknown field \"studnet\""), "{p:#?}");
-        assert!(p[2].message.contains("uses {grade}, which needs Clever's v3 API"));
+        assert!(p[2]
+            .message
+            .contains("uses {grade}, which needs Clever's v3 API"));
     }
 
     #[test]
