@@ -95,13 +95,11 @@ pub(super) struct Specs(pub Vec<ValueSpec>);
 
 impl Specs {
     fn index(&mut self, spec: ValueSpec) -> usize {
-        match self.0.iter().position(|s| *s == spec) {
-            Some(i) => i,
-            None => {
-                self.0.push(spec);
-                self.0.len() - 1
-            }
-        }
+        let found = self.0.iter().position(|s| *s == spec);
+        found.unwrap_or_else(|| {
+            self.0.push(spec);
+            self.0.len() - 1
+        })
     }
 }
 

@@ -88,18 +88,14 @@ fn upstream(
         tspan.clone(),
         "[[upstream]] has no name: expected a name of letters, digits, \"_\", \".\" or \"-\"",
     );
-    let url = match &u.url {
-        None => {
-            ctx.missing(
-                &key("url"),
-                tspan.clone(),
-                "[[upstream]] has no url: expected the app's address such as \
-                 \"http://127.0.0.1:9000\"",
-            );
-            None
-        }
-        Some(v) => upstream_url(ctx, v),
-    };
+    if u.url.is_none() {
+        ctx.missing(
+            &key("url"),
+            tspan.clone(),
+            "[[upstream]] has no url: expected the app's address such as \"http://127.0.0.1:9000\"",
+        );
+    }
+    let url = u.url.as_ref().and_then(|v| upstream_url(ctx, v));
     let (tls_verify, tls_ca) = upstream_tls(ctx, u, url.as_ref());
     // `None` when refused (reported): the route is then not compared.
     let host = ctx.valid(&key("host")).then(|| val(&u.host));
