@@ -146,13 +146,8 @@ fn upstream(
              to this upstream, or remove assertion_audience",
         );
     }
-    let route = match (&host, &prefix) {
-        (Some(h), Some(p)) => {
-            let span = span_of(&u.path_prefix).unwrap_or(tspan);
-            Some((h.as_ref().map(|h| h.0.clone()), p.0.clone(), span))
-        }
-        _ => None,
-    };
+    let span = span_of(&u.path_prefix).unwrap_or(tspan);
+    let route = (host.clone().zip(prefix.clone())).map(|(h, p)| (h.map(|h| h.0), p.0, span));
     let built = (|| {
         let name = name?.0;
         let audience = val(&u.assertion_audience).map_or_else(|| name.clone(), |a| a.0);
