@@ -331,11 +331,8 @@ fn templates(
 
 /// `required_headers`: each must be a `set_headers` name of the same upstream.
 fn required(ctx: &mut Ctx<'_, '_>, u: &UpstreamFile, headers: &mut [SendHeader]) -> bool {
-    let Some(list) = &u.required_headers else {
-        return true;
-    };
     let mut ok = true;
-    for entry in list.get_ref() {
+    for entry in u.required_headers.iter().flat_map(|l| l.get_ref()) {
         let canonical = canonical_header_name(entry.get_ref());
         let found = headers.iter_mut().find(|h| {
             h.origin == HeaderOrigin::Set && canonical_header_name(h.name.as_str()) == canonical
