@@ -287,14 +287,12 @@ fn upstream_url(ctx: &mut Ctx<'_, '_>, v: &Sp<String>) -> Option<UpstreamUrl> {
         let port = url
             .port_or_known_default()
             .unwrap_or(if tls { 443 } else { 80 });
-        let (host, addr) = match url.host() {
-            Some(Host::Ipv4(ip)) => (ip.to_string(), Ok(SocketAddr::new(ip.into(), port))),
-            Some(Host::Ipv6(ip)) => (ip.to_string(), Ok(SocketAddr::new(ip.into(), port))),
-            // Resolved once, now; the first address wins.
-            Some(Host::Domain(d)) => (d.to_owned(), resolve(d, port)),
-            None => return None,
+        // An IPv6 address without brackets; resolved once, now; the first address wins.
+        let host = match url.host()? {
+            Host::Ipv6(ip) => ip.to_string(),
+            host => host.to_string(),
         };
-        match addr {
+        match resolve(&host, port) {
             Ok(addr) => {
                 let base_path = url.path().trim_end_matches('/').to_owned();
                 return Some(UpstreamUrl {
