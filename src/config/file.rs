@@ -563,12 +563,7 @@ fn prune(table: &mut DeTable<'_>, path: &[Seg]) -> bool {
     let Some((last, parent)) = path.split_last() else {
         return false;
     };
-    let container = if parent.is_empty() {
-        None
-    } else {
-        value_mut(table, parent)
-    };
-    match (last, container) {
+    match (last, value_mut(table, parent)) {
         (Seg::Key(k), None) if parent.is_empty() => table.remove(k.as_str()).is_some(),
         (Seg::Key(k), Some(DeValue::Table(t))) => {
             let removed = t.remove(k.as_str()).is_some();
@@ -631,11 +626,7 @@ fn shown(path: &[Seg]) -> String {
 /// The message for one serde error about the key or value at `path` (`node`: the value).
 fn message(serde: &str, path: &[Seg], node: Option<&DeValue<'_>>) -> String {
     let element = matches!(path.last(), Some(Seg::Index(_)));
-    let owner = if element {
-        &path[..path.len() - 1]
-    } else {
-        path
-    };
+    let owner = &path[..path.len() - usize::from(element)];
     let Some(node) = node else {
         return unknown_key_message(serde, path);
     };
@@ -696,12 +687,13 @@ fn unknown_key_message(serde: &str, path: &[Seg]) -> String {
     };
     let title = dotted(table);
     let title = title.split('[').next().unwrap_or_default();
-    if title == "clever" && key == "client_secret" {
-        return "the client secret is never inline: use client_secret_env or client_secret_file"
-            .to_owned();
-    }
-    if title == "district" && matches!(key.as_str(), "token" | "access_token") {
-        return "a district-app token is never inline: use token_env or token_file".to_owned();
+    let secret = match (title, key.as_str()) {
+        ("clever", "client_secret") => Some(("the client secret", "client_secret")),
+        ("district", "token" | "access_token") => Some(("a district-app token", "token")),
+        _ => None,
+    };
+    if let Some((what, key)) = secret {
+        return format!("{what} is never inline: use {key}_env or {key}_file");
     }
     let listed = serde
         .strip_prefix(&format!("unknown field `{key}`, "))

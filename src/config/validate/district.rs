@@ -1,12 +1,9 @@
 //! `[[district]]`: district-app token credentials (district id, name, optional description, and
-//! the token from `token_env` or `token_file`, never inline), ids unique; and the checks that tie
-//! the enrichment headers (`school_ids`, `section_ids`) to what can provide them.
+//! the token from `token_env` or `token_file`, never inline), ids unique.
 
 use super::{secret_source, Ctx};
-use crate::config::file::{quote, DistrictFile, Tables, UpstreamFile};
-use crate::config::model::{ApiVersion, CleverConfig, DistrictConfig};
-use crate::identity::template::Template;
-use crate::identity::Field;
+use crate::config::file::{quote, DistrictFile, Tables};
+use crate::config::model::DistrictConfig;
 
 /// The `[[district]]` tables; `None` when any is invalid (reported).
 pub(super) fn districts(
@@ -68,82 +65,6 @@ pub(super) fn districts(
         }
     }
     ok.then_some(out)
-}
-
-/// Fields from `/users/{id}` need the v3 API; section ids also need a district-app token to
-/// read them with. Checked for `[upstream.headers]` (`school_ids`, `section_ids`) and for every
-/// `set_headers` template.
-pub(super) fn enrichment_sources(
-    ctx: &mut Ctx<'_, '_>,
-    upstreams: Option<&Tables<UpstreamFile>>,
-    clever: Option<&CleverConfig>,
-    districts: Option<&[DistrictConfig]>,
-) {
-    let (Some(list), Some(clever)) = (upstreams, clever) else {
-        return;
-    };
-    let no_tokens =
-        !clever.discover_district_tokens && districts.is_some_and(<[DistrictConfig]>::is_empty);
-    for up in list.get_ref() {
-        let up = up.get_ref();
-        let named = up.headers.iter().flat_map(|h| &h.get_ref().0);
-        for (key, value) in named {
-            let field = match key.get_ref().as_str() {
-                "school_ids" => Field::SchoolIds,
-                "section_ids" => Field::SectionIds,
-                _ => continue,
-            };
-            let who = format!("upstream.headers.{}", key.get_ref());
-            needs(ctx, clever.api_kind, no_tokens, &who, field, value.span());
-        }
-        let set = up.set_headers.iter().flat_map(|t| &t.get_ref().0);
-        for (name, value) in set {
-            let shown = format!("upstream.set_headers {}", quote(name.get_ref()));
-            for (text, span) in value.get_ref().templates(value.span()) {
-                let Ok(t) = Template::parse(text) else {
-                    continue;
-                };
-                let fields = t.fields();
-                let needy = fields.iter().find(|f| {
-                    (clever.api_kind == ApiVersion::V2 && f.def().source.needs_v3())
-                        || *f == Field::SectionIds
-                });
-                if let Some(f) = needy {
-                    let who = format!("{shown} uses {{{}}}, which", f.name());
-                    needs(ctx, clever.api_kind, no_tokens, &who, f, span);
-                }
-            }
-        }
-    }
-}
-
-/// Reports `who`'s use of `field` when the API version or the token sources cannot give it.
-fn needs(
-    ctx: &mut Ctx<'_, '_>,
-    api: ApiVersion,
-    no_tokens: bool,
-    who: &str,
-    field: Field,
-    span: std::ops::Range<usize>,
-) {
-    if api == ApiVersion::V2 {
-        ctx.err(
-            span,
-            format!(
-                "{who} needs Clever's v3 API (the user's record and sections come from \
-                 /v3.0/users): set clever.api_version to v3.0 or v3.1, or remove it"
-            ),
-        );
-    } else if field == Field::SectionIds && no_tokens {
-        ctx.err(
-            span,
-            format!(
-                "{who} needs a district-app token to read sections with: add a [[district]] \
-                 table with token_env or token_file, or set clever.discover_district_tokens = \
-                 true"
-            ),
-        );
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! (the `header` entries of the field table, each under its default or configured name),
 //! `[upstream.set_headers]` (templates, lists and role tables of section 4b) and
 //! `required_headers`. Names must be valid, not ones the gateway or HTTP itself uses, and
-//! distinct from each other (`_` and `-` count as equal); every template must parse.
+//! distinct from each other (`_` and `-` count as equal); every template must parse,
+//! and use only fields the API version and the district-app tokens can give.
 
 use std::ops::Range;
 
@@ -12,7 +13,7 @@ use http::HeaderName;
 use super::Ctx;
 use crate::config::file::{quote, SetValueFile, Sp, UpstreamFile};
 use crate::config::leaf::Leaf;
-use crate::config::model::{HeaderOrigin, SendHeader, SendValue};
+use crate::config::model::{ApiVersion, HeaderOrigin, SendHeader, SendValue};
 use crate::identity::fields::{When, ROLE_ORDER};
 use crate::identity::template::{role_key, RoleKey, Template};
 use crate::identity::{canonical_header_name, Field, ValueSpec, FIELDS};
@@ -40,6 +41,53 @@ fn reserved(canonical: &str) -> bool {
     RESERVED_HEADERS.contains(&canonical) || canonical.starts_with("x-forwarded-")
 }
 
+/// What the enrichment fields can come from: `school_ids`, `section_ids` and the fields of
+/// `/users/{id}` need the v3 API, and section ids a district-app token to read them with.
+#[derive(Clone, Copy)]
+pub(super) struct Sources {
+    pub api: ApiVersion,
+    pub no_tokens: bool,
+}
+
+impl Sources {
+    /// Why `field` cannot be had, if it cannot.
+    fn lack(self, field: Field) -> Option<&'static str> {
+        if self.api == ApiVersion::V2 && field.def().source.needs_v3() {
+            Some(
+                "Clever's v3 API (the user's record and sections come from /v3.0/users): set \
+                 clever.api_version to v3.0 or v3.1, or remove it",
+            )
+        } else if field == Field::SectionIds && self.no_tokens {
+            Some(
+                "a district-app token to read sections with: add a [[district]] table with \
+                 token_env or token_file, or set clever.discover_district_tokens = true",
+            )
+        } else {
+            None
+        }
+    }
+}
+
+/// What a header name that is taken should be instead.
+const ANOTHER: &str = "choose another name, such as \"X-Remote-User\"";
+
+/// Why the header `name` cannot be used: the gateway sets or forbids it, or one of `claims`
+/// (a name, and who has it) is the same header.
+fn taken<'c>(name: &str, mut claims: impl Iterator<Item = (&'c str, String)>) -> Option<String> {
+    let canonical = canonical_header_name(name);
+    if reserved(&canonical) {
+        return Some("a header the gateway sets or forbids".to_owned());
+    }
+    claims
+        .find(|(other, _)| canonical_header_name(other) == canonical)
+        .map(|(_, who)| who)
+}
+
+/// The clash with `who`'s header.
+fn same_as(who: &str) -> String {
+    format!("the same header as {who} (\"_\" and \"-\" count as equal)")
+}
+
 /// The distinct value specs of every upstream, in the order first seen; a header's value is
 /// an index into it.
 #[derive(Default)]
@@ -47,13 +95,11 @@ pub(super) struct Specs(pub Vec<ValueSpec>);
 
 impl Specs {
     fn index(&mut self, spec: ValueSpec) -> usize {
-        match self.0.iter().position(|s| *s == spec) {
-            Some(i) => i,
-            None => {
-                self.0.push(spec);
-                self.0.len() - 1
-            }
-        }
+        let found = self.0.iter().position(|s| *s == spec);
+        found.unwrap_or_else(|| {
+            self.0.push(spec);
+            self.0.len() - 1
+        })
     }
 }
 
@@ -115,52 +161,42 @@ fn identity_headers<'f>(ctx: &mut Ctx<'_, '_>, u: &'f UpstreamFile) -> Option<Ve
             .clone()
             .find(|(k, _)| k.get_ref() == h.key)
             .map(|(_, v)| v);
-        let header = match value {
-            None if h.when == When::Named => continue,
-            None => HeaderName::from_bytes(h.name.as_bytes()).ok(),
-            Some(v) if reserved(&canonical_header_name(v.value.as_str())) => {
-                ok = false;
-                let message = format!(
-                    "upstream.headers.{} {} is a header the gateway or HTTP itself uses: choose \
-                     another name, such as \"X-Clever-User-Id\"",
-                    h.key,
-                    quote(&v.text)
-                );
-                ctx.err(v.span(), message);
-                continue;
+        let lack = ctx.sources.and_then(|s| s.lack(field));
+        if let (Some(v), Some(why)) = (value, lack) {
+            if matches!(field, Field::SchoolIds | Field::SectionIds) {
+                ctx.err(v.span(), format!("upstream.headers.{} needs {why}", h.key));
             }
-            Some(v) => Some(v.value.clone()),
+        }
+        let (header, wire) = match value {
+            None if h.when == When::Named => continue,
+            None => (
+                HeaderName::try_from(h.name).expect("a default header name is valid"),
+                Bytes::from_static(h.name.as_bytes()),
+            ),
+            Some(v) => (v.value.clone(), Bytes::from(v.text.clone())),
         };
-        let wire = value.map_or(Bytes::from_static(h.name.as_bytes()), |v| {
-            Bytes::from(v.text.clone())
-        });
         let (key, written) = (h.key, value);
-        chosen.extend(header.map(|header| Chosen {
+        chosen.push(Chosen {
             field,
             key,
             header,
             wire,
             written,
-        }));
+        });
     }
     // `_` and `-` are the same header to CGI and PHP apps. Each clash is reported once, at a
     // name the user wrote (two defaults never clash): the later one when both are written.
     for (j, this) in chosen.iter().enumerate() {
         let Some(v) = this.written else { continue };
-        let canonical = canonical_header_name(this.header.as_str());
-        for (k, other) in chosen.iter().enumerate() {
-            let clash = canonical_header_name(other.header.as_str()) == canonical;
-            if k != j && clash && (k < j || other.written.is_none()) {
-                ok = false;
-                let message = format!(
-                    "upstream.headers.{} {} is the same header as {} (\"_\" and \"-\" count as \
-                     equal): give each identity header its own name",
-                    this.key,
-                    quote(&v.text),
-                    other.key
-                );
-                ctx.err(v.span(), message);
-            }
+        let others = chosen
+            .iter()
+            .enumerate()
+            .filter(|(k, o)| *k < j || (*k != j && o.written.is_none()));
+        let claims = others.map(|(_, o)| (o.header.as_str(), same_as(o.key)));
+        if let Some(why) = taken(this.header.as_str(), claims) {
+            ok = false;
+            let shown = format!("upstream.headers.{} {}", this.key, quote(&v.text));
+            ctx.err(v.span(), format!("{shown} is {why}: {ANOTHER}"));
         }
     }
     ok.then_some(chosen)
@@ -179,6 +215,7 @@ fn set_headers(
     for (key, value) in u.set_headers.iter().flat_map(|t| &t.get_ref().0) {
         let text = key.get_ref();
         let shown = format!("upstream.set_headers {}", quote(text));
+        let spec = value_spec(ctx, &shown, value);
         let Ok(name) = HeaderName::from_bytes(text.as_bytes()) else {
             ok = false;
             let why = "is not a valid header name: expected letters, digits and - such as \
@@ -186,41 +223,29 @@ fn set_headers(
             ctx.err(key.span(), format!("{shown} {why}"));
             continue;
         };
-        let canonical = canonical_header_name(name.as_str());
-        let same = |name: &str| canonical_header_name(name) == canonical;
-        let clash = if reserved(&canonical) {
-            Some("a header the gateway sets or forbids".to_owned())
-        } else if let Some(c) = identity.iter().find(|c| same(c.header.as_str())) {
-            Some(format!(
-                "the same header as upstream.headers.{} (\"_\" and \"-\" count as equal)",
-                c.key
-            ))
-        } else if let Some(h) = FIELDS
-            .iter()
-            .find_map(|d| d.header.filter(|h| same(h.name)))
-        {
-            Some(format!(
+        let identity = (identity.iter()).map(|c| {
+            (
+                c.header.as_str(),
+                same_as(&format!("upstream.headers.{}", c.key)),
+            )
+        });
+        let defaults = FIELDS.iter().filter_map(|d| d.header).map(|h| {
+            let who = format!(
                 "the default name of the identity header upstream.headers.{}",
                 h.key
-            ))
-        } else {
-            seen.iter().find(|earlier| same(earlier)).map(|earlier| {
-                format!(
-                    "the same header as {} above (\"_\" and \"-\" count as equal)",
-                    quote(earlier)
-                )
-            })
-        };
-        if let Some(why) = clash {
-            ok = false;
-            ctx.err(
-                key.span(),
-                format!("{shown} is {why}: give it a name of its own, such as \"X-Remote-User\""),
             );
+            (h.name, who)
+        });
+        let earlier = seen
+            .iter()
+            .map(|e| (*e, same_as(&format!("{} above", quote(e)))));
+        if let Some(why) = taken(name.as_str(), identity.chain(defaults).chain(earlier)) {
+            ok = false;
+            ctx.err(key.span(), format!("{shown} is {why}: {ANOTHER}"));
             continue;
         }
         seen.push(text);
-        let Some(spec) = value_spec(ctx, &shown, value) else {
+        let Some(spec) = spec else {
             ok = false;
             continue;
         };
@@ -239,15 +264,15 @@ fn set_headers(
 fn value_spec(ctx: &mut Ctx<'_, '_>, shown: &str, value: &Sp<SetValueFile>) -> Option<ValueSpec> {
     let SetValueFile::ByRole(entries) = value.get_ref() else {
         let list = value.get_ref().templates(value.span());
-        return templates(ctx, shown, &list, value.span()).map(ValueSpec::List);
+        return templates(ctx, (shown, shown), &list, value.span()).map(ValueSpec::List);
     };
     let mut roles: [Option<Vec<Template>>; 5] = Default::default();
     let mut default = None;
     let mut ok = true;
     for (key, entry) in entries {
         let list = entry.get_ref().templates(entry.span());
-        let shown = format!("{shown}.{}", key.get_ref());
-        let Some(list) = templates(ctx, &shown, &list, entry.span()) else {
+        let role = format!("{shown}.{}", key.get_ref());
+        let Some(list) = templates(ctx, (shown, &role), &list, entry.span()) else {
             ok = false;
             continue;
         };
@@ -263,11 +288,12 @@ fn value_spec(ctx: &mut Ctx<'_, '_>, shown: &str, value: &Sp<SetValueFile>) -> O
     ok.then_some(ValueSpec::ByRole { roles, default })
 }
 
-/// Templates written at the given spans (a list at `whole`); `None` if any is wrong (each
-/// reported).
+/// Templates written at the given spans (a list at `whole`) for the header `owner` (`shown`:
+/// with its role); `None` if any is wrong (each reported). A field the API version or the
+/// token sources cannot give is reported too.
 fn templates(
     ctx: &mut Ctx<'_, '_>,
-    shown: &str,
+    (owner, shown): (&str, &str),
     list: &[(&str, Range<usize>)],
     whole: Range<usize>,
 ) -> Option<Vec<Template>> {
@@ -280,7 +306,19 @@ fn templates(
     }
     let parsed: Vec<Option<Template>> = (list.iter())
         .map(|(text, span)| match Template::parse(text) {
-            Ok(t) => Some(t),
+            Ok(t) => {
+                let sources = ctx.sources;
+                let lack =
+                    sources.and_then(|s| t.fields().iter().find_map(|f| Some((f, s.lack(f)?))));
+                if let Some((f, why)) = lack {
+                    let name = f.name();
+                    ctx.err(
+                        span.clone(),
+                        format!("{owner} uses {{{name}}}, which needs {why}"),
+                    );
+                }
+                Some(t)
+            }
             Err(e) => {
                 let at = ctx.sink.inside(span.clone(), text, e.offset);
                 ctx.err(at, format!("{shown}: {}", e.message));
@@ -293,11 +331,8 @@ fn templates(
 
 /// `required_headers`: each must be a `set_headers` name of the same upstream.
 fn required(ctx: &mut Ctx<'_, '_>, u: &UpstreamFile, headers: &mut [SendHeader]) -> bool {
-    let Some(list) = &u.required_headers else {
-        return true;
-    };
     let mut ok = true;
-    for entry in list.get_ref() {
+    for entry in u.required_headers.iter().flat_map(|l| l.get_ref()) {
         let canonical = canonical_header_name(entry.get_ref());
         let found = headers.iter_mut().find(|h| {
             h.origin == HeaderOrigin::Set && canonical_header_name(h.name.as_str()) == canonical
@@ -614,6 +649,23 @@ mod tests {
         );
         let p = one(&src, &["same header as \"X-A\" above"]);
         assert_eq!(p.line, line_of(&src, "x_a"));
+    }
+
+    #[test]
+    fn set_headers_bad_name_and_its_templates_are_reported_together() {
+        let src = doc(
+            "",
+            "api_version = \"v2.1\"",
+            "",
+            "[upstream.set_headers]\n\"X Remote\" = [\"{studnet}\", \"{grade}\"]",
+        );
+        let p = problems(&src);
+        assert_eq!(p.len(), 3, "{p:#?}");
+        assert!(p[0].message.contains("not a valid header name"), "{p:#?}");
+        assert!(p[1].message.contains("unknown field \"studnet\""), "{p:#?}");
+        assert!(p[2]
+            .message
+            .contains("uses {grade}, which needs Clever's v3 API"));
     }
 
     #[test]

@@ -35,8 +35,15 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
     let mut ctx = Ctx {
         sink,
         invalid: &parsed.invalid,
+        sources: None,
     };
     let file = &parsed.file;
+    let clever = clever(&mut ctx, file.clever.as_ref());
+    let districts = district::districts(&mut ctx, file.district.as_ref());
+    ctx.sources = clever.as_ref().map(|c| headers::Sources {
+        api: c.api_kind,
+        no_tokens: !c.discover_district_tokens && districts.as_ref().is_some_and(Vec::is_empty),
+    });
     let mut specs = headers::Specs::default();
     // What `/_gateway/auth` answers with when no upstream is named: the identity headers an
     // upstream sends by default, under their default names.
@@ -45,7 +52,6 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
         .unwrap_or_default();
     let (upstreams, names) = upstreams(&mut ctx, file.upstream.as_ref(), &mut specs);
     let server = server(&mut ctx, file.server.as_ref(), &names);
-    let clever = clever(&mut ctx, file.clever.as_ref());
     let session = session(&mut ctx, file.session.as_ref());
     let cookie_name = file
         .session
@@ -59,13 +65,6 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
         .is_some_and(|u| u.iter().any(|u| u.assertion.is_some()));
     let assertion =
         assertion::assertion(&mut ctx, file.assertion.as_ref(), clever.as_ref(), wanted);
-    let districts = district::districts(&mut ctx, file.district.as_ref());
-    district::enrichment_sources(
-        &mut ctx,
-        file.upstream.as_ref(),
-        clever.as_ref(),
-        districts.as_deref(),
-    );
     if !ctx.sink.problems.is_empty() {
         return None;
     }
@@ -86,10 +85,12 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
 }
 
 /// The problem collector every table reports into, and the keys the file layer already
-/// reported (present but pruned: wrong type or unknown), so they are not also called missing.
+/// reported (present but pruned: wrong type or unknown), so they are not also called missing;
+/// and, once `[clever]` and `[[district]]` are read, what the upstreams' headers can be given.
 struct Ctx<'s, 'a> {
     sink: &'s mut Sink<'a>,
     invalid: &'s HashSet<String>,
+    sources: Option<headers::Sources>,
 }
 
 impl Ctx<'_, '_> {

@@ -125,10 +125,8 @@ fn sentinel(
             "mixes rediss:// (TLS) and plain entries: write every entry rediss://host:port for \
              TLS, or none of them"
                 .to_owned()
-        } else if sentinels
-            .iter()
-            .any(|s| (&s.host, s.port) == (&this.host, this.port))
-        {
+        } else if sentinels.contains(&this) {
+            // Every entry so far has the first's TLS, so host and port decide.
             format!("lists {text} twice: list each Sentinel once")
         } else {
             sentinels.push(this);

@@ -108,22 +108,25 @@ fn listeners_distinct(
         .chain(s.admin_listen.iter().map(|w| (true, w)))
     {
         let addr = w.value;
-        match seen.iter().find(|s| listeners_clash(**s, addr)) {
-            Some(other) if *other == addr && admin => ctx.err(
-                w.span(),
-                format!(
-                    "server.admin_listen {addr} is also a proxy listener: give the admin \
-                     listener its own address"
-                ),
-            ),
-            Some(other) if *other == addr => ctx.err(
-                w.span(),
-                format!("address {addr} is listed twice: each listener needs its own address"),
-            ),
-            Some(other) => ctx.err(w.span(), overlap_message(addr, *other)),
-            None if !admin => seen.push(addr),
-            None => {}
-        }
+        let Some(other) = seen.iter().find(|s| listeners_clash(**s, addr)).copied() else {
+            seen.push(addr);
+            continue;
+        };
+        let why = if other != addr {
+            format!(
+                "address {addr} overlaps {other}: one of them listens on every address of port \
+                 {}, so the other cannot be opened; give each listener its own port",
+                addr.port()
+            )
+        } else if admin {
+            format!(
+                "server.admin_listen {addr} is also a proxy listener: give the admin listener \
+                 its own address"
+            )
+        } else {
+            format!("address {addr} is listed twice: each listener needs its own address")
+        };
+        ctx.err(w.span(), why);
     }
 }
 
@@ -243,14 +246,6 @@ pub(crate) fn listeners_clash(a: SocketAddr, b: SocketAddr) -> bool {
         _ => false,
     };
     a.ip() == b.ip() || covers(a, b) || covers(b, a)
-}
-
-fn overlap_message(addr: SocketAddr, other: SocketAddr) -> String {
-    format!(
-        "address {addr} overlaps {other}: one of them listens on every address of port {}, so \
-         the other cannot be opened; give each listener its own port",
-        addr.port()
-    )
 }
 
 #[cfg(test)]

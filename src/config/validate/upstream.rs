@@ -88,18 +88,14 @@ fn upstream(
         tspan.clone(),
         "[[upstream]] has no name: expected a name of letters, digits, \"_\", \".\" or \"-\"",
     );
-    let url = match &u.url {
-        None => {
-            ctx.missing(
-                &key("url"),
-                tspan.clone(),
-                "[[upstream]] has no url: expected the app's address such as \
-                 \"http://127.0.0.1:9000\"",
-            );
-            None
-        }
-        Some(v) => upstream_url(ctx, v),
-    };
+    if u.url.is_none() {
+        ctx.missing(
+            &key("url"),
+            tspan.clone(),
+            "[[upstream]] has no url: expected the app's address such as \"http://127.0.0.1:9000\"",
+        );
+    }
+    let url = u.url.as_ref().and_then(|v| upstream_url(ctx, v));
     let (tls_verify, tls_ca) = upstream_tls(ctx, u, url.as_ref());
     // `None` when refused (reported): the route is then not compared.
     let host = ctx.valid(&key("host")).then(|| val(&u.host));
@@ -150,13 +146,8 @@ fn upstream(
              to this upstream, or remove assertion_audience",
         );
     }
-    let route = match (&host, &prefix) {
-        (Some(h), Some(p)) => {
-            let span = span_of(&u.path_prefix).unwrap_or(tspan);
-            Some((h.as_ref().map(|h| h.0.clone()), p.0.clone(), span))
-        }
-        _ => None,
-    };
+    let span = span_of(&u.path_prefix).unwrap_or(tspan);
+    let route = (host.clone().zip(prefix.clone())).map(|(h, p)| (h.map(|h| h.0), p.0, span));
     let built = (|| {
         let name = name?.0;
         let audience = val(&u.assertion_audience).map_or_else(|| name.clone(), |a| a.0);
@@ -296,14 +287,12 @@ fn upstream_url(ctx: &mut Ctx<'_, '_>, v: &Sp<String>) -> Option<UpstreamUrl> {
         let port = url
             .port_or_known_default()
             .unwrap_or(if tls { 443 } else { 80 });
-        let (host, addr) = match url.host() {
-            Some(Host::Ipv4(ip)) => (ip.to_string(), Ok(SocketAddr::new(ip.into(), port))),
-            Some(Host::Ipv6(ip)) => (ip.to_string(), Ok(SocketAddr::new(ip.into(), port))),
-            // Resolved once, now; the first address wins.
-            Some(Host::Domain(d)) => (d.to_owned(), resolve(d, port)),
-            None => return None,
+        // An IPv6 address without brackets; resolved once, now; the first address wins.
+        let host = match url.host()? {
+            Host::Ipv6(ip) => ip.to_string(),
+            host => host.to_string(),
         };
-        match addr {
+        match resolve(&host, port) {
             Ok(addr) => {
                 let base_path = url.path().trim_end_matches('/').to_owned();
                 return Some(UpstreamUrl {
