@@ -13,12 +13,8 @@ pub(super) fn clever(
     table: Option<&Table<CleverFile>>,
 ) -> Option<CleverConfig> {
     let Some(table) = table else {
-        ctx.missing(
-            "clever",
-            0..0,
-            "missing [clever] table: it needs client_id, redirect_uri, and client_secret_env or \
-             client_secret_file",
-        );
+        let why = "it needs client_id, redirect_uri, and client_secret_env or client_secret_file";
+        ctx.missing("clever", 0..0, format!("missing [clever] table: {why}"));
         return None;
     };
     let (c, tspan) = (table.get_ref(), table.span());
@@ -26,32 +22,21 @@ pub(super) fn clever(
         "clever.client_id",
         &c.client_id,
         tspan.clone(),
-        "[clever] has no client_id: expected the client id of the app registered at Clever",
+        "expected the client id of the app registered at Clever",
     );
-    let client_secret = secret_source(
-        ctx,
-        c.client_secret_env.as_ref(),
-        c.client_secret_file.as_ref(),
-        ("clever.client_secret_env", "clever.client_secret_file"),
-    );
+    let key = "clever.client_secret";
+    let secret = secret_source(ctx, key, &c.client_secret_env, &c.client_secret_file);
     let client_secret = ctx.required_secret(
-        client_secret,
-        &["client_secret_env", "client_secret_file", "client_secret"]
-            .map(|k| format!("clever.{k}")),
+        secret,
+        &["_env", "_file", ""].map(|k| format!("{key}{k}")),
         tspan.clone(),
         "[clever] has no client secret: set client_secret_env (an environment variable) or \
          client_secret_file (a file path)",
     );
-    let redirect_uri = ctx.required(
-        "clever.redirect_uri",
-        &c.redirect_uri,
-        tspan,
-        "[clever] has no redirect_uri: expected the absolute URL registered at Clever, whose \
-         path the gateway serves as its callback",
-    );
+    let why = "expected the absolute URL registered at Clever, whose path is the callback";
+    let redirect_uri = ctx.required("clever.redirect_uri", &c.redirect_uri, tspan, why);
     let redirect_uri =
         redirect_uri.and_then(|u| exact_redirect_uri(ctx, c.redirect_uri.as_ref()?, u.0));
-
     let discover = c.discover_district_tokens == Some(true);
     if !discover {
         ctx.if_set(
@@ -83,11 +68,9 @@ pub(super) fn clever(
 /// `redirect_uri` sent at authorize and at token exchange with the registered URI exactly, and
 /// the gateway sends `Url::as_str`, so a URL that parsing would normalise is refused.
 fn exact_redirect_uri(ctx: &mut Ctx<'_, '_>, v: &Leaf<HttpUrl>, url: Url) -> Option<Url> {
-    let (text, sent) = (quote(&v.text), quote(url.as_str()));
+    let sent = quote(url.as_str());
     let why = if url.query().is_some() {
-        "has a query (?…): expected scheme, host, port and path only (Clever adds its own code \
-         and state parameters to this URL)"
-            .to_owned()
+        "has a query (?…): remove it (Clever adds its own code and state parameters)".to_owned()
     } else if url.as_str() != v.text {
         format!(
             "would be sent as {sent}: redirect_uri must be written exactly as it will be sent to \
@@ -96,7 +79,10 @@ fn exact_redirect_uri(ctx: &mut Ctx<'_, '_>, v: &Leaf<HttpUrl>, url: Url) -> Opt
     } else {
         return Some(url);
     };
-    ctx.err(v.span(), format!("clever.redirect_uri {text} {why}"));
+    ctx.err(
+        v.span(),
+        format!("clever.redirect_uri {} {why}", quote(&v.text)),
+    );
     None
 }
 

@@ -16,37 +16,16 @@ pub(super) fn districts(
     for (i, table) in list.map_or(&[][..], |l| l.get_ref()).iter().enumerate() {
         let (d, tspan) = (table.get_ref(), table.span());
         let key = |k: &str| format!("district[{i}].{k}");
-        let id = ctx.required(
-            &key("id"),
-            &d.id,
-            tspan.clone(),
-            "[[district]] has no id: expected a Clever district id such as \
-             \"5d0a9e5d0958b300014e49d2\"",
-        );
+        let why = "expected a Clever district id such as \"5d0a9e5d0958b300014e49d2\"";
+        let id = ctx.required(&key("id"), &d.id, tspan.clone(), why);
         if let Some(v) = d.id.as_ref().filter(|v| seen.contains(&v.text)) {
-            ctx.err(
-                v.span(),
-                format!(
-                    "district.id {} is already used by an earlier [[district]]: each district is \
-                     listed once, with one token",
-                    quote(&v.text)
-                ),
-            );
+            let why = "is already used by an earlier [[district]]: list each district once";
+            ctx.err(v.span(), format!("district.id {} {why}", quote(&v.text)));
         }
         seen.extend(d.id.as_ref().map(|v| v.text.clone()));
-        let name = ctx.required(
-            &key("name"),
-            &d.name,
-            tspan.clone(),
-            "[[district]] has no name: expected the district's name, shown by `check --online` \
-             and in logs",
-        );
-        let token = secret_source(
-            ctx,
-            d.token_env.as_ref(),
-            d.token_file.as_ref(),
-            ("district.token_env", "district.token_file"),
-        );
+        let why = "expected the district's name, shown by `check --online` and in logs";
+        let name = ctx.required(&key("name"), &d.name, tspan.clone(), why);
+        let token = secret_source(ctx, "district.token", &d.token_env, &d.token_file);
         let token = ctx.required_secret(
             token,
             &["token_env", "token_file", "token", "access_token"].map(key),

@@ -117,17 +117,22 @@ impl Ctx<'_, '_> {
         !self.invalid.contains(path)
     }
 
-    /// A required leaf's value; when absent, `message` is reported at `span` (unless the key
-    /// was refused).
+    /// A required leaf's value; when absent (and not refused), "`[table]` has no `key`: `why`"
+    /// is reported at `span`.
     fn required<T: Clone>(
         &mut self,
         path: &str,
         v: &Option<Leaf<T>>,
         span: Range<usize>,
-        message: &str,
+        why: &str,
     ) -> Option<T> {
         if v.is_none() {
-            self.missing(path, span, message);
+            let (table, key) = path.rsplit_once('.').unwrap_or(("", path));
+            let table = match table.split_once('[') {
+                Some((list, _)) => format!("[[{list}]]"),
+                None => format!("[{table}]"),
+            };
+            self.missing(path, span, format!("{table} has no {key}: {why}"));
         }
         val(v)
     }
@@ -169,24 +174,24 @@ fn vals<T: Clone>(v: &Option<Sp<Vec<Leaf<T>>>>) -> Vec<T> {
         .collect()
 }
 
-/// Where a secret comes from: `env_key` (an environment variable's name) or `file_key` (a
+/// Where a secret comes from: `{key}_env` (an environment variable's name) or `{key}_file` (a
 /// path), never both. `Some(None)`: neither is set, which the caller judges; `None`: a problem
 /// was reported.
 fn secret_source(
     ctx: &mut Ctx<'_, '_>,
-    env: Option<&Sp<String>>,
-    file: Option<&Leaf<PathBuf>>,
-    (env_key, file_key): (&str, &str),
+    key: &str,
+    env: &Option<Sp<String>>,
+    file: &Option<Leaf<PathBuf>>,
 ) -> Option<Option<SecretSource>> {
     match (env, file) {
         (Some(_), Some(f)) => {
-            let both = format!("{env_key} and {file_key} are both set: use exactly one of them");
+            let both = format!("{key}_env and {key}_file are both set: use exactly one of them");
             ctx.err(f.span(), both);
             None
         }
-        (Some(e), None) => ctx
-            .read(e, env_key)
-            .map(|n: EnvName| Some(SecretSource::Env(n.0))),
+        (Some(e), None) => {
+            (ctx.read(e, &format!("{key}_env"))).map(|n: EnvName| Some(SecretSource::Env(n.0)))
+        }
         (None, Some(f)) => Some(Some(SecretSource::File(f.value.clone()))),
         (None, None) => Some(None),
     }

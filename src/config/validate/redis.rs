@@ -2,6 +2,8 @@
 //! `redis_master_name` and `redis_db`) and where the passwords come from. Each key is refused
 //! with `store = "memory"`, and `redis_url` and `redis_sentinels` exclude each other.
 
+use std::ops::Range;
+
 use super::{secret_source, Ctx};
 use crate::config::file::{quote, span_of, SessionFile, Sp};
 use crate::config::leaf::{Leaf, SentinelAddr};
@@ -17,15 +19,19 @@ pub(super) fn redis(
     store: Option<StoreKind>,
 ) -> Option<RedisKeys> {
     if store == Some(StoreKind::Memory) {
-        return only_with_redis_store(ctx, s);
+        // Every Redis key would silently do nothing.
+        for (key, span) in written(s) {
+            let why = "is set but session.store is not \"redis\": set store = \"redis\" or remove";
+            ctx.err(span, format!("session.{key} {why} {key}"));
+        }
+        return Some((None, None));
     }
     let target = match (&s.redis_url, &s.redis_sentinels) {
         (Some(_), Some(list)) => {
             ctx.err(
                 list.span(),
                 "session.redis_url and session.redis_sentinels are both set: use redis_url for \
-                 one Redis address, or redis_sentinels with redis_master_name to find the \
-                 primary through Sentinel",
+                 one Redis address, or redis_sentinels with redis_master_name for Sentinel",
             );
             None
         }
@@ -38,27 +44,22 @@ pub(super) fn redis(
             ctx.missing(
                 "session.redis_url",
                 span_of(&s.store).unwrap_or(0..0),
-                "session.store is \"redis\" but redis_url is missing: expected a URL starting \
-                 with redis:// or rediss://, or redis_sentinels = [\"host:26379\", ...] with \
-                 redis_master_name to find the primary through Sentinel",
+                "session.store is \"redis\" but redis_url is missing: expected a redis:// or \
+                 rediss:// URL, or redis_sentinels with redis_master_name",
             );
             None
         }
         // `store` itself was invalid (already reported): nothing more to say.
         (None, None) => None,
     };
-    let password = secret_source(
-        ctx,
-        s.redis_password_env.as_ref(),
-        s.redis_password_file.as_ref(),
-        ("session.redis_password_env", "session.redis_password_file"),
-    );
+    let key = "session.redis_password";
+    let password = secret_source(ctx, key, &s.redis_password_env, &s.redis_password_file);
     Some((target, password?))
 }
 
-/// With `store = "memory"`, every Redis key is an error (it would silently do nothing).
-fn only_with_redis_store(ctx: &mut Ctx<'_, '_>, s: &SessionFile) -> Option<RedisKeys> {
-    let keys = [
+/// The Redis keys that are written, with their spans.
+fn written(s: &SessionFile) -> impl Iterator<Item = (&'static str, Range<usize>)> {
+    [
         ("redis_url", span_of(&s.redis_url)),
         ("redis_sentinels", span_of(&s.redis_sentinels)),
         ("redis_master_name", span_of(&s.redis_master_name)),
@@ -73,34 +74,24 @@ fn only_with_redis_store(ctx: &mut Ctx<'_, '_>, s: &SessionFile) -> Option<Redis
             "redis_sentinel_password_file",
             span_of(&s.redis_sentinel_password_file),
         ),
-    ];
-    for (key, span) in keys.into_iter().filter_map(|(k, s)| Some((k, s?))) {
-        ctx.err(
-            span,
-            format!(
-                "session.{key} is set but session.store is not \"redis\": set store = \"redis\" \
-                 or remove {key}"
-            ),
-        );
-    }
-    Some((None, None))
+    ]
+    .into_iter()
+    .filter_map(|(key, span)| Some((key, span?)))
 }
 
 /// The keys that only mean something with `redis_sentinels`, refused next to `redis_url`.
 fn sentinel_only_keys(ctx: &mut Ctx<'_, '_>, s: &SessionFile) {
     ctx.if_set(
         &s.redis_master_name,
-        "session.redis_master_name is set with redis_url: it names the primary for \
-         redis_sentinels; remove it, or use redis_sentinels instead of redis_url",
+        "session.redis_master_name is set with redis_url: it is for redis_sentinels; remove it",
     );
     ctx.if_set(
         &s.redis_db,
-        "session.redis_db is set with redis_url: with redis_url the database is the URL's path \
+        "session.redis_db is set with redis_url: the database is the URL's path \
          (redis://host:6379/2); remove redis_db",
     );
     const SENTINEL_PASSWORD: &str = "a Sentinel password is set with redis_url: it is for \
-        redis_sentinels; remove it (the data node's password is redis_password_env or \
-        redis_password_file)";
+        redis_sentinels; remove it (the data node's is redis_password_env or _file)";
     ctx.if_set(&s.redis_sentinel_password_env, SENTINEL_PASSWORD);
     ctx.if_set(&s.redis_sentinel_password_file, SENTINEL_PASSWORD);
 }
@@ -115,44 +106,45 @@ fn sentinel(
         ctx.err(
             list.span(),
             "session.redis_sentinels is empty: expected the Sentinels' addresses, like \
-             [\"10.0.0.5:26379\", \"10.0.0.6:26379\", \"10.0.0.7:26379\"]",
+             [\"10.0.0.5:26379\", \"10.0.0.6:26379\"]",
         );
     }
     let mut sentinels: Vec<&SentinelAddr> = Vec::new();
     for entry in list.get_ref() {
-        let (this, text) = (&entry.value, quote(&entry.text));
+        let this = &entry.value;
         let why = if sentinels.first().is_some_and(|first| first.tls != this.tls) {
-            "mixes rediss:// (TLS) and plain entries: write every entry rediss://host:port for \
-             TLS, or none of them"
+            "mixes rediss:// (TLS) and plain entries: use rediss:// for every entry or none"
                 .to_owned()
         } else if sentinels.contains(&this) {
             // Every entry so far has the first's TLS, so host and port decide.
-            format!("lists {text} twice: list each Sentinel once")
+            format!(
+                "lists {} twice: list each Sentinel once",
+                quote(&entry.text)
+            )
         } else {
             sentinels.push(this);
             continue;
         };
         ctx.err(entry.span(), format!("session.redis_sentinels {why}"));
     }
-    let master_name = ctx.required(
-        "session.redis_master_name",
-        &s.redis_master_name,
-        list.span(),
-        "session.redis_sentinels is set but redis_master_name is missing: expected the name the \
-         Sentinels monitor the primary under (sentinel monitor <name> ...)",
-    );
+    if s.redis_master_name.is_none() {
+        ctx.missing(
+            "session.redis_master_name",
+            list.span(),
+            "session.redis_sentinels is set but redis_master_name is missing: expected the name \
+             the Sentinels monitor the primary under (sentinel monitor <name> ...)",
+        );
+    }
+    let key = "session.redis_sentinel_password";
     let password = secret_source(
         ctx,
-        s.redis_sentinel_password_env.as_ref(),
-        s.redis_sentinel_password_file.as_ref(),
-        (
-            "session.redis_sentinel_password_env",
-            "session.redis_sentinel_password_file",
-        ),
+        key,
+        &s.redis_sentinel_password_env,
+        &s.redis_sentinel_password_file,
     );
     Some(SentinelTarget {
         sentinels: sentinels.iter().map(|s| (s.host.clone(), s.port)).collect(),
-        master_name: master_name?.0,
+        master_name: s.redis_master_name.as_ref()?.value.0.clone(),
         db: s.redis_db.as_ref().map_or(0, |db| db.get_ref().0),
         tls: sentinels.first().is_some_and(|s| s.tls),
         password: password?,

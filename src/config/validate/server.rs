@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use super::{secret_source, val, vals, Ctx};
-use crate::config::file::{quote, ServerFile, Table};
+use crate::config::file::{quote, span_of, ServerFile, Table};
 use crate::config::leaf::{Leaf, RunPath};
 use crate::config::model::{LogFormat, ServerConfig};
 
@@ -33,9 +33,9 @@ pub(super) fn server(
     let tls_listen = ctx.valid("server.tls_listen").then(|| vals(&s.tls_listen));
     if let (Some([]), Some([])) = (listen.as_deref(), tls_listen.as_deref()) {
         ctx.err(
-            s.listen.as_ref().map_or(tspan.clone(), |l| l.span()),
+            span_of(&s.listen).unwrap_or(tspan.clone()),
             "server.listen and server.tls_listen are both empty, so nothing would listen: give \
-             at least one \"ip:port\" in listen or tls_listen",
+             at least one \"ip:port\"",
         );
     }
     listeners_distinct(ctx, s, &listen, &tls_listen);
@@ -47,26 +47,20 @@ pub(super) fn server(
     if let Some(v) = redirect.filter(|_| !tls_wanted) {
         ctx.err(
             v.span(),
-            "server.redirect_to_https is true but server.tls_listen is empty: the redirect sends \
-             browsers to the gateway's HTTPS listener, so set tls_listen (with tls_cert and \
-             tls_key) or remove redirect_to_https",
+            "server.redirect_to_https is true but server.tls_listen is empty: set tls_listen \
+             (with tls_cert and tls_key) or remove redirect_to_https",
         );
     }
-
-    let first_addr = match (&listen, &tls_listen) {
-        (Some(plain), Some(tls)) => plain.first().or(tls.first()).copied(),
-        _ => None,
-    };
-    let (pid_file, upgrade_sock) = run_files(ctx, s, first_addr, tspan);
+    let first_addr = listen.iter().chain(&tls_listen).flatten().next();
+    let first_addr = first_addr.filter(|_| listen.is_some() && tls_listen.is_some());
+    let (pid_file, upgrade_sock) = run_files(ctx, s, first_addr.copied(), tspan);
     let landing = landing(ctx, s, upstream_names);
-    let forward_auth_secret = secret_source(
+    let key = "server.forward_auth_secret";
+    let secret = secret_source(
         ctx,
-        s.forward_auth_secret_env.as_ref(),
-        s.forward_auth_secret_file.as_ref(),
-        (
-            "server.forward_auth_secret_env",
-            "server.forward_auth_secret_file",
-        ),
+        key,
+        &s.forward_auth_secret_env,
+        &s.forward_auth_secret_file,
     );
     Some(ServerConfig {
         listen: listen?,
@@ -83,7 +77,7 @@ pub(super) fn server(
         landing: landing?,
         trusted_proxies: vals(&s.trusted_proxies),
         header_timeout: val(&s.header_timeout).unwrap_or_default().0,
-        forward_auth_secret: forward_auth_secret?,
+        forward_auth_secret: secret?,
     })
 }
 
@@ -95,36 +89,32 @@ fn listeners_distinct(
     listen: &Option<Vec<SocketAddr>>,
     tls_listen: &Option<Vec<SocketAddr>>,
 ) {
-    let mut seen: Vec<SocketAddr> = Vec::new();
-    if s.listen.is_none() {
-        seen.extend(listen.iter().flatten());
-    }
+    // The default listener, when `listen` is absent.
+    let mut seen: Vec<SocketAddr> = match s.listen {
+        None => listen.iter().flatten().copied().collect(),
+        Some(_) => Vec::new(),
+    };
     // Lists with a refused entry are left out (reported).
     let lists = [(&s.listen, listen), (&s.tls_listen, tls_listen)];
     let proxies = lists.into_iter().filter(|(_, read)| read.is_some());
     let proxies = proxies.flat_map(|(written, _)| written.iter().flat_map(|l| l.get_ref()));
-    for (admin, w) in proxies
-        .map(|w| (false, w))
-        .chain(s.admin_listen.iter().map(|w| (true, w)))
-    {
+    let admin = s.admin_listen.iter().map(|w| (true, w));
+    for (admin, w) in proxies.map(|w| (false, w)).chain(admin) {
         let addr = w.value;
-        let Some(other) = seen.iter().find(|s| listeners_clash(**s, addr)).copied() else {
+        let Some(&other) = seen.iter().find(|s| listeners_clash(**s, addr)) else {
             seen.push(addr);
             continue;
         };
-        let why = if other != addr {
-            format!(
-                "address {addr} overlaps {other}: one of them listens on every address of port \
-                 {}, so the other cannot be opened; give each listener its own port",
+        let why = match (other == addr, admin) {
+            (false, _) => format!(
+                "address {addr} overlaps {other}: one of them takes every address of port {}; \
+                 give each listener its own port",
                 addr.port()
-            )
-        } else if admin {
-            format!(
-                "server.admin_listen {addr} is also a proxy listener: give the admin listener \
-                 its own address"
-            )
-        } else {
-            format!("address {addr} is listed twice: each listener needs its own address")
+            ),
+            (true, true) => format!(
+                "server.admin_listen {addr} is also a proxy listener: give it its own address"
+            ),
+            (true, false) => format!("address {addr} is listed twice"),
         };
         ctx.err(w.span(), why);
     }
@@ -139,24 +129,17 @@ fn tls_files_with_tls_listen(
     tls_listen_read: bool,
     tspan: Range<usize>,
 ) {
-    let files = [("tls_cert", &s.tls_cert), ("tls_key", &s.tls_key)];
-    for (key, value) in files {
+    for (key, value) in [("tls_cert", &s.tls_cert), ("tls_key", &s.tls_key)] {
         if tls_wanted && value.is_none() && ctx.valid(&format!("server.{key}")) {
+            let why = "TLS listeners need both tls_cert and tls_key";
             ctx.err(
-                s.tls_listen.as_ref().map_or(tspan.clone(), |t| t.span()),
-                format!(
-                    "server.tls_listen is set but server.{key} is missing: TLS listeners need \
-                     both tls_cert and tls_key"
-                ),
+                span_of(&s.tls_listen).unwrap_or(tspan.clone()),
+                format!("server.tls_listen is set but server.{key} is missing: {why}"),
             );
         } else if let Some(v) = value.as_ref().filter(|_| !tls_wanted && tls_listen_read) {
-            ctx.err(
-                v.span(),
-                format!(
-                    "server.{key} is set but server.tls_listen is empty: tls_cert and tls_key \
-                     are only used with tls_listen, so set all three or none"
-                ),
-            );
+            let why = "set tls_listen, tls_cert and tls_key together, or none of them";
+            let message = format!("server.{key} is set but server.tls_listen is empty: {why}");
+            ctx.err(v.span(), message);
         }
     }
 }
@@ -173,11 +156,11 @@ fn landing(ctx: &mut Ctx<'_, '_>, s: &ServerFile, names: &[Option<String>]) -> O
             true => "expected the name of an [[upstream]]".to_owned(),
             false => format!("expected one of {}", known.join(", ")),
         };
-        let message = format!(
-            "server.landing {} names no upstream: {allowed}",
-            quote(l.get_ref())
+        let shown = quote(l.get_ref());
+        ctx.err(
+            l.span(),
+            format!("server.landing {shown} names no upstream: {allowed}"),
         );
-        ctx.err(l.span(), message);
     }
     found
 }
@@ -195,36 +178,37 @@ fn run_files(
     let path = |key: &str, v: &Option<Leaf<RunPath>>, ext: &str| match v {
         Some(v) => Some(v.value.0.clone()),
         None if !ctx.valid(key) => None,
-        None => stem
-            .as_ref()
-            .map(|stem| ServerConfig::default_run_dir().join(format!("{stem}.{ext}"))),
+        None => (stem.as_ref()).map(|s| ServerConfig::default_run_dir().join(format!("{s}.{ext}"))),
     };
     let pid_file = path("server.pid_file", &s.pid_file, "pid");
     let upgrade_sock = path("server.upgrade_sock", &s.upgrade_sock, "sock");
-    let sock_span = s.upgrade_sock.as_ref().map_or(tspan, |v| v.span());
-    if let Some(sock) = upgrade_sock.as_ref() {
-        let len = sock.as_os_str().len();
+    let sock_span = span_of(&s.upgrade_sock).unwrap_or(tspan);
+    if let Some(sock) = upgrade_sock
+        .as_ref()
+        .filter(|p| p.as_os_str().len() > MAX_SOCK_PATH)
+    {
         let what = match &s.upgrade_sock {
             Some(_) => "server.upgrade_sock".to_owned(),
             None => format!(
-                "the default server.upgrade_sock {} (under the temp directory)",
+                "the default server.upgrade_sock {}",
                 quote(&sock.to_string_lossy())
             ),
         };
-        if len > MAX_SOCK_PATH {
-            ctx.err(
-                sock_span.clone(),
-                format!(
-                    "{what} is {len} bytes long: a unix socket path holds at most \
-                     {MAX_SOCK_PATH} bytes, so set server.upgrade_sock to a shorter absolute path"
-                ),
-            );
-        }
+        let len = sock.as_os_str().len();
+        let why = format!(
+            "a unix socket path holds at most {MAX_SOCK_PATH} bytes: set server.upgrade_sock to a \
+             shorter absolute path"
+        );
+        ctx.err(
+            sock_span.clone(),
+            format!("{what} is {len} bytes long: {why}"),
+        );
     }
     if pid_file.is_some() && pid_file == upgrade_sock {
+        let why = "are the same path: give each its own file";
         ctx.err(
             sock_span,
-            "server.pid_file and server.upgrade_sock are the same path: give each its own file",
+            format!("server.pid_file and server.upgrade_sock {why}"),
         );
     }
     (pid_file, upgrade_sock)
