@@ -86,7 +86,7 @@ fn upstream(
         &key("name"),
         &u.name,
         tspan.clone(),
-        "[[upstream]] has no name: expected a name of letters, digits, \"_\", \".\" or \"-\"",
+        "expected a name of letters, digits, \"_\", \".\" or \"-\"",
     );
     if u.url.is_none() {
         ctx.missing(
