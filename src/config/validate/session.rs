@@ -14,37 +14,27 @@ pub(super) fn session(
     let default = SessionFile::default();
     let s = table.map_or(&default, |t| &t.get_ref().0);
     let cookie_secure = s.cookie_secure.as_ref().is_none_or(|b| *b.get_ref());
-    if let Some(n) = &s.cookie_name {
-        let why = if n.text.starts_with("__Host-") && (!cookie_secure || s.cookie_domain.is_some())
-        {
+    let (name, domain) = (s.cookie_name.as_ref(), s.cookie_domain.is_some());
+    let why = match name.map(|n| n.text.as_str()) {
+        Some(n) if n.starts_with("__Host-") && (!cookie_secure || domain) => {
             "starts with __Host-, which browsers accept only with cookie_secure = true and no \
              cookie_domain: change the name or those settings"
-        } else if n.text.starts_with("__Secure-") && !cookie_secure {
-            "starts with __Secure-, which browsers accept only with cookie_secure = true: change \
-             the name or set cookie_secure = true"
-        } else {
-            ""
-        };
-        if !why.is_empty() {
-            ctx.err(n.span(), format!("session.cookie_name {why}"));
         }
+        Some(n) if n.starts_with("__Secure-") && !cookie_secure => {
+            "starts with __Secure-, which browsers accept only with cookie_secure = true"
+        }
+        _ => "",
+    };
+    if let Some(n) = name.filter(|_| !why.is_empty()) {
+        ctx.err(n.span(), format!("session.cookie_name {why}"));
     }
     // At most `ttl` (when `ttl` could be read), since sessions end at `ttl` anyway.
-    let ttl = ctx
-        .valid("session.ttl")
-        .then(|| val(&s.ttl).unwrap_or_default().0);
-    if let (Some(v), Some(ttl)) = (&s.idle_timeout, ttl) {
-        if v.value.0 > ttl {
-            ctx.err(
-                v.span(),
-                format!(
-                    "session.idle_timeout {} is longer than session.ttl ({}): expected at most \
-                     session.ttl, since every session ends at ttl anyway",
-                    quote(&v.text),
-                    humantime::format_duration(ttl)
-                ),
-            );
-        }
+    let ttl = (ctx.valid("session.ttl")).then(|| val(&s.ttl).unwrap_or_default().0);
+    let idle = s.idle_timeout.as_ref();
+    if let Some((v, ttl)) = idle.zip(ttl).filter(|(v, ttl)| v.value.0 > *ttl) {
+        let (text, ttl) = (quote(&v.text), humantime::format_duration(ttl));
+        let why = format!("is longer than session.ttl ({ttl}): expected at most session.ttl");
+        ctx.err(v.span(), format!("session.idle_timeout {text} {why}"));
     }
     let store = ctx
         .valid("session.store")

@@ -17,16 +17,13 @@ pub(super) fn secure_cookies_with_tls(
     let flag = session.and_then(|s| s.get_ref().cookie_secure.as_ref());
     let public = server.and_then(|s| s.tls_listen.iter().find(|a| !a.ip().is_loopback()));
     if let (Some(flag), Some(public)) = (flag.filter(|f| !*f.get_ref()), public) {
-        ctx.err(
-            flag.span(),
-            format!(
-                "session.cookie_secure = false with the TLS listener {public}, which is not a \
-                 loopback address: browsers would also send the session cookie over plain HTTP, \
-                 where anyone on the network can read it and sign in as the user; remove \
-                 cookie_secure = false (it is only for plain-HTTP development, and for TLS \
-                 listeners on 127.0.0.1 or [::1] in local testing)"
-            ),
+        let why = "browsers would also send the session cookie over plain HTTP, where anyone on \
+                   the network can read it and sign in as the user; remove it (false is for \
+                   plain-HTTP development and loopback TLS testing only)";
+        let what = format!(
+            "session.cookie_secure = false with the TLS listener {public}, not a loopback address"
         );
+        ctx.err(flag.span(), format!("{what}: {why}"));
     }
 }
 
