@@ -245,3 +245,31 @@ mod testutil {
         src.lines().position(|l| l.contains(needle)).unwrap() + 1
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+
+    /// A missing key is named once, by its table as the file writes it.
+    #[test]
+    fn a_missing_key_is_named_once_by_its_table() {
+        let cases = [
+            (
+                format!("{CLEVER}[[upstream]]\nurl = \"http://127.0.0.1:9000\"\n"),
+                "[[upstream]] has no name: expected",
+            ),
+            (
+                format!("[clever]\nclient_secret_env = \"S\"\nredirect_uri = \"https://g.org/cb\"\n{UPSTREAM}"),
+                "[clever] has no client_id: expected",
+            ),
+            (
+                doc("", "", "", "") + "[[district]]\nname = \"D\"\ntoken_env = \"T\"\n",
+                "[[district]] has no id: expected",
+            ),
+        ];
+        for (src, head) in cases {
+            let p = one(&src, &[head]);
+            assert_eq!(p.message.matches(" has no ").count(), 1, "{}", p.message);
+        }
+    }
+}
