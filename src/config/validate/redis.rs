@@ -135,13 +135,11 @@ fn sentinel(
              the Sentinels monitor the primary under (sentinel monitor <name> ...)",
         );
     }
-    let key = "session.redis_sentinel_password";
-    let password = secret_source(
-        ctx,
-        key,
+    let (env, file) = (
         &s.redis_sentinel_password_env,
         &s.redis_sentinel_password_file,
     );
+    let password = secret_source(ctx, "session.redis_sentinel_password", env, file);
     Some(SentinelTarget {
         sentinels: sentinels.iter().map(|s| (s.host.clone(), s.port)).collect(),
         master_name: s.redis_master_name.as_ref()?.value.0.clone(),

@@ -55,13 +55,8 @@ pub(super) fn server(
     let first_addr = first_addr.filter(|_| listen.is_some() && tls_listen.is_some());
     let (pid_file, upgrade_sock) = run_files(ctx, s, first_addr.copied(), tspan);
     let landing = landing(ctx, s, upstream_names);
-    let key = "server.forward_auth_secret";
-    let secret = secret_source(
-        ctx,
-        key,
-        &s.forward_auth_secret_env,
-        &s.forward_auth_secret_file,
-    );
+    let (env, file) = (&s.forward_auth_secret_env, &s.forward_auth_secret_file);
+    let secret = secret_source(ctx, "server.forward_auth_secret", env, file);
     Some(ServerConfig {
         listen: listen?,
         tls_listen: tls_listen?,
