@@ -94,61 +94,46 @@ macro_rules! named {
 }
 named!(LogFormat: "a log format", StoreKind: "a store", Readiness: "a readiness mode");
 
-impl FromText for Duration {
-    fn from_text(text: &str) -> Result<Self, String> {
-        humantime::parse_duration(text.trim())
-            .map_err(|_| r#"is not a duration: expected a duration like "90s" or "2h""#.into())
-    }
+/// Leaves read by a parser that says only whether they read; `$why` says what is expected.
+macro_rules! parsed_leaves {
+    ($($(#[$doc:meta])* $t:ty, $parse:expr, $why:literal;)*) => {$(
+        $(#[$doc])*
+        impl FromText for $t {
+            fn from_text(text: &str) -> Result<Self, String> {
+                let parse: fn(&str) -> Option<$t> = $parse;
+                parse(text).ok_or_else(|| $why.to_owned())
+            }
+        }
+    )*};
 }
 
-impl FromText for SocketAddr {
-    fn from_text(text: &str) -> Result<Self, String> {
-        let why = r#"is not an address: expected "ip:port" such as "0.0.0.0:8080" or "[::]:8080""#;
-        text.trim().parse().map_err(|_| why.into())
-    }
-}
-
-/// A network, or one address (a /32 or /128); host bits are cleared.
-impl FromText for IpNet {
-    fn from_text(text: &str) -> Result<Self, String> {
-        let (text, why) = (
-            text.trim(),
-            r#"is not an address: expected a CIDR like "10.0.0.0/8" or an IP address"#,
-        );
-        let net = text.parse::<IpNet>().map(|n| n.trunc());
-        net.or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-            .map_err(|_| why.into())
-    }
-}
-
-impl FromText for HeaderName {
-    fn from_text(text: &str) -> Result<Self, String> {
-        let why = r#"is not a valid header name: expected letters, digits and - like "X-User-Id""#;
-        HeaderName::from_bytes(text.as_bytes()).map_err(|_| why.into())
-    }
-}
-
-impl FromText for UserType {
-    fn from_text(text: &str) -> Result<Self, String> {
-        let why = "is not a Clever user type: expected one of student, teacher, staff, \
-                   school_admin, district_admin, contact";
-        UserType::parse(text).ok_or_else(|| why.into())
-    }
-}
-
-/// `v2.<n>` or `v3.<n>`.
-impl FromText for ApiVersion {
-    fn from_text(text: &str) -> Result<Self, String> {
-        let (kind, minor) = match text.split_once('.') {
-            Some(("v2", minor)) => (Some(ApiVersion::V2), minor),
-            Some(("v3", minor)) => (Some(ApiVersion::V3), minor),
-            _ => (None, ""),
-        };
-        let digits =
-            !minor.is_empty() && minor.len() <= 3 && minor.bytes().all(|b| b.is_ascii_digit());
-        let why = "is not a Clever API version: expected v2.x or v3.x (v2.0, v2.1, v3.0, v3.1)";
-        kind.filter(|_| digits).ok_or_else(|| why.into())
-    }
+parsed_leaves! {
+    Duration, |t| humantime::parse_duration(t.trim()).ok(),
+        r#"is not a duration: expected a duration like "90s" or "2h""#;
+    SocketAddr, |t| t.trim().parse().ok(),
+        r#"is not an address: expected "ip:port" such as "0.0.0.0:8080" or "[::]:8080""#;
+    /// A network, or one address (a /32 or /128); host bits are cleared.
+    IpNet, |t| {
+        let net = t.trim().parse::<IpNet>().map(|n| n.trunc());
+        net.or_else(|_| t.trim().parse::<IpAddr>().map(IpNet::from)).ok()
+    },
+        r#"is not an address: expected a CIDR like "10.0.0.0/8" or an IP address"#;
+    HeaderName, |t| HeaderName::from_bytes(t.as_bytes()).ok(),
+        r#"is not a valid header name: expected letters, digits and - like "X-User-Id""#;
+    UserType, UserType::parse,
+        "is not a Clever user type: expected one of student, teacher, staff, school_admin, \
+         district_admin, contact";
+    /// `v2.<n>` or `v3.<n>`.
+    ApiVersion, |t| {
+        let (major, minor) = t.split_once('.')?;
+        let n = !minor.is_empty() && minor.len() <= 3 && minor.bytes().all(|b| b.is_ascii_digit());
+        match major {
+            "v2" if n => Some(ApiVersion::V2),
+            "v3" if n => Some(ApiVersion::V3),
+            _ => None,
+        }
+    },
+        "is not a Clever API version: expected v2.x or v3.x (v2.0, v2.1, v3.0, v3.1)";
 }
 
 /// An entry of `public_paths`: a prefix when it ends in `/`.
@@ -182,33 +167,34 @@ impl FromText for PathBuf {
     }
 }
 
-/// Reads a newtype around a `String` with `check`, which says why not; or, given a predicate
+/// Newtypes around a `String`, each read with a check that says why not; or, given a predicate
 /// and the reason, the text as written when the predicate holds.
-macro_rules! text_leaf {
-    ($(#[$doc:meta])* $name:ident, $ok:expr, $why:literal) => {
-        text_leaf!($(#[$doc])* $name, |text| {
-            let ok: fn(&str) -> bool = $ok;
-            ok(text).then(|| text.to_owned()).ok_or($why)
-        });
-    };
-    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+macro_rules! text_leaves {
+    ($($(#[$doc:meta])* $name:ident, $check:expr $(, $why:literal)?;)*) => {$(
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub(crate) struct $name(pub String);
 
         impl FromText for $name {
             fn from_text(text: &str) -> Result<Self, String> {
-                let check: fn(&str) -> Result<String, &'static str> = $check;
-                check(text).map($name).map_err(str::to_owned)
+                let checked = text_leaves!(@check text, $check $(, $why)?);
+                checked.map($name).map_err(str::to_owned)
             }
         }
-    };
+    )*};
+    (@check $text:ident, $ok:expr, $why:literal) => {{
+        let ok: fn(&str) -> bool = $ok;
+        ok($text).then(|| $text.to_owned()).ok_or($why)
+    }};
+    (@check $text:ident, $check:expr) => {{
+        let check: fn(&str) -> Result<String, &'static str> = $check;
+        check($text)
+    }};
 }
 
-text_leaf!(
+text_leaves! {
     /// `upstream.name`: letters, digits, `_`, `.`, `-`; not the metrics' own label.
-    UpstreamName,
-    |text| {
+    UpstreamName, |text| {
         let named = |b: u8| b.is_ascii_alphanumeric() || b"_.-".contains(&b);
         Err(if text == crate::process::metrics::GATEWAY_UPSTREAM {
             "is reserved for the gateway's own requests in metrics: choose another name"
@@ -217,14 +203,11 @@ text_leaf!(
         } else {
             return Ok(text.to_owned());
         })
-    }
-);
+    };
 
-text_leaf!(
     /// `upstream.host` to match: lower-cased, no port, no path; an IPv6 literal in brackets,
     /// as it appears in a Host header.
-    RouteHost,
-    |h| {
+    RouteHost, |h| {
         let ipv6 = h.strip_prefix('[').and_then(|ip| ip.strip_suffix(']'));
         Err(if h.is_empty() {
             "is empty: expected a host name, or remove the key to match any host"
@@ -241,17 +224,15 @@ text_leaf!(
         } else {
             return Ok(h.to_ascii_lowercase());
         })
-    }
-);
+    };
 
-text_leaf!(
     /// `upstream.path_prefix`, normalised: no trailing `/` except for `/` itself.
-    PathPrefix,
-    |p| {
+    PathPrefix, |p| {
         let trimmed = p.trim_end_matches('/');
+        let odd = |c: char| c.is_whitespace() || c.is_control() || c == '?' || c == '#';
         Err(if !p.starts_with('/') {
             r#"does not start with "/": expected an absolute path such as "/staff""#
-        } else if p.contains(['?', '#']) || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        } else if p.contains(odd) {
             "has a query, fragment or space: expected a plain path"
         } else if p.split('/').any(|s| s == "." || s == "..") {
             r#"has a "." or ".." segment: expected a normalized path"#
@@ -260,23 +241,17 @@ text_leaf!(
         } else {
             return Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned());
         })
-    }
-);
+    };
 
-text_leaf!(
     /// `district.id`: Clever ids are 24 hex characters; anything id-like is accepted, nothing
     /// that could be unsafe in a URL path, a log line or a header.
-    DistrictId,
-    |id| !id.is_empty()
+    DistrictId, |id| !id.is_empty()
         && id.len() <= 64
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
-    r#"is not a district id: expected at most 64 letters, digits, "-" and "_""#
-);
+    r#"is not a district id: expected at most 64 letters, digits, "-" and "_""#;
 
-text_leaf!(
     /// `session.cookie_domain`: a host name, optionally with one leading dot; lower-cased.
-    CookieDomain,
-    |s| {
+    CookieDomain, |s| {
         let name = s.strip_prefix('.').unwrap_or(s);
         let label = |l: &str| {
             (1..=63).contains(&l.len())
@@ -287,48 +262,33 @@ text_leaf!(
         let ok = (1..=253).contains(&name.len()) && name.split('.').all(label);
         let why = r#"is not a host name: expected a name like ".example-district.org""#;
         ok.then(|| s.to_ascii_lowercase()).ok_or(why)
-    }
-);
+    };
 
-text_leaf!(
     /// `session.logout_redirect`: a same-site path, or an absolute http(s) URL.
-    LogoutRedirect,
-    |text| match text.strip_prefix('/') {
+    LogoutRedirect, |text| match text.strip_prefix('/') {
         Some(path) => {
             !path.starts_with('/') && !text.contains('\\') && !text.contains(char::is_control)
         }
         None => Url::parse(text)
             .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some()),
     },
-    r#"is not a path or URL: expected a path starting with a single "/" or an http(s) URL"#
-);
+    r#"is not a path or URL: expected a path starting with a single "/" or an http(s) URL"#;
 
-text_leaf!(
     /// `session.cookie_name`, an `upstream.app_cookies` entry: a cookie name (RFC 6265 token).
-    CookieName,
-    |name| !name.is_empty() && name.bytes().all(is_cookie_token),
-    "is not a cookie name: expected letters, digits and !#$%&'*+-.^_`|~ only (an RFC 6265 token)"
-);
+    CookieName, |name| !name.is_empty() && name.bytes().all(is_cookie_token),
+    "is not a cookie name: expected letters, digits and !#$%&'*+-.^_`|~ only (an RFC 6265 token)";
 
-text_leaf!(
     /// The name of an environment variable holding a secret: no `=`, NUL or whitespace.
-    EnvName,
-    |n| !n.is_empty() && !n.contains(['=', '\0']) && !n.contains(char::is_whitespace),
-    r#"is not an environment variable name: expected a name like "CLIENT_SECRET""#
-);
+    EnvName, |n| !n.is_empty() && !n.contains(['=', '\0']) && !n.contains(char::is_whitespace),
+    r#"is not an environment variable name: expected a name like "CLIENT_SECRET""#;
 
-text_leaf!(
     /// `session.redis_master_name`: the name the Sentinels monitor the primary under.
-    MasterName,
-    |n| !n.is_empty() && !n.contains(|c: char| c.is_whitespace() || c.is_control()),
-    r#"is not a Sentinel master name: expected a name without spaces, like "gateway""#
-);
+    MasterName, |n| !n.is_empty() && !n.contains(|c: char| c.is_whitespace() || c.is_control()),
+    r#"is not a Sentinel master name: expected a name without spaces, like "gateway""#;
 
-text_leaf!(
     /// An `upstream.logout_paths` entry: a path as the gateway normalises request paths, so
     /// that comparing it exactly with the normalised request path is meaningful.
-    LogoutPath,
-    |p| {
+    LogoutPath, |p| {
         use crate::gateway::routing::normalize_path;
         Err(if !p.starts_with('/') {
             r#"does not start with "/": expected an absolute path such as "/logout.php""#
@@ -343,8 +303,8 @@ text_leaf!(
         } else {
             return Ok(p.to_owned());
         })
-    }
-);
+    };
+}
 
 /// `server.pid_file`, `server.upgrade_sock`: absolute, so that `reload` (systemd's ExecReload
 /// runs in /) finds the same file as `run`.
@@ -532,31 +492,11 @@ bounded_durations! {
     /// `session.idle_timeout`: at least 1s, since a shorter one would end sessions between a
     /// page and its images (and at most `ttl`, checked with `[session]`); no default.
     IdleTimeout, secs(1), Duration::MAX, "at least 1s and at most session.ttl";
-}
-
-/// `session.ttl`: more than 0s and at most 24h, since Clever access tokens live 24h and a
-/// session must not outlive its token.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ttl(pub Duration);
-
-impl Default for Ttl {
-    fn default() -> Self {
-        Ttl(secs(2 * 3600))
-    }
-}
-
-impl FromText for Ttl {
-    fn from_text(text: &str) -> Result<Self, String> {
-        Err(match Duration::from_text(text)? {
-            d if d.is_zero() => "is zero: expected more than 0s and at most 24h",
-            d if d > secs(24 * 3600) => {
-                "is longer than 24h: the cap is 24h because Clever \
-                access tokens live 24h and a session must not outlive its token"
-            }
-            d => return Ok(Ttl(d)),
-        }
-        .to_owned())
-    }
+    /// `session.ttl`: Clever access tokens live 24h, and a session must not outlive its token.
+    Ttl, Duration::from_nanos(1), secs(24 * 3600),
+        "more than zero and not longer than 24h: the cap is 24h because Clever access tokens \
+         live 24h and a session must not outlive its token",
+        secs(2 * 3600);
 }
 
 /// `server.threads`: worker threads, 1 to 1024.
