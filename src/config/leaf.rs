@@ -14,7 +14,7 @@ use http::HeaderName;
 use ipnet::IpNet;
 use serde::de::{self, value::StrDeserializer, Deserialize, Deserializer, IntoDeserializer};
 use toml::Spanned;
-use url::Url;
+use url::{Position, Url};
 
 use super::file::quote;
 use super::model::{ApiVersion, LogFormat, PublicPath, Readiness, StoreKind};
@@ -68,12 +68,8 @@ impl<'de, T: FromText> de::Visitor<'de> for LeafVisitor<T> {
     fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Leaf<T>, D::Error> {
         let text = Spanned::<String>::deserialize(d)?;
         let value = read(text.get_ref()).map_err(de::Error::custom)?;
-        let span = text.span();
-        Ok(Leaf {
-            value,
-            text: text.into_inner(),
-            span,
-        })
+        let (span, text) = (text.span(), text.into_inner());
+        Ok(Leaf { value, text, span })
     }
 }
 
@@ -372,13 +368,12 @@ impl FromText for RedisUrl {
     const QUOTED: bool = false;
     fn from_text(text: &str) -> Result<Self, String> {
         let scheme_ok = text.starts_with("redis://") || text.starts_with("rediss://");
-        Err(match Url::parse(text)
+        let url = Url::parse(text)
             .ok()
-            .filter(|u| scheme_ok && u.host_str().is_some())
-        {
-            Some(url) if url.password().is_some() => {
-                "holds a password, which is never inline: \
-                remove it and set redis_password_env or redis_password_file"
+            .filter(|u| scheme_ok && u.host_str().is_some());
+        Err(match url {
+            Some(u) if u.password().is_some() => {
+                "holds a password, which is never inline: set redis_password_env or _file instead"
             }
             Some(_) => return Ok(RedisUrl(text.to_owned())),
             None => "is not a Redis URL: expected redis://host:port/db or rediss://host:port/db",
@@ -412,21 +407,13 @@ impl FromText for SentinelAddr {
             Some(u) if u.password().is_some() || !u.username().is_empty() => {
                 "holds a user or password (set redis_sentinel_password_env or _file)".to_owned()
             }
-            Some(u)
-                if !matches!(u.path(), "" | "/")
-                    || u.query().is_some()
-                    || u.fragment().is_some() =>
-            {
+            Some(u) if !matches!(&u[Position::BeforePath..], "" | "/") => {
                 format!("{} has a path or query", quote(text))
             }
             Some(u) => match u.host_str().map(|h| h.trim_matches(['[', ']'])) {
                 Some(host) if !host.is_empty() => {
-                    let port = u.port().unwrap_or(26379);
-                    return Ok(SentinelAddr {
-                        host: host.to_owned(),
-                        port,
-                        tls,
-                    });
+                    let (host, port) = (host.to_owned(), u.port().unwrap_or(26379));
+                    return Ok(SentinelAddr { host, port, tls });
                 }
                 _ => format!("{} has no host", quote(text)),
             },
