@@ -402,11 +402,9 @@ impl<'a> Locator<'a> {
             at -= 1;
         }
         let before = &self.src[..at];
+        let line = before.matches('\n').count() + 1;
         let start = before.rfind('\n').map_or(0, |i| i + 1);
-        (
-            before.matches('\n').count() + 1,
-            before[start..].chars().count() + 1,
-        )
+        (line, before[start..].chars().count() + 1)
     }
 }
 
@@ -478,10 +476,8 @@ enum Seg {
 pub(crate) fn parse(src: &str, sink: &mut Sink<'_>) -> Option<Parsed> {
     let (root, errors) = DeTable::parse_recoverable(src);
     for e in &errors {
-        sink.at(
-            e.span().unwrap_or(0..0),
-            format!("invalid TOML: {}", e.message()),
-        );
+        let at = e.span().unwrap_or(0..0);
+        sink.at(at, format!("invalid TOML: {}", e.message()));
     }
     if !errors.is_empty() {
         return None;
@@ -501,10 +497,8 @@ pub(crate) fn parse(src: &str, sink: &mut Sink<'_>) -> Option<Parsed> {
             sink.at(at, e.message().to_owned());
             return None;
         };
-        sink.at(
-            at,
-            message(e.message(), &path, Some(&node).filter(|_| !unknown)),
-        );
+        let said = message(e.message(), &path, Some(&node).filter(|_| !unknown));
+        sink.at(at, said);
         // A list with a bad entry keeps its other entries, for the rules across keys that
         // read them; it is invalid as a whole.
         invalid.insert(dotted(key_of(&path)));
@@ -580,21 +574,21 @@ fn key_of(path: &[Seg]) -> &[Seg] {
 
 /// `upstream[0].url`, for [`Parsed::invalid`].
 fn dotted(path: &[Seg]) -> String {
-    let segs = path.iter().map(|seg| match seg {
-        Seg::Key(k) => format!(".{k}"),
-        Seg::Index(i) => format!("[{i}]"),
-    });
-    let dotted: String = segs.collect();
-    dotted.strip_prefix('.').unwrap_or(&dotted).to_owned()
+    path.iter().fold(String::new(), |out, seg| match seg {
+        Seg::Key(k) if out.is_empty() => k.clone(),
+        Seg::Key(k) => format!("{out}.{k}"),
+        Seg::Index(i) => format!("{out}[{i}]"),
+    })
 }
 
 /// The keys of a path, array indices left out: `upstream.headers.email`.
 fn keys(path: &[Seg]) -> String {
-    let keys = path.iter().filter_map(|s| match s {
-        Seg::Key(k) => Some(k.as_str()),
-        Seg::Index(_) => None,
-    });
-    keys.collect::<Vec<_>>().join(".")
+    let keys: Vec<Seg> = path
+        .iter()
+        .filter(|s| matches!(s, Seg::Key(_)))
+        .cloned()
+        .collect();
+    dotted(&keys)
 }
 
 /// How a key is named in messages: `[clever]` at the top level, else its [`keys`].
@@ -669,13 +663,10 @@ fn unknown_key_message(serde: &str, path: &[Seg]) -> String {
     if let Some((what, key)) = secret {
         return format!("{what} is never inline: use {key}_env or {key}_file");
     }
-    let listed = serde.strip_prefix(&format!("unknown field `{key}`, "));
-    let allowed: Vec<&str> = listed
-        .unwrap_or_default()
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .collect();
+    let listed = serde
+        .strip_prefix(&format!("unknown field `{key}`, "))
+        .unwrap_or_default();
+    let allowed: Vec<&str> = listed.split('`').skip(1).step_by(2).collect();
     let place = match table {
         [] => "at the top level".to_owned(),
         [_, Seg::Index(_)] => format!("in [[{top}]]"),
@@ -690,12 +681,10 @@ fn unknown_key_message(serde: &str, path: &[Seg]) -> String {
 
 /// A user-supplied string for a message: quoted, escaped, and cut if long.
 pub(crate) fn quote(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.chars().count() > MAX {
-        let cut: String = s.chars().take(MAX).collect();
-        format!("{cut:?}…")
-    } else {
-        format!("{s:?}")
+    let cut: String = s.chars().take(80).collect();
+    match cut.len() < s.len() {
+        true => format!("{cut:?}…"),
+        false => format!("{s:?}"),
     }
 }
 
