@@ -59,7 +59,6 @@ impl<T> std::ops::Deref for MapOnly<T> {
 }
 
 impl<'de, T: Deserialize<'de>> Shaped<'de> for MapOnly<T> {
-    const EXPECTING: &'static str = "a table";
     fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
         T::deserialize(de::value::MapAccessDeserializer::new(map)).map(MapOnly)
     }
@@ -296,9 +295,9 @@ where
 }
 
 /// A value of a shape serde does not derive: what `string`, `seq` and `map` accept; anything
-/// else is a wrong type, "expected `EXPECTING`".
+/// else is a wrong type, "expected `EXPECTING`" (a table, named by its key in the message).
 trait Shaped<'de>: Sized {
-    const EXPECTING: &'static str;
+    const EXPECTING: &'static str = "a table";
     fn string<E: de::Error>(s: &str) -> Result<Self, E> {
         Err(E::invalid_type(Unexpected::Str(s), &Self::EXPECTING))
     }
@@ -341,14 +340,12 @@ macro_rules! shaped {
 shaped!(HeadersFile, SetHeadersFile, SetValueFile, TemplatesFile);
 
 impl<'de> Shaped<'de> for HeadersFile {
-    const EXPECTING: &'static str = "a table ([upstream.headers])";
     fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
         entries(map, Some(&HEADER_KEYS[..])).map(HeadersFile)
     }
 }
 
 impl<'de> Shaped<'de> for SetHeadersFile {
-    const EXPECTING: &'static str = "a table ([upstream.set_headers])";
     fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
         entries(map, None).map(SetHeadersFile)
     }
@@ -385,23 +382,21 @@ impl<'de> Shaped<'de> for TemplatesFile {
 }
 
 /// Maps byte offsets in the source to 1-based `line:col` (columns count characters).
-pub(crate) struct Locator<'a> {
-    src: &'a str,
-}
+pub(crate) struct Locator<'a>(&'a str);
 
 impl<'a> Locator<'a> {
     pub fn new(src: &'a str) -> Self {
-        Locator { src }
+        Locator(src)
     }
 
     /// 1-based line and column of a byte offset; offsets past the end map to the end, and
     /// inside a character to its start.
     pub fn position(&self, offset: usize) -> (usize, usize) {
-        let mut at = offset.min(self.src.len());
-        while !self.src.is_char_boundary(at) {
+        let mut at = offset.min(self.0.len());
+        while !self.0.is_char_boundary(at) {
             at -= 1;
         }
-        let before = &self.src[..at];
+        let before = &self.0[..at];
         let line = before.matches('\n').count() + 1;
         let start = before.rfind('\n').map_or(0, |i| i + 1);
         (line, before[start..].chars().count() + 1)
@@ -427,16 +422,14 @@ impl<'a> Sink<'a> {
     /// The span of byte `offset` of the string `text` written at `span`: exact when the
     /// string is written without escapes (`"…"` or `'…'` on one line), else the string's start.
     pub fn inside(&self, span: Range<usize>, text: &str, offset: usize) -> Range<usize> {
-        let written = self.locator.src.get(span.clone()).unwrap_or_default();
-        let plain = written.len() == text.len() + 2
-            && written.get(1..written.len() - 1) == Some(text)
-            && (written.starts_with('"') || written.starts_with('\''));
-        if plain && offset <= text.len() {
+        let written = self.locator.0.get(span.clone()).unwrap_or_default();
+        let quoted =
+            |q: char| written.strip_prefix(q).and_then(|w| w.strip_suffix(q)) == Some(text);
+        if (quoted('"') || quoted('\'')) && offset <= text.len() {
             let at = span.start + 1 + offset;
-            at..at
-        } else {
-            span
+            return at..at;
         }
+        span
     }
 
     /// Records a problem at the start of `span`.
