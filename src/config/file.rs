@@ -261,8 +261,11 @@ static HEADER_KEYS: LazyLock<Vec<&'static str>> =
 static ROLE_KEYS: LazyLock<Vec<&'static str>> =
     LazyLock::new(|| crate::identity::template::ValueSpec::role_keys().collect());
 
-/// A table key with its span, refused (at the key) unless it is one of `allowed`.
-struct KeyIn(Option<&'static [&'static str]>);
+/// The keys a table allows (`None`: any).
+type Allowed = Option<&'static [&'static str]>;
+
+/// A table key with its span, refused (at the key) unless it is allowed.
+struct KeyIn(Allowed);
 
 impl<'de> DeserializeSeed<'de> for KeyIn {
     type Value = Sp<String>;
@@ -278,14 +281,10 @@ impl<'de> DeserializeSeed<'de> for KeyIn {
 }
 
 /// A table's entries in file order (toml hands them over sorted by key).
-fn entries<'de, A, V>(
+fn entries<'de, A: MapAccess<'de>, V: Deserialize<'de>>(
     mut map: A,
-    allowed: Option<&'static [&'static str]>,
-) -> Result<Entries<V>, A::Error>
-where
-    A: MapAccess<'de>,
-    V: Deserialize<'de>,
-{
+    allowed: Allowed,
+) -> Result<Entries<V>, A::Error> {
     let mut out: Entries<V> = Vec::new();
     while let Some(k) = map.next_key_seed(KeyIn(allowed))? {
         out.push((k, map.next_value()?));
