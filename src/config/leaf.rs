@@ -368,9 +368,7 @@ impl FromText for RedisUrl {
     const QUOTED: bool = false;
     fn from_text(text: &str) -> Result<Self, String> {
         let scheme_ok = text.starts_with("redis://") || text.starts_with("rediss://");
-        let url = Url::parse(text)
-            .ok()
-            .filter(|u| scheme_ok && u.host_str().is_some());
+        let url = Url::parse(text).ok().filter(|u| scheme_ok && u.has_host());
         Err(match url {
             Some(u) if u.password().is_some() => {
                 "holds a password, which is never inline: set redis_password_env or _file instead"
