@@ -530,10 +530,8 @@ fn prune<'i>(root: &mut DeValue<'i>, path: &[Seg]) -> Option<DeValue<'i>> {
         (Seg::Key(k), DeValue::Table(t)) => t.remove(k.as_str())?,
         (Seg::Index(i), DeValue::Array(a)) if *i < a.len() => {
             let removed = a[*i].clone();
-            *a = (a.iter().enumerate())
-                .filter(|(j, _)| j != i)
-                .map(|(_, v)| v.clone())
-                .collect();
+            let kept = a.iter().enumerate().filter(|(j, _)| j != i);
+            *a = kept.map(|(_, item)| item.clone()).collect();
             removed
         }
         _ => return None,

@@ -371,7 +371,8 @@ impl FromText for RedisUrl {
         let url = Url::parse(text).ok().filter(|u| scheme_ok && u.has_host());
         Err(match url {
             Some(u) if u.password().is_some() => {
-                "holds a password, which is never inline: set redis_password_env or _file instead"
+                "holds a password, which is never inline: set redis_password_env or \
+                 redis_password_file instead"
             }
             Some(_) => return Ok(RedisUrl(text.to_owned())),
             None => "is not a Redis URL: expected redis://host:port/db or rediss://host:port/db",
@@ -403,7 +404,8 @@ impl FromText for SentinelAddr {
             None => "is not a Sentinel address".to_owned(),
             // Never echoed: it may hold a password.
             Some(u) if u.password().is_some() || !u.username().is_empty() => {
-                "holds a user or password (set redis_sentinel_password_env or _file)".to_owned()
+                let fix = "redis_sentinel_password_env or redis_sentinel_password_file";
+                format!("holds a user or password (set {fix} instead)")
             }
             Some(u) if !matches!(&u[Position::BeforePath..], "" | "/") => {
                 format!("{} has a path or query", quote(text))
