@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use std::sync::LazyLock;
 use http::HeaderName;
 use ipnet::IpNet;
 
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Unexpected, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
@@ -58,15 +59,19 @@ impl<T> std::ops::Deref for MapOnly<T> {
     }
 }
 
-impl<'de, T: Deserialize<'de>> Shaped<'de> for MapOnly<T> {
-    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Shape<MapOnly<T>> {
+    type Value = MapOnly<T>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a table")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MapOnly<T>, A::Error> {
         T::deserialize(de::value::MapAccessDeserializer::new(map)).map(MapOnly)
     }
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Shape(std::marker::PhantomData))
+        d.deserialize_any(Shape::<Self>(PhantomData))
     }
 }
 
@@ -293,73 +298,55 @@ fn entries<'de, A: MapAccess<'de>, V: Deserialize<'de>>(
     Ok(out)
 }
 
-/// A value of a shape serde does not derive: what `string`, `seq` and `map` accept; anything
-/// else is a wrong type, "expected `EXPECTING`" (a table, named by its key in the message).
-trait Shaped<'de>: Sized {
-    const EXPECTING: &'static str = "a table";
-    fn string<E: de::Error>(s: &str) -> Result<Self, E> {
-        Err(E::invalid_type(Unexpected::Str(s), &Self::EXPECTING))
-    }
-    fn seq<A: SeqAccess<'de>>(_: A) -> Result<Self, A::Error> {
-        Err(de::Error::invalid_type(Unexpected::Seq, &Self::EXPECTING))
-    }
-    fn map<A: MapAccess<'de>>(_: A) -> Result<Self, A::Error> {
-        Err(de::Error::invalid_type(Unexpected::Map, &Self::EXPECTING))
-    }
-}
-
-/// The serde visitor of a [`Shaped`] value.
-struct Shape<T>(std::marker::PhantomData<T>);
-
-impl<'de, T: Shaped<'de>> Visitor<'de> for Shape<T> {
-    type Value = T;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(T::EXPECTING)
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-        T::string(v)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
-        T::seq(seq)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-        T::map(map)
-    }
-}
+/// The serde visitor of a value of a shape serde does not derive: it reads what its `visit_*`
+/// methods accept; anything else is a wrong type, "expected …" (a table is named by its key
+/// in the message).
+struct Shape<T>(PhantomData<T>);
 
 macro_rules! shaped {
     ($($t:ty),*) => {$(
         impl<'de> Deserialize<'de> for $t {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                d.deserialize_any(Shape(std::marker::PhantomData))
+                d.deserialize_any(Shape::<Self>(PhantomData))
             }
         }
     )*};
 }
 shaped!(HeadersFile, SetHeadersFile, SetValueFile, TemplatesFile);
 
-impl<'de> Shaped<'de> for HeadersFile {
-    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+impl<'de> Visitor<'de> for Shape<HeadersFile> {
+    type Value = HeadersFile;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a table")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<HeadersFile, A::Error> {
         entries(map, Some(&HEADER_KEYS[..])).map(HeadersFile)
     }
 }
 
-impl<'de> Shaped<'de> for SetHeadersFile {
-    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+impl<'de> Visitor<'de> for Shape<SetHeadersFile> {
+    type Value = SetHeadersFile;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a table")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SetHeadersFile, A::Error> {
         entries(map, None).map(SetHeadersFile)
     }
 }
 
-impl<'de> Shaped<'de> for SetValueFile {
-    const EXPECTING: &'static str =
-        "a template (\"{email}\"), a list of templates or a table of them by role";
-    fn string<E: de::Error>(s: &str) -> Result<Self, E> {
-        TemplatesFile::string(s).map(SetValueFile::Templates)
+impl<'de> Visitor<'de> for Shape<SetValueFile> {
+    type Value = SetValueFile;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a template (\"{email}\"), a list of templates or a table of them by role")
     }
-    fn seq<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error> {
-        TemplatesFile::seq(seq).map(SetValueFile::Templates)
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<SetValueFile, E> {
+        Ok(SetValueFile::Templates(TemplatesFile::One(s.to_owned())))
     }
-    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<SetValueFile, A::Error> {
+        let list = Vec::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(SetValueFile::Templates(TemplatesFile::List(list)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SetValueFile, A::Error> {
         match entries(map, Some(&ROLE_KEYS[..]))? {
             roles if roles.is_empty() => Err(de::Error::custom(format!(
                 "is an empty role table: give at least one of {}",
@@ -370,12 +357,15 @@ impl<'de> Shaped<'de> for SetValueFile {
     }
 }
 
-impl<'de> Shaped<'de> for TemplatesFile {
-    const EXPECTING: &'static str = "a template or a list of templates";
-    fn string<E: de::Error>(s: &str) -> Result<Self, E> {
+impl<'de> Visitor<'de> for Shape<TemplatesFile> {
+    type Value = TemplatesFile;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a template or a list of templates")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<TemplatesFile, E> {
         Ok(TemplatesFile::One(s.to_owned()))
     }
-    fn seq<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<TemplatesFile, A::Error> {
         Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(TemplatesFile::List)
     }
 }
