@@ -319,7 +319,7 @@ impl FromText for RunPath {
         } else {
             return Ok(RunPath(path.into()));
         };
-        let want = r#"expected an absolute file path like "/run/gw/gateway.sock""#;
+        let want = r#"expected an absolute file path like "/run/clever-gateway/gateway.sock""#;
         Err(format!("{problem}: {want}"))
     }
 }
