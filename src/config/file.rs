@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -18,15 +19,10 @@ use ipnet::IpNet;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use toml::de::{DeTable, DeValue};
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
-use super::leaf::{
-    CleverTimeout, CookieDomain, CookieName, DistrictId, GracePeriod, HeaderTimeout, HttpUrl,
-    IdleTimeout, Leaf, LoginTimeout, LogoutPath, LogoutRedirect, MasterName, NonEmpty, Overlap,
-    PathPrefix, RedisDb, RedisUrl, RouteHost, RunPath, SentinelAddr, Threads, TokensRefresh, Ttl,
-    UpstreamName, UpstreamTimeout,
-};
+use super::leaf::*;
 use super::model::{ApiVersion, LogFormat, PublicPath, Readiness, StoreKind};
 use super::ConfigProblem;
 use crate::identity::template::did_you_mean;
@@ -63,16 +59,19 @@ impl<T> std::ops::Deref for MapOnly<T> {
     }
 }
 
-impl<'de, T: Deserialize<'de>> Shaped<'de> for MapOnly<T> {
-    const EXPECTING: &'static str = "a table";
-    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Shape<MapOnly<T>> {
+    type Value = MapOnly<T>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a table")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MapOnly<T>, A::Error> {
         T::deserialize(de::value::MapAccessDeserializer::new(map)).map(MapOnly)
     }
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for MapOnly<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Shape(std::marker::PhantomData))
+        d.deserialize_any(Shape::<Self>(PhantomData))
     }
 }
 
@@ -267,8 +266,11 @@ static HEADER_KEYS: LazyLock<Vec<&'static str>> =
 static ROLE_KEYS: LazyLock<Vec<&'static str>> =
     LazyLock::new(|| crate::identity::template::ValueSpec::role_keys().collect());
 
-/// A table key with its span, refused (at the key) unless it is one of `allowed`.
-struct KeyIn(Option<&'static [&'static str]>);
+/// The keys a table allows (`None`: any).
+type Allowed = Option<&'static [&'static str]>;
+
+/// A table key with its span, refused (at the key) unless it is allowed.
+struct KeyIn(Allowed);
 
 impl<'de> DeserializeSeed<'de> for KeyIn {
     type Value = Sp<String>;
@@ -284,14 +286,10 @@ impl<'de> DeserializeSeed<'de> for KeyIn {
 }
 
 /// A table's entries in file order (toml hands them over sorted by key).
-fn entries<'de, A, V>(
+fn entries<'de, A: MapAccess<'de>, V: Deserialize<'de>>(
     mut map: A,
-    allowed: Option<&'static [&'static str]>,
-) -> Result<Entries<V>, A::Error>
-where
-    A: MapAccess<'de>,
-    V: Deserialize<'de>,
-{
+    allowed: Allowed,
+) -> Result<Entries<V>, A::Error> {
     let mut out: Entries<V> = Vec::new();
     while let Some(k) = map.next_key_seed(KeyIn(allowed))? {
         out.push((k, map.next_value()?));
@@ -300,81 +298,55 @@ where
     Ok(out)
 }
 
-/// A value of a shape serde does not derive: what `string`, `seq` and `map` accept; anything
-/// else is a wrong type, "expected `EXPECTING`".
-trait Shaped<'de>: Sized {
-    const EXPECTING: &'static str;
-    fn string<E: de::Error>(s: &str) -> Result<Self, E> {
-        Err(E::invalid_type(de::Unexpected::Str(s), &Self::EXPECTING))
-    }
-    fn seq<A: SeqAccess<'de>>(_: A) -> Result<Self, A::Error> {
-        Err(de::Error::invalid_type(
-            de::Unexpected::Seq,
-            &Self::EXPECTING,
-        ))
-    }
-    fn map<A: MapAccess<'de>>(_: A) -> Result<Self, A::Error> {
-        Err(de::Error::invalid_type(
-            de::Unexpected::Map,
-            &Self::EXPECTING,
-        ))
-    }
-}
-
-/// The serde visitor of a [`Shaped`] value.
-struct Shape<T>(std::marker::PhantomData<T>);
-
-impl<'de, T: Shaped<'de>> Visitor<'de> for Shape<T> {
-    type Value = T;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(T::EXPECTING)
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
-        T::string(v)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
-        T::seq(seq)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-        T::map(map)
-    }
-}
+/// The serde visitor of a value of a shape serde does not derive: it reads what its `visit_*`
+/// methods accept; anything else is a wrong type, "expected …" (a table is named by its key
+/// in the message).
+struct Shape<T>(PhantomData<T>);
 
 macro_rules! shaped {
     ($($t:ty),*) => {$(
         impl<'de> Deserialize<'de> for $t {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                d.deserialize_any(Shape(std::marker::PhantomData))
+                d.deserialize_any(Shape::<Self>(PhantomData))
             }
         }
     )*};
 }
 shaped!(HeadersFile, SetHeadersFile, SetValueFile, TemplatesFile);
 
-impl<'de> Shaped<'de> for HeadersFile {
-    const EXPECTING: &'static str = "a table ([upstream.headers])";
-    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+impl<'de> Visitor<'de> for Shape<HeadersFile> {
+    type Value = HeadersFile;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a table")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<HeadersFile, A::Error> {
         entries(map, Some(&HEADER_KEYS[..])).map(HeadersFile)
     }
 }
 
-impl<'de> Shaped<'de> for SetHeadersFile {
-    const EXPECTING: &'static str = "a table ([upstream.set_headers])";
-    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+impl<'de> Visitor<'de> for Shape<SetHeadersFile> {
+    type Value = SetHeadersFile;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a table")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SetHeadersFile, A::Error> {
         entries(map, None).map(SetHeadersFile)
     }
 }
 
-impl<'de> Shaped<'de> for SetValueFile {
-    const EXPECTING: &'static str =
-        "a template (\"{email}\"), a list of templates or a table of them by role";
-    fn string<E: de::Error>(s: &str) -> Result<Self, E> {
-        TemplatesFile::string(s).map(SetValueFile::Templates)
+impl<'de> Visitor<'de> for Shape<SetValueFile> {
+    type Value = SetValueFile;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a template (\"{email}\"), a list of templates or a table of them by role")
     }
-    fn seq<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error> {
-        TemplatesFile::seq(seq).map(SetValueFile::Templates)
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<SetValueFile, E> {
+        Ok(SetValueFile::Templates(TemplatesFile::One(s.to_owned())))
     }
-    fn map<A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<SetValueFile, A::Error> {
+        let list = Vec::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(SetValueFile::Templates(TemplatesFile::List(list)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SetValueFile, A::Error> {
         match entries(map, Some(&ROLE_KEYS[..]))? {
             roles if roles.is_empty() => Err(de::Error::custom(format!(
                 "is an empty role table: give at least one of {}",
@@ -385,39 +357,38 @@ impl<'de> Shaped<'de> for SetValueFile {
     }
 }
 
-impl<'de> Shaped<'de> for TemplatesFile {
-    const EXPECTING: &'static str = "a template or a list of templates";
-    fn string<E: de::Error>(s: &str) -> Result<Self, E> {
+impl<'de> Visitor<'de> for Shape<TemplatesFile> {
+    type Value = TemplatesFile;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a template or a list of templates")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<TemplatesFile, E> {
         Ok(TemplatesFile::One(s.to_owned()))
     }
-    fn seq<A: SeqAccess<'de>>(seq: A) -> Result<Self, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<TemplatesFile, A::Error> {
         Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(TemplatesFile::List)
     }
 }
 
 /// Maps byte offsets in the source to 1-based `line:col` (columns count characters).
-pub(crate) struct Locator<'a> {
-    src: &'a str,
-}
+pub(crate) struct Locator<'a>(&'a str);
 
 impl<'a> Locator<'a> {
     pub fn new(src: &'a str) -> Self {
-        Locator { src }
+        Locator(src)
     }
 
     /// 1-based line and column of a byte offset; offsets past the end map to the end, and
     /// inside a character to its start.
     pub fn position(&self, offset: usize) -> (usize, usize) {
-        let mut at = offset.min(self.src.len());
-        while !self.src.is_char_boundary(at) {
+        let mut at = offset.min(self.0.len());
+        while !self.0.is_char_boundary(at) {
             at -= 1;
         }
-        let before = &self.src[..at];
+        let before = &self.0[..at];
+        let line = before.matches('\n').count() + 1;
         let start = before.rfind('\n').map_or(0, |i| i + 1);
-        (
-            before.matches('\n').count() + 1,
-            before[start..].chars().count() + 1,
-        )
+        (line, before[start..].chars().count() + 1)
     }
 }
 
@@ -440,16 +411,14 @@ impl<'a> Sink<'a> {
     /// The span of byte `offset` of the string `text` written at `span`: exact when the
     /// string is written without escapes (`"…"` or `'…'` on one line), else the string's start.
     pub fn inside(&self, span: Range<usize>, text: &str, offset: usize) -> Range<usize> {
-        let written = self.locator.src.get(span.clone()).unwrap_or_default();
-        let plain = written.len() == text.len() + 2
-            && written.get(1..written.len() - 1) == Some(text)
-            && (written.starts_with('"') || written.starts_with('\''));
-        if plain && offset <= text.len() {
+        let written = self.locator.0.get(span.clone()).unwrap_or_default();
+        let quoted =
+            |q: char| written.strip_prefix(q).and_then(|w| w.strip_suffix(q)) == Some(text);
+        if (quoted('"') || quoted('\'')) && offset <= text.len() {
             let at = span.start + 1 + offset;
-            at..at
-        } else {
-            span
+            return at..at;
         }
+        span
     }
 
     /// Records a problem at the start of `span`.
@@ -488,106 +457,84 @@ enum Seg {
 /// not be read as TOML at all.
 pub(crate) fn parse(src: &str, sink: &mut Sink<'_>) -> Option<Parsed> {
     let (root, errors) = DeTable::parse_recoverable(src);
+    for e in &errors {
+        let at = e.span().unwrap_or(0..0);
+        sink.at(at, format!("invalid TOML: {}", e.message()));
+    }
     if !errors.is_empty() {
-        for e in errors {
-            let span = e.span().unwrap_or(0..0);
-            sink.at(span, format!("invalid TOML: {}", e.message()));
-        }
         return None;
     }
-    let span = root.span();
-    let mut table = root.into_inner();
+    let mut root = Spanned::new(root.span(), DeValue::Table(root.into_inner()));
     let mut invalid = HashSet::new();
     loop {
-        let doc = Spanned::new(span.clone(), table.clone());
-        let e = match FileConfig::deserialize(toml::de::Deserializer::from(doc)) {
+        let e = match FileConfig::deserialize(ValueDeserializer::from(root.clone())) {
             Ok(file) => return Some(Parsed { file, invalid }),
             Err(e) => e,
         };
         let at = e.span().unwrap_or(0..0);
         let unknown = e.message().starts_with("unknown field `");
-        let mut path = Vec::new();
-        if !find(&table, &at, unknown, &mut path) {
+        let path = find(root.get_ref(), &at, unknown);
+        let Some((node, path)) = path.and_then(|p| Some((prune(root.get_mut(), &p)?, p))) else {
             // Not expected: every error names a key or a value. Reported rather than trusted.
             sink.at(at, e.message().to_owned());
             return None;
-        }
-        let node = value_mut(&mut table, &path).filter(|_| !unknown);
-        sink.at(at, message(e.message(), &path, node.map(|v| &*v)));
-        let element = matches!(path.last(), Some(Seg::Index(_)));
-        let key_path = if element {
-            &path[..path.len() - 1]
-        } else {
-            &path[..]
         };
+        let said = message(e.message(), &path, Some(&node).filter(|_| !unknown));
+        sink.at(at, said);
         // A list with a bad entry keeps its other entries, for the rules across keys that
         // read them; it is invalid as a whole.
-        invalid.insert(dotted(key_path));
-        if !prune(&mut table, &path) {
-            return None;
-        }
+        invalid.insert(dotted(key_of(&path)));
     }
 }
 
-/// Finds the key (`key`) or value whose span is `at`, outermost first (an array of tables
-/// spans like its first table); its path goes to `path`.
-fn find(table: &DeTable<'_>, at: &Range<usize>, key: bool, path: &mut Vec<Seg>) -> bool {
-    for (k, v) in table.iter() {
-        path.push(Seg::Key(k.get_ref().to_string()));
-        if (key && k.span() == *at) || (!key && v.span() == *at) || find_in(v, at, key, path) {
-            return true;
-        }
-        path.pop();
-    }
-    false
-}
-
-fn find_in(v: &Spanned<DeValue<'_>>, at: &Range<usize>, key: bool, path: &mut Vec<Seg>) -> bool {
-    match v.get_ref() {
-        DeValue::Table(t) => find(t, at, key, path),
-        DeValue::Array(items) => items.iter().enumerate().any(|(i, item)| {
-            path.push(Seg::Index(i));
-            let found = (!key && item.span() == *at) || find_in(item, at, key, path);
-            if !found {
-                path.pop();
-            }
-            found
-        }),
-        _ => false,
-    }
-}
-
-/// Removes what `path` names (`false`: nothing there); a role table left empty goes too (its
-/// keys were reported).
-fn prune(table: &mut DeTable<'_>, path: &[Seg]) -> bool {
-    let Some((last, parent)) = path.split_last() else {
-        return false;
+/// The path to the key (`key`) or value whose span is `at`, outermost first (an array of
+/// tables spans like its first table).
+fn find(v: &DeValue<'_>, at: &Range<usize>, key: bool) -> Option<Vec<Seg>> {
+    let under: Vec<(Seg, Option<Range<usize>>, &DeValue<'_>)> = match v {
+        DeValue::Table(t) => (t.iter())
+            .map(|(k, v)| {
+                let span = if key { k.span() } else { v.span() };
+                (Seg::Key(k.get_ref().to_string()), Some(span), v.get_ref())
+            })
+            .collect(),
+        DeValue::Array(a) => (a.iter().enumerate())
+            .map(|(i, v)| (Seg::Index(i), (!key).then(|| v.span()), v.get_ref()))
+            .collect(),
+        _ => return None,
     };
-    match (last, value_mut(table, parent)) {
-        (Seg::Key(k), None) if parent.is_empty() => table.remove(k.as_str()).is_some(),
-        (Seg::Key(k), Some(DeValue::Table(t))) => {
-            let removed = t.remove(k.as_str()).is_some();
-            let role_table = matches!(parent, [_, _, Seg::Key(s), _] if s == "set_headers");
-            if t.is_empty() && role_table {
-                prune(table, parent);
-            }
-            removed
-        }
-        (Seg::Index(i), Some(DeValue::Array(a))) if *i < a.len() => {
+    under.into_iter().find_map(|(seg, span, v)| {
+        let mut path = match span.as_ref() == Some(at) {
+            true => Vec::new(),
+            false => find(v, at, key)?,
+        };
+        path.insert(0, seg);
+        Some(path)
+    })
+}
+
+/// Removes what `path` names and returns it; a role table left empty goes too (its keys were
+/// reported).
+fn prune<'i>(root: &mut DeValue<'i>, path: &[Seg]) -> Option<DeValue<'i>> {
+    let (last, parent) = path.split_last()?;
+    let removed = match (last, value_mut(root, parent)?) {
+        (Seg::Key(k), DeValue::Table(t)) => t.remove(k.as_str())?,
+        (Seg::Index(i), DeValue::Array(a)) if *i < a.len() => {
+            let removed = a[*i].clone();
             let kept = a.iter().enumerate().filter(|(j, _)| j != i);
             *a = kept.map(|(_, item)| item.clone()).collect();
-            true
+            removed
         }
-        _ => false,
+        _ => return None,
+    };
+    let role_table = matches!(parent, [_, _, Seg::Key(s), _] if s == "set_headers");
+    if role_table && matches!(value_mut(root, parent), Some(DeValue::Table(t)) if t.is_empty()) {
+        prune(root, parent);
     }
+    Some(removed.into_inner())
 }
 
-fn value_mut<'t, 'i>(table: &'t mut DeTable<'i>, path: &[Seg]) -> Option<&'t mut DeValue<'i>> {
-    let (Seg::Key(first), rest) = path.split_first()? else {
-        return None;
-    };
-    let mut v = table.get_mut(first.as_str())?.get_mut();
-    for seg in rest {
+fn value_mut<'t, 'i>(mut v: &'t mut DeValue<'i>, path: &[Seg]) -> Option<&'t mut DeValue<'i>> {
+    for seg in path {
         v = match (seg, v) {
             (Seg::Key(k), DeValue::Table(t)) => t.get_mut(k.as_str())?.get_mut(),
             (Seg::Index(i), DeValue::Array(a)) => a.get_mut(*i)?.get_mut(),
@@ -597,97 +544,98 @@ fn value_mut<'t, 'i>(table: &'t mut DeTable<'i>, path: &[Seg]) -> Option<&'t mut
     Some(v)
 }
 
-/// `upstream[0].url`, for [`Parsed::invalid`].
-fn dotted(path: &[Seg]) -> String {
-    let segs = path.iter().map(|seg| match seg {
-        Seg::Key(k) => format!(".{k}"),
-        Seg::Index(i) => format!("[{i}]"),
-    });
-    let dotted: String = segs.collect();
-    dotted.strip_prefix('.').unwrap_or(&dotted).to_owned()
+/// The key a path names: the path itself, or the list holding the entry it names.
+fn key_of(path: &[Seg]) -> &[Seg] {
+    match path {
+        [list @ .., Seg::Index(_)] => list,
+        _ => path,
+    }
 }
 
-/// How a key is named in messages: `[clever]` at the top level, else `upstream.headers.email`
-/// (array indices left out).
-fn shown(path: &[Seg]) -> String {
-    let keys: Vec<&str> = path
+/// `upstream[0].url`, for [`Parsed::invalid`].
+fn dotted(path: &[Seg]) -> String {
+    path.iter().fold(String::new(), |out, seg| match seg {
+        Seg::Key(k) if out.is_empty() => k.clone(),
+        Seg::Key(k) => format!("{out}.{k}"),
+        Seg::Index(i) => format!("{out}[{i}]"),
+    })
+}
+
+/// The keys of a path, array indices left out: `upstream.headers.email`.
+fn keys(path: &[Seg]) -> String {
+    let keys: Vec<Seg> = path
         .iter()
-        .filter_map(|s| match s {
-            Seg::Key(k) => Some(k.as_str()),
-            Seg::Index(_) => None,
-        })
+        .filter(|s| matches!(s, Seg::Key(_)))
+        .cloned()
         .collect();
-    match keys[..] {
-        [one] => format!("[{one}]"),
-        _ => keys.join("."),
+    dotted(&keys)
+}
+
+/// How a key is named in messages: `[clever]` at the top level, else its [`keys`].
+fn shown(path: &[Seg]) -> String {
+    match path {
+        [Seg::Key(top)] => format!("[{top}]"),
+        _ => keys(path),
     }
 }
 
 /// The message for one serde error about the key or value at `path` (`node`: the value).
 fn message(serde: &str, path: &[Seg], node: Option<&DeValue<'_>>) -> String {
-    let element = matches!(path.last(), Some(Seg::Index(_)));
-    let owner = &path[..path.len() - usize::from(element)];
     let Some(node) = node else {
         return unknown_key_message(serde, path);
     };
-    if let Some((_, expected)) = serde
-        .strip_prefix("invalid type: ")
-        .and_then(|m| m.rsplit_once(", expected "))
-    {
-        let at_top = matches!(owner, [Seg::Key(k)] if k == "upstream" || k == "district");
+    let owner = key_of(path);
+    let (element, shown, keys) = (owner.len() < path.len(), shown(owner), keys(owner));
+    let wrong = serde.strip_prefix("invalid type: ");
+    if let Some((_, expected)) = wrong.and_then(|m| m.rsplit_once(", expected ")) {
         let expected = match expected {
-            _ if at_top => format!("an array of tables ([[{}]], one per entry)", dotted(owner)),
+            _ if keys == "upstream" || keys == "district" => {
+                format!("an array of tables ([[{keys}]], one per entry)")
+            }
             "a boolean" => "true or false".to_owned(),
             "i64" => "an integer".to_owned(),
             "a sequence" => "an array of strings".to_owned(),
-            "a string" if dotted(owner).contains("set_headers") => {
-                "a template (a string)".to_owned()
-            }
-            "a table" => format!("a table ([{}])", dotted(owner)),
+            "a string" if keys.contains("set_headers") => "a template (a string)".to_owned(),
+            "a table" => format!("a table ([{keys}])"),
             s => s.to_owned(),
         };
-        let (word, shown) = (if element { "in" } else { "for" }, shown(owner));
-        return format!(
-            "wrong type {word} {shown}: expected {expected}, found {}",
-            describe(node)
-        );
+        let (word, found) = (if element { "in" } else { "for" }, describe(node));
+        return format!("wrong type {word} {shown}: expected {expected}, found {found}");
     }
     if matches!(node, DeValue::Integer(_)) && serde.contains("overflow") {
-        return format!("{} is too large: expected a small integer", shown(owner));
+        return format!("{shown} is too large: expected a small integer");
     }
     // A leaf that does not read: an entry of a list, or a key of an [[upstream]] named with
     // its index as validation names it (`upstream[0].timeout`).
     match path {
-        _ if element => format!("{} entry {serde}", shown(owner)),
+        _ if element => format!("{shown} entry {serde}"),
         [_, Seg::Index(_), _] => format!("{} {serde}", dotted(path)),
-        _ => format!("{} {serde}", shown(path)),
+        _ => format!("{shown} {serde}"),
     }
 }
 
-fn describe(v: &DeValue<'_>) -> &'static str {
-    match v {
-        DeValue::String(_) => "a string",
-        DeValue::Integer(_) => "an integer",
-        DeValue::Float(_) => "a float",
-        DeValue::Boolean(_) => "a boolean",
-        DeValue::Datetime(_) => "a date-time",
-        DeValue::Array(a) if a.iter().all(|i| i.get_ref().is_table()) && !a.is_empty() => {
-            "an array of tables"
+/// What a value is, for "found …".
+fn describe(v: &DeValue<'_>) -> String {
+    match (v, v.type_str()) {
+        (DeValue::Array(a), _) if !a.is_empty() && a.iter().all(|i| i.get_ref().is_table()) => {
+            "an array of tables".to_owned()
         }
-        DeValue::Array(_) => "an array",
-        DeValue::Table(_) => "a table",
+        (_, t @ ("integer" | "array")) => format!("an {t}"),
+        (_, t) => format!("a {t}"),
     }
 }
 
 /// An unknown key, from serde's "unknown field `key`, expected one of `a`, `b`": the keys the
-/// table's struct allows, in declaration order.
+/// table's struct allows, in declaration order. A secret written inline names its sources.
 fn unknown_key_message(serde: &str, path: &[Seg]) -> String {
     let Some((Seg::Key(key), table)) = path.split_last() else {
         return serde.to_owned();
     };
-    let title = dotted(table);
-    let title = title.split('[').next().unwrap_or_default();
-    let secret = match (title, key.as_str()) {
+    let top = match table.first() {
+        Some(Seg::Key(top)) => top.as_str(),
+        _ => "",
+    };
+    let secret = match (top, key.as_str()) {
         ("clever", "client_secret") => Some(("the client secret", "client_secret")),
         ("district", "token" | "access_token") => Some(("a district-app token", "token")),
         _ => None,
@@ -701,28 +649,22 @@ fn unknown_key_message(serde: &str, path: &[Seg]) -> String {
     let allowed: Vec<&str> = listed.split('`').skip(1).step_by(2).collect();
     let place = match table {
         [] => "at the top level".to_owned(),
-        [_, Seg::Index(_)] => format!("in [[{title}]]"),
+        [_, Seg::Index(_)] => format!("in [[{top}]]"),
         [.., Seg::Key(s), _] if s == "set_headers" => {
             "in a role table of [upstream.set_headers]".to_owned()
         }
-        _ => format!("in [{}]", shown(table).trim_matches(['[', ']'])),
+        _ => format!("in [{}]", keys(table)),
     };
-    let hint = did_you_mean(key, &allowed);
-    format!(
-        "unknown key {} {place}{hint}: allowed keys are {}",
-        quote(key),
-        allowed.join(", ")
-    )
+    let (key, hint, allowed) = (quote(key), did_you_mean(key, &allowed), allowed.join(", "));
+    format!("unknown key {key} {place}{hint}: allowed keys are {allowed}")
 }
 
 /// A user-supplied string for a message: quoted, escaped, and cut if long.
 pub(crate) fn quote(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.chars().count() > MAX {
-        let cut: String = s.chars().take(MAX).collect();
-        format!("{cut:?}…")
-    } else {
-        format!("{s:?}")
+    let cut: String = s.chars().take(80).collect();
+    match cut.len() < s.len() {
+        true => format!("{cut:?}…"),
+        false => format!("{s:?}"),
     }
 }
 

@@ -5,16 +5,16 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::ops::Range;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::HeaderName;
 use ipnet::IpNet;
 use serde::de::{self, value::StrDeserializer, Deserialize, Deserializer, IntoDeserializer};
 use toml::Spanned;
-use url::{Host, Url};
+use url::{Position, Url};
 
 use super::file::quote;
 use super::model::{ApiVersion, LogFormat, PublicPath, Readiness, StoreKind};
@@ -42,29 +42,6 @@ pub(crate) trait FromText: Sized {
     fn from_text(text: &str) -> Result<Self, String>;
 }
 
-/// The value and text inside the span (the toml deserializer puts a visitor's error there).
-struct Read<T>(T, String);
-
-impl<'de, T: FromText> Deserialize<'de> for Read<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(ReadVisitor(PhantomData))
-    }
-}
-
-struct ReadVisitor<T>(PhantomData<T>);
-
-impl<T: FromText> de::Visitor<'_> for ReadVisitor<T> {
-    type Value = Read<T>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Read<T>, E> {
-        read(v)
-            .map(|value| Read(value, v.to_owned()))
-            .map_err(E::custom)
-    }
-}
-
 /// Reads `text` into `T`; `Err` is the message after the key's name: `"text" why`.
 pub(crate) fn read<T: FromText>(text: &str) -> Result<T, String> {
     T::from_text(text).map_err(|why| match T::QUOTED {
@@ -73,133 +50,105 @@ pub(crate) fn read<T: FromText>(text: &str) -> Result<T, String> {
     })
 }
 
+/// A leaf is read as a newtype: toml puts an error of the newtype's visitor at the value's
+/// span, also for an entry of a list.
 impl<'de, T: FromText> Deserialize<'de> for Leaf<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let read = Spanned::<Read<T>>::deserialize(d)?;
-        let span = read.span();
-        let Read(value, text) = read.into_inner();
+        d.deserialize_newtype_struct("Leaf", LeafVisitor(PhantomData))
+    }
+}
+
+struct LeafVisitor<T>(PhantomData<T>);
+
+impl<'de, T: FromText> de::Visitor<'de> for LeafVisitor<T> {
+    type Value = Leaf<T>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Leaf<T>, D::Error> {
+        let text = Spanned::<String>::deserialize(d)?;
+        let value = read(text.get_ref()).map_err(de::Error::custom)?;
+        let (span, text) = (text.span(), text.into_inner());
         Ok(Leaf { value, text, span })
     }
 }
 
-/// An enum named by its serde names (`rename_all`): `is not a {what}: expected "a" or "b"`.
-fn named<T: for<'de> Deserialize<'de>>(text: &str, what: &str) -> Result<T, String> {
-    let d: StrDeserializer<'_, de::value::Error> = text.into_deserializer();
-    T::deserialize(d).map_err(|e| {
-        let e = e.to_string();
-        let names = e.split_once(", expected ").map_or("", |(_, n)| n);
-        format!("is not {what}: expected {}", names.replace('`', "\""))
-    })
+/// Enums named by their serde names (`rename_all`): `is not {what}: expected "a" or "b"`.
+macro_rules! named {
+    ($($t:ty: $what:literal),*) => {$(
+        impl FromText for $t {
+            fn from_text(text: &str) -> Result<Self, String> {
+                let d: StrDeserializer<'_, de::value::Error> = text.into_deserializer();
+                <$t>::deserialize(d).map_err(|e| {
+                    let e = e.to_string();
+                    let names = e.split_once(", expected ").map_or("", |(_, n)| n);
+                    format!("is not {}: expected {}", $what, names.replace('`', "\""))
+                })
+            }
+        }
+    )*};
+}
+named!(LogFormat: "a log format", StoreKind: "a store", Readiness: "a readiness mode");
+
+/// Leaves read by a parser that says only whether they read; `$why` says what is expected.
+macro_rules! parsed_leaves {
+    ($($(#[$doc:meta])* $t:ty, $parse:expr, $why:literal;)*) => {$(
+        $(#[$doc])*
+        impl FromText for $t {
+            fn from_text(text: &str) -> Result<Self, String> {
+                let parse: fn(&str) -> Option<$t> = $parse;
+                parse(text).ok_or_else(|| $why.to_owned())
+            }
+        }
+    )*};
 }
 
-impl FromText for LogFormat {
-    fn from_text(text: &str) -> Result<Self, String> {
-        named(text, "a log format")
-    }
-}
-
-impl FromText for StoreKind {
-    fn from_text(text: &str) -> Result<Self, String> {
-        named(text, "a store")
-    }
-}
-
-impl FromText for Readiness {
-    fn from_text(text: &str) -> Result<Self, String> {
-        named(text, "a readiness mode").map_err(|_| {
-            "is not a readiness mode: expected \"store\" (readyz is 503 while the session store \
-             is unreachable; the default) or \"process\" (readyz is 200 while the process runs)"
-                .to_owned()
-        })
-    }
-}
-
-impl FromText for Duration {
-    fn from_text(text: &str) -> Result<Self, String> {
-        humantime::parse_duration(text.trim())
-            .map_err(|_| "is not a duration: expected a duration like \"90s\" or \"2h\"".to_owned())
-    }
-}
-
-impl FromText for SocketAddr {
-    fn from_text(text: &str) -> Result<Self, String> {
-        text.trim().parse().map_err(|_| {
-            "is not an address: expected \"ip:port\" such as \"0.0.0.0:8080\" or \"[::]:8080\""
-                .to_owned()
-        })
-    }
-}
-
-/// A network, or one address (a /32 or /128); host bits are cleared.
-impl FromText for IpNet {
-    fn from_text(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        text.parse::<IpNet>()
-            .map(|n| n.trunc())
-            .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-            .map_err(|_| {
-                "is not an address: expected a CIDR like \"10.0.0.0/8\" or an IP address like \
-                 \"192.0.2.7\""
-                    .to_owned()
-            })
-    }
-}
-
-impl FromText for HeaderName {
-    fn from_text(text: &str) -> Result<Self, String> {
-        HeaderName::from_bytes(text.as_bytes()).map_err(|_| {
-            "is not a valid header name: expected letters, digits and - such as \
-             \"X-Clever-User-Id\""
-                .to_owned()
-        })
-    }
-}
-
-impl FromText for UserType {
-    fn from_text(text: &str) -> Result<Self, String> {
-        UserType::parse(text).ok_or_else(|| {
-            "is not a Clever user type: expected one of student, teacher, staff, school_admin, \
-             district_admin, contact"
-                .to_owned()
-        })
-    }
-}
-
-/// `v2.<n>` or `v3.<n>`.
-impl FromText for ApiVersion {
-    fn from_text(text: &str) -> Result<Self, String> {
-        let kind = match text.split_once('.') {
-            Some(("v2", minor)) => Some((ApiVersion::V2, minor)),
-            Some(("v3", minor)) => Some((ApiVersion::V3, minor)),
+parsed_leaves! {
+    Duration, |t| humantime::parse_duration(t.trim()).ok(),
+        r#"is not a duration: expected a duration like "90s" or "2h""#;
+    SocketAddr, |t| t.trim().parse().ok(),
+        r#"is not an address: expected "ip:port" such as "0.0.0.0:8080" or "[::]:8080""#;
+    /// A network, or one address (a /32 or /128); host bits are cleared.
+    IpNet, |t| {
+        let net = t.trim().parse::<IpNet>().map(|n| n.trunc());
+        net.or_else(|_| t.trim().parse::<IpAddr>().map(IpNet::from)).ok()
+    },
+        r#"is not an address: expected a CIDR like "10.0.0.0/8" or an IP address"#;
+    HeaderName, |t| HeaderName::from_bytes(t.as_bytes()).ok(),
+        r#"is not a valid header name: expected letters, digits and - like "X-User-Id""#;
+    UserType, UserType::parse,
+        "is not a Clever user type: expected one of student, teacher, staff, school_admin, \
+         district_admin, contact";
+    /// `v2.<n>` or `v3.<n>`.
+    ApiVersion, |t| {
+        let (major, minor) = t.split_once('.')?;
+        let n = !minor.is_empty() && minor.len() <= 3 && minor.bytes().all(|b| b.is_ascii_digit());
+        match major {
+            "v2" if n => Some(ApiVersion::V2),
+            "v3" if n => Some(ApiVersion::V3),
             _ => None,
-        };
-        kind.filter(|(_, m)| !m.is_empty() && m.len() <= 3 && m.bytes().all(|b| b.is_ascii_digit()))
-            .map(|(kind, _)| kind)
-            .ok_or_else(|| {
-                "is not a Clever API version: expected v2.x or v3.x (v2.0, v2.1, v3.0, v3.1)"
-                    .to_owned()
-            })
-    }
+        }
+    },
+        "is not a Clever API version: expected v2.x or v3.x (v2.0, v2.1, v3.0, v3.1)";
 }
 
 /// An entry of `public_paths`: a prefix when it ends in `/`.
 impl FromText for PublicPath {
     fn from_text(p: &str) -> Result<Self, String> {
-        let why = if !p.starts_with('/') {
-            "does not start with \"/\": expected an absolute path such as \"/static/\" or \
-             \"/favicon.ico\""
+        Err(if !p.starts_with('/') {
+            r#"does not start with "/": expected an absolute path such as "/static/""#
         } else if p.contains(['?', '#']) {
             "has \"?\" or \"#\": public paths match the path only, never the query"
         } else if p.contains("..") {
-            "contains \"..\": expected a normalized path"
+            r#"contains "..": expected a normalized path"#
         } else if p.chars().any(|c| c.is_whitespace() || c.is_control()) {
             "contains a space or control character: expected a plain path"
         } else if p.ends_with('/') {
             return Ok(PublicPath::Prefix(p.to_owned()));
         } else {
             return Ok(PublicPath::Exact(p.to_owned()));
-        };
-        Err(why.to_owned())
+        }
+        .into())
     }
 }
 
@@ -207,166 +156,151 @@ impl FromText for PublicPath {
 impl FromText for PathBuf {
     const QUOTED: bool = false;
     fn from_text(text: &str) -> Result<Self, String> {
-        if text.trim().is_empty() {
-            return Err("is empty: expected a file path".to_owned());
+        match text.trim().is_empty() {
+            true => Err("is empty: expected a file path".to_owned()),
+            false => Ok(PathBuf::from(text)),
         }
-        Ok(PathBuf::from(text))
     }
 }
 
-/// Reads a newtype around a `String` with `check`, which says why not; or, given a predicate
+/// Newtypes around a `String`, each read with a check that says why not; or, given a predicate
 /// and the reason, the text as written when the predicate holds.
-macro_rules! text_leaf {
-    ($(#[$doc:meta])* $name:ident, $ok:expr, $why:literal) => {
-        text_leaf!($(#[$doc])* $name, |text| {
-            let ok: fn(&str) -> bool = $ok;
-            ok(text).then(|| text.to_owned()).ok_or($why)
-        });
-    };
-    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+macro_rules! text_leaves {
+    ($($(#[$doc:meta])* $name:ident, $check:expr $(, $why:literal)?;)*) => {$(
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq)]
         pub(crate) struct $name(pub String);
 
         impl FromText for $name {
             fn from_text(text: &str) -> Result<Self, String> {
-                let check: fn(&str) -> Result<String, &'static str> = $check;
-                check(text).map($name).map_err(str::to_owned)
+                let checked = text_leaves!(@check text, $check $(, $why)?);
+                checked.map($name).map_err(str::to_owned)
             }
         }
-    };
+    )*};
+    (@check $text:ident, $ok:expr, $why:literal) => {{
+        let ok: fn(&str) -> bool = $ok;
+        ok($text).then(|| $text.to_owned()).ok_or($why)
+    }};
+    (@check $text:ident, $check:expr) => {{
+        let check: fn(&str) -> Result<String, &'static str> = $check;
+        check($text)
+    }};
 }
 
-text_leaf!(
+text_leaves! {
     /// `upstream.name`: letters, digits, `_`, `.`, `-`; not the metrics' own label.
-    UpstreamName,
-    |text| {
-        if text == crate::process::metrics::GATEWAY_UPSTREAM {
-            Err("is reserved: metrics use it for requests the gateway answers itself; choose \
-                 another name")
-        } else if !text.is_empty()
-            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-        {
-            Ok(text.to_owned())
+    UpstreamName, |text| {
+        let named = |b: u8| b.is_ascii_alphanumeric() || b"_.-".contains(&b);
+        Err(if text == crate::process::metrics::GATEWAY_UPSTREAM {
+            "is reserved for the gateway's own requests in metrics: choose another name"
+        } else if text.is_empty() || !text.bytes().all(named) {
+            r#"is not a valid name: expected letters, digits, "_", "." or "-""#
         } else {
-            Err("is not a valid name: expected letters, digits, \"_\", \".\" or \"-\" (at least \
-                 one)")
-        }
-    }
-);
+            return Ok(text.to_owned());
+        })
+    };
 
-text_leaf!(
-    /// `upstream.host` to match: lower-cased, no port, no path.
-    RouteHost,
-    |h| {
-        if h.is_empty() {
-            return Err("is empty: expected a host name such as \
-                        \"gradebook.example-district.org\", or remove the key to match any host");
-        }
-        if h.contains('/') {
-            return Err("contains \"/\": expected a bare host name (no scheme or path)");
-        }
-        if let Some(inner) = h.strip_prefix('[') {
-            // An IPv6 literal, as it appears in a Host header.
-            return match inner.strip_suffix(']') {
-                Some(ip) if ip.parse::<std::net::Ipv6Addr>().is_ok() => Ok(h.to_ascii_lowercase()),
-                _ => Err("is not a host: expected a host name or a bracketed IPv6 address, \
-                          without a port"),
-            };
-        }
-        if h.contains(':') {
-            return Err("has a port: expected the host name alone (the port is ignored when \
-                        matching)");
-        }
-        if !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
-            return Err("is not a host name: expected letters, digits, \"-\", \".\" \
-                        (internationalized names in their xn-- form)");
-        }
-        Ok(h.to_ascii_lowercase())
-    }
-);
+    /// `upstream.host` to match: lower-cased, no port, no path; an IPv6 literal in brackets,
+    /// as it appears in a Host header.
+    RouteHost, |h| {
+        let ipv6 = h.strip_prefix('[').and_then(|ip| ip.strip_suffix(']'));
+        Err(if h.is_empty() {
+            "is empty: expected a host name, or remove the key to match any host"
+        } else if h.contains('/') {
+            r#"contains "/": expected a bare host name (no scheme or path)"#
+        } else if ipv6.is_some_and(|ip| ip.parse::<Ipv6Addr>().is_ok()) {
+            return Ok(h.to_ascii_lowercase());
+        } else if h.starts_with('[') {
+            "is not a host: expected a host name or a bracketed IPv6 address, without a port"
+        } else if h.contains(':') {
+            "has a port: expected the host name alone"
+        } else if !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
+            r#"is not a host name: expected letters, digits, "-" and "." (IDNs as xn--)"#
+        } else {
+            return Ok(h.to_ascii_lowercase());
+        })
+    };
 
-text_leaf!(
     /// `upstream.path_prefix`, normalised: no trailing `/` except for `/` itself.
-    PathPrefix,
-    |p| {
-        if !p.starts_with('/') {
-            return Err("does not start with \"/\": expected an absolute path such as \"/staff\"");
-        }
-        if p.contains(['?', '#']) || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("has a query, fragment or space: expected a plain path such as \"/staff\"");
-        }
-        if p.split('/').any(|s| s == "." || s == "..") {
-            return Err("has a \".\" or \"..\" segment: expected a normalized path");
-        }
+    PathPrefix, |p| {
         let trimmed = p.trim_end_matches('/');
-        if trimmed == "/_gateway" || trimmed.starts_with("/_gateway/") {
-            return Err("is under /_gateway/, which the gateway reserves for its own endpoints: \
-                        choose another prefix");
-        }
-        Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
-    }
-);
+        let odd = |c: char| c.is_whitespace() || c.is_control() || c == '?' || c == '#';
+        Err(if !p.starts_with('/') {
+            r#"does not start with "/": expected an absolute path such as "/staff""#
+        } else if p.contains(odd) {
+            "has a query, fragment or space: expected a plain path"
+        } else if p.split('/').any(|s| s == "." || s == "..") {
+            r#"has a "." or ".." segment: expected a normalized path"#
+        } else if trimmed == "/_gateway" || trimmed.starts_with("/_gateway/") {
+            "is under /_gateway/, which the gateway reserves: choose another prefix"
+        } else {
+            return Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned());
+        })
+    };
 
-text_leaf!(
     /// `district.id`: Clever ids are 24 hex characters; anything id-like is accepted, nothing
     /// that could be unsafe in a URL path, a log line or a header.
-    DistrictId,
-    |id| !id.is_empty()
+    DistrictId, |id| !id.is_empty()
         && id.len() <= 64
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
-    "is not a district id: expected a Clever district id such as \"5d0a9e5d0958b300014e49d2\" \
-     (letters, digits, \"-\" and \"_\", at most 64)"
-);
+    r#"is not a district id: expected at most 64 letters, digits, "-" and "_""#;
 
-text_leaf!(
     /// `session.cookie_domain`: a host name, optionally with one leading dot; lower-cased.
-    CookieDomain,
-    |s| {
+    CookieDomain, |s| {
         let name = s.strip_prefix('.').unwrap_or(s);
-        let ok = !name.is_empty()
-            && name.len() <= 253
-            && name.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        ok.then(|| s.to_ascii_lowercase()).ok_or(
-            "is not a host name: expected a name like \"example-district.org\" or \
-             \".example-district.org\" (no scheme, port or path)",
-        )
-    }
-);
+        let label = |l: &str| {
+            (1..=63).contains(&l.len())
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        let ok = (1..=253).contains(&name.len()) && name.split('.').all(label);
+        let why = r#"is not a host name: expected a name like ".example-district.org""#;
+        ok.then(|| s.to_ascii_lowercase()).ok_or(why)
+    };
 
-text_leaf!(
     /// `session.logout_redirect`: a same-site path, or an absolute http(s) URL.
-    LogoutRedirect,
-    |text| match text.strip_prefix('/') {
+    LogoutRedirect, |text| match text.strip_prefix('/') {
         Some(path) => {
             !path.starts_with('/') && !text.contains('\\') && !text.contains(char::is_control)
         }
         None => Url::parse(text)
             .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some()),
     },
-    "is not a path or URL: expected a path starting with a single \"/\" or an absolute http(s) \
-     URL"
-);
+    r#"is not a path or URL: expected a path starting with a single "/" or an http(s) URL"#;
 
-text_leaf!(
     /// `session.cookie_name`, an `upstream.app_cookies` entry: a cookie name (RFC 6265 token).
-    CookieName,
-    |name| !name.is_empty() && name.bytes().all(is_cookie_token),
-    "is not a cookie name: expected letters, digits and !#$%&'*+-.^_`|~ only (an RFC 6265 token)"
-);
+    CookieName, |name| !name.is_empty() && name.bytes().all(is_cookie_token),
+    "is not a cookie name: expected letters, digits and !#$%&'*+-.^_`|~ only (an RFC 6265 token)";
 
-text_leaf!(
     /// The name of an environment variable holding a secret: no `=`, NUL or whitespace.
-    EnvName,
-    |n| !n.is_empty() && !n.contains(['=', '\0']) && !n.contains(char::is_whitespace),
-    "is not an environment variable name: expected a name like \"CLIENT_SECRET\""
-);
+    EnvName, |n| !n.is_empty() && !n.contains(['=', '\0']) && !n.contains(char::is_whitespace),
+    r#"is not an environment variable name: expected a name like "CLIENT_SECRET""#;
+
+    /// `session.redis_master_name`: the name the Sentinels monitor the primary under.
+    MasterName, |n| !n.is_empty() && !n.contains(|c: char| c.is_whitespace() || c.is_control()),
+    r#"is not a Sentinel master name: expected a name without spaces, like "gateway""#;
+
+    /// An `upstream.logout_paths` entry: a path as the gateway normalises request paths, so
+    /// that comparing it exactly with the normalised request path is meaningful.
+    LogoutPath, |p| {
+        use crate::gateway::routing::normalize_path;
+        Err(if !p.starts_with('/') {
+            r#"does not start with "/": expected an absolute path such as "/logout.php""#
+        } else if p.contains(['?', '#']) {
+            "has \"?\" or \"#\": logout paths match the path only, never the query"
+        } else if p.chars().any(|c| c.is_whitespace() || c.is_control()) || p.contains('%') {
+            r#"contains a space, control character or "%": expected the path decoded"#
+        } else if !normalize_path(p).is_ok_and(|n| n.decoded == p) {
+            r#"is not a normalised path (".", ".." or empty segments): expected "/app/logout""#
+        } else if p == "/_gateway" || p.starts_with(crate::gateway::GATEWAY_PREFIX) {
+            "is under /_gateway/, which the gateway answers itself: use /_gateway/logout"
+        } else {
+            return Ok(p.to_owned());
+        })
+    };
+}
 
 /// `server.pid_file`, `server.upgrade_sock`: absolute, so that `reload` (systemd's ExecReload
 /// runs in /) finds the same file as `run`.
@@ -375,7 +309,7 @@ pub(crate) struct RunPath(pub PathBuf);
 
 impl FromText for RunPath {
     fn from_text(text: &str) -> Result<Self, String> {
-        let path = std::path::Path::new(text);
+        let path = Path::new(text);
         let problem = if text.trim().is_empty() {
             "is empty"
         } else if !path.is_absolute() {
@@ -385,10 +319,8 @@ impl FromText for RunPath {
         } else {
             return Ok(RunPath(path.into()));
         };
-        Err(format!(
-            "{problem}: expected an absolute file path such as \"/run/clever-gateway/gateway.pid\" \
-             or \"/run/clever-gateway/gateway.sock\""
-        ))
+        let want = r#"expected an absolute file path like "/run/clever-gateway/gateway.sock""#;
+        Err(format!("{problem}: {want}"))
     }
 }
 
@@ -398,18 +330,17 @@ pub(crate) struct HttpUrl(pub Url);
 
 impl FromText for HttpUrl {
     fn from_text(text: &str) -> Result<Self, String> {
-        const WANT: &str = "expected an absolute http:// or https:// URL";
-        let url = Url::parse(text).map_err(|e| format!("is not a valid URL ({e}): {WANT}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("has scheme {:?}: {WANT}", url.scheme()));
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(format!("has no host: {WANT}"));
-        }
-        if url.fragment().is_some() {
-            return Err("has a fragment (#…): remove it".to_owned());
-        }
-        Ok(HttpUrl(url))
+        let why = match Url::parse(text) {
+            Err(e) => format!("is not a valid URL ({e})"),
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                format!("has scheme {:?}", u.scheme())
+            }
+            Ok(u) if u.host_str().is_none_or(str::is_empty) => "has no host".to_owned(),
+            Ok(u) if u.fragment().is_some() => "has a fragment (#…)".to_owned(),
+            Ok(u) => return Ok(HttpUrl(u)),
+        };
+        let want = "expected an absolute http:// or https:// URL without a fragment";
+        Err(format!("{why}: {want}"))
     }
 }
 
@@ -428,7 +359,8 @@ impl FromText for NonEmpty {
 }
 
 /// `session.redis_url`: `redis://` or `rediss://` with a host and no password. Never quoted:
-/// it may hold a password.
+/// it may hold a password, which belongs in a secret source, not in a file that is shown,
+/// copied and committed.
 #[derive(Debug, Clone)]
 pub(crate) struct RedisUrl(pub String);
 
@@ -436,20 +368,16 @@ impl FromText for RedisUrl {
     const QUOTED: bool = false;
     fn from_text(text: &str) -> Result<Self, String> {
         let scheme_ok = text.starts_with("redis://") || text.starts_with("rediss://");
-        match Url::parse(text)
-            .ok()
-            .filter(|p| scheme_ok && p.host_str().is_some())
-        {
-            // In a file that is shown, copied and committed: it comes from a secret source.
-            Some(url) if url.password().is_some() => Err("holds a password: the Redis password \
-                is never inline; remove it from the URL and set redis_password_env or \
-                redis_password_file"
-                .to_owned()),
-            Some(_) => Ok(RedisUrl(text.to_owned())),
-            None => Err("is not a Redis URL: expected redis://host:port/db or \
-                         rediss://host:port/db"
-                .to_owned()),
+        let url = Url::parse(text).ok().filter(|u| scheme_ok && u.has_host());
+        Err(match url {
+            Some(u) if u.password().is_some() => {
+                "holds a password, which is never inline: set redis_password_env or \
+                 redis_password_file instead"
+            }
+            Some(_) => return Ok(RedisUrl(text.to_owned())),
+            None => "is not a Redis URL: expected redis://host:port/db or rediss://host:port/db",
         }
+        .to_owned())
     }
 }
 
@@ -465,93 +393,50 @@ pub(crate) struct SentinelAddr {
 impl FromText for SentinelAddr {
     const QUOTED: bool = false;
     fn from_text(text: &str) -> Result<Self, String> {
-        let (tls, url) = match text.strip_prefix("rediss://") {
-            Some(rest) => (true, Url::parse(&format!("redis://{rest}"))),
-            None if text.starts_with("redis://") => (false, Url::parse(text)),
-            None if text.contains("://") => (false, Err(url::ParseError::InvalidDomainCharacter)),
-            None => (false, Url::parse(&format!("redis://{text}"))),
+        let (tls, rest) = match text.strip_prefix("rediss://") {
+            Some(rest) => (true, rest),
+            None => (false, text.strip_prefix("redis://").unwrap_or(text)),
         };
-        let why = match &url {
-            Err(_) => "is not a Sentinel address".to_owned(),
+        let url = Url::parse(&format!("redis://{rest}"))
+            .ok()
+            .filter(|_| !rest.contains("://"));
+        let why = match url {
+            None => "is not a Sentinel address".to_owned(),
             // Never echoed: it may hold a password.
-            Ok(u) if u.password().is_some() || !u.username().is_empty() => "holds a user or \
-                password (set redis_sentinel_password_env or redis_sentinel_password_file \
-                instead)"
-                .to_owned(),
-            Ok(u)
-                if !matches!(u.path(), "" | "/")
-                    || u.query().is_some()
-                    || u.fragment().is_some() =>
-            {
+            Some(u) if u.password().is_some() || !u.username().is_empty() => {
+                let fix = "redis_sentinel_password_env or redis_sentinel_password_file";
+                format!("holds a user or password (set {fix} instead)")
+            }
+            Some(u) if !matches!(&u[Position::BeforePath..], "" | "/") => {
                 format!("{} has a path or query", quote(text))
             }
-            Ok(u) => match u.host() {
-                Some(Host::Domain(d)) if !d.is_empty() => return Ok(sentinel(d, u, tls)),
-                Some(Host::Ipv4(a)) => return Ok(sentinel(&a.to_string(), u, tls)),
-                Some(Host::Ipv6(a)) => return Ok(sentinel(&a.to_string(), u, tls)),
+            Some(u) => match u.host_str().map(|h| h.trim_matches(['[', ']'])) {
+                Some(host) if !host.is_empty() => {
+                    let (host, port) = (host.to_owned(), u.port().unwrap_or(26379));
+                    return Ok(SentinelAddr { host, port, tls });
+                }
                 _ => format!("{} has no host", quote(text)),
             },
         };
-        Err(format!(
-            "{why}: expected host:port like \"10.0.0.5:26379\" (rediss://host:port for TLS)"
-        ))
+        let want = r#"expected host:port like "10.0.0.5:26379" (rediss:// for TLS)"#;
+        Err(format!("{why}: {want}"))
     }
 }
 
-fn sentinel(host: &str, url: &Url, tls: bool) -> SentinelAddr {
-    let port = url.port().unwrap_or(26379);
-    SentinelAddr {
-        host: host.to_owned(),
-        port,
-        tls,
-    }
-}
-
-text_leaf!(
-    /// `session.redis_master_name`: the name the Sentinels monitor the primary under.
-    MasterName,
-    |n| !n.is_empty() && !n.contains(|c: char| c.is_whitespace() || c.is_control()),
-    "is not a Sentinel master name: expected a non-empty name without spaces, like \"gateway\""
-);
-
-text_leaf!(
-    /// An `upstream.logout_paths` entry: a path as the gateway normalises request paths, so
-    /// that comparing it exactly with the normalised request path is meaningful.
-    LogoutPath,
-    |p| {
-        use crate::gateway::routing::normalize_path;
-        Err(if !p.starts_with('/') {
-            "does not start with \"/\": expected an absolute path such as \"/logout.php\""
-        } else if p.contains(['?', '#']) {
-            "has \"?\" or \"#\": logout paths match the path only, never the query"
-        } else if p.chars().any(|c| c.is_whitespace() || c.is_control()) || p.contains('%') {
-            "contains a space, control character or \"%\": expected the path as it reads \
-             decoded, such as \"/logout/\""
-        } else if !normalize_path(p).is_ok_and(|n| n.decoded == p) {
-            "is not a normalised path (\".\", \"..\" or empty segments): expected it as \
-             requests are compared, such as \"/app/logout\""
-        } else if p == "/_gateway" || p.starts_with(crate::gateway::GATEWAY_PREFIX) {
-            "is under /_gateway/, which the gateway answers itself: sign-out there is \
-             /_gateway/logout"
-        } else {
-            return Ok(p.to_owned());
-        })
-    }
-);
-
-/// A duration within `$min..=$max` (out of range: "expected `$expected`"), `$default` when
-/// the key is absent.
-macro_rules! bounded_duration {
-    ($(#[$doc:meta])* $name:ident, $default:expr, $min:expr, $max:expr, $expected:literal) => {
+/// Durations within `$min..=$max` (out of range: "expected `$expected`"), `$default` when
+/// the key is absent (if it has one).
+macro_rules! bounded_durations {
+    ($($(#[$doc:meta])* $name:ident, $min:expr, $max:expr, $expected:literal $(, $default:expr)?;)*)
+        => {$(
         $(#[$doc])*
         #[derive(Debug, Clone, Copy)]
         pub(crate) struct $name(pub Duration);
 
-        impl Default for $name {
+        $(impl Default for $name {
             fn default() -> Self {
                 $name($default)
             }
-        }
+        })?
 
         impl FromText for $name {
             fn from_text(text: &str) -> Result<Self, String> {
@@ -561,99 +446,44 @@ macro_rules! bounded_duration {
                 })
             }
         }
-    };
+    )*};
 }
 
 const fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-bounded_duration!(
+bounded_durations! {
     /// `server.grace_period`: how long SIGTERM (and the old process of a reload) lets requests
     /// finish; pingora's own default is 300 s.
-    GracePeriod, secs(10), secs(0), secs(300), "from 0s to 300s"
-);
-
-bounded_duration!(
+    GracePeriod, secs(0), secs(300), "from 0s to 300s", secs(10);
     /// `server.header_timeout`: a request's whole header must arrive within this, from its
     /// first byte (slow-header attacks); each read alone is bounded by pingora's own timeouts.
-    HeaderTimeout, secs(10), secs(1), secs(120),
-    "from 1s to 120s (how long a client may take to send a request's header; default 10s)"
-);
-
-bounded_duration!(
+    HeaderTimeout, secs(1), secs(120), "from 1s to 120s", secs(10);
     /// `clever.timeout`: of each request to Clever.
-    CleverTimeout, secs(5), Duration::from_nanos(1), secs(60), "more than 0s and at most 60s"
-);
-
-bounded_duration!(
+    CleverTimeout, Duration::from_nanos(1), secs(60), "more than 0s and at most 60s", secs(5);
     /// `clever.district_tokens_refresh`: how often discovered district-app tokens are listed
     /// again.
-    TokensRefresh, secs(3600), secs(1), secs(24 * 3600),
-    "at least 1s and at most 24h (default \"1h\")"
-);
-
-bounded_duration!(
+    TokensRefresh, secs(1), secs(24 * 3600), "at least 1s and at most 24h", secs(3600);
     /// `session.login_timeout`: like oauth2-proxy's CSRF cookie, long enough to type a
     /// password, short enough that abandoned sign-ins do not pile up.
-    LoginTimeout, secs(600), secs(60), secs(3600),
-    "1m to 1h (how long a user may take to sign in at Clever; default 10m)"
-);
-
-bounded_duration!(
+    LoginTimeout, secs(60), secs(3600), "1m to 1h", secs(600);
     /// `upstream.timeout`: like nginx's proxy_read_timeout, how long the app may be silent
     /// while answering.
-    UpstreamTimeout, secs(60), secs(1), secs(3600),
-    "1s to 1h (how long the app may stay silent while answering; default 60s)"
-);
-
-bounded_duration!(
+    UpstreamTimeout, secs(1), secs(3600), "1s to 1h", secs(60);
     /// `assertion.overlap`: how long previous keys stay published after start; an assertion
     /// lives 5 minutes, and a shorter overlap would orphan tokens still in use.
-    Overlap, secs(3600), crate::auth::assertion::TOKEN_TTL, Duration::MAX,
-    "at least \"5m\", an assertion's life, or tokens signed with a previous key would stop \
-     verifying while still in use (default \"1h\")"
-);
-
-/// `session.ttl`: more than 0s and at most 24h, since Clever access tokens live 24h and a
-/// session must not outlive its token.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ttl(pub Duration);
-
-impl Default for Ttl {
-    fn default() -> Self {
-        Ttl(secs(2 * 3600))
-    }
-}
-
-impl FromText for Ttl {
-    fn from_text(text: &str) -> Result<Self, String> {
-        Err(match Duration::from_text(text)? {
-            d if d.is_zero() => "is zero: expected a session lifetime more than 0s and at most 24h",
-            d if d > secs(24 * 3600) => {
-                "is longer than 24h: the cap is 24h because Clever access \
-                tokens live 24h and a session must not outlive its token"
-            }
-            d => return Ok(Ttl(d)),
-        }
-        .to_owned())
-    }
-}
-
-/// `session.idle_timeout`: at least 1s, since a shorter one would end sessions between a page
-/// and its images (and at most `ttl`, checked with `[session]`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct IdleTimeout(pub Duration);
-
-impl FromText for IdleTimeout {
-    fn from_text(text: &str) -> Result<Self, String> {
-        match Duration::from_text(text)? {
-            d if d < secs(1) => Err("is shorter than 1s: expected how long an unused session \
-                lives, at least 1s and at most session.ttl (for example \"20m\")"
-                .to_owned()),
-            d => Ok(IdleTimeout(d)),
-        }
-    }
+    Overlap, crate::auth::assertion::TOKEN_TTL, Duration::MAX,
+        "at least 5m (an assertion's life), or tokens of a previous key stop verifying in use",
+        secs(3600);
+    /// `session.idle_timeout`: at least 1s, since a shorter one would end sessions between a
+    /// page and its images (and at most `ttl`, checked with `[session]`); no default.
+    IdleTimeout, secs(1), Duration::MAX, "at least 1s and at most session.ttl";
+    /// `session.ttl`: Clever access tokens live 24h, and a session must not outlive its token.
+    Ttl, Duration::from_nanos(1), secs(24 * 3600),
+        "more than zero and not longer than 24h: the cap is 24h because Clever access tokens \
+         live 24h and a session must not outlive its token",
+        secs(2 * 3600);
 }
 
 /// `server.threads`: worker threads, 1 to 1024.
@@ -662,12 +492,9 @@ pub(crate) struct Threads(pub usize);
 
 impl<'de> Deserialize<'de> for Threads {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let n = i64::deserialize(d)?;
-        match usize::try_from(n) {
-            Ok(n) if (1..=1024).contains(&n) => Ok(Threads(n)),
-            _ => Err(de::Error::custom(format!(
-                "is {n}: expected a number of worker threads from 1 to 1024"
-            ))),
+        match i64::deserialize(d)? {
+            n @ 1..=1024 => Ok(Threads(n as usize)),
+            n => Err(de::Error::custom(format!("is {n}: expected 1 to 1024"))),
         }
     }
 }
@@ -680,9 +507,7 @@ impl<'de> Deserialize<'de> for RedisDb {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match i64::deserialize(d)? {
             n if n >= 0 => Ok(RedisDb(n)),
-            n => Err(de::Error::custom(format!(
-                "is {n}: expected a database number, 0 or more (default 0)"
-            ))),
+            n => Err(de::Error::custom(format!("is {n}: expected 0 or more"))),
         }
     }
 }
