@@ -23,11 +23,6 @@ use crate::identity::{canonical_header_name, Field, ValueSpec, FIELDS};
 const RESERVED_HEADERS: &str = "host cookie set-cookie content-length transfer-encoding \
     connection upgrade te trailer keep-alive forwarded x-request-id x-clever-assertion";
 
-/// Whether the gateway sets or forbids a header of this canonical name.
-fn reserved(canonical: &str) -> bool {
-    RESERVED_HEADERS.split(' ').any(|h| h == canonical) || canonical.starts_with("x-forwarded-")
-}
-
 /// What the enrichment fields can come from: `school_ids`, `section_ids` and the fields of
 /// `/users/{id}` need the v3 API, and section ids a district-app token to read them with.
 #[derive(Clone, Copy)]
@@ -52,13 +47,13 @@ impl Sources {
 /// (a name, and who has it) is the same header.
 fn taken<'c>(name: &str, mut claims: impl Iterator<Item = (&'c str, String)>) -> Option<String> {
     let canonical = canonical_header_name(name);
-    if reserved(&canonical) {
+    let reserved = RESERVED_HEADERS.split(' ').any(|h| h == canonical);
+    if reserved || canonical.starts_with("x-forwarded-") {
         return Some("a header the gateway sets or forbids".to_owned());
     }
     let (_, who) = claims.find(|(other, _)| canonical_header_name(other) == canonical)?;
-    Some(format!(
-        "the same header as {who} (\"_\" and \"-\" count as equal)"
-    ))
+    let same = format!("the same header as {who} (\"_\" and \"-\" count as equal)");
+    Some(same)
 }
 
 /// The distinct value specs of every upstream, in the order first seen; a header's value is
@@ -82,7 +77,7 @@ struct Chosen<'f> {
     key: &'static str,
     header: HeaderName,
     /// The name as written, or the default's.
-    wire: Bytes,
+    wire: &'f str,
     written: Option<&'f Leaf<HeaderName>>,
 }
 
@@ -108,7 +103,7 @@ pub(super) fn headers(
         };
         headers.push(SendHeader {
             name: c.header.clone(),
-            wire: c.wire.clone(),
+            wire: Bytes::copy_from_slice(c.wire.as_bytes()),
             value,
             origin: HeaderOrigin::Identity(c.field),
             required: false,
@@ -126,28 +121,22 @@ fn identity_headers<'f>(ctx: &mut Ctx<'_, '_>, u: &'f UpstreamFile) -> Option<Ve
     let written = u.headers.iter().flat_map(|h| &h.get_ref().0);
     let mut chosen: Vec<Chosen<'_>> = Vec::new();
     for (field, h) in FIELDS.iter().filter_map(|d| Some((d.field, d.header?))) {
-        let value = written
-            .clone()
-            .find(|(k, _)| k.get_ref() == h.key)
-            .map(|(_, v)| v);
-        let lack = ctx.sources.and_then(|s| s.lack(field));
-        if let (Some(v), Some(why), Field::SchoolIds | Field::SectionIds) = (value, lack, field) {
+        let value = written.clone().find(|(k, _)| k.get_ref() == h.key);
+        let enrichment = value.filter(|_| matches!(field, Field::SchoolIds | Field::SectionIds));
+        if let (Some((_, v)), Some(why)) = (enrichment, ctx.sources.and_then(|s| s.lack(field))) {
             ctx.err(v.span(), format!("upstream.headers.{} needs {why}", h.key));
         }
         let (header, wire) = match value {
+            Some((_, v)) => (v.value.clone(), v.text.as_str()),
             None if h.when == When::Named => continue,
-            None => (
-                HeaderName::try_from(h.name).expect("a default header name is valid"),
-                Bytes::from_static(h.name.as_bytes()),
-            ),
-            Some(v) => (v.value.clone(), Bytes::from(v.text.clone())),
+            None => (h.name.parse().expect("a valid default name"), h.name),
         };
         chosen.push(Chosen {
             field,
             key: h.key,
             header,
             wire,
-            written: value,
+            written: value.map(|(_, v)| v),
         });
     }
     // `_` and `-` are the same header to CGI and PHP apps. Each clash is reported once, at a
@@ -156,10 +145,8 @@ fn identity_headers<'f>(ctx: &mut Ctx<'_, '_>, u: &'f UpstreamFile) -> Option<Ve
     for (j, this) in chosen.iter().enumerate() {
         let Some(v) = this.written else { continue };
         let defaults = chosen[j + 1..].iter().filter(|o| o.written.is_none());
-        let claims = chosen[..j]
-            .iter()
-            .chain(defaults)
-            .map(|o| (o.header.as_str(), o.key.into()));
+        let others = chosen[..j].iter().chain(defaults);
+        let claims = others.map(|o| (o.header.as_str(), o.key.into()));
         if let Some(why) = taken(this.header.as_str(), claims) {
             ok = false;
             let shown = format!("upstream.headers.{} {}", this.key, quote(&v.text));
@@ -272,12 +259,9 @@ fn required(ctx: &mut Ctx<'_, '_>, u: &UpstreamFile, headers: &mut [SendHeader])
             h.required = true;
         } else {
             ok = false;
-            let name = quote(entry.get_ref());
-            let why = format!(
-                "upstream.required_headers {name} is not a header of this upstream's \
-                 [upstream.set_headers]: build it there or remove it"
-            );
-            ctx.err(entry.span(), why);
+            let name = format!("upstream.required_headers {}", quote(entry.get_ref()));
+            let why = format!("{name} is not a header of this upstream's [upstream.set_headers]");
+            ctx.err(entry.span(), format!("{why}: build it there"));
         }
     }
     ok

@@ -101,8 +101,7 @@ fn upstream(
             ctx.err(item.span(), format!("{entry} {not_under}"));
         }
     }
-    let forward_access_token = u.forward_access_token == Some(true);
-    let headers = headers(ctx, u, forward_access_token, specs);
+    let headers = headers(ctx, u, u.forward_access_token == Some(true), specs);
     let assertion_on = u.assertion == Some(true);
     if !assertion_on {
         let why = "upstream.assertion_audience needs assertion = true: set it or remove the key";
@@ -126,7 +125,7 @@ fn upstream(
         public_paths: vals(&u.public_paths),
         strip_path_prefix: u.strip_path_prefix == Some(true),
         confirm_students: u.confirm_students == Some(true),
-        forward_access_token,
+        forward_access_token: u.forward_access_token == Some(true),
         app_cookies: dedup(vals(&u.app_cookies).into_iter().map(|c| c.0)),
         logout_paths: dedup(vals(&u.logout_paths).into_iter().map(|p| p.0)),
         headers: sends.headers,
@@ -206,8 +205,7 @@ fn upstream_url(url: Url) -> Result<UpstreamUrl, String> {
         return Err(why.into());
     }
     if url.query().is_some() {
-        let why = format!("{} has a query (?…)", quote(url.as_str()));
-        return Err(format!("{why}: remove it"));
+        return Err(format!("{} has a query: remove it", quote(url.as_str())));
     }
     let tls = url.scheme() == "https";
     let port = url.port().unwrap_or(if tls { 443 } else { 80 });
@@ -216,26 +214,21 @@ fn upstream_url(url: Url) -> Result<UpstreamUrl, String> {
         Some(Host::Ipv6(ip)) => ip.to_string(),
         _ => url.host_str().unwrap_or_default().to_owned(),
     };
-    let resolved = (host.as_str(), port).to_socket_addrs();
-    let why = match resolved.map(|mut addrs| addrs.next()) {
-        Ok(Some(addr)) => {
-            let base_path = url.path().trim_end_matches('/').to_owned();
-            return Ok(UpstreamUrl {
-                original: url,
-                tls,
-                host,
-                port,
-                addr,
-                base_path,
-            });
-        }
-        Ok(None) => "no addresses".to_owned(),
-        Err(e) => e.to_string(),
+    let mut addrs = (host.as_str(), port).to_socket_addrs();
+    let Some(addr) = addrs.as_mut().ok().and_then(Iterator::next) else {
+        let why = addrs.err().map_or("no addresses".into(), |e| e.to_string());
+        let why = format!("host {} does not resolve ({why})", quote(&host));
+        return Err(format!("{why}: use a resolvable name or an IP address"));
     };
-    let host = quote(&host);
-    Err(format!(
-        "host {host} does not resolve ({why}): use a resolvable name or an IP address"
-    ))
+    let base_path = url.path().trim_end_matches('/').to_owned();
+    Ok(UpstreamUrl {
+        original: url,
+        tls,
+        host,
+        port,
+        addr,
+        base_path,
+    })
 }
 
 #[cfg(test)]
