@@ -97,7 +97,6 @@ pub(super) fn headers(
     let mut headers = Vec::new();
     for c in &chosen {
         let value = match c.field {
-            Field::AccessToken if !forward_access_token => continue,
             Field::AccessToken => SendValue::Token,
             f => SendValue::Spec(specs.index(ValueSpec::field(f))),
         };
@@ -109,10 +108,10 @@ pub(super) fn headers(
             required: false,
         });
     }
-    let mut scrubbed: Vec<HeaderName> = chosen.iter().map(|c| c.header.clone()).collect();
-    let set = set_headers(ctx, u, &chosen, specs)?;
-    scrubbed.extend(set.iter().map(|h| h.name.clone()));
-    headers.extend(set);
+    headers.extend(set_headers(ctx, u, &chosen, specs)?);
+    // Every name claimed is scrubbed from requests; the token is sent only when forwarded.
+    let scrubbed = headers.iter().map(|h| h.name.clone()).collect();
+    headers.retain(|h| forward_access_token || h.value != SendValue::Token);
     required(ctx, u, &mut headers).then_some(UpstreamHeaders { headers, scrubbed })
 }
 
@@ -165,11 +164,10 @@ fn set_headers(
 ) -> Option<Vec<SendHeader>> {
     // Who holds a name: the identity headers, every default name, then the names above.
     let by = |key| format!("upstream.headers.{key}");
-    let mut claims: Vec<(&str, String)> = (identity.iter())
-        .map(|c| (c.header.as_str(), by(c.key)))
-        .collect();
-    let defaults = FIELDS.iter().filter_map(|d| d.header);
     let default = |key| format!("the default name of the identity header {}", by(key));
+    let identity = identity.iter().map(|c| (c.header.as_str(), by(c.key)));
+    let mut claims: Vec<(&str, String)> = identity.collect();
+    let defaults = FIELDS.iter().filter_map(|d| d.header);
     claims.extend(defaults.map(|h| (h.name, default(h.key))));
     let entries = u.set_headers.iter().flat_map(|t| &t.get_ref().0);
     let built: Vec<Option<SendHeader>> = (entries.map(|(key, value)| {

@@ -26,8 +26,8 @@ pub(super) fn upstreams(
         return (None, Vec::new());
     };
     let (mut out, mut names) = (Vec::new(), Vec::new());
-    // Each route read so far, and whose it is.
-    let mut routes: Vec<(Route, String)> = Vec::new();
+    // Each route read so far, and whose it is (an index into `names`).
+    let mut routes: Vec<(Route, usize)> = Vec::new();
     for (i, up) in list.get_ref().iter().enumerate() {
         let (upstream, route) = upstream(ctx, i, up, specs);
         let name = val(&up.get_ref().name).map(|n| n.0);
@@ -36,16 +36,14 @@ pub(super) fn upstreams(
             ctx.err(n.span(), format!("{dup}: give each upstream its own name"));
         }
         if let Some((route, span)) = route {
-            if let Some((_, other)) = routes.iter().find(|(r, _)| *r == route) {
+            if let Some((_, j)) = routes.iter().find(|(r, _)| *r == route) {
                 let on = route.0.as_deref().map_or("any host".into(), quote);
                 let at = quote(&route.1);
-                let why = format!("upstream.path_prefix {at} on {on} is already routed to {other}");
-                ctx.err(span, format!("{why}: change one of them"));
+                let other = names[*j].as_deref().map_or(format!("[{j}]"), quote);
+                let why = format!("upstream.path_prefix {at} on {on} is already routed to");
+                ctx.err(span, format!("{why} upstream {other}: change one of them"));
             } else {
-                let whose = name.as_deref().map_or(format!("upstream[{i}]"), |n| {
-                    format!("upstream {}", quote(n))
-                });
-                routes.push((route, whose));
+                routes.push((route, i));
             }
         }
         names.push(name);
@@ -151,13 +149,12 @@ fn allow_list<'l, E>(
 
 /// The items in their first order, without repeats.
 fn dedup<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
-    let mut out = Vec::new();
-    for item in items {
+    items.into_iter().fold(Vec::new(), |mut out, item| {
         if !out.contains(&item) {
             out.push(item);
         }
-    }
-    out
+        out
+    })
 }
 
 /// No `app_cookies` entry may name one of the gateway's own cookies: expiring it at sign-in
