@@ -38,7 +38,7 @@ impl Sources {
             return Some("Clever's v3 API: set clever.api_version to v3.0 or v3.1, or remove it");
         }
         (field == Field::SectionIds && self.no_tokens).then_some(
-            "a district-app token: add a [[district]], or clever.discover_district_tokens = true",
+            "a district-app token: add a [[district]] or turn on clever.discover_district_tokens",
         )
     }
 }
@@ -259,7 +259,7 @@ fn required(ctx: &mut Ctx<'_, '_>, u: &UpstreamFile, headers: &mut [SendHeader])
             ok = false;
             let name = format!("upstream.required_headers {}", quote(entry.get_ref()));
             let why = format!("{name} is not a header of this upstream's [upstream.set_headers]");
-            ctx.err(entry.span(), format!("{why}: build it there"));
+            ctx.err(entry.span(), format!("{why}: name a header built there"));
         }
     }
     ok

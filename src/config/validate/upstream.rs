@@ -21,7 +21,7 @@ pub(super) fn upstreams(
     specs: &mut Specs,
 ) -> (Option<Vec<Upstream>>, Vec<Option<String>>) {
     let Some(list) = list.filter(|l| !l.get_ref().is_empty()) else {
-        let none = "define at least one [[upstream]] with a name and a url";
+        let none = "no [[upstream]] table: define at least one [[upstream]] with a name and a url";
         ctx.missing("upstream", list.map_or(0..0, |l| l.span()), none);
         return (None, Vec::new());
     };
@@ -102,7 +102,7 @@ fn upstream(
     let headers = headers(ctx, u, u.forward_access_token == Some(true), specs);
     let assertion_on = u.assertion == Some(true);
     if !assertion_on {
-        let why = "upstream.assertion_audience needs assertion = true: set it or remove the key";
+        let why = "upstream.assertion_audience needs assertion = true: add it, or remove this key";
         ctx.if_set(&u.assertion_audience, why);
     }
     let (Some(UpstreamName(name)), Some(url), Some(sends)) = (name, url, headers) else {
@@ -142,7 +142,7 @@ fn allow_list<'l, E>(
     if list.get_ref().is_empty() && ctx.valid(path) {
         let key = path.rsplit('.').next().unwrap_or_default();
         let empty = format!("upstream.{key} is empty, which would lock everyone out");
-        ctx.err(list.span(), format!("{empty}: list one or remove it"));
+        ctx.err(list.span(), format!("{empty}: list one or remove the key"));
     }
     Some(list.get_ref())
 }
@@ -188,8 +188,8 @@ fn tls(ctx: &mut Ctx<'_, '_>, u: &UpstreamFile, http: bool) -> (bool, Option<Pat
         ctx.if_set(&u.tls_verify, http("tls_verify"));
         ctx.if_set(&u.tls_ca, http("tls_ca"));
     } else if !verify {
-        let unused = "upstream.tls_ca would never be used: remove tls_verify = false";
-        ctx.if_set(&u.tls_ca, unused);
+        let why = "upstream.tls_ca would never be used: drop tls_verify = false to verify with it";
+        ctx.if_set(&u.tls_ca, why);
     }
     (verify, ca)
 }
