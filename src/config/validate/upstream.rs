@@ -73,8 +73,8 @@ fn upstream(
     }
     let url = u.url.as_ref().and_then(|v| {
         let url = ctx.read::<HttpUrl>(v, "upstream.url")?.0;
-        let why = |why| ctx.err(v.span(), format!("upstream.url {why}"));
-        upstream_url(url).map_err(why).ok()
+        let report = |why| ctx.err(v.span(), format!("upstream.url {why}"));
+        upstream_url(url).map_err(report).ok()
     });
     let (tls_verify, tls_ca) = tls(ctx, u, url.as_ref().is_some_and(|url| !url.tls));
     let host = val(&u.host).map(|h| h.0);
