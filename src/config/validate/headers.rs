@@ -231,11 +231,11 @@ fn templates(
     }
     let parsed: Vec<Option<Template>> = (list.iter())
         .map(|(text, span)| {
-            let parsed = Template::parse(text).map_err(|e| {
+            let read = Template::parse(text).map_err(|e| {
                 let at = ctx.sink.inside(span.clone(), text, e.offset);
                 ctx.err(at, format!("{shown}: {}", e.message));
             });
-            let t = parsed.ok()?;
+            let t = read.ok()?;
             let lack = |f: Field| Some((f, ctx.sources?.lack(f)?));
             if let Some((f, why)) = t.fields().iter().find_map(lack) {
                 let why = format!("{owner} uses {{{}}}, which needs {why}", f.name());

@@ -165,8 +165,8 @@ pub(super) fn app_cookies_not_ours(
     cookie_name: &str,
 ) {
     let jar = crate::session::cookies::CookieJarSpec::named(cookie_name);
-    let ours = quote(cookie_name);
-    let ours = format!("is one of the gateway's own cookies (session.cookie_name {ours})");
+    let name = quote(cookie_name);
+    let ours = format!("is one of the gateway's own cookies (session.cookie_name {name})");
     for u in list.iter().flat_map(|l| l.get_ref()) {
         for item in u.get_ref().app_cookies.iter().flat_map(|l| l.get_ref()) {
             if jar.reserves(&item.text) {
@@ -213,8 +213,8 @@ fn upstream_url(url: Url) -> Result<UpstreamUrl, String> {
     };
     let mut addrs = (host.as_str(), port).to_socket_addrs();
     let Some(addr) = addrs.as_mut().ok().and_then(Iterator::next) else {
-        let why = addrs.err().map_or("no addresses".into(), |e| e.to_string());
-        let why = format!("host {} does not resolve ({why})", quote(&host));
+        let cause = addrs.err().map_or("no addresses".into(), |e| e.to_string());
+        let why = format!("host {} does not resolve ({cause})", quote(&host));
         return Err(format!("{why}: use a resolvable name or an IP address"));
     };
     let base_path = url.path().trim_end_matches('/').to_owned();
