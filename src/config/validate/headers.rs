@@ -44,16 +44,20 @@ impl Sources {
 }
 
 /// Why the header `name` cannot be used: the gateway sets or forbids it, or one of `claims`
-/// (a name, and who has it) is the same header.
+/// (a name, and why it is taken) is the same header.
 fn taken<'c>(name: &str, mut claims: impl Iterator<Item = (&'c str, String)>) -> Option<String> {
     let canonical = canonical_header_name(name);
     let reserved = RESERVED_HEADERS.split(' ').any(|h| h == canonical);
     if reserved || canonical.starts_with("x-forwarded-") {
         return Some("a header the gateway sets or forbids".to_owned());
     }
-    let (_, who) = claims.find(|(other, _)| canonical_header_name(other) == canonical)?;
-    let same = format!("the same header as {who} (\"_\" and \"-\" count as equal)");
-    Some(same)
+    let (_, why) = claims.find(|(other, _)| canonical_header_name(other) == canonical)?;
+    Some(why)
+}
+
+/// The clash with `who`'s header.
+fn same_as(who: &str) -> String {
+    format!("the same header as {who} (\"_\" and \"-\" count as equal)")
 }
 
 /// The distinct value specs of every upstream, in the order first seen; a header's value is
@@ -145,7 +149,7 @@ fn identity_headers<'f>(ctx: &mut Ctx<'_, '_>, u: &'f UpstreamFile) -> Option<Ve
         let Some(v) = this.written else { continue };
         let defaults = chosen[j + 1..].iter().filter(|o| o.written.is_none());
         let others = chosen[..j].iter().chain(defaults);
-        let claims = others.map(|o| (o.header.as_str(), o.key.into()));
+        let claims = others.map(|o| (o.header.as_str(), same_as(o.key)));
         if let Some(why) = taken(this.header.as_str(), claims) {
             ok = false;
             let shown = format!("upstream.headers.{} {}", this.key, quote(&v.text));
@@ -163,8 +167,8 @@ fn set_headers(
     specs: &mut Specs,
 ) -> Option<Vec<SendHeader>> {
     // Who holds a name: the identity headers, every default name, then the names above.
-    let by = |key| format!("upstream.headers.{key}");
-    let default = |key| format!("the default name of the identity header {}", by(key));
+    let by = |key| same_as(&format!("upstream.headers.{key}"));
+    let default = |key| format!("the default name of the identity header upstream.headers.{key}");
     let identity = identity.iter().map(|c| (c.header.as_str(), by(c.key)));
     let mut claims: Vec<(&str, String)> = identity.collect();
     let defaults = FIELDS.iter().filter_map(|d| d.header);
@@ -179,7 +183,7 @@ fn set_headers(
             ctx.err(key.span(), format!("{shown} is {why}: choose another name"));
             return None;
         }
-        claims.push((text, format!("{} above", quote(text))));
+        claims.push((text, same_as(&format!("{} above", quote(text)))));
         Some(SendHeader {
             name,
             wire: Bytes::from(text.clone()),

@@ -181,8 +181,7 @@ pub(super) fn app_cookies_not_ours(
 /// contradicts turning verification off.
 fn tls(ctx: &mut Ctx<'_, '_>, u: &UpstreamFile, http: bool) -> (bool, Option<PathBuf>) {
     let verify = u.tls_verify.as_ref().is_none_or(|v| *v.get_ref());
-    let ca = u.tls_ca.as_ref();
-    let ca = ca.and_then(|v| ctx.read(v, "upstream.tls_ca"));
+    let ca = (u.tls_ca.as_ref()).and_then(|v| ctx.read(v, "upstream.tls_ca"));
     if http {
         let http = |key| format!("upstream.{key} is set but upstream.url is http://: remove it");
         ctx.if_set(&u.tls_verify, http("tls_verify"));
