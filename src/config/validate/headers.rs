@@ -20,26 +20,8 @@ use crate::identity::{canonical_header_name, Field, ValueSpec, FIELDS};
 
 /// Headers the gateway itself sets or that carry the request's framing: never identity
 /// headers. Every `X-Forwarded-` name is refused too.
-const RESERVED_HEADERS: &[&str] = &[
-    "host",
-    "cookie",
-    "set-cookie",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "upgrade",
-    "te",
-    "trailer",
-    "keep-alive",
-    "forwarded",
-    "x-request-id",
-    "x-clever-assertion",
-];
-
-/// Whether the gateway sets or forbids a header of this canonical name.
-fn reserved(canonical: &str) -> bool {
-    RESERVED_HEADERS.contains(&canonical) || canonical.starts_with("x-forwarded-")
-}
+const RESERVED_HEADERS: &str = "host cookie set-cookie content-length transfer-encoding \
+    connection upgrade te trailer keep-alive forwarded x-request-id x-clever-assertion";
 
 /// What the enrichment fields can come from: `school_ids`, `section_ids` and the fields of
 /// `/users/{id}` need the v3 API, and section ids a district-app token to read them with.
@@ -53,34 +35,24 @@ impl Sources {
     /// Why `field` cannot be had, if it cannot.
     fn lack(self, field: Field) -> Option<&'static str> {
         if self.api == ApiVersion::V2 && field.def().source.needs_v3() {
-            Some(
-                "Clever's v3 API (the user's record and sections come from /v3.0/users): set \
-                 clever.api_version to v3.0 or v3.1, or remove it",
-            )
-        } else if field == Field::SectionIds && self.no_tokens {
-            Some(
-                "a district-app token to read sections with: add a [[district]] table with \
-                 token_env or token_file, or set clever.discover_district_tokens = true",
-            )
-        } else {
-            None
+            return Some("Clever's v3 API: set clever.api_version to v3.0 or v3.1, or remove it");
         }
+        (field == Field::SectionIds && self.no_tokens).then_some(
+            "a district-app token: add a [[district]] or turn on clever.discover_district_tokens",
+        )
     }
 }
 
-/// What a header name that is taken should be instead.
-const ANOTHER: &str = "choose another name, such as \"X-Remote-User\"";
-
 /// Why the header `name` cannot be used: the gateway sets or forbids it, or one of `claims`
-/// (a name, and who has it) is the same header.
+/// (a name, and why it is taken) is the same header.
 fn taken<'c>(name: &str, mut claims: impl Iterator<Item = (&'c str, String)>) -> Option<String> {
     let canonical = canonical_header_name(name);
-    if reserved(&canonical) {
+    let reserved = RESERVED_HEADERS.split(' ').any(|h| h == canonical);
+    if reserved || canonical.starts_with("x-forwarded-") {
         return Some("a header the gateway sets or forbids".to_owned());
     }
-    claims
-        .find(|(other, _)| canonical_header_name(other) == canonical)
-        .map(|(_, who)| who)
+    let (_, why) = claims.find(|(other, _)| canonical_header_name(other) == canonical)?;
+    Some(why)
 }
 
 /// The clash with `who`'s header.
@@ -95,8 +67,7 @@ pub(super) struct Specs(pub Vec<ValueSpec>);
 
 impl Specs {
     fn index(&mut self, spec: ValueSpec) -> usize {
-        let found = self.0.iter().position(|s| *s == spec);
-        found.unwrap_or_else(|| {
+        self.0.iter().position(|s| *s == spec).unwrap_or_else(|| {
             self.0.push(spec);
             self.0.len() - 1
         })
@@ -110,7 +81,7 @@ struct Chosen<'f> {
     key: &'static str,
     header: HeaderName,
     /// The name as written, or the default's.
-    wire: Bytes,
+    wire: &'f str,
     written: Option<&'f Leaf<HeaderName>>,
 }
 
@@ -127,76 +98,62 @@ pub(super) fn headers(
     specs: &mut Specs,
 ) -> Option<UpstreamHeaders> {
     let chosen = identity_headers(ctx, u)?;
-    let mut out = UpstreamHeaders {
-        headers: Vec::new(),
-        scrubbed: chosen.iter().map(|c| c.header.clone()).collect(),
-    };
+    let mut headers = Vec::new();
     for c in &chosen {
         let value = match c.field {
-            Field::AccessToken if !forward_access_token => continue,
             Field::AccessToken => SendValue::Token,
             f => SendValue::Spec(specs.index(ValueSpec::field(f))),
         };
-        out.headers.push(SendHeader {
+        headers.push(SendHeader {
             name: c.header.clone(),
-            wire: c.wire.clone(),
+            wire: Bytes::copy_from_slice(c.wire.as_bytes()),
             value,
             origin: HeaderOrigin::Identity(c.field),
             required: false,
         });
     }
-    let set = set_headers(ctx, u, &chosen, specs)?;
-    out.scrubbed.extend(set.iter().map(|h| h.name.clone()));
-    out.headers.extend(set);
-    required(ctx, u, &mut out.headers).then_some(out)
+    headers.extend(set_headers(ctx, u, &chosen, specs)?);
+    // Every name claimed is scrubbed from requests; the token is sent only when forwarded.
+    let scrubbed = headers.iter().map(|h| h.name.clone()).collect();
+    headers.retain(|h| forward_access_token || h.value != SendValue::Token);
+    required(ctx, u, &mut headers).then_some(UpstreamHeaders { headers, scrubbed })
 }
 
 /// The identity headers of `[upstream.headers]`: the defaults, renamed or turned on.
 fn identity_headers<'f>(ctx: &mut Ctx<'_, '_>, u: &'f UpstreamFile) -> Option<Vec<Chosen<'f>>> {
     let written = u.headers.iter().flat_map(|h| &h.get_ref().0);
-    let mut ok = true;
     let mut chosen: Vec<Chosen<'_>> = Vec::new();
     for (field, h) in FIELDS.iter().filter_map(|d| Some((d.field, d.header?))) {
-        let value = written
-            .clone()
-            .find(|(k, _)| k.get_ref() == h.key)
-            .map(|(_, v)| v);
-        let lack = ctx.sources.and_then(|s| s.lack(field));
-        if let (Some(v), Some(why)) = (value, lack) {
-            if matches!(field, Field::SchoolIds | Field::SectionIds) {
-                ctx.err(v.span(), format!("upstream.headers.{} needs {why}", h.key));
-            }
+        let value = written.clone().find(|(k, _)| k.get_ref() == h.key);
+        let enrichment = value.filter(|_| matches!(field, Field::SchoolIds | Field::SectionIds));
+        if let (Some((_, v)), Some(why)) = (enrichment, ctx.sources.and_then(|s| s.lack(field))) {
+            ctx.err(v.span(), format!("upstream.headers.{} needs {why}", h.key));
         }
         let (header, wire) = match value {
+            Some((_, v)) => (v.value.clone(), v.text.as_str()),
             None if h.when == When::Named => continue,
-            None => (
-                HeaderName::try_from(h.name).expect("a default header name is valid"),
-                Bytes::from_static(h.name.as_bytes()),
-            ),
-            Some(v) => (v.value.clone(), Bytes::from(v.text.clone())),
+            None => (h.name.parse().expect("a valid default name"), h.name),
         };
-        let (key, written) = (h.key, value);
         chosen.push(Chosen {
             field,
-            key,
+            key: h.key,
             header,
             wire,
-            written,
+            written: value.map(|(_, v)| v),
         });
     }
     // `_` and `-` are the same header to CGI and PHP apps. Each clash is reported once, at a
     // name the user wrote (two defaults never clash): the later one when both are written.
+    let mut ok = true;
     for (j, this) in chosen.iter().enumerate() {
         let Some(v) = this.written else { continue };
-        let others = chosen
-            .iter()
-            .enumerate()
-            .filter(|(k, o)| *k < j || (*k != j && o.written.is_none()));
-        let claims = others.map(|(_, o)| (o.header.as_str(), same_as(o.key)));
+        let defaults = chosen[j + 1..].iter().filter(|o| o.written.is_none());
+        let others = chosen[..j].iter().chain(defaults);
+        let claims = others.map(|o| (o.header.as_str(), same_as(o.key)));
         if let Some(why) = taken(this.header.as_str(), claims) {
             ok = false;
             let shown = format!("upstream.headers.{} {}", this.key, quote(&v.text));
-            ctx.err(v.span(), format!("{shown} is {why}: {ANOTHER}"));
+            ctx.err(v.span(), format!("{shown} is {why}: choose another name"));
         }
     }
     ok.then_some(chosen)
@@ -209,55 +166,34 @@ fn set_headers(
     identity: &[Chosen<'_>],
     specs: &mut Specs,
 ) -> Option<Vec<SendHeader>> {
-    let mut ok = true;
-    let mut out: Vec<SendHeader> = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for (key, value) in u.set_headers.iter().flat_map(|t| &t.get_ref().0) {
+    // Who holds a name: the identity headers, every default name, then the names above.
+    let by = |key| same_as(&format!("upstream.headers.{key}"));
+    let default = |key| format!("the default name of the identity header upstream.headers.{key}");
+    let identity = identity.iter().map(|c| (c.header.as_str(), by(c.key)));
+    let mut claims: Vec<(&str, String)> = identity.collect();
+    let defaults = FIELDS.iter().filter_map(|d| d.header);
+    claims.extend(defaults.map(|h| (h.name, default(h.key))));
+    let entries = u.set_headers.iter().flat_map(|t| &t.get_ref().0);
+    let built: Vec<Option<SendHeader>> = (entries.map(|(key, value)| {
         let text = key.get_ref();
         let shown = format!("upstream.set_headers {}", quote(text));
         let spec = value_spec(ctx, &shown, value);
-        let Ok(name) = HeaderName::from_bytes(text.as_bytes()) else {
-            ok = false;
-            let why = "is not a valid header name: expected letters, digits and - such as \
-                       \"X-Remote-User\"";
-            ctx.err(key.span(), format!("{shown} {why}"));
-            continue;
-        };
-        let identity = (identity.iter()).map(|c| {
-            (
-                c.header.as_str(),
-                same_as(&format!("upstream.headers.{}", c.key)),
-            )
-        });
-        let defaults = FIELDS.iter().filter_map(|d| d.header).map(|h| {
-            let who = format!(
-                "the default name of the identity header upstream.headers.{}",
-                h.key
-            );
-            (h.name, who)
-        });
-        let earlier = seen
-            .iter()
-            .map(|e| (*e, same_as(&format!("{} above", quote(e)))));
-        if let Some(why) = taken(name.as_str(), identity.chain(defaults).chain(earlier)) {
-            ok = false;
-            ctx.err(key.span(), format!("{shown} is {why}: {ANOTHER}"));
-            continue;
+        let name: HeaderName = ctx.read(key, "upstream.set_headers")?;
+        if let Some(why) = taken(name.as_str(), claims.iter().cloned()) {
+            ctx.err(key.span(), format!("{shown} is {why}: choose another name"));
+            return None;
         }
-        seen.push(text);
-        let Some(spec) = spec else {
-            ok = false;
-            continue;
-        };
-        out.push(SendHeader {
+        claims.push((text, same_as(&format!("{} above", quote(text)))));
+        Some(SendHeader {
             name,
             wire: Bytes::from(text.clone()),
-            value: SendValue::Spec(specs.index(spec)),
+            value: SendValue::Spec(specs.index(spec?)),
             origin: HeaderOrigin::Set,
             required: false,
-        });
-    }
-    ok.then_some(out)
+        })
+    }))
+    .collect();
+    built.into_iter().collect()
 }
 
 /// One `set_headers` value as a spec; every template problem is reported.
@@ -272,16 +208,12 @@ fn value_spec(ctx: &mut Ctx<'_, '_>, shown: &str, value: &Sp<SetValueFile>) -> O
     for (key, entry) in entries {
         let list = entry.get_ref().templates(entry.span());
         let role = format!("{shown}.{}", key.get_ref());
-        let Some(list) = templates(ctx, (shown, &role), &list, entry.span()) else {
-            ok = false;
-            continue;
-        };
+        let list = templates(ctx, (shown, &role), &list, entry.span());
+        ok &= list.is_some();
         // The file layer refused every other key.
         match role_key(key.get_ref()) {
-            Some(RoleKey::Role(role)) => {
-                roles[ROLE_ORDER.iter().position(|r| *r == role).unwrap_or(0)] = Some(list);
-            }
-            Some(RoleKey::Default) => default = Some(list),
+            Some(RoleKey::Role(r)) => roles[ROLE_ORDER.iter().position(|o| *o == r)?] = list,
+            Some(RoleKey::Default) => default = list,
             None => ok = false,
         }
     }
@@ -298,32 +230,22 @@ fn templates(
     whole: Range<usize>,
 ) -> Option<Vec<Template>> {
     if list.is_empty() {
-        ctx.err(
-            whole,
-            format!("{shown} is an empty list: give at least one template, such as \"{{email}}\""),
-        );
+        ctx.err(whole, format!("{shown} is an empty list: add a template"));
         return None;
     }
     let parsed: Vec<Option<Template>> = (list.iter())
-        .map(|(text, span)| match Template::parse(text) {
-            Ok(t) => {
-                let sources = ctx.sources;
-                let lack =
-                    sources.and_then(|s| t.fields().iter().find_map(|f| Some((f, s.lack(f)?))));
-                if let Some((f, why)) = lack {
-                    let name = f.name();
-                    ctx.err(
-                        span.clone(),
-                        format!("{owner} uses {{{name}}}, which needs {why}"),
-                    );
-                }
-                Some(t)
-            }
-            Err(e) => {
+        .map(|(text, span)| {
+            let read = Template::parse(text).map_err(|e| {
                 let at = ctx.sink.inside(span.clone(), text, e.offset);
                 ctx.err(at, format!("{shown}: {}", e.message));
-                None
+            });
+            let t = read.ok()?;
+            let lack = |f: Field| Some((f, ctx.sources?.lack(f)?));
+            if let Some((f, why)) = t.fields().iter().find_map(lack) {
+                let why = format!("{owner} uses {{{}}}, which needs {why}", f.name());
+                ctx.err(span.clone(), why);
             }
+            Some(t)
         })
         .collect();
     parsed.into_iter().collect()
@@ -334,22 +256,14 @@ fn required(ctx: &mut Ctx<'_, '_>, u: &UpstreamFile, headers: &mut [SendHeader])
     let mut ok = true;
     for entry in u.required_headers.iter().flat_map(|l| l.get_ref()) {
         let canonical = canonical_header_name(entry.get_ref());
-        let found = headers.iter_mut().find(|h| {
-            h.origin == HeaderOrigin::Set && canonical_header_name(h.name.as_str()) == canonical
-        });
-        match found {
-            Some(h) => h.required = true,
-            None => {
-                ok = false;
-                ctx.err(
-                    entry.span(),
-                    format!(
-                        "upstream.required_headers {} is not a header of this upstream's \
-                         [upstream.set_headers]: name a header built there",
-                        quote(entry.get_ref())
-                    ),
-                );
-            }
+        let mut set = headers.iter_mut().filter(|h| h.origin == HeaderOrigin::Set);
+        if let Some(h) = set.find(|h| canonical_header_name(h.name.as_str()) == canonical) {
+            h.required = true;
+        } else {
+            ok = false;
+            let name = format!("upstream.required_headers {}", quote(entry.get_ref()));
+            let why = format!("{name} is not a header of this upstream's [upstream.set_headers]");
+            ctx.err(entry.span(), format!("{why}: name a header built there"));
         }
     }
     ok

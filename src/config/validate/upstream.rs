@@ -2,16 +2,16 @@
 //! now) and their TLS keys, who may enter, the app's cookies and logout paths. Identity header
 //! names are in [`super::headers`].
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::ToSocketAddrs;
 use std::ops::Range;
 use std::path::PathBuf;
 
-use url::Host;
+use url::{Host, Url};
 
 use super::headers::{headers, Specs};
 use super::{val, vals, Ctx};
 use crate::config::file::{quote, span_of, Sp, Table, Tables, UpstreamFile};
-use crate::config::leaf::{HttpUrl, PathPrefix};
+use crate::config::leaf::{HttpUrl, UpstreamName};
 use crate::config::model::{Upstream, UpstreamUrl};
 
 /// Returns the upstreams (when all are valid) and each upstream's name as written (by index).
@@ -21,47 +21,29 @@ pub(super) fn upstreams(
     specs: &mut Specs,
 ) -> (Option<Vec<Upstream>>, Vec<Option<String>>) {
     let Some(list) = list.filter(|l| !l.get_ref().is_empty()) else {
-        ctx.missing(
-            "upstream",
-            list.map_or(0..0, |l| l.span()),
-            "no [[upstream]] table: define at least one [[upstream]] with a name and a url",
-        );
+        let none = "no [[upstream]] table: define at least one [[upstream]] with a name and a url";
+        ctx.missing("upstream", list.map_or(0..0, |l| l.span()), none);
         return (None, Vec::new());
     };
     let (mut out, mut names) = (Vec::new(), Vec::new());
-    // (host, path_prefix, name) of each upstream whose route could be read.
-    let mut routes: Vec<(Option<String>, String, Option<String>)> = Vec::new();
+    // Each route read so far, and whose it is (an index into `names`).
+    let mut routes: Vec<(Route, usize)> = Vec::new();
     for (i, up) in list.get_ref().iter().enumerate() {
         let (upstream, route) = upstream(ctx, i, up, specs);
         let name = val(&up.get_ref().name).map(|n| n.0);
         if let Some(n) = up.get_ref().name.as_ref().filter(|_| names.contains(&name)) {
-            ctx.err(
-                n.span(),
-                format!(
-                    "upstream.name {} is already used by an earlier upstream: each upstream needs \
-                     its own name",
-                    quote(&n.text)
-                ),
-            );
+            let dup = format!("upstream.name {} is already used", quote(&n.text));
+            ctx.err(n.span(), format!("{dup}: give each upstream its own name"));
         }
-        if let Some((host, prefix, span)) = route {
-            match routes.iter().find(|(h, p, _)| *h == host && *p == prefix) {
-                Some((_, _, other)) => ctx.err(
-                    span,
-                    format!(
-                        "upstream path_prefix {} on {} is already routed to {}: each (host, \
-                         path_prefix) pair must be unique",
-                        quote(&prefix),
-                        host.as_deref().map_or("any host".into(), quote),
-                        other
-                            .as_deref()
-                            .map_or("an earlier upstream".into(), |n| format!(
-                                "upstream {}",
-                                quote(n)
-                            ))
-                    ),
-                ),
-                None => routes.push((host, prefix, name.clone())),
+        if let Some((route, span)) = route {
+            if let Some((_, j)) = routes.iter().find(|(r, _)| *r == route) {
+                let on = route.0.as_deref().map_or("any host".into(), quote);
+                let at = quote(&route.1);
+                let other = names[*j].as_deref().map_or(format!("[{j}]"), quote);
+                let why = format!("upstream.path_prefix {at} on {on} is already routed to");
+                ctx.err(span, format!("{why} upstream {other}: change one of them"));
+            } else {
+                routes.push((route, i));
             }
         }
         names.push(name);
@@ -70,144 +52,109 @@ pub(super) fn upstreams(
     (out.into_iter().collect(), names)
 }
 
-type Route = (Option<String>, String, Range<usize>);
+/// Where an upstream is routed: its host (any when `None`) and path_prefix.
+type Route = (Option<String>, String);
 
-/// Validates one upstream; also returns its route (host, prefix, span) when readable, for the
-/// checks across upstreams.
+/// Validates one upstream; also returns its route and that route's span when both parts were
+/// read, for the checks across upstreams.
 fn upstream(
     ctx: &mut Ctx<'_, '_>,
     i: usize,
     table: &Table<UpstreamFile>,
     specs: &mut Specs,
-) -> (Option<Upstream>, Option<Route>) {
+) -> (Option<Upstream>, Option<(Route, Range<usize>)>) {
     let (u, tspan) = (table.get_ref(), table.span());
     let key = |k: &str| format!("upstream[{i}].{k}");
-    let name = ctx.required(
-        &key("name"),
-        &u.name,
-        tspan.clone(),
-        "expected a name of letters, digits, \"_\", \".\" or \"-\"",
-    );
+    let no_name = "add one, such as name = \"app\"";
+    let name = ctx.required(&key("name"), &u.name, tspan.clone(), no_name);
     if u.url.is_none() {
-        ctx.missing(
-            &key("url"),
-            tspan.clone(),
-            "[[upstream]] has no url: expected the app's address such as \"http://127.0.0.1:9000\"",
-        );
+        let no_url = "[[upstream]] has no url: add one, such as url = \"http://127.0.0.1:9000\"";
+        ctx.missing(&key("url"), tspan.clone(), no_url);
     }
-    let url = u.url.as_ref().and_then(|v| upstream_url(ctx, v));
-    let (tls_verify, tls_ca) = upstream_tls(ctx, u, url.as_ref());
-    // `None` when refused (reported): the route is then not compared.
-    let host = ctx.valid(&key("host")).then(|| val(&u.host));
-    let prefix = val(&u.path_prefix).unwrap_or(PathPrefix("/".into()));
-    let prefix = ctx.valid(&key("path_prefix")).then_some(prefix);
-    let allow_user_types = allow_list(
-        ctx,
-        &u.allow_user_types,
-        (&key("allow_user_types"), "type"),
-        |t| t.value,
-    );
-    let allow_districts = allow_list(
-        ctx,
-        &u.allow_districts,
-        (&key("allow_districts"), "district"),
-        |d| d.get_ref().clone(),
-    );
-    for item in u.allow_districts.iter().flat_map(|l| l.get_ref()) {
+    let url = u.url.as_ref().and_then(|v| {
+        let url = ctx.read::<HttpUrl>(v, "upstream.url")?.0;
+        let report = |why| ctx.err(v.span(), format!("upstream.url {why}"));
+        upstream_url(url).map_err(report).ok()
+    });
+    let (tls_verify, tls_ca) = tls(ctx, u, url.as_ref().is_some_and(|url| !url.tls));
+    let host = val(&u.host).map(|h| h.0);
+    let prefix = val(&u.path_prefix).map_or("/".to_owned(), |p| p.0);
+    let readable = ctx.valid(&key("host")) && ctx.valid(&key("path_prefix"));
+    let span = span_of(&u.path_prefix).unwrap_or(tspan);
+    let route = readable.then(|| ((host.clone(), prefix.clone()), span));
+    let user_types = allow_list(ctx, &key("allow_user_types"), &u.allow_user_types);
+    let districts = allow_list(ctx, &key("allow_districts"), &u.allow_districts);
+    for item in districts.into_iter().flatten() {
         if item.get_ref().trim().is_empty() {
-            ctx.err(
-                item.span(),
-                "upstream.allow_districts has an empty entry: expected Clever district ids",
-            );
+            let why = "upstream.allow_districts has an empty entry: expected Clever district ids";
+            ctx.err(item.span(), why);
         }
     }
     // Logout paths are compared exactly with the normalised request path.
+    let under = quote(&prefix);
+    let not_under = format!("is not under this upstream's path_prefix {under}: move it under");
     for item in u.logout_paths.iter().flat_map(|l| l.get_ref()) {
-        let routing = crate::gateway::routing::prefix_matches;
-        if prefix.as_ref().is_some_and(|p| !routing(&p.0, &item.text)) {
-            ctx.err(
-                item.span(),
-                format!(
-                    "upstream.logout_paths entry {} is not under this upstream's path_prefix, so \
-                     it never reaches this upstream: expected a path the app serves under its \
-                     path_prefix",
-                    quote(&item.text)
-                ),
-            );
+        if !crate::gateway::routing::prefix_matches(&prefix, &item.text) {
+            let entry = format!("upstream.logout_paths entry {}", quote(&item.text));
+            ctx.err(item.span(), format!("{entry} {not_under}"));
         }
     }
-    let forward_access_token = u.forward_access_token == Some(true);
-    let headers = headers(ctx, u, forward_access_token, specs);
+    let headers = headers(ctx, u, u.forward_access_token == Some(true), specs);
     let assertion_on = u.assertion == Some(true);
     if !assertion_on {
-        ctx.if_set(
-            &u.assertion_audience,
-            "upstream.assertion_audience is set but assertion is not true: add assertion = true \
-             to this upstream, or remove assertion_audience",
-        );
+        let why = "upstream.assertion_audience needs assertion = true: add it, or remove this key";
+        ctx.if_set(&u.assertion_audience, why);
     }
-    let span = span_of(&u.path_prefix).unwrap_or(tspan);
-    let route = (host.clone().zip(prefix.clone())).map(|(h, p)| (h.map(|h| h.0), p.0, span));
-    let built = (|| {
-        let name = name?.0;
-        let audience = val(&u.assertion_audience).map_or_else(|| name.clone(), |a| a.0);
-        let sends = headers?;
-        Some(Upstream {
-            assertion: assertion_on.then_some(audience),
-            name,
-            url: url?,
-            tls_verify,
-            tls_ca,
-            timeout: val(&u.timeout).unwrap_or_default().0,
-            host: host?.map(|h| h.0),
-            path_prefix: prefix?.0,
-            allow_user_types,
-            allow_districts,
-            login_district_id: val(&u.login_district_id).map(|d| d.0),
-            public_paths: vals(&u.public_paths),
-            strip_path_prefix: u.strip_path_prefix == Some(true),
-            confirm_students: u.confirm_students == Some(true),
-            forward_access_token,
-            app_cookies: dedup(vals(&u.app_cookies).into_iter().map(|c| c.0)),
-            logout_paths: dedup(vals(&u.logout_paths).into_iter().map(|p| p.0)),
-            headers: sends.headers,
-            scrubbed: sends.scrubbed,
-        })
-    })();
-    (built, route)
+    let (Some(UpstreamName(name)), Some(url), Some(sends)) = (name, url, headers) else {
+        return (None, route);
+    };
+    let upstream = Upstream {
+        assertion: assertion_on.then(|| val(&u.assertion_audience).map_or(name.clone(), |a| a.0)),
+        name,
+        url,
+        tls_verify,
+        tls_ca,
+        timeout: val(&u.timeout).unwrap_or_default().0,
+        host,
+        path_prefix: prefix,
+        allow_user_types: user_types.map(|l| dedup(l.iter().map(|t| t.value))),
+        allow_districts: districts.map(|l| dedup(l.iter().map(|d| d.get_ref().clone()))),
+        login_district_id: val(&u.login_district_id).map(|d| d.0),
+        public_paths: vals(&u.public_paths),
+        strip_path_prefix: u.strip_path_prefix == Some(true),
+        confirm_students: u.confirm_students == Some(true),
+        forward_access_token: u.forward_access_token == Some(true),
+        app_cookies: dedup(vals(&u.app_cookies).into_iter().map(|c| c.0)),
+        logout_paths: dedup(vals(&u.logout_paths).into_iter().map(|p| p.0)),
+        headers: sends.headers,
+        scrubbed: sends.scrubbed,
+    };
+    (Some(upstream), route)
 }
 
-/// Who may enter: `None` (everyone) when absent; never empty, which would lock everyone out;
-/// repeats dropped.
-fn allow_list<E, T: PartialEq>(
+/// Who may enter: `None` (everyone) when absent; never empty, which would lock everyone out.
+fn allow_list<'l, E>(
     ctx: &mut Ctx<'_, '_>,
-    list: &Option<Sp<Vec<E>>>,
-    (path, what): (&str, &str),
-    value: impl Fn(&E) -> T,
-) -> Option<Vec<T>> {
+    path: &str,
+    list: &'l Option<Sp<Vec<E>>>,
+) -> Option<&'l [E]> {
     let list = list.as_ref()?;
-    let key = path.rsplit('.').next().unwrap_or_default();
     if list.get_ref().is_empty() && ctx.valid(path) {
-        ctx.err(
-            list.span(),
-            format!(
-                "upstream.{key} is empty, which would lock everyone out: list at least one \
-                 {what}, or remove the key to allow every {what}"
-            ),
-        );
+        let key = path.rsplit('.').next().unwrap_or_default();
+        let empty = format!("upstream.{key} is empty, which would lock everyone out");
+        ctx.err(list.span(), format!("{empty}: list one or remove the key"));
     }
-    Some(dedup(list.get_ref().iter().map(value)))
+    Some(list.get_ref())
 }
 
 /// The items in their first order, without repeats.
 fn dedup<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
-    let mut out = Vec::new();
-    for item in items {
+    items.into_iter().fold(Vec::new(), |mut out, item| {
         if !out.contains(&item) {
             out.push(item);
         }
-    }
-    out
+        out
+    })
 }
 
 /// No `app_cookies` entry may name one of the gateway's own cookies: expiring it at sign-in
@@ -218,106 +165,66 @@ pub(super) fn app_cookies_not_ours(
     cookie_name: &str,
 ) {
     let jar = crate::session::cookies::CookieJarSpec::named(cookie_name);
-    let ups = list.map(|l| l.get_ref().as_slice()).unwrap_or_default();
-    for item in ups
-        .iter()
-        .flat_map(|u| &u.get_ref().app_cookies)
-        .flat_map(|l| l.get_ref())
-    {
-        if jar.reserves(&item.text) {
-            ctx.err(
-                item.span(),
-                format!(
-                    "upstream.app_cookies entry {} is one of the gateway's own cookies \
-                     (session.cookie_name {}): list only the app's cookies",
-                    quote(&item.text),
-                    quote(cookie_name)
-                ),
-            );
+    let name = quote(cookie_name);
+    let ours = format!("is one of the gateway's own cookies (session.cookie_name {name})");
+    for u in list.iter().flat_map(|l| l.get_ref()) {
+        for item in u.get_ref().app_cookies.iter().flat_map(|l| l.get_ref()) {
+            if jar.reserves(&item.text) {
+                let entry = format!("upstream.app_cookies entry {}", quote(&item.text));
+                ctx.err(item.span(), format!("{entry} {ours}: remove it"));
+            }
         }
     }
 }
 
 /// `tls_verify` and `tls_ca`: both only for `https://` upstreams, and a CA to verify with
 /// contradicts turning verification off.
-fn upstream_tls(
-    ctx: &mut Ctx<'_, '_>,
-    u: &UpstreamFile,
-    url: Option<&UpstreamUrl>,
-) -> (bool, Option<PathBuf>) {
+fn tls(ctx: &mut Ctx<'_, '_>, u: &UpstreamFile, http: bool) -> (bool, Option<PathBuf>) {
     let verify = u.tls_verify.as_ref().is_none_or(|v| *v.get_ref());
-    let ca = u
-        .tls_ca
-        .as_ref()
-        .and_then(|v| ctx.read::<PathBuf>(v, "upstream.tls_ca"));
-    if url.is_some_and(|url| !url.tls) {
-        ctx.if_set(
-            &u.tls_verify,
-            "upstream.tls_verify is set but upstream.url is http://: certificate verification \
-             applies only to https:// upstreams, so remove tls_verify or use an https:// url",
-        );
-        ctx.if_set(
-            &u.tls_ca,
-            "upstream.tls_ca is set but upstream.url is http://: a CA applies only to https:// \
-             upstreams, so remove tls_ca or use an https:// url",
-        );
+    let ca = (u.tls_ca.as_ref()).and_then(|v| ctx.read(v, "upstream.tls_ca"));
+    if http {
+        let http = |key| format!("upstream.{key} is set but upstream.url is http://: remove it");
+        ctx.if_set(&u.tls_verify, http("tls_verify"));
+        ctx.if_set(&u.tls_ca, http("tls_ca"));
     } else if !verify {
-        ctx.if_set(
-            &u.tls_ca,
-            "upstream.tls_ca is set together with tls_verify = false, which turns verification \
-             off so the CA would never be used: keep tls_ca and remove tls_verify = false (the \
-             app's certificate is then verified against that CA)",
-        );
+        let why = "upstream.tls_ca would never be used: drop tls_verify = false to verify with it";
+        ctx.if_set(&u.tls_ca, why);
     }
     (verify, ca)
 }
 
-fn upstream_url(ctx: &mut Ctx<'_, '_>, v: &Sp<String>) -> Option<UpstreamUrl> {
-    let url = ctx.read::<HttpUrl>(v, "upstream.url")?.0;
-    // Nothing here quotes a URL with user info: it may carry a password.
-    let why = if !url.username().is_empty() || url.password().is_some() {
-        "has user info (user:password@): not allowed; the gateway forwards identity headers, \
-         not credentials"
-            .to_owned()
-    } else if url.query().is_some() {
-        let text = quote(url.as_str());
-        format!("{text} has a query (?…): expected scheme, host, port and path only")
-    } else {
-        let tls = url.scheme() == "https";
-        let port = url
-            .port_or_known_default()
-            .unwrap_or(if tls { 443 } else { 80 });
-        // An IPv6 address without brackets; resolved once, now; the first address wins.
-        let host = match url.host()? {
-            Host::Ipv6(ip) => ip.to_string(),
-            host => host.to_string(),
-        };
-        match resolve(&host, port) {
-            Ok(addr) => {
-                let base_path = url.path().trim_end_matches('/').to_owned();
-                return Some(UpstreamUrl {
-                    original: url,
-                    tls,
-                    host,
-                    port,
-                    addr,
-                    base_path,
-                });
-            }
-            Err(why) => format!(
-                "host {} does not resolve ({why}): expected a resolvable host name or an IP \
-                 address",
-                quote(&host)
-            ),
-        }
+/// An upstream's URL resolved now (the first address wins); `Err` says why not. Nothing here
+/// quotes a URL with user info: it may carry a password.
+fn upstream_url(url: Url) -> Result<UpstreamUrl, String> {
+    if !url.username().is_empty() || url.password().is_some() {
+        let why = "has user info (user:password@): remove it; the gateway forwards identity only";
+        return Err(why.into());
+    }
+    if url.query().is_some() {
+        return Err(format!("{} has a query: remove it", quote(url.as_str())));
+    }
+    let tls = url.scheme() == "https";
+    let port = url.port().unwrap_or(if tls { 443 } else { 80 });
+    // An IPv6 address without brackets.
+    let host = match url.host() {
+        Some(Host::Ipv6(ip)) => ip.to_string(),
+        _ => url.host_str().unwrap_or_default().to_owned(),
     };
-    ctx.err(v.span(), format!("upstream.url {why}"));
-    None
-}
-
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    let mut addrs = (host, port).to_socket_addrs().map_err(|e| e.to_string())?;
-    addrs.next().ok_or_else(|| "no addresses".to_owned())
+    let mut addrs = (host.as_str(), port).to_socket_addrs();
+    let Some(addr) = addrs.as_mut().ok().and_then(Iterator::next) else {
+        let cause = addrs.err().map_or("no addresses".into(), |e| e.to_string());
+        let why = format!("host {} does not resolve ({cause})", quote(&host));
+        return Err(format!("{why}: use a resolvable name or an IP address"));
+    };
+    let base_path = url.path().trim_end_matches('/').to_owned();
+    Ok(UpstreamUrl {
+        original: url,
+        tls,
+        host,
+        port,
+        addr,
+        base_path,
+    })
 }
 
 #[cfg(test)]
