@@ -94,7 +94,6 @@ pub(super) struct UpstreamHeaders {
 pub(super) fn headers(
     ctx: &mut Ctx<'_, '_>,
     u: &UpstreamFile,
-    forward_access_token: bool,
     specs: &mut Specs,
 ) -> Option<UpstreamHeaders> {
     let chosen = identity_headers(ctx, u)?;
@@ -115,7 +114,7 @@ pub(super) fn headers(
     headers.extend(set_headers(ctx, u, &chosen, specs)?);
     // Every name claimed is scrubbed from requests; the token is sent only when forwarded.
     let scrubbed = headers.iter().map(|h| h.name.clone()).collect();
-    headers.retain(|h| forward_access_token || h.value != SendValue::Token);
+    headers.retain(|h| u.forward_access_token == Some(true) || h.value != SendValue::Token);
     required(ctx, u, &mut headers).then_some(UpstreamHeaders { headers, scrubbed })
 }
 

@@ -47,7 +47,7 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
     let mut specs = headers::Specs::default();
     // What `/_gateway/auth` answers with when no upstream is named: the identity headers an
     // upstream sends by default, under their default names.
-    let default_headers = headers::headers(&mut ctx, &Default::default(), false, &mut specs)
+    let default_headers = headers::headers(&mut ctx, &Default::default(), &mut specs)
         .map(|h| h.headers)
         .unwrap_or_default();
     let (upstreams, names) = upstreams(&mut ctx, file.upstream.as_ref(), &mut specs);

@@ -99,7 +99,7 @@ fn upstream(
             ctx.err(item.span(), format!("{entry} {not_under}"));
         }
     }
-    let headers = headers(ctx, u, u.forward_access_token == Some(true), specs);
+    let headers = headers(ctx, u, specs);
     let assertion_on = u.assertion == Some(true);
     if !assertion_on {
         let why = "upstream.assertion_audience needs assertion = true: add it, or remove this key";
