@@ -92,7 +92,8 @@ fn upstream(
     }
     // Logout paths are compared exactly with the normalised request path.
     let under = quote(&prefix);
-    let not_under = format!("is not under this upstream's path_prefix {under}: move it under");
+    let not_under =
+        format!("is not under this upstream's path_prefix {under}, so it never gets here");
     for item in u.logout_paths.iter().flat_map(|l| l.get_ref()) {
         if !crate::gateway::routing::prefix_matches(&prefix, &item.text) {
             let entry = format!("upstream.logout_paths entry {}", quote(&item.text));
@@ -142,7 +143,10 @@ fn allow_list<'l, E>(
     if list.get_ref().is_empty() && ctx.valid(path) {
         let key = path.rsplit('.').next().unwrap_or_default();
         let empty = format!("upstream.{key} is empty, which would lock everyone out");
-        ctx.err(list.span(), format!("{empty}: list one or remove the key"));
+        ctx.err(
+            list.span(),
+            format!("{empty}: list one, or remove the key to allow all"),
+        );
     }
     Some(list.get_ref())
 }
@@ -187,7 +191,8 @@ fn tls(ctx: &mut Ctx<'_, '_>, u: &UpstreamFile, http: bool) -> (bool, Option<Pat
         ctx.if_set(&u.tls_verify, http("tls_verify"));
         ctx.if_set(&u.tls_ca, http("tls_ca"));
     } else if !verify {
-        let why = "upstream.tls_ca would never be used: drop tls_verify = false to verify with it";
+        let why =
+            "upstream.tls_ca would never be used with tls_verify = false: remove that to verify with it";
         ctx.if_set(&u.tls_ca, why);
     }
     (verify, ca)
