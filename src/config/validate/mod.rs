@@ -60,9 +60,7 @@ pub(crate) fn validate(parsed: Parsed, sink: &mut Sink<'_>) -> Option<Config> {
         .map_or(session::DEFAULT_COOKIE_NAME, |n| n.text.as_str());
     upstream::app_cookies_not_ours(&mut ctx, file.upstream.as_ref(), cookie_name);
     tls::secure_cookies_with_tls(&mut ctx, file.session.as_ref(), server.as_ref());
-    let wanted = upstreams
-        .as_ref()
-        .is_some_and(|u| u.iter().any(|u| u.assertion.is_some()));
+    let wanted = upstreams.iter().flatten().any(|u| u.assertion.is_some());
     let assertion =
         assertion::assertion(&mut ctx, file.assertion.as_ref(), clever.as_ref(), wanted);
     if !ctx.sink.problems.is_empty() {

@@ -59,6 +59,8 @@ pub(super) fn redis(
 
 /// The Redis keys that are written, with their spans.
 fn written(s: &SessionFile) -> impl Iterator<Item = (&'static str, Range<usize>)> {
+    let sentinel_env = &s.redis_sentinel_password_env;
+    let sentinel_file = &s.redis_sentinel_password_file;
     [
         ("redis_url", span_of(&s.redis_url)),
         ("redis_sentinels", span_of(&s.redis_sentinels)),
@@ -66,14 +68,8 @@ fn written(s: &SessionFile) -> impl Iterator<Item = (&'static str, Range<usize>)
         ("redis_db", span_of(&s.redis_db)),
         ("redis_password_env", span_of(&s.redis_password_env)),
         ("redis_password_file", span_of(&s.redis_password_file)),
-        (
-            "redis_sentinel_password_env",
-            span_of(&s.redis_sentinel_password_env),
-        ),
-        (
-            "redis_sentinel_password_file",
-            span_of(&s.redis_sentinel_password_file),
-        ),
+        ("redis_sentinel_password_env", span_of(sentinel_env)),
+        ("redis_sentinel_password_file", span_of(sentinel_file)),
     ]
     .into_iter()
     .filter_map(|(key, span)| Some((key, span?)))
@@ -111,16 +107,13 @@ fn sentinel(
     }
     let mut sentinels: Vec<&SentinelAddr> = Vec::new();
     for entry in list.get_ref() {
-        let this = &entry.value;
+        let (this, text) = (&entry.value, quote(&entry.text));
         let why = if sentinels.first().is_some_and(|first| first.tls != this.tls) {
             "mixes rediss:// (TLS) and plain entries: use rediss:// for every entry or none"
                 .to_owned()
         } else if sentinels.contains(&this) {
             // Every entry so far has the first's TLS, so host and port decide.
-            format!(
-                "lists {} twice: list each Sentinel once",
-                quote(&entry.text)
-            )
+            format!("lists {text} twice: list each Sentinel once")
         } else {
             sentinels.push(this);
             continue;
@@ -135,10 +128,8 @@ fn sentinel(
              the Sentinels monitor the primary under (sentinel monitor <name> ...)",
         );
     }
-    let (env, file) = (
-        &s.redis_sentinel_password_env,
-        &s.redis_sentinel_password_file,
-    );
+    let env = &s.redis_sentinel_password_env;
+    let file = &s.redis_sentinel_password_file;
     let password = secret_source(ctx, "session.redis_sentinel_password", env, file);
     Some(SentinelTarget {
         sentinels: sentinels.iter().map(|s| (s.host.clone(), s.port)).collect(),
