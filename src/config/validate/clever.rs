@@ -18,12 +18,8 @@ pub(super) fn clever(
         return None;
     };
     let (c, tspan) = (table.get_ref(), table.span());
-    let client_id = ctx.required(
-        "clever.client_id",
-        &c.client_id,
-        tspan.clone(),
-        "expected the client id of the app registered at Clever",
-    );
+    let why = "expected the client id of the app registered at Clever";
+    let client_id = ctx.required("clever.client_id", &c.client_id, tspan.clone(), why);
     let key = "clever.client_secret";
     let secret = secret_source(ctx, key, &c.client_secret_env, &c.client_secret_file);
     let client_secret = ctx.required_secret(
@@ -39,11 +35,9 @@ pub(super) fn clever(
         redirect_uri.and_then(|u| exact_redirect_uri(ctx, c.redirect_uri.as_ref()?, u.0));
     let discover = c.discover_district_tokens == Some(true);
     if !discover {
-        ctx.if_set(
-            &c.district_tokens_refresh,
-            "clever.district_tokens_refresh is set but discover_district_tokens is not true: add \
-             discover_district_tokens = true, or remove district_tokens_refresh",
-        );
+        let why = "clever.district_tokens_refresh is set but discover_district_tokens is not \
+                   true: add discover_district_tokens = true, or remove district_tokens_refresh";
+        ctx.if_set(&c.district_tokens_refresh, why);
     }
     let url = |v: &Option<Leaf<HttpUrl>>, default: &str| {
         val(v).map_or_else(|| Url::parse(default).expect("a valid default"), |u| u.0)
@@ -79,10 +73,8 @@ fn exact_redirect_uri(ctx: &mut Ctx<'_, '_>, v: &Leaf<HttpUrl>, url: Url) -> Opt
     } else {
         return Some(url);
     };
-    ctx.err(
-        v.span(),
-        format!("clever.redirect_uri {} {why}", quote(&v.text)),
-    );
+    let text = quote(&v.text);
+    ctx.err(v.span(), format!("clever.redirect_uri {text} {why}"));
     None
 }
 
