@@ -36,9 +36,8 @@ pub(super) fn session(
         let why = format!("is longer than session.ttl ({ttl}): expected at most session.ttl");
         ctx.err(v.span(), format!("session.idle_timeout {text} {why}"));
     }
-    let store = ctx
-        .valid("session.store")
-        .then(|| val(&s.store).unwrap_or(StoreKind::Memory));
+    let store = val(&s.store).unwrap_or(StoreKind::Memory);
+    let store = ctx.valid("session.store").then_some(store);
     let (redis, redis_password) = super::redis::redis(ctx, s, store)?;
     Some(SessionConfig {
         cookie_name: val(&s.cookie_name).map_or(DEFAULT_COOKIE_NAME.to_owned(), |n| n.0),
