@@ -339,12 +339,16 @@ impl<'de> Visitor<'de> for Shape<SetValueFile> {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a template (\"{email}\"), a list of templates or a table of them by role")
     }
+    // A template or a list of them reads as [`TemplatesFile`] does.
     fn visit_str<E: de::Error>(self, s: &str) -> Result<SetValueFile, E> {
-        Ok(SetValueFile::Templates(TemplatesFile::One(s.to_owned())))
+        Shape::<TemplatesFile>(PhantomData)
+            .visit_str(s)
+            .map(SetValueFile::Templates)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<SetValueFile, A::Error> {
-        let list = Vec::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
-        Ok(SetValueFile::Templates(TemplatesFile::List(list)))
+        Shape::<TemplatesFile>(PhantomData)
+            .visit_seq(seq)
+            .map(SetValueFile::Templates)
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SetValueFile, A::Error> {
         match entries(map, Some(&ROLE_KEYS[..]))? {
@@ -519,9 +523,9 @@ fn prune<'i>(root: &mut DeValue<'i>, path: &[Seg]) -> Option<DeValue<'i>> {
     let removed = match (last, value_mut(root, parent)?) {
         (Seg::Key(k), DeValue::Table(t)) => t.remove(k.as_str())?,
         (Seg::Index(i), DeValue::Array(a)) if *i < a.len() => {
-            let removed = a[*i].clone();
-            let kept = a.iter().enumerate().filter(|(j, _)| j != i);
-            *a = kept.map(|(_, item)| item.clone()).collect();
+            let mut items = a.to_vec();
+            let removed = items.remove(*i);
+            *a = items.into_iter().collect();
             removed
         }
         _ => return None,
@@ -563,12 +567,8 @@ fn dotted(path: &[Seg]) -> String {
 
 /// The keys of a path, array indices left out: `upstream.headers.email`.
 fn keys(path: &[Seg]) -> String {
-    let keys: Vec<Seg> = path
-        .iter()
-        .filter(|s| matches!(s, Seg::Key(_)))
-        .cloned()
-        .collect();
-    dotted(&keys)
+    let keys = path.iter().filter(|s| matches!(s, Seg::Key(_)));
+    dotted(&keys.cloned().collect::<Vec<_>>())
 }
 
 /// How a key is named in messages: `[clever]` at the top level, else its [`keys`].
@@ -631,11 +631,7 @@ fn unknown_key_message(serde: &str, path: &[Seg]) -> String {
     let Some((Seg::Key(key), table)) = path.split_last() else {
         return serde.to_owned();
     };
-    let top = match table.first() {
-        Some(Seg::Key(top)) => top.as_str(),
-        _ => "",
-    };
-    let secret = match (top, key.as_str()) {
+    let secret = match (keys(&path[..1]).as_str(), key.as_str()) {
         ("clever", "client_secret") => Some(("the client secret", "client_secret")),
         ("district", "token" | "access_token") => Some(("a district-app token", "token")),
         _ => None,
@@ -649,7 +645,7 @@ fn unknown_key_message(serde: &str, path: &[Seg]) -> String {
     let allowed: Vec<&str> = listed.split('`').skip(1).step_by(2).collect();
     let place = match table {
         [] => "at the top level".to_owned(),
-        [_, Seg::Index(_)] => format!("in [[{top}]]"),
+        [_, Seg::Index(_)] => format!("in [[{}]]", keys(table)),
         [.., Seg::Key(s), _] if s == "set_headers" => {
             "in a role table of [upstream.set_headers]".to_owned()
         }
