@@ -397,10 +397,8 @@ impl FromText for SentinelAddr {
             Some(rest) => (true, rest),
             None => (false, text.strip_prefix("redis://").unwrap_or(text)),
         };
-        let url = Url::parse(&format!("redis://{rest}"))
-            .ok()
-            .filter(|_| !rest.contains("://"));
-        let why = match url {
+        let url = Url::parse(&format!("redis://{rest}")).ok();
+        let why = match url.filter(|_| !rest.contains("://")) {
             None => "is not a Sentinel address".to_owned(),
             // Never echoed: it may hold a password.
             Some(u) if u.password().is_some() || !u.username().is_empty() => {
