@@ -243,19 +243,6 @@ impl TemplatesFile {
     }
 }
 
-impl SetValueFile {
-    /// Every template of the value with its span (`whole`: the value's own).
-    pub fn templates(&self, whole: Range<usize>) -> Vec<(&str, Range<usize>)> {
-        match self {
-            SetValueFile::Templates(t) => t.templates(whole),
-            SetValueFile::ByRole(roles) => roles
-                .iter()
-                .flat_map(|(_, t)| t.get_ref().templates(t.span()))
-                .collect(),
-        }
-    }
-}
-
 /// A table's entries in file order: key (with its span) and value.
 pub(crate) type Entries<V> = Vec<(Sp<String>, V)>;
 
@@ -339,16 +326,12 @@ impl<'de> Visitor<'de> for Shape<SetValueFile> {
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a template (\"{email}\"), a list of templates or a table of them by role")
     }
-    // A template or a list of them reads as [`TemplatesFile`] does.
     fn visit_str<E: de::Error>(self, s: &str) -> Result<SetValueFile, E> {
-        Shape::<TemplatesFile>(PhantomData)
-            .visit_str(s)
-            .map(SetValueFile::Templates)
+        Ok(SetValueFile::Templates(TemplatesFile::One(s.to_owned())))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<SetValueFile, A::Error> {
-        Shape::<TemplatesFile>(PhantomData)
-            .visit_seq(seq)
-            .map(SetValueFile::Templates)
+        let list = Vec::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(SetValueFile::Templates(TemplatesFile::List(list)))
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SetValueFile, A::Error> {
         match entries(map, Some(&ROLE_KEYS[..]))? {
@@ -631,17 +614,14 @@ fn unknown_key_message(serde: &str, path: &[Seg]) -> String {
     let Some((Seg::Key(key), table)) = path.split_last() else {
         return serde.to_owned();
     };
-    let secret = match (keys(&path[..1]).as_str(), key.as_str()) {
-        ("clever", "client_secret") => Some(("the client secret", "client_secret")),
-        ("district", "token" | "access_token") => Some(("a district-app token", "token")),
-        _ => None,
-    };
-    if let Some((what, key)) = secret {
-        return format!("{what} is never inline: use {key}_env or {key}_file");
+    let inline = |what, key| format!("{what} is never inline: use {key}_env or {key}_file");
+    match (keys(&path[..1]).as_str(), key.as_str()) {
+        ("clever", "client_secret") => return inline("the client secret", "client_secret"),
+        ("district", "token" | "access_token") => return inline("a district-app token", "token"),
+        _ => {}
     }
-    let listed = serde
-        .strip_prefix(&format!("unknown field `{key}`, "))
-        .unwrap_or_default();
+    // The last ", expected" is serde's: a key may contain the words, a key name never does.
+    let (_, listed) = serde.rsplit_once(", expected ").unwrap_or_default();
     let allowed: Vec<&str> = listed.split('`').skip(1).step_by(2).collect();
     let place = match table {
         [] => "at the top level".to_owned(),
