@@ -399,8 +399,7 @@ impl<'a> Sink<'a> {
     /// string is written without escapes (`"…"` or `'…'` on one line), else the string's start.
     pub fn inside(&self, span: Range<usize>, text: &str, offset: usize) -> Range<usize> {
         let written = self.locator.0.get(span.clone()).unwrap_or_default();
-        let quoted =
-            |q: char| written.strip_prefix(q).and_then(|w| w.strip_suffix(q)) == Some(text);
+        let quoted = |q: char| written == format!("{q}{text}{q}");
         if (quoted('"') || quoted('\'')) && offset <= text.len() {
             let at = span.start + 1 + offset;
             return at..at;
@@ -554,21 +553,18 @@ fn keys(path: &[Seg]) -> String {
     dotted(&keys.cloned().collect::<Vec<_>>())
 }
 
-/// How a key is named in messages: `[clever]` at the top level, else its [`keys`].
-fn shown(path: &[Seg]) -> String {
-    match path {
-        [Seg::Key(top)] => format!("[{top}]"),
-        _ => keys(path),
-    }
-}
-
 /// The message for one serde error about the key or value at `path` (`node`: the value).
 fn message(serde: &str, path: &[Seg], node: Option<&DeValue<'_>>) -> String {
     let Some(node) = node else {
         return unknown_key_message(serde, path);
     };
     let owner = key_of(path);
-    let (element, shown, keys) = (owner.len() < path.len(), shown(owner), keys(owner));
+    // A key is named by its keys; a top-level table as `[clever]`.
+    let shown = match owner {
+        [Seg::Key(top)] => format!("[{top}]"),
+        _ => keys(owner),
+    };
+    let (element, keys) = (owner.len() < path.len(), keys(owner));
     let wrong = serde.strip_prefix("invalid type: ");
     if let Some((_, expected)) = wrong.and_then(|m| m.rsplit_once(", expected ")) {
         let expected = match expected {
