@@ -243,19 +243,6 @@ impl TemplatesFile {
     }
 }
 
-impl SetValueFile {
-    /// Every template of the value with its span (`whole`: the value's own).
-    pub fn templates(&self, whole: Range<usize>) -> Vec<(&str, Range<usize>)> {
-        match self {
-            SetValueFile::Templates(t) => t.templates(whole),
-            SetValueFile::ByRole(roles) => roles
-                .iter()
-                .flat_map(|(_, t)| t.get_ref().templates(t.span()))
-                .collect(),
-        }
-    }
-}
-
 /// A table's entries in file order: key (with its span) and value.
 pub(crate) type Entries<V> = Vec<(Sp<String>, V)>;
 
@@ -412,8 +399,7 @@ impl<'a> Sink<'a> {
     /// string is written without escapes (`"…"` or `'…'` on one line), else the string's start.
     pub fn inside(&self, span: Range<usize>, text: &str, offset: usize) -> Range<usize> {
         let written = self.locator.0.get(span.clone()).unwrap_or_default();
-        let quoted =
-            |q: char| written.strip_prefix(q).and_then(|w| w.strip_suffix(q)) == Some(text);
+        let quoted = |q: char| written == format!("{q}{text}{q}");
         if (quoted('"') || quoted('\'')) && offset <= text.len() {
             let at = span.start + 1 + offset;
             return at..at;
@@ -519,9 +505,9 @@ fn prune<'i>(root: &mut DeValue<'i>, path: &[Seg]) -> Option<DeValue<'i>> {
     let removed = match (last, value_mut(root, parent)?) {
         (Seg::Key(k), DeValue::Table(t)) => t.remove(k.as_str())?,
         (Seg::Index(i), DeValue::Array(a)) if *i < a.len() => {
-            let removed = a[*i].clone();
-            let kept = a.iter().enumerate().filter(|(j, _)| j != i);
-            *a = kept.map(|(_, item)| item.clone()).collect();
+            let mut items = a.to_vec();
+            let removed = items.remove(*i);
+            *a = items.into_iter().collect();
             removed
         }
         _ => return None,
@@ -563,20 +549,8 @@ fn dotted(path: &[Seg]) -> String {
 
 /// The keys of a path, array indices left out: `upstream.headers.email`.
 fn keys(path: &[Seg]) -> String {
-    let keys: Vec<Seg> = path
-        .iter()
-        .filter(|s| matches!(s, Seg::Key(_)))
-        .cloned()
-        .collect();
-    dotted(&keys)
-}
-
-/// How a key is named in messages: `[clever]` at the top level, else its [`keys`].
-fn shown(path: &[Seg]) -> String {
-    match path {
-        [Seg::Key(top)] => format!("[{top}]"),
-        _ => keys(path),
-    }
+    let keys = path.iter().filter(|s| matches!(s, Seg::Key(_)));
+    dotted(&keys.cloned().collect::<Vec<_>>())
 }
 
 /// The message for one serde error about the key or value at `path` (`node`: the value).
@@ -585,7 +559,12 @@ fn message(serde: &str, path: &[Seg], node: Option<&DeValue<'_>>) -> String {
         return unknown_key_message(serde, path);
     };
     let owner = key_of(path);
-    let (element, shown, keys) = (owner.len() < path.len(), shown(owner), keys(owner));
+    // A key is named by its keys; a top-level table as `[clever]`.
+    let shown = match owner {
+        [Seg::Key(top)] => format!("[{top}]"),
+        _ => keys(owner),
+    };
+    let (element, keys) = (owner.len() < path.len(), keys(owner));
     let wrong = serde.strip_prefix("invalid type: ");
     if let Some((_, expected)) = wrong.and_then(|m| m.rsplit_once(", expected ")) {
         let expected = match expected {
@@ -631,25 +610,18 @@ fn unknown_key_message(serde: &str, path: &[Seg]) -> String {
     let Some((Seg::Key(key), table)) = path.split_last() else {
         return serde.to_owned();
     };
-    let top = match table.first() {
-        Some(Seg::Key(top)) => top.as_str(),
-        _ => "",
-    };
-    let secret = match (top, key.as_str()) {
-        ("clever", "client_secret") => Some(("the client secret", "client_secret")),
-        ("district", "token" | "access_token") => Some(("a district-app token", "token")),
-        _ => None,
-    };
-    if let Some((what, key)) = secret {
-        return format!("{what} is never inline: use {key}_env or {key}_file");
+    let inline = |what, key| format!("{what} is never inline: use {key}_env or {key}_file");
+    match (keys(&path[..1]).as_str(), key.as_str()) {
+        ("clever", "client_secret") => return inline("the client secret", "client_secret"),
+        ("district", "token" | "access_token") => return inline("a district-app token", "token"),
+        _ => {}
     }
-    let listed = serde
-        .strip_prefix(&format!("unknown field `{key}`, "))
-        .unwrap_or_default();
+    // The last ", expected" is serde's: a key may contain the words, a key name never does.
+    let (_, listed) = serde.rsplit_once(", expected ").unwrap_or_default();
     let allowed: Vec<&str> = listed.split('`').skip(1).step_by(2).collect();
     let place = match table {
         [] => "at the top level".to_owned(),
-        [_, Seg::Index(_)] => format!("in [[{top}]]"),
+        [_, Seg::Index(_)] => format!("in [[{}]]", keys(table)),
         [.., Seg::Key(s), _] if s == "set_headers" => {
             "in a role table of [upstream.set_headers]".to_owned()
         }

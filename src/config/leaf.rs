@@ -393,14 +393,11 @@ pub(crate) struct SentinelAddr {
 impl FromText for SentinelAddr {
     const QUOTED: bool = false;
     fn from_text(text: &str) -> Result<Self, String> {
-        let (tls, rest) = match text.strip_prefix("rediss://") {
-            Some(rest) => (true, rest),
-            None => (false, text.strip_prefix("redis://").unwrap_or(text)),
-        };
-        let url = Url::parse(&format!("redis://{rest}"))
-            .ok()
-            .filter(|_| !rest.contains("://"));
-        let why = match url {
+        let tls = text.starts_with("rediss://");
+        let scheme = if tls { "rediss://" } else { "redis://" };
+        let rest = text.strip_prefix(scheme).unwrap_or(text);
+        let url = Url::parse(&format!("redis://{rest}")).ok();
+        let why = match url.filter(|_| !rest.contains("://")) {
             None => "is not a Sentinel address".to_owned(),
             // Never echoed: it may hold a password.
             Some(u) if u.password().is_some() || !u.username().is_empty() => {

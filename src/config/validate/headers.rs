@@ -197,9 +197,12 @@ fn set_headers(
 
 /// One `set_headers` value as a spec; every template problem is reported.
 fn value_spec(ctx: &mut Ctx<'_, '_>, shown: &str, value: &Sp<SetValueFile>) -> Option<ValueSpec> {
-    let SetValueFile::ByRole(entries) = value.get_ref() else {
-        let list = value.get_ref().templates(value.span());
-        return templates(ctx, (shown, shown), &list, value.span()).map(ValueSpec::List);
+    let entries = match value.get_ref() {
+        SetValueFile::Templates(t) => {
+            let list = t.templates(value.span());
+            return templates(ctx, (shown, shown), &list, value.span()).map(ValueSpec::List);
+        }
+        SetValueFile::ByRole(entries) => entries,
     };
     let mut roles: [Option<Vec<Template>>; 5] = Default::default();
     let mut default = None;
