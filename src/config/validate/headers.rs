@@ -168,7 +168,7 @@ fn set_headers(
     let defaults = FIELDS.iter().filter_map(|d| d.header);
     claims.extend(defaults.map(|h| (h.name, default(h.key))));
     let entries = u.set_headers.iter().flat_map(|t| &t.get_ref().0);
-    let built: Vec<Option<SendHeader>> = (entries.map(|(key, value)| {
+    every(entries.map(|(key, value)| {
         let text = key.get_ref();
         let shown = format!("upstream.set_headers {}", quote(text));
         let spec = value_spec(ctx, &shown, value);
@@ -186,8 +186,6 @@ fn set_headers(
             required: false,
         })
     }))
-    .collect();
-    built.into_iter().collect()
 }
 
 /// One `set_headers` value as a spec; every template problem is reported.
@@ -227,22 +225,25 @@ fn templates(
         ctx.err(whole, format!("{shown} is an empty list: add a template"));
         return None;
     }
-    let parsed: Vec<Option<Template>> = (list.iter())
-        .map(|(text, span)| {
-            let read = Template::parse(text).map_err(|e| {
-                let at = ctx.sink.inside(span.clone(), text, e.offset);
-                ctx.err(at, format!("{shown}: {}", e.message));
-            });
-            let t = read.ok()?;
-            let lack = |f: Field| Some((f, ctx.sources?.lack(f)?));
-            if let Some((f, why)) = t.fields().iter().find_map(lack) {
-                let why = format!("{owner} uses {{{}}}, which needs {why}", f.name());
-                ctx.err(span.clone(), why);
-            }
-            Some(t)
-        })
-        .collect();
-    parsed.into_iter().collect()
+    every(list.iter().map(|(text, span)| {
+        let read = Template::parse(text).map_err(|e| {
+            let at = ctx.sink.inside(span.clone(), text, e.offset);
+            ctx.err(at, format!("{shown}: {}", e.message));
+        });
+        let t = read.ok()?;
+        let lack = |f: Field| Some((f, ctx.sources?.lack(f)?));
+        if let Some((f, why)) = t.fields().iter().find_map(lack) {
+            let why = format!("{owner} uses {{{}}}, which needs {why}", f.name());
+            ctx.err(span.clone(), why);
+        }
+        Some(t)
+    }))
+}
+
+/// Every item read, or `None` if one was not; all are read first, so every problem is reported.
+fn every<T>(items: impl Iterator<Item = Option<T>>) -> Option<Vec<T>> {
+    let items: Vec<Option<T>> = items.collect();
+    items.into_iter().collect()
 }
 
 /// `required_headers`: each must be a `set_headers` name of the same upstream.

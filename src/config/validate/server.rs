@@ -14,6 +14,8 @@ const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8080);
 /// A unix socket path must fit `sun_path`: 108 bytes with the terminating NUL.
 const MAX_SOCK_PATH: usize = 107;
+/// A list of listeners as read: `None` when one was refused (reported).
+type Addrs = Option<Vec<SocketAddr>>;
 
 pub(super) fn server(
     ctx: &mut Ctx<'_, '_>,
@@ -74,12 +76,7 @@ pub(super) fn server(
 
 /// One address, one listener; and no two listeners on one port where one of them takes every
 /// address (the second could not be bound). The admin listener is no proxy listener either.
-fn listeners_distinct(
-    ctx: &mut Ctx<'_, '_>,
-    s: &ServerFile,
-    listen: &Option<Vec<SocketAddr>>,
-    tls_listen: &Option<Vec<SocketAddr>>,
-) {
+fn listeners_distinct(ctx: &mut Ctx<'_, '_>, s: &ServerFile, listen: &Addrs, tls_listen: &Addrs) {
     // The default listener, when `listen` is absent.
     let mut seen: Vec<SocketAddr> = match s.listen {
         None => listen.iter().flatten().copied().collect(),
