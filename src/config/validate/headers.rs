@@ -74,15 +74,12 @@ impl Specs {
     }
 }
 
-/// One identity header as it will be sent: its field, its name, and where it was written
-/// (absent for a default).
+/// One identity header as it will be sent, its key in `[upstream.headers]`, and where its
+/// name was written (absent for a default).
 struct Chosen<'f> {
-    field: Field,
     key: &'static str,
-    header: HeaderName,
-    /// The name as written, or the default's.
-    wire: &'f str,
     written: Option<&'f Leaf<HeaderName>>,
+    send: SendHeader,
 }
 
 /// What one upstream receives and which names it claims.
@@ -96,21 +93,8 @@ pub(super) fn headers(
     u: &UpstreamFile,
     specs: &mut Specs,
 ) -> Option<UpstreamHeaders> {
-    let chosen = identity_headers(ctx, u)?;
-    let mut headers = Vec::new();
-    for c in &chosen {
-        let value = match c.field {
-            Field::AccessToken => SendValue::Token,
-            f => SendValue::Spec(specs.index(ValueSpec::field(f))),
-        };
-        headers.push(SendHeader {
-            name: c.header.clone(),
-            wire: Bytes::copy_from_slice(c.wire.as_bytes()),
-            value,
-            origin: HeaderOrigin::Identity(c.field),
-            required: false,
-        });
-    }
+    let chosen = identity_headers(ctx, u, specs)?;
+    let mut headers: Vec<SendHeader> = chosen.iter().map(|c| c.send.clone()).collect();
     headers.extend(set_headers(ctx, u, &chosen, specs)?);
     // Every name claimed is scrubbed from requests; the token is sent only when forwarded.
     let scrubbed = headers.iter().map(|h| h.name.clone()).collect();
@@ -119,26 +103,37 @@ pub(super) fn headers(
 }
 
 /// The identity headers of `[upstream.headers]`: the defaults, renamed or turned on.
-fn identity_headers<'f>(ctx: &mut Ctx<'_, '_>, u: &'f UpstreamFile) -> Option<Vec<Chosen<'f>>> {
-    let written = u.headers.iter().flat_map(|h| &h.get_ref().0);
+fn identity_headers<'f>(
+    ctx: &mut Ctx<'_, '_>,
+    u: &'f UpstreamFile,
+    specs: &mut Specs,
+) -> Option<Vec<Chosen<'f>>> {
+    let entries = u.headers.iter().flat_map(|h| &h.get_ref().0);
     let mut chosen: Vec<Chosen<'_>> = Vec::new();
     for (field, h) in FIELDS.iter().filter_map(|d| Some((d.field, d.header?))) {
-        let value = written.clone().find(|(k, _)| k.get_ref() == h.key);
-        let enrichment = value.filter(|_| matches!(field, Field::SchoolIds | Field::SectionIds));
+        let written = entries.clone().find(|(k, _)| k.get_ref() == h.key);
+        let enrichment = written.filter(|_| matches!(field, Field::SchoolIds | Field::SectionIds));
         if let (Some((_, v)), Some(why)) = (enrichment, ctx.sources.and_then(|s| s.lack(field))) {
             ctx.err(v.span(), format!("upstream.headers.{} needs {why}", h.key));
         }
-        let (header, wire) = match value {
+        let (name, wire) = match written {
             Some((_, v)) => (v.value.clone(), v.text.as_str()),
             None if h.when == When::Named => continue,
             None => (h.name.parse().expect("a valid default name"), h.name),
         };
         chosen.push(Chosen {
-            field,
             key: h.key,
-            header,
-            wire,
-            written: value.map(|(_, v)| v),
+            written: written.map(|(_, v)| v),
+            send: SendHeader {
+                name,
+                wire: Bytes::copy_from_slice(wire.as_bytes()),
+                value: match field {
+                    Field::AccessToken => SendValue::Token,
+                    f => SendValue::Spec(specs.index(ValueSpec::field(f))),
+                },
+                origin: HeaderOrigin::Identity(field),
+                required: false,
+            },
         });
     }
     // `_` and `-` are the same header to CGI and PHP apps. Each clash is reported once, at a
@@ -148,8 +143,8 @@ fn identity_headers<'f>(ctx: &mut Ctx<'_, '_>, u: &'f UpstreamFile) -> Option<Ve
         let Some(v) = this.written else { continue };
         let defaults = chosen[j + 1..].iter().filter(|o| o.written.is_none());
         let others = chosen[..j].iter().chain(defaults);
-        let claims = others.map(|o| (o.header.as_str(), same_as(o.key)));
-        if let Some(why) = taken(this.header.as_str(), claims) {
+        let claims = others.map(|o| (o.send.name.as_str(), same_as(o.key)));
+        if let Some(why) = taken(this.send.name.as_str(), claims) {
             ok = false;
             let shown = format!("upstream.headers.{} {}", this.key, quote(&v.text));
             ctx.err(v.span(), format!("{shown} is {why}: choose another name"));
@@ -168,12 +163,12 @@ fn set_headers(
     // Who holds a name: the identity headers, every default name, then the names above.
     let by = |key| same_as(&format!("upstream.headers.{key}"));
     let default = |key| format!("the default name of the identity header upstream.headers.{key}");
-    let identity = identity.iter().map(|c| (c.header.as_str(), by(c.key)));
+    let identity = identity.iter().map(|c| (c.send.name.as_str(), by(c.key)));
     let mut claims: Vec<(&str, String)> = identity.collect();
     let defaults = FIELDS.iter().filter_map(|d| d.header);
     claims.extend(defaults.map(|h| (h.name, default(h.key))));
     let entries = u.set_headers.iter().flat_map(|t| &t.get_ref().0);
-    let built: Vec<Option<SendHeader>> = (entries.map(|(key, value)| {
+    every(entries.map(|(key, value)| {
         let text = key.get_ref();
         let shown = format!("upstream.set_headers {}", quote(text));
         let spec = value_spec(ctx, &shown, value);
@@ -191,8 +186,6 @@ fn set_headers(
             required: false,
         })
     }))
-    .collect();
-    built.into_iter().collect()
 }
 
 /// One `set_headers` value as a spec; every template problem is reported.
@@ -235,22 +228,25 @@ fn templates(
         ctx.err(whole, format!("{shown} is an empty list: add a template"));
         return None;
     }
-    let parsed: Vec<Option<Template>> = (list.iter())
-        .map(|(text, span)| {
-            let read = Template::parse(text).map_err(|e| {
-                let at = ctx.sink.inside(span.clone(), text, e.offset);
-                ctx.err(at, format!("{shown}: {}", e.message));
-            });
-            let t = read.ok()?;
-            let lack = |f: Field| Some((f, ctx.sources?.lack(f)?));
-            if let Some((f, why)) = t.fields().iter().find_map(lack) {
-                let why = format!("{owner} uses {{{}}}, which needs {why}", f.name());
-                ctx.err(span.clone(), why);
-            }
-            Some(t)
-        })
-        .collect();
-    parsed.into_iter().collect()
+    every(list.iter().map(|(text, span)| {
+        let read = Template::parse(text).map_err(|e| {
+            let at = ctx.sink.inside(span.clone(), text, e.offset);
+            ctx.err(at, format!("{shown}: {}", e.message));
+        });
+        let t = read.ok()?;
+        let lack = |f: Field| Some((f, ctx.sources?.lack(f)?));
+        if let Some((f, why)) = t.fields().iter().find_map(lack) {
+            let why = format!("{owner} uses {{{}}}, which needs {why}", f.name());
+            ctx.err(span.clone(), why);
+        }
+        Some(t)
+    }))
+}
+
+/// Every item read, or `None` if one was not; all are read first, so every problem is reported.
+fn every<T>(items: impl Iterator<Item = Option<T>>) -> Option<Vec<T>> {
+    let items: Vec<Option<T>> = items.collect();
+    items.into_iter().collect()
 }
 
 /// `required_headers`: each must be a `set_headers` name of the same upstream.

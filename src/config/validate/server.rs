@@ -14,6 +14,8 @@ const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 8080);
 /// A unix socket path must fit `sun_path`: 108 bytes with the terminating NUL.
 const MAX_SOCK_PATH: usize = 107;
+/// A list of listeners as read: `None` when one was refused (reported).
+type Addrs = Option<Vec<SocketAddr>>;
 
 pub(super) fn server(
     ctx: &mut Ctx<'_, '_>,
@@ -25,31 +27,27 @@ pub(super) fn server(
     let tspan = table.map_or(0..0, |t| t.span());
 
     // `None` when a listener was refused (reported): the rules across them wait.
-    let listen = s
-        .listen
-        .as_ref()
-        .map_or(vec![DEFAULT_LISTEN], |_| vals(&s.listen));
-    let listen = ctx.valid("server.listen").then_some(listen);
+    let written = s.listen.is_some().then(|| vals(&s.listen));
+    let listen = ctx
+        .valid("server.listen")
+        .then(|| written.unwrap_or(vec![DEFAULT_LISTEN]));
     let tls_listen = ctx.valid("server.tls_listen").then(|| vals(&s.tls_listen));
     if let (Some([]), Some([])) = (listen.as_deref(), tls_listen.as_deref()) {
-        ctx.err(
-            span_of(&s.listen).unwrap_or(tspan.clone()),
-            "server.listen and server.tls_listen are both empty, so nothing would listen: give \
-             at least one \"ip:port\"",
-        );
+        let none = "server.listen and server.tls_listen are both empty, so nothing would listen: \
+                    give at least one \"ip:port\"";
+        ctx.err(span_of(&s.listen).unwrap_or(tspan.clone()), none);
     }
     listeners_distinct(ctx, s, &listen, &tls_listen);
 
-    let tls_wanted =
-        tls_listen.as_ref().is_some_and(|t| !t.is_empty()) || !ctx.valid("server.tls_listen");
-    tls_files_with_tls_listen(ctx, s, tls_wanted, tls_listen.is_some(), tspan.clone());
+    // A refused `tls_listen` (reported) counts as wanting TLS.
+    let tls_wanted = tls_listen.as_ref().is_none_or(|t| !t.is_empty());
+    tls_files(ctx, s, tls_wanted, tspan.clone());
     let redirect = s.redirect_to_https.as_ref().filter(|v| *v.get_ref());
     if let Some(v) = redirect.filter(|_| !tls_wanted) {
-        ctx.err(
-            v.span(),
+        let why =
             "server.redirect_to_https is true but server.tls_listen is empty: set tls_listen \
-             (with tls_cert and tls_key) or remove redirect_to_https",
-        );
+             (with tls_cert and tls_key) or remove redirect_to_https";
+        ctx.err(v.span(), why);
     }
     let first_addr = listen.iter().chain(&tls_listen).flatten().next();
     let first_addr = first_addr.filter(|_| listen.is_some() && tls_listen.is_some());
@@ -78,12 +76,7 @@ pub(super) fn server(
 
 /// One address, one listener; and no two listeners on one port where one of them takes every
 /// address (the second could not be bound). The admin listener is no proxy listener either.
-fn listeners_distinct(
-    ctx: &mut Ctx<'_, '_>,
-    s: &ServerFile,
-    listen: &Option<Vec<SocketAddr>>,
-    tls_listen: &Option<Vec<SocketAddr>>,
-) {
+fn listeners_distinct(ctx: &mut Ctx<'_, '_>, s: &ServerFile, listen: &Addrs, tls_listen: &Addrs) {
     // The default listener, when `listen` is absent.
     let mut seen: Vec<SocketAddr> = match s.listen {
         None => listen.iter().flatten().copied().collect(),
@@ -95,16 +88,15 @@ fn listeners_distinct(
     let proxies = proxies.flat_map(|(written, _)| written.iter().flat_map(|l| l.get_ref()));
     let admin = s.admin_listen.iter().map(|w| (true, w));
     for (admin, w) in proxies.map(|w| (false, w)).chain(admin) {
-        let addr = w.value;
+        let (addr, port) = (w.value, w.value.port());
         let Some(&other) = seen.iter().find(|s| listeners_clash(**s, addr)) else {
             seen.push(addr);
             continue;
         };
         let why = match (other == addr, admin) {
             (false, _) => format!(
-                "address {addr} overlaps {other}: one of them takes every address of port {}; \
-                 give each listener its own port",
-                addr.port()
+                "address {addr} overlaps {other}: one of them takes every address of port {port}; \
+                 give each listener its own port"
             ),
             (true, true) => format!(
                 "server.admin_listen {addr} is also a proxy listener: give it its own address"
@@ -116,34 +108,24 @@ fn listeners_distinct(
 }
 
 /// `tls_cert` and `tls_key` come with `tls_listen`, both of them, and never without it.
-/// `tls_listen_read`: `tls_listen` is absent or valid (when refused, nothing is said here).
-fn tls_files_with_tls_listen(
-    ctx: &mut Ctx<'_, '_>,
-    s: &ServerFile,
-    tls_wanted: bool,
-    tls_listen_read: bool,
-    tspan: Range<usize>,
-) {
+fn tls_files(ctx: &mut Ctx<'_, '_>, s: &ServerFile, wanted: bool, tspan: Range<usize>) {
+    let tls_listen = span_of(&s.tls_listen).unwrap_or(tspan);
     for (key, value) in [("tls_cert", &s.tls_cert), ("tls_key", &s.tls_key)] {
-        if tls_wanted && value.is_none() && ctx.valid(&format!("server.{key}")) {
-            let why = "TLS listeners need both tls_cert and tls_key";
-            ctx.err(
-                span_of(&s.tls_listen).unwrap_or(tspan.clone()),
-                format!("server.tls_listen is set but server.{key} is missing: {why}"),
-            );
-        } else if let Some(v) = value.as_ref().filter(|_| !tls_wanted && tls_listen_read) {
-            let why = "set tls_listen, tls_cert and tls_key together, or none of them";
-            let message = format!("server.{key} is set but server.tls_listen is empty: {why}");
-            ctx.err(v.span(), message);
+        if wanted && value.is_none() && ctx.valid(&format!("server.{key}")) {
+            let need = "TLS listeners need both tls_cert and tls_key";
+            let why = format!("server.tls_listen is set but server.{key} is missing: {need}");
+            ctx.err(tls_listen.clone(), why);
+        } else if !wanted {
+            let fix = "set tls_listen, tls_cert and tls_key together, or none of them";
+            let unused = format!("server.{key} is set but server.tls_listen is empty: {fix}");
+            ctx.if_set(value, unused);
         }
     }
 }
 
 /// `landing`: the name of an upstream (default: the first).
 fn landing(ctx: &mut Ctx<'_, '_>, s: &ServerFile, names: &[Option<String>]) -> Option<usize> {
-    let Some(l) = &s.landing else {
-        return Some(0);
-    };
+    let Some(l) = &s.landing else { return Some(0) };
     let found = names.iter().position(|n| n.as_ref() == Some(l.get_ref()));
     if found.is_none() {
         let known: Vec<String> = names.iter().flatten().map(|n| quote(n)).collect();
@@ -152,10 +134,8 @@ fn landing(ctx: &mut Ctx<'_, '_>, s: &ServerFile, names: &[Option<String>]) -> O
             false => format!("expected one of {}", known.join(", ")),
         };
         let shown = quote(l.get_ref());
-        ctx.err(
-            l.span(),
-            format!("server.landing {shown} names no upstream: {allowed}"),
-        );
+        let why = format!("server.landing {shown} names no upstream: {allowed}");
+        ctx.err(l.span(), why);
     }
     found
 }
@@ -178,33 +158,23 @@ fn run_files(
     let pid_file = path("server.pid_file", &s.pid_file, "pid");
     let upgrade_sock = path("server.upgrade_sock", &s.upgrade_sock, "sock");
     let sock_span = span_of(&s.upgrade_sock).unwrap_or(tspan);
-    if let Some(sock) = upgrade_sock
-        .as_ref()
-        .filter(|p| p.as_os_str().len() > MAX_SOCK_PATH)
-    {
+    let sock = upgrade_sock.clone().unwrap_or_default();
+    let len = sock.as_os_str().len();
+    if len > MAX_SOCK_PATH {
+        let shown = quote(&sock.to_string_lossy());
         let what = match &s.upgrade_sock {
             Some(_) => "server.upgrade_sock".to_owned(),
-            None => format!(
-                "the default server.upgrade_sock {}",
-                quote(&sock.to_string_lossy())
-            ),
+            None => format!("the default server.upgrade_sock {shown}"),
         };
-        let len = sock.as_os_str().len();
-        let why = format!(
-            "a unix socket path holds at most {MAX_SOCK_PATH} bytes: set server.upgrade_sock to a \
-             shorter absolute path"
-        );
-        ctx.err(
-            sock_span.clone(),
-            format!("{what} is {len} bytes long: {why}"),
-        );
+        let why = format!("a unix socket path holds at most {MAX_SOCK_PATH} bytes");
+        let fix = "set server.upgrade_sock to a shorter absolute path";
+        let too_long = format!("{what} is {len} bytes long: {why}: {fix}");
+        ctx.err(sock_span.clone(), too_long);
     }
     if pid_file.is_some() && pid_file == upgrade_sock {
-        let why = "are the same path: give each its own file";
-        ctx.err(
-            sock_span,
-            format!("server.pid_file and server.upgrade_sock {why}"),
-        );
+        let same =
+            "server.pid_file and server.upgrade_sock are the same path: give each its own file";
+        ctx.err(sock_span, same);
     }
     (pid_file, upgrade_sock)
 }

@@ -3,7 +3,6 @@
 //! names are in [`super::headers`].
 
 use std::net::ToSocketAddrs;
-use std::ops::Range;
 use std::path::PathBuf;
 
 use url::{Host, Url};
@@ -26,8 +25,8 @@ pub(super) fn upstreams(
         return (None, Vec::new());
     };
     let (mut out, mut names) = (Vec::new(), Vec::new());
-    // Each route read so far, and whose it is (an index into `names`).
-    let mut routes: Vec<(Route, usize)> = Vec::new();
+    // Each upstream's route, when read (by index, as `names`).
+    let mut routes: Vec<Option<Route>> = Vec::new();
     for (i, up) in list.get_ref().iter().enumerate() {
         let (upstream, route) = upstream(ctx, i, up, specs);
         let name = val(&up.get_ref().name).map(|n| n.0);
@@ -35,17 +34,16 @@ pub(super) fn upstreams(
             let dup = format!("upstream.name {} is already used", quote(&n.text));
             ctx.err(n.span(), format!("{dup}: give each upstream its own name"));
         }
-        if let Some((route, span)) = route {
-            if let Some((_, j)) = routes.iter().find(|(r, _)| *r == route) {
-                let on = route.0.as_deref().map_or("any host".into(), quote);
-                let at = quote(&route.1);
-                let other = names[*j].as_deref().map_or(format!("[{j}]"), quote);
-                let why = format!("upstream.path_prefix {at} on {on} is already routed to");
-                ctx.err(span, format!("{why} upstream {other}: change one of them"));
-            } else {
-                routes.push((route, i));
-            }
+        let owner = routes.iter().position(|r| r.is_some() && *r == route);
+        if let (Some((host, prefix)), Some(j)) = (&route, owner) {
+            let on = host.as_deref().map_or("any host".into(), quote);
+            let at = quote(prefix);
+            let other = names[j].as_deref().map_or(format!("[{j}]"), quote);
+            let why = format!("upstream.path_prefix {at} on {on} is already routed to");
+            let span = span_of(&up.get_ref().path_prefix).unwrap_or(up.span());
+            ctx.err(span, format!("{why} upstream {other}: change one of them"));
         }
+        routes.push(route);
         names.push(name);
         out.push(upstream);
     }
@@ -55,14 +53,14 @@ pub(super) fn upstreams(
 /// Where an upstream is routed: its host (any when `None`) and path_prefix.
 type Route = (Option<String>, String);
 
-/// Validates one upstream; also returns its route and that route's span when both parts were
-/// read, for the checks across upstreams.
+/// Validates one upstream; also returns its route when both parts were read, for the checks
+/// across upstreams.
 fn upstream(
     ctx: &mut Ctx<'_, '_>,
     i: usize,
     table: &Table<UpstreamFile>,
     specs: &mut Specs,
-) -> (Option<Upstream>, Option<(Route, Range<usize>)>) {
+) -> (Option<Upstream>, Option<Route>) {
     let (u, tspan) = (table.get_ref(), table.span());
     let key = |k: &str| format!("upstream[{i}].{k}");
     let no_name = "add one, such as name = \"app\"";
@@ -80,15 +78,13 @@ fn upstream(
     let host = val(&u.host).map(|h| h.0);
     let prefix = val(&u.path_prefix).map_or("/".to_owned(), |p| p.0);
     let readable = ctx.valid(&key("host")) && ctx.valid(&key("path_prefix"));
-    let span = span_of(&u.path_prefix).unwrap_or(tspan);
-    let route = readable.then(|| ((host.clone(), prefix.clone()), span));
+    let route = readable.then(|| (host.clone(), prefix.clone()));
     let user_types = allow_list(ctx, &key("allow_user_types"), &u.allow_user_types);
     let districts = allow_list(ctx, &key("allow_districts"), &u.allow_districts);
-    for item in districts.into_iter().flatten() {
-        if item.get_ref().trim().is_empty() {
-            let why = "upstream.allow_districts has an empty entry: expected Clever district ids";
-            ctx.err(item.span(), why);
-        }
+    let blank = |d: &&Sp<String>| d.get_ref().trim().is_empty();
+    for item in districts.into_iter().flatten().filter(blank) {
+        let why = "upstream.allow_districts has an empty entry: expected Clever district ids";
+        ctx.err(item.span(), why);
     }
     // Logout paths are compared exactly with the normalised request path.
     let under = quote(&prefix);
@@ -143,10 +139,8 @@ fn allow_list<'l, E>(
     if list.get_ref().is_empty() && ctx.valid(path) {
         let key = path.rsplit('.').next().unwrap_or_default();
         let empty = format!("upstream.{key} is empty, which would lock everyone out");
-        ctx.err(
-            list.span(),
-            format!("{empty}: list one, or remove the key to allow all"),
-        );
+        let fix = "list one, or remove the key to allow all";
+        ctx.err(list.span(), format!("{empty}: {fix}"));
     }
     Some(list.get_ref())
 }
@@ -171,13 +165,11 @@ pub(super) fn app_cookies_not_ours(
     let jar = crate::session::cookies::CookieJarSpec::named(cookie_name);
     let name = quote(cookie_name);
     let ours = format!("is one of the gateway's own cookies (session.cookie_name {name})");
-    for u in list.iter().flat_map(|l| l.get_ref()) {
-        for item in u.get_ref().app_cookies.iter().flat_map(|l| l.get_ref()) {
-            if jar.reserves(&item.text) {
-                let entry = format!("upstream.app_cookies entry {}", quote(&item.text));
-                ctx.err(item.span(), format!("{entry} {ours}: remove it"));
-            }
-        }
+    let upstreams = list.iter().flat_map(|l| l.get_ref());
+    let cookies = upstreams.flat_map(|u| u.get_ref().app_cookies.iter().flat_map(|l| l.get_ref()));
+    for item in cookies.filter(|c| jar.reserves(&c.text)) {
+        let entry = format!("upstream.app_cookies entry {}", quote(&item.text));
+        ctx.err(item.span(), format!("{entry} {ours}: remove it"));
     }
 }
 
@@ -221,14 +213,13 @@ fn upstream_url(url: Url) -> Result<UpstreamUrl, String> {
         let why = format!("host {} does not resolve ({cause})", quote(&host));
         return Err(format!("{why}: use a resolvable name or an IP address"));
     };
-    let base_path = url.path().trim_end_matches('/').to_owned();
     Ok(UpstreamUrl {
+        base_path: url.path().trim_end_matches('/').to_owned(),
         original: url,
         tls,
         host,
         port,
         addr,
-        base_path,
     })
 }
 
