@@ -234,11 +234,17 @@ pub fn reload(plan: &Plan, mut progress: impl FnMut(&str)) -> Result<Reloaded, R
         });
     };
     if !ready || process_state(new_pid) != ProcessState::Running {
+        // Which of the two tells an operator where to look: its log, or the machine's load.
+        let step = match process_state(new_pid) {
+            ProcessState::Running => format!(
+                "(pid {new_pid}) did not open {} within {:?}",
+                sock.display(),
+                plan.limits.socket_ready
+            ),
+            _ => format!("(pid {new_pid}) exited before opening {}", sock.display()),
+        };
         abandon(Some(new_pid));
-        return Err(ReloadError::NewNotReady {
-            step: format!("did not open {}", sock.display()),
-            old_pid,
-        });
+        return Err(ReloadError::NewNotReady { step, old_pid });
     }
     progress(&format!(
         "new gateway: pid {new_pid}, waiting for the sockets on {}",
@@ -513,6 +519,47 @@ mod tests {
         let e = reload(&plan(dir.path()), |_| {}).unwrap_err();
         assert!(matches!(e, ReloadError::Spawn { .. }), "{e:?}");
         assert_eq!(read_pid_file(&pid_file).unwrap(), me);
+    }
+
+    /// A stand-in for `run --upgrade --daemon`: returns at once, its "daemon" (`daemon`, a
+    /// shell command run in the background) written into the pid file, and no upgrade socket.
+    fn fake_new_process(dir: &Path, daemon: &str) -> Plan {
+        let exe = dir.join("fake-gateway");
+        let pid_file = dir.join("gw.pid");
+        let script = format!(
+            "#!/bin/sh\n{daemon} &\necho $! > '{}'\n",
+            pid_file.display()
+        );
+        std::fs::write(&exe, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut plan = plan(dir);
+        plan.exe = exe;
+        plan.limits.socket_ready = Duration::from_millis(500);
+        plan
+    }
+
+    /// A new process that never opens the upgrade socket is told apart from one that exited,
+    /// and either way the old one keeps its pid file and is not signalled.
+    #[test]
+    fn reload_says_whether_the_new_process_hung_or_exited_before_its_socket() {
+        let me = std::process::id() as i32;
+        for (daemon, expected) in [
+            ("sleep 30", "did not open"),
+            ("exit 0", "exited before opening"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let pid_file = dir.path().join("gw.pid");
+            write_pid(&pid_file, me).unwrap();
+            let e = reload(&fake_new_process(dir.path(), daemon), |_| {}).unwrap_err();
+            let text = e.to_string();
+            assert!(matches!(e, ReloadError::NewNotReady { .. }), "{e:?}");
+            assert!(
+                text.contains(expected) && text.contains("gw.sock"),
+                "{text}"
+            );
+            assert_eq!(read_pid_file(&pid_file).unwrap(), me, "{text}");
+        }
     }
 
     #[test]
