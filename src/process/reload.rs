@@ -233,15 +233,16 @@ pub fn reload(plan: &Plan, mut progress: impl FnMut(&str)) -> Result<Reloaded, R
             old_pid,
         });
     };
-    if !ready || process_state(new_pid) != ProcessState::Running {
+    let running = process_state(new_pid) == ProcessState::Running;
+    if !ready || !running {
         // Which of the two tells an operator where to look: its log, or the machine's load.
-        let step = match process_state(new_pid) {
-            ProcessState::Running => format!(
+        let step = match running {
+            true => format!(
                 "(pid {new_pid}) did not open {} within {:?}",
                 sock.display(),
                 plan.limits.socket_ready
             ),
-            _ => format!("(pid {new_pid}) exited before opening {}", sock.display()),
+            false => format!("(pid {new_pid}) exited before opening {}", sock.display()),
         };
         abandon(Some(new_pid));
         return Err(ReloadError::NewNotReady { step, old_pid });
