@@ -14,7 +14,7 @@ use http::HeaderName;
 use ipnet::IpNet;
 use serde::de::{self, value::StrDeserializer, Deserialize, Deserializer, IntoDeserializer};
 use toml::Spanned;
-use url::{Position, Url};
+use url::{Host, Position, Url};
 
 use super::file::quote;
 use super::model::{ApiVersion, LogFormat, PublicPath, Readiness, StoreKind};
@@ -407,16 +407,26 @@ impl FromText for SentinelAddr {
             Some(u) if !matches!(&u[Position::BeforePath..], "" | "/") => {
                 format!("{} has a path or query", quote(text))
             }
-            Some(u) => match u.host_str().map(|h| h.trim_matches(['[', ']'])) {
-                Some(host) if !host.is_empty() => {
-                    let (host, port) = (host.to_owned(), u.port().unwrap_or(26379));
+            Some(u) => match bare_host(&u) {
+                Some(host) => {
+                    let port = u.port().unwrap_or(26379);
                     return Ok(SentinelAddr { host, port, tls });
                 }
-                _ => format!("{} has no host", quote(text)),
+                None => format!("{} has no host", quote(text)),
             },
         };
         let want = r#"expected host:port like "10.0.0.5:26379" (rediss:// for TLS)"#;
         Err(format!("{why}: {want}"))
+    }
+}
+
+/// A URL's host as a name to connect to: an IPv6 address without its brackets, written as
+/// the standard library writes it; `None` when there is no host.
+pub(crate) fn bare_host(url: &Url) -> Option<String> {
+    match url.host()? {
+        Host::Ipv6(ip) => Some(ip.to_string()),
+        Host::Domain("") => None,
+        host => Some(host.to_string()),
     }
 }
 
@@ -520,6 +530,23 @@ mod tests {
 
     fn api_kind(text: &str) -> Option<ApiVersion> {
         ApiVersion::from_text(text).ok()
+    }
+
+    /// A Sentinel's host and an upstream's host are the address as the standard library
+    /// writes it, for every IPv6 form (the URL parser writes an IPv4-mapped one in hex).
+    #[test]
+    fn an_ipv6_host_is_written_without_brackets_as_std_writes_it() {
+        for (written, host) in [
+            ("[::ffff:10.0.0.5]:26379", "::ffff:10.0.0.5"),
+            ("[FD00:0:0::7]:26380", "fd00::7"),
+            ("10.0.0.5", "10.0.0.5"),
+            ("sentinel-b.internal", "sentinel-b.internal"),
+        ] {
+            let s = SentinelAddr::from_text(written).unwrap();
+            assert_eq!(s.host, host, "{written}");
+            let url = Url::parse(&format!("http://{written}/")).unwrap();
+            assert_eq!(bare_host(&url).as_deref(), Some(host), "{written}");
+        }
     }
 
     #[test]

@@ -5,12 +5,12 @@
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 
-use url::{Host, Url};
+use url::Url;
 
 use super::headers::{headers, Specs};
 use super::{val, vals, Ctx};
 use crate::config::file::{quote, span_of, Sp, Table, Tables, UpstreamFile};
-use crate::config::leaf::{HttpUrl, UpstreamName};
+use crate::config::leaf::{bare_host, HttpUrl, UpstreamName};
 use crate::config::model::{Upstream, UpstreamUrl};
 
 /// Returns the upstreams (when all are valid) and each upstream's name as written (by index).
@@ -202,11 +202,7 @@ fn upstream_url(url: Url) -> Result<UpstreamUrl, String> {
     }
     let tls = url.scheme() == "https";
     let port = url.port().unwrap_or(if tls { 443 } else { 80 });
-    // An IPv6 address without brackets.
-    let host = match url.host() {
-        Some(Host::Ipv6(ip)) => ip.to_string(),
-        _ => url.host_str().unwrap_or_default().to_owned(),
-    };
+    let host = bare_host(&url).unwrap_or_default();
     let mut addrs = (host.as_str(), port).to_socket_addrs();
     let Some(addr) = addrs.as_mut().ok().and_then(Iterator::next) else {
         let cause = addrs.err().map_or("no addresses".into(), |e| e.to_string());
