@@ -559,23 +559,23 @@ fn message(serde: &str, path: &[Seg], node: Option<&DeValue<'_>>) -> String {
         return unknown_key_message(serde, path);
     };
     let owner = key_of(path);
+    let (element, named) = (owner.len() < path.len(), keys(owner));
     // A key is named by its keys; a top-level table as `[clever]`.
     let shown = match owner {
         [Seg::Key(top)] => format!("[{top}]"),
-        _ => keys(owner),
+        _ => named.clone(),
     };
-    let (element, keys) = (owner.len() < path.len(), keys(owner));
     let wrong = serde.strip_prefix("invalid type: ");
     if let Some((_, expected)) = wrong.and_then(|m| m.rsplit_once(", expected ")) {
         let expected = match expected {
-            _ if keys == "upstream" || keys == "district" => {
-                format!("an array of tables ([[{keys}]], one per entry)")
+            _ if named == "upstream" || named == "district" => {
+                format!("an array of tables ([[{named}]], one per entry)")
             }
             "a boolean" => "true or false".to_owned(),
             "i64" => "an integer".to_owned(),
             "a sequence" => "an array of strings".to_owned(),
-            "a string" if keys.contains("set_headers") => "a template (a string)".to_owned(),
-            "a table" => format!("a table ([{keys}])"),
+            "a string" if named.contains("set_headers") => "a template (a string)".to_owned(),
+            "a table" => format!("a table ([{named}])"),
             s => s.to_owned(),
         };
         let (word, found) = (if element { "in" } else { "for" }, describe(node));
