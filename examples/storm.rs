@@ -197,9 +197,8 @@ fn browser(ca: &Option<reqwest::Certificate>) -> anyhow::Result<reqwest::Client>
 /// What one sign-in came to.
 struct SignIn {
     wall: Duration,
-    /// The part of `wall` spent in requests to the relying party (the hops through it).
-    at_target: Duration,
-    /// Each request to the relying party: its `X-Request-Id` (when it sent one) and time.
+    /// Each request to the relying party (the hops through it): its `X-Request-Id` (when it
+    /// sent one) and time; together, the part of `wall` spent at the relying party.
     hops: Vec<(String, Duration)>,
     /// The code Clever issued for it (from the callback URL).
     code: Option<String>,
@@ -215,7 +214,6 @@ async fn follow(
     expect: Option<&str>,
 ) -> SignIn {
     let start = Instant::now();
-    let mut at_target = Duration::ZERO;
     let mut hops = Vec::new();
     let mut url = url;
     let mut code = None;
@@ -234,7 +232,6 @@ async fn follow(
             Err(e) => {
                 return SignIn {
                     wall: start.elapsed(),
-                    at_target,
                     hops,
                     code,
                     error: Some(format!("GET {}: {e}", redact(&url))),
@@ -257,25 +254,20 @@ async fn follow(
             else {
                 return SignIn {
                     wall: start.elapsed(),
-                    at_target,
                     hops,
                     code,
                     error: Some(format!("{status} without Location")),
                 };
             };
             if on_target {
-                let took = hop.elapsed();
-                at_target += took;
-                hops.push((request_id, took));
+                hops.push((request_id, hop.elapsed()));
             }
             url = next.to_string();
             continue;
         }
         let body = resp.bytes().await.unwrap_or_default();
         if on_target {
-            let took = hop.elapsed();
-            at_target += took;
-            hops.push((request_id, took));
+            hops.push((request_id, hop.elapsed()));
         }
         let shows = |text: &str| {
             body.windows(text.len().max(1))
@@ -296,7 +288,6 @@ async fn follow(
         };
         return SignIn {
             wall: start.elapsed(),
-            at_target,
             hops,
             code,
             error,
@@ -304,7 +295,6 @@ async fn follow(
     }
     SignIn {
         wall: start.elapsed(),
-        at_target,
         hops,
         code,
         error: Some("more than 12 redirects".into()),
@@ -328,7 +318,6 @@ async fn sign_in(
             return (
                 SignIn {
                     wall: Duration::ZERO,
-                    at_target: Duration::ZERO,
                     hops: Vec::new(),
                     code: None,
                     error: Some(format!("client: {e}")),
@@ -362,7 +351,6 @@ async fn sign_in(
         let error = Some("the Instant Login link did not redirect".to_string());
         let failed = SignIn {
             wall: Duration::ZERO,
-            at_target: Duration::ZERO,
             hops: Vec::new(),
             code: None,
             error,
@@ -545,7 +533,8 @@ async fn run(args: Args) -> anyhow::Result<Value> {
                     .and_then(Value::as_u64)
                     .unwrap_or(0);
                 let server_side = us.saturating_sub(by_browser) as f64 / 1e3;
-                added_at_target.push(r.at_target.as_secs_f64() * 1e3 - server_side);
+                let at_target: Duration = r.hops.iter().map(|(_, took)| *took).sum();
+                added_at_target.push(at_target.as_secs_f64() * 1e3 - server_side);
                 let hops: Vec<Value> = r
                     .hops
                     .iter()
